@@ -1,0 +1,72 @@
+//! The app an environment belongs to, from the `apps` table.
+
+use crate::capabilities::{Capabilities, Item};
+use crate::item::{get_s, key};
+use crate::outcome::{Failure, failed};
+use crate::request::{AppRef, CreateRequest};
+
+/// Logical table name; the host maps it to a physical table.
+pub const TABLE: &str = "apps";
+
+/// Used when neither the request nor the app names an entrypoint.
+const DEFAULT_ENTRYPOINT: &str = "index.ts";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    /// `owner/name` of the app's repository.
+    pub repository: String,
+    pub entrypoint: String,
+}
+
+/// Read the app the request is for. A webhook names only the repository, so
+/// the app is found through the `REPO#{owner/name}` index item first.
+pub fn resolve<C: Capabilities>(caps: &mut C, request: &CreateRequest) -> Result<App, Failure> {
+    let app_id = match &request.app {
+        AppRef::Id(id) => id.clone(),
+        AppRef::Repository => {
+            let full_name = request.repository.to_string().to_ascii_lowercase();
+            let index = caps
+                .db_get(TABLE, &key(format!("REPO#{full_name}"), "#".into()))
+                .map_err(failed("find the app of the repository"))?
+                .ok_or_else(|| {
+                    Failure::permanent(format!(
+                        "no app is registered for repository {}: add the app \
+                         (docs/data-model.md, apps table) or uninstall the GitHub App there",
+                        request.repository
+                    ))
+                })?;
+            get_s(&index, "appId")
+                .ok_or_else(|| {
+                    Failure::permanent(format!(
+                        "the apps index item REPO#{full_name} has no string appId"
+                    ))
+                })?
+                .to_string()
+        }
+    };
+    let record = caps
+        .db_get(TABLE, &key(format!("APP#{app_id}"), "#".into()))
+        .map_err(failed("read the app record"))?
+        .ok_or_else(|| Failure::permanent(format!("app {app_id} not found in the apps table")))?;
+    parse(&app_id, &record)
+}
+
+fn parse(app_id: &str, record: &Item) -> Result<App, Failure> {
+    let field = |name: &str| {
+        get_s(record, name).ok_or_else(|| {
+            Failure::permanent(format!(
+                "app {app_id}: the record has no string attribute `{name}`"
+            ))
+        })
+    };
+    Ok(App {
+        id: app_id.to_string(),
+        name: field("name")?.to_string(),
+        repository: field("repository")?.to_string(),
+        entrypoint: get_s(record, "entrypoint")
+            .unwrap_or(DEFAULT_ENTRYPOINT)
+            .to_string(),
+    })
+}

@@ -1,0 +1,253 @@
+//! What the flow may ask of its host, as plain Rust.
+//!
+//! The flow is written against [`Capabilities`] so the same code runs inside
+//! the component (where `component.rs` forwards each call to a WIT import) and
+//! natively (unit tests, benchmarks). The types mirror `wit/envmgr.wit`.
+
+use std::fmt;
+
+/// Why a capability call failed (WIT `types.error-code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    NotFound,
+    Denied,
+    Invalid,
+    Conflict,
+    Throttled,
+    Unavailable,
+}
+
+/// A failed capability call (WIT `types.error`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapabilityError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_ms: Option<u64>,
+}
+
+impl CapabilityError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// Whether the same call may succeed later without anyone changing data.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code,
+            ErrorCode::Conflict | ErrorCode::Throttled | ErrorCode::Unavailable
+        )
+    }
+}
+
+impl fmt::Display for CapabilityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)?;
+        if let Some(ms) = self.retry_after_ms {
+            write!(f, " (retry after {ms} ms)")?;
+        }
+        Ok(())
+    }
+}
+
+pub type CapResult<T> = Result<T, CapabilityError>;
+
+/// A DynamoDB attribute value (WIT `dynamodb.attribute-value`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    S(String),
+    N(String),
+    B(Vec<u8>),
+    Bool(bool),
+    Null,
+    Ss(Vec<String>),
+    Ns(Vec<String>),
+    Bs(Vec<Vec<u8>>),
+    /// A nested map or list as DynamoDB JSON.
+    Json(String),
+}
+
+/// An item or a key, in attribute order.
+pub type Item = Vec<(String, Value)>;
+
+/// When a write may happen (WIT `dynamodb.condition`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    None,
+    ItemAbsent,
+    ItemPresent,
+    Equals(String, Value),
+    AbsentOrAtMost(String, Value),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Put {
+        table: String,
+        item: Item,
+        condition: Condition,
+    },
+    Update(Update),
+    Delete {
+        table: String,
+        key: Item,
+        condition: Condition,
+    },
+    Check {
+        table: String,
+        key: Item,
+        condition: Condition,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub table: String,
+    pub key: Item,
+    pub set: Item,
+    pub condition: Condition,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteError {
+    /// Indices of the writes whose condition did not hold; nothing was written.
+    ConditionFailed(Vec<u32>),
+    Failed(CapabilityError),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub table: String,
+    pub partition: String,
+    pub sort_prefix: Option<String>,
+    pub limit: Option<u32>,
+    pub start_after: Option<Item>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    pub owner: String,
+    pub name: String,
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub body: String,
+    pub html_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackEvent {
+    pub event: String,
+    pub user_id: String,
+    pub properties_json: String,
+    pub message_id: String,
+}
+
+/// The runtime create call; secret values are sealed handles.
+pub struct RuntimeRequest<'a, S> {
+    pub idempotency_key: String,
+    pub app_id: String,
+    pub environment_id: String,
+    pub environment_type: String,
+    pub repository: String,
+    pub branch: String,
+    pub sha: String,
+    pub entrypoint: String,
+    pub installation_token: Option<&'a S>,
+    pub secrets: Vec<(String, &'a S)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeCreated {
+    pub runtime_id: String,
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Everything the flow can do outside its own memory.
+pub trait Capabilities {
+    /// A secret value or token the flow can pass on but not read.
+    type Sealed;
+
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    fn now_ms(&mut self) -> u64;
+    fn config(&mut self, key: &str) -> Option<String>;
+    fn log(&mut self, level: LogLevel, step: &str, message: &str);
+
+    fn github_authenticate(&mut self, installation_id: u64) -> CapResult<()>;
+    fn github_list_comments(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        issue_number: u64,
+        marker: &str,
+    ) -> CapResult<Vec<Comment>>;
+    fn github_create_comment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        issue_number: u64,
+        body: &str,
+    ) -> CapResult<Comment>;
+    fn github_update_comment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        comment_id: u64,
+        body: &str,
+    ) -> CapResult<Comment>;
+    fn github_delete_comment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        comment_id: u64,
+    ) -> CapResult<()>;
+    fn github_create_installation_token(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+    ) -> CapResult<Self::Sealed>;
+
+    fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>>;
+    fn db_query(&mut self, query: &Query) -> CapResult<Page>;
+    fn db_transact_write(&mut self, writes: &[Write]) -> Result<(), WriteError>;
+    fn db_update(&mut self, update: &Update) -> Result<(), WriteError>;
+
+    fn kms_decrypt(
+        &mut self,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+        label: &str,
+    ) -> CapResult<Self::Sealed>;
+
+    fn analytics_track(&mut self, event: &TrackEvent) -> CapResult<()>;
+
+    fn runtime_create(
+        &mut self,
+        request: &RuntimeRequest<'_, Self::Sealed>,
+    ) -> CapResult<RuntimeCreated>;
+}

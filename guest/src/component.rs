@@ -1,0 +1,351 @@
+//! The component glue: the WIT export calls the flow, and every capability
+//! call goes to its WIT import. Conversions only; no logic lives here.
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "environment-manager",
+        path: "../wit",
+        generate_all,
+    });
+}
+
+use bindings::envmgr::environments::{
+    analytics, dynamodb as db, github as gh, kms, runtime, sealed, types,
+};
+use bindings::wasi::config::store as config;
+use bindings::wasi::logging::logging;
+
+use crate::capabilities::{
+    CapResult, CapabilityError, Capabilities, Comment, Condition, ErrorCode, Item, LogLevel, Page,
+    Query, Repository, RuntimeCreated, RuntimeRequest, TrackEvent, Update, Value, Write,
+    WriteError,
+};
+use crate::flow::{self, Message};
+use crate::outcome::{FailureKind, Outcome};
+
+struct Component;
+
+impl bindings::Guest for Component {
+    fn handle(message: types::Message) -> Result<types::Outcome, types::Failure> {
+        let message = Message {
+            id: message.id,
+            source_queue: message.source_queue,
+            body: message.body,
+            attributes: message.attributes,
+            receive_count: message.receive_count,
+            sent_at_ms: message.sent_at_ms,
+        };
+        match flow::handle(&mut Imports, &message) {
+            Ok(Outcome::Done(what)) => Ok(types::Outcome::Done(what)),
+            Ok(Outcome::Skipped(why)) => Ok(types::Outcome::Skipped(why)),
+            Err(failure) => Err(types::Failure {
+                kind: match failure.kind {
+                    FailureKind::Retryable => types::FailureKind::Retryable,
+                    FailureKind::Permanent => types::FailureKind::Permanent,
+                },
+                reason: failure.reason,
+            }),
+        }
+    }
+}
+
+bindings::export!(Component with_types_in bindings);
+
+/// The capabilities as the host's WIT imports.
+struct Imports;
+
+impl Capabilities for Imports {
+    type Sealed = sealed::SealedValue;
+
+    fn now_ms(&mut self) -> u64 {
+        // The host's wasi:clocks/wall-clock; deterministic in the mock host.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn config(&mut self, key: &str) -> Option<String> {
+        config::get(key).ok().flatten()
+    }
+
+    fn log(&mut self, level: LogLevel, step: &str, message: &str) {
+        let level = match level {
+            LogLevel::Debug => logging::Level::Debug,
+            LogLevel::Info => logging::Level::Info,
+            LogLevel::Warn => logging::Level::Warn,
+            LogLevel::Error => logging::Level::Error,
+        };
+        logging::log(level, step, message);
+    }
+
+    fn github_authenticate(&mut self, installation_id: u64) -> CapResult<()> {
+        gh::authenticate(installation_id).map_err(error)
+    }
+
+    fn github_list_comments(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        issue_number: u64,
+        marker: &str,
+    ) -> CapResult<Vec<Comment>> {
+        gh::list_comments(installation_id, &repository(repo), issue_number, marker)
+            .map(|comments| comments.into_iter().map(comment).collect())
+            .map_err(error)
+    }
+
+    fn github_create_comment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        issue_number: u64,
+        body: &str,
+    ) -> CapResult<Comment> {
+        gh::create_comment(installation_id, &repository(repo), issue_number, body)
+            .map(comment)
+            .map_err(error)
+    }
+
+    fn github_update_comment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        comment_id: u64,
+        body: &str,
+    ) -> CapResult<Comment> {
+        gh::update_comment(installation_id, &repository(repo), comment_id, body)
+            .map(comment)
+            .map_err(error)
+    }
+
+    fn github_delete_comment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        comment_id: u64,
+    ) -> CapResult<()> {
+        gh::delete_comment(installation_id, &repository(repo), comment_id).map_err(error)
+    }
+
+    fn github_create_installation_token(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+    ) -> CapResult<Self::Sealed> {
+        gh::create_installation_token(installation_id, &repository(repo)).map_err(error)
+    }
+
+    fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
+        db::get(table, &to_item(key))
+            .map(|found| found.map(from_item))
+            .map_err(error)
+    }
+
+    fn db_query(&mut self, query: &Query) -> CapResult<Page> {
+        let request = db::QueryRequest {
+            table: query.table.clone(),
+            partition: query.partition.clone(),
+            sort_prefix: query.sort_prefix.clone(),
+            limit: query.limit,
+            start_after: query.start_after.as_ref().map(to_item),
+        };
+        db::query(&request)
+            .map(|page| Page {
+                items: page.items.into_iter().map(from_item).collect(),
+                next: page.next.map(from_item),
+            })
+            .map_err(error)
+    }
+
+    fn db_transact_write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
+        let writes: Vec<db::Write> = writes.iter().map(to_write).collect();
+        db::transact_write(&writes).map_err(write_error)
+    }
+
+    fn db_update(&mut self, update: &Update) -> Result<(), WriteError> {
+        db::update(&to_update(update)).map_err(write_error)
+    }
+
+    fn kms_decrypt(
+        &mut self,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+        label: &str,
+    ) -> CapResult<Self::Sealed> {
+        kms::decrypt(ciphertext, context, label).map_err(error)
+    }
+
+    fn analytics_track(&mut self, event: &TrackEvent) -> CapResult<()> {
+        analytics::track(&analytics::TrackEvent {
+            event: event.event.clone(),
+            user_id: event.user_id.clone(),
+            properties_json: event.properties_json.clone(),
+            message_id: event.message_id.clone(),
+        })
+        .map_err(error)
+    }
+
+    fn runtime_create(
+        &mut self,
+        request: &RuntimeRequest<'_, Self::Sealed>,
+    ) -> CapResult<RuntimeCreated> {
+        let request = runtime::CreateRequest {
+            idempotency_key: request.idempotency_key.clone(),
+            app_id: request.app_id.clone(),
+            environment_id: request.environment_id.clone(),
+            environment_type: request.environment_type.clone(),
+            repository: request.repository.clone(),
+            branch: request.branch.clone(),
+            sha: request.sha.clone(),
+            entrypoint: request.entrypoint.clone(),
+            installation_token: request.installation_token,
+            secrets: request
+                .secrets
+                .iter()
+                .map(|(name, value)| runtime::Secret {
+                    name: name.clone(),
+                    value,
+                })
+                .collect(),
+        };
+        runtime::create(&request)
+            .map(|created| RuntimeCreated {
+                runtime_id: created.runtime_id,
+                url: created.url,
+            })
+            .map_err(error)
+    }
+}
+
+fn error(e: types::Error) -> CapabilityError {
+    CapabilityError {
+        code: match e.code {
+            types::ErrorCode::NotFound => ErrorCode::NotFound,
+            types::ErrorCode::Denied => ErrorCode::Denied,
+            types::ErrorCode::Invalid => ErrorCode::Invalid,
+            types::ErrorCode::Conflict => ErrorCode::Conflict,
+            types::ErrorCode::Throttled => ErrorCode::Throttled,
+            types::ErrorCode::Unavailable => ErrorCode::Unavailable,
+        },
+        message: e.message,
+        retry_after_ms: e.retry_after_ms,
+    }
+}
+
+fn write_error(e: db::WriteError) -> WriteError {
+    match e {
+        db::WriteError::ConditionFailed(indices) => WriteError::ConditionFailed(indices),
+        db::WriteError::Failed(e) => WriteError::Failed(error(e)),
+    }
+}
+
+fn repository(repo: &Repository) -> gh::Repository {
+    gh::Repository {
+        owner: repo.owner.clone(),
+        name: repo.name.clone(),
+    }
+}
+
+fn comment(c: gh::Comment) -> Comment {
+    Comment {
+        id: c.id,
+        body: c.body,
+        html_url: c.html_url,
+    }
+}
+
+fn to_value(value: &Value) -> db::AttributeValue {
+    match value {
+        Value::S(s) => db::AttributeValue::S(s.clone()),
+        Value::N(n) => db::AttributeValue::N(n.clone()),
+        Value::B(b) => db::AttributeValue::B(b.clone()),
+        Value::Bool(b) => db::AttributeValue::Bool(*b),
+        Value::Null => db::AttributeValue::Null,
+        Value::Ss(v) => db::AttributeValue::Ss(v.clone()),
+        Value::Ns(v) => db::AttributeValue::Ns(v.clone()),
+        Value::Bs(v) => db::AttributeValue::Bs(v.clone()),
+        Value::Json(j) => db::AttributeValue::Json(j.clone()),
+    }
+}
+
+fn from_value(value: db::AttributeValue) -> Value {
+    match value {
+        db::AttributeValue::S(s) => Value::S(s),
+        db::AttributeValue::N(n) => Value::N(n),
+        db::AttributeValue::B(b) => Value::B(b),
+        db::AttributeValue::Bool(b) => Value::Bool(b),
+        db::AttributeValue::Null => Value::Null,
+        db::AttributeValue::Ss(v) => Value::Ss(v),
+        db::AttributeValue::Ns(v) => Value::Ns(v),
+        db::AttributeValue::Bs(v) => Value::Bs(v),
+        db::AttributeValue::Json(j) => Value::Json(j),
+    }
+}
+
+fn to_item(item: &Item) -> db::Item {
+    item.iter()
+        .map(|(name, value)| (name.clone(), to_value(value)))
+        .collect()
+}
+
+fn from_item(item: db::Item) -> Item {
+    item.into_iter()
+        .map(|(name, value)| (name, from_value(value)))
+        .collect()
+}
+
+fn to_condition(condition: &Condition) -> db::Condition {
+    let check = |name: &String, value: &Value| db::AttributeCheck {
+        name: name.clone(),
+        value: to_value(value),
+    };
+    match condition {
+        Condition::None => db::Condition::None,
+        Condition::ItemAbsent => db::Condition::ItemAbsent,
+        Condition::ItemPresent => db::Condition::ItemPresent,
+        Condition::Equals(name, value) => db::Condition::Equals(check(name, value)),
+        Condition::AbsentOrAtMost(name, value) => {
+            db::Condition::AbsentOrAtMost(check(name, value))
+        }
+    }
+}
+
+fn to_update(update: &Update) -> db::UpdateItem {
+    db::UpdateItem {
+        table: update.table.clone(),
+        key: to_item(&update.key),
+        set: to_item(&update.set),
+        condition: to_condition(&update.condition),
+    }
+}
+
+fn to_write(write: &Write) -> db::Write {
+    let key_condition = |table: &String, key: &Item, condition: &Condition| db::KeyCondition {
+        table: table.clone(),
+        key: to_item(key),
+        condition: to_condition(condition),
+    };
+    match write {
+        Write::Put {
+            table,
+            item,
+            condition,
+        } => db::Write::Put(db::PutItem {
+            table: table.clone(),
+            item: to_item(item),
+            condition: to_condition(condition),
+        }),
+        Write::Update(update) => db::Write::Update(to_update(update)),
+        Write::Delete {
+            table,
+            key,
+            condition,
+        } => db::Write::Delete(key_condition(table, key, condition)),
+        Write::Check {
+            table,
+            key,
+            condition,
+        } => db::Write::Check(key_condition(table, key, condition)),
+    }
+}

@@ -1,0 +1,198 @@
+//! The environment record: its stable id, its three items, and the
+//! conditional writes that make a redelivery harmless and a stale request lose.
+//! docs/data-model.md describes the items for people and other tools.
+
+use sha2::{Digest, Sha256};
+
+use crate::apps::App;
+use crate::capabilities::{Condition, Item, Update, Value, Write};
+use crate::item::{key, n, s};
+use crate::request::{CreateRequest, EnvironmentType};
+
+/// Logical table name; the host maps it to a physical table.
+pub const TABLE: &str = "environments";
+
+/// Status right after the record is written.
+pub const STATUS_CREATING: &str = "creating";
+/// Status once the Runtime Service accepted the create call.
+pub const STATUS_RUNTIME_REQUESTED: &str = "runtime-requested";
+
+/// One environment at one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Environment {
+    pub id: String,
+    pub app_id: String,
+    pub environment_type: EnvironmentType,
+    pub repository: String,
+    pub branch: String,
+    pub sha: String,
+    pub entrypoint: String,
+    pub pull_request: Option<u64>,
+    pub requested_at_ms: u64,
+    /// Orders requests for this environment: `{requestedAt:013}#{sha}`. A
+    /// write only applies when the stored version is absent or not newer, so
+    /// a redelivery (same version) rewrites the same record and an older
+    /// request never overwrites a newer one.
+    pub request_version: String,
+}
+
+impl Environment {
+    pub fn new(app: &App, request: &CreateRequest) -> Self {
+        Self {
+            id: environment_id(&app.id, &request.branch),
+            app_id: app.id.clone(),
+            environment_type: request.environment_type,
+            repository: request.repository.to_string(),
+            branch: request.branch.clone(),
+            sha: request.sha.clone(),
+            entrypoint: request
+                .entrypoint
+                .clone()
+                .unwrap_or_else(|| app.entrypoint.clone()),
+            pull_request: request.pull_request.as_ref().map(|p| p.number),
+            requested_at_ms: request.requested_at_ms,
+            request_version: format!("{:013}#{}", request.requested_at_ms, request.sha),
+        }
+    }
+
+    /// The same key for every delivery of the same request: the Runtime
+    /// Service creates one runtime per key, Segment counts one event per key.
+    pub fn idempotency_key(&self) -> String {
+        hex_digest(&[&self.id, &self.request_version], 32)
+    }
+
+    /// The three keys the environment is stored under.
+    pub fn keys(&self) -> [Item; 3] {
+        [
+            key(format!("ENVIRONMENT#{}", self.id), "#".to_string()),
+            key(
+                format!("APP#{}", self.app_id),
+                format!("ENVIRONMENT#{}", self.id),
+            ),
+            key(
+                format!("APP#{}", self.app_id),
+                format!("BRANCH#{}", self.branch),
+            ),
+        ]
+    }
+
+    /// The three near-identical items, put only if not stale.
+    pub fn writes(&self, status: &str, updated_at_ms: u64) -> Vec<Write> {
+        self.keys()
+            .into_iter()
+            .map(|key| {
+                let mut item = key;
+                item.extend(self.attributes(status, updated_at_ms));
+                Write::Put {
+                    table: TABLE.to_string(),
+                    item,
+                    condition: Condition::AbsentOrAtMost(
+                        "requestVersion".to_string(),
+                        Value::S(self.request_version.clone()),
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    /// Record the runtime on all three items, unless a newer request has
+    /// taken the environment over in the meantime.
+    pub fn runtime_requested(
+        &self,
+        runtime_id: &str,
+        url: Option<&str>,
+        updated_at_ms: u64,
+    ) -> Vec<Write> {
+        let mut set = vec![
+            s("status", STATUS_RUNTIME_REQUESTED),
+            s("runtimeId", runtime_id),
+            n("updatedAt", updated_at_ms),
+        ];
+        if let Some(url) = url {
+            set.push(s("url", url));
+        }
+        self.keys()
+            .into_iter()
+            .map(|key| {
+                Write::Update(Update {
+                    table: TABLE.to_string(),
+                    key,
+                    set: set.clone(),
+                    condition: Condition::Equals(
+                        "requestVersion".to_string(),
+                        Value::S(self.request_version.clone()),
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    fn attributes(&self, status: &str, updated_at_ms: u64) -> Item {
+        let mut item = vec![
+            s("entity", "environment"),
+            s("environmentId", &self.id),
+            s("appId", &self.app_id),
+            s("environmentType", self.environment_type.as_str()),
+            s("repository", &self.repository),
+            s("branch", &self.branch),
+            s("sha", &self.sha),
+            s("entrypoint", &self.entrypoint),
+            s("status", status),
+            s("requestVersion", &self.request_version),
+            n("requestedAt", self.requested_at_ms),
+            n("updatedAt", updated_at_ms),
+        ];
+        if let Some(number) = self.pull_request {
+            item.push(n("pullRequest", number));
+        }
+        item
+    }
+}
+
+/// Stable per (app, branch), so every request for a branch finds the same
+/// environment however often it is delivered.
+pub fn environment_id(app_id: &str, branch: &str) -> String {
+    format!("env_{}", hex_digest(&[app_id, branch], 20))
+}
+
+/// The primary key of the canonical `ENVIRONMENT#{id} / #` item.
+pub fn primary_key(environment_id: &str) -> Item {
+    key(format!("ENVIRONMENT#{environment_id}"), "#".to_string())
+}
+
+/// `len` hex digits of SHA-256 over the parts, each ended by a newline so
+/// ("a", "bc") and ("ab", "c") differ.
+fn hex_digest(parts: &[&str], len: usize) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher
+        .finalize()
+        .iter()
+        .flat_map(|byte| [byte >> 4, byte & 0xf])
+        .take(len)
+        .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        assert_eq!(environment_id("app", "main"), environment_id("app", "main"));
+        assert_ne!(environment_id("app", "main"), environment_id("app", "dev"));
+        assert_ne!(environment_id("a", "bc"), environment_id("ab", "c"));
+        assert_eq!(environment_id("app", "main").len(), "env_".len() + 20);
+    }
+
+    #[test]
+    fn versions_sort_by_time() {
+        let older = format!("{:013}#{}", 999_u64, "f".repeat(40));
+        let newer = format!("{:013}#{}", 1_000_u64, "0".repeat(40));
+        assert!(older < newer);
+    }
+}

@@ -1,0 +1,26 @@
+//! envmgr's create-environment logic.
+//!
+//! Built for `wasm32-wasip2` it is a component implementing the
+//! `envmgr:environments/environment-manager` world (`wit/`); built natively it
+//! is a library whose [`flow::handle`] runs against any [`Capabilities`]
+//! implementation, for unit tests and benchmarks.
+//!
+//! Read [`flow`] first: it is the whole flow, top to bottom.
+
+pub mod apps;
+pub mod capabilities;
+pub mod comment;
+pub mod environment;
+pub mod flow;
+pub mod item;
+pub mod outcome;
+pub mod request;
+pub mod secrets;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use capabilities::Capabilities;
+pub use flow::{Message, handle};
+pub use outcome::{Failure, FailureKind, Outcome};

@@ -1,0 +1,54 @@
+//! How a message ends (WIT `types.outcome` / `types.failure`).
+
+use crate::capabilities::CapabilityError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done(String),
+    Skipped(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    Retryable,
+    Permanent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Permanent,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Retryable,
+            reason: reason.into(),
+        }
+    }
+
+    /// A failed capability call during `step`: retryable when the error may
+    /// pass by itself (conflict, throttling, outage), permanent when someone
+    /// has to change something first (not found, denied, invalid).
+    pub fn at(step: &str, error: &CapabilityError) -> Self {
+        let reason = format!("{step}: {error}");
+        if error.is_transient() {
+            Self::retryable(reason)
+        } else {
+            Self::permanent(reason)
+        }
+    }
+}
+
+/// `map_err` shorthand: `caps.call().map_err(failed("step"))?`.
+pub fn failed(step: &str) -> impl Fn(CapabilityError) -> Failure + '_ {
+    move |error| Failure::at(step, &error)
+}

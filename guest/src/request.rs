@@ -1,0 +1,361 @@
+//! The two message kinds, turned into one create request.
+//!
+//! 1. A GitHub webhook delivery in Probot's shape, from the probot queue:
+//!    `{ "id": <delivery id>, "name": "pull_request", "payload": {...} }`.
+//! 2. A versioned create request from the platform API, from the api queue:
+//!    `{ "version": 1, "kind": "create-environment", ... }`.
+//!
+//! The kind is told by the body's shape, not by the queue it came on, so a
+//! misrouted message is still understood. docs/messages.md has examples.
+
+use serde::Deserialize;
+
+use crate::capabilities::Repository;
+use crate::time::parse_rfc3339_ms;
+
+/// Where the environment's app comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppRef {
+    /// The platform API names the app.
+    Id(String),
+    /// A webhook names the repository; the app is found by its full name.
+    Repository,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvironmentType {
+    Preview,
+    Production,
+}
+
+impl EnvironmentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preview => "preview",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequest {
+    pub number: u64,
+    pub title: String,
+}
+
+/// Everything the flow needs to ensure one environment exists at one commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub app: AppRef,
+    pub environment_type: EnvironmentType,
+    pub repository: Repository,
+    /// The branch the environment follows. For a pull request from a fork it
+    /// is `fork-owner:branch`, so a fork's `main` never lands on ours.
+    pub branch: String,
+    pub sha: String,
+    pub pull_request: Option<PullRequest>,
+    pub installation_id: u64,
+    /// None: the app's default entrypoint.
+    pub entrypoint: Option<String>,
+    /// Segment user id of whoever caused the request.
+    pub requester: String,
+    /// When the request was made; orders requests for one environment.
+    pub requested_at_ms: u64,
+}
+
+/// What a message asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Create(Box<CreateRequest>),
+    /// A well-formed message the flow does not act on, with the reason.
+    Ignored(String),
+}
+
+/// Why a message cannot be understood: always permanent.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadInput(pub String);
+
+pub fn parse(body: &str) -> Result<Parsed, BadInput> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| BadInput(format!("the message body is not valid JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(BadInput(
+            "the message body must be a JSON object".to_string(),
+        ));
+    };
+    if object.contains_key("payload") && object.contains_key("name") {
+        parse_webhook(value)
+    } else if object.contains_key("kind") {
+        parse_api(value)
+    } else {
+        Err(BadInput(
+            "unknown message kind: expected a Probot webhook event \
+             {\"id\", \"name\", \"payload\"} or a platform API request \
+             {\"version\", \"kind\", ...}"
+                .to_string(),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Probot webhook events
+
+#[derive(Deserialize)]
+struct WebhookEvent {
+    id: String,
+    name: String,
+    payload: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    pull_request: PullRequestPayload,
+    repository: RepositoryPayload,
+    installation: Option<InstallationPayload>,
+    sender: Option<UserPayload>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    number: u64,
+    title: String,
+    updated_at: String,
+    head: RefPayload,
+}
+
+#[derive(Deserialize)]
+struct RefPayload {
+    #[serde(rename = "ref")]
+    branch: String,
+    sha: String,
+    /// Null when the fork was deleted.
+    repo: Option<RepositoryPayload>,
+}
+
+#[derive(Deserialize)]
+struct RepositoryPayload {
+    full_name: String,
+    name: String,
+    owner: UserPayload,
+}
+
+#[derive(Deserialize)]
+struct UserPayload {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct InstallationPayload {
+    id: u64,
+}
+
+/// Pull-request actions after which the head commit should be deployed.
+const DEPLOYING_ACTIONS: [&str; 4] = ["opened", "reopened", "synchronize", "ready_for_review"];
+
+fn parse_webhook(value: serde_json::Value) -> Result<Parsed, BadInput> {
+    let event: WebhookEvent = serde_json::from_value(value)
+        .map_err(|e| BadInput(format!("malformed Probot webhook event: {e}")))?;
+    if event.name != "pull_request" {
+        return Ok(Parsed::Ignored(format!(
+            "webhook event `{}` (delivery {}) is not handled; only pull_request is",
+            event.name, event.id
+        )));
+    }
+    let action = event
+        .payload
+        .get("action")
+        .and_then(|a| a.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if !DEPLOYING_ACTIONS.contains(&action.as_str()) {
+        return Ok(Parsed::Ignored(format!(
+            "pull_request action `{action}` (delivery {}) does not deploy; \
+             only {} do",
+            event.id,
+            DEPLOYING_ACTIONS.join(", ")
+        )));
+    }
+    let payload: PullRequestEvent = serde_json::from_value(event.payload).map_err(|e| {
+        BadInput(format!(
+            "malformed pull_request payload (delivery {}): {e}",
+            event.id
+        ))
+    })?;
+    let pr = payload.pull_request;
+    let installation_id = payload.installation.map(|i| i.id).ok_or_else(|| {
+        BadInput(format!(
+            "pull_request payload (delivery {}) has no installation: \
+             the event must come from the GitHub App",
+            event.id
+        ))
+    })?;
+    let base = &payload.repository;
+    let branch = match &pr.head.repo {
+        Some(head) if head.full_name.eq_ignore_ascii_case(&base.full_name) => {
+            pr.head.branch.clone()
+        }
+        Some(head) => format!("{}:{}", head.owner.login, pr.head.branch),
+        None => format!("deleted-fork:{}", pr.head.branch),
+    };
+    let requested_at_ms = parse_rfc3339_ms(&pr.updated_at).ok_or_else(|| {
+        BadInput(format!(
+            "pull_request.updated_at `{}` is not an RFC 3339 time",
+            pr.updated_at
+        ))
+    })?;
+    let request = CreateRequest {
+        app: AppRef::Repository,
+        environment_type: EnvironmentType::Preview,
+        repository: Repository {
+            owner: base.owner.login.clone(),
+            name: base.name.clone(),
+        },
+        branch,
+        sha: validate_sha(&pr.head.sha)?,
+        pull_request: Some(PullRequest {
+            number: pr.number,
+            title: pr.title,
+        }),
+        installation_id,
+        entrypoint: None,
+        requester: payload
+            .sender
+            .map(|s| format!("github:{}", s.login))
+            .unwrap_or_default(),
+        requested_at_ms,
+    };
+    validate_branch(&request.branch)?;
+    Ok(Parsed::Create(Box::new(request)))
+}
+
+// ---------------------------------------------------------------------------
+// Platform API requests
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ApiRequest {
+    version: u32,
+    kind: String,
+    app_id: String,
+    environment_type: String,
+    repository: String,
+    branch: String,
+    sha: String,
+    pull_request: Option<ApiPullRequest>,
+    installation_id: u64,
+    entrypoint: Option<String>,
+    requester: String,
+    requested_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiPullRequest {
+    number: u64,
+    title: String,
+}
+
+/// The API request versions this logic understands.
+const API_VERSION: u32 = 1;
+
+fn parse_api(value: serde_json::Value) -> Result<Parsed, BadInput> {
+    let version = value.get("version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(API_VERSION)) {
+        return Err(BadInput(format!(
+            "API request version {} is not supported; this logic reads version {API_VERSION}",
+            value
+                .get("version")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(missing)".into())
+        )));
+    }
+    let api: ApiRequest = serde_json::from_value(value)
+        .map_err(|e| BadInput(format!("malformed API request: {e}")))?;
+    debug_assert_eq!(api.version, API_VERSION);
+    if api.kind != "create-environment" {
+        return Err(BadInput(format!(
+            "unknown API request kind `{}`; this logic handles `create-environment`",
+            api.kind
+        )));
+    }
+    let environment_type = match api.environment_type.as_str() {
+        "preview" => EnvironmentType::Preview,
+        "production" => EnvironmentType::Production,
+        other => {
+            return Err(BadInput(format!(
+                "environmentType `{other}` is not one of preview, production"
+            )));
+        }
+    };
+    let repository = parse_repository(&api.repository)?;
+    if api.app_id.trim().is_empty() {
+        return Err(BadInput("appId is empty".to_string()));
+    }
+    let requested_at_ms = parse_rfc3339_ms(&api.requested_at).ok_or_else(|| {
+        BadInput(format!(
+            "requestedAt `{}` is not an RFC 3339 time such as 2026-11-28T12:00:00Z",
+            api.requested_at
+        ))
+    })?;
+    if let Some(entrypoint) = &api.entrypoint
+        && entrypoint.trim().is_empty()
+    {
+        return Err(BadInput(
+            "entrypoint is empty; omit it to use the app's default".to_string(),
+        ));
+    }
+    validate_branch(&api.branch)?;
+    Ok(Parsed::Create(Box::new(CreateRequest {
+        app: AppRef::Id(api.app_id),
+        environment_type,
+        repository,
+        branch: api.branch,
+        sha: validate_sha(&api.sha)?,
+        pull_request: api.pull_request.map(|p| PullRequest {
+            number: p.number,
+            title: p.title,
+        }),
+        installation_id: api.installation_id,
+        entrypoint: api.entrypoint,
+        requester: api.requester,
+        requested_at_ms,
+    })))
+}
+
+fn parse_repository(full_name: &str) -> Result<Repository, BadInput> {
+    match full_name.split_once('/') {
+        Some((owner, name))
+            if !owner.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok(Repository {
+                owner: owner.to_string(),
+                name: name.to_string(),
+            })
+        }
+        _ => Err(BadInput(format!(
+            "repository `{full_name}` is not of the form owner/name"
+        ))),
+    }
+}
+
+fn validate_sha(sha: &str) -> Result<String, BadInput> {
+    let valid = sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    if valid {
+        Ok(sha.to_ascii_lowercase())
+    } else {
+        Err(BadInput(format!(
+            "sha `{sha}` is not a full 40-character commit id"
+        )))
+    }
+}
+
+fn validate_branch(branch: &str) -> Result<(), BadInput> {
+    let valid = !branch.is_empty()
+        && branch.len() <= 255
+        && !branch.chars().any(|c| c.is_control() || c == ' ');
+    if valid {
+        Ok(())
+    } else {
+        Err(BadInput(format!("branch `{branch}` is not a valid branch name")))
+    }
+}

@@ -1,0 +1,35 @@
+//! Product analytics (Segment). Tracking is best effort: the guest ignores
+//! errors, and real backends buffer and send in the background.
+
+pub mod mock;
+
+use async_trait::async_trait;
+
+pub use crate::bindings::envmgr::environments::analytics::TrackEvent;
+use crate::bindings::envmgr::environments::analytics::Host;
+use crate::capabilities::CapResult;
+use crate::engine::Session;
+use crate::observe::Call;
+
+#[async_trait]
+pub trait Analytics: Send + Sync {
+    /// Accept an event for sending; must not wait for the network.
+    async fn track(&self, event: &TrackEvent) -> CapResult<()>;
+}
+
+impl Host for Session {
+    async fn track(&mut self, event: TrackEvent) -> wasmtime::Result<CapResult<()>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::AnalyticsTrack,
+            || {
+                format!(
+                    "{} user={} properties={} id={}",
+                    event.event, event.user_id, event.properties_json, event.message_id
+                )
+            },
+            b.analytics.track(&event),
+        )
+        .await)
+    }
+}

@@ -1,0 +1,167 @@
+//! DynamoDB with logical table names. The key schema belongs to the guest;
+//! every table has string keys `pk` and `sk`.
+
+pub mod condition;
+pub mod mock;
+
+use async_trait::async_trait;
+
+pub use crate::bindings::envmgr::environments::dynamodb::{
+    AttributeCheck, AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest,
+    UpdateItem, Write, WriteError,
+};
+use crate::bindings::envmgr::environments::dynamodb::Host;
+use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::engine::Session;
+use crate::observe::Call;
+
+/// A table store (aws-sdk-dynamodb, the embedded database, or in memory).
+#[async_trait]
+pub trait Tables: Send + Sync {
+    async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>>;
+    async fn query(&self, request: &QueryRequest) -> CapResult<Page>;
+    /// All or nothing; `condition-failed` names the writes whose condition
+    /// did not hold.
+    async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError>;
+    /// Like DynamoDB's UpdateItem: creates the item if absent and the
+    /// condition allows it.
+    async fn update(&self, request: &UpdateItem) -> Result<(), WriteError>;
+}
+
+/// The `pk` / `sk` strings of a key or item.
+pub fn primary_key(item: &Item) -> CapResult<(String, String)> {
+    let find = |name: &str| {
+        item.iter().find_map(|(n, v)| match v {
+            AttributeValue::S(s) if n == name => Some(s.clone()),
+            _ => None,
+        })
+    };
+    match (find("pk"), find("sk")) {
+        (Some(pk), Some(sk)) => Ok((pk, sk)),
+        _ => Err(error(
+            ErrorCode::Invalid,
+            "a key needs string attributes `pk` and `sk`",
+        )),
+    }
+}
+
+/// `{pk=APP#a, sk=#, ciphertext=<32 bytes>}`: short, and never a value's bytes.
+pub fn show_item(item: &Item) -> String {
+    let fields: Vec<String> = item
+        .iter()
+        .map(|(name, value)| format!("{name}={}", show_value(value)))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+fn show_value(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::S(s) => s.clone(),
+        AttributeValue::N(n) => n.clone(),
+        AttributeValue::B(b) => format!("<{} bytes>", b.len()),
+        AttributeValue::Bool(b) => b.to_string(),
+        AttributeValue::Null => "null".to_string(),
+        AttributeValue::Ss(v) | AttributeValue::Ns(v) => format!("{v:?}"),
+        AttributeValue::Bs(v) => format!("<{} binaries>", v.len()),
+        AttributeValue::Json(j) => j.clone(),
+    }
+}
+
+fn show_condition(condition: &Condition) -> String {
+    match condition {
+        Condition::None => "always".to_string(),
+        Condition::ItemAbsent => "absent".to_string(),
+        Condition::ItemPresent => "present".to_string(),
+        Condition::Equals(c) => format!("{} = {}", c.name, show_value(&c.value)),
+        Condition::AbsentOrAtMost(c) => {
+            format!("absent or {} <= {}", c.name, show_value(&c.value))
+        }
+    }
+}
+
+fn show_write(write: &Write) -> String {
+    match write {
+        Write::Put(p) => format!(
+            "put {} {} if {}",
+            p.table,
+            show_item(&p.item),
+            show_condition(&p.condition)
+        ),
+        Write::Update(u) => format!(
+            "update {} {} set {} if {}",
+            u.table,
+            show_item(&u.key),
+            show_item(&u.set),
+            show_condition(&u.condition)
+        ),
+        Write::Delete(d) => format!(
+            "delete {} {} if {}",
+            d.table,
+            show_item(&d.key),
+            show_condition(&d.condition)
+        ),
+        Write::Check(c) => format!(
+            "check {} {} if {}",
+            c.table,
+            show_item(&c.key),
+            show_condition(&c.condition)
+        ),
+    }
+}
+
+impl Host for Session {
+    async fn get(&mut self, table: String, key: Item) -> wasmtime::Result<CapResult<Option<Item>>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::DynamodbGet,
+            || format!("{table} {}", show_item(&key)),
+            b.dynamodb.get(&table, &key),
+        )
+        .await)
+    }
+
+    async fn query(&mut self, request: QueryRequest) -> wasmtime::Result<CapResult<Page>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::DynamodbQuery,
+            || {
+                format!(
+                    "{} pk={} sk^={} limit={:?} after={}",
+                    request.table,
+                    request.partition,
+                    request.sort_prefix.as_deref().unwrap_or(""),
+                    request.limit,
+                    request.start_after.as_ref().map(show_item).unwrap_or_default()
+                )
+            },
+            b.dynamodb.query(&request),
+        )
+        .await)
+    }
+
+    async fn transact_write(
+        &mut self,
+        writes: Vec<Write>,
+    ) -> wasmtime::Result<Result<(), WriteError>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::DynamodbTransactWrite,
+            || {
+                let writes: Vec<String> = writes.iter().map(show_write).collect();
+                format!("[{}]", writes.join("; "))
+            },
+            b.dynamodb.transact_write(&writes),
+        )
+        .await)
+    }
+
+    async fn update(&mut self, request: UpdateItem) -> wasmtime::Result<Result<(), WriteError>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::DynamodbUpdate,
+            || show_write(&Write::Update(request.clone())),
+            b.dynamodb.update(&request),
+        )
+        .await)
+    }
+}

@@ -1,0 +1,37 @@
+//! Guest log lines (`wasi:logging`), forwarded to tracing and the transcript.
+
+use crate::bindings::wasi::logging::logging::{Host, Level};
+use crate::engine::Session;
+use crate::observe::Call;
+
+/// Longest log line kept from a guest; a chatty guest cannot flood the logs.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+impl Host for Session {
+    async fn log(&mut self, level: Level, context: String, message: String) -> wasmtime::Result<()> {
+        let mut message = message;
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        match level {
+            Level::Trace => tracing::trace!(target: "envmgr::guest", step = %context, "{message}"),
+            Level::Debug => tracing::debug!(target: "envmgr::guest", step = %context, "{message}"),
+            Level::Info => tracing::info!(target: "envmgr::guest", step = %context, "{message}"),
+            Level::Warn => tracing::warn!(target: "envmgr::guest", step = %context, "{message}"),
+            Level::Error | Level::Critical => {
+                tracing::error!(target: "envmgr::guest", step = %context, "{message}")
+            }
+        }
+        self.backends.observer.record(
+            Call::Log,
+            || format!("{level:?} {context}"),
+            || message.clone(),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! What the host gives a logic version, one folder per capability.
+//!
+//! Each folder holds the backend trait (what a real or mock implementation
+//! must do, in plain host types with plaintext secrets), the WIT boundary
+//! (the generated `Host` trait implemented for [`Session`], which seals
+//! secrets, records the transcript and injects scripted faults), and the
+//! in-memory backend used by the mock host.
+//!
+//! [`Session`]: crate::engine::Session
+
+pub mod analytics;
+pub mod config;
+pub mod dynamodb;
+pub mod github;
+pub mod kms;
+pub mod logging;
+pub mod runtime;
+pub mod sealed;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use crate::bindings::{Error, ErrorCode};
+use crate::bindings::envmgr::environments::dynamodb::WriteError;
+use crate::engine::ManualClock;
+use crate::observe::{Call, Observer};
+
+/// A capability call's result, as the guest sees it.
+pub type CapResult<T> = Result<T, Error>;
+
+/// A capability error without a Retry-After hint.
+pub fn error(code: ErrorCode, message: impl Into<String>) -> Error {
+    Error {
+        code,
+        message: message.into(),
+        retry_after_ms: None,
+    }
+}
+
+/// The backends behind every capability, shared by all messages.
+#[derive(Clone)]
+pub struct Backends {
+    pub github: Arc<dyn github::GitHub>,
+    pub dynamodb: Arc<dyn dynamodb::Tables>,
+    pub kms: Arc<dyn kms::Kms>,
+    pub analytics: Arc<dyn analytics::Analytics>,
+    pub runtime: Arc<dyn runtime::Runtime>,
+    pub config: Arc<config::Config>,
+    /// Transcript and scripted faults (the mock host); none in production.
+    pub observer: Observer,
+    /// None: the system clock and OS randomness. Some: this clock and a
+    /// seeded random source, so a run is reproducible (the mock host).
+    pub clock: Option<ManualClock>,
+}
+
+
+/// A capability error as the transcript shows it.
+pub trait Describe {
+    fn describe(&self) -> String;
+}
+
+impl Describe for Error {
+    fn describe(&self) -> String {
+        format!("error({:?}): {}", self.code, self.message)
+    }
+}
+
+impl Describe for WriteError {
+    fn describe(&self) -> String {
+        match self {
+            WriteError::ConditionFailed(indices) => format!("condition-failed {indices:?}"),
+            WriteError::Failed(error) => error.describe(),
+        }
+    }
+}
+
+impl From<Error> for WriteError {
+    fn from(error: Error) -> Self {
+        WriteError::Failed(error)
+    }
+}
+
+impl Backends {
+    /// Run one capability call: a scripted fault replaces it if one is due,
+    /// and the transcript records it (request text built only if recorded).
+    pub(crate) async fn invoke<T, E>(
+        &self,
+        call: Call,
+        request: impl FnOnce() -> String,
+        run: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        E: From<Error> + Describe,
+    {
+        let observer = &self.observer;
+        let result = match observer.fault(call) {
+            Some(fault) => Err(E::from(fault)),
+            None => run.await,
+        };
+        observer.record(call, request, || match &result {
+            Ok(_) => "ok".to_string(),
+            Err(error) => error.describe(),
+        });
+        result
+    }
+}
+
+/// The shared `types` interface has no functions.
+impl crate::bindings::envmgr::environments::types::Host for crate::engine::Session {}

@@ -1,0 +1,55 @@
+//! A Runtime Service in memory: one runtime per idempotency key, and every
+//! call recorded with its plaintext (only this fake may see it).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{Created, Runtime, RuntimeRequest};
+use crate::capabilities::CapResult;
+
+#[derive(Default)]
+struct State {
+    calls: Vec<RuntimeRequest>,
+    runtimes: BTreeMap<String, Created>,
+}
+
+#[derive(Default)]
+pub struct MockRuntime {
+    state: Mutex<State>,
+}
+
+impl MockRuntime {
+    /// Every create call, in order, as the service received it.
+    pub fn calls(&self) -> Vec<RuntimeRequest> {
+        self.lock().calls.clone()
+    }
+
+    /// The runtimes that exist, by idempotency key.
+    pub fn runtimes(&self) -> BTreeMap<String, Created> {
+        self.lock().runtimes.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Runtime for MockRuntime {
+    async fn create(&self, request: &RuntimeRequest) -> CapResult<Created> {
+        let mut state = self.lock();
+        state.calls.push(request.clone());
+        let number = state.runtimes.len() + 1;
+        let created = state
+            .runtimes
+            .entry(request.idempotency_key.clone())
+            .or_insert_with(|| Created {
+                runtime_id: format!("rt_{number}"),
+                url: Some(format!("https://{}.runtime.test", request.environment_id)),
+            })
+            .clone();
+        Ok(created)
+    }
+}

@@ -1,0 +1,88 @@
+//! The Runtime Service: creates the runtime that runs an environment. The
+//! only place sealed values are opened: the backend sends their plaintext.
+
+pub mod mock;
+
+use async_trait::async_trait;
+
+pub use crate::bindings::envmgr::environments::runtime::Created;
+use crate::bindings::envmgr::environments::runtime::{CreateRequest, Host};
+use crate::capabilities::sealed::Secret;
+use crate::capabilities::CapResult;
+use crate::engine::Session;
+use crate::observe::Call;
+
+/// The create call as a backend sends it, secrets in plaintext.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeRequest {
+    pub idempotency_key: String,
+    pub app_id: String,
+    pub environment_id: String,
+    pub environment_type: String,
+    pub repository: String,
+    pub branch: String,
+    pub sha: String,
+    pub entrypoint: String,
+    pub installation_token: Option<Secret>,
+    pub secrets: Vec<(String, Secret)>,
+}
+
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// One runtime per idempotency key, however often this is called.
+    async fn create(&self, request: &RuntimeRequest) -> CapResult<Created>;
+}
+
+impl Host for Session {
+    async fn create(&mut self, request: CreateRequest) -> wasmtime::Result<CapResult<Created>> {
+        let installation_token = request
+            .installation_token
+            .as_ref()
+            .map(|handle| self.unseal(handle))
+            .transpose()?;
+        let secrets = request
+            .secrets
+            .iter()
+            .map(|secret| Ok((secret.name.clone(), self.unseal(&secret.value)?)))
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        let transcript_text = || {
+            let secrets: Vec<String> = secrets
+                .iter()
+                .map(|(name, (label, _))| format!("{name}=<{label}>"))
+                .collect();
+            format!(
+                "key={} env={} ({}) {}@{} {} entrypoint={} token={} secrets=[{}]",
+                request.idempotency_key,
+                request.environment_id,
+                request.environment_type,
+                request.repository,
+                request.branch,
+                request.sha,
+                request.entrypoint,
+                installation_token
+                    .as_ref()
+                    .map(|(label, _)| format!("<{label}>"))
+                    .unwrap_or_else(|| "none".into()),
+                secrets.join(", ")
+            )
+        };
+        let plain = RuntimeRequest {
+            idempotency_key: request.idempotency_key.clone(),
+            app_id: request.app_id.clone(),
+            environment_id: request.environment_id.clone(),
+            environment_type: request.environment_type.clone(),
+            repository: request.repository.clone(),
+            branch: request.branch.clone(),
+            sha: request.sha.clone(),
+            entrypoint: request.entrypoint.clone(),
+            installation_token: installation_token.as_ref().map(|(_, s)| s.clone()),
+            secrets: secrets
+                .iter()
+                .map(|(name, (_, secret))| (name.clone(), secret.clone()))
+                .collect(),
+        };
+        let b = self.backends.clone();
+        Ok(b.invoke(Call::RuntimeCreate, transcript_text, b.runtime.create(&plain))
+            .await)
+    }
+}

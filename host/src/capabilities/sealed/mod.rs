@@ -1,0 +1,69 @@
+//! Sealed values: secret plaintext stays in the host; the guest holds handles.
+
+use std::fmt;
+
+use wasmtime::component::Resource;
+
+use crate::bindings::envmgr::environments::sealed::{Host, HostSealedValue};
+use crate::engine::Session;
+
+/// Plaintext only the host may read. Debug output is redacted, so a secret
+/// cannot reach a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(plaintext: impl Into<String>) -> Self {
+        Self(plaintext.into())
+    }
+
+    /// The plaintext, for the backend that must send it (the runtime call).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What a guest's `sealed-value` handle points at.
+pub struct SealedValue {
+    pub label: String,
+    pub(crate) secret: Secret,
+}
+
+impl Host for Session {}
+
+impl HostSealedValue for Session {
+    async fn label(&mut self, handle: Resource<SealedValue>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&handle)?.label.clone())
+    }
+
+    async fn drop(&mut self, handle: Resource<SealedValue>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Put plaintext behind a new handle for the guest.
+    pub(crate) fn seal(
+        &mut self,
+        label: String,
+        secret: Secret,
+    ) -> wasmtime::Result<Resource<SealedValue>> {
+        Ok(self.table.push(SealedValue { label, secret })?)
+    }
+
+    /// The label and plaintext behind a handle the guest passed back.
+    pub(crate) fn unseal(
+        &self,
+        handle: &Resource<SealedValue>,
+    ) -> wasmtime::Result<(String, Secret)> {
+        let sealed = self.table.get(handle)?;
+        Ok((sealed.label.clone(), sealed.secret.clone()))
+    }
+}

@@ -1,0 +1,240 @@
+//! The wasmtime engine that runs logic versions: pooling allocator, one
+//! pre-linked `InstancePre` per logic version, one `Store` per message, an
+//! epoch deadline and a memory limit. Nothing ambient is granted: WASI gets no
+//! preopens, environment, arguments, stdio or sockets; only a clock and a
+//! random source (both deterministic when the backends ask for it).
+
+mod clock;
+mod limits;
+mod session;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+
+pub use clock::ManualClock;
+pub use limits::{Limits, MemoryLimitExceeded};
+pub use session::Session;
+
+use crate::bindings::{EnvironmentManager, EnvironmentManagerPre, Failure, Message, Outcome};
+use crate::capabilities::Backends;
+use limits::MemoryLimiter;
+
+/// How often the epoch advances; the deadline's resolution.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core instances, memories and tables one guest component uses at most (a
+/// Rust std guest: the main module plus the WASI adapter and its shims).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 8;
+
+/// Memory the pool keeps mapped between messages and resets with a memset
+/// instead of returning to the kernel: a guest's heap plus stack stay warm.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+
+/// Compiles logic versions and runs messages through them.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<Session>,
+    limits: Limits,
+    _ticker: EpochTicker,
+}
+
+/// A compiled logic version, ready to instantiate.
+pub struct Logic {
+    /// sha256 of the component file, hex: the version's identity.
+    pub id: String,
+    pre: EnvironmentManagerPre<Session>,
+}
+
+impl fmt::Debug for Logic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Logic").field("id", &self.id).finish()
+    }
+}
+
+/// Why a message did not run to a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The deadline passed (an endless loop, or a host call that hung).
+    Timeout(Duration),
+    /// The guest tried to grow memory past the limit.
+    MemoryExhausted(String),
+    /// The guest trapped (a panic, an invalid handle, ...).
+    Trap(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(limit) => write!(f, "the logic ran past its deadline of {limit:?}"),
+            Self::MemoryExhausted(what) => write!(f, "the logic ran out of memory: {what}"),
+            Self::Trap(what) => write!(f, "the logic trapped: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// What the guest returned.
+pub type Handled = Result<Outcome, Failure>;
+
+impl Engine {
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = limits.concurrency.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(n * MEMORIES_PER_COMPONENT)
+            .total_tables(n * TABLES_PER_COMPONENT)
+            .total_stacks(n)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .max_memory_size(limits.memory_bytes)
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(64 << 10);
+
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        EnvironmentManager::add_to_linker::<_, HasSelf<_>>(&mut linker, |session| session)?;
+
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compile a component and check it against the contract: it must
+    /// export `handle` with the right type and import nothing the host does
+    /// not provide. Costs tens of milliseconds; done once per version.
+    pub fn load(&self, component: &[u8]) -> anyhow::Result<Logic> {
+        let id = hex_sha256(component);
+        let compiled = Component::new(&self.engine, component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("logic {id} is not a valid component"))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&compiled)
+            .and_then(EnvironmentManagerPre::new)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("logic {id} does not match the envmgr:environments world")
+            })?;
+        Ok(Logic { id, pre })
+    }
+
+    /// Run one message in a fresh instance. Messages never share a store: a
+    /// trap or timeout poisons nothing but its own message.
+    pub async fn run(
+        &self,
+        logic: &Logic,
+        backends: Arc<Backends>,
+        message: &Message,
+    ) -> Result<Handled, RunError> {
+        let deadline = self.limits.deadline;
+        let wasi = sandbox_wasi(&backends);
+        let mut store = Store::new(
+            &self.engine,
+            Session {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryLimiter {
+                    limit: self.limits.memory_bytes,
+                },
+                backends,
+            },
+        );
+        store.limiter(|session| &mut session.limiter);
+        let ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+
+        let run = async {
+            let instance = logic.pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, message).await
+        };
+        // The epoch deadline stops guest code; this stops a hung host call.
+        match tokio::time::timeout(deadline + EPOCH_TICK * 2, run).await {
+            Ok(Ok(handled)) => Ok(handled),
+            Ok(Err(error)) => Err(classify(error, deadline)),
+            Err(_) => Err(RunError::Timeout(deadline)),
+        }
+    }
+}
+
+fn classify(error: wasmtime::Error, deadline: Duration) -> RunError {
+    if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return RunError::MemoryExhausted(exceeded.to_string());
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => RunError::Timeout(deadline),
+        _ => RunError::Trap(format!("{error:#}")),
+    }
+}
+
+/// WASI with nothing ambient: no files, environment, arguments, stdio or
+/// network. Clock and randomness are the system's, or deterministic when the
+/// backends carry a manual clock (the mock host).
+fn sandbox_wasi(backends: &Backends) -> wasmtime_wasi::WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if let Some(clock) = &backends.clock {
+        builder
+            .wall_clock(clock.clone())
+            .monotonic_clock(clock.clone())
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![7, 13, 42, 99]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![3, 5, 8, 21]))
+            .insecure_random_seed(0x0e17_a5e3);
+    }
+    builder.build()
+}
+
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+struct EpochTicker;
+
+impl EpochTicker {
+    fn start(engine: &wasmtime::Engine) -> Self {
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("envmgr-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self
+    }
+}

@@ -1,0 +1,143 @@
+//! The mock host: runs a logic component exactly as the daemon does (same
+//! engine, limits and WIT boundary) against in-memory capabilities, with a
+//! manual clock, scripted faults and a transcript of every call.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use envmgr::mock::MockHost;
+//! let host = MockHost::load(envmgr::BUILTIN_LOGIC)?;
+//! host.github.add_installation(42);
+//! let delivery = host.deliver(&host.message("api", "{}")).await;
+//! for call in &delivery.transcript {
+//!     println!("{call}");
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use crate::bindings::Message;
+use crate::capabilities::Backends;
+use crate::capabilities::analytics::mock::MockAnalytics;
+use crate::capabilities::config::Config;
+use crate::capabilities::dynamodb::mock::MockTables;
+use crate::capabilities::github::mock::MockGitHub;
+use crate::capabilities::kms::mock::MockKms;
+use crate::capabilities::runtime::mock::MockRuntime;
+use crate::engine::{Engine, Handled, Limits, Logic, ManualClock, RunError};
+use crate::observe::{Entry, Faults, Observer, Transcript};
+
+/// The logical tables the mock host knows.
+pub const TABLES: [&str; 3] = ["environments", "secrets", "apps"];
+
+/// The mock clock starts at 2026-11-28T12:00:00Z.
+pub const START_MS: u64 = 1_796_817_600_000;
+
+/// What the mock host passes as `preview-url-template` unless told otherwise.
+pub const PREVIEW_URL_TEMPLATE: &str = "https://{environment}.preview.test";
+
+pub struct MockHost {
+    engine: Arc<Engine>,
+    logic: Arc<Logic>,
+    backends: Arc<Backends>,
+    transcript: Transcript,
+    pub tables: Arc<MockTables>,
+    pub github: Arc<MockGitHub>,
+    pub kms: Arc<MockKms>,
+    pub analytics: Arc<MockAnalytics>,
+    pub runtime: Arc<MockRuntime>,
+    pub clock: ManualClock,
+    pub faults: Faults,
+}
+
+/// One message's run: the result and every capability call it made.
+#[derive(Debug)]
+pub struct Delivery {
+    pub result: Result<Handled, RunError>,
+    pub transcript: Vec<Entry>,
+}
+
+impl MockHost {
+    /// Compile `component` on a fresh engine with the default limits.
+    pub fn load(component: &[u8]) -> anyhow::Result<Self> {
+        let engine = Arc::new(Engine::new(Limits::default())?);
+        let logic = Arc::new(engine.load(component)?);
+        Ok(Self::new(engine, logic, default_config()))
+    }
+
+    /// A host on an engine and logic compiled once and shared, e.g. by the
+    /// tests of one binary.
+    pub fn new(engine: Arc<Engine>, logic: Arc<Logic>, config: Config) -> Self {
+        let tables = Arc::new(MockTables::new(&TABLES));
+        let github = Arc::new(MockGitHub::default());
+        let kms = Arc::new(MockKms::default());
+        let analytics = Arc::new(MockAnalytics::default());
+        let runtime = Arc::new(MockRuntime::default());
+        let clock = ManualClock::at_ms(START_MS);
+        let faults = Faults::default();
+        let transcript = Transcript::default();
+        let backends = Arc::new(Backends {
+            github: github.clone(),
+            dynamodb: tables.clone(),
+            kms: kms.clone(),
+            analytics: analytics.clone(),
+            runtime: runtime.clone(),
+            config: Arc::new(config),
+            observer: Observer {
+                transcript: Some(transcript.clone()),
+                faults: Some(faults.clone()),
+            },
+            clock: Some(clock.clone()),
+        });
+        Self {
+            engine,
+            logic,
+            backends,
+            transcript,
+            tables,
+            github,
+            kms,
+            analytics,
+            runtime,
+            clock,
+            faults,
+        }
+    }
+
+    pub fn logic(&self) -> &Logic {
+        &self.logic
+    }
+
+    /// A first delivery of `body` on `queue`, sent now.
+    pub fn message(&self, queue: &str, body: &str) -> Message {
+        Message {
+            id: format!("mock-{}", &crate::engine::hex_sha256(body.as_bytes())[..12]),
+            source_queue: queue.to_string(),
+            body: body.to_string(),
+            attributes: Vec::new(),
+            receive_count: 1,
+            sent_at_ms: self.clock.now_ms(),
+        }
+    }
+
+    /// Run one message through the logic, as the daemon would.
+    pub async fn deliver(&self, message: &Message) -> Delivery {
+        self.transcript.take();
+        let result = self
+            .engine
+            .run(&self.logic, self.backends.clone(), message)
+            .await;
+        Delivery {
+            result,
+            transcript: self.transcript.take(),
+        }
+    }
+}
+
+/// The config the mock host gives the logic by default.
+pub fn default_config() -> Config {
+    Config::new([(
+        "preview-url-template".to_string(),
+        PREVIEW_URL_TEMPLATE.to_string(),
+    )])
+}
