@@ -68,44 +68,44 @@ pub fn upsert<C: Capabilities>(
     let existing = caps
         .github_list_comments(installation_id, repo, pull_request, &marker)
         .map_err(failed("find the pull-request comment"))?;
-    if let Some(first) = existing.first() {
-        match caps.github_update_comment(installation_id, repo, first.id, body) {
-            Ok(updated) => return Ok(updated.id),
-            // Deleted between listing and updating: make a new one below.
-            Err(error) if error.code == ErrorCode::NotFound => {}
-            Err(error) => return Err(Failure::at("update the pull-request comment", &error)),
-        }
+    if let Some(kept) = settle(caps, installation_id, repo, &existing, body)? {
+        return Ok(kept);
     }
-    let created = caps
-        .github_create_comment(installation_id, repo, pull_request, body)
+    caps.github_create_comment(installation_id, repo, pull_request, body)
         .map_err(failed("create the pull-request comment"))?;
-    remove_duplicates(caps, installation_id, repo, pull_request, &marker, &created)
+    // Two deliveries racing can both find no comment and both create one:
+    // look again, so whichever finishes last leaves exactly one.
+    let after = caps
+        .github_list_comments(installation_id, repo, pull_request, &marker)
+        .map_err(failed("check for duplicate pull-request comments"))?;
+    settle(caps, installation_id, repo, &after, body)?.ok_or_else(|| {
+        Failure::retryable("the pull-request comment vanished right after it was created")
+    })
 }
 
-/// Two deliveries racing can both find no comment and both create one. The
-/// oldest comment wins; the others are deleted, so the pull request settles on
-/// one comment whichever delivery finishes last.
-fn remove_duplicates<C: Capabilities>(
+/// Keep the oldest of our comments with `body`, delete any others. None when
+/// there is no comment left to keep (none existed, or it was just deleted).
+fn settle<C: Capabilities>(
     caps: &mut C,
     installation_id: u64,
     repo: &Repository,
-    pull_request: u64,
-    marker: &str,
-    created: &Comment,
-) -> Result<u64, Failure> {
-    let all = caps
-        .github_list_comments(installation_id, repo, pull_request, marker)
-        .map_err(failed("check for duplicate pull-request comments"))?;
-    let Some(oldest) = all.iter().min_by_key(|c| c.id) else {
-        return Ok(created.id);
+    comments: &[Comment],
+    body: &str,
+) -> Result<Option<u64>, Failure> {
+    let Some(oldest) = comments.iter().min_by_key(|c| c.id) else {
+        return Ok(None);
     };
-    for duplicate in all.iter().filter(|c| c.id != oldest.id) {
+    for duplicate in comments.iter().filter(|c| c.id != oldest.id) {
         caps.github_delete_comment(installation_id, repo, duplicate.id)
             .map_err(failed("delete a duplicate pull-request comment"))?;
     }
-    if oldest.id != created.id {
-        caps.github_update_comment(installation_id, repo, oldest.id, &created.body)
-            .map_err(failed("update the pull-request comment"))?;
+    if oldest.body == body {
+        return Ok(Some(oldest.id));
     }
-    Ok(oldest.id)
+    match caps.github_update_comment(installation_id, repo, oldest.id, body) {
+        Ok(updated) => Ok(Some(updated.id)),
+        // Deleted by someone since we listed it: the caller makes a new one.
+        Err(error) if error.code == ErrorCode::NotFound => Ok(None),
+        Err(error) => Err(Failure::at("update the pull-request comment", &error)),
+    }
 }

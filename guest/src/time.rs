@@ -99,15 +99,15 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
             parse_rfc3339_ms("2026-11-28T12:00:00Z"),
-            Some(1_796_817_600_000)
+            Some(1_795_867_200_000)
         );
         assert_eq!(
             parse_rfc3339_ms("2026-11-28T12:00:00.25Z"),
-            Some(1_796_817_600_250)
+            Some(1_795_867_200_250)
         );
         assert_eq!(
             parse_rfc3339_ms("2026-11-28T13:00:00+01:00"),
-            Some(1_796_817_600_000)
+            Some(1_795_867_200_000)
         );
     }
 
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn formats_for_people() {
-        assert_eq!(format_utc_minutes(1_796_817_600_000), "2026-11-28 12:00 UTC");
+        assert_eq!(format_utc_minutes(1_795_867_200_000), "2026-11-28 12:00 UTC");
         assert_eq!(format_utc_minutes(0), "1970-01-01 00:00 UTC");
     }
 }

@@ -1,1 +1,177 @@
+//! Fixtures shared by the integration tests and benchmarks: a mock host on a
+//! shared engine, data seeded in the documented format (docs/data-model.md),
+//! and message bodies of both kinds (docs/messages.md).
 
+use std::sync::{Arc, OnceLock};
+
+use envmgr::capabilities::dynamodb::{AttributeValue, Item};
+use envmgr::engine::{Engine, Limits, Logic};
+use envmgr::mock::{MockHost, default_config};
+use serde_json::json;
+
+pub const APP_ID: &str = "app_shop";
+pub const APP_NAME: &str = "Shop";
+pub const REPO: &str = "acme/shop";
+pub const INSTALLATION: u64 = 4242;
+pub const SHA_1: &str = "1111111111111111111111111111111111111111";
+pub const SHA_2: &str = "2222222222222222222222222222222222222222";
+
+/// The component built by this test crate's build script from
+/// tests/guests/chaos: it traps, loops, or bombs memory on request.
+pub const CHAOS_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_CHAOS_WASM"));
+
+/// One engine and one compiled builtin logic per test binary.
+pub fn shared_logic() -> (Arc<Engine>, Arc<Logic>) {
+    static SHARED: OnceLock<(Arc<Engine>, Arc<Logic>)> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let engine = Arc::new(Engine::new(Limits::default()).expect("engine"));
+            let logic = Arc::new(engine.load(envmgr::BUILTIN_LOGIC).expect("builtin logic"));
+            (engine, logic)
+        })
+        .clone()
+}
+
+/// A fresh mock host (empty tables, new clock) running the builtin logic.
+pub fn host() -> MockHost {
+    let (engine, logic) = shared_logic();
+    MockHost::new(engine, logic, default_config())
+}
+
+/// A host with the Shop app registered and its GitHub App installed.
+pub fn seeded_host() -> MockHost {
+    let host = host();
+    seed_app(&host, APP_ID, APP_NAME, REPO);
+    host.github.add_installation(INSTALLATION);
+    host
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn key(pk: &str, sk: &str) -> Item {
+    vec![("pk".into(), s(pk)), ("sk".into(), s(sk))]
+}
+
+/// The app record and its repository index item.
+pub fn seed_app(host: &MockHost, app_id: &str, name: &str, repository: &str) {
+    let mut app = key(&format!("APP#{app_id}"), "#");
+    app.extend([
+        ("name".into(), s(name)),
+        ("repository".into(), s(repository)),
+        ("entrypoint".into(), s("src/server.ts")),
+    ]);
+    host.tables.put("apps", app).expect("seed app");
+    let mut index = key(&format!("REPO#{}", repository.to_ascii_lowercase()), "#");
+    index.push(("appId".into(), s(app_id)));
+    host.tables.put("apps", index).expect("seed index");
+}
+
+/// A secret encrypted under its documented context.
+pub fn set_secret(host: &MockHost, app_id: &str, scope: &str, name: &str, value: &str) {
+    let context = envmgr_guest::secrets::encryption_context(app_id, scope, name);
+    let ciphertext = host.kms.encrypt(value, &context);
+    set_secret_ciphertext(host, app_id, scope, name, ciphertext);
+}
+
+/// A secret item with any ciphertext (for tampering tests).
+pub fn set_secret_ciphertext(
+    host: &MockHost,
+    app_id: &str,
+    scope: &str,
+    name: &str,
+    ciphertext: Vec<u8>,
+) {
+    let mut item = key(&format!("APP#{app_id}"), &format!("SECRET#{scope}#{name}"));
+    item.extend([
+        ("name".into(), s(name)),
+        ("scope".into(), s(scope)),
+        ("ciphertext".into(), AttributeValue::B(ciphertext)),
+    ]);
+    host.tables.put("secrets", item).expect("seed secret");
+}
+
+/// A Probot-shaped `pull_request` webhook event, payload as GitHub sends it
+/// (the fields envmgr reads plus a realistic selection of the rest).
+pub fn pull_request_event(action: &str, number: u64, branch: &str, sha: &str, updated_at: &str) -> String {
+    let (owner, name) = REPO.split_once('/').expect("owner/name");
+    let repository = json!({
+        "id": 81_234_567,
+        "node_id": "R_kgDOBNc2Zw",
+        "name": name,
+        "full_name": REPO,
+        "private": true,
+        "owner": { "login": owner, "id": 9_001, "type": "Organization" },
+        "html_url": format!("https://github.com/{REPO}"),
+        "fork": false,
+        "default_branch": "main"
+    });
+    json!({
+        "id": format!("d3f1a2b0-{number:04}-11ef-8e3c-{:012x}", updated_at.len() * 7919 + number as usize),
+        "name": "pull_request",
+        "payload": {
+            "action": action,
+            "number": number,
+            "pull_request": {
+                "url": format!("https://api.github.com/repos/{REPO}/pulls/{number}"),
+                "id": 1_900_000_000 + number,
+                "number": number,
+                "state": "open",
+                "locked": false,
+                "title": format!("Add login page (#{number})"),
+                "user": { "login": "octocat", "id": 583_231, "type": "User" },
+                "body": "Adds the login page.",
+                "created_at": "2026-11-28T11:00:00Z",
+                "updated_at": updated_at,
+                "draft": false,
+                "head": {
+                    "label": format!("{owner}:{branch}"),
+                    "ref": branch,
+                    "sha": sha,
+                    "user": { "login": owner, "id": 9_001 },
+                    "repo": repository.clone()
+                },
+                "base": {
+                    "label": format!("{owner}:main"),
+                    "ref": "main",
+                    "sha": "0000000000000000000000000000000000000000",
+                    "user": { "login": owner, "id": 9_001 },
+                    "repo": repository.clone()
+                },
+                "author_association": "MEMBER"
+            },
+            "repository": repository,
+            "organization": { "login": owner, "id": 9_001 },
+            "sender": { "login": "octocat", "id": 583_231, "type": "User" },
+            "installation": { "id": INSTALLATION, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDI0Mg==" }
+        }
+    })
+    .to_string()
+}
+
+/// A platform-API create request.
+pub fn api_request(environment_type: &str, branch: &str, sha: &str, requested_at: &str) -> String {
+    json!({
+        "version": 1,
+        "kind": "create-environment",
+        "appId": APP_ID,
+        "environmentType": environment_type,
+        "repository": REPO,
+        "branch": branch,
+        "sha": sha,
+        "installationId": INSTALLATION,
+        "requester": "user_123",
+        "requestedAt": requested_at
+    })
+    .to_string()
+}
+
+/// The string attribute `name` of an item.
+pub fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::S(s) if n == name => Some(s.as_str()),
+        AttributeValue::N(s) if n == name => Some(s.as_str()),
+        _ => None,
+    })
+}

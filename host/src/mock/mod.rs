@@ -31,7 +31,7 @@ use crate::observe::{Entry, Faults, Observer, Transcript};
 pub const TABLES: [&str; 3] = ["environments", "secrets", "apps"];
 
 /// The mock clock starts at 2026-11-28T12:00:00Z.
-pub const START_MS: u64 = 1_796_817_600_000;
+pub const START_MS: u64 = 1_795_867_200_000;
 
 /// What the mock host passes as `preview-url-template` unless told otherwise.
 pub const PREVIEW_URL_TEMPLATE: &str = "https://{environment}.preview.test";

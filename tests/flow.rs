@@ -1,0 +1,361 @@
+//! The create flow through the compiled component in the mock host: both
+//! message kinds, both environment types, redelivery, duplicates, stale
+//! requests and the comment's life.
+
+use std::time::Duration;
+
+use envmgr::Outcome;
+use envmgr::capabilities::github::{GitHub, Repository};
+use envmgr::mock::{Delivery, MockHost};
+use envmgr::observe::Call;
+use envmgr_tests::*;
+
+fn done(delivery: &Delivery) -> String {
+    match &delivery.result {
+        Ok(Ok(Outcome::Done(what))) => what.clone(),
+        other => panic!("expected done, got {other:?}\n{:#?}", delivery.transcript),
+    }
+}
+
+fn skipped(delivery: &Delivery) -> String {
+    match &delivery.result {
+        Ok(Ok(Outcome::Skipped(why))) => why.clone(),
+        other => panic!("expected skipped, got {other:?}"),
+    }
+}
+
+fn calls(delivery: &Delivery) -> Vec<Call> {
+    delivery
+        .transcript
+        .iter()
+        .map(|e| e.call)
+        .filter(|c| !matches!(c, Call::Log | Call::ConfigGet))
+        .collect()
+}
+
+fn seed_secrets(host: &MockHost) {
+    set_secret(host, APP_ID, "global", "DATABASE_URL", "postgres://global-db");
+    set_secret(host, APP_ID, "global", "LOG_LEVEL", "info");
+    set_secret(host, APP_ID, "preview", "DATABASE_URL", "postgres://preview-db");
+    set_secret(host, APP_ID, "production", "DATABASE_URL", "postgres://prod-db");
+    set_secret(host, APP_ID, "production", "STRIPE_KEY", "sk_live_123");
+}
+
+fn secrets_sent(host: &MockHost, call: usize) -> Vec<(String, String)> {
+    host.runtime.calls()[call]
+        .secrets
+        .iter()
+        .map(|(name, value)| (name.clone(), value.expose().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn pull_request_opened_creates_the_preview_environment() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:59:00Z");
+    let delivery = host.deliver(&host.message("probot", &body)).await;
+    let summary = done(&delivery);
+    assert!(summary.contains("preview feature/login"), "{summary}");
+
+    // The seed's steps, in order (the app is read first; see flow.rs).
+    assert_eq!(
+        calls(&delivery),
+        [
+            Call::DynamodbGet, // repository → app
+            Call::DynamodbGet, // app record
+            Call::GithubAuthenticate,
+            Call::DynamodbTransactWrite, // the three items
+            Call::DynamodbQuery,         // secrets
+            Call::KmsDecrypt,
+            Call::KmsDecrypt,
+            Call::GithubListComments,
+            Call::GithubCreateComment,
+            Call::GithubListComments, // no duplicate made by a racing delivery
+            Call::GithubCreateInstallationToken,
+            Call::AnalyticsTrack,
+            Call::RuntimeCreate,
+            Call::DynamodbTransactWrite, // status: runtime requested
+        ]
+    );
+
+    // Three items, one environment, at the head sha.
+    let items = host.tables.scan("environments");
+    assert_eq!(items.len(), 3);
+    let env_id = attr(&items[0], "environmentId").unwrap().to_string();
+    let keys: Vec<(String, String)> = items
+        .iter()
+        .map(|i| (attr(i, "pk").unwrap().into(), attr(i, "sk").unwrap().into()))
+        .collect();
+    assert!(keys.contains(&(format!("ENVIRONMENT#{env_id}"), "#".into())));
+    assert!(keys.contains(&(format!("APP#{APP_ID}"), format!("ENVIRONMENT#{env_id}"))));
+    assert!(keys.contains(&(format!("APP#{APP_ID}"), "BRANCH#feature/login".into())));
+    for item in &items {
+        assert_eq!(attr(item, "environmentId"), Some(env_id.as_str()));
+        assert_eq!(attr(item, "sha"), Some(SHA_1));
+        assert_eq!(attr(item, "environmentType"), Some("preview"));
+        assert_eq!(attr(item, "status"), Some("runtime-requested"));
+        assert_eq!(attr(item, "runtimeId"), Some("rt_1"));
+        assert_eq!(attr(item, "entrypoint"), Some("src/server.ts"));
+        assert_eq!(attr(item, "pullRequest"), Some("7"));
+    }
+
+    // One comment, found again by its marker, showing the environment.
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    let comment = &comments[0].body;
+    assert!(comment.starts_with(&format!("<!-- envmgr:comment app={APP_ID} -->")));
+    assert!(comment.contains(&format!("`{env_id}`")), "{comment}");
+    assert!(comment.contains("`1111111`"), "{comment}");
+    assert!(comment.contains(&format!("https://{env_id}.preview.test")), "{comment}");
+    assert!(comment.contains("2026-11-28 12:00 UTC"), "{comment}");
+
+    // The runtime got the merged secrets (preview beats global, production
+    // excluded) and a token, all opened only in the host.
+    let call = &host.runtime.calls()[0];
+    assert_eq!(call.environment_id, env_id);
+    assert_eq!(call.repository, REPO);
+    assert_eq!(call.branch, "feature/login");
+    assert_eq!(call.sha, SHA_1);
+    assert_eq!(
+        secrets_sent(&host, 0),
+        [
+            ("DATABASE_URL".to_string(), "postgres://preview-db".to_string()),
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+        ]
+    );
+    assert_eq!(
+        call.installation_token.as_ref().map(|t| t.expose().to_string()),
+        host.github.issued_tokens().first().cloned()
+    );
+
+    // Segment: cloud_environment_created with repo, branch, type.
+    let events = host.analytics.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, "cloud_environment_created");
+    assert_eq!(events[0].user_id, "github:octocat");
+    let properties: serde_json::Value = serde_json::from_str(&events[0].properties_json).unwrap();
+    assert_eq!(properties["repo"], REPO);
+    assert_eq!(properties["branch"], "feature/login");
+    assert_eq!(properties["type"], "preview");
+}
+
+#[tokio::test]
+async fn api_request_creates_the_production_environment() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    let body = api_request("production", "main", SHA_2, "2026-11-28T11:58:00Z");
+    let delivery = host.deliver(&host.message("api", &body)).await;
+    done(&delivery);
+
+    let items = host.tables.scan("environments");
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|i| attr(i, "environmentType") == Some("production")));
+    assert!(items.iter().all(|i| attr(i, "pullRequest").is_none()));
+    // No pull request: no comment calls at all.
+    assert!(!calls(&delivery).contains(&Call::GithubListComments));
+    assert_eq!(
+        secrets_sent(&host, 0),
+        [
+            ("DATABASE_URL".to_string(), "postgres://prod-db".to_string()),
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+            ("STRIPE_KEY".to_string(), "sk_live_123".to_string()),
+        ]
+    );
+    assert_eq!(host.analytics.events()[0].user_id, "user_123");
+}
+
+#[tokio::test]
+async fn api_preview_request_with_a_pull_request_comments_and_honours_entrypoint() {
+    let host = seeded_host();
+    let mut body: serde_json::Value =
+        serde_json::from_str(&api_request("preview", "fix/typo", SHA_1, "2026-11-28T11:00:00Z"))
+            .unwrap();
+    body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Fix typo" });
+    body["entrypoint"] = serde_json::json!("app/main.ts");
+    let delivery = host.deliver(&host.message("api", &body.to_string())).await;
+    done(&delivery);
+    assert_eq!(host.github.comments(REPO, 12).len(), 1);
+    assert_eq!(host.runtime.calls()[0].entrypoint, "app/main.ts");
+    assert!(host.runtime.calls()[0].secrets.is_empty());
+}
+
+#[tokio::test]
+async fn environment_specific_secrets_win_over_type_and_global() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    let env_id = envmgr_guest::environment::environment_id(APP_ID, "feature/login");
+    set_secret(&host, APP_ID, &format!("environment:{env_id}"), "DATABASE_URL", "postgres://mine");
+    set_secret(&host, APP_ID, "environment:env_someone_else", "DATABASE_URL", "postgres://theirs");
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:59:00Z");
+    done(&host.deliver(&host.message("probot", &body)).await);
+    assert_eq!(secrets_sent(&host, 0)[0].1, "postgres://mine");
+}
+
+#[tokio::test]
+async fn redelivery_yields_one_environment_one_comment_one_runtime() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:59:00Z");
+    let first = host.message("probot", &body);
+    done(&host.deliver(&first).await);
+    let comment_id = host.github.comments(REPO, 7)[0].id;
+
+    host.clock.advance(Duration::from_secs(90));
+    let mut again = first.clone();
+    again.receive_count = 2;
+    let delivery = host.deliver(&again).await;
+    done(&delivery);
+    // The same message sent twice (a new queue message id) is no different.
+    let mut duplicate = first.clone();
+    duplicate.id = "another-queue-message-id".into();
+    done(&host.deliver(&duplicate).await);
+
+    assert_eq!(host.tables.scan("environments").len(), 3);
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1, "one comment, updated in place");
+    assert_eq!(comments[0].id, comment_id);
+    assert!(comments[0].body.contains("2026-11-28 12:01 UTC"), "{}", comments[0].body);
+    assert!(calls(&delivery).contains(&Call::GithubUpdateComment));
+    assert!(!calls(&delivery).contains(&Call::GithubCreateComment));
+
+    let runtime_calls = host.runtime.calls();
+    assert_eq!(runtime_calls.len(), 3);
+    assert!(runtime_calls.iter().all(|c| c.idempotency_key == runtime_calls[0].idempotency_key));
+    assert_eq!(host.runtime.runtimes().len(), 1);
+    let events = host.analytics.events();
+    assert!(events.iter().all(|e| e.message_id == events[0].message_id));
+}
+
+#[tokio::test]
+async fn a_new_push_moves_the_environment_and_updates_the_comment() {
+    let host = seeded_host();
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    done(&host.deliver(&host.message("probot", &opened)).await);
+    let pushed =
+        pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z");
+    done(&host.deliver(&host.message("probot", &pushed)).await);
+
+    let items = host.tables.scan("environments");
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|i| attr(i, "sha") == Some(SHA_2)));
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].body.contains("`2222222`"));
+    // A new commit is a new runtime request.
+    assert_eq!(host.runtime.runtimes().len(), 2);
+}
+
+#[tokio::test]
+async fn a_stale_request_never_overwrites_a_newer_one() {
+    let host = seeded_host();
+    let newer = pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z");
+    let older = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    done(&host.deliver(&host.message("probot", &newer)).await);
+    let comment_before = host.github.comments(REPO, 7)[0].body.clone();
+
+    let delivery = host.deliver(&host.message("probot", &older)).await;
+    let why = skipped(&delivery);
+    assert!(why.starts_with("stale request"), "{why}");
+    assert!(why.contains(SHA_2), "names the request the environment holds: {why}");
+
+    assert!(host.tables.scan("environments").iter().all(|i| attr(i, "sha") == Some(SHA_2)));
+    assert_eq!(host.runtime.calls().len(), 1, "no runtime for the stale request");
+    assert_eq!(host.github.comments(REPO, 7)[0].body, comment_before);
+    assert!(host.analytics.events().len() == 1);
+}
+
+#[tokio::test]
+async fn a_deleted_comment_is_made_again() {
+    let host = seeded_host();
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    done(&host.deliver(&host.message("probot", &opened)).await);
+    let old = host.github.comments(REPO, 7)[0].id;
+    host.github.remove_comment(old);
+
+    let pushed = pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z");
+    done(&host.deliver(&host.message("probot", &pushed)).await);
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert_ne!(comments[0].id, old);
+}
+
+#[tokio::test]
+async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
+    let host = seeded_host();
+    let repo = Repository {
+        owner: "acme".into(),
+        name: "shop".into(),
+    };
+    let marker = envmgr_guest::comment::marker(APP_ID);
+    let unrelated = host
+        .github
+        .create_comment(INSTALLATION, &repo, 7, "LGTM")
+        .await
+        .unwrap();
+    let first = host
+        .github
+        .create_comment(INSTALLATION, &repo, 7, &format!("{marker}\nfrom delivery A"))
+        .await
+        .unwrap();
+    host.github
+        .create_comment(INSTALLATION, &repo, 7, &format!("{marker}\nfrom delivery B"))
+        .await
+        .unwrap();
+
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    done(&host.deliver(&host.message("probot", &opened)).await);
+    let comments = host.github.comments(REPO, 7);
+    let ids: Vec<u64> = comments.iter().map(|c| c.id).collect();
+    assert_eq!(ids, [unrelated.id, first.id], "other people's comments are left alone");
+    assert!(comments[1].body.contains("`1111111`"));
+}
+
+#[tokio::test]
+async fn events_that_do_not_deploy_are_skipped_with_a_reason() {
+    let host = seeded_host();
+    for action in ["closed", "edited", "labeled", "review_requested"] {
+        let body = pull_request_event(action, 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+        let delivery = host.deliver(&host.message("probot", &body)).await;
+        let why = skipped(&delivery);
+        assert!(why.contains(action), "{why}");
+        assert!(calls(&delivery).is_empty(), "nothing is touched for {action}");
+    }
+    let issues = serde_json::json!({
+        "id": "f00", "name": "issues", "payload": { "action": "opened" }
+    });
+    let delivery = host.deliver(&host.message("probot", &issues.to_string())).await;
+    assert!(skipped(&delivery).contains("`issues`"));
+    assert!(host.tables.scan("environments").is_empty());
+}
+
+#[tokio::test]
+async fn branches_of_forks_never_collide_with_the_base_repository() {
+    let host = seeded_host();
+    let mut event: serde_json::Value = serde_json::from_str(&pull_request_event(
+        "opened",
+        9,
+        "main",
+        SHA_1,
+        "2026-11-28T11:00:00Z",
+    ))
+    .unwrap();
+    let head = &mut event["payload"]["pull_request"]["head"]["repo"];
+    head["full_name"] = "mallory/shop".into();
+    head["owner"]["login"] = "mallory".into();
+    done(&host.deliver(&host.message("probot", &event.to_string())).await);
+    let items = host.tables.scan("environments");
+    assert!(items.iter().all(|i| attr(i, "branch") == Some("mallory:main")));
+}
+
+#[tokio::test]
+async fn the_mock_host_is_deterministic() {
+    async fn run() -> Vec<String> {
+        let host = seeded_host();
+        seed_secrets(&host);
+        let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+        let delivery = host.deliver(&host.message("probot", &body)).await;
+        delivery.transcript.iter().map(|e| e.to_string()).collect()
+    }
+    assert_eq!(run().await, run().await);
+}
