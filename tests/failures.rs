@@ -1,0 +1,261 @@
+//! Every way a message can fail: bad input is permanent with a reason a
+//! person can act on; a dependency that may recover is retryable; analytics
+//! never fails the flow.
+
+use envmgr::capabilities::ErrorCode;
+use envmgr::mock::{Delivery, MockHost};
+use envmgr::observe::{Call, Hit};
+use envmgr::{FailureKind, Outcome};
+use envmgr_tests::*;
+
+fn failure(delivery: &Delivery) -> (FailureKind, String) {
+    match &delivery.result {
+        Ok(Err(failure)) => (failure.kind, failure.reason.clone()),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn permanent(delivery: &Delivery) -> String {
+    let (kind, reason) = failure(delivery);
+    assert_eq!(kind, FailureKind::Permanent, "{reason}");
+    reason
+}
+
+fn retryable(delivery: &Delivery) -> String {
+    let (kind, reason) = failure(delivery);
+    assert_eq!(kind, FailureKind::Retryable, "{reason}");
+    reason
+}
+
+fn opened() -> String {
+    pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z")
+}
+
+fn api(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&api_request("preview", "feature/login", SHA_1, "2026-11-28T11:00:00Z"))
+            .unwrap();
+    edit(&mut body);
+    body.to_string()
+}
+
+/// Nothing was written and nothing was created.
+fn untouched(host: &MockHost) {
+    assert!(host.tables.scan("environments").is_empty());
+    assert!(host.runtime.calls().is_empty());
+    assert!(host.github.comments(REPO, 7).is_empty());
+}
+
+#[tokio::test]
+async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("invalid JSON", "{\"version\": 1,".into(), "not valid JSON"),
+        ("not an object", "[1, 2, 3]".into(), "must be a JSON object"),
+        ("unknown kind", r#"{"hello": "world"}"#.into(), "unknown message kind"),
+        (
+            "missing field",
+            api(|b| {
+                b.as_object_mut().unwrap().remove("sha");
+            }),
+            "missing field `sha`",
+        ),
+        (
+            "ill-typed field",
+            api(|b| b["installationId"] = "forty-two".into()),
+            "installationId",
+        ),
+        (
+            "unsupported version",
+            api(|b| b["version"] = 2.into()),
+            "version 2 is not supported",
+        ),
+        (
+            "unknown request kind",
+            api(|b| b["kind"] = "delete-environment".into()),
+            "unknown API request kind `delete-environment`",
+        ),
+        (
+            "unknown environment type",
+            api(|b| b["environmentType"] = "staging".into()),
+            "environmentType `staging`",
+        ),
+        ("bad sha", api(|b| b["sha"] = "abc123".into()), "sha `abc123`"),
+        (
+            "bad time",
+            api(|b| b["requestedAt"] = "yesterday".into()),
+            "requestedAt `yesterday`",
+        ),
+        (
+            "misspelt field",
+            api(|b| b["entryPoint"] = "x.ts".into()),
+            "unknown field `entryPoint`",
+        ),
+        (
+            "bad repository",
+            api(|b| b["repository"] = "shop".into()),
+            "not of the form owner/name",
+        ),
+        (
+            "unknown app",
+            api(|b| b["appId"] = "app_nope".into()),
+            "app app_nope not found",
+        ),
+        (
+            "repository of another app",
+            api(|b| b["repository"] = "acme/other".into()),
+            "is not the repository of app app_shop",
+        ),
+        (
+            "webhook without installation",
+            {
+                let mut e: serde_json::Value = serde_json::from_str(&opened()).unwrap();
+                e["payload"].as_object_mut().unwrap().remove("installation");
+                e.to_string()
+            },
+            "has no installation",
+        ),
+        (
+            "webhook payload missing the head",
+            {
+                let mut e: serde_json::Value = serde_json::from_str(&opened()).unwrap();
+                e["payload"]["pull_request"].as_object_mut().unwrap().remove("head");
+                e.to_string()
+            },
+            "missing field `head`",
+        ),
+    ];
+    for (case, body, expected) in cases {
+        let host = seeded_host();
+        let delivery = host.deliver(&host.message("api", &body)).await;
+        let reason = permanent(&delivery);
+        assert!(reason.contains(expected), "{case}: `{reason}` lacks `{expected}`");
+        untouched(&host);
+    }
+}
+
+#[tokio::test]
+async fn a_repository_without_an_app_is_permanent() {
+    let host = host();
+    host.github.add_installation(INSTALLATION);
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    let reason = permanent(&delivery);
+    assert!(reason.contains("no app is registered for repository acme/shop"), "{reason}");
+    untouched(&host);
+}
+
+#[tokio::test]
+async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
+    let host = seeded_host();
+    // Encrypted for another app: the context does not match, as when a
+    // ciphertext is copied between apps.
+    let context = envmgr_guest::secrets::encryption_context("app_other", "preview", "API_KEY");
+    let foreign = host.kms.encrypt("s3cr3t-value", &context);
+    set_secret_ciphertext(&host, APP_ID, "preview", "API_KEY", foreign);
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    let reason = permanent(&delivery);
+    assert!(reason.contains("secret API_KEY (scope preview)"), "{reason}");
+    assert!(reason.contains("does not decrypt"), "{reason}");
+    assert!(host.runtime.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_uninstalled_github_app_is_permanent() {
+    let host = host();
+    seed_app(&host, APP_ID, APP_NAME, REPO);
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    let reason = permanent(&delivery);
+    assert!(reason.contains("authenticate"), "{reason}");
+    assert!(reason.contains("installation 4242 not found"), "{reason}");
+    untouched(&host);
+}
+
+/// Each capability failing in a way that may pass is retryable; a refusal
+/// that needs a person is permanent.
+#[tokio::test]
+async fn capability_failures_are_classified() {
+    use ErrorCode::*;
+    let cases = [
+        (Call::DynamodbGet, Unavailable, FailureKind::Retryable, "find the app of the repository"),
+        (Call::DynamodbGet, Throttled, FailureKind::Retryable, "find the app"),
+        (Call::GithubAuthenticate, Unavailable, FailureKind::Retryable, "authenticate"),
+        (Call::GithubAuthenticate, Denied, FailureKind::Permanent, "authenticate"),
+        (Call::DynamodbTransactWrite, Conflict, FailureKind::Retryable, "write the environment"),
+        (Call::DynamodbQuery, Throttled, FailureKind::Retryable, "read the app's secrets"),
+        (Call::KmsDecrypt, Unavailable, FailureKind::Retryable, "decrypt secret"),
+        (Call::KmsDecrypt, Denied, FailureKind::Permanent, "does not decrypt"),
+        (Call::GithubListComments, Unavailable, FailureKind::Retryable, "find the pull-request comment"),
+        (Call::GithubCreateComment, Throttled, FailureKind::Retryable, "create the pull-request comment"),
+        (Call::GithubCreateComment, Invalid, FailureKind::Permanent, "create the pull-request comment"),
+        (Call::GithubCreateInstallationToken, Unavailable, FailureKind::Retryable, "installation token"),
+        (Call::RuntimeCreate, Unavailable, FailureKind::Retryable, "create the runtime"),
+        (Call::RuntimeCreate, Invalid, FailureKind::Permanent, "create the runtime"),
+    ];
+    for (call, code, kind, step) in cases {
+        let host = seeded_host();
+        set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+        host.faults.inject(call, Hit::Every, code, "injected");
+        let delivery = host.deliver(&host.message("probot", &opened())).await;
+        let (got, reason) = failure(&delivery);
+        assert_eq!(got, kind, "{call} {code:?}: {reason}");
+        assert!(reason.contains(step), "{call} {code:?}: `{reason}` lacks `{step}`");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_analytics_call_never_fails_the_flow() {
+    let host = seeded_host();
+    host.faults
+        .inject(Call::AnalyticsTrack, Hit::Every, ErrorCode::Unavailable, "segment down");
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))), "{:?}", delivery.result);
+    assert_eq!(host.runtime.calls().len(), 1);
+    let warning = delivery
+        .transcript
+        .iter()
+        .find(|e| e.call == Call::Log)
+        .expect("the guest logs the lost event");
+    assert!(warning.request.starts_with("warn analytics"), "{warning}");
+    assert!(warning.result.contains("segment down"), "{warning}");
+}
+
+#[tokio::test]
+async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
+    let host = seeded_host();
+    host.faults
+        .inject(Call::RuntimeCreate, Hit::Nth(1), ErrorCode::Unavailable, "503 Service Unavailable");
+    host.faults
+        .inject(Call::RuntimeCreate, Hit::Nth(2), ErrorCode::Unavailable, "503 Service Unavailable");
+    let mut message = host.message("probot", &opened());
+    for attempt in 1..=2 {
+        message.receive_count = attempt;
+        let reason = retryable(&host.deliver(&message).await);
+        assert!(reason.contains("503"), "{reason}");
+    }
+    message.receive_count = 3;
+    let delivery = host.deliver(&message).await;
+    assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))), "{:?}", delivery.result);
+
+    assert_eq!(host.tables.scan("environments").len(), 3);
+    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+    assert_eq!(host.runtime.runtimes().len(), 1, "one runtime");
+    let statuses: Vec<_> = host
+        .tables
+        .scan("environments")
+        .iter()
+        .map(|i| attr(i, "status").unwrap().to_string())
+        .collect();
+    assert!(statuses.iter().all(|s| s == "runtime-requested"));
+}
+
+#[tokio::test]
+async fn a_transaction_conflict_then_success_writes_once() {
+    let host = seeded_host();
+    host.faults
+        .inject(Call::DynamodbTransactWrite, Hit::Nth(1), ErrorCode::Conflict, "TransactionConflict");
+    let message = host.message("probot", &opened());
+    retryable(&host.deliver(&message).await);
+    untouched(&host);
+    let delivery = host.deliver(&message).await;
+    assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))));
+    assert_eq!(host.tables.scan("environments").len(), 3);
+}

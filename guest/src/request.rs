@@ -153,7 +153,7 @@ struct InstallationPayload {
 const DEPLOYING_ACTIONS: [&str; 4] = ["opened", "reopened", "synchronize", "ready_for_review"];
 
 fn parse_webhook(value: serde_json::Value) -> Result<Parsed, BadInput> {
-    let event: WebhookEvent = serde_json::from_value(value)
+    let event: WebhookEvent = from_value(value)
         .map_err(|e| BadInput(format!("malformed Probot webhook event: {e}")))?;
     if event.name != "pull_request" {
         return Ok(Parsed::Ignored(format!(
@@ -175,7 +175,7 @@ fn parse_webhook(value: serde_json::Value) -> Result<Parsed, BadInput> {
             DEPLOYING_ACTIONS.join(", ")
         )));
     }
-    let payload: PullRequestEvent = serde_json::from_value(event.payload).map_err(|e| {
+    let payload: PullRequestEvent = from_value(event.payload).map_err(|e| {
         BadInput(format!(
             "malformed pull_request payload (delivery {}): {e}",
             event.id
@@ -269,7 +269,7 @@ fn parse_api(value: serde_json::Value) -> Result<Parsed, BadInput> {
                 .unwrap_or_else(|| "(missing)".into())
         )));
     }
-    let api: ApiRequest = serde_json::from_value(value)
+    let api: ApiRequest = from_value(value)
         .map_err(|e| BadInput(format!("malformed API request: {e}")))?;
     debug_assert_eq!(api.version, API_VERSION);
     if api.kind != "create-environment" {
@@ -320,6 +320,14 @@ fn parse_api(value: serde_json::Value) -> Result<Parsed, BadInput> {
         requester: api.requester,
         requested_at_ms,
     })))
+}
+
+/// Deserialize, naming the field that is wrong (`pull_request.head: missing
+/// field \`sha\``) rather than only what was expected.
+fn from_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    serde_path_to_error::deserialize(value)
 }
 
 fn parse_repository(full_name: &str) -> Result<Repository, BadInput> {

@@ -29,9 +29,20 @@ impl Host for Session {
         }
         self.backends.observer.record(
             Call::Log,
-            || format!("{level:?} {context}"),
+            || format!("{} {context}", level_name(level)),
             || message.clone(),
         );
         Ok(())
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+        Level::Critical => "critical",
     }
 }
