@@ -359,3 +359,47 @@ async fn the_mock_host_is_deterministic() {
     }
     assert_eq!(run().await, run().await);
 }
+
+#[tokio::test]
+async fn the_component_does_what_its_source_does_natively() {
+    let sandboxed = seeded_host();
+    let native = seeded_host();
+    for host in [&sandboxed, &native] {
+        seed_secrets(host);
+    }
+    let bodies = [
+        pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z"),
+        pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z"),
+        pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z"),
+        api_request("production", "main", SHA_2, "2026-11-28T11:58:00Z"),
+    ];
+    for body in &bodies {
+        let message = sandboxed.message("probot", body);
+        let in_sandbox = sandboxed.deliver(&message).await.result.unwrap();
+        let mut caps = envmgr_tests::native::Native {
+            backends: native.backends(),
+            now_ms: native.clock.now_ms(),
+        };
+        let natively = envmgr_guest::handle(&mut caps, &guest_message(&message));
+        let sandbox_view = match in_sandbox {
+            Ok(Outcome::Done(text)) => Ok(format!("done: {text}")),
+            Ok(Outcome::Skipped(text)) => Ok(format!("skipped: {text}")),
+            Err(failure) => Err(failure.reason),
+        };
+        let native_view = match natively {
+            Ok(envmgr_guest::Outcome::Done(text)) => Ok(format!("done: {text}")),
+            Ok(envmgr_guest::Outcome::Skipped(text)) => Ok(format!("skipped: {text}")),
+            Err(failure) => Err(failure.reason),
+        };
+        assert_eq!(sandbox_view, native_view);
+    }
+    // The generated host types have no PartialEq (resources cannot); their
+    // Debug text is a faithful stand-in.
+    let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+        assert_eq!(format!("{a:?}"), format!("{b:?}"))
+    };
+    same(&sandboxed.tables.scan("environments"), &native.tables.scan("environments"));
+    same(&sandboxed.github.comments(REPO, 7), &native.github.comments(REPO, 7));
+    same(&sandboxed.runtime.runtimes(), &native.runtime.runtimes());
+    assert_eq!(sandboxed.runtime.runtimes().len(), 3);
+}

@@ -2,6 +2,8 @@
 //! shared engine, data seeded in the documented format (docs/data-model.md),
 //! and message bodies of both kinds (docs/messages.md).
 
+pub mod native;
+
 use std::sync::{Arc, OnceLock};
 
 use envmgr::capabilities::dynamodb::{AttributeValue, Item};
@@ -174,4 +176,16 @@ pub fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         AttributeValue::N(s) if n == name => Some(s.as_str()),
         _ => None,
     })
+}
+
+/// The guest's view of a host message, for running the flow natively.
+pub fn guest_message(message: &envmgr::Message) -> envmgr_guest::Message {
+    envmgr_guest::Message {
+        id: message.id.clone(),
+        source_queue: message.source_queue.clone(),
+        body: message.body.clone(),
+        attributes: message.attributes.clone(),
+        receive_count: message.receive_count,
+        sent_at_ms: message.sent_at_ms,
+    }
 }

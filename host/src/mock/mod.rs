@@ -108,6 +108,15 @@ impl MockHost {
         &self.logic
     }
 
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The backends the logic runs against (with this host's observer).
+    pub fn backends(&self) -> &Arc<Backends> {
+        &self.backends
+    }
+
     /// A first delivery of `body` on `queue`, sent now.
     pub fn message(&self, queue: &str, body: &str) -> Message {
         Message {

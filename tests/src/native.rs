@@ -1,0 +1,331 @@
+//! The guest's flow compiled natively, running against the host's backends
+//! directly: the baseline the sandbox's cost is measured against, and a check
+//! that the component behaves as its source does.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use envmgr::capabilities::Backends;
+use envmgr::capabilities::analytics::TrackEvent as HostEvent;
+use envmgr::capabilities::dynamodb::{
+    AttributeCheck, AttributeValue, Condition as HostCondition, KeyCondition, PutItem,
+    QueryRequest, UpdateItem, Write as HostWrite, WriteError as HostWriteError,
+};
+use envmgr::capabilities::github::{Comment as HostComment, Repository as HostRepository};
+use envmgr::capabilities::runtime::RuntimeRequest as HostRuntimeRequest;
+use envmgr::capabilities::sealed::Secret;
+use envmgr::capabilities::{Error as HostError, ErrorCode as HostCode};
+use envmgr_guest::capabilities::*;
+
+/// The flow's capabilities served straight from host backends, no sandbox.
+pub struct Native<'a> {
+    pub backends: &'a Backends,
+    pub now_ms: u64,
+}
+
+/// The in-memory backends never wait, so their futures finish on first poll.
+fn ready<T>(future: impl Future<Output = T>) -> T {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("the native baseline needs backends that never wait"),
+    }
+}
+
+fn error(e: HostError) -> CapabilityError {
+    CapabilityError {
+        code: match e.code {
+            HostCode::NotFound => ErrorCode::NotFound,
+            HostCode::Denied => ErrorCode::Denied,
+            HostCode::Invalid => ErrorCode::Invalid,
+            HostCode::Conflict => ErrorCode::Conflict,
+            HostCode::Throttled => ErrorCode::Throttled,
+            HostCode::Unavailable => ErrorCode::Unavailable,
+        },
+        message: e.message,
+        retry_after_ms: e.retry_after_ms,
+    }
+}
+
+fn write_error(e: HostWriteError) -> WriteError {
+    match e {
+        HostWriteError::ConditionFailed(i) => WriteError::ConditionFailed(i),
+        HostWriteError::Failed(e) => WriteError::Failed(error(e)),
+    }
+}
+
+fn repo(r: &Repository) -> HostRepository {
+    HostRepository {
+        owner: r.owner.clone(),
+        name: r.name.clone(),
+    }
+}
+
+fn comment(c: HostComment) -> Comment {
+    Comment {
+        id: c.id,
+        body: c.body,
+        html_url: c.html_url,
+    }
+}
+
+fn to_value(v: &Value) -> AttributeValue {
+    match v {
+        Value::S(s) => AttributeValue::S(s.clone()),
+        Value::N(n) => AttributeValue::N(n.clone()),
+        Value::B(b) => AttributeValue::B(b.clone()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Null => AttributeValue::Null,
+        Value::Ss(v) => AttributeValue::Ss(v.clone()),
+        Value::Ns(v) => AttributeValue::Ns(v.clone()),
+        Value::Bs(v) => AttributeValue::Bs(v.clone()),
+        Value::Json(j) => AttributeValue::Json(j.clone()),
+    }
+}
+
+fn from_value(v: AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => Value::S(s),
+        AttributeValue::N(n) => Value::N(n),
+        AttributeValue::B(b) => Value::B(b),
+        AttributeValue::Bool(b) => Value::Bool(b),
+        AttributeValue::Null => Value::Null,
+        AttributeValue::Ss(v) => Value::Ss(v),
+        AttributeValue::Ns(v) => Value::Ns(v),
+        AttributeValue::Bs(v) => Value::Bs(v),
+        AttributeValue::Json(j) => Value::Json(j),
+    }
+}
+
+fn to_item(item: &Item) -> Vec<(String, AttributeValue)> {
+    item.iter().map(|(n, v)| (n.clone(), to_value(v))).collect()
+}
+
+fn from_item(item: Vec<(String, AttributeValue)>) -> Item {
+    item.into_iter().map(|(n, v)| (n, from_value(v))).collect()
+}
+
+fn condition(c: &Condition) -> HostCondition {
+    let check = |name: &String, value: &Value| AttributeCheck {
+        name: name.clone(),
+        value: to_value(value),
+    };
+    match c {
+        Condition::None => HostCondition::None,
+        Condition::ItemAbsent => HostCondition::ItemAbsent,
+        Condition::ItemPresent => HostCondition::ItemPresent,
+        Condition::Equals(n, v) => HostCondition::Equals(check(n, v)),
+        Condition::AbsentOrAtMost(n, v) => HostCondition::AbsentOrAtMost(check(n, v)),
+    }
+}
+
+fn update(u: &Update) -> UpdateItem {
+    UpdateItem {
+        table: u.table.clone(),
+        key: to_item(&u.key),
+        set: to_item(&u.set),
+        condition: condition(&u.condition),
+    }
+}
+
+fn write(w: &Write) -> HostWrite {
+    let keyed = |table: &String, key: &Item, c: &Condition| KeyCondition {
+        table: table.clone(),
+        key: to_item(key),
+        condition: condition(c),
+    };
+    match w {
+        Write::Put {
+            table,
+            item,
+            condition: c,
+        } => HostWrite::Put(PutItem {
+            table: table.clone(),
+            item: to_item(item),
+            condition: condition(c),
+        }),
+        Write::Update(u) => HostWrite::Update(update(u)),
+        Write::Delete {
+            table,
+            key,
+            condition: c,
+        } => HostWrite::Delete(keyed(table, key, c)),
+        Write::Check {
+            table,
+            key,
+            condition: c,
+        } => HostWrite::Check(keyed(table, key, c)),
+    }
+}
+
+impl Capabilities for Native<'_> {
+    type Sealed = Secret;
+
+    fn now_ms(&mut self) -> u64 {
+        self.now_ms
+    }
+
+    fn config(&mut self, key: &str) -> Option<String> {
+        self.backends.config.get(key).map(str::to_string)
+    }
+
+    fn log(&mut self, _level: LogLevel, _step: &str, _message: &str) {}
+
+    fn github_authenticate(&mut self, installation_id: u64) -> CapResult<()> {
+        ready(self.backends.github.authenticate(installation_id)).map_err(error)
+    }
+
+    fn github_list_comments(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        issue_number: u64,
+        marker: &str,
+    ) -> CapResult<Vec<Comment>> {
+        ready(
+            self.backends
+                .github
+                .list_comments(installation_id, &repo(r), issue_number, marker),
+        )
+        .map(|all| all.into_iter().map(comment).collect())
+        .map_err(error)
+    }
+
+    fn github_create_comment(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        issue_number: u64,
+        body: &str,
+    ) -> CapResult<Comment> {
+        ready(
+            self.backends
+                .github
+                .create_comment(installation_id, &repo(r), issue_number, body),
+        )
+        .map(comment)
+        .map_err(error)
+    }
+
+    fn github_update_comment(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        comment_id: u64,
+        body: &str,
+    ) -> CapResult<Comment> {
+        ready(
+            self.backends
+                .github
+                .update_comment(installation_id, &repo(r), comment_id, body),
+        )
+        .map(comment)
+        .map_err(error)
+    }
+
+    fn github_delete_comment(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        comment_id: u64,
+    ) -> CapResult<()> {
+        ready(
+            self.backends
+                .github
+                .delete_comment(installation_id, &repo(r), comment_id),
+        )
+        .map_err(error)
+    }
+
+    fn github_create_installation_token(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+    ) -> CapResult<Secret> {
+        ready(
+            self.backends
+                .github
+                .create_installation_token(installation_id, &repo(r)),
+        )
+        .map_err(error)
+    }
+
+    fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
+        ready(self.backends.dynamodb.get(table, &to_item(key)))
+            .map(|found| found.map(from_item))
+            .map_err(error)
+    }
+
+    fn db_query(&mut self, q: &Query) -> CapResult<Page> {
+        let request = QueryRequest {
+            table: q.table.clone(),
+            partition: q.partition.clone(),
+            sort_prefix: q.sort_prefix.clone(),
+            limit: q.limit,
+            start_after: q.start_after.as_ref().map(to_item),
+        };
+        ready(self.backends.dynamodb.query(&request))
+            .map(|page| Page {
+                items: page.items.into_iter().map(from_item).collect(),
+                next: page.next.map(from_item),
+            })
+            .map_err(error)
+    }
+
+    fn db_transact_write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
+        let writes: Vec<HostWrite> = writes.iter().map(write).collect();
+        ready(self.backends.dynamodb.transact_write(&writes)).map_err(write_error)
+    }
+
+    fn db_update(&mut self, u: &Update) -> Result<(), WriteError> {
+        ready(self.backends.dynamodb.update(&update(u))).map_err(write_error)
+    }
+
+    fn kms_decrypt(
+        &mut self,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+        _label: &str,
+    ) -> CapResult<Secret> {
+        ready(self.backends.kms.decrypt(ciphertext, context)).map_err(error)
+    }
+
+    fn analytics_track(&mut self, e: &TrackEvent) -> CapResult<()> {
+        ready(self.backends.analytics.track(&HostEvent {
+            event: e.event.clone(),
+            user_id: e.user_id.clone(),
+            properties_json: e.properties_json.clone(),
+            message_id: e.message_id.clone(),
+        }))
+        .map_err(error)
+    }
+
+    fn runtime_create(
+        &mut self,
+        request: &RuntimeRequest<'_, Secret>,
+    ) -> CapResult<RuntimeCreated> {
+        let plain = HostRuntimeRequest {
+            idempotency_key: request.idempotency_key.clone(),
+            app_id: request.app_id.clone(),
+            environment_id: request.environment_id.clone(),
+            environment_type: request.environment_type.clone(),
+            repository: request.repository.clone(),
+            branch: request.branch.clone(),
+            sha: request.sha.clone(),
+            entrypoint: request.entrypoint.clone(),
+            installation_token: request.installation_token.cloned(),
+            secrets: request
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), (*value).clone()))
+                .collect(),
+        };
+        ready(self.backends.runtime.create(&plain))
+            .map(|created| RuntimeCreated {
+                runtime_id: created.runtime_id,
+                url: created.url,
+            })
+            .map_err(error)
+    }
+}
