@@ -156,6 +156,13 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     assert!(reason.contains("secret API_KEY (scope preview)"), "{reason}");
     assert!(reason.contains("does not decrypt"), "{reason}");
     assert!(host.runtime.calls().is_empty());
+    // The record says why, for people and the platform's UI.
+    let items = host.tables.scan("environments");
+    assert_eq!(items.len(), 3);
+    for item in &items {
+        assert_eq!(attr(item, "status"), Some("failed"));
+        assert_eq!(attr(item, "failureReason"), Some(reason.as_str()));
+    }
 }
 
 #[tokio::test]
@@ -235,6 +242,7 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
     let delivery = host.deliver(&message).await;
     assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))), "{:?}", delivery.result);
 
+    // Retryable failures leave the record creating, never failed.
     assert_eq!(host.tables.scan("environments").len(), 3);
     assert_eq!(host.github.comments(REPO, 7).len(), 1);
     assert_eq!(host.runtime.runtimes().len(), 1, "one runtime");

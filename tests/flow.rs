@@ -403,3 +403,11 @@ async fn the_component_does_what_its_source_does_natively() {
     same(&sandboxed.runtime.runtimes(), &native.runtime.runtimes());
     assert_eq!(sandboxed.runtime.runtimes().len(), 3);
 }
+
+#[test]
+fn seeding_tools_and_the_guest_agree_on_the_secret_context() {
+    assert_eq!(
+        envmgr::mock::seed::secret_context("app", "preview", "NAME"),
+        envmgr_guest::secrets::encryption_context("app", "preview", "NAME")
+    );
+}

@@ -16,6 +16,8 @@ pub const TABLE: &str = "environments";
 pub const STATUS_CREATING: &str = "creating";
 /// Status once the Runtime Service accepted the create call.
 pub const STATUS_RUNTIME_REQUESTED: &str = "runtime-requested";
+/// Status when the request failed permanently after the record was written.
+pub const STATUS_FAILED: &str = "failed";
 
 /// One environment at one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +113,20 @@ impl Environment {
         if let Some(url) = url {
             set.push(s("url", url));
         }
+        self.status_update(set)
+    }
+
+    /// Mark the request failed with the reason a person can act on, unless a
+    /// newer request has taken the environment over.
+    pub fn failed(&self, reason: &str, updated_at_ms: u64) -> Vec<Write> {
+        self.status_update(vec![
+            s("status", STATUS_FAILED),
+            s("failureReason", reason),
+            n("updatedAt", updated_at_ms),
+        ])
+    }
+
+    fn status_update(&self, set: Item) -> Vec<Write> {
         self.keys()
             .into_iter()
             .map(|key| {

@@ -5,13 +5,13 @@
 //! written under a version condition, the comment is found by its marker, and
 //! the runtime call and analytics event carry a key derived from the request.
 
-use crate::apps;
+use crate::apps::{self, App};
 use crate::capabilities::{Capabilities, LogLevel, RuntimeRequest, TrackEvent, WriteError};
 use crate::comment;
 use crate::environment::{self, Environment, STATUS_CREATING};
 use crate::item::get_s;
-use crate::outcome::{Failure, Outcome, failed};
-use crate::request::{self, BadInput, Parsed};
+use crate::outcome::{Failure, FailureKind, Outcome, failed};
+use crate::request::{self, BadInput, CreateRequest, Parsed};
 use crate::secrets;
 
 /// One queue message (WIT `types.message`).
@@ -65,6 +65,31 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         }
     }
 
+    let provisioned = provision(caps, &request, &app, &env, now);
+    if let Err(failure) = &provisioned
+        && failure.kind == FailureKind::Permanent
+    {
+        // Retrying cannot help: say why on the record, for people and the UI.
+        let at = caps.now_ms();
+        if let Err(error) = caps.db_transact_write(&env.failed(&failure.reason, at)) {
+            caps.log(
+                LogLevel::Warn,
+                "environment",
+                &format!("could not mark environment {} failed: {error:?}", env.id),
+            );
+        }
+    }
+    provisioned
+}
+
+/// Steps 3 to 8, once the environment record is written.
+fn provision<C: Capabilities>(
+    caps: &mut C,
+    request: &CreateRequest,
+    app: &App,
+    env: &Environment,
+    now: u64,
+) -> Result<Outcome, Failure> {
     // 3. The secrets of the environment type, decrypted into sealed handles.
     let secrets = secrets::load(caps, &app.id, env.environment_type, &env.id)?;
 
@@ -74,7 +99,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         .map(|template| template.replace("{environment}", &env.id));
     if let Some(pull_request) = &request.pull_request {
         let body = comment::render(&comment::View {
-            environment: &env,
+            environment: env,
             app_name: &app.name,
             status: "🔄 Deploying",
             url: url.as_deref(),

@@ -9,6 +9,8 @@
 //! misrouted message is still understood. docs/messages.md has examples.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
 use crate::capabilities::Repository;
 use crate::time::parse_rfc3339_ms;
@@ -76,17 +78,17 @@ pub enum Parsed {
 pub struct BadInput(pub String);
 
 pub fn parse(body: &str) -> Result<Parsed, BadInput> {
-    let value: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| BadInput(format!("the message body is not valid JSON: {e}")))?;
-    let Some(object) = value.as_object() else {
-        return Err(BadInput(
-            "the message body must be a JSON object".to_string(),
-        ));
-    };
-    if object.contains_key("payload") && object.contains_key("name") {
-        parse_webhook(value)
-    } else if object.contains_key("kind") {
-        parse_api(value)
+    // A first pass that allocates nothing tells the kind by which keys exist.
+    let shape: Shape = serde_json::from_str(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            BadInput("the message body must be a JSON object".to_string())
+        }
+        _ => BadInput(format!("the message body is not valid JSON: {e}")),
+    })?;
+    if shape.payload.is_some() && shape.name.is_some() {
+        parse_webhook(body)
+    } else if shape.kind.is_some() {
+        parse_api(body, shape.version)
     } else {
         Err(BadInput(
             "unknown message kind: expected a Probot webhook event \
@@ -97,6 +99,23 @@ pub fn parse(body: &str) -> Result<Parsed, BadInput> {
     }
 }
 
+/// Which top-level keys a body has.
+#[derive(Deserialize)]
+struct Shape {
+    name: Option<IgnoredAny>,
+    payload: Option<IgnoredAny>,
+    kind: Option<IgnoredAny>,
+    version: Option<serde_json::Value>,
+}
+
+/// Deserialize `json`, naming the field that is wrong
+/// (`pull_request.head: missing field \`sha\``), not only what was expected.
+fn typed<'de, T: Deserialize<'de>>(
+    json: &'de str,
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+}
+
 // ---------------------------------------------------------------------------
 // Probot webhook events
 
@@ -104,7 +123,13 @@ pub fn parse(body: &str) -> Result<Parsed, BadInput> {
 struct WebhookEvent {
     id: String,
     name: String,
-    payload: serde_json::Value,
+    payload: Box<RawValue>,
+}
+
+/// Only the action, so events that do not deploy are not parsed further.
+#[derive(Deserialize)]
+struct Action {
+    action: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -152,21 +177,19 @@ struct InstallationPayload {
 /// Pull-request actions after which the head commit should be deployed.
 const DEPLOYING_ACTIONS: [&str; 4] = ["opened", "reopened", "synchronize", "ready_for_review"];
 
-fn parse_webhook(value: serde_json::Value) -> Result<Parsed, BadInput> {
-    let event: WebhookEvent = from_value(value)
-        .map_err(|e| BadInput(format!("malformed Probot webhook event: {e}")))?;
+fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
+    let event: WebhookEvent =
+        typed(body).map_err(|e| BadInput(format!("malformed Probot webhook event: {e}")))?;
     if event.name != "pull_request" {
         return Ok(Parsed::Ignored(format!(
             "webhook event `{}` (delivery {}) is not handled; only pull_request is",
             event.name, event.id
         )));
     }
-    let action = event
-        .payload
-        .get("action")
-        .and_then(|a| a.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let action = serde_json::from_str::<Action>(event.payload.get())
+        .ok()
+        .and_then(|a| a.action)
+        .unwrap_or_default();
     if !DEPLOYING_ACTIONS.contains(&action.as_str()) {
         return Ok(Parsed::Ignored(format!(
             "pull_request action `{action}` (delivery {}) does not deploy; \
@@ -175,7 +198,7 @@ fn parse_webhook(value: serde_json::Value) -> Result<Parsed, BadInput> {
             DEPLOYING_ACTIONS.join(", ")
         )));
     }
-    let payload: PullRequestEvent = from_value(event.payload).map_err(|e| {
+    let payload: PullRequestEvent = typed(event.payload.get()).map_err(|e| {
         BadInput(format!(
             "malformed pull_request payload (delivery {}): {e}",
             event.id
@@ -258,19 +281,15 @@ struct ApiPullRequest {
 /// The API request versions this logic understands.
 const API_VERSION: u32 = 1;
 
-fn parse_api(value: serde_json::Value) -> Result<Parsed, BadInput> {
-    let version = value.get("version").and_then(|v| v.as_u64());
-    if version != Some(u64::from(API_VERSION)) {
+fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, BadInput> {
+    if version.as_ref().and_then(|v| v.as_u64()) != Some(u64::from(API_VERSION)) {
         return Err(BadInput(format!(
             "API request version {} is not supported; this logic reads version {API_VERSION}",
-            value
-                .get("version")
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "(missing)".into())
+            version.map_or_else(|| "(missing)".into(), |v| v.to_string())
         )));
     }
-    let api: ApiRequest = from_value(value)
-        .map_err(|e| BadInput(format!("malformed API request: {e}")))?;
+    let api: ApiRequest =
+        typed(body).map_err(|e| BadInput(format!("malformed API request: {e}")))?;
     debug_assert_eq!(api.version, API_VERSION);
     if api.kind != "create-environment" {
         return Err(BadInput(format!(
@@ -320,14 +339,6 @@ fn parse_api(value: serde_json::Value) -> Result<Parsed, BadInput> {
         requester: api.requester,
         requested_at_ms,
     })))
-}
-
-/// Deserialize, naming the field that is wrong (`pull_request.head: missing
-/// field \`sha\``) rather than only what was expected.
-fn from_value<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
-    serde_path_to_error::deserialize(value)
 }
 
 fn parse_repository(full_name: &str) -> Result<Repository, BadInput> {

@@ -1,1 +1,131 @@
-fn main() {}
+//! The create flow natively (the guest crate through its capability trait)
+//! and as the component in the engine, against the same in-memory backends,
+//! and the difference: what the sandbox costs per message.
+//!
+//! `cargo bench -p envmgr-tests --bench create_flow`
+//!
+//! Both paths handle a redelivery of one pull-request event: the full flow
+//! (2 app reads, auth, 3-item transaction, secrets query and 2 decrypts,
+//! comment list + update, token, analytics, runtime, status transaction).
+//! Neither records a transcript. After criterion's figures it prints medians
+//! of its own run of both paths and their difference.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use envmgr::Message;
+use envmgr::capabilities::Backends;
+use envmgr::mock::MockHost;
+use envmgr::observe::Observer;
+use envmgr_tests::native::Native;
+use envmgr_tests::*;
+
+struct Setup {
+    host: MockHost,
+    /// The host's backends without transcript or faults.
+    backends: Arc<Backends>,
+    message: Message,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn setup() -> Setup {
+    let host = seeded_host();
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+    set_secret(&host, APP_ID, "preview", "API_KEY", "key-123");
+    let backends = Arc::new(Backends {
+        observer: Observer::default(),
+        ..(**host.backends()).clone()
+    });
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let message = host.message("probot", &body);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let setup = Setup {
+        host,
+        backends,
+        message,
+        runtime,
+    };
+    // First delivery creates everything; the measured ones are redeliveries.
+    assert!(component_once(&setup).is_ok());
+    setup
+}
+
+fn native_once(setup: &Setup, message: &envmgr_guest::Message) {
+    let mut caps = Native {
+        backends: &setup.backends,
+        now_ms: setup.host.clock.now_ms(),
+    };
+    let outcome = envmgr_guest::handle(&mut caps, message);
+    assert!(matches!(outcome, Ok(envmgr_guest::Outcome::Done(_))), "{outcome:?}");
+}
+
+fn component_once(setup: &Setup) -> Result<(), String> {
+    let run = setup.host.engine().run(
+        setup.host.logic(),
+        setup.backends.clone(),
+        &setup.message,
+    );
+    match setup.runtime.block_on(run) {
+        Ok(Ok(envmgr::Outcome::Done(_))) => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+fn create_flow(c: &mut Criterion) {
+    let setup = setup();
+    let guest_message = guest_message(&setup.message);
+    let mut group = c.benchmark_group("create_flow");
+    group.bench_function("native", |b| b.iter(|| native_once(&setup, &guest_message)));
+    group.bench_function("component", |b| {
+        b.iter(|| component_once(&setup).expect("component run"))
+    });
+    group.finish();
+}
+
+/// Interleaved runs of both paths, so drift hits both alike; medians.
+fn overhead_summary() {
+    let setup = setup();
+    let guest_message = guest_message(&setup.message);
+    let rounds = 3_000;
+    let (mut native, mut component) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..200 {
+        native_once(&setup, &guest_message);
+        component_once(&setup).expect("component run");
+    }
+    for _ in 0..rounds {
+        let started = Instant::now();
+        native_once(&setup, &guest_message);
+        native.push(started.elapsed());
+        let started = Instant::now();
+        component_once(&setup).expect("component run");
+        component.push(started.elapsed());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (n, c) = (median(&mut native), median(&mut component));
+    println!(
+        "create_flow medians over {rounds} interleaved runs: native {:.1} µs, component {:.1} µs, \
+         sandbox overhead {:.1} µs per message",
+        n.as_secs_f64() * 1e6,
+        c.as_secs_f64() * 1e6,
+        (c.as_secs_f64() - n.as_secs_f64()) * 1e6
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = create_flow
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    overhead_summary();
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use envmgr::capabilities::dynamodb::{AttributeValue, Item};
 use envmgr::engine::{Engine, Limits, Logic};
-use envmgr::mock::{MockHost, default_config};
+use envmgr::mock::{MockHost, default_config, seed};
 use serde_json::json;
 
 pub const APP_ID: &str = "app_shop";
@@ -48,33 +48,14 @@ pub fn seeded_host() -> MockHost {
     host
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn key(pk: &str, sk: &str) -> Item {
-    vec![("pk".into(), s(pk)), ("sk".into(), s(sk))]
-}
-
 /// The app record and its repository index item.
 pub fn seed_app(host: &MockHost, app_id: &str, name: &str, repository: &str) {
-    let mut app = key(&format!("APP#{app_id}"), "#");
-    app.extend([
-        ("name".into(), s(name)),
-        ("repository".into(), s(repository)),
-        ("entrypoint".into(), s("src/server.ts")),
-    ]);
-    host.tables.put("apps", app).expect("seed app");
-    let mut index = key(&format!("REPO#{}", repository.to_ascii_lowercase()), "#");
-    index.push(("appId".into(), s(app_id)));
-    host.tables.put("apps", index).expect("seed index");
+    seed::app(host, app_id, name, repository, "src/server.ts");
 }
 
 /// A secret encrypted under its documented context.
 pub fn set_secret(host: &MockHost, app_id: &str, scope: &str, name: &str, value: &str) {
-    let context = envmgr_guest::secrets::encryption_context(app_id, scope, name);
-    let ciphertext = host.kms.encrypt(value, &context);
-    set_secret_ciphertext(host, app_id, scope, name, ciphertext);
+    seed::secret(host, app_id, scope, name, value);
 }
 
 /// A secret item with any ciphertext (for tampering tests).
@@ -85,13 +66,7 @@ pub fn set_secret_ciphertext(
     name: &str,
     ciphertext: Vec<u8>,
 ) {
-    let mut item = key(&format!("APP#{app_id}"), &format!("SECRET#{scope}#{name}"));
-    item.extend([
-        ("name".into(), s(name)),
-        ("scope".into(), s(scope)),
-        ("ciphertext".into(), AttributeValue::B(ciphertext)),
-    ]);
-    host.tables.put("secrets", item).expect("seed secret");
+    seed::secret_item(host, app_id, scope, name, ciphertext);
 }
 
 /// A Probot-shaped `pull_request` webhook event, payload as GitHub sends it

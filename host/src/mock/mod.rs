@@ -14,6 +14,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod seed;
+
 use std::sync::Arc;
 
 use crate::bindings::Message;

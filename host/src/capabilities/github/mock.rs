@@ -42,6 +42,17 @@ impl MockGitHub {
             .unwrap_or_default()
     }
 
+    /// Every comment: (owner/name, issue number, comment).
+    pub fn all_comments(&self) -> Vec<(String, u64, Comment)> {
+        self.lock()
+            .comments
+            .iter()
+            .flat_map(|((repo, issue), comments)| {
+                comments.iter().map(|c| (repo.clone(), *issue, c.clone()))
+            })
+            .collect()
+    }
+
     /// Delete a comment behind the guest's back, as a person might.
     pub fn remove_comment(&self, comment_id: u64) {
         for comments in self.lock().comments.values_mut() {
