@@ -86,4 +86,3 @@ fn ensure_target() {
         panic!("`rustup target add {TARGET}` failed; run it by hand and build again");
     }
 }
-

@@ -32,9 +32,13 @@ fn opened() -> String {
 }
 
 fn api(edit: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut body: serde_json::Value =
-        serde_json::from_str(&api_request("preview", "feature/login", SHA_1, "2026-11-28T11:00:00Z"))
-            .unwrap();
+    let mut body: serde_json::Value = serde_json::from_str(&api_request(
+        "preview",
+        "feature/login",
+        SHA_1,
+        "2026-11-28T11:00:00Z",
+    ))
+    .unwrap();
     edit(&mut body);
     body.to_string()
 }
@@ -51,7 +55,11 @@ async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("invalid JSON", "{\"version\": 1,".into(), "not valid JSON"),
         ("not an object", "[1, 2, 3]".into(), "must be a JSON object"),
-        ("unknown kind", r#"{"hello": "world"}"#.into(), "unknown message kind"),
+        (
+            "unknown kind",
+            r#"{"hello": "world"}"#.into(),
+            "unknown message kind",
+        ),
         (
             "missing field",
             api(|b| {
@@ -79,7 +87,11 @@ async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
             api(|b| b["environmentType"] = "staging".into()),
             "environmentType `staging`",
         ),
-        ("bad sha", api(|b| b["sha"] = "abc123".into()), "sha `abc123`"),
+        (
+            "bad sha",
+            api(|b| b["sha"] = "abc123".into()),
+            "sha `abc123`",
+        ),
         (
             "bad time",
             api(|b| b["requestedAt"] = "yesterday".into()),
@@ -118,7 +130,10 @@ async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
             "webhook payload missing the head",
             {
                 let mut e: serde_json::Value = serde_json::from_str(&opened()).unwrap();
-                e["payload"]["pull_request"].as_object_mut().unwrap().remove("head");
+                e["payload"]["pull_request"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("head");
                 e.to_string()
             },
             "missing field `head`",
@@ -128,7 +143,10 @@ async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
         let host = seeded_host();
         let delivery = host.deliver(&host.message("api", &body)).await;
         let reason = permanent(&delivery);
-        assert!(reason.contains(expected), "{case}: `{reason}` lacks `{expected}`");
+        assert!(
+            reason.contains(expected),
+            "{case}: `{reason}` lacks `{expected}`"
+        );
         untouched(&host);
     }
 }
@@ -139,7 +157,10 @@ async fn a_repository_without_an_app_is_permanent() {
     host.github.add_installation(INSTALLATION);
     let delivery = host.deliver(&host.message("probot", &opened())).await;
     let reason = permanent(&delivery);
-    assert!(reason.contains("no app is registered for repository acme/shop"), "{reason}");
+    assert!(
+        reason.contains("no app is registered for repository acme/shop"),
+        "{reason}"
+    );
     untouched(&host);
 }
 
@@ -153,7 +174,10 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     set_secret_ciphertext(&host, APP_ID, "preview", "API_KEY", foreign);
     let delivery = host.deliver(&host.message("probot", &opened())).await;
     let reason = permanent(&delivery);
-    assert!(reason.contains("secret API_KEY (scope preview)"), "{reason}");
+    assert!(
+        reason.contains("secret API_KEY (scope preview)"),
+        "{reason}"
+    );
     assert!(reason.contains("does not decrypt"), "{reason}");
     assert!(host.runtime.calls().is_empty());
     // The record says why, for people and the platform's UI.
@@ -182,20 +206,90 @@ async fn an_uninstalled_github_app_is_permanent() {
 async fn capability_failures_are_classified() {
     use ErrorCode::*;
     let cases = [
-        (Call::DynamodbGet, Unavailable, FailureKind::Retryable, "find the app of the repository"),
-        (Call::DynamodbGet, Throttled, FailureKind::Retryable, "find the app"),
-        (Call::GithubAuthenticate, Unavailable, FailureKind::Retryable, "authenticate"),
-        (Call::GithubAuthenticate, Denied, FailureKind::Permanent, "authenticate"),
-        (Call::DynamodbTransactWrite, Conflict, FailureKind::Retryable, "write the environment"),
-        (Call::DynamodbQuery, Throttled, FailureKind::Retryable, "read the app's secrets"),
-        (Call::KmsDecrypt, Unavailable, FailureKind::Retryable, "decrypt secret"),
-        (Call::KmsDecrypt, Denied, FailureKind::Permanent, "does not decrypt"),
-        (Call::GithubListComments, Unavailable, FailureKind::Retryable, "find the pull-request comment"),
-        (Call::GithubCreateComment, Throttled, FailureKind::Retryable, "create the pull-request comment"),
-        (Call::GithubCreateComment, Invalid, FailureKind::Permanent, "create the pull-request comment"),
-        (Call::GithubCreateInstallationToken, Unavailable, FailureKind::Retryable, "installation token"),
-        (Call::RuntimeCreate, Unavailable, FailureKind::Retryable, "create the runtime"),
-        (Call::RuntimeCreate, Invalid, FailureKind::Permanent, "create the runtime"),
+        (
+            Call::DynamodbGet,
+            Unavailable,
+            FailureKind::Retryable,
+            "find the app of the repository",
+        ),
+        (
+            Call::DynamodbGet,
+            Throttled,
+            FailureKind::Retryable,
+            "find the app",
+        ),
+        (
+            Call::GithubAuthenticate,
+            Unavailable,
+            FailureKind::Retryable,
+            "authenticate",
+        ),
+        (
+            Call::GithubAuthenticate,
+            Denied,
+            FailureKind::Permanent,
+            "authenticate",
+        ),
+        (
+            Call::DynamodbTransactWrite,
+            Conflict,
+            FailureKind::Retryable,
+            "write the environment",
+        ),
+        (
+            Call::DynamodbQuery,
+            Throttled,
+            FailureKind::Retryable,
+            "read the app's secrets",
+        ),
+        (
+            Call::KmsDecrypt,
+            Unavailable,
+            FailureKind::Retryable,
+            "decrypt secret",
+        ),
+        (
+            Call::KmsDecrypt,
+            Denied,
+            FailureKind::Permanent,
+            "does not decrypt",
+        ),
+        (
+            Call::GithubListComments,
+            Unavailable,
+            FailureKind::Retryable,
+            "find the pull-request comment",
+        ),
+        (
+            Call::GithubCreateComment,
+            Throttled,
+            FailureKind::Retryable,
+            "create the pull-request comment",
+        ),
+        (
+            Call::GithubCreateComment,
+            Invalid,
+            FailureKind::Permanent,
+            "create the pull-request comment",
+        ),
+        (
+            Call::GithubCreateInstallationToken,
+            Unavailable,
+            FailureKind::Retryable,
+            "installation token",
+        ),
+        (
+            Call::RuntimeCreate,
+            Unavailable,
+            FailureKind::Retryable,
+            "create the runtime",
+        ),
+        (
+            Call::RuntimeCreate,
+            Invalid,
+            FailureKind::Permanent,
+            "create the runtime",
+        ),
     ];
     for (call, code, kind, step) in cases {
         let host = seeded_host();
@@ -204,17 +298,28 @@ async fn capability_failures_are_classified() {
         let delivery = host.deliver(&host.message("probot", &opened())).await;
         let (got, reason) = failure(&delivery);
         assert_eq!(got, kind, "{call} {code:?}: {reason}");
-        assert!(reason.contains(step), "{call} {code:?}: `{reason}` lacks `{step}`");
+        assert!(
+            reason.contains(step),
+            "{call} {code:?}: `{reason}` lacks `{step}`"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_failed_analytics_call_never_fails_the_flow() {
     let host = seeded_host();
-    host.faults
-        .inject(Call::AnalyticsTrack, Hit::Every, ErrorCode::Unavailable, "segment down");
+    host.faults.inject(
+        Call::AnalyticsTrack,
+        Hit::Every,
+        ErrorCode::Unavailable,
+        "segment down",
+    );
     let delivery = host.deliver(&host.message("probot", &opened())).await;
-    assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))), "{:?}", delivery.result);
+    assert!(
+        matches!(delivery.result, Ok(Ok(Outcome::Done(_)))),
+        "{:?}",
+        delivery.result
+    );
     assert_eq!(host.runtime.calls().len(), 1);
     let warning = delivery
         .transcript
@@ -228,10 +333,18 @@ async fn a_failed_analytics_call_never_fails_the_flow() {
 #[tokio::test]
 async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
     let host = seeded_host();
-    host.faults
-        .inject(Call::RuntimeCreate, Hit::Nth(1), ErrorCode::Unavailable, "503 Service Unavailable");
-    host.faults
-        .inject(Call::RuntimeCreate, Hit::Nth(2), ErrorCode::Unavailable, "503 Service Unavailable");
+    host.faults.inject(
+        Call::RuntimeCreate,
+        Hit::Nth(1),
+        ErrorCode::Unavailable,
+        "503 Service Unavailable",
+    );
+    host.faults.inject(
+        Call::RuntimeCreate,
+        Hit::Nth(2),
+        ErrorCode::Unavailable,
+        "503 Service Unavailable",
+    );
     let mut message = host.message("probot", &opened());
     for attempt in 1..=2 {
         message.receive_count = attempt;
@@ -240,7 +353,11 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
     }
     message.receive_count = 3;
     let delivery = host.deliver(&message).await;
-    assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))), "{:?}", delivery.result);
+    assert!(
+        matches!(delivery.result, Ok(Ok(Outcome::Done(_)))),
+        "{:?}",
+        delivery.result
+    );
 
     // Retryable failures leave the record creating, never failed.
     assert_eq!(host.tables.scan("environments").len(), 3);
@@ -258,8 +375,12 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
 #[tokio::test]
 async fn a_transaction_conflict_then_success_writes_once() {
     let host = seeded_host();
-    host.faults
-        .inject(Call::DynamodbTransactWrite, Hit::Nth(1), ErrorCode::Conflict, "TransactionConflict");
+    host.faults.inject(
+        Call::DynamodbTransactWrite,
+        Hit::Nth(1),
+        ErrorCode::Conflict,
+        "TransactionConflict",
+    );
     let message = host.message("probot", &opened());
     retryable(&host.deliver(&message).await);
     untouched(&host);

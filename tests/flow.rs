@@ -34,10 +34,28 @@ fn calls(delivery: &Delivery) -> Vec<Call> {
 }
 
 fn seed_secrets(host: &MockHost) {
-    set_secret(host, APP_ID, "global", "DATABASE_URL", "postgres://global-db");
+    set_secret(
+        host,
+        APP_ID,
+        "global",
+        "DATABASE_URL",
+        "postgres://global-db",
+    );
     set_secret(host, APP_ID, "global", "LOG_LEVEL", "info");
-    set_secret(host, APP_ID, "preview", "DATABASE_URL", "postgres://preview-db");
-    set_secret(host, APP_ID, "production", "DATABASE_URL", "postgres://prod-db");
+    set_secret(
+        host,
+        APP_ID,
+        "preview",
+        "DATABASE_URL",
+        "postgres://preview-db",
+    );
+    set_secret(
+        host,
+        APP_ID,
+        "production",
+        "DATABASE_URL",
+        "postgres://prod-db",
+    );
     set_secret(host, APP_ID, "production", "STRIPE_KEY", "sk_live_123");
 }
 
@@ -107,7 +125,10 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(comment.starts_with(&format!("<!-- envmgr:comment app={APP_ID} -->")));
     assert!(comment.contains(&format!("`{env_id}`")), "{comment}");
     assert!(comment.contains("`1111111`"), "{comment}");
-    assert!(comment.contains(&format!("https://{env_id}.preview.test")), "{comment}");
+    assert!(
+        comment.contains(&format!("https://{env_id}.preview.test")),
+        "{comment}"
+    );
     assert!(comment.contains("2026-11-28 12:00 UTC"), "{comment}");
 
     // The runtime got the merged secrets (preview beats global, production
@@ -120,12 +141,17 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert_eq!(
         secrets_sent(&host, 0),
         [
-            ("DATABASE_URL".to_string(), "postgres://preview-db".to_string()),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://preview-db".to_string()
+            ),
             ("LOG_LEVEL".to_string(), "info".to_string()),
         ]
     );
     assert_eq!(
-        call.installation_token.as_ref().map(|t| t.expose().to_string()),
+        call.installation_token
+            .as_ref()
+            .map(|t| t.expose().to_string()),
         host.github.issued_tokens().first().cloned()
     );
 
@@ -150,7 +176,11 @@ async fn api_request_creates_the_production_environment() {
 
     let items = host.tables.scan("environments");
     assert_eq!(items.len(), 3);
-    assert!(items.iter().all(|i| attr(i, "environmentType") == Some("production")));
+    assert!(
+        items
+            .iter()
+            .all(|i| attr(i, "environmentType") == Some("production"))
+    );
     assert!(items.iter().all(|i| attr(i, "pullRequest").is_none()));
     // No pull request: no comment calls at all.
     assert!(!calls(&delivery).contains(&Call::GithubListComments));
@@ -168,9 +198,13 @@ async fn api_request_creates_the_production_environment() {
 #[tokio::test]
 async fn api_preview_request_with_a_pull_request_comments_and_honours_entrypoint() {
     let host = seeded_host();
-    let mut body: serde_json::Value =
-        serde_json::from_str(&api_request("preview", "fix/typo", SHA_1, "2026-11-28T11:00:00Z"))
-            .unwrap();
+    let mut body: serde_json::Value = serde_json::from_str(&api_request(
+        "preview",
+        "fix/typo",
+        SHA_1,
+        "2026-11-28T11:00:00Z",
+    ))
+    .unwrap();
     body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Fix typo" });
     body["entrypoint"] = serde_json::json!("app/main.ts");
     let delivery = host.deliver(&host.message("api", &body.to_string())).await;
@@ -185,8 +219,20 @@ async fn environment_specific_secrets_win_over_type_and_global() {
     let host = seeded_host();
     seed_secrets(&host);
     let env_id = envmgr_guest::environment::environment_id(APP_ID, "feature/login");
-    set_secret(&host, APP_ID, &format!("environment:{env_id}"), "DATABASE_URL", "postgres://mine");
-    set_secret(&host, APP_ID, "environment:env_someone_else", "DATABASE_URL", "postgres://theirs");
+    set_secret(
+        &host,
+        APP_ID,
+        &format!("environment:{env_id}"),
+        "DATABASE_URL",
+        "postgres://mine",
+    );
+    set_secret(
+        &host,
+        APP_ID,
+        "environment:env_someone_else",
+        "DATABASE_URL",
+        "postgres://theirs",
+    );
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:59:00Z");
     done(&host.deliver(&host.message("probot", &body)).await);
     assert_eq!(secrets_sent(&host, 0)[0].1, "postgres://mine");
@@ -215,13 +261,21 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     let comments = host.github.comments(REPO, 7);
     assert_eq!(comments.len(), 1, "one comment, updated in place");
     assert_eq!(comments[0].id, comment_id);
-    assert!(comments[0].body.contains("2026-11-28 12:01 UTC"), "{}", comments[0].body);
+    assert!(
+        comments[0].body.contains("2026-11-28 12:01 UTC"),
+        "{}",
+        comments[0].body
+    );
     assert!(calls(&delivery).contains(&Call::GithubUpdateComment));
     assert!(!calls(&delivery).contains(&Call::GithubCreateComment));
 
     let runtime_calls = host.runtime.calls();
     assert_eq!(runtime_calls.len(), 3);
-    assert!(runtime_calls.iter().all(|c| c.idempotency_key == runtime_calls[0].idempotency_key));
+    assert!(
+        runtime_calls
+            .iter()
+            .all(|c| c.idempotency_key == runtime_calls[0].idempotency_key)
+    );
     assert_eq!(host.runtime.runtimes().len(), 1);
     let events = host.analytics.events();
     assert!(events.iter().all(|e| e.message_id == events[0].message_id));
@@ -232,8 +286,13 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
     let host = seeded_host();
     let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     done(&host.deliver(&host.message("probot", &opened)).await);
-    let pushed =
-        pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z");
+    let pushed = pull_request_event(
+        "synchronize",
+        7,
+        "feature/login",
+        SHA_2,
+        "2026-11-28T11:30:00Z",
+    );
     done(&host.deliver(&host.message("probot", &pushed)).await);
 
     let items = host.tables.scan("environments");
@@ -249,7 +308,13 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
 #[tokio::test]
 async fn a_stale_request_never_overwrites_a_newer_one() {
     let host = seeded_host();
-    let newer = pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z");
+    let newer = pull_request_event(
+        "synchronize",
+        7,
+        "feature/login",
+        SHA_2,
+        "2026-11-28T11:30:00Z",
+    );
     let older = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     done(&host.deliver(&host.message("probot", &newer)).await);
     let comment_before = host.github.comments(REPO, 7)[0].body.clone();
@@ -257,10 +322,22 @@ async fn a_stale_request_never_overwrites_a_newer_one() {
     let delivery = host.deliver(&host.message("probot", &older)).await;
     let why = skipped(&delivery);
     assert!(why.starts_with("stale request"), "{why}");
-    assert!(why.contains(SHA_2), "names the request the environment holds: {why}");
+    assert!(
+        why.contains(SHA_2),
+        "names the request the environment holds: {why}"
+    );
 
-    assert!(host.tables.scan("environments").iter().all(|i| attr(i, "sha") == Some(SHA_2)));
-    assert_eq!(host.runtime.calls().len(), 1, "no runtime for the stale request");
+    assert!(
+        host.tables
+            .scan("environments")
+            .iter()
+            .all(|i| attr(i, "sha") == Some(SHA_2))
+    );
+    assert_eq!(
+        host.runtime.calls().len(),
+        1,
+        "no runtime for the stale request"
+    );
     assert_eq!(host.github.comments(REPO, 7)[0].body, comment_before);
     assert!(host.analytics.events().len() == 1);
 }
@@ -273,7 +350,13 @@ async fn a_deleted_comment_is_made_again() {
     let old = host.github.comments(REPO, 7)[0].id;
     host.github.remove_comment(old);
 
-    let pushed = pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z");
+    let pushed = pull_request_event(
+        "synchronize",
+        7,
+        "feature/login",
+        SHA_2,
+        "2026-11-28T11:30:00Z",
+    );
     done(&host.deliver(&host.message("probot", &pushed)).await);
     let comments = host.github.comments(REPO, 7);
     assert_eq!(comments.len(), 1);
@@ -295,11 +378,21 @@ async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
         .unwrap();
     let first = host
         .github
-        .create_comment(INSTALLATION, &repo, 7, &format!("{marker}\nfrom delivery A"))
+        .create_comment(
+            INSTALLATION,
+            &repo,
+            7,
+            &format!("{marker}\nfrom delivery A"),
+        )
         .await
         .unwrap();
     host.github
-        .create_comment(INSTALLATION, &repo, 7, &format!("{marker}\nfrom delivery B"))
+        .create_comment(
+            INSTALLATION,
+            &repo,
+            7,
+            &format!("{marker}\nfrom delivery B"),
+        )
         .await
         .unwrap();
 
@@ -307,7 +400,11 @@ async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
     done(&host.deliver(&host.message("probot", &opened)).await);
     let comments = host.github.comments(REPO, 7);
     let ids: Vec<u64> = comments.iter().map(|c| c.id).collect();
-    assert_eq!(ids, [unrelated.id, first.id], "other people's comments are left alone");
+    assert_eq!(
+        ids,
+        [unrelated.id, first.id],
+        "other people's comments are left alone"
+    );
     assert!(comments[1].body.contains("`1111111`"));
 }
 
@@ -319,12 +416,17 @@ async fn events_that_do_not_deploy_are_skipped_with_a_reason() {
         let delivery = host.deliver(&host.message("probot", &body)).await;
         let why = skipped(&delivery);
         assert!(why.contains(action), "{why}");
-        assert!(calls(&delivery).is_empty(), "nothing is touched for {action}");
+        assert!(
+            calls(&delivery).is_empty(),
+            "nothing is touched for {action}"
+        );
     }
     let issues = serde_json::json!({
         "id": "f00", "name": "issues", "payload": { "action": "opened" }
     });
-    let delivery = host.deliver(&host.message("probot", &issues.to_string())).await;
+    let delivery = host
+        .deliver(&host.message("probot", &issues.to_string()))
+        .await;
     assert!(skipped(&delivery).contains("`issues`"));
     assert!(host.tables.scan("environments").is_empty());
 }
@@ -343,9 +445,17 @@ async fn branches_of_forks_never_collide_with_the_base_repository() {
     let head = &mut event["payload"]["pull_request"]["head"]["repo"];
     head["full_name"] = "mallory/shop".into();
     head["owner"]["login"] = "mallory".into();
-    done(&host.deliver(&host.message("probot", &event.to_string())).await);
+    done(
+        &host
+            .deliver(&host.message("probot", &event.to_string()))
+            .await,
+    );
     let items = host.tables.scan("environments");
-    assert!(items.iter().all(|i| attr(i, "branch") == Some("mallory:main")));
+    assert!(
+        items
+            .iter()
+            .all(|i| attr(i, "branch") == Some("mallory:main"))
+    );
 }
 
 #[tokio::test]
@@ -369,7 +479,13 @@ async fn the_component_does_what_its_source_does_natively() {
     }
     let bodies = [
         pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z"),
-        pull_request_event("synchronize", 7, "feature/login", SHA_2, "2026-11-28T11:30:00Z"),
+        pull_request_event(
+            "synchronize",
+            7,
+            "feature/login",
+            SHA_2,
+            "2026-11-28T11:30:00Z",
+        ),
         pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z"),
         api_request("production", "main", SHA_2, "2026-11-28T11:58:00Z"),
     ];
@@ -398,8 +514,14 @@ async fn the_component_does_what_its_source_does_natively() {
     let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
         assert_eq!(format!("{a:?}"), format!("{b:?}"))
     };
-    same(&sandboxed.tables.scan("environments"), &native.tables.scan("environments"));
-    same(&sandboxed.github.comments(REPO, 7), &native.github.comments(REPO, 7));
+    same(
+        &sandboxed.tables.scan("environments"),
+        &native.tables.scan("environments"),
+    );
+    same(
+        &sandboxed.github.comments(REPO, 7),
+        &native.github.comments(REPO, 7),
+    );
     same(&sandboxed.runtime.runtimes(), &native.runtime.runtimes());
     assert_eq!(sandboxed.runtime.runtimes().len(), 3);
 }

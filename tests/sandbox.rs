@@ -76,8 +76,7 @@ async fn the_guest_sees_no_environment_files_or_network() {
     let delivery = host.deliver(&host.message("api", "ambient")).await;
     match delivery.result {
         Ok(Ok(Outcome::Done(seen))) => assert_eq!(
-            seen,
-            "vars=0 args=0 root=None file=false tcp=false",
+            seen, "vars=0 args=0 root=None file=false tcp=false",
             "the sandbox leaks"
         ),
         other => panic!("{other:?}"),
@@ -89,7 +88,10 @@ async fn a_component_of_another_world_is_refused() {
     let (engine, _) = shared_logic();
     // A core module, not a component.
     let error = engine.load(b"\0asm\x01\0\0\0").unwrap_err();
-    assert!(format!("{error:#}").contains("not a valid component"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("not a valid component"),
+        "{error:#}"
+    );
 }
 
 const SECRET_VALUES: [&str; 3] = [
@@ -124,7 +126,10 @@ async fn no_plaintext_secret_or_token_leaves_the_host() {
         .flat_map(|c| c.secrets.iter().map(|(_, v)| v.expose().to_string()))
         .collect();
     for value in SECRET_VALUES {
-        assert!(delivered.iter().any(|d| d == value), "runtime lacks {value}");
+        assert!(
+            delivered.iter().any(|d| d == value),
+            "runtime lacks {value}"
+        );
     }
     let tokens = host.github.issued_tokens();
     assert_eq!(tokens.len(), 3);
@@ -132,7 +137,12 @@ async fn no_plaintext_secret_or_token_leaves_the_host() {
     // Everywhere else: only labels.
     let mut outside: Vec<String> = transcript;
     outside.extend(host.github.comments(REPO, 7).into_iter().map(|c| c.body));
-    outside.extend(host.analytics.events().into_iter().map(|e| format!("{e:?}")));
+    outside.extend(
+        host.analytics
+            .events()
+            .into_iter()
+            .map(|e| format!("{e:?}")),
+    );
     for table in ["environments", "apps"] {
         for item in host.tables.scan(table) {
             for (_, value) in item {
@@ -143,9 +153,17 @@ async fn no_plaintext_secret_or_token_leaves_the_host() {
         }
     }
     assert!(outside.iter().any(|t| t.contains("<secret:STRIPE_KEY>")));
-    assert!(outside.iter().any(|t| t.contains("<github-token:acme/shop>")));
+    assert!(
+        outside
+            .iter()
+            .any(|t| t.contains("<github-token:acme/shop>"))
+    );
     for text in &outside {
-        for secret in SECRET_VALUES.iter().map(|s| s.to_string()).chain(tokens.clone()) {
+        for secret in SECRET_VALUES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(tokens.clone())
+        {
             assert!(!text.contains(&secret), "plaintext leaked into: {text}");
         }
     }

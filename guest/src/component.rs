@@ -16,7 +16,7 @@ use bindings::wasi::config::store as config;
 use bindings::wasi::logging::logging;
 
 use crate::capabilities::{
-    CapResult, CapabilityError, Capabilities, Comment, Condition, ErrorCode, Item, LogLevel, Page,
+    CapResult, Capabilities, CapabilityError, Comment, Condition, ErrorCode, Item, LogLevel, Page,
     Query, Repository, RuntimeCreated, RuntimeRequest, TrackEvent, Update, Value, Write,
     WriteError,
 };
@@ -305,9 +305,7 @@ fn to_condition(condition: &Condition) -> db::Condition {
         Condition::ItemAbsent => db::Condition::ItemAbsent,
         Condition::ItemPresent => db::Condition::ItemPresent,
         Condition::Equals(name, value) => db::Condition::Equals(check(name, value)),
-        Condition::AbsentOrAtMost(name, value) => {
-            db::Condition::AbsentOrAtMost(check(name, value))
-        }
+        Condition::AbsentOrAtMost(name, value) => db::Condition::AbsentOrAtMost(check(name, value)),
     }
 }
 

@@ -153,7 +153,10 @@ fn provision<C: Capabilities>(
             sha: env.sha.clone(),
             entrypoint: env.entrypoint.clone(),
             installation_token: Some(&token),
-            secrets: secrets.iter().map(|(name, value)| (name.clone(), value)).collect(),
+            secrets: secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), value))
+                .collect(),
         })
         .map_err(failed("create the runtime"))?;
 

@@ -4,7 +4,10 @@ use crate::capabilities::{Item, Value};
 
 /// A primary key: every table has string keys `pk` and `sk`.
 pub fn key(pk: String, sk: String) -> Item {
-    vec![("pk".to_string(), Value::S(pk)), ("sk".to_string(), Value::S(sk))]
+    vec![
+        ("pk".to_string(), Value::S(pk)),
+        ("sk".to_string(), Value::S(sk)),
+    ]
 }
 
 pub fn s(name: &str, value: &str) -> (String, Value) {
@@ -30,7 +33,6 @@ pub fn get_b<'a>(item: &'a Item, name: &str) -> Option<&'a [u8]> {
         _ => None,
     })
 }
-
 
 /// The number attribute `name` of an item, if present and an integer.
 pub fn get_u64(item: &Item, name: &str) -> Option<u64> {

@@ -343,9 +343,7 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
 
 fn parse_repository(full_name: &str) -> Result<Repository, BadInput> {
     match full_name.split_once('/') {
-        Some((owner, name))
-            if !owner.is_empty() && !name.is_empty() && !name.contains('/') =>
-        {
+        Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok(Repository {
                 owner: owner.to_string(),
                 name: name.to_string(),
@@ -375,6 +373,8 @@ fn validate_branch(branch: &str) -> Result<(), BadInput> {
     if valid {
         Ok(())
     } else {
-        Err(BadInput(format!("branch `{branch}` is not a valid branch name")))
+        Err(BadInput(format!(
+            "branch `{branch}` is not a valid branch name"
+        )))
     }
 }

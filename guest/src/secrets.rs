@@ -126,7 +126,9 @@ fn parse(app_id: &str, item: &Item) -> Result<Stored, Failure> {
     let ciphertext =
         get_b(item, "ciphertext").ok_or_else(|| malformed("has no binary `ciphertext`"))?;
     if sort_key != format!("SECRET#{scope}#{name}") {
-        return Err(malformed("has a sort key that does not match its scope and name"));
+        return Err(malformed(
+            "has a sort key that does not match its scope and name",
+        ));
     }
     Ok(Stored {
         name: name.to_string(),

@@ -31,7 +31,11 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
         if digits == 0 {
             return None;
         }
-        let ms_digits: String = fraction[..digits].chars().chain("000".chars()).take(3).collect();
+        let ms_digits: String = fraction[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = ms_digits.parse().ok()?;
         rest = &fraction[digits..];
     }
@@ -129,7 +133,10 @@ mod tests {
 
     #[test]
     fn formats_for_people() {
-        assert_eq!(format_utc_minutes(1_795_867_200_000), "2026-11-28 12:00 UTC");
+        assert_eq!(
+            format_utc_minutes(1_795_867_200_000),
+            "2026-11-28 12:00 UTC"
+        );
         assert_eq!(format_utc_minutes(0), "1970-01-01 00:00 UTC");
     }
 }

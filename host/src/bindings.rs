@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use envmgr::environments::types::{Error, ErrorCode, FailureKind};
+pub use self::envmgr::environments::types::{Error, ErrorCode, FailureKind};

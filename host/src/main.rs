@@ -10,7 +10,11 @@ use envmgr::mock::{MockHost, seed};
 use envmgr::{Outcome, RunError};
 
 #[derive(Parser)]
-#[command(name = "envmgr", version, about = "Environment Manager: creates preview and production environments")]
+#[command(
+    name = "envmgr",
+    version,
+    about = "Environment Manager: creates preview and production environments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,8 +48,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -57,10 +60,15 @@ fn main() -> anyhow::Result<()> {
             queue,
         } => runtime.block_on(try_messages(&messages, logic, &queue)),
         Command::CheckLogic { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let engine = Engine::new(Limits::default())?;
             let logic = engine.load(&bytes)?;
-            println!("{} implements envmgr:environments@0.1.0 ({} bytes)", logic.id, bytes.len());
+            println!(
+                "{} implements envmgr:environments@0.1.0 ({} bytes)",
+                logic.id,
+                bytes.len()
+            );
             Ok(())
         }
     }
@@ -76,14 +84,31 @@ async fn try_messages(
         None => envmgr::BUILTIN_LOGIC.to_vec(),
     };
     let host = MockHost::load(&component)?;
-    println!("logic {} ({} bytes)", hex_sha256(&component), component.len());
+    println!(
+        "logic {} ({} bytes)",
+        hex_sha256(&component),
+        component.len()
+    );
     seed::app(&host, "app_shop", "Shop", "acme/shop", "src/server.ts");
-    seed::secret(&host, "app_shop", "global", "DATABASE_URL", "postgres://shop:hunter2@db/shop");
-    seed::secret(&host, "app_shop", "preview", "STRIPE_KEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc");
+    seed::secret(
+        &host,
+        "app_shop",
+        "global",
+        "DATABASE_URL",
+        "postgres://shop:hunter2@db/shop",
+    );
+    seed::secret(
+        &host,
+        "app_shop",
+        "preview",
+        "STRIPE_KEY",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    );
     host.github.add_installation(4242);
 
     for path in messages {
-        let body = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let body =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let delivery = host.deliver(&host.message(queue, &body)).await;
         println!("\n== {} ==", path.display());
         for entry in &delivery.transcript {
@@ -93,7 +118,9 @@ async fn try_messages(
             Ok(Ok(Outcome::Done(what))) => println!("=> done: {what}"),
             Ok(Ok(Outcome::Skipped(why))) => println!("=> skipped: {why}"),
             Ok(Err(failure)) => println!("=> {:?} failure: {}", failure.kind, failure.reason),
-            Err(error @ (RunError::Timeout(_) | RunError::MemoryExhausted(_) | RunError::Trap(_))) => {
+            Err(
+                error @ (RunError::Timeout(_) | RunError::MemoryExhausted(_) | RunError::Trap(_)),
+            ) => {
                 println!("=> {error}")
             }
         }
@@ -105,7 +132,11 @@ async fn try_messages(
         println!("  {}", show_item(&item));
     }
     for call in host.runtime.calls() {
-        let secrets: Vec<String> = call.secrets.iter().map(|(name, _)| format!("{name}=****")).collect();
+        let secrets: Vec<String> = call
+            .secrets
+            .iter()
+            .map(|(name, _)| format!("{name}=****"))
+            .collect();
         println!(
             "\n== runtime request {} ==\n  {} {} {}@{} entrypoint={} token={} secrets=[{}]",
             call.idempotency_key,
@@ -114,15 +145,25 @@ async fn try_messages(
             call.repository,
             call.sha,
             call.entrypoint,
-            if call.installation_token.is_some() { "****" } else { "none" },
+            if call.installation_token.is_some() {
+                "****"
+            } else {
+                "none"
+            },
             secrets.join(", ")
         );
     }
     for event in host.analytics.events() {
-        println!("\n== analytics ==\n  {} user={} {}", event.event, event.user_id, event.properties_json);
+        println!(
+            "\n== analytics ==\n  {} user={} {}",
+            event.event, event.user_id, event.properties_json
+        );
     }
     for (repo, issue, comment) in host.github.all_comments() {
-        println!("\n== comment {} on {repo}#{issue} ==\n{}", comment.id, comment.body);
+        println!(
+            "\n== comment {} on {repo}#{issue} ==\n{}",
+            comment.id, comment.body
+        );
     }
     Ok(())
 }

@@ -146,7 +146,12 @@ impl Observer {
         self.faults.as_ref().and_then(|f| f.on_call(call))
     }
 
-    pub fn record(&self, call: Call, request: impl FnOnce() -> String, result: impl FnOnce() -> String) {
+    pub fn record(
+        &self,
+        call: Call,
+        request: impl FnOnce() -> String,
+        result: impl FnOnce() -> String,
+    ) {
         if let Some(transcript) = &self.transcript {
             transcript.record(Entry {
                 call,
@@ -160,5 +165,7 @@ impl Observer {
 /// A poisoned lock only means another thread panicked mid-update of a
 /// recorder; the data is still the best there is.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -60,15 +60,17 @@ fn native_once(setup: &Setup, message: &envmgr_guest::Message) {
         now_ms: setup.host.clock.now_ms(),
     };
     let outcome = envmgr_guest::handle(&mut caps, message);
-    assert!(matches!(outcome, Ok(envmgr_guest::Outcome::Done(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Ok(envmgr_guest::Outcome::Done(_))),
+        "{outcome:?}"
+    );
 }
 
 fn component_once(setup: &Setup) -> Result<(), String> {
-    let run = setup.host.engine().run(
-        setup.host.logic(),
-        setup.backends.clone(),
-        &setup.message,
-    );
+    let run = setup
+        .host
+        .engine()
+        .run(setup.host.logic(), setup.backends.clone(), &setup.message);
     match setup.runtime.block_on(run) {
         Ok(Ok(envmgr::Outcome::Done(_))) => Ok(()),
         other => Err(format!("{other:?}")),

@@ -71,7 +71,13 @@ pub fn set_secret_ciphertext(
 
 /// A Probot-shaped `pull_request` webhook event, payload as GitHub sends it
 /// (the fields envmgr reads plus a realistic selection of the rest).
-pub fn pull_request_event(action: &str, number: u64, branch: &str, sha: &str, updated_at: &str) -> String {
+pub fn pull_request_event(
+    action: &str,
+    number: u64,
+    branch: &str,
+    sha: &str,
+    updated_at: &str,
+) -> String {
     let (owner, name) = REPO.split_once('/').expect("owner/name");
     let repository = json!({
         "id": 81_234_567,

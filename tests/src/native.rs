@@ -27,7 +27,10 @@ pub struct Native<'a> {
 /// The in-memory backends never wait, so their futures finish on first poll.
 fn ready<T>(future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(value) => value,
         Poll::Pending => panic!("the native baseline needs backends that never wait"),
     }

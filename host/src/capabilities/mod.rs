@@ -20,8 +20,8 @@ pub mod sealed;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use crate::bindings::{Error, ErrorCode};
 use crate::bindings::envmgr::environments::dynamodb::WriteError;
+pub use crate::bindings::{Error, ErrorCode};
 use crate::engine::ManualClock;
 use crate::observe::{Call, Observer};
 
@@ -52,7 +52,6 @@ pub struct Backends {
     /// seeded random source, so a run is reproducible (the mock host).
     pub clock: Option<ManualClock>,
 }
-
 
 /// A capability error as the transcript shows it.
 pub trait Describe {

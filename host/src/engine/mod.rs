@@ -138,9 +138,7 @@ impl Engine {
             .instantiate_pre(&compiled)
             .and_then(EnvironmentManagerPre::new)
             .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("logic {id} does not match the envmgr:environments world")
-            })?;
+            .with_context(|| format!("logic {id} does not match the envmgr:environments world"))?;
         Ok(Logic { id, pre })
     }
 

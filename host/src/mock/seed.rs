@@ -9,7 +9,10 @@ fn s(value: &str) -> AttributeValue {
 }
 
 fn key(pk: String, sk: String) -> Item {
-    vec![("pk".into(), AttributeValue::S(pk)), ("sk".into(), AttributeValue::S(sk))]
+    vec![
+        ("pk".into(), AttributeValue::S(pk)),
+        ("sk".into(), AttributeValue::S(sk)),
+    ]
 }
 
 /// The KMS encryption context a secret of `app_id` is bound to.
@@ -29,10 +32,15 @@ pub fn app(host: &MockHost, app_id: &str, name: &str, repository: &str, entrypoi
         ("repository".into(), s(repository)),
         ("entrypoint".into(), s(entrypoint)),
     ]);
-    let mut index = key(format!("REPO#{}", repository.to_ascii_lowercase()), "#".into());
+    let mut index = key(
+        format!("REPO#{}", repository.to_ascii_lowercase()),
+        "#".into(),
+    );
     index.push(("appId".into(), s(app_id)));
     for item in [record, index] {
-        host.tables.put("apps", item).expect("the mock has an apps table");
+        host.tables
+            .put("apps", item)
+            .expect("the mock has an apps table");
     }
 }
 
@@ -44,11 +52,15 @@ pub fn secret_item(host: &MockHost, app_id: &str, scope: &str, name: &str, ciphe
         ("scope".into(), s(scope)),
         ("ciphertext".into(), AttributeValue::B(ciphertext)),
     ]);
-    host.tables.put("secrets", item).expect("the mock has a secrets table");
+    host.tables
+        .put("secrets", item)
+        .expect("the mock has a secrets table");
 }
 
 /// A secret encrypted by the mock KMS under its documented context.
 pub fn secret(host: &MockHost, app_id: &str, scope: &str, name: &str, value: &str) {
-    let ciphertext = host.kms.encrypt(value, &secret_context(app_id, scope, name));
+    let ciphertext = host
+        .kms
+        .encrypt(value, &secret_context(app_id, scope, name));
     secret_item(host, app_id, scope, name, ciphertext);
 }

@@ -14,7 +14,10 @@ pub struct MockAnalytics {
 
 impl MockAnalytics {
     pub fn events(&self) -> Vec<TrackEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -5,8 +5,8 @@ pub mod mock;
 
 use async_trait::async_trait;
 
-pub use crate::bindings::envmgr::environments::analytics::TrackEvent;
 use crate::bindings::envmgr::environments::analytics::Host;
+pub use crate::bindings::envmgr::environments::analytics::TrackEvent;
 use crate::capabilities::CapResult;
 use crate::engine::Session;
 use crate::observe::Call;

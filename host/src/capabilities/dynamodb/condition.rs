@@ -7,9 +7,8 @@ use super::{AttributeValue, Condition, Item};
 
 /// Whether `condition` holds for the item stored under the key (if any).
 pub fn holds(condition: &Condition, stored: Option<&Item>) -> bool {
-    let attribute = |name: &str| {
-        stored.and_then(|item| item.iter().find(|(n, _)| n == name).map(|(_, v)| v))
-    };
+    let attribute =
+        |name: &str| stored.and_then(|item| item.iter().find(|(n, _)| n == name).map(|(_, v)| v));
     match condition {
         Condition::None => true,
         Condition::ItemAbsent => stored.is_none(),

@@ -69,9 +69,7 @@ fn target(write: &Write) -> CapResult<(&str, (String, String), &super::Condition
 }
 
 fn apply_update(table: &mut Table, key: (String, String), update: &UpdateItem) {
-    let item = table
-        .entry(key)
-        .or_insert_with(|| update.key.clone());
+    let item = table.entry(key).or_insert_with(|| update.key.clone());
     for (name, value) in &update.set {
         match item.iter_mut().find(|(n, _)| n == name) {
             Some((_, existing)) => *existing = value.clone(),

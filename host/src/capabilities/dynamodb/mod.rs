@@ -6,11 +6,11 @@ pub mod mock;
 
 use async_trait::async_trait;
 
+use crate::bindings::envmgr::environments::dynamodb::Host;
 pub use crate::bindings::envmgr::environments::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest,
     UpdateItem, Write, WriteError,
 };
-use crate::bindings::envmgr::environments::dynamodb::Host;
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::engine::Session;
 use crate::observe::Call;
@@ -131,7 +131,11 @@ impl Host for Session {
                     request.partition,
                     request.sort_prefix.as_deref().unwrap_or(""),
                     request.limit,
-                    request.start_after.as_ref().map(show_item).unwrap_or_default()
+                    request
+                        .start_after
+                        .as_ref()
+                        .map(show_item)
+                        .unwrap_or_default()
                 )
             },
             b.dynamodb.query(&request),

@@ -159,7 +159,12 @@ impl GitHub for MockGitHub {
                 comment.body = body.to_string();
                 comment.clone()
             })
-            .ok_or_else(|| error(ErrorCode::NotFound, format!("comment {comment_id} not found")))
+            .ok_or_else(|| {
+                error(
+                    ErrorCode::NotFound,
+                    format!("comment {comment_id} not found"),
+                )
+            })
     }
 
     async fn delete_comment(

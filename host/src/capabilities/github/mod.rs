@@ -6,8 +6,8 @@ pub mod mock;
 use async_trait::async_trait;
 use wasmtime::component::Resource;
 
-pub use crate::bindings::envmgr::environments::github::{Comment, Repository};
 use crate::bindings::envmgr::environments::github::Host;
+pub use crate::bindings::envmgr::environments::github::{Comment, Repository};
 use crate::capabilities::sealed::{SealedValue, Secret};
 use crate::capabilities::{CapResult, Error};
 use crate::engine::Session;
@@ -149,10 +149,9 @@ impl Host for Session {
             )
             .await;
         match token {
-            Ok(secret) => Ok(Ok(self.seal(
-                format!("github-token:{}", show(&repo)),
-                secret,
-            )?)),
+            Ok(secret) => Ok(Ok(
+                self.seal(format!("github-token:{}", show(&repo)), secret)?
+            )),
             Err(error) => Ok(Err(error)),
         }
     }

@@ -69,7 +69,13 @@ impl Kms for MockKms {
         let aad = canonical_context(context);
         let plaintext = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| invalid())?;
         String::from_utf8(plaintext)
             .map(Secret::new)

@@ -8,7 +8,12 @@ use crate::observe::Call;
 const MAX_MESSAGE_BYTES: usize = 4096;
 
 impl Host for Session {
-    async fn log(&mut self, level: Level, context: String, message: String) -> wasmtime::Result<()> {
+    async fn log(
+        &mut self,
+        level: Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
         let mut message = message;
         if message.len() > MAX_MESSAGE_BYTES {
             let mut end = MAX_MESSAGE_BYTES;

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 pub use crate::bindings::envmgr::environments::runtime::Created;
 use crate::bindings::envmgr::environments::runtime::{CreateRequest, Host};
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::CapResult;
+use crate::capabilities::sealed::Secret;
 use crate::engine::Session;
 use crate::observe::Call;
 
@@ -82,7 +82,11 @@ impl Host for Session {
                 .collect(),
         };
         let b = self.backends.clone();
-        Ok(b.invoke(Call::RuntimeCreate, transcript_text, b.runtime.create(&plain))
-            .await)
+        Ok(b.invoke(
+            Call::RuntimeCreate,
+            transcript_text,
+            b.runtime.create(&plain),
+        )
+        .await)
     }
 }

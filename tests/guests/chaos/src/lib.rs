@@ -47,7 +47,10 @@ fn ambient() -> String {
     let root = std::fs::read_dir("/").map(|d| d.count()).ok();
     let file = std::fs::read_to_string("/etc/hostname").ok();
     let net = std::net::TcpStream::connect("127.0.0.1:1").is_ok();
-    format!("vars={vars} args={args} root={root:?} file={} tcp={net}", file.is_some())
+    format!(
+        "vars={vars} args={args} root={root:?} file={} tcp={net}",
+        file.is_some()
+    )
 }
 
 bindings::export!(Chaos with_types_in bindings);
