@@ -86,6 +86,35 @@ fn create_flow(c: &mut Criterion) {
         b.iter(|| component_once(&setup).expect("component run"))
     });
     group.finish();
+
+    // The fixed cost: a message rejected at once (instantiate, one call
+    // with no host calls, tear down) against the same natively.
+    let bad = setup.host.message("api", "{\"kind\": 1}");
+    let bad_guest = envmgr_tests::guest_message(&bad);
+    let mut group = c.benchmark_group("rejected_message");
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            let mut caps = Native {
+                backends: &setup.backends,
+                now_ms: 0,
+            };
+            envmgr_guest::handle(&mut caps, &bad_guest).expect_err("bad input")
+        })
+    });
+    group.bench_function("component", |b| {
+        b.iter(|| {
+            let run = setup
+                .host
+                .engine()
+                .run(setup.host.logic(), setup.backends.clone(), &bad);
+            setup
+                .runtime
+                .block_on(run)
+                .expect("runs")
+                .expect_err("bad input")
+        })
+    });
+    group.finish();
 }
 
 /// Interleaved runs of both paths, so drift hits both alike; medians.
