@@ -7,8 +7,13 @@
 //! - [`mock`]: the mock host for tests and guest authors.
 //! - [`observe`]: transcript and scripted faults.
 
+pub mod admin;
+pub mod aws;
 pub mod bindings;
 pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod mock;
 pub mod observe;

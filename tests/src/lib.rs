@@ -2,7 +2,10 @@
 //! shared engine, data seeded in the documented format (docs/data-model.md),
 //! and message bodies of both kinds (docs/messages.md).
 
+pub mod fakes;
+pub mod moto;
 pub mod native;
+pub mod stack;
 
 use std::sync::{Arc, OnceLock};
 

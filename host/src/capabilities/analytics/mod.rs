@@ -1,7 +1,9 @@
 //! Product analytics (Segment). Tracking is best effort: the guest ignores
 //! errors, and real backends buffer and send in the background.
 
+pub mod disabled;
 pub mod mock;
+pub mod segment;
 
 use async_trait::async_trait;
 

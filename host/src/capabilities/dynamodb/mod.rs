@@ -1,6 +1,7 @@
 //! DynamoDB with logical table names. The key schema belongs to the guest;
 //! every table has string keys `pk` and `sk`.
 
+pub mod aws;
 pub mod condition;
 pub mod mock;
 

@@ -1,6 +1,7 @@
 //! GitHub as the app installation: authentication, the pull-request comment,
 //! installation tokens for the runtime.
 
+pub mod app;
 pub mod mock;
 
 use async_trait::async_trait;

@@ -1,5 +1,6 @@
 //! KMS decryption under an encryption context. Plaintext is sealed at once.
 
+pub mod aws;
 pub mod mock;
 
 use std::collections::BTreeMap;

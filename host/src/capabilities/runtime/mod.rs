@@ -1,6 +1,7 @@
 //! The Runtime Service: creates the runtime that runs an environment. The
 //! only place sealed values are opened: the backend sends their plaintext.
 
+pub mod http;
 pub mod mock;
 
 use async_trait::async_trait;

@@ -1,0 +1,93 @@
+//! What every AWS backend shares: the SDK configuration (standard credential
+//! chain and region, optional endpoint) and one mapping of SDK errors onto
+//! the contract's error codes.
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
+use crate::capabilities::{Error, ErrorCode};
+use crate::config::Aws;
+
+/// The shared SDK configuration.
+pub async fn sdk_config(settings: &Aws) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &settings.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// Error codes AWS uses for throttling, across services.
+const THROTTLING: [&str; 6] = [
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "LimitExceededException",
+];
+
+/// Map an SDK error: service errors by code and status, everything that did
+/// not get an answer (timeouts, connection failures) as `unavailable`.
+pub fn capability_error<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, message) = match error {
+        SdkError::ServiceError(context) => {
+            let service = context.err();
+            let name = service.code().unwrap_or("Unknown");
+            let status = context.raw().status().as_u16();
+            let code = if THROTTLING.contains(&name) {
+                ErrorCode::Throttled
+            } else if status >= 500 {
+                ErrorCode::Unavailable
+            } else if name.contains("NotFound") {
+                ErrorCode::NotFound
+            } else if name.contains("AccessDenied")
+                || name.contains("Unauthorized")
+                || name.contains("InvalidCiphertext")
+                || name.contains("IncorrectKey")
+                || name.contains("Disabled")
+                || name == "UnrecognizedClientException"
+                || status == 403
+            {
+                ErrorCode::Denied
+            } else if name.contains("Conflict") || name.contains("InUse") {
+                ErrorCode::Conflict
+            } else {
+                ErrorCode::Invalid
+            };
+            let detail = service.message().unwrap_or("");
+            (code, format!("{operation}: {name} ({status}) {detail}"))
+        }
+        SdkError::ConstructionFailure(_) => (
+            ErrorCode::Invalid,
+            format!("{operation}: the request could not be built: {error}"),
+        ),
+        _ => (
+            ErrorCode::Unavailable,
+            format!("{operation}: no answer: {}", error_chain(error)),
+        ),
+    };
+    Error {
+        code,
+        message: message.trim_end().to_string(),
+        retry_after_ms: None,
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,169 @@
+//! Segment through reqwest: events are buffered and sent in batches to
+//! `/v1/batch` by a background task, so tracking never waits on the network.
+//! A full buffer drops the event (counted); a failed batch is retried a few
+//! times, then dropped (counted). Neither ever fails a message.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Analytics, TrackEvent};
+use crate::capabilities::{CapResult, ErrorCode, error};
+
+/// Tries per batch before it is dropped.
+const BATCH_TRIES: u32 = 3;
+
+#[derive(Default, Debug)]
+pub struct SegmentCounters {
+    pub sent: AtomicU64,
+    pub dropped_full: AtomicU64,
+    pub dropped_failed: AtomicU64,
+}
+
+pub struct SegmentAnalytics {
+    sender: std::sync::Mutex<Option<mpsc::Sender<TrackEvent>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    pub counters: Arc<SegmentCounters>,
+}
+
+pub struct SegmentOptions {
+    pub url: String,
+    pub write_key: String,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub buffer: usize,
+}
+
+impl SegmentAnalytics {
+    /// Start the sender task (on the current tokio runtime).
+    pub fn start(options: SegmentOptions) -> Self {
+        let (sender, receiver) = mpsc::channel(options.buffer);
+        let counters = Arc::new(SegmentCounters::default());
+        let task = tokio::spawn(send_batches(receiver, options, counters.clone()));
+        Self {
+            sender: std::sync::Mutex::new(Some(sender)),
+            task: tokio::sync::Mutex::new(Some(task)),
+            counters,
+        }
+    }
+
+    /// Stop accepting events and send what is buffered.
+    pub async fn flush_and_stop(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Analytics for SegmentAnalytics {
+    async fn track(&self, event: &TrackEvent) -> CapResult<()> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(sender) = sender else {
+            return Err(error(ErrorCode::Unavailable, "analytics is shutting down"));
+        };
+        sender.try_send(event.clone()).map_err(|_| {
+            self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            error(
+                ErrorCode::Throttled,
+                "the analytics buffer is full; event dropped",
+            )
+        })
+    }
+}
+
+async fn send_batches(
+    mut receiver: mpsc::Receiver<TrackEvent>,
+    options: SegmentOptions,
+    counters: Arc<SegmentCounters>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a default reqwest client builds");
+    let endpoint = format!("{}/v1/batch", options.url.trim_end_matches('/'));
+    let mut batch: Vec<TrackEvent> = Vec::with_capacity(options.batch_size);
+    loop {
+        let closed = match tokio::time::timeout(options.flush_interval, receiver.recv()).await {
+            Ok(Some(event)) => {
+                batch.push(event);
+                if batch.len() < options.batch_size {
+                    continue;
+                }
+                false
+            }
+            Ok(None) => true,
+            Err(_elapsed) => false,
+        };
+        if !batch.is_empty() {
+            let events = std::mem::take(&mut batch);
+            send(&client, &endpoint, &options.write_key, events, &counters).await;
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    endpoint: &str,
+    write_key: &str,
+    events: Vec<TrackEvent>,
+    counters: &SegmentCounters,
+) {
+    let body = serde_json::json!({
+        "batch": events.iter().map(|e| {
+            let properties: serde_json::Value =
+                serde_json::from_str(&e.properties_json).unwrap_or(serde_json::json!({}));
+            let mut item = serde_json::json!({
+                "type": "track",
+                "event": e.event,
+                "properties": properties,
+                "messageId": e.message_id,
+            });
+            let who = if e.user_id.is_empty() { "anonymousId" } else { "userId" };
+            item[who] = serde_json::json!(if e.user_id.is_empty() { &e.message_id } else { &e.user_id });
+            item
+        }).collect::<Vec<_>>()
+    });
+    for attempt in 1..=BATCH_TRIES {
+        let result = client
+            .post(endpoint)
+            .basic_auth(write_key, Some(""))
+            .json(&body)
+            .send()
+            .await;
+        match result {
+            Ok(response) if response.status().is_success() => {
+                counters
+                    .sent
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                return;
+            }
+            Ok(response) => tracing::warn!(
+                status = response.status().as_u16(),
+                attempt,
+                "segment batch refused"
+            ),
+            Err(e) => tracing::warn!(error = %e, attempt, "segment batch not sent"),
+        }
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+    counters
+        .dropped_failed
+        .fetch_add(events.len() as u64, Ordering::Relaxed);
+    tracing::error!(
+        events = events.len(),
+        "segment batch dropped after {BATCH_TRIES} tries"
+    );
+}

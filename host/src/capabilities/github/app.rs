@@ -1,0 +1,257 @@
+//! GitHub through octocrab, as a GitHub App: the App's key signs a JWT that
+//! is exchanged for an installation token; octocrab caches that token per
+//! installation client until shortly before it expires, and this backend
+//! keeps one client per installation.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use octocrab::Octocrab;
+use octocrab::models::{AppId, InstallationId};
+use serde::Deserialize;
+
+use super::{Comment, GitHub, Repository};
+use crate::capabilities::sealed::Secret;
+use crate::capabilities::{CapResult, Error, ErrorCode, error};
+
+/// Comments per page when listing (GitHub's maximum).
+const PER_PAGE: u32 = 100;
+
+pub struct GitHubApp {
+    app: Octocrab,
+    installations: Mutex<HashMap<u64, Octocrab>>,
+}
+
+/// The fields envmgr reads of a comment.
+#[derive(Deserialize)]
+struct IssueComment {
+    id: u64,
+    #[serde(default)]
+    body: Option<String>,
+    html_url: String,
+}
+
+impl From<IssueComment> for Comment {
+    fn from(c: IssueComment) -> Self {
+        Comment {
+            id: c.id,
+            body: c.body.unwrap_or_default(),
+            html_url: c.html_url,
+        }
+    }
+}
+
+impl GitHubApp {
+    /// `api_url`: https://api.github.com, a GitHub Enterprise API, or a test server.
+    pub fn new(app_id: u64, private_key_pem: &str, api_url: &str) -> anyhow::Result<Self> {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("the GitHub App private key is not an RSA PEM: {e}"))?;
+        let app = Octocrab::builder()
+            .base_uri(api_url)?
+            .app(AppId(app_id), key)
+            .build()?;
+        Ok(Self {
+            app,
+            installations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client for an installation; it holds the cached token.
+    fn installation(&self, installation_id: u64) -> CapResult<Octocrab> {
+        let mut clients = self.installations.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&installation_id) {
+            return Ok(client.clone());
+        }
+        let client = self
+            .app
+            .installation(InstallationId(installation_id))
+            .map_err(|e| github_error("installation client", e))?;
+        clients.insert(installation_id, client.clone());
+        Ok(client)
+    }
+
+    /// An installation client whose token is known to be valid.
+    async fn authenticated(&self, installation_id: u64) -> CapResult<Octocrab> {
+        let client = self.installation(installation_id)?;
+        client
+            .installation_token()
+            .await
+            .map_err(|e| github_error("installation token", e))?;
+        Ok(client)
+    }
+}
+
+fn repo_path(repo: &Repository) -> String {
+    format!("/repos/{}/{}", repo.owner, repo.name)
+}
+
+/// GitHub's answer in the contract's terms. Rate limits (429, or 403 with
+/// no requests left) are `throttled` with the time to wait.
+fn github_error(what: &str, e: octocrab::Error) -> Error {
+    match &e {
+        octocrab::Error::GitHub { source, .. } => {
+            let status = source.status_code.as_u16();
+            let header = |name: &str| {
+                source
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let out_of_requests = header("x-ratelimit-remaining").as_deref() == Some("0")
+                || source.message.to_ascii_lowercase().contains("rate limit");
+            let code = match status {
+                404 | 410 => ErrorCode::NotFound,
+                429 => ErrorCode::Throttled,
+                403 if out_of_requests => ErrorCode::Throttled,
+                401 | 403 => ErrorCode::Denied,
+                409 => ErrorCode::Conflict,
+                s if s >= 500 => ErrorCode::Unavailable,
+                _ => ErrorCode::Invalid,
+            };
+            let retry_after_ms = header("retry-after")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|s| s * 1000)
+                .or_else(|| {
+                    let reset = source.rate_limit_reset?;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()?
+                        .as_secs();
+                    (code == ErrorCode::Throttled).then(|| reset.saturating_sub(now) * 1000)
+                });
+            Error {
+                code,
+                message: format!("github {what}: {status} {}", source.message),
+                retry_after_ms,
+            }
+        }
+        // No answer, or one that did not parse: may pass.
+        other => error(
+            ErrorCode::Unavailable,
+            format!("github {what}: {}", crate::aws::error_chain(other)),
+        ),
+    }
+}
+
+#[async_trait]
+impl GitHub for GitHubApp {
+    async fn authenticate(&self, installation_id: u64) -> CapResult<()> {
+        self.authenticated(installation_id).await.map(drop)
+    }
+
+    async fn list_comments(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        issue_number: u64,
+        marker: &str,
+    ) -> CapResult<Vec<Comment>> {
+        let client = self.authenticated(installation_id).await?;
+        let route = format!(
+            "{}/issues/{issue_number}/comments?per_page={PER_PAGE}",
+            repo_path(repo)
+        );
+        let mut page: octocrab::Page<IssueComment> = client
+            .get(route, None::<&()>)
+            .await
+            .map_err(|e| github_error("list comments", e))?;
+        let mut found = Vec::new();
+        loop {
+            found.extend(
+                std::mem::take(&mut page.items)
+                    .into_iter()
+                    .map(Comment::from)
+                    .filter(|c| c.body.contains(marker)),
+            );
+            match client
+                .get_page::<IssueComment>(&page.next)
+                .await
+                .map_err(|e| github_error("list comments", e))?
+            {
+                Some(next) => page = next,
+                None => return Ok(found),
+            }
+        }
+    }
+
+    async fn create_comment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        issue_number: u64,
+        body: &str,
+    ) -> CapResult<Comment> {
+        let client = self.authenticated(installation_id).await?;
+        let route = format!("{}/issues/{issue_number}/comments", repo_path(repo));
+        client
+            .post::<_, IssueComment>(route, Some(&serde_json::json!({ "body": body })))
+            .await
+            .map(Comment::from)
+            .map_err(|e| github_error("create comment", e))
+    }
+
+    async fn update_comment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        comment_id: u64,
+        body: &str,
+    ) -> CapResult<Comment> {
+        let client = self.authenticated(installation_id).await?;
+        let route = format!("{}/issues/comments/{comment_id}", repo_path(repo));
+        client
+            .patch::<IssueComment, _, _>(route, Some(&serde_json::json!({ "body": body })))
+            .await
+            .map(Comment::from)
+            .map_err(|e| github_error("update comment", e))
+    }
+
+    async fn delete_comment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        comment_id: u64,
+    ) -> CapResult<()> {
+        let client = self.authenticated(installation_id).await?;
+        let route = format!("{}/issues/comments/{comment_id}", repo_path(repo));
+        let response = client
+            ._delete(route, None::<&()>)
+            .await
+            .map_err(|e| github_error("delete comment", e))?;
+        match response.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            status => Err(error(
+                if status >= 500 {
+                    ErrorCode::Unavailable
+                } else {
+                    ErrorCode::Invalid
+                },
+                format!("github delete comment: {status}"),
+            )),
+        }
+    }
+
+    async fn create_installation_token(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+    ) -> CapResult<Secret> {
+        // A client of its own, so the token is scoped to this one repository
+        // and minted fresh rather than taken from the shared cache.
+        let scoped = self
+            .app
+            .installation_builder(InstallationId(installation_id))
+            .repositories(vec![repo.name.clone()])
+            .build()
+            .map_err(|e| github_error("installation token", e))?;
+        let token = scoped
+            .installation_token()
+            .await
+            .map_err(|e| github_error("installation token", e))?;
+        use secrecy::ExposeSecret;
+        Ok(Secret::new(token.expose_secret()))
+    }
+}

@@ -1,0 +1,120 @@
+//! The Runtime Service over HTTP (reqwest): `POST {url}/v1/runtimes` with a
+//! bearer token and the guest's idempotency key as `Idempotency-Key`. 5xx
+//! answers and timeouts are retried within the call, then `unavailable`;
+//! 4xx answers are permanent with the service's reason (429 and 409 excepted).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Created, Runtime, RuntimeRequest};
+use crate::capabilities::{CapResult, Error, ErrorCode, error};
+
+pub struct HttpRuntime {
+    client: reqwest::Client,
+    endpoint: String,
+    token: String,
+    retries: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedBody {
+    runtime_id: String,
+    url: Option<String>,
+}
+
+impl HttpRuntime {
+    pub fn new(url: &str, token: String, timeout: Duration, retries: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder().timeout(timeout).build()?,
+            endpoint: format!("{}/v1/runtimes", url.trim_end_matches('/')),
+            token,
+            retries,
+        })
+    }
+
+    async fn attempt(&self, body: &serde_json::Value, key: &str) -> CapResult<Created> {
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                error(
+                    ErrorCode::Unavailable,
+                    format!("runtime service: {}", crate::aws::error_chain(&e)),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let retry_after_ms = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|s| s * 1000);
+        let text = response.text().await.unwrap_or_default();
+        if (200..300).contains(&status) {
+            let created: CreatedBody = serde_json::from_str(&text).map_err(|e| {
+                error(
+                    ErrorCode::Unavailable,
+                    format!("runtime service answered {status} with an unreadable body: {e}"),
+                )
+            })?;
+            return Ok(Created {
+                runtime_id: created.runtime_id,
+                url: created.url,
+            });
+        }
+        let code = match status {
+            429 => ErrorCode::Throttled,
+            409 => ErrorCode::Conflict,
+            401 | 403 => ErrorCode::Denied,
+            404 => ErrorCode::NotFound,
+            s if s >= 500 => ErrorCode::Unavailable,
+            _ => ErrorCode::Invalid,
+        };
+        let reason: String = text.chars().take(500).collect();
+        Err(Error {
+            code,
+            message: format!("runtime service answered {status}: {reason}"),
+            retry_after_ms,
+        })
+    }
+}
+
+#[async_trait]
+impl Runtime for HttpRuntime {
+    async fn create(&self, request: &RuntimeRequest) -> CapResult<Created> {
+        let secrets: serde_json::Map<String, serde_json::Value> = request
+            .secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), value.expose().into()))
+            .collect();
+        let body = serde_json::json!({
+            "appId": request.app_id,
+            "environmentId": request.environment_id,
+            "environmentType": request.environment_type,
+            "repository": request.repository,
+            "branch": request.branch,
+            "sha": request.sha,
+            "entrypoint": request.entrypoint,
+            "installationToken": request.installation_token.as_ref().map(|t| t.expose()),
+            "secrets": secrets,
+        });
+        let mut attempt = 0;
+        loop {
+            match self.attempt(&body, &request.idempotency_key).await {
+                Err(e) if e.code == ErrorCode::Unavailable && attempt < self.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}

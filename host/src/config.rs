@@ -1,0 +1,494 @@
+//! The daemon's configuration: one TOML file, then environment variables.
+//!
+//! `ENVMGR__SECTION__KEY=value` overrides `[section] key` (any depth; keys
+//! lower-cased, `-` and `_` as written), e.g. `ENVMGR__AWS__ENDPOINT_URL`.
+//! Secrets are never in the file itself: each is read from a `*_file` path or
+//! from its own environment variable, and never logged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::engine::Limits;
+
+/// Prefix of override variables.
+const OVERRIDE_PREFIX: &str = "ENVMGR__";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub aws: Aws,
+    #[serde(default)]
+    pub tables: Tables,
+    #[serde(default)]
+    pub kms: Kms,
+    #[serde(default = "default_queues")]
+    pub queues: BTreeMap<String, Queue>,
+    pub github: Option<GitHub>,
+    pub segment: Option<Segment>,
+    pub runtime: Option<Runtime>,
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Read-only values for the logic (`wasi:config`), e.g.
+    /// `preview-url-template`.
+    #[serde(default)]
+    pub logic_config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub shutdown: Shutdown,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aws {
+    /// The region; the standard chain (AWS_REGION, profile) when unset.
+    pub region: Option<String>,
+    /// For moto, LocalStack or a VPC endpoint.
+    pub endpoint_url: Option<String>,
+}
+
+/// Logical table name → physical DynamoDB table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tables {
+    pub environments: String,
+    pub secrets: String,
+    pub apps: String,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Self {
+            environments: "envmgr-environments".into(),
+            secrets: "envmgr-secrets".into(),
+            apps: "envmgr-apps".into(),
+        }
+    }
+}
+
+impl Tables {
+    /// (logical, physical) pairs.
+    pub fn mapping(&self) -> [(&'static str, &str); 3] {
+        [
+            ("environments", &self.environments),
+            ("secrets", &self.secrets),
+            ("apps", &self.apps),
+        ]
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kms {
+    /// The key secrets are encrypted with (`envmgr secret set`, `init`).
+    pub key_id: String,
+}
+
+impl Default for Kms {
+    fn default() -> Self {
+        Self {
+            key_id: "alias/envmgr".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    /// The SQS queue name.
+    pub name: String,
+    /// Its dead-letter queue; `{name}-dlq` when unset.
+    pub dead_letter: Option<String>,
+    /// Messages handled at once from this queue (no receive while full).
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// Long-poll wait, 0 to 20 seconds.
+    #[serde(default = "default_wait")]
+    pub wait_seconds: i32,
+    /// How long a received message stays hidden; extended while it runs.
+    #[serde(default = "default_visibility")]
+    pub visibility_timeout_seconds: i32,
+    /// Deliveries before SQS moves a message to the dead-letter queue.
+    #[serde(default = "default_max_receive")]
+    pub max_receive_count: u32,
+    /// Retry backoff: base × 2^(receive count − 1), capped.
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base_seconds: u32,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_seconds: u32,
+}
+
+impl Queue {
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            dead_letter: None,
+            max_in_flight: default_in_flight(),
+            wait_seconds: default_wait(),
+            visibility_timeout_seconds: default_visibility(),
+            max_receive_count: default_max_receive(),
+            backoff_base_seconds: default_backoff_base(),
+            backoff_max_seconds: default_backoff_max(),
+        }
+    }
+
+    pub fn dead_letter_name(&self) -> String {
+        self.dead_letter
+            .clone()
+            .unwrap_or_else(|| format!("{}-dlq", self.name))
+    }
+
+    /// How long a failed message stays invisible before its next try.
+    pub fn backoff(&self, receive_count: u32) -> Duration {
+        let exponent = receive_count.saturating_sub(1).min(16);
+        let seconds = u64::from(self.backoff_base_seconds).saturating_mul(1 << exponent);
+        Duration::from_secs(seconds.min(u64::from(self.backoff_max_seconds)))
+    }
+}
+
+fn default_queues() -> BTreeMap<String, Queue> {
+    [
+        ("probot".to_string(), Queue::named("envmgr-probot")),
+        ("api".to_string(), Queue::named("envmgr-api")),
+    ]
+    .into()
+}
+
+fn default_in_flight() -> usize {
+    10
+}
+fn default_wait() -> i32 {
+    20
+}
+fn default_visibility() -> i32 {
+    60
+}
+fn default_max_receive() -> u32 {
+    5
+}
+fn default_backoff_base() -> u32 {
+    2
+}
+fn default_backoff_max() -> u32 {
+    300
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHub {
+    pub app_id: u64,
+    /// PEM file of the App's private key; or the env var
+    /// `ENVMGR_GITHUB_PRIVATE_KEY` holding the PEM itself.
+    pub private_key_file: Option<PathBuf>,
+    #[serde(default = "default_github_url")]
+    pub api_url: String,
+}
+
+fn default_github_url() -> String {
+    "https://api.github.com".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// File holding the write key; or the env var `ENVMGR_SEGMENT_WRITE_KEY`.
+    pub write_key_file: Option<PathBuf>,
+    #[serde(default = "default_segment_url")]
+    pub url: String,
+    /// Events per `/v1/batch` request.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest an event waits for its batch.
+    #[serde(default = "default_flush_ms")]
+    pub flush_interval_ms: u64,
+    /// Events held at most; more are dropped (and counted).
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
+}
+
+fn default_segment_url() -> String {
+    "https://api.segment.io".into()
+}
+fn default_batch() -> usize {
+    100
+}
+fn default_flush_ms() -> u64 {
+    2_000
+}
+fn default_buffer() -> usize {
+    10_000
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    pub url: String,
+    /// File holding the bearer token; or the env var `ENVMGR_RUNTIME_TOKEN`.
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_runtime_timeout")]
+    pub timeout_ms: u64,
+    /// Extra tries within one message for 5xx and timeouts.
+    #[serde(default = "default_runtime_retries")]
+    pub retries: u32,
+}
+
+fn default_runtime_timeout() -> u64 {
+    10_000
+}
+fn default_runtime_retries() -> u32 {
+    2
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: usize,
+    #[serde(default = "default_deadline")]
+    pub deadline_seconds: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            memory_mib: default_memory_mib(),
+            deadline_seconds: default_deadline(),
+        }
+    }
+}
+
+fn default_memory_mib() -> usize {
+    64
+}
+fn default_deadline() -> u64 {
+    60
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {
+    /// How long in-flight messages may finish after SIGTERM/SIGINT.
+    #[serde(default = "default_grace")]
+    pub grace_seconds: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self {
+            grace_seconds: default_grace(),
+        }
+    }
+}
+
+fn default_grace() -> u64 {
+    30
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Settings {
+    /// Read `path` (if given), apply `ENVMGR__` overrides from `env`, and
+    /// validate. Errors name the offending key.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if let Some(path) = name.strip_prefix(OVERRIDE_PREFIX) {
+                set_path(&mut table, path, &value)
+                    .with_context(|| format!("environment variable {name}"))?;
+            }
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| anyhow::anyhow!("config key `{}`: {}", e.path(), e.inner().message()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.queues.is_empty() {
+            bail!("config key `queues`: at least one queue is needed");
+        }
+        for (logical, queue) in &self.queues {
+            if !(0..=20).contains(&queue.wait_seconds) {
+                bail!("config key `queues.{logical}.wait_seconds`: must be 0 to 20");
+            }
+            if queue.max_in_flight == 0 {
+                bail!("config key `queues.{logical}.max_in_flight`: must be at least 1");
+            }
+            if !(1..=43_200).contains(&queue.visibility_timeout_seconds) {
+                bail!(
+                    "config key `queues.{logical}.visibility_timeout_seconds`: must be 1 to 43200"
+                );
+            }
+            if queue.max_receive_count == 0 {
+                bail!("config key `queues.{logical}.max_receive_count`: must be at least 1");
+            }
+        }
+        if self.limits.memory_mib < 8 {
+            bail!("config key `limits.memory_mib`: at least 8");
+        }
+        if let Some(segment) = &self.segment
+            && (segment.batch_size == 0 || segment.buffer < segment.batch_size)
+        {
+            bail!("config key `segment.batch_size`: between 1 and `segment.buffer`");
+        }
+        Ok(())
+    }
+
+    /// The engine limits; concurrency covers every queue's in-flight bound.
+    pub fn limits(&self) -> Limits {
+        let concurrency: usize = self.queues.values().map(|q| q.max_in_flight).sum();
+        Limits {
+            memory_bytes: self.limits.memory_mib << 20,
+            deadline: Duration::from_secs(self.limits.deadline_seconds),
+            concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Read a secret from its file, or else from its environment variable.
+pub fn read_secret(file: Option<&Path>, env_var: &str, what: &str) -> anyhow::Result<String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the {what} from {}", file.display()))?;
+        return Ok(text.trim().to_string());
+    }
+    std::env::var(env_var)
+        .map(|v| v.trim().to_string())
+        .map_err(|_| {
+            anyhow::anyhow!("the {what} is not set: give a file in the config or set {env_var}")
+        })
+}
+
+/// `AWS__ENDPOINT_URL` = `x` → table["aws"]["endpoint_url"] = x.
+fn set_path(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<()> {
+    let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+    if keys.iter().any(String::is_empty) {
+        bail!("`{path}` has an empty key");
+    }
+    let (last, parents) = keys.split_last().expect("split yields one key at least");
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| anyhow::anyhow!("`{key}` is not a table"))?;
+    }
+    // Numbers and booleans as such; everything else as a string.
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table() && !v.is_array())
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    current.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let settings = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(settings.queues.len(), 2);
+        assert_eq!(
+            settings.queues["probot"].dead_letter_name(),
+            "envmgr-probot-dlq"
+        );
+        assert_eq!(settings.limits().concurrency, 20);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let settings = Settings::load(
+            None,
+            env(&[
+                ("ENVMGR__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("ENVMGR__QUEUES__API__NAME", "api-q"),
+                ("ENVMGR__QUEUES__API__MAX_IN_FLIGHT", "3"),
+                (
+                    "ENVMGR__LOGIC_CONFIG__preview-url-template",
+                    "https://{environment}.x",
+                ),
+                ("UNRELATED", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.aws.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(settings.queues["api"].name, "api-q");
+        assert_eq!(settings.queues["api"].max_in_flight, 3);
+        assert_eq!(
+            settings.logic_config["preview-url-template"],
+            "https://{environment}.x"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let error = Settings::load(
+            None,
+            env(&[
+                ("ENVMGR__QUEUES__API__NAME", "q"),
+                ("ENVMGR__QUEUES__API__WAIT_SECONDS", "99"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("queues.api.wait_seconds"),
+            "{error}"
+        );
+        let error = Settings::load(None, env(&[("ENVMGR__AWS__ENDPONT_URL", "x")])).unwrap_err();
+        assert!(format!("{error:#}").contains("aws"), "{error:#}");
+        assert!(format!("{error:#}").contains("endpont_url"), "{error:#}");
+    }
+
+    #[test]
+    fn backoff_grows_with_receive_count() {
+        let queue = Queue::named("q");
+        assert_eq!(queue.backoff(1), Duration::from_secs(2));
+        assert_eq!(queue.backoff(3), Duration::from_secs(8));
+        assert_eq!(queue.backoff(30), Duration::from_secs(300));
+    }
+}

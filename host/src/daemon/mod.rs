@@ -1,0 +1,260 @@
+//! `envmgr serve`: consume the queues and run every message through the
+//! logic.
+//!
+//! Per queue: long polling and batch receive, at most `max_in_flight`
+//! messages at once (no receive while full), the lease extended while a
+//! message runs, finished messages deleted in batches. What the logic returns
+//! decides the rest:
+//!
+//! | result | action |
+//! |---|---|
+//! | done, skipped | delete |
+//! | retryable failure, trap, timeout, memory | visible again after a backoff growing with the receive count; the queue's redrive policy dead-letters it after maxReceiveCount |
+//! | permanent failure | sent to the dead-letter queue with the reason, then deleted |
+//!
+//! Nothing is deleted unless done or dead-lettered. Errors talking to SQS
+//! never end a loop. On shutdown: stop receiving, let in-flight messages
+//! finish within the grace period, make the rest visible at once.
+
+mod deleter;
+mod sqs;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument as _, error, info, info_span, warn};
+
+use crate::bindings::{FailureKind, Message};
+use crate::capabilities::Backends;
+use crate::config::Queue as QueueSettings;
+use crate::engine::{Engine, Logic};
+use deleter::Deleter;
+pub use sqs::QueueUrls;
+
+/// SQS receives at most ten messages per call.
+const MAX_BATCH: usize = 10;
+
+/// What one daemon runs.
+pub struct Daemon {
+    pub engine: Arc<Engine>,
+    pub logic: Arc<Logic>,
+    pub backends: Arc<Backends>,
+    pub sqs: aws_sdk_sqs::Client,
+    /// (logical name, settings, resolved URLs) per queue.
+    pub queues: Vec<(String, QueueSettings, QueueUrls)>,
+    pub grace: Duration,
+}
+
+/// Messages being worked on: message id → receipt handle.
+type InFlight = Arc<Mutex<HashMap<String, String>>>;
+
+/// How a message ended, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Deleted,
+    Retry(Duration),
+    DeadLettered,
+}
+
+impl Daemon {
+    /// Run until `shutdown` resolves, then drain.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let daemon = Arc::new(self);
+        let mut loops = JoinSet::new();
+        for index in 0..daemon.queues.len() {
+            let daemon = daemon.clone();
+            let stop = stop_rx.clone();
+            loops.spawn(async move { daemon.consume(index, stop).await });
+        }
+        info!(logic = %daemon.logic.id, queues = daemon.queues.len(), "serving");
+        shutdown.await;
+        info!(grace = ?daemon.grace, "shutting down: no more receives, draining");
+        let _ = stop_tx.send(true);
+        while let Some(result) = loops.join_next().await {
+            result.context("a queue loop panicked")?;
+        }
+        info!("drained; bye");
+        Ok(())
+    }
+
+    /// One queue's receive loop, then its drain.
+    async fn consume(self: Arc<Self>, index: usize, mut stop: watch::Receiver<bool>) {
+        let (logical, settings, urls) = &self.queues[index];
+        let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+        let in_flight: InFlight = Arc::default();
+        let deleter = Deleter::start(self.sqs.clone(), urls.queue.clone());
+        let mut work = JoinSet::new();
+        let mut failures: u32 = 0;
+
+        while !*stop.borrow() {
+            // Backpressure: wait for room before asking SQS for more.
+            let first = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+                _ = stop.changed() => break,
+            };
+            let room = (permits.available_permits() + 1).min(MAX_BATCH);
+            let received = tokio::select! {
+                received = sqs::receive(&self.sqs, &urls.queue, settings, logical, room) => received,
+                _ = stop.changed() => break,
+            };
+            let messages = match received {
+                Ok(messages) => {
+                    failures = 0;
+                    messages
+                }
+                Err(e) => {
+                    failures += 1;
+                    let pause = Duration::from_millis((250u64 << failures.min(5)).min(5_000));
+                    warn!(queue = %logical, error = %e, retry_in = ?pause, "receiving failed");
+                    drop(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = stop.changed() => break,
+                    }
+                }
+            };
+            let mut first = Some(first);
+            for received in messages {
+                let permit = match first.take() {
+                    Some(permit) => permit,
+                    None => permits.clone().acquire_owned().await.expect("never closed"),
+                };
+                let Some(receipt) = received.receipt.clone() else {
+                    continue;
+                };
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(received.message.id.clone(), receipt.clone());
+                let daemon = self.clone();
+                let in_flight = in_flight.clone();
+                let deleter = deleter.clone();
+                let span = info_span!(
+                    "message",
+                    queue = %logical,
+                    message_id = %received.message.id,
+                    receive_count = received.message.receive_count,
+                    logic = %&self.logic.id[..12],
+                );
+                work.spawn(
+                    async move {
+                        let disposition = daemon
+                            .handle(index, &received.message, &receipt, &deleter)
+                            .await;
+                        info!(?disposition, "message finished");
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&received.message.id);
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            // Reap finished tasks so the set does not grow.
+            while work.try_join_next().is_some() {}
+        }
+
+        // Drain: in-flight messages may finish within the grace period.
+        let drained = tokio::time::timeout(self.grace, async {
+            while work.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if !drained {
+            work.abort_all();
+            while work.join_next().await.is_some() {}
+        }
+        let left: Vec<(String, String)> = in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for (message_id, receipt) in left {
+            // Someone else can take it at once instead of after the lease.
+            match sqs::change_visibility(&self.sqs, &urls.queue, &receipt, 0).await {
+                Ok(()) => info!(queue = %logical, %message_id, "released unfinished message"),
+                Err(e) => {
+                    warn!(queue = %logical, %message_id, error = %e, "could not release; it returns after its lease")
+                }
+            }
+        }
+        deleter.flush_and_stop().await;
+    }
+
+    /// Run one message and carry out what its result means.
+    async fn handle(
+        &self,
+        index: usize,
+        message: &Message,
+        receipt: &str,
+        deleter: &Deleter,
+    ) -> Disposition {
+        let (logical, settings, urls) = &self.queues[index];
+        let lease = sqs::extend_lease_while_running(
+            self.sqs.clone(),
+            urls.queue.clone(),
+            receipt.to_string(),
+            settings.visibility_timeout_seconds,
+        );
+        let result = self
+            .engine
+            .run(&self.logic, self.backends.clone(), message)
+            .await;
+        lease.abort();
+
+        let retry = |why: &str| {
+            let backoff = settings.backoff(message.receive_count);
+            warn!(reason = %why, retry_in = ?backoff, "will retry");
+            backoff
+        };
+        let disposition = match &result {
+            Ok(Ok(outcome)) => {
+                info!(?outcome, "handled");
+                Disposition::Deleted
+            }
+            Ok(Err(failure)) if failure.kind == FailureKind::Permanent => {
+                let reason = failure.reason.clone();
+                match sqs::dead_letter(
+                    &self.sqs,
+                    &urls.dead_letter,
+                    message,
+                    logical,
+                    &self.logic.id,
+                    &reason,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        warn!(%reason, "dead-lettered");
+                        Disposition::DeadLettered
+                    }
+                    Err(e) => {
+                        error!(error = %e, "could not dead-letter; retrying instead");
+                        Disposition::Retry(retry("the dead-letter queue is unreachable"))
+                    }
+                }
+            }
+            Ok(Err(failure)) => Disposition::Retry(retry(&failure.reason)),
+            Err(run_error) => Disposition::Retry(retry(&run_error.to_string())),
+        };
+        match disposition {
+            Disposition::Deleted | Disposition::DeadLettered => deleter.delete(receipt).await,
+            Disposition::Retry(backoff) => {
+                let seconds = i32::try_from(backoff.as_secs()).unwrap_or(43_200);
+                if let Err(e) =
+                    sqs::change_visibility(&self.sqs, &urls.queue, receipt, seconds).await
+                {
+                    warn!(error = %e, "could not set the backoff; the message returns after its lease");
+                }
+            }
+        }
+        disposition
+    }
+}

@@ -1,0 +1,342 @@
+//! `envmgr serve` end to end: the real binary against moto (DynamoDB, KMS,
+//! SQS) and fake GitHub, Segment and Runtime servers, all on 127.0.0.1.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use envmgr_tests::stack::{Options, Stack, eventually, terminate};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
+const WAIT: Duration = Duration::from_secs(60);
+
+const DATABASE_URL: &str = "postgres://shop:s3cr3t-hunter2@db.internal/shop";
+const STRIPE_KEY: &str = "sk_test_51HxQ2bGvTnV8sTuvWxYz";
+
+fn example(name: &str) -> String {
+    let path = format!("{}/../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).expect("example message")
+}
+
+/// A stack with the Shop app (acme/shop, as in docs/examples) and secrets.
+fn shop(name: &str, options: Options) -> Stack {
+    let stack = Stack::new(name, BINARY, options);
+    stack.ok(&[
+        "add-app",
+        "--id",
+        "app_shop",
+        "--name",
+        "Shop",
+        "--repository",
+        "acme/shop",
+        "--entrypoint",
+        "src/server.ts",
+    ]);
+    let set = |scope: &str, name: &str, value: &str| {
+        stack.ok_with_input(
+            &[
+                "set-secret",
+                "--app",
+                "app_shop",
+                "--scope",
+                scope,
+                "--name",
+                name,
+            ],
+            value,
+        )
+    };
+    set("global", "DATABASE_URL", DATABASE_URL);
+    set("preview", "STRIPE_KEY", STRIPE_KEY);
+    stack
+}
+
+fn send(stack: &Stack, queue: &str, body: &str) {
+    stack.ok(&["send", "--queue", queue, "--body", body]);
+}
+
+async fn environment_items(
+    stack: &Stack,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk().await);
+    client
+        .scan()
+        .table_name(format!("{}-environments", stack.prefix))
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default()
+}
+
+fn s<'a>(
+    item: &'a std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    name: &str,
+) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// Messages in a queue, visible or not.
+async fn messages_in(stack: &Stack, queue: &str) -> u64 {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(queue)
+        .send()
+        .await
+        .expect("queue url")
+        .queue_url
+        .unwrap();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .unwrap_or_default();
+    attributes
+        .values()
+        .map(|v| v.parse::<u64>().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_queues_create_environments_end_to_end() {
+    let stack = shop("e2e", Options::default());
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    send(&stack, "api", &example("api-production.json"));
+
+    eventually("two runtimes", WAIT, || async {
+        stack.runtime.runtimes().len() == 2
+    })
+    .await;
+    eventually("six records marked runtime-requested", WAIT, || async {
+        let items = environment_items(&stack).await;
+        items.len() == 6 && items.iter().all(|i| s(i, "status") == "runtime-requested")
+    })
+    .await;
+    eventually("the analytics batch", WAIT, || async {
+        stack.segment.events().len() >= 2
+    })
+    .await;
+
+    // Only the fake runtime saw plaintext: the decrypted secrets and a real
+    // installation token minted by the fake GitHub after a verified JWT.
+    let requests = stack.runtime.requests();
+    let preview = requests
+        .iter()
+        .map(|(_, body)| body)
+        .find(|b| b["environmentType"] == "preview")
+        .expect("a preview runtime");
+    assert_eq!(preview["secrets"]["DATABASE_URL"], DATABASE_URL);
+    assert_eq!(preview["secrets"]["STRIPE_KEY"], STRIPE_KEY);
+    assert_eq!(preview["branch"], "feature/login");
+    let token = preview["installationToken"].as_str().unwrap().to_string();
+    assert!(stack.github.tokens().contains(&token));
+    let production = requests
+        .iter()
+        .map(|(_, body)| body)
+        .find(|b| b["environmentType"] == "production")
+        .expect("a production runtime");
+    assert!(
+        production["secrets"].get("STRIPE_KEY").is_none(),
+        "preview secret kept out of production"
+    );
+    assert!(stack.github.jwt_checks() > 0);
+    assert!(
+        stack.github.rejected().is_empty(),
+        "{:?}",
+        stack.github.rejected()
+    );
+
+    let comments = stack.github.comments("acme/shop", 7);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].contains("<!-- envmgr:comment app=app_shop -->"));
+
+    let events = stack.segment.events();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"] == "cloud_environment_created")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["properties"]["type"] == "production")
+    );
+
+    assert_eq!(messages_in(&stack, &stack.queue_name("probot")).await, 0);
+    assert_eq!(messages_in(&stack, &stack.queue_name("api")).await, 0);
+
+    let status = terminate(&mut daemon);
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    let logs = stack.logs();
+    for secret in [DATABASE_URL, STRIPE_KEY, &token] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    for comment in comments {
+        assert!(!comment.contains(DATABASE_URL) && !comment.contains(&token));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_failing_twice_then_succeeding_creates_one_runtime() {
+    let stack = shop("retry", Options::default());
+    stack.runtime.fail_next(2);
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+
+    eventually("a runtime after two 503s", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+    })
+    .await;
+    let requests = stack.runtime.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(
+        requests.iter().all(|(key, _)| *key == requests[0].0),
+        "one idempotency key"
+    );
+    eventually("the message deleted", WAIT, || async {
+        messages_in(&stack, &stack.queue_name("probot")).await == 0
+    })
+    .await;
+    assert_eq!(environment_items(&stack).await.len(), 3);
+    assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanently_bad_message_is_dead_lettered_with_its_reason() {
+    let stack = shop("dlq", Options::default());
+    let mut daemon = stack.serve();
+    send(
+        &stack,
+        "api",
+        "{\"version\": 1, \"kind\": \"create-environment\"",
+    );
+
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let dlq = sqs
+        .get_queue_url()
+        .queue_name(format!("{}-dlq", stack.queue_name("api")))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let started = std::time::Instant::now();
+    let message = loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = received.messages.unwrap_or_default().into_iter().next() {
+            break message;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "nothing reached the dead-letter queue"
+        );
+    };
+    let attributes = message.message_attributes.unwrap_or_default();
+    let reason = attributes["envmgr-reason"].string_value().unwrap_or("");
+    assert!(reason.contains("not valid JSON"), "{reason}");
+    assert_eq!(
+        attributes["envmgr-source-queue"].string_value(),
+        Some("api")
+    );
+    assert!(attributes.contains_key("envmgr-logic-version"));
+    eventually("deleted from its queue", WAIT, || async {
+        messages_in(&stack, &stack.queue_name("api")).await == 0
+    })
+    .await;
+    assert!(stack.runtime.requests().is_empty());
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_message_in_flight_finish() {
+    let stack = shop("drain", Options::default());
+    stack.runtime.delay(Duration::from_secs(3));
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    eventually("the runtime call under way", WAIT, || async {
+        !stack.runtime.requests().is_empty()
+    })
+    .await;
+    let status = terminate(&mut daemon);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stack.runtime.runtimes().len(), 1, "the call finished");
+    assert_eq!(
+        messages_in(&stack, &stack.queue_name("probot")).await,
+        0,
+        "and was deleted"
+    );
+    assert!(stack.logs().contains("drained"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trapping_guest_is_retried_then_dead_lettered_by_the_queue() {
+    let stack = shop(
+        "trap",
+        Options {
+            max_receive_count: 2,
+            logic: Some(envmgr_tests::CHAOS_LOGIC),
+            ..Options::default()
+        },
+    );
+    let mut daemon = stack.serve();
+    send(&stack, "api", "trap");
+    let dead_letter = format!("{}-dlq", stack.queue_name("api"));
+    eventually("the redrive policy dead-letters it", WAIT, || async {
+        messages_in(&stack, &dead_letter).await == 1
+    })
+    .await;
+    assert_eq!(messages_in(&stack, &stack.queue_name("api")).await, 0);
+    assert!(
+        stack.logs().contains("trapped"),
+        "the trap is logged as such"
+    );
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_message_then_restart_completes_it_once() {
+    let stack = shop("crash", Options::default());
+    stack.runtime.delay(Duration::from_secs(2));
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    eventually("the runtime call under way", WAIT, || async {
+        !stack.runtime.requests().is_empty()
+    })
+    .await;
+    daemon.kill().expect("kill -9");
+    daemon.wait().unwrap();
+    stack.runtime.delay(Duration::ZERO);
+
+    let mut restarted = stack.serve();
+    eventually("the message done after its lease ran out", WAIT, || async {
+        messages_in(&stack, &stack.queue_name("probot")).await == 0
+    })
+    .await;
+    assert_eq!(stack.runtime.runtimes().len(), 1, "one runtime");
+    let requests = stack.runtime.requests();
+    assert!(requests.iter().all(|(key, _)| *key == requests[0].0));
+    assert_eq!(environment_items(&stack).await.len(), 3, "one environment");
+    assert_eq!(
+        stack.github.comments("acme/shop", 7).len(),
+        1,
+        "one comment"
+    );
+    assert!(terminate(&mut restarted).success());
+}

@@ -1,0 +1,120 @@
+//! A real AWS-compatible server for the tests: `moto_server` (PyPI
+//! `moto[server]`) on 127.0.0.1, installed into `target/moto-venv` the first
+//! time it is needed, one per test binary, ended with the test process.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The moto version the figures in TOOLCHAIN-FACTS were taken with.
+const MOTO: &str = "moto[server]==5.2.5";
+
+pub struct Moto {
+    pub port: u16,
+    _process: Mutex<Child>,
+}
+
+impl Moto {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The moto server of this test binary, started on first use.
+pub fn moto() -> &'static Moto {
+    static MOTO_SERVER: OnceLock<Moto> = OnceLock::new();
+    MOTO_SERVER.get_or_init(start)
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// `moto_server` from the project's venv, installing it if missing.
+fn moto_server() -> PathBuf {
+    let venv = workspace().join("target").join("moto-venv");
+    let server = venv.join("bin").join("moto_server");
+    if server.is_file() {
+        return server;
+    }
+    // Another test binary may be installing at the same time: install into a
+    // fresh directory and rename it into place.
+    let staging = venv.with_extension(format!("staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&python)
+        .args(["-m", "venv"])
+        .arg(&staging)
+        .status()
+        .expect("running python3 -m venv");
+    assert!(status.success(), "creating the moto venv failed");
+    let status = Command::new(staging.join("bin").join("pip"))
+        .args(["install", "--quiet", MOTO])
+        .status()
+        .expect("running pip");
+    assert!(status.success(), "pip install {MOTO} failed");
+    // The venv's scripts name their interpreter by absolute path: fix the
+    // entry point after the move by calling it through the venv's python.
+    if std::fs::rename(&staging, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(
+        venv.join("bin").join("python").exists(),
+        "moto venv missing"
+    );
+    server
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start() -> Moto {
+    let server = moto_server();
+    let venv_python = server.parent().expect("bin").join("python");
+    let port = free_port();
+    // PR_SET_PDEATHSIG: moto dies with the test process, however it ends.
+    let launcher = format!(
+        "import ctypes, signal, sys\n\
+         ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n\
+         from moto.server import main\n\
+         sys.argv = ['moto_server', '-H', '127.0.0.1', '-p', '{port}']\n\
+         main()\n"
+    );
+    // PR_SET_PDEATHSIG fires when the spawning *thread* ends, so moto is
+    // spawned from a thread that lives as long as the test process.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let process = Command::new(venv_python)
+            .args(["-c", &launcher])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        sender.send(process).expect("the starter waits");
+        loop {
+            std::thread::park();
+        }
+    });
+    let process = receiver.recv().expect("moto started");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "moto_server did not listen on {port} within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        port,
+        _process: Mutex::new(process),
+    }
+}

@@ -1,0 +1,236 @@
+//! Everything `envmgr serve` talks to, started for one test: moto (shared by
+//! the test binary; names are prefixed per test), a fake GitHub, Segment and
+//! Runtime Service, a config file, and the `envmgr` binary under test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::Credentials;
+
+use crate::fakes::github::{self, FakeGitHub};
+use crate::fakes::runtime::{self, FakeRuntime};
+use crate::fakes::segment::{self, FakeSegment};
+use crate::moto::{Moto, moto};
+
+pub struct Stack {
+    pub binary: PathBuf,
+    pub moto: &'static Moto,
+    pub github: FakeGitHub,
+    pub segment: FakeSegment,
+    pub runtime: FakeRuntime,
+    /// Prefix of this test's tables and queues.
+    pub prefix: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+/// Knobs a test may turn before writing the config.
+pub struct Options {
+    pub visibility_seconds: u32,
+    pub max_receive_count: u32,
+    pub grace_seconds: u32,
+    /// A logic component to serve instead of the builtin one.
+    pub logic: Option<&'static [u8]>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            visibility_seconds: 4,
+            max_receive_count: 3,
+            grace_seconds: 15,
+            logic: None,
+        }
+    }
+}
+
+impl Stack {
+    /// `binary`: `env!("CARGO_BIN_EXE_envmgr-under-test")`.
+    pub fn new(name: &str, binary: &str, options: Options) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/test-stacks")
+            .join(&prefix);
+        std::fs::create_dir_all(&dir).expect("stack dir");
+        let moto = moto();
+        let (github, github_url) = FakeGitHub::start();
+        let (segment, segment_url) = FakeSegment::start();
+        let (runtime, runtime_url) = FakeRuntime::start();
+        std::fs::write(dir.join("github-app.pem"), github::PRIVATE_KEY).unwrap();
+        std::fs::write(dir.join("segment.key"), segment::WRITE_KEY).unwrap();
+        std::fs::write(dir.join("runtime.token"), runtime::TOKEN).unwrap();
+        let queue = |logical: &str| {
+            format!(
+                "[queues.{logical}]\n\
+                 name = \"{prefix}-{logical}\"\n\
+                 wait_seconds = 1\n\
+                 visibility_timeout_seconds = {}\n\
+                 max_receive_count = {}\n\
+                 backoff_base_seconds = 1\n\
+                 backoff_max_seconds = 2\n",
+                options.visibility_seconds, options.max_receive_count
+            )
+        };
+        let config = format!(
+            "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
+             [tables]\nenvironments = \"{prefix}-environments\"\nsecrets = \"{prefix}-secrets\"\napps = \"{prefix}-apps\"\n\n\
+             [kms]\nkey_id = \"alias/{prefix}\"\n\n\
+             {probot}\n{api}\n\
+             [github]\napp_id = {app_id}\nprivate_key_file = \"{dir}/github-app.pem\"\napi_url = \"{github_url}\"\n\n\
+             [segment]\nwrite_key_file = \"{dir}/segment.key\"\nurl = \"{segment_url}\"\nflush_interval_ms = 200\n\n\
+             [runtime]\nurl = \"{runtime_url}\"\ntoken_file = \"{dir}/runtime.token\"\ntimeout_ms = 5000\nretries = 0\n\n\
+             [limits]\ndeadline_seconds = 30\n\n\
+             [shutdown]\ngrace_seconds = {grace}\n\n\
+             [logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n",
+            endpoint = moto.endpoint(),
+            probot = queue("probot"),
+            api = queue("api"),
+            app_id = github::APP_ID,
+            dir = dir.display(),
+            grace = options.grace_seconds,
+        );
+        let config_path = dir.join("envmgr.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let stack = Self {
+            binary: PathBuf::from(binary),
+            moto,
+            github,
+            segment,
+            runtime,
+            prefix,
+            dir,
+            config: config_path,
+        };
+        stack.ok(&["init"]);
+        if let Some(logic) = options.logic {
+            std::fs::write(stack.dir.join("logic.wasm"), logic).unwrap();
+        }
+        stack
+    }
+
+    /// The binary with the config and test credentials; nothing else.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ENVMGR_CONFIG", &self.config)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("ENVMGR_LOG", "info,aws=warn,hyper=warn");
+        command
+    }
+
+    /// Run to completion; it must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().expect("running envmgr");
+        assert!(
+            output.status.success(),
+            "envmgr {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Run with `stdin` as standard input; it must succeed.
+    pub fn ok_with_input(&self, args: &[&str], stdin: &str) {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning envmgr");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "envmgr {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Start `envmgr serve`; its log goes to `{dir}/serve-N.log`.
+    pub fn serve(&self) -> Child {
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let log = self
+            .dir
+            .join(format!("serve-{}.log", RUNS.fetch_add(1, Ordering::SeqCst)));
+        let mut args = vec!["serve".to_string()];
+        let logic = self.dir.join("logic.wasm");
+        if logic.exists() {
+            args.push("--logic".into());
+            args.push(logic.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.command(&args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("starting envmgr serve")
+    }
+
+    /// Everything the daemons of this stack logged so far.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("serve-") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.moto.endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    pub fn queue_name(&self, logical: &str) -> String {
+        format!("{}-{logical}", self.prefix)
+    }
+}
+
+/// Poll `check` until it holds or `limit` passes; panics with `what`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Send SIGTERM and wait for the exit status.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait().expect("waiting for envmgr")
+}
