@@ -340,3 +340,90 @@ async fn kill_9_mid_message_then_restart_completes_it_once() {
     );
     assert!(terminate(&mut restarted).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_survives_aws_being_unreachable_and_resumes() {
+    let stack = shop(
+        "outage",
+        Options {
+            cuttable: true,
+            ..Options::default()
+        },
+    );
+    let outage = stack.outage.as_ref().unwrap();
+    let mut daemon = stack.serve();
+    eventually("the daemon serving", WAIT, || async {
+        stack.logs().contains("serving")
+    })
+    .await;
+    outage.cut();
+    // A message arrives while the daemon cannot reach SQS (sent straight to moto).
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(stack.queue_name("probot"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(example("pull-request-opened.json"))
+        .send()
+        .await
+        .unwrap();
+    eventually("the daemon noticing", WAIT, || async {
+        stack.logs().contains("receiving failed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon is still running"
+    );
+    assert!(stack.runtime.requests().is_empty());
+
+    outage.restore();
+    eventually("the message handled after the outage", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+            && messages_in(&stack, &stack.queue_name("probot")).await == 0
+    })
+    .await;
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_dynamodb_a_stale_request_loses_and_a_redelivery_changes_nothing() {
+    let stack = shop("stale", Options::default());
+    let mut daemon = stack.serve();
+    let newer = example("pull-request-synchronize.json");
+    send(&stack, "probot", &newer);
+    eventually("the newer push applied", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+    })
+    .await;
+    // The older event arrives late, then the newer one is delivered again.
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    send(&stack, "probot", &newer);
+    eventually("both handled", WAIT, || async {
+        messages_in(&stack, &stack.queue_name("probot")).await == 0
+            && stack.runtime.requests().len() == 2
+    })
+    .await;
+    let items = environment_items(&stack).await;
+    assert_eq!(items.len(), 3);
+    let newer_sha = "89e6c98d92887913cadf06b2adb97f26cde4849b";
+    assert!(
+        items.iter().all(|i| s(i, "sha") == newer_sha),
+        "the newer push holds"
+    );
+    assert_eq!(
+        stack.runtime.runtimes().len(),
+        1,
+        "the redelivery reused its key"
+    );
+    assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
+    assert!(stack.logs().contains("stale request"));
+    assert!(terminate(&mut daemon).success());
+}

@@ -24,6 +24,8 @@ pub struct Stack {
     pub prefix: String,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// The proxy envmgr reaches moto through, when asked for.
+    pub outage: Option<Outage>,
 }
 
 /// Knobs a test may turn before writing the config.
@@ -33,6 +35,8 @@ pub struct Options {
     pub grace_seconds: u32,
     /// A logic component to serve instead of the builtin one.
     pub logic: Option<&'static [u8]>,
+    /// Put a proxy between envmgr and moto that the test can cut.
+    pub cuttable: bool,
 }
 
 impl Default for Options {
@@ -42,6 +46,7 @@ impl Default for Options {
             max_receive_count: 3,
             grace_seconds: 15,
             logic: None,
+            cuttable: false,
         }
     }
 }
@@ -60,6 +65,10 @@ impl Stack {
             .join(&prefix);
         std::fs::create_dir_all(&dir).expect("stack dir");
         let moto = moto();
+        let outage = options.cuttable.then(|| Outage::in_front_of(moto));
+        let endpoint = outage
+            .as_ref()
+            .map_or_else(|| moto.endpoint(), |o| o.endpoint.clone());
         let (github, github_url) = FakeGitHub::start();
         let (segment, segment_url) = FakeSegment::start();
         let (runtime, runtime_url) = FakeRuntime::start();
@@ -89,7 +98,6 @@ impl Stack {
              [limits]\ndeadline_seconds = 30\n\n\
              [shutdown]\ngrace_seconds = {grace}\n\n\
              [logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n",
-            endpoint = moto.endpoint(),
             probot = queue("probot"),
             api = queue("api"),
             app_id = github::APP_ID,
@@ -107,6 +115,7 @@ impl Stack {
             prefix,
             dir,
             config: config_path,
+            outage,
         };
         stack.ok(&["init"]);
         if let Some(logic) = options.logic {
@@ -233,4 +242,67 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .expect("kill");
     assert!(status.success());
     child.wait().expect("waiting for envmgr")
+}
+
+/// A TCP proxy in front of moto that the test can cut and restore: the
+/// daemon sees AWS become unreachable while moto keeps its state.
+pub struct Outage {
+    pub endpoint: String,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Outage {
+    pub fn in_front_of(moto: &Moto) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let down = Arc::new(AtomicBool::new(false));
+        let target = ("127.0.0.1", moto.port);
+        let cut = down.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut.load(Ordering::SeqCst) {
+                    // Refused: the connection closes at once.
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let cut = cut.clone();
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            cut: Arc<AtomicBool>| {
+                    std::thread::spawn(move || {
+                        let mut buffer = [0u8; 16 * 1024];
+                        use std::io::{Read, Write};
+                        while let Ok(n) = from.read(&mut buffer) {
+                            if n == 0
+                                || cut.load(Ordering::SeqCst)
+                                || to.write_all(&buffer[..n]).is_err()
+                            {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    cut.clone(),
+                );
+                pipe(server, client, cut);
+            }
+        });
+        Self { endpoint, down }
+    }
+
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
 }
