@@ -108,6 +108,12 @@ async fn messages_in(stack: &Stack, queue: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn both_queues_create_environments_end_to_end() {
     let stack = shop("e2e", Options::default());
+    // init is idempotent: a second run finds everything in place.
+    let again = String::from_utf8(stack.ok(&["init"]).stdout).unwrap();
+    assert!(
+        again.contains("exists") && !again.contains("created"),
+        "{again}"
+    );
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
     send(&stack, "api", &example("api-production.json"));
@@ -425,5 +431,60 @@ async fn on_dynamodb_a_stale_request_loses_and_a_redelivery_changes_nothing() {
     );
     assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
     assert!(stack.logs().contains("stale request"));
+    assert!(terminate(&mut daemon).success());
+}
+
+/// Throughput against moto: `cargo test -p envmgr-tests --test daemon --
+/// --ignored --nocapture throughput`. Not part of the suite: a figure, not a
+/// pass/fail check.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement; run by hand"]
+async fn throughput_against_moto() {
+    const MESSAGES: usize = 60;
+    let stack = shop("load", Options::default());
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(stack.queue_name("api"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(10) {
+        let entries = chunk
+            .iter()
+            .map(|i| {
+                let body = example("api-production.json")
+                    .replace("\"main\"", &format!("\"load/{i}\""))
+                    .replace("\"production\"", "\"preview\"");
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let mut daemon = stack.serve();
+    eventually(
+        "every message handled",
+        Duration::from_secs(300),
+        || async { stack.runtime.runtimes().len() == MESSAGES },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    println!(
+        "{MESSAGES} create requests through envmgr serve against moto: {:.1} s, {:.1} messages/s",
+        elapsed.as_secs_f64(),
+        MESSAGES as f64 / elapsed.as_secs_f64()
+    );
     assert!(terminate(&mut daemon).success());
 }
