@@ -488,3 +488,66 @@ async fn throughput_against_moto() {
     );
     assert!(terminate(&mut daemon).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn segment_down_never_fails_a_message() {
+    let stack = shop("segment", Options::default());
+    stack.segment.set_down(true);
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    eventually("the environment created all the same", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+            && messages_in(&stack, &stack.queue_name("probot")).await == 0
+    })
+    .await;
+    eventually("the lost batch logged", WAIT, || async {
+        stack.logs().contains("segment batch dropped")
+    })
+    .await;
+    assert!(stack.segment.events().is_empty());
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_refusal_is_dead_lettered_with_the_services_reason() {
+    let stack = shop("refused", Options::default());
+    stack.runtime.reject_next(
+        422,
+        "entrypoint src/server.ts does not exist at this commit",
+    );
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    let dead_letter = format!("{}-dlq", stack.queue_name("probot"));
+    eventually("dead-lettered at once", WAIT, || async {
+        messages_in(&stack, &dead_letter).await == 1
+    })
+    .await;
+    let logs = stack.logs();
+    assert!(
+        logs.contains("runtime service answered 422")
+            && logs.contains("does not exist at this commit"),
+        "the reason reaches the dead letter"
+    );
+    // The record says why, too.
+    let items = environment_items(&stack).await;
+    assert!(items.iter().all(|i| s(i, "status") == "failed"));
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_github_rate_limit_is_retried_not_dead_lettered() {
+    let stack = shop("ratelimit", Options::default());
+    stack.github.rate_limit_next(1);
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    eventually("done on the retry", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+            && messages_in(&stack, &stack.queue_name("probot")).await == 0
+    })
+    .await;
+    assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
+    let dead_letter = format!("{}-dlq", stack.queue_name("probot"));
+    assert_eq!(messages_in(&stack, &dead_letter).await, 0);
+    assert!(stack.logs().contains("Throttled"), "logged as throttled");
+    assert!(terminate(&mut daemon).success());
+}

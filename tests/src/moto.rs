@@ -35,39 +35,31 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `moto_server` from the project's venv, installing it if missing.
-fn moto_server() -> PathBuf {
+/// The project's venv with moto installed (`target/moto-venv`), made the
+/// first time. One test binary uses moto and cargo runs test binaries one at
+/// a time, so no other process installs concurrently; a marker file written
+/// last tells a finished install from an interrupted one.
+fn moto_python() -> PathBuf {
     let venv = workspace().join("target").join("moto-venv");
-    let server = venv.join("bin").join("moto_server");
-    if server.is_file() {
-        return server;
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(format!("installed-{}", MOTO.replace(['[', ']', '='], "_")));
+    if marker.is_file() {
+        return python;
     }
-    // Another test binary may be installing at the same time: install into a
-    // fresh directory and rename it into place.
-    let staging = venv.with_extension(format!("staging-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let status = Command::new(&python)
+    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&system_python)
         .args(["-m", "venv"])
-        .arg(&staging)
+        .arg(&venv)
         .status()
         .expect("running python3 -m venv");
     assert!(status.success(), "creating the moto venv failed");
-    let status = Command::new(staging.join("bin").join("pip"))
-        .args(["install", "--quiet", MOTO])
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", MOTO])
         .status()
         .expect("running pip");
     assert!(status.success(), "pip install {MOTO} failed");
-    // The venv's scripts name their interpreter by absolute path: fix the
-    // entry point after the move by calling it through the venv's python.
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    assert!(
-        venv.join("bin").join("python").exists(),
-        "moto venv missing"
-    );
-    server
+    std::fs::write(&marker, MOTO).expect("writing the install marker");
+    python
 }
 
 fn free_port() -> u16 {
@@ -78,8 +70,7 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Moto {
-    let server = moto_server();
-    let venv_python = server.parent().expect("bin").join("python");
+    let venv_python = moto_python();
     let port = free_port();
     // PR_SET_PDEATHSIG: moto dies with the test process, however it ends.
     let launcher = format!(

@@ -25,6 +25,8 @@ struct State_ {
     comments: BTreeMap<(String, u64), Vec<Value>>,
     jwt_checks: u64,
     rejected: Vec<String>,
+    /// Answer the next n comment creations with a secondary rate limit.
+    rate_limit_next: u32,
 }
 
 #[derive(Clone, Default)]
@@ -66,6 +68,12 @@ impl FakeGitHub {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Refuse the next `times` comment creations as GitHub's secondary
+    /// rate limit does: 403, `retry-after`, no requests left.
+    pub fn rate_limit_next(&self, times: u32) {
+        self.lock().rate_limit_next = times;
     }
 
     /// Every installation token handed out.
@@ -200,6 +208,21 @@ async fn create_comment(
             .into_response();
     };
     let mut state = fake.lock();
+    if state.rate_limit_next > 0 {
+        state.rate_limit_next -= 1;
+        let mut response = (
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+            })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert("retry-after", "1".parse().expect("header"));
+        headers.insert("x-ratelimit-remaining", "0".parse().expect("header"));
+        return response;
+    }
     state.next_id += 1;
     let comment = comment_json(&owner, &repo, number, 9_000 + state.next_id, text);
     state

@@ -21,6 +21,8 @@ struct Inner {
     runtimes: BTreeMap<String, String>,
     /// Answer the next n requests with 503.
     fail_next: u32,
+    /// Answer the next request with this 4xx status and reason.
+    reject_next: Option<(u16, String)>,
     /// Hold every request this long before answering.
     delay: Duration,
 }
@@ -46,6 +48,11 @@ impl FakeRuntime {
 
     pub fn fail_next(&self, times: u32) {
         self.lock().fail_next = times;
+    }
+
+    /// Refuse the next request as the service would refuse a bad one.
+    pub fn reject_next(&self, status: u16, reason: &str) {
+        self.lock().reject_next = Some((status, reason.to_string()));
     }
 
     pub fn delay(&self, by: Duration) {
@@ -83,6 +90,10 @@ async fn create(
     let delay = {
         let mut inner = fake.lock();
         inner.requests.push((key.clone(), body.clone()));
+        if let Some((status, reason)) = inner.reject_next.take() {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return (status, Json(json!({ "message": reason }))).into_response();
+        }
         if inner.fail_next > 0 {
             inner.fail_next -= 1;
             return (

@@ -13,6 +13,7 @@ pub const WRITE_KEY: &str = "segment-test-write-key";
 #[derive(Clone, Default)]
 pub struct FakeSegment {
     events: Arc<Mutex<Vec<Value>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeSegment {
@@ -23,6 +24,11 @@ impl FakeSegment {
             .with_state(fake.clone());
         let address = super::serve(router);
         (fake, format!("http://{address}"))
+    }
+
+    /// Answer every batch with 500 until told otherwise.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every event received, in order.
@@ -40,6 +46,9 @@ async fn batch(
     Json(body): Json<Value>,
 ) -> StatusCode {
     use base64_check::basic_user;
+    if fake.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     if basic_user(&headers).as_deref() != Some(WRITE_KEY) {
         return StatusCode::UNAUTHORIZED;
     }
