@@ -54,7 +54,7 @@ pub struct Aws {
 
 /// Logical table name → physical DynamoDB table.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Tables {
     pub environments: String,
     pub secrets: String,
@@ -320,6 +320,17 @@ impl Settings {
             }
             None => toml::Table::new(),
         };
+        // Overrides of one queue's keys refine the default queues rather
+        // than replacing them, unless the file lists its own queues.
+        if !table.contains_key("queues") {
+            let mut queues = toml::Table::new();
+            for (logical, queue) in default_queues() {
+                let mut entry = toml::Table::new();
+                entry.insert("name".into(), toml::Value::String(queue.name));
+                queues.insert(logical, toml::Value::Table(entry));
+            }
+            table.insert("queues".into(), toml::Value::Table(queues));
+        }
         for (name, value) in env {
             if let Some(path) = name.strip_prefix(OVERRIDE_PREFIX) {
                 set_path(&mut table, path, &value)
@@ -355,10 +366,18 @@ impl Settings {
         if self.limits.memory_mib < 8 {
             bail!("config key `limits.memory_mib`: at least 8");
         }
-        if let Some(segment) = &self.segment
-            && (segment.batch_size == 0 || segment.buffer < segment.batch_size)
+        if let Some(segment) = &self.segment {
+            if segment.batch_size == 0 || segment.buffer < segment.batch_size {
+                bail!("config key `segment.batch_size`: between 1 and `segment.buffer`");
+            }
+            if segment.flush_interval_ms == 0 {
+                bail!("config key `segment.flush_interval_ms`: at least 1");
+            }
+        }
+        if let Some(runtime) = &self.runtime
+            && runtime.retries > 10
         {
-            bail!("config key `segment.batch_size`: between 1 and `segment.buffer`");
+            bail!("config key `runtime.retries`: at most 10");
         }
         Ok(())
     }
@@ -459,6 +478,7 @@ mod tests {
         );
         assert_eq!(settings.queues["api"].name, "api-q");
         assert_eq!(settings.queues["api"].max_in_flight, 3);
+        assert_eq!(settings.queues["probot"].name, "envmgr-probot", "kept");
         assert_eq!(
             settings.logic_config["preview-url-template"],
             "https://{environment}.x"

@@ -24,7 +24,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error, info, info_span, warn};
@@ -50,7 +49,8 @@ pub struct Daemon {
     pub grace: Duration,
 }
 
-/// Messages being worked on: message id → receipt handle.
+/// Messages being worked on: receipt handle → message id. Keyed by receipt,
+/// since a duplicate delivery of one message has a receipt of its own.
 type InFlight = Arc<Mutex<HashMap<String, String>>>;
 
 /// How a message ended, for logs and tests.
@@ -73,14 +73,28 @@ impl Daemon {
             loops.spawn(async move { daemon.consume(index, stop).await });
         }
         info!(logic = %daemon.logic.id, queues = daemon.queues.len(), "serving");
-        shutdown.await;
+        // A queue loop ending early (a bug) stops the daemon the orderly way:
+        // the other queues still drain, and the error is reported after.
+        let mut failure = None;
+        tokio::select! {
+            _ = shutdown => {}
+            Some(ended) = loops.join_next() => {
+                error!(outcome = ?ended.as_ref().err(), "a queue loop ended unexpectedly; stopping");
+                failure = Some("a queue loop ended unexpectedly");
+            }
+        }
         info!(grace = ?daemon.grace, "shutting down: no more receives, draining");
         let _ = stop_tx.send(true);
         while let Some(result) = loops.join_next().await {
-            result.context("a queue loop panicked")?;
+            if result.is_err() {
+                failure = Some("a queue loop panicked");
+            }
         }
         info!("drained; bye");
-        Ok(())
+        match failure {
+            Some(what) => Err(anyhow::anyhow!(what)),
+            None => Ok(()),
+        }
     }
 
     /// One queue's receive loop, then its drain.
@@ -131,7 +145,7 @@ impl Daemon {
                 in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(received.message.id.clone(), receipt.clone());
+                    .insert(receipt.clone(), received.message.id.clone());
                 let daemon = self.clone();
                 let in_flight = in_flight.clone();
                 let deleter = deleter.clone();
@@ -151,7 +165,7 @@ impl Daemon {
                         in_flight
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .remove(&received.message.id);
+                            .remove(&receipt);
                         drop(permit);
                     }
                     .instrument(span),
@@ -176,7 +190,7 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .drain()
             .collect();
-        for (message_id, receipt) in left {
+        for (receipt, message_id) in left {
             // Someone else can take it at once instead of after the lease.
             match sqs::change_visibility(&self.sqs, &urls.queue, &receipt, 0).await {
                 Ok(()) => info!(queue = %logical, %message_id, "released unfinished message"),
@@ -197,7 +211,9 @@ impl Daemon {
         deleter: &Deleter,
     ) -> Disposition {
         let (logical, settings, urls) = &self.queues[index];
-        let lease = sqs::extend_lease_while_running(
+        // Renewal stops when the guard drops: at the end, on a panic, or when
+        // the drain aborts this task.
+        let _lease = sqs::extend_lease_while_running(
             self.sqs.clone(),
             urls.queue.clone(),
             receipt.to_string(),
@@ -207,7 +223,7 @@ impl Daemon {
             .engine
             .run(&self.logic, self.backends.clone(), message)
             .await;
-        lease.abort();
+        drop(_lease);
 
         let retry = |why: &str| {
             let backoff = settings.backoff(message.receive_count);

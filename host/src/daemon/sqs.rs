@@ -118,14 +118,23 @@ pub async fn change_visibility(
         })
 }
 
+/// Renews a lease until dropped.
+pub struct Lease(JoinHandle<()>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Keep a running message hidden: renew its lease at half the timeout.
 pub fn extend_lease_while_running(
     client: Client,
     url: String,
     receipt: String,
     visibility_seconds: i32,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> Lease {
+    Lease(tokio::spawn(async move {
         let every = Duration::from_secs((visibility_seconds.max(2) / 2) as u64);
         loop {
             tokio::time::sleep(every).await;
@@ -133,7 +142,7 @@ pub fn extend_lease_while_running(
                 tracing::warn!(error = %e, "lease extension failed");
             }
         }
-    })
+    }))
 }
 
 fn attribute(value: &str) -> MessageAttributeValue {

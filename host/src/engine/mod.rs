@@ -15,7 +15,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 
 pub use clock::ManualClock;
@@ -167,8 +169,18 @@ impl Engine {
             },
         );
         store.limiter(|session| &mut session.limiter);
-        let ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        // Every tick the guest yields to tokio, so a busy guest never holds a
+        // worker thread (other messages' leases and receives keep running);
+        // past the deadline it is interrupted.
+        let started = std::time::Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
 
         let run = async {
             let instance = logic.pre.instantiate_async(&mut store).await?;

@@ -184,6 +184,7 @@ fn comment_json(owner: &str, repo: &str, issue: u64, id: u64, body: &str) -> Val
         "issue_url": format!("https://api.github.com/repos/{owner}/{repo}/issues/{issue}"),
         "body": body,
         "user": { "login": "envmgr[bot]", "id": 1, "type": "Bot" },
+        "performed_via_github_app": { "id": APP_ID, "slug": "envmgr", "name": "envmgr" },
         "created_at": "2026-11-28T12:00:00Z",
         "updated_at": "2026-11-28T12:00:00Z",
         "author_association": "NONE"

@@ -17,6 +17,9 @@ use crate::capabilities::{CapResult, ErrorCode, error};
 /// Tries per batch before it is dropped.
 const BATCH_TRIES: u32 = 3;
 
+/// Longest the buffered events may delay a shutdown.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+
 #[derive(Default, Debug)]
 pub struct SegmentCounters {
     pub sent: AtomicU64,
@@ -51,11 +54,16 @@ impl SegmentAnalytics {
         }
     }
 
-    /// Stop accepting events and send what is buffered.
+    /// Stop accepting events and send what is buffered, for at most
+    /// [`SHUTDOWN_FLUSH`]: a Segment outage must not hold up a shutdown.
     pub async fn flush_and_stop(&self) {
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_FLUSH, task).await.is_err() {
+                abort.abort();
+                tracing::warn!("segment flush cut short at shutdown; buffered events dropped");
+            }
         }
     }
 }
@@ -92,9 +100,16 @@ async fn send_batches(
         .expect("a default reqwest client builds");
     let endpoint = format!("{}/v1/batch", options.url.trim_end_matches('/'));
     let mut batch: Vec<TrackEvent> = Vec::with_capacity(options.batch_size);
+    // The batch is sent when full, or `flush_interval` after its first event.
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
-        let closed = match tokio::time::timeout(options.flush_interval, receiver.recv()).await {
+        let next = match due {
+            Some(due) => tokio::time::timeout_at(due, receiver.recv()).await,
+            None => Ok(receiver.recv().await),
+        };
+        let closed = match next {
             Ok(Some(event)) => {
+                due.get_or_insert_with(|| tokio::time::Instant::now() + options.flush_interval);
                 batch.push(event);
                 if batch.len() < options.batch_size {
                     continue;
@@ -102,8 +117,9 @@ async fn send_batches(
                 false
             }
             Ok(None) => true,
-            Err(_elapsed) => false,
+            Err(_due) => false,
         };
+        due = None;
         if !batch.is_empty() {
             let events = std::mem::take(&mut batch);
             send(&client, &endpoint, &options.write_key, events, &counters).await;

@@ -100,6 +100,12 @@ impl Expression {
     }
 
     fn set(&mut self, set: &Item) -> CapResult<String> {
+        if set.is_empty() {
+            return Err(error(
+                ErrorCode::Invalid,
+                "an update must set at least one attribute",
+            ));
+        }
         let mut parts = Vec::with_capacity(set.len());
         for (attribute, value) in set {
             let name = self.name("u", attribute);
@@ -330,9 +336,24 @@ fn transaction_error(
         if !failed.is_empty() {
             return WriteError::ConditionFailed(failed);
         }
-        let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+        let codes: Vec<&str> = reasons
+            .iter()
+            .filter_map(|r| r.code())
+            .filter(|c| *c != "None")
+            .collect();
+        // Conflicts and throttling pass; anything else is a bad request.
+        let passing = [
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+        ];
+        let code = if codes.iter().all(|c| passing.contains(c)) {
+            ErrorCode::Conflict
+        } else {
+            ErrorCode::Invalid
+        };
         return WriteError::Failed(error(
-            ErrorCode::Conflict,
+            code,
             format!("dynamodb TransactWriteItems cancelled: {codes:?}"),
         ));
     }

@@ -60,12 +60,27 @@ fn table_mut<'a>(tables: &'a mut BTreeMap<String, Table>, name: &str) -> CapResu
 
 /// The target of one write: table, key, condition.
 fn target(write: &Write) -> CapResult<(&str, (String, String), &super::Condition)> {
+    if let Write::Update(u) = write {
+        no_empty_set(u)?;
+    }
     Ok(match write {
         Write::Put(p) => (&p.table, primary_key(&p.item)?, &p.condition),
         Write::Update(u) => (&u.table, primary_key(&u.key)?, &u.condition),
         Write::Delete(d) => (&d.table, primary_key(&d.key)?, &d.condition),
         Write::Check(c) => (&c.table, primary_key(&c.key)?, &c.condition),
     })
+}
+
+/// DynamoDB refuses `SET` with nothing to set.
+fn no_empty_set(update: &UpdateItem) -> CapResult<()> {
+    if update.set.is_empty() {
+        Err(error(
+            ErrorCode::Invalid,
+            "an update must set at least one attribute",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn apply_update(table: &mut Table, key: (String, String), update: &UpdateItem) {
@@ -164,6 +179,7 @@ impl Tables for MockTables {
     }
 
     async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
+        no_empty_set(request).map_err(failed)?;
         let mut tables = self.lock();
         let key = primary_key(&request.key).map_err(failed)?;
         let table = table_mut(&mut tables, &request.table).map_err(failed)?;

@@ -19,6 +19,7 @@ use crate::capabilities::{CapResult, Error, ErrorCode, error};
 const PER_PAGE: u32 = 100;
 
 pub struct GitHubApp {
+    app_id: u64,
     app: Octocrab,
     installations: Mutex<HashMap<u64, Octocrab>>,
 }
@@ -30,6 +31,14 @@ struct IssueComment {
     #[serde(default)]
     body: Option<String>,
     html_url: String,
+    /// Set on comments an App made; only this app's count as envmgr's.
+    #[serde(default)]
+    performed_via_github_app: Option<AppRef>,
+}
+
+#[derive(Deserialize)]
+struct AppRef {
+    id: u64,
 }
 
 impl From<IssueComment> for Comment {
@@ -52,6 +61,7 @@ impl GitHubApp {
             .app(AppId(app_id), key)
             .build()?;
         Ok(Self {
+            app_id,
             app,
             installations: Mutex::new(HashMap::new()),
         })
@@ -154,27 +164,33 @@ impl GitHub for GitHubApp {
             "{}/issues/{issue_number}/comments?per_page={PER_PAGE}",
             repo_path(repo)
         );
-        let mut page: octocrab::Page<IssueComment> = client
-            .get(route, None::<&()>)
-            .await
-            .map_err(|e| github_error("list comments", e))?;
         let mut found = Vec::new();
-        loop {
+        let mut route = Some(route);
+        while let Some(current) = route.take() {
+            let mut page: octocrab::Page<IssueComment> = client
+                .get(current, None::<&()>)
+                .await
+                .map_err(|e| github_error("list comments", e))?;
             found.extend(
                 std::mem::take(&mut page.items)
                     .into_iter()
+                    // A person quoting the marker does not make their
+                    // comment ours.
+                    .filter(|c| {
+                        c.performed_via_github_app.as_ref().map(|a| a.id) == Some(self.app_id)
+                    })
                     .map(Comment::from)
                     .filter(|c| c.body.contains(marker)),
             );
-            match client
-                .get_page::<IssueComment>(&page.next)
-                .await
-                .map_err(|e| github_error("list comments", e))?
-            {
-                Some(next) => page = next,
-                None => return Ok(found),
-            }
+            // Only the path and query of the next link: octocrab sends the
+            // token only to its own base URL (GitHub Enterprise, tests).
+            route = page
+                .next
+                .as_ref()
+                .and_then(|next| next.path_and_query())
+                .map(|p| p.as_str().to_string());
         }
+        Ok(found)
     }
 
     async fn create_comment(
@@ -221,17 +237,13 @@ impl GitHub for GitHubApp {
             ._delete(route, None::<&()>)
             .await
             .map_err(|e| github_error("delete comment", e))?;
-        match response.status().as_u16() {
-            200..=299 | 404 => Ok(()),
-            status => Err(error(
-                if status >= 500 {
-                    ErrorCode::Unavailable
-                } else {
-                    ErrorCode::Invalid
-                },
-                format!("github delete comment: {status}"),
-            )),
+        if response.status().as_u16() == 404 {
+            return Ok(());
         }
+        octocrab::map_github_error(response)
+            .await
+            .map(drop)
+            .map_err(|e| github_error("delete comment", e))
     }
 
     async fn create_installation_token(
