@@ -388,3 +388,25 @@ async fn a_transaction_conflict_then_success_writes_once() {
     assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))));
     assert_eq!(host.tables.scan("environments").len(), 3);
 }
+
+#[tokio::test]
+async fn a_dependencys_retry_after_reaches_the_host() {
+    let host = seeded_host();
+    host.faults.inject_error(
+        Call::GithubCreateComment,
+        Hit::Every,
+        envmgr::capabilities::Error {
+            code: ErrorCode::Throttled,
+            message: "secondary rate limit".into(),
+            retry_after_ms: Some(60_000),
+        },
+    );
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    match delivery.result {
+        Ok(Err(failure)) => {
+            assert_eq!(failure.kind, FailureKind::Retryable);
+            assert_eq!(failure.retry_after_ms, Some(60_000));
+        }
+        other => panic!("{other:?}"),
+    }
+}

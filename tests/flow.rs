@@ -83,6 +83,7 @@ async fn pull_request_opened_creates_the_preview_environment() {
             Call::DynamodbGet, // repository → app
             Call::DynamodbGet, // app record
             Call::GithubAuthenticate,
+            Call::DynamodbGet,           // the environment as it stands
             Call::DynamodbTransactWrite, // the three items
             Call::DynamodbQuery,         // secrets
             Call::KmsDecrypt,
@@ -268,6 +269,16 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     );
     assert!(calls(&delivery).contains(&Call::GithubUpdateComment));
     assert!(!calls(&delivery).contains(&Call::GithubCreateComment));
+    // The redelivery rewrote nothing it found in place: one transaction, the
+    // closing status update, and the runtime stays recorded throughout.
+    let transactions = calls(&delivery)
+        .iter()
+        .filter(|c| **c == Call::DynamodbTransactWrite)
+        .count();
+    assert_eq!(transactions, 1);
+    for item in host.tables.scan("environments") {
+        assert_eq!(attr(&item, "runtimeId"), Some("rt_1"));
+    }
 
     let runtime_calls = host.runtime.calls();
     assert_eq!(runtime_calls.len(), 3);

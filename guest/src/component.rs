@@ -44,6 +44,7 @@ impl bindings::Guest for Component {
                     FailureKind::Permanent => types::FailureKind::Permanent,
                 },
                 reason: failure.reason,
+                retry_after_ms: failure.retry_after_ms,
             }),
         }
     }

@@ -53,15 +53,31 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         .map_err(failed("authenticate as the GitHub App installation"))?;
 
     // 2. Write the environment: three items in one conditional transaction.
+    // A redelivery of the request the record already holds writes nothing,
+    // so what later steps recorded (runtime, url) stays.
     let env = Environment::new(&app, &request);
     let now = caps.now_ms();
-    match caps.db_transact_write(&env.writes(STATUS_CREATING, now)) {
-        Ok(()) => {}
-        Err(WriteError::ConditionFailed(_)) => {
-            return Ok(Outcome::Skipped(stale(caps, &env)?));
-        }
-        Err(WriteError::Failed(error)) => {
-            return Err(Failure::at("write the environment", &error));
+    let held = caps
+        .db_get(environment::TABLE, &environment::primary_key(&env.id))
+        .map_err(failed("read the environment"))?;
+    let held_version = held.as_ref().and_then(|item| get_s(item, "requestVersion"));
+    if held_version.is_some_and(|v| v > env.request_version.as_str()) {
+        return Ok(Outcome::Skipped(stale_reason(&env, held_version)));
+    }
+    if held_version != Some(env.request_version.as_str()) {
+        match caps.db_transact_write(&env.writes(STATUS_CREATING, now)) {
+            Ok(()) => {}
+            Err(WriteError::ConditionFailed(_)) => {
+                // A newer request got there between the read and the write.
+                let current = caps
+                    .db_get(environment::TABLE, &environment::primary_key(&env.id))
+                    .map_err(failed("read the environment after a refused write"))?;
+                let version = current.as_ref().and_then(|i| get_s(i, "requestVersion"));
+                return Ok(Outcome::Skipped(stale_reason(&env, version)));
+            }
+            Err(WriteError::Failed(error)) => {
+                return Err(Failure::at("write the environment", &error));
+            }
         }
     }
 
@@ -187,17 +203,12 @@ fn provision<C: Capabilities>(
     )))
 }
 
-/// Why the write did not apply: a newer request holds the environment.
-fn stale<C: Capabilities>(caps: &mut C, env: &Environment) -> Result<String, Failure> {
-    let current = caps
-        .db_get(environment::TABLE, &environment::primary_key(&env.id))
-        .map_err(failed("read the environment after a refused write"))?;
-    let held = current
-        .as_ref()
-        .and_then(|item| get_s(item, "requestVersion"))
-        .unwrap_or("(unknown)");
-    Ok(format!(
-        "stale request: environment {} already holds request {held}, newer than {}",
-        env.id, env.request_version
-    ))
+/// Why the request does not apply: a newer one holds the environment.
+fn stale_reason(env: &Environment, held: Option<&str>) -> String {
+    format!(
+        "stale request: environment {} already holds request {}, newer than {}",
+        env.id,
+        held.unwrap_or("(unknown)"),
+        env.request_version
+    )
 }

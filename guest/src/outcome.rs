@@ -18,6 +18,8 @@ pub enum FailureKind {
 pub struct Failure {
     pub kind: FailureKind,
     pub reason: String,
+    /// A dependency's Retry-After, passed on to the host's backoff.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Failure {
@@ -25,6 +27,7 @@ impl Failure {
         Self {
             kind: FailureKind::Permanent,
             reason: reason.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -32,6 +35,7 @@ impl Failure {
         Self {
             kind: FailureKind::Retryable,
             reason: reason.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -41,7 +45,10 @@ impl Failure {
     pub fn at(step: &str, error: &CapabilityError) -> Self {
         let reason = format!("{step}: {error}");
         if error.is_transient() {
-            Self::retryable(reason)
+            Self {
+                retry_after_ms: error.retry_after_ms,
+                ..Self::retryable(reason)
+            }
         } else {
             Self::permanent(reason)
         }

@@ -107,7 +107,12 @@ pub struct Faults(Arc<Mutex<FaultState>>);
 
 impl Faults {
     pub fn inject(&self, call: Call, hit: Hit, code: ErrorCode, message: &str) {
-        lock(&self.0).rules.push((call, hit, error(code, message)));
+        self.inject_error(call, hit, error(code, message));
+    }
+
+    /// Any error, e.g. one carrying a Retry-After.
+    pub fn inject_error(&self, call: Call, hit: Hit, error: Error) {
+        lock(&self.0).rules.push((call, hit, error));
     }
 
     pub fn clear(&self) {

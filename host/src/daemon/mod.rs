@@ -225,8 +225,15 @@ impl Daemon {
             .await;
         drop(_lease);
 
+        let retry_after = match &result {
+            Ok(Err(failure)) => failure.retry_after_ms.map(Duration::from_millis),
+            _ => None,
+        };
         let retry = |why: &str| {
-            let backoff = settings.backoff(message.receive_count);
+            // The queue's backoff, or longer if a dependency asked for it.
+            let backoff = settings
+                .backoff(message.receive_count)
+                .max(retry_after.unwrap_or_default());
             warn!(reason = %why, retry_in = ?backoff, "will retry");
             backoff
         };
