@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::aws::{capability_error, sdk_config};
+use crate::aws::{operation_failed, sdk_config};
 use crate::capabilities::kms::aws::AwsKms;
 use crate::config::Settings;
 use crate::daemon::QueueUrls;
@@ -38,10 +38,10 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
                     .key_schema(key_element("sk", KeyType::Range)?)
                     .send()
                     .await
-                    .map_err(|e| anyhow::anyhow!(capability_error("CreateTable", &e).message))?;
+                    .map_err(|e| operation_failed("CreateTable", &e))?;
                 println!("table {physical} ({logical}): created");
             }
-            Err(e) => bail!(capability_error("DescribeTable", &e).message),
+            Err(e) => return Err(operation_failed("DescribeTable", &e)),
         }
     }
 
@@ -54,7 +54,7 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!(capability_error("GetQueueAttributes", &e).message))?
+            .map_err(|e| operation_failed("GetQueueAttributes", &e))?
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .context("the dead-letter queue has no ARN")?;
@@ -96,7 +96,7 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
                 .description("envmgr secrets")
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!(capability_error("CreateKey", &e).message))?;
+                .map_err(|e| operation_failed("CreateKey", &e))?;
             let id = created
                 .key_metadata
                 .map(|m| m.key_id)
@@ -106,10 +106,10 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
                 .target_key_id(&id)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!(capability_error("CreateAlias", &e).message))?;
+                .map_err(|e| operation_failed("CreateAlias", &e))?;
             println!("kms key {alias}: created ({id})");
         }
-        Err(e) => bail!(capability_error("DescribeKey", &e).message),
+        Err(e) => return Err(operation_failed("DescribeKey", &e)),
     }
     Ok(())
 }
@@ -136,7 +136,7 @@ async fn create_queue(
 ) -> anyhow::Result<String> {
     let url = match sqs.create_queue().queue_name(name).send().await {
         Ok(created) => created.queue_url.context("CreateQueue returned no URL")?,
-        Err(e) => bail!(capability_error("CreateQueue", &e).message),
+        Err(e) => return Err(operation_failed("CreateQueue", &e)),
     };
     if !attributes.is_empty() {
         sqs.set_queue_attributes()
@@ -144,7 +144,7 @@ async fn create_queue(
             .set_attributes(Some(attributes))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!(capability_error("SetQueueAttributes", &e).message))?;
+            .map_err(|e| operation_failed("SetQueueAttributes", &e))?;
     }
     Ok(url)
 }
@@ -201,7 +201,7 @@ pub async fn add_app(
         .set_transact_items(Some(puts))
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(capability_error("TransactWriteItems", &e).message))?;
+        .map_err(|e| operation_failed("TransactWriteItems", &e))?;
     Ok(())
 }
 
@@ -242,7 +242,7 @@ pub async fn set_secret(
         .item("ciphertext", AttributeValue::B(ciphertext.into()))
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(capability_error("PutItem", &e).message))?;
+        .map_err(|e| operation_failed("PutItem", &e))?;
     Ok(())
 }
 
@@ -268,6 +268,6 @@ pub async fn send(settings: &Settings, logical_queue: &str, body: &str) -> anyho
         .message_body(body)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(capability_error("SendMessage", &e).message))?;
+        .map_err(|e| operation_failed("SendMessage", &e))?;
     Ok(sent.message_id.unwrap_or_default())
 }

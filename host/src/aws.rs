@@ -80,6 +80,15 @@ where
     }
 }
 
+/// An SDK error as a plain error, for commands and the queue loop (which
+/// report it rather than hand it to the logic).
+pub fn operation_failed<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow::anyhow!(capability_error(operation, error).message)
+}
+
 /// An error and its sources on one line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

@@ -6,7 +6,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use tokio::task::JoinHandle;
 
-use crate::aws::capability_error;
+use crate::aws::operation_failed;
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
 
@@ -33,9 +33,7 @@ pub async fn url_of(client: &Client, name: &str) -> anyhow::Result<String> {
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("{}", capability_error(&format!("queue {name}"), &e).message)
-        })?;
+        .map_err(|e| operation_failed(&format!("queue {name}"), &e))?;
     output
         .queue_url
         .ok_or_else(|| anyhow::anyhow!("SQS returned no URL for queue {name}"))
@@ -64,7 +62,7 @@ pub async fn receive(
         .message_attribute_names("All")
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", capability_error("sqs ReceiveMessage", &e).message))?;
+        .map_err(|e| operation_failed("sqs ReceiveMessage", &e))?;
     Ok(output
         .messages
         .unwrap_or_default()
@@ -110,12 +108,7 @@ pub async fn change_visibility(
         .send()
         .await
         .map(drop)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                capability_error("sqs ChangeMessageVisibility", &e).message
-            )
-        })
+        .map_err(|e| operation_failed("sqs ChangeMessageVisibility", &e))
 }
 
 /// Renews a lease until dropped.
@@ -182,10 +175,5 @@ pub async fn dead_letter(
         .send()
         .await
         .map(drop)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                capability_error("sqs SendMessage (dead letter)", &e).message
-            )
-        })
+        .map_err(|e| operation_failed("sqs SendMessage (dead letter)", &e))
 }
