@@ -1,10 +1,12 @@
-//! `envmgr serve` end to end: the real binary against moto (DynamoDB, KMS,
-//! SQS) and fake GitHub, Segment and Runtime servers, all on 127.0.0.1.
+//! `envmgr serve` end to end: the real binary with fake GitHub, Segment and
+//! Runtime servers, all on 127.0.0.1, and its queues, tables and KMS key on
+//! each backend — moto (SQS, DynamoDB, KMS) and the local database file.
+//! Every scenario runs on both (`aws::` and `local::` at the bottom).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
-use envmgr_tests::stack::{Options, Stack, eventually, terminate};
+use envmgr_tests::stack::{Backend, Options, Stack, eventually, terminate};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(60);
@@ -54,66 +56,27 @@ fn send(stack: &Stack, queue: &str, body: &str) {
     stack.ok(&["send", "--queue", queue, "--body", body]);
 }
 
-async fn environment_items(
-    stack: &Stack,
-) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let client = aws_sdk_dynamodb::Client::new(&stack.sdk().await);
-    client
-        .scan()
-        .table_name(format!("{}-environments", stack.prefix))
-        .send()
-        .await
-        .expect("scan")
-        .items
-        .unwrap_or_default()
+fn s<'a>(item: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    item.get(name).map(String::as_str).unwrap_or("")
 }
 
-fn s<'a>(
-    item: &'a std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-    name: &str,
-) -> &'a str {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .unwrap_or("")
-}
-
-/// Messages in a queue, visible or not.
-async fn messages_in(stack: &Stack, queue: &str) -> u64 {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
-    let url = sqs
-        .get_queue_url()
-        .queue_name(queue)
-        .send()
-        .await
-        .expect("queue url")
-        .queue_url
-        .unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes
-        .unwrap_or_default();
-    attributes
-        .values()
-        .map(|v| v.parse::<u64>().unwrap_or(0))
-        .sum()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn both_queues_create_environments_end_to_end() {
-    let stack = shop("e2e", Options::default());
+async fn both_queues_create_environments_end_to_end(backend: Backend) {
+    let stack = shop(
+        "e2e",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     // init is idempotent: a second run finds everything in place.
     let again = String::from_utf8(stack.ok(&["init"]).stdout).unwrap();
-    assert!(
-        again.contains("exists") && !again.contains("created"),
-        "{again}"
-    );
+    match backend {
+        Backend::Aws => assert!(
+            again.contains("exists") && !again.contains("created"),
+            "{again}"
+        ),
+        Backend::Local => assert!(again.contains("ready"), "{again}"),
+    }
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
     send(&stack, "api", &example("api-production.json"));
@@ -123,7 +86,7 @@ async fn both_queues_create_environments_end_to_end() {
     })
     .await;
     eventually("six records marked runtime-requested", WAIT, || async {
-        let items = environment_items(&stack).await;
+        let items = stack.environment_items().await;
         items.len() == 6 && items.iter().all(|i| s(i, "status") == "runtime-requested")
     })
     .await;
@@ -177,8 +140,8 @@ async fn both_queues_create_environments_end_to_end() {
             .any(|e| e["properties"]["type"] == "production")
     );
 
-    assert_eq!(messages_in(&stack, &stack.queue_name("probot")).await, 0);
-    assert_eq!(messages_in(&stack, &stack.queue_name("api")).await, 0);
+    assert_eq!(stack.messages_in(&stack.queue_name("probot")).await, 0);
+    assert_eq!(stack.messages_in(&stack.queue_name("api")).await, 0);
 
     let status = terminate(&mut daemon);
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
@@ -191,9 +154,14 @@ async fn both_queues_create_environments_end_to_end() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn runtime_failing_twice_then_succeeding_creates_one_runtime() {
-    let stack = shop("retry", Options::default());
+async fn runtime_failing_twice_then_succeeding_creates_one_runtime(backend: Backend) {
+    let stack = shop(
+        "retry",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     stack.runtime.fail_next(2);
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
@@ -209,17 +177,22 @@ async fn runtime_failing_twice_then_succeeding_creates_one_runtime() {
         "one idempotency key"
     );
     eventually("the message deleted", WAIT, || async {
-        messages_in(&stack, &stack.queue_name("probot")).await == 0
+        stack.messages_in(&stack.queue_name("probot")).await == 0
     })
     .await;
-    assert_eq!(environment_items(&stack).await.len(), 3);
+    assert_eq!(stack.environment_items().await.len(), 3);
     assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_permanently_bad_message_is_dead_lettered_with_its_reason() {
-    let stack = shop("dlq", Options::default());
+async fn a_permanently_bad_message_is_dead_lettered_with_its_reason(backend: Backend) {
+    let stack = shop(
+        "dlq",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     let mut daemon = stack.serve();
     send(
         &stack,
@@ -227,52 +200,27 @@ async fn a_permanently_bad_message_is_dead_lettered_with_its_reason() {
         "{\"version\": 1, \"kind\": \"create-environment\"",
     );
 
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
-    let dlq = sqs
-        .get_queue_url()
-        .queue_name(format!("{}-dlq", stack.queue_name("api")))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let started = std::time::Instant::now();
-    let message = loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .message_attribute_names("All")
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = received.messages.unwrap_or_default().into_iter().next() {
-            break message;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "nothing reached the dead-letter queue"
-        );
-    };
-    let attributes = message.message_attributes.unwrap_or_default();
-    let reason = attributes["envmgr-reason"].string_value().unwrap_or("");
+    let attributes = stack.dead_letter("api", WAIT).await;
+    let reason = attributes["envmgr-reason"].as_str();
     assert!(reason.contains("not valid JSON"), "{reason}");
-    assert_eq!(
-        attributes["envmgr-source-queue"].string_value(),
-        Some("api")
-    );
+    assert_eq!(attributes["envmgr-source-queue"], "api");
     assert!(attributes.contains_key("envmgr-logic-version"));
     eventually("deleted from its queue", WAIT, || async {
-        messages_in(&stack, &stack.queue_name("api")).await == 0
+        stack.messages_in(&stack.queue_name("api")).await == 0
     })
     .await;
     assert!(stack.runtime.requests().is_empty());
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_lets_the_message_in_flight_finish() {
-    let stack = shop("drain", Options::default());
+async fn sigterm_lets_the_message_in_flight_finish(backend: Backend) {
+    let stack = shop(
+        "drain",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     stack.runtime.delay(Duration::from_secs(3));
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
@@ -284,18 +232,18 @@ async fn sigterm_lets_the_message_in_flight_finish() {
     assert!(status.success(), "{status:?}");
     assert_eq!(stack.runtime.runtimes().len(), 1, "the call finished");
     assert_eq!(
-        messages_in(&stack, &stack.queue_name("probot")).await,
+        stack.messages_in(&stack.queue_name("probot")).await,
         0,
         "and was deleted"
     );
     assert!(stack.logs().contains("drained"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_trapping_guest_is_retried_then_dead_lettered_by_the_queue() {
+async fn a_trapping_guest_is_retried_then_dead_lettered_by_the_queue(backend: Backend) {
     let stack = shop(
         "trap",
         Options {
+            backend,
             max_receive_count: 2,
             logic: Some(envmgr_tests::CHAOS_LOGIC),
             ..Options::default()
@@ -305,10 +253,10 @@ async fn a_trapping_guest_is_retried_then_dead_lettered_by_the_queue() {
     send(&stack, "api", "trap");
     let dead_letter = format!("{}-dlq", stack.queue_name("api"));
     eventually("the redrive policy dead-letters it", WAIT, || async {
-        messages_in(&stack, &dead_letter).await == 1
+        stack.messages_in(&dead_letter).await == 1
     })
     .await;
-    assert_eq!(messages_in(&stack, &stack.queue_name("api")).await, 0);
+    assert_eq!(stack.messages_in(&stack.queue_name("api")).await, 0);
     assert!(
         stack.logs().contains("trapped"),
         "the trap is logged as such"
@@ -316,9 +264,14 @@ async fn a_trapping_guest_is_retried_then_dead_lettered_by_the_queue() {
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kill_9_mid_message_then_restart_completes_it_once() {
-    let stack = shop("crash", Options::default());
+async fn kill_9_mid_message_then_restart_completes_it_once(backend: Backend) {
+    let stack = shop(
+        "crash",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     stack.runtime.delay(Duration::from_secs(2));
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
@@ -332,13 +285,13 @@ async fn kill_9_mid_message_then_restart_completes_it_once() {
 
     let mut restarted = stack.serve();
     eventually("the message done after its lease ran out", WAIT, || async {
-        messages_in(&stack, &stack.queue_name("probot")).await == 0
+        stack.messages_in(&stack.queue_name("probot")).await == 0
     })
     .await;
     assert_eq!(stack.runtime.runtimes().len(), 1, "one runtime");
     let requests = stack.runtime.requests();
     assert!(requests.iter().all(|(key, _)| *key == requests[0].0));
-    assert_eq!(environment_items(&stack).await.len(), 3, "one environment");
+    assert_eq!(stack.environment_items().await.len(), 3, "one environment");
     assert_eq!(
         stack.github.comments("acme/shop", 7).len(),
         1,
@@ -352,6 +305,7 @@ async fn the_daemon_survives_aws_being_unreachable_and_resumes() {
     let stack = shop(
         "outage",
         Options {
+            backend: Backend::Aws,
             cuttable: true,
             ..Options::default()
         },
@@ -393,15 +347,20 @@ async fn the_daemon_survives_aws_being_unreachable_and_resumes() {
     outage.restore();
     eventually("the message handled after the outage", WAIT, || async {
         stack.runtime.runtimes().len() == 1
-            && messages_in(&stack, &stack.queue_name("probot")).await == 0
+            && stack.messages_in(&stack.queue_name("probot")).await == 0
     })
     .await;
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_dynamodb_a_stale_request_loses_and_a_redelivery_changes_nothing() {
-    let stack = shop("stale", Options::default());
+async fn a_stale_request_loses_and_a_redelivery_changes_nothing(backend: Backend) {
+    let stack = shop(
+        "stale",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     let mut daemon = stack.serve();
     let newer = example("pull-request-synchronize.json");
     send(&stack, "probot", &newer);
@@ -413,11 +372,11 @@ async fn on_dynamodb_a_stale_request_loses_and_a_redelivery_changes_nothing() {
     send(&stack, "probot", &example("pull-request-opened.json"));
     send(&stack, "probot", &newer);
     eventually("both handled", WAIT, || async {
-        messages_in(&stack, &stack.queue_name("probot")).await == 0
+        stack.messages_in(&stack.queue_name("probot")).await == 0
             && stack.runtime.requests().len() == 2
     })
     .await;
-    let items = environment_items(&stack).await;
+    let items = stack.environment_items().await;
     assert_eq!(items.len(), 3);
     let newer_sha = "89e6c98d92887913cadf06b2adb97f26cde4849b";
     assert!(
@@ -489,15 +448,20 @@ async fn throughput_against_moto() {
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn segment_down_never_fails_a_message() {
-    let stack = shop("segment", Options::default());
+async fn segment_down_never_fails_a_message(backend: Backend) {
+    let stack = shop(
+        "segment",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     stack.segment.set_down(true);
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
     eventually("the environment created all the same", WAIT, || async {
         stack.runtime.runtimes().len() == 1
-            && messages_in(&stack, &stack.queue_name("probot")).await == 0
+            && stack.messages_in(&stack.queue_name("probot")).await == 0
     })
     .await;
     eventually("the lost batch logged", WAIT, || async {
@@ -508,9 +472,14 @@ async fn segment_down_never_fails_a_message() {
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_runtime_refusal_is_dead_lettered_with_the_services_reason() {
-    let stack = shop("refused", Options::default());
+async fn a_runtime_refusal_is_dead_lettered_with_the_services_reason(backend: Backend) {
+    let stack = shop(
+        "refused",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     stack.runtime.reject_next(
         422,
         "entrypoint src/server.ts does not exist at this commit",
@@ -519,7 +488,7 @@ async fn a_runtime_refusal_is_dead_lettered_with_the_services_reason() {
     send(&stack, "probot", &example("pull-request-opened.json"));
     let dead_letter = format!("{}-dlq", stack.queue_name("probot"));
     eventually("dead-lettered at once", WAIT, || async {
-        messages_in(&stack, &dead_letter).await == 1
+        stack.messages_in(&dead_letter).await == 1
     })
     .await;
     let logs = stack.logs();
@@ -529,25 +498,67 @@ async fn a_runtime_refusal_is_dead_lettered_with_the_services_reason() {
         "the reason reaches the dead letter"
     );
     // The record says why, too.
-    let items = environment_items(&stack).await;
+    let items = stack.environment_items().await;
     assert!(items.iter().all(|i| s(i, "status") == "failed"));
     assert!(terminate(&mut daemon).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_github_rate_limit_is_retried_not_dead_lettered() {
-    let stack = shop("ratelimit", Options::default());
+async fn a_github_rate_limit_is_retried_not_dead_lettered(backend: Backend) {
+    let stack = shop(
+        "ratelimit",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
     stack.github.rate_limit_next(1);
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
     eventually("done on the retry", WAIT, || async {
         stack.runtime.runtimes().len() == 1
-            && messages_in(&stack, &stack.queue_name("probot")).await == 0
+            && stack.messages_in(&stack.queue_name("probot")).await == 0
     })
     .await;
     assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
     let dead_letter = format!("{}-dlq", stack.queue_name("probot"));
-    assert_eq!(messages_in(&stack, &dead_letter).await, 0);
+    assert_eq!(stack.messages_in(&dead_letter).await, 0);
     assert!(stack.logs().contains("Throttled"), "logged as throttled");
     assert!(terminate(&mut daemon).success());
 }
+
+/// Each scenario as a test on each backend.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod aws {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario(Backend::Aws).await
+                }
+            )*
+        }
+        mod local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario(Backend::Local).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    both_queues_create_environments_end_to_end,
+    runtime_failing_twice_then_succeeding_creates_one_runtime,
+    a_permanently_bad_message_is_dead_lettered_with_its_reason,
+    sigterm_lets_the_message_in_flight_finish,
+    a_trapping_guest_is_retried_then_dead_lettered_by_the_queue,
+    kill_9_mid_message_then_restart_completes_it_once,
+    a_stale_request_loses_and_a_redelivery_changes_nothing,
+    segment_down_never_fails_a_message,
+    a_runtime_refusal_is_dead_lettered_with_the_services_reason,
+    a_github_rate_limit_is_retried_not_dead_lettered,
+);

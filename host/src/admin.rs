@@ -1,25 +1,35 @@
-//! Operations against the AWS backends: `init` (queues, tables, key), seeding
-//! apps and secrets in the documented format, and sending messages.
+//! Operator commands on whichever backend the config names: `init`
+//! (queues, tables, key), apps and secrets in the documented format.
 
 use std::collections::HashMap;
 
 use anyhow::{Context as _, bail};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::aws::{operation_failed, sdk_config};
-use crate::capabilities::kms::aws::AwsKms;
+use crate::aws::operation_failed;
+use crate::capabilities::Describe as _;
+use crate::catalog;
 use crate::config::Settings;
-use crate::daemon::QueueUrls;
-use crate::mock::seed::secret_context;
+use crate::platform::Platform;
 
-/// Create whatever is missing; running it twice changes nothing.
-pub async fn init(settings: &Settings) -> anyhow::Result<()> {
-    let sdk = sdk_config(&settings.aws).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+/// Create whatever is missing; running it twice changes nothing. The local
+/// database makes its tables and key when opened.
+pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
+    if let Some(store) = platform.store() {
+        println!(
+            "local database {}: ready (queues, tables and KMS key {})",
+            store.path().display(),
+            settings.kms.key_id
+        );
+        return Ok(());
+    }
+    let sdk = platform
+        .sdk()
+        .context("the aws backend has an SDK config")?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     for (logical, physical) in settings.tables.mapping() {
         let exists = dynamodb.describe_table().table_name(physical).send().await;
         match exists {
@@ -45,7 +55,7 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
         }
     }
 
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
     for (logical, queue) in &settings.queues {
         let dead_letter = create_queue(&sqs, &queue.dead_letter_name(), HashMap::new()).await?;
         let arn = sqs
@@ -78,7 +88,7 @@ pub async fn init(settings: &Settings) -> anyhow::Result<()> {
         );
     }
 
-    let kms = aws_sdk_kms::Client::new(&sdk);
+    let kms = aws_sdk_kms::Client::new(sdk);
     let key_id = &settings.kms.key_id;
     match kms.describe_key().key_id(key_id).send().await {
         Ok(_) => println!("kms key {key_id}: exists"),
@@ -149,125 +159,44 @@ async fn create_queue(
     Ok(url)
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
 /// The app record and its repository index, in one transaction.
 pub async fn add_app(
-    settings: &Settings,
+    platform: &Platform,
     app_id: &str,
     name: &str,
     repository: &str,
     entrypoint: Option<&str>,
 ) -> anyhow::Result<()> {
-    if repository.split('/').count() != 2 {
-        bail!("repository `{repository}` is not of the form owner/name");
-    }
-    let sdk = sdk_config(&settings.aws).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let mut record = HashMap::from([
-        ("pk".to_string(), s(&format!("APP#{app_id}"))),
-        ("sk".to_string(), s("#")),
-        ("name".to_string(), s(name)),
-        ("repository".to_string(), s(repository)),
-    ]);
-    if let Some(entrypoint) = entrypoint {
-        record.insert("entrypoint".into(), s(entrypoint));
-    }
-    let index = HashMap::from([
-        (
-            "pk".to_string(),
-            s(&format!("REPO#{}", repository.to_ascii_lowercase())),
-        ),
-        ("sk".to_string(), s("#")),
-        ("appId".to_string(), s(app_id)),
-    ]);
-    let puts = [record, index]
-        .into_iter()
-        .map(|item| {
-            Ok(TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&settings.tables.apps)
-                        .set_item(Some(item))
-                        .build()?,
-                )
-                .build())
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    dynamodb
-        .transact_write_items()
-        .set_transact_items(Some(puts))
-        .send()
+    let writes = catalog::app_items(app_id, name, repository, entrypoint)?
+        .map(|item| catalog::put("apps", item));
+    platform
+        .tables
+        .transact_write(&writes)
         .await
-        .map_err(|e| operation_failed("TransactWriteItems", &e))?;
-    Ok(())
+        .map_err(|e| anyhow::anyhow!("writing the app: {}", e.describe()))
 }
 
-/// Encrypt `value` with KMS under its context and store it.
+/// Encrypt `value` with the KMS key under its context and store it.
 pub async fn set_secret(
-    settings: &Settings,
+    platform: &Platform,
     app_id: &str,
     scope: &str,
     name: &str,
     value: &str,
 ) -> anyhow::Result<()> {
-    let valid_scope = matches!(scope, "global" | "preview" | "production")
-        || scope
-            .strip_prefix("environment:")
-            .is_some_and(|id| !id.is_empty());
-    if !valid_scope {
-        bail!("scope `{scope}` is not global, preview, production or environment:<id>");
-    }
+    catalog::check_scope(scope)?;
     if value.len() > 4096 {
         bail!("a secret value holds at most 4096 bytes (KMS Encrypt's limit)");
     }
-    let sdk = sdk_config(&settings.aws).await;
-    let ciphertext = AwsKms::new(&sdk)
-        .encrypt(
-            &settings.kms.key_id,
-            value,
-            &secret_context(app_id, scope, name),
-        )
+    let ciphertext = platform
+        .kms
+        .encrypt(value, &catalog::secret_context(app_id, scope, name))
         .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    aws_sdk_dynamodb::Client::new(&sdk)
-        .put_item()
-        .table_name(&settings.tables.secrets)
-        .item("pk", s(&format!("APP#{app_id}")))
-        .item("sk", s(&format!("SECRET#{scope}#{name}")))
-        .item("name", s(name))
-        .item("scope", s(scope))
-        .item("ciphertext", AttributeValue::B(ciphertext.into()))
-        .send()
+        .map_err(|e| anyhow::anyhow!("encrypting the secret: {}", e.message))?;
+    let item = catalog::secret_item(app_id, scope, name, ciphertext);
+    platform
+        .tables
+        .transact_write(&[catalog::put("secrets", item)])
         .await
-        .map_err(|e| operation_failed("PutItem", &e))?;
-    Ok(())
-}
-
-/// Put one message on a configured queue; prints its id.
-pub async fn send(settings: &Settings, logical_queue: &str, body: &str) -> anyhow::Result<String> {
-    let queue = settings.queues.get(logical_queue).with_context(|| {
-        format!(
-            "no queue `{logical_queue}` in the config (have: {})",
-            settings
-                .queues
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    let sdk = sdk_config(&settings.aws).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let urls = QueueUrls::resolve(&sqs, queue).await?;
-    let sent = sqs
-        .send_message()
-        .queue_url(&urls.queue)
-        .message_body(body)
-        .send()
-        .await
-        .map_err(|e| operation_failed("SendMessage", &e))?;
-    Ok(sent.message_id.unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("writing the secret: {}", e.describe()))
 }

@@ -8,20 +8,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::capabilities::Backends;
-use crate::capabilities::analytics::Analytics;
-use crate::capabilities::analytics::disabled::Disabled;
-use crate::capabilities::analytics::segment::{SegmentAnalytics, SegmentOptions};
+use crate::capabilities::analytics::segment::SegmentAnalytics;
 use crate::capabilities::config::Config;
-use crate::capabilities::dynamodb::aws::AwsTables;
 use crate::capabilities::dynamodb::show_item;
-use crate::capabilities::github::app::GitHubApp;
-use crate::capabilities::kms::aws::AwsKms;
-use crate::capabilities::runtime::http::HttpRuntime;
-use crate::config::{LogFormat, Settings, read_secret};
-use crate::daemon::{Daemon, QueueUrls};
+use crate::config::{LogFormat, Settings};
+use crate::daemon::{Daemon, Finished};
 use crate::engine::{Engine, Limits, hex_sha256};
 use crate::mock::{MockHost, seed};
 use crate::observe::Observer;
+use crate::platform::Platform;
 use crate::{Outcome, RunError, admin};
 
 #[derive(Parser)]
@@ -34,12 +29,27 @@ struct Cli {
     /// The TOML config file; `ENVMGR__SECTION__KEY` variables override it.
     #[arg(long, global = true, env = "ENVMGR_CONFIG")]
     config: Option<PathBuf>,
+    /// The data directory of the local backend (config `local.data_dir`,
+    /// `.envmgr` by default).
+    #[arg(long, global = true, env = "ENVMGR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// See envmgr work on this machine, nothing to set up: seed an app and
+    /// its secrets, enqueue a pull-request webhook and a production create
+    /// request, run the daemon until both are done, and show the result.
+    Demo {
+        /// Where the demo keeps its database; emptied first.
+        #[arg(long, default_value = ".envmgr-demo")]
+        dir: PathBuf,
+    },
+    /// Show what the local database holds: environments, comments, runtime
+    /// requests, analytics events, queues and dead letters.
+    Show,
     /// Consume the queues and create environments until SIGTERM/SIGINT.
     Serve {
         /// A logic component to run instead of the builtin one.
@@ -47,7 +57,8 @@ enum Command {
         logic: Option<PathBuf>,
     },
     /// Create the queues (with dead-letter queues and redrive policy), the
-    /// tables and the KMS key if missing.
+    /// tables and the KMS key if missing (the local database makes them
+    /// when opened).
     Init,
     /// Put a message on a queue.
     Send {
@@ -74,7 +85,7 @@ enum Command {
         #[arg(long)]
         entrypoint: Option<String>,
     },
-    /// Encrypt a secret with KMS and store it for an app.
+    /// Encrypt a secret with the KMS key and store it for an app.
     SetSecret {
         #[arg(long)]
         app: String,
@@ -112,9 +123,34 @@ enum Command {
 
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = || Settings::load(cli.config.as_deref(), std::env::vars());
+    let data_dir = cli.data_dir.as_ref().map(|dir| {
+        (
+            "ENVMGR__LOCAL__DATA_DIR".to_string(),
+            dir.display().to_string(),
+        )
+    });
+    let settings = || {
+        Settings::load(
+            cli.config.as_deref(),
+            std::env::vars().chain(data_dir.clone()),
+        )
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
+        Command::Demo { ref dir } => {
+            init_logs(LogFormat::Human);
+            runtime.block_on(crate::demo::run(dir))
+        }
+        Command::Show => {
+            let settings = settings()?;
+            runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                let store = platform
+                    .store()
+                    .context("show reads the local database; the config names the aws backend")?;
+                crate::show::everything(store, &settings)
+            })
+        }
         Command::Serve { ref logic } => {
             let settings = settings()?;
             init_logs(settings.log.format);
@@ -122,7 +158,10 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Init => {
             init_logs(LogFormat::Human);
-            runtime.block_on(admin::init(&settings()?))
+            let settings = settings()?;
+            runtime.block_on(async {
+                admin::init(&Platform::connect(&settings).await?, &settings).await
+            })
         }
         Command::Send {
             ref queue,
@@ -135,7 +174,11 @@ pub fn main() -> anyhow::Result<()> {
                 (Some(path), None) => read_input(path)?,
                 (None, None) => anyhow::bail!("give the body with --file or --body"),
             };
-            let id = runtime.block_on(admin::send(&settings()?, queue, &body))?;
+            let settings = settings()?;
+            let id = runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                platform.queue(&settings, queue).await?.send(&body).await
+            })?;
             println!("sent {id} to {queue}");
             Ok(())
         }
@@ -146,13 +189,11 @@ pub fn main() -> anyhow::Result<()> {
             ref entrypoint,
         } => {
             init_logs(LogFormat::Human);
-            runtime.block_on(admin::add_app(
-                &settings()?,
-                id,
-                name,
-                repository,
-                entrypoint.as_deref(),
-            ))?;
+            let settings = settings()?;
+            runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                admin::add_app(&platform, id, name, repository, entrypoint.as_deref()).await
+            })?;
             println!("app {id} ({repository}) added");
             Ok(())
         }
@@ -165,7 +206,11 @@ pub fn main() -> anyhow::Result<()> {
             init_logs(LogFormat::Human);
             let value = read_input(value_file.as_deref().unwrap_or(Path::new("-")))?;
             let value = value.strip_suffix('\n').unwrap_or(&value);
-            runtime.block_on(admin::set_secret(&settings()?, app, scope, name, value))?;
+            let settings = settings()?;
+            runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                admin::set_secret(&platform, app, scope, name, value).await
+            })?;
             println!("secret {name} set for app {app} ({scope})");
             Ok(())
         }
@@ -203,7 +248,7 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn init_logs(format: LogFormat) {
+pub(crate) fn init_logs(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("ENVMGR_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
@@ -219,101 +264,90 @@ fn init_logs(format: LogFormat) {
 const STARTUP_RETRY: Duration = Duration::from_secs(2);
 
 async fn serve(settings: Settings, logic: Option<&Path>) -> anyhow::Result<()> {
-    let sdk = crate::aws::sdk_config(&settings.aws).await;
-    let github = settings
-        .github
-        .as_ref()
-        .context("config key `github`: serve needs the GitHub App (app_id, private key)")?;
-    let private_key = read_secret(
-        github.private_key_file.as_deref(),
-        "ENVMGR_GITHUB_PRIVATE_KEY",
-        "GitHub App private key",
-    )?;
-    let runtime_settings = settings
-        .runtime
-        .as_ref()
-        .context("config key `runtime`: serve needs the Runtime Service url")?;
-    let runtime_token = read_secret(
-        runtime_settings.token_file.as_deref(),
-        "ENVMGR_RUNTIME_TOKEN",
-        "Runtime Service token",
-    )?;
-    let segment = match &settings.segment {
-        Some(segment) => Some(Arc::new(SegmentAnalytics::start(SegmentOptions {
-            url: segment.url.clone(),
-            write_key: read_secret(
-                segment.write_key_file.as_deref(),
-                "ENVMGR_SEGMENT_WRITE_KEY",
-                "Segment write key",
-            )?,
-            batch_size: segment.batch_size,
-            flush_interval: Duration::from_millis(segment.flush_interval_ms),
-            buffer: segment.buffer,
-        }))),
-        None => None,
-    };
-    let analytics: Arc<dyn Analytics> = match &segment {
-        Some(segment) => segment.clone(),
-        None => Arc::new(Disabled),
-    };
-    let backends = Arc::new(Backends {
-        github: Arc::new(GitHubApp::new(
-            github.app_id,
-            &private_key,
-            &github.api_url,
-        )?),
-        dynamodb: Arc::new(AwsTables::new(&sdk, settings.tables.mapping())),
-        kms: Arc::new(AwsKms::new(&sdk)),
-        analytics,
-        runtime: Arc::new(HttpRuntime::new(
-            &runtime_settings.url,
-            runtime_token,
-            Duration::from_millis(runtime_settings.timeout_ms),
-            runtime_settings.retries,
-        )?),
-        config: Arc::new(Config::new(settings.logic_config.clone())),
-        observer: Observer::default(),
-        clock: None,
-    });
-
-    let engine = Arc::new(Engine::new(settings.limits())?);
     let component = match logic {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => crate::BUILTIN_LOGIC.to_vec(),
     };
-    let logic = Arc::new(engine.load(&component)?);
+    let Some(running) = assemble(&settings, &component, None, shutdown_signal()).await? else {
+        return Ok(());
+    };
+    running.run(shutdown_signal()).await
+}
 
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+/// A daemon ready to run, and what must stop after it.
+pub(crate) struct Assembled {
+    pub daemon: Daemon,
+    pub platform: Arc<Platform>,
+    segment: Option<Arc<SegmentAnalytics>>,
+}
+
+impl Assembled {
+    /// Serve until `shutdown`, then flush what the services buffer (Segment).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let served = self.daemon.run(shutdown).await;
+        if let Some(segment) = self.segment {
+            segment.flush_and_stop().await;
+        }
+        served
+    }
+}
+
+/// Connect the backends the settings name and load the logic. None when
+/// `abandon` fired while waiting for SQS to become reachable.
+pub(crate) async fn assemble(
+    settings: &Settings,
+    component: &[u8],
+    finished: Option<tokio::sync::mpsc::UnboundedSender<Finished>>,
+    abandon: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Option<Assembled>> {
+    let platform = Arc::new(Platform::connect(settings).await?);
+    if let Some(store) = platform.store() {
+        tracing::info!(database = %store.path().display(), "local backend");
+    }
+    let services = platform.services(settings)?;
+    let backends = Arc::new(Backends {
+        github: services.github,
+        dynamodb: platform.tables.clone(),
+        kms: platform.kms.clone(),
+        analytics: services.analytics,
+        runtime: services.runtime,
+        config: Arc::new(Config::new(settings.logic_config.clone())),
+        observer: Observer::default(),
+        clock: None,
+    });
+    let engine = Arc::new(Engine::new(settings.limits())?);
+    let logic = Arc::new(engine.load(component)?);
+
+    tokio::pin!(abandon);
     let mut queues = Vec::new();
-    for (logical, queue) in &settings.queues {
+    for (logical, queue_settings) in &settings.queues {
         // SQS may not be reachable yet (a restart of the endpoint): wait.
-        let urls = loop {
-            match QueueUrls::resolve(&sqs, queue).await {
-                Ok(urls) => break urls,
+        let queue = loop {
+            match platform.queue(settings, logical).await {
+                Ok(queue) => break queue,
                 Err(e) => {
                     tracing::warn!(queue = %logical, error = %e, "queue not reachable; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(STARTUP_RETRY) => {}
-                        _ = shutdown_signal() => return Ok(()),
+                        _ = &mut abandon => return Ok(None),
                     }
                 }
             }
         };
-        queues.push((logical.clone(), queue.clone(), urls));
+        queues.push((logical.clone(), queue_settings.clone(), queue));
     }
-    let daemon = Daemon {
-        engine,
-        logic,
-        backends,
-        sqs,
-        queues,
-        grace: Duration::from_secs(settings.shutdown.grace_seconds),
-    };
-    daemon.run(shutdown_signal()).await?;
-    if let Some(segment) = segment {
-        segment.flush_and_stop().await;
-    }
-    Ok(())
+    Ok(Some(Assembled {
+        daemon: Daemon {
+            engine,
+            logic,
+            backends,
+            queues,
+            grace: Duration::from_secs(settings.shutdown.grace_seconds),
+            finished,
+        },
+        platform,
+        segment: services.segment,
+    }))
 }
 
 /// SIGTERM or SIGINT.

@@ -20,6 +20,12 @@ const OVERRIDE_PREFIX: &str = "ENVMGR__";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Where the queues, tables and KMS key live: `local` (one embedded
+    /// database file, the default) or `aws`.
+    #[serde(default)]
+    pub backend: Backend,
+    #[serde(default)]
+    pub local: Local,
     #[serde(default)]
     pub aws: Aws,
     #[serde(default)]
@@ -41,6 +47,38 @@ pub struct Settings {
     pub shutdown: Shutdown,
     #[serde(default)]
     pub log: Log,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Queues, tables and the KMS key in `local.data_dir`; GitHub, Segment
+    /// and the Runtime Service recorded there unless configured.
+    #[default]
+    Local,
+    /// SQS, DynamoDB and KMS; GitHub and the Runtime Service must be
+    /// configured.
+    Aws,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Local {
+    /// The directory of the database file (`envmgr.db`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".envmgr")
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -448,6 +486,8 @@ mod tests {
     #[test]
     fn defaults_need_no_file() {
         let settings = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(settings.backend, Backend::Local);
+        assert_eq!(settings.local.data_dir, PathBuf::from(".envmgr"));
         assert_eq!(settings.queues.len(), 2);
         assert_eq!(
             settings.queues["probot"].dead_letter_name(),
@@ -462,6 +502,7 @@ mod tests {
             None,
             env(&[
                 ("ENVMGR__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("ENVMGR__BACKEND", "aws"),
                 ("ENVMGR__QUEUES__API__NAME", "api-q"),
                 ("ENVMGR__QUEUES__API__MAX_IN_FLIGHT", "3"),
                 (
@@ -477,6 +518,7 @@ mod tests {
             Some("http://127.0.0.1:5000")
         );
         assert_eq!(settings.queues["api"].name, "api-q");
+        assert_eq!(settings.backend, Backend::Aws);
         assert_eq!(settings.queues["api"].max_in_flight, 3);
         assert_eq!(settings.queues["probot"].name, "envmgr-probot", "kept");
         assert_eq!(

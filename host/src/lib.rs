@@ -4,19 +4,29 @@
 //! - [`engine`]: wasmtime, limits, one store per message.
 //! - [`capabilities`]: one module per WIT interface: backend trait, WIT
 //!   boundary, in-memory backend.
+//! - [`daemon`] over a [`queue`]: `envmgr serve`.
+//! - [`platform`]: what a config connects to, `local` ([`local`], one
+//!   embedded database file) or `aws`.
 //! - [`mock`]: the mock host for tests and guest authors.
 //! - [`observe`]: transcript and scripted faults.
+//! - [`demo`], [`show`], [`admin`], [`cli`]: the commands.
 
 pub mod admin;
 pub mod aws;
 pub mod bindings;
 pub mod capabilities;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
+pub mod local;
 pub mod mock;
 pub mod observe;
+pub mod platform;
+pub mod queue;
+pub mod show;
 
 pub use bindings::{Failure, FailureKind, Message, Outcome};
 pub use engine::{Engine, Handled, Limits, Logic, RunError};

@@ -1,22 +1,40 @@
-//! Everything `envmgr serve` talks to, started for one test: moto (shared by
-//! the test binary; names are prefixed per test), a fake GitHub, Segment and
-//! Runtime Service, a config file, and the `envmgr` binary under test.
+//! Everything `envmgr serve` talks to, started for one test: the queues,
+//! tables and KMS key on moto (shared by the test binary; names are prefixed
+//! per test) or in the local backend's database file, a fake GitHub, Segment
+//! and Runtime Service, a config file, and the `envmgr` binary under test.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::types::QueueAttributeName;
+use envmgr::capabilities::dynamodb::AttributeValue;
+use envmgr::capabilities::dynamodb::local::LocalTables;
+use envmgr::local::Store;
 
 use crate::fakes::github::{self, FakeGitHub};
 use crate::fakes::runtime::{self, FakeRuntime};
 use crate::fakes::segment::{self, FakeSegment};
 use crate::moto::{Moto, moto};
 
+/// Where the stack keeps queues, tables and the KMS key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// moto: SQS, DynamoDB and KMS through the AWS SDKs.
+    Aws,
+    /// The embedded database file.
+    Local,
+}
+
 pub struct Stack {
     pub binary: PathBuf,
-    pub moto: &'static Moto,
+    pub backend: Backend,
+    /// Started for the AWS backend only.
+    pub moto: Option<&'static Moto>,
     pub github: FakeGitHub,
     pub segment: FakeSegment,
     pub runtime: FakeRuntime,
@@ -30,6 +48,7 @@ pub struct Stack {
 
 /// Knobs a test may turn before writing the config.
 pub struct Options {
+    pub backend: Backend,
     pub visibility_seconds: u32,
     pub max_receive_count: u32,
     pub grace_seconds: u32,
@@ -42,6 +61,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            backend: Backend::Aws,
             visibility_seconds: 4,
             max_receive_count: 3,
             grace_seconds: 15,
@@ -64,11 +84,24 @@ impl Stack {
             .join("../target/test-stacks")
             .join(&prefix);
         std::fs::create_dir_all(&dir).expect("stack dir");
-        let moto = moto();
-        let outage = options.cuttable.then(|| Outage::in_front_of(moto));
-        let endpoint = outage
-            .as_ref()
-            .map_or_else(|| moto.endpoint(), |o| o.endpoint.clone());
+        let moto = (options.backend == Backend::Aws).then(moto);
+        let outage = options
+            .cuttable
+            .then(|| Outage::in_front_of(moto.expect("an outage cuts the AWS backend")));
+        let backend = match moto {
+            Some(moto) => {
+                let endpoint = outage
+                    .as_ref()
+                    .map_or_else(|| moto.endpoint(), |o| o.endpoint.clone());
+                format!(
+                    "backend = \"aws\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n"
+                )
+            }
+            None => format!(
+                "backend = \"local\"\n\n[local]\ndata_dir = \"{}/data\"\n",
+                dir.display()
+            ),
+        };
         let (github, github_url) = FakeGitHub::start();
         let (segment, segment_url) = FakeSegment::start();
         let (runtime, runtime_url) = FakeRuntime::start();
@@ -88,7 +121,7 @@ impl Stack {
             )
         };
         let config = format!(
-            "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
+            "{backend}\n\
              [tables]\nenvironments = \"{prefix}-environments\"\nsecrets = \"{prefix}-secrets\"\napps = \"{prefix}-apps\"\n\n\
              [kms]\nkey_id = \"alias/{prefix}\"\n\n\
              {probot}\n{api}\n\
@@ -108,6 +141,7 @@ impl Stack {
         std::fs::write(&config_path, config).unwrap();
         let stack = Self {
             binary: PathBuf::from(binary),
+            backend: options.backend,
             moto,
             github,
             segment,
@@ -208,9 +242,10 @@ impl Stack {
     }
 
     pub async fn sdk(&self) -> aws_config::SdkConfig {
+        let moto = self.moto.expect("the AWS backend");
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.moto.endpoint())
+            .endpoint_url(moto.endpoint())
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
             .load()
             .await
@@ -218,6 +253,144 @@ impl Stack {
 
     pub fn queue_name(&self, logical: &str) -> String {
         format!("{}-{logical}", self.prefix)
+    }
+
+    /// The local backend's database (another connection to the file the
+    /// daemon uses).
+    pub fn store(&self) -> Store {
+        Store::open_dir(&self.dir.join("data")).expect("the local database")
+    }
+
+    /// The environment items, each as attribute name → text (strings and
+    /// numbers), whichever backend holds them.
+    pub async fn environment_items(&self) -> Vec<BTreeMap<String, String>> {
+        match self.backend {
+            Backend::Local => {
+                let physical = format!("{}-environments", self.prefix);
+                LocalTables::new(self.store(), [("environments", physical.as_str())])
+                    .scan("environments")
+                    .expect("scan")
+                    .into_iter()
+                    .map(|item| {
+                        item.into_iter()
+                            .filter_map(|(name, value)| match value {
+                                AttributeValue::S(v) | AttributeValue::N(v) => Some((name, v)),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+            Backend::Aws => {
+                let client = aws_sdk_dynamodb::Client::new(&self.sdk().await);
+                client
+                    .scan()
+                    .table_name(format!("{}-environments", self.prefix))
+                    .send()
+                    .await
+                    .expect("scan")
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|item| {
+                        item.into_iter()
+                            .filter_map(|(name, value)| match value {
+                                aws_sdk_dynamodb::types::AttributeValue::S(v)
+                                | aws_sdk_dynamodb::types::AttributeValue::N(v) => Some((name, v)),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Messages in a queue (by its full name), visible or not.
+    pub async fn messages_in(&self, queue: &str) -> u64 {
+        match self.backend {
+            Backend::Local => {
+                let (visible, in_flight) =
+                    envmgr::queue::local::depth(&self.store(), queue).expect("queue depth");
+                visible + in_flight
+            }
+            Backend::Aws => {
+                let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+                let url = self.queue_url(&sqs, queue).await;
+                let attributes = sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .expect("attributes")
+                    .attributes
+                    .unwrap_or_default();
+                attributes
+                    .values()
+                    .map(|v| v.parse::<u64>().unwrap_or(0))
+                    .sum()
+            }
+        }
+    }
+
+    /// The attributes of the first message in the dead-letter queue of a
+    /// logical queue, once there is one (waits up to `limit`).
+    pub async fn dead_letter(&self, logical: &str, limit: Duration) -> BTreeMap<String, String> {
+        let queue = format!("{}-dlq", self.queue_name(logical));
+        let started = Instant::now();
+        loop {
+            let found = match self.backend {
+                Backend::Local => envmgr::queue::local::messages(&self.store(), &queue)
+                    .expect("dead letters")
+                    .into_iter()
+                    .next()
+                    .map(|m| m.attributes),
+                Backend::Aws => {
+                    let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+                    let url = self.queue_url(&sqs, &queue).await;
+                    let received = sqs
+                        .receive_message()
+                        .queue_url(&url)
+                        .message_attribute_names("All")
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .expect("receive from the dead-letter queue");
+                    received
+                        .messages
+                        .unwrap_or_default()
+                        .into_iter()
+                        .next()
+                        .map(|m| {
+                            m.message_attributes
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|(k, v)| v.string_value.map(|v| (k, v)))
+                                .collect()
+                        })
+                }
+            };
+            if let Some(attributes) = found {
+                return attributes;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "nothing reached the dead-letter queue"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn queue_url(&self, sqs: &aws_sdk_sqs::Client, queue: &str) -> String {
+        sqs.get_queue_url()
+            .queue_name(queue)
+            .send()
+            .await
+            .expect("queue url")
+            .queue_url
+            .expect("a queue url")
     }
 }
 

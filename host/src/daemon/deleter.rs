@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
+
+use crate::queue::Queue;
 
 /// How long a finished message may wait for others to share its delete call.
 const LINGER: Duration = Duration::from_millis(50);
@@ -20,9 +22,9 @@ enum Command {
 }
 
 impl Deleter {
-    pub fn start(client: Client, url: String) -> Self {
+    pub fn start(queue: Arc<dyn Queue>) -> Self {
         let (sender, receiver) = mpsc::channel(1_000);
-        tokio::spawn(run(client, url, receiver));
+        tokio::spawn(run(queue, receiver));
         Self { sender }
     }
 
@@ -39,7 +41,9 @@ impl Deleter {
     }
 }
 
-async fn run(client: Client, url: String, mut receiver: mpsc::Receiver<Command>) {
+/// A failed delete only means the message comes back: every step of the
+/// flow is idempotent, so the queue logs it and nothing retries here.
+async fn run(queue: Arc<dyn Queue>, mut receiver: mpsc::Receiver<Command>) {
     let mut pending: Vec<String> = Vec::new();
     loop {
         let command = if pending.is_empty() {
@@ -48,7 +52,7 @@ async fn run(client: Client, url: String, mut receiver: mpsc::Receiver<Command>)
             match tokio::time::timeout(LINGER, receiver.recv()).await {
                 Ok(command) => command,
                 Err(_) => {
-                    delete_batch(&client, &url, std::mem::take(&mut pending)).await;
+                    queue.delete(&std::mem::take(&mut pending)).await;
                     continue;
                 }
             }
@@ -57,53 +61,18 @@ async fn run(client: Client, url: String, mut receiver: mpsc::Receiver<Command>)
             Some(Command::Delete(receipt)) => {
                 pending.push(receipt);
                 if pending.len() == 10 {
-                    delete_batch(&client, &url, std::mem::take(&mut pending)).await;
+                    queue.delete(&std::mem::take(&mut pending)).await;
                 }
             }
             Some(Command::Stop(done)) => {
-                delete_batch(&client, &url, std::mem::take(&mut pending)).await;
+                queue.delete(&std::mem::take(&mut pending)).await;
                 let _ = done.send(());
                 return;
             }
             None => {
-                delete_batch(&client, &url, std::mem::take(&mut pending)).await;
+                queue.delete(&std::mem::take(&mut pending)).await;
                 return;
             }
-        }
-    }
-}
-
-/// A failed delete only means the message comes back: every step of the
-/// flow is idempotent, so it is logged, not retried here.
-async fn delete_batch(client: &Client, url: &str, receipts: Vec<String>) {
-    if receipts.is_empty() {
-        return;
-    }
-    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, receipt)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(receipt)
-                .build()
-                .ok()
-        })
-        .collect();
-    match client
-        .delete_message_batch()
-        .queue_url(url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-    {
-        Ok(output) => {
-            for failed in output.failed {
-                tracing::warn!(entry = %failed.id, code = %failed.code, "delete failed; the message will return");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %crate::aws::error_chain(&e), count = receipts.len(), "batch delete failed; the messages will return")
         }
     }
 }

@@ -12,30 +12,30 @@
 //! | retryable failure, trap, timeout, memory | visible again after a backoff growing with the receive count; the queue's redrive policy dead-letters it after maxReceiveCount |
 //! | permanent failure | sent to the dead-letter queue with the reason, then deleted |
 //!
-//! Nothing is deleted unless done or dead-lettered. Errors talking to SQS
-//! never end a loop. On shutdown: stop receiving, let in-flight messages
+//! Nothing is deleted unless done or dead-lettered. Errors talking to the
+//! queue never end a loop. On shutdown: stop receiving, let in-flight messages
 //! finish within the grace period, make the rest visible at once.
 
 mod deleter;
-mod sqs;
+mod lease;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error, info, info_span, warn};
 
-use crate::bindings::{FailureKind, Message};
+use crate::bindings::{FailureKind, Message, Outcome};
 use crate::capabilities::Backends;
 use crate::config::Queue as QueueSettings;
 use crate::engine::{Engine, Logic};
+use crate::queue::{DeadLetter, Queue};
 use deleter::Deleter;
-pub use sqs::QueueUrls;
 
-/// SQS receives at most ten messages per call.
+/// A queue receives at most ten messages per call (SQS's limit).
 const MAX_BATCH: usize = 10;
 
 /// What one daemon runs.
@@ -43,19 +43,30 @@ pub struct Daemon {
     pub engine: Arc<Engine>,
     pub logic: Arc<Logic>,
     pub backends: Arc<Backends>,
-    pub sqs: aws_sdk_sqs::Client,
-    /// (logical name, settings, resolved URLs) per queue.
-    pub queues: Vec<(String, QueueSettings, QueueUrls)>,
+    /// (logical name, settings, queue) per queue.
+    pub queues: Vec<(String, QueueSettings, Arc<dyn Queue>)>,
     pub grace: Duration,
+    /// Told how each message ended (the demo, metrics); none in plain serve.
+    pub finished: Option<mpsc::UnboundedSender<Finished>>,
+}
+
+/// How one delivery of a message ended.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub queue: String,
+    pub message_id: String,
+    pub disposition: Disposition,
+    /// The outcome or failure, as the logs show it.
+    pub summary: String,
 }
 
 /// Messages being worked on: receipt handle → message id. Keyed by receipt,
 /// since a duplicate delivery of one message has a receipt of its own.
 type InFlight = Arc<Mutex<HashMap<String, String>>>;
 
-/// How a message ended, for logs and tests.
+/// What the daemon did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Disposition {
+pub enum Disposition {
     Deleted,
     Retry(Duration),
     DeadLettered,
@@ -99,22 +110,22 @@ impl Daemon {
 
     /// One queue's receive loop, then its drain.
     async fn consume(self: Arc<Self>, index: usize, mut stop: watch::Receiver<bool>) {
-        let (logical, settings, urls) = &self.queues[index];
+        let (logical, settings, queue) = &self.queues[index];
         let permits = Arc::new(Semaphore::new(settings.max_in_flight));
         let in_flight: InFlight = Arc::default();
-        let deleter = Deleter::start(self.sqs.clone(), urls.queue.clone());
+        let deleter = Deleter::start(queue.clone());
         let mut work = JoinSet::new();
         let mut failures: u32 = 0;
 
         while !*stop.borrow() {
-            // Backpressure: wait for room before asking SQS for more.
+            // Backpressure: wait for room before asking the queue for more.
             let first = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit.expect("never closed"),
                 _ = stop.changed() => break,
             };
             let room = (permits.available_permits() + 1).min(MAX_BATCH);
             let received = tokio::select! {
-                received = sqs::receive(&self.sqs, &urls.queue, settings, logical, room) => received,
+                received = queue.receive(room) => received,
                 _ = stop.changed() => break,
             };
             let messages = match received {
@@ -139,9 +150,7 @@ impl Daemon {
                     Some(permit) => permit,
                     None => permits.clone().acquire_owned().await.expect("never closed"),
                 };
-                let Some(receipt) = received.receipt.clone() else {
-                    continue;
-                };
+                let receipt = received.receipt.clone();
                 in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -192,7 +201,7 @@ impl Daemon {
             .collect();
         for (receipt, message_id) in left {
             // Someone else can take it at once instead of after the lease.
-            match sqs::change_visibility(&self.sqs, &urls.queue, &receipt, 0).await {
+            match queue.change_visibility(&receipt, 0).await {
                 Ok(()) => info!(queue = %logical, %message_id, "released unfinished message"),
                 Err(e) => {
                     warn!(queue = %logical, %message_id, error = %e, "could not release; it returns after its lease")
@@ -210,12 +219,11 @@ impl Daemon {
         receipt: &str,
         deleter: &Deleter,
     ) -> Disposition {
-        let (logical, settings, urls) = &self.queues[index];
+        let (logical, settings, queue) = &self.queues[index];
         // Renewal stops when the guard drops: at the end, on a panic, or when
         // the drain aborts this task.
-        let _lease = sqs::extend_lease_while_running(
-            self.sqs.clone(),
-            urls.queue.clone(),
+        let _lease = lease::extend_while_running(
+            queue.clone(),
             receipt.to_string(),
             settings.visibility_timeout_seconds,
         );
@@ -237,6 +245,12 @@ impl Daemon {
             warn!(reason = %why, retry_in = ?backoff, "will retry");
             backoff
         };
+        let summary = match &result {
+            Ok(Ok(Outcome::Done(what))) => format!("done: {what}"),
+            Ok(Ok(Outcome::Skipped(why))) => format!("skipped: {why}"),
+            Ok(Err(failure)) => format!("{:?} failure: {}", failure.kind, failure.reason),
+            Err(run_error) => run_error.to_string(),
+        };
         let disposition = match &result {
             Ok(Ok(outcome)) => {
                 info!(?outcome, "handled");
@@ -244,16 +258,12 @@ impl Daemon {
             }
             Ok(Err(failure)) if failure.kind == FailureKind::Permanent => {
                 let reason = failure.reason.clone();
-                match sqs::dead_letter(
-                    &self.sqs,
-                    &urls.dead_letter,
-                    message,
-                    logical,
-                    &self.logic.id,
-                    &reason,
-                )
-                .await
-                {
+                let why = DeadLetter {
+                    reason: &reason,
+                    source_queue: logical,
+                    logic_version: &self.logic.id,
+                };
+                match queue.dead_letter(message, &why).await {
                     Ok(()) => {
                         warn!(%reason, "dead-lettered");
                         Disposition::DeadLettered
@@ -271,12 +281,18 @@ impl Daemon {
             Disposition::Deleted | Disposition::DeadLettered => deleter.delete(receipt).await,
             Disposition::Retry(backoff) => {
                 let seconds = i32::try_from(backoff.as_secs()).unwrap_or(43_200);
-                if let Err(e) =
-                    sqs::change_visibility(&self.sqs, &urls.queue, receipt, seconds).await
-                {
+                if let Err(e) = queue.change_visibility(receipt, seconds).await {
                     warn!(error = %e, "could not set the backoff; the message returns after its lease");
                 }
             }
+        }
+        if let Some(finished) = &self.finished {
+            let _ = finished.send(Finished {
+                queue: logical.clone(),
+                message_id: message.id.clone(),
+                disposition,
+                summary,
+            });
         }
         disposition
     }

@@ -166,6 +166,7 @@ impl Engine {
                     limit: self.limits.memory_bytes,
                 },
                 backends,
+                logic_version: logic.id.clone(),
             },
         );
         store.limiter(|session| &mut session.limiter);

@@ -14,6 +14,9 @@ pub struct Session {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) backends: Arc<Backends>,
+    /// The id of the logic version running this message; the guest reads
+    /// it as config key [`LOGIC_VERSION_KEY`](crate::capabilities::config::LOGIC_VERSION_KEY).
+    pub(crate) logic_version: String,
 }
 
 impl WasiView for Session {

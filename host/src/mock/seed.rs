@@ -1,43 +1,15 @@
-//! Apps and secrets written in the documented format (docs/data-model.md),
+//! Apps and secrets written in the documented format (see [`crate::catalog`]),
 //! for mock hosts in tests, examples and `envmgr try`.
 
-use crate::capabilities::dynamodb::{AttributeValue, Item};
+use crate::catalog;
+pub use crate::catalog::secret_context;
 use crate::mock::MockHost;
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn key(pk: String, sk: String) -> Item {
-    vec![
-        ("pk".into(), AttributeValue::S(pk)),
-        ("sk".into(), AttributeValue::S(sk)),
-    ]
-}
-
-/// The KMS encryption context a secret of `app_id` is bound to.
-pub fn secret_context(app_id: &str, scope: &str, name: &str) -> Vec<(String, String)> {
-    vec![
-        ("envmgr:app".to_string(), app_id.to_string()),
-        ("envmgr:scope".to_string(), scope.to_string()),
-        ("envmgr:name".to_string(), name.to_string()),
-    ]
-}
-
-/// The app record `APP#{id} / #` and its index item `REPO#{owner/name} / #`.
+/// The app record and its repository index item.
 pub fn app(host: &MockHost, app_id: &str, name: &str, repository: &str, entrypoint: &str) {
-    let mut record = key(format!("APP#{app_id}"), "#".into());
-    record.extend([
-        ("name".into(), s(name)),
-        ("repository".into(), s(repository)),
-        ("entrypoint".into(), s(entrypoint)),
-    ]);
-    let mut index = key(
-        format!("REPO#{}", repository.to_ascii_lowercase()),
-        "#".into(),
-    );
-    index.push(("appId".into(), s(app_id)));
-    for item in [record, index] {
+    let items =
+        catalog::app_items(app_id, name, repository, Some(entrypoint)).expect("a well-formed app");
+    for item in items {
         host.tables
             .put("apps", item)
             .expect("the mock has an apps table");
@@ -46,14 +18,11 @@ pub fn app(host: &MockHost, app_id: &str, name: &str, repository: &str, entrypoi
 
 /// A secret item holding `ciphertext` (normally from [`secret`]).
 pub fn secret_item(host: &MockHost, app_id: &str, scope: &str, name: &str, ciphertext: Vec<u8>) {
-    let mut item = key(format!("APP#{app_id}"), format!("SECRET#{scope}#{name}"));
-    item.extend([
-        ("name".into(), s(name)),
-        ("scope".into(), s(scope)),
-        ("ciphertext".into(), AttributeValue::B(ciphertext)),
-    ]);
     host.tables
-        .put("secrets", item)
+        .put(
+            "secrets",
+            catalog::secret_item(app_id, scope, name, ciphertext),
+        )
         .expect("the mock has a secrets table");
 }
 

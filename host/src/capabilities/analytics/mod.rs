@@ -2,6 +2,7 @@
 //! errors, and real backends buffer and send in the background.
 
 pub mod disabled;
+pub mod local;
 pub mod mock;
 pub mod segment;
 

@@ -6,6 +6,10 @@ use crate::bindings::wasi::config::store::{Error, Host};
 use crate::engine::Session;
 use crate::observe::Call;
 
+/// The key under which the guest finds its own logic version (the sha256
+/// of its component). The host sets it; the operator's config cannot.
+pub const LOGIC_VERSION_KEY: &str = "logic-version";
+
 /// Values the operator sets for the logic, e.g. `preview-url-template`.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -26,7 +30,11 @@ impl Config {
 
 impl Host for Session {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, Error>> {
-        let value = self.backends.config.get(&key).map(str::to_string);
+        let value = if key == LOGIC_VERSION_KEY {
+            Some(self.logic_version.clone())
+        } else {
+            self.backends.config.get(&key).map(str::to_string)
+        };
         self.backends
             .observer
             .record(Call::ConfigGet, || key.clone(), || format!("{value:?}"));
@@ -37,12 +45,15 @@ impl Host for Session {
         self.backends
             .observer
             .record(Call::ConfigGet, || "*".to_string(), || "all".to_string());
-        Ok(Ok(self
+        let operator = self
             .backends
             .config
             .values
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| k.as_str() != LOGIC_VERSION_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()));
+        Ok(Ok(operator
+            .chain([(LOGIC_VERSION_KEY.to_string(), self.logic_version.clone())])
             .collect()))
     }
 }

@@ -1,18 +1,17 @@
 //! In-memory tables with DynamoDB's transaction and condition semantics.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::condition::holds;
-use super::{Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError, primary_key};
-use crate::capabilities::{CapResult, Error, ErrorCode, error};
+use super::transaction::{self, ItemStore, Key};
+use super::{
+    Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError, page, primary_key, query_limit,
+};
+use crate::capabilities::{CapResult, ErrorCode, error};
 
-type Table = BTreeMap<(String, String), Item>;
-
-/// DynamoDB's limit on the writes in one transaction.
-const MAX_TRANSACTION_WRITES: usize = 100;
+type Table = BTreeMap<Key, Item>;
 
 pub struct MockTables {
     tables: Mutex<BTreeMap<String, Table>>,
@@ -58,43 +57,23 @@ fn table_mut<'a>(tables: &'a mut BTreeMap<String, Table>, name: &str) -> CapResu
         .ok_or_else(|| error(ErrorCode::Invalid, format!("unknown table `{name}`")))
 }
 
-/// The target of one write: table, key, condition.
-fn target(write: &Write) -> CapResult<(&str, (String, String), &super::Condition)> {
-    if let Write::Update(u) = write {
-        no_empty_set(u)?;
-    }
-    Ok(match write {
-        Write::Put(p) => (&p.table, primary_key(&p.item)?, &p.condition),
-        Write::Update(u) => (&u.table, primary_key(&u.key)?, &u.condition),
-        Write::Delete(d) => (&d.table, primary_key(&d.key)?, &d.condition),
-        Write::Check(c) => (&c.table, primary_key(&c.key)?, &c.condition),
-    })
-}
+/// The locked tables, for one atomic write.
+struct Locked<'a>(MutexGuard<'a, BTreeMap<String, Table>>);
 
-/// DynamoDB refuses `SET` with nothing to set.
-fn no_empty_set(update: &UpdateItem) -> CapResult<()> {
-    if update.set.is_empty() {
-        Err(error(
-            ErrorCode::Invalid,
-            "an update must set at least one attribute",
-        ))
-    } else {
+impl ItemStore for Locked<'_> {
+    fn load(&mut self, table: &str, key: &Key) -> CapResult<Option<Item>> {
+        Ok(table_mut(&mut self.0, table)?.get(key).cloned())
+    }
+
+    fn save(&mut self, table: &str, key: Key, item: Item) -> CapResult<()> {
+        table_mut(&mut self.0, table)?.insert(key, item);
         Ok(())
     }
-}
 
-fn apply_update(table: &mut Table, key: (String, String), update: &UpdateItem) {
-    let item = table.entry(key).or_insert_with(|| update.key.clone());
-    for (name, value) in &update.set {
-        match item.iter_mut().find(|(n, _)| n == name) {
-            Some((_, existing)) => *existing = value.clone(),
-            None => item.push((name.clone(), value.clone())),
-        }
+    fn remove(&mut self, table: &str, key: &Key) -> CapResult<()> {
+        table_mut(&mut self.0, table)?.remove(key);
+        Ok(())
     }
-}
-
-fn failed(e: Error) -> WriteError {
-    WriteError::Failed(e)
 }
 
 #[async_trait]
@@ -109,7 +88,7 @@ impl Tables for MockTables {
         let table = table_mut(&mut tables, &request.table)?;
         let prefix = request.sort_prefix.as_deref().unwrap_or("");
         let after = request.start_after.as_ref().map(primary_key).transpose()?;
-        let limit = request.limit.map_or(usize::MAX, |l| l.max(1) as usize);
+        let limit = query_limit(request);
         let items: Vec<Item> = table
             .range((request.partition.clone(), String::new())..)
             .take_while(|((pk, _), _)| *pk == request.partition)
@@ -118,75 +97,14 @@ impl Tables for MockTables {
             .take(limit)
             .map(|(_, item)| item.clone())
             .collect();
-        // Like DynamoDB: a full page says where it ended, even if nothing follows.
-        let next = if items.len() == limit {
-            items.last().map(|last| {
-                last.iter()
-                    .filter(|(n, _)| n == "pk" || n == "sk")
-                    .cloned()
-                    .collect()
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(page(items, limit))
     }
 
     async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
-            return Err(failed(error(
-                ErrorCode::Invalid,
-                format!(
-                    "a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes, not {}",
-                    writes.len()
-                ),
-            )));
-        }
-        let mut tables = self.lock();
-        let mut seen = HashSet::new();
-        let mut refused = Vec::new();
-        for (index, write) in writes.iter().enumerate() {
-            let (table, key, condition) = target(write).map_err(failed)?;
-            if !seen.insert((table.to_string(), key.clone())) {
-                return Err(failed(error(
-                    ErrorCode::Invalid,
-                    "a transaction cannot include two writes to one item",
-                )));
-            }
-            let stored = table_mut(&mut tables, table).map_err(failed)?.get(&key);
-            if !holds(condition, stored) {
-                refused.push(index as u32);
-            }
-        }
-        if !refused.is_empty() {
-            return Err(WriteError::ConditionFailed(refused));
-        }
-        for write in writes {
-            let (table, key, _) = target(write).map_err(failed)?;
-            let table = table_mut(&mut tables, table).map_err(failed)?;
-            match write {
-                Write::Put(p) => {
-                    table.insert(key, p.item.clone());
-                }
-                Write::Update(u) => apply_update(table, key, u),
-                Write::Delete(_) => {
-                    table.remove(&key);
-                }
-                Write::Check(_) => {}
-            }
-        }
-        Ok(())
+        transaction::transact_write(&mut Locked(self.lock()), writes)
     }
 
     async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
-        no_empty_set(request).map_err(failed)?;
-        let mut tables = self.lock();
-        let key = primary_key(&request.key).map_err(failed)?;
-        let table = table_mut(&mut tables, &request.table).map_err(failed)?;
-        if !holds(&request.condition, table.get(&key)) {
-            return Err(WriteError::ConditionFailed(vec![0]));
-        }
-        apply_update(table, key, request);
-        Ok(())
+        transaction::update(&mut Locked(self.lock()), request)
     }
 }

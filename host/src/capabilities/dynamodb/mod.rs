@@ -3,7 +3,9 @@
 
 pub mod aws;
 pub mod condition;
+pub mod local;
 pub mod mock;
+pub mod transaction;
 
 use async_trait::async_trait;
 
@@ -44,6 +46,27 @@ pub fn primary_key(item: &Item) -> CapResult<(String, String)> {
             "a key needs string attributes `pk` and `sk`",
         )),
     }
+}
+
+/// How many items a query page holds at most.
+pub fn query_limit(request: &QueryRequest) -> usize {
+    request.limit.map_or(usize::MAX, |l| l.max(1) as usize)
+}
+
+/// A page of query results. Like DynamoDB, a full page says where it ended
+/// (its last key), even if nothing follows.
+pub fn page(items: Vec<Item>, limit: usize) -> Page {
+    let next = if items.len() == limit {
+        items.last().map(|last| {
+            last.iter()
+                .filter(|(n, _)| n == "pk" || n == "sk")
+                .cloned()
+                .collect()
+        })
+    } else {
+        None
+    };
+    Page { items, next }
 }
 
 /// `{pk=APP#a, sk=#, ciphertext=<32 bytes>}`: short, and never a value's bytes.

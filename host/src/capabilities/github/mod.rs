@@ -2,6 +2,7 @@
 //! installation tokens for the runtime.
 
 pub mod app;
+pub mod local;
 pub mod mock;
 
 use async_trait::async_trait;

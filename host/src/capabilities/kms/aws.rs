@@ -12,26 +12,26 @@ use crate::capabilities::{CapResult, ErrorCode, error};
 
 pub struct AwsKms {
     client: aws_sdk_kms::Client,
+    /// The key `encrypt` uses; decrypt finds the key in the ciphertext.
+    key_id: String,
 }
 
 impl AwsKms {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, key_id: &str) -> Self {
         Self {
             client: aws_sdk_kms::Client::new(config),
+            key_id: key_id.to_string(),
         }
     }
+}
 
-    /// Encrypt a secret value under its context (`envmgr secret set`).
-    pub async fn encrypt(
-        &self,
-        key_id: &str,
-        plaintext: &str,
-        context: &[(String, String)],
-    ) -> CapResult<Vec<u8>> {
+#[async_trait]
+impl Kms for AwsKms {
+    async fn encrypt(&self, plaintext: &str, context: &[(String, String)]) -> CapResult<Vec<u8>> {
         let output = self
             .client
             .encrypt()
-            .key_id(key_id)
+            .key_id(&self.key_id)
             .plaintext(Blob::new(plaintext.as_bytes()))
             .set_encryption_context(Some(context.iter().cloned().collect::<HashMap<_, _>>()))
             .send()
@@ -42,10 +42,7 @@ impl AwsKms {
             .map(Blob::into_inner)
             .ok_or_else(|| error(ErrorCode::Unavailable, "kms Encrypt returned no ciphertext"))
     }
-}
 
-#[async_trait]
-impl Kms for AwsKms {
     async fn decrypt(&self, ciphertext: &[u8], context: &[(String, String)]) -> CapResult<Secret> {
         let output = self
             .client

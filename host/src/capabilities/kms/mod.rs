@@ -1,6 +1,8 @@
 //! KMS decryption under an encryption context. Plaintext is sealed at once.
 
+pub mod aead;
 pub mod aws;
+pub mod local;
 pub mod mock;
 
 use std::collections::BTreeMap;
@@ -20,6 +22,9 @@ pub trait Kms: Send + Sync {
     /// `denied` when the ciphertext is not ours or the context differs from
     /// the one it was encrypted under.
     async fn decrypt(&self, ciphertext: &[u8], context: &[(String, String)]) -> CapResult<Secret>;
+    /// Encrypt a secret value under its context with the configured key
+    /// (`envmgr set-secret`; never offered to the guest).
+    async fn encrypt(&self, plaintext: &str, context: &[(String, String)]) -> CapResult<Vec<u8>>;
 }
 
 /// The context as one canonical byte string (sorted keys, JSON), for

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Created, Runtime, RuntimeRequest};
+use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 
 pub struct HttpRuntime {
@@ -90,22 +91,7 @@ impl HttpRuntime {
 #[async_trait]
 impl Runtime for HttpRuntime {
     async fn create(&self, request: &RuntimeRequest) -> CapResult<Created> {
-        let secrets: serde_json::Map<String, serde_json::Value> = request
-            .secrets
-            .iter()
-            .map(|(name, value)| (name.clone(), value.expose().into()))
-            .collect();
-        let body = serde_json::json!({
-            "appId": request.app_id,
-            "environmentId": request.environment_id,
-            "environmentType": request.environment_type,
-            "repository": request.repository,
-            "branch": request.branch,
-            "sha": request.sha,
-            "entrypoint": request.entrypoint,
-            "installationToken": request.installation_token.as_ref().map(|t| t.expose()),
-            "secrets": secrets,
-        });
+        let body = request.body(Secret::expose);
         let mut attempt = 0;
         loop {
             match self.attempt(&body, &request.idempotency_key).await {

@@ -2,6 +2,7 @@
 //! only place sealed values are opened: the backend sends their plaintext.
 
 pub mod http;
+pub mod local;
 pub mod mock;
 
 use async_trait::async_trait;
@@ -26,6 +27,29 @@ pub struct RuntimeRequest {
     pub entrypoint: String,
     pub installation_token: Option<Secret>,
     pub secrets: Vec<(String, Secret)>,
+}
+
+impl RuntimeRequest {
+    /// The JSON body of `POST /v1/runtimes`, each secret (and the token) as
+    /// `show` makes it: the plaintext to send, or a mask to record.
+    pub fn body(&self, show: impl Fn(&Secret) -> &str) -> serde_json::Value {
+        let secrets: serde_json::Map<String, serde_json::Value> = self
+            .secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), show(value).into()))
+            .collect();
+        serde_json::json!({
+            "appId": self.app_id,
+            "environmentId": self.environment_id,
+            "environmentType": self.environment_type,
+            "repository": self.repository,
+            "branch": self.branch,
+            "sha": self.sha,
+            "entrypoint": self.entrypoint,
+            "installationToken": self.installation_token.as_ref().map(&show),
+            "secrets": secrets,
+        })
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,69 @@
+//! Segment recorded in the embedded database: one row per event message id
+//! (Segment deduplicates on it too).
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{Analytics, TrackEvent};
+use crate::capabilities::CapResult;
+use crate::local::{Store, now_ms, unavailable};
+
+pub struct LocalAnalytics {
+    store: Store,
+}
+
+impl LocalAnalytics {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// Every recorded event, in the order tracked.
+pub fn events(store: &Store) -> anyhow::Result<Vec<TrackEvent>> {
+    store.read(|connection| {
+        let mut statement = connection.prepare(
+            "SELECT event, user_id, properties, message_id FROM analytics_events
+             ORDER BY tracked_at_ms, message_id",
+        )?;
+        statement
+            .query_map([], |row| {
+                Ok(TrackEvent {
+                    event: row.get(0)?,
+                    user_id: row.get(1)?,
+                    properties_json: row.get(2)?,
+                    message_id: row.get(3)?,
+                })
+            })?
+            .collect()
+    })
+}
+
+#[async_trait]
+impl Analytics for LocalAnalytics {
+    async fn track(&self, event: &TrackEvent) -> CapResult<()> {
+        let event = event.clone();
+        let name = event.event.clone();
+        let added = self
+            .store
+            .run(move |connection| {
+                connection.execute(
+                    "INSERT OR IGNORE INTO analytics_events
+                       (message_id, event, user_id, properties, tracked_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        event.message_id,
+                        event.event,
+                        event.user_id,
+                        event.properties_json,
+                        now_ms()
+                    ],
+                )
+            })
+            .await
+            .map_err(unavailable)?;
+        if added > 0 {
+            tracing::info!(event = %name, "analytics (local): event recorded");
+        }
+        Ok(())
+    }
+}

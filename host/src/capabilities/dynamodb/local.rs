@@ -1,0 +1,385 @@
+//! Tables in the embedded database. Items are stored as DynamoDB JSON under
+//! (physical table, pk, sk); a transaction is one SQLite transaction holding
+//! the write lock, so conditions and writes are atomic across processes too.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rusqlite::{OptionalExtension as _, Transaction, params};
+use serde_json::{Value, json};
+
+use super::transaction::{self, ItemStore, Key};
+use super::{
+    AttributeValue, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError, page,
+    primary_key, query_limit,
+};
+use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::local::{Store, unavailable};
+
+pub struct LocalTables {
+    store: Store,
+    /// Logical → physical table name.
+    tables: BTreeMap<String, String>,
+}
+
+impl LocalTables {
+    pub fn new<'a>(store: Store, mapping: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            store,
+            tables: mapping
+                .into_iter()
+                .map(|(logical, physical)| (logical.to_string(), physical.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Every item of a logical table in key order (for `show` and tests).
+    pub fn scan(&self, table: &str) -> anyhow::Result<Vec<Item>> {
+        let physical = physical(&self.tables, table)?;
+        let texts = self.store.read(|connection| {
+            let mut statement =
+                connection.prepare("SELECT item FROM items WHERE tbl = ?1 ORDER BY pk, sk")?;
+            statement
+                .query_map([physical], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        texts
+            .iter()
+            .map(|text| decode(text).map_err(|e| anyhow::anyhow!(e.message)))
+            .collect()
+    }
+}
+
+fn physical(tables: &BTreeMap<String, String>, logical: &str) -> CapResult<String> {
+    tables
+        .get(logical)
+        .cloned()
+        .ok_or_else(|| error(ErrorCode::Invalid, format!("unknown table `{logical}`")))
+}
+
+/// A SQLite transaction seen as item storage.
+struct InTransaction<'a, 'c> {
+    tx: &'a Transaction<'c>,
+    tables: &'a BTreeMap<String, String>,
+}
+
+impl ItemStore for InTransaction<'_, '_> {
+    fn load(&mut self, table: &str, key: &Key) -> CapResult<Option<Item>> {
+        let text: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                params![physical(self.tables, table)?, key.0, key.1],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        text.as_deref().map(decode).transpose()
+    }
+
+    fn save(&mut self, table: &str, key: Key, item: Item) -> CapResult<()> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
+                params![physical(self.tables, table)?, key.0, key.1, encode(&item)?],
+            )
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    fn remove(&mut self, table: &str, key: &Key) -> CapResult<()> {
+        self.tx
+            .execute(
+                "DELETE FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                params![physical(self.tables, table)?, key.0, key.1],
+            )
+            .map(drop)
+            .map_err(unavailable)
+    }
+}
+
+impl LocalTables {
+    /// Run `work` on the items in one SQLite transaction; an `Err` rolls it
+    /// back.
+    async fn atomically<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<crate::capabilities::Error>,
+        F: FnOnce(&mut InTransaction<'_, '_>) -> Result<T, E> + Send + 'static,
+    {
+        let tables = self.tables.clone();
+        let result = self
+            .store
+            .run(move |connection| {
+                let tx = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let outcome = work(&mut InTransaction {
+                    tx: &tx,
+                    tables: &tables,
+                });
+                // Dropping the transaction without commit rolls it back.
+                if outcome.is_ok() {
+                    tx.commit()?;
+                }
+                Ok(outcome)
+            })
+            .await;
+        result.unwrap_or_else(|e| Err(E::from(unavailable(e))))
+    }
+}
+
+#[async_trait]
+impl Tables for LocalTables {
+    async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
+        let key = primary_key(key)?;
+        let table = table.to_string();
+        self.atomically(move |items| items.load(&table, &key)).await
+    }
+
+    async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
+        let table = physical(&self.tables, &request.table)?;
+        let partition = request.partition.clone();
+        let prefix = request.sort_prefix.clone().unwrap_or_default();
+        let after = match &request.start_after {
+            Some(key) => Some(primary_key(key)?.1),
+            None => None,
+        };
+        let limit = query_limit(request);
+        let texts = self
+            .store
+            .run(move |connection| {
+                // Byte order (SQLite's BINARY collation), as DynamoDB sorts.
+                let mut statement = connection.prepare_cached(
+                    "SELECT item FROM items
+                     WHERE tbl = ?1 AND pk = ?2 AND substr(sk, 1, length(?3)) = ?3
+                       AND (?4 IS NULL OR sk > ?4)
+                     ORDER BY sk LIMIT ?5",
+                )?;
+                statement
+                    .query_map(
+                        params![
+                            table,
+                            partition,
+                            prefix,
+                            after,
+                            limit.min(i64::MAX as usize) as i64
+                        ],
+                        |row| row.get::<_, String>(0),
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(unavailable)?;
+        let items = texts
+            .iter()
+            .map(|text| decode(text))
+            .collect::<CapResult<Vec<_>>>()?;
+        Ok(page(items, limit))
+    }
+
+    async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
+        let writes = writes.to_vec();
+        self.atomically(move |items| transaction::transact_write(items, &writes))
+            .await
+    }
+
+    async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
+        let request = request.clone();
+        self.atomically(move |items| transaction::update(items, &request))
+            .await
+    }
+}
+
+/// An item as a DynamoDB JSON object (`{"pk": {"S": "..."}, ...}`).
+fn encode(item: &Item) -> CapResult<String> {
+    let mut object = serde_json::Map::new();
+    for (name, value) in item {
+        object.insert(name.clone(), encode_value(value)?);
+    }
+    Ok(Value::Object(object).to_string())
+}
+
+fn encode_value(value: &AttributeValue) -> CapResult<Value> {
+    Ok(match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": BASE64.encode(b) }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null => json!({ "NULL": true }),
+        AttributeValue::Ss(v) => json!({ "SS": v }),
+        AttributeValue::Ns(v) => json!({ "NS": v }),
+        AttributeValue::Bs(v) => {
+            json!({ "BS": v.iter().map(|b| BASE64.encode(b)).collect::<Vec<_>>() })
+        }
+        // Nested maps and lists are DynamoDB JSON already.
+        AttributeValue::Json(text) => serde_json::from_str(text).map_err(|e| {
+            error(
+                ErrorCode::Invalid,
+                format!("attribute JSON is not JSON: {e}"),
+            )
+        })?,
+    })
+}
+
+/// Keys first, then the other attributes by name (like the AWS backend).
+fn decode(text: &str) -> CapResult<Item> {
+    let corrupt = |what: &str| error(ErrorCode::Unavailable, format!("local database: {what}"));
+    let object: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|_| corrupt("an item is not JSON"))?;
+    let mut item: Item = object
+        .into_iter()
+        .map(|(name, value)| {
+            Ok((
+                name,
+                decode_value(&value).ok_or_else(|| corrupt("an attribute is not DynamoDB JSON"))?,
+            ))
+        })
+        .collect::<CapResult<_>>()?;
+    item.sort_by(|(a, _), (b, _)| {
+        let rank = |n: &str| match n {
+            "pk" => 0,
+            "sk" => 1,
+            _ => 2,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+    });
+    Ok(item)
+}
+
+fn decode_value(value: &Value) -> Option<AttributeValue> {
+    let (tag, inner) = value.as_object().filter(|o| o.len() == 1)?.iter().next()?;
+    let strings = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(match tag.as_str() {
+        "S" => AttributeValue::S(inner.as_str()?.to_string()),
+        "N" => AttributeValue::N(inner.as_str()?.to_string()),
+        "B" => AttributeValue::B(BASE64.decode(inner.as_str()?).ok()?),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "NULL" => AttributeValue::Null,
+        "SS" => AttributeValue::Ss(strings(inner)?),
+        "NS" => AttributeValue::Ns(strings(inner)?),
+        "BS" => AttributeValue::Bs(
+            strings(inner)?
+                .iter()
+                .map(|b| BASE64.decode(b).ok())
+                .collect::<Option<_>>()?,
+        ),
+        "M" | "L" => AttributeValue::Json(value.to_string()),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::dynamodb::{AttributeCheck, Condition, PutItem};
+
+    fn item(pk: &str, sk: &str, version: &str) -> Item {
+        vec![
+            ("pk".into(), AttributeValue::S(pk.into())),
+            ("sk".into(), AttributeValue::S(sk.into())),
+            ("v".into(), AttributeValue::S(version.into())),
+            ("blob".into(), AttributeValue::B(vec![0, 255, 7])),
+            (
+                "nested".into(),
+                AttributeValue::Json(r#"{"M":{"a":{"N":"1"}}}"#.into()),
+            ),
+        ]
+    }
+
+    fn put(item: Item, condition: Condition) -> Write {
+        Write::Put(PutItem {
+            table: "environments".into(),
+            item,
+            condition,
+        })
+    }
+
+    fn tables() -> (LocalTables, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("envmgr-tables-{}", crate::local::random_hex(6)));
+        let store = Store::open_dir(&dir).unwrap();
+        (LocalTables::new(store, [("environments", "envs")]), dir)
+    }
+
+    #[tokio::test]
+    async fn a_refused_condition_writes_nothing_and_names_the_write() {
+        let (tables, dir) = tables();
+        tables
+            .transact_write(&[put(item("A", "#", "2"), Condition::ItemAbsent)])
+            .await
+            .unwrap();
+        let at_most_1 = Condition::AbsentOrAtMost(AttributeCheck {
+            name: "v".into(),
+            value: AttributeValue::S("1".into()),
+        });
+        let refused = tables
+            .transact_write(&[
+                put(item("B", "#", "1"), Condition::None),
+                put(item("A", "#", "1"), at_most_1),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, WriteError::ConditionFailed(ref i) if i == &vec![1]));
+        let key = item("B", "#", "")[..2].to_vec();
+        assert!(
+            tables.get("environments", &key).await.unwrap().is_none(),
+            "rolled back"
+        );
+        let stored = tables
+            .get("environments", &item("A", "#", "")[..2].to_vec())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.iter().any(
+            |(n, v)| n == "blob" && matches!(v, AttributeValue::B(b) if b == &[0, 255, 7])
+        ));
+        assert!(stored.iter().any(|(n, v)| n == "nested"
+            && matches!(v, AttributeValue::Json(j) if j.contains("\"N\":\"1\""))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_query_pages_by_prefix_in_byte_order() {
+        let (tables, dir) = tables();
+        for sk in ["SECRET#b", "SECRET#a", "OTHER#x", "SECRET#c"] {
+            tables
+                .transact_write(&[put(item("APP#1", sk, "1"), Condition::None)])
+                .await
+                .unwrap();
+        }
+        let mut request = QueryRequest {
+            table: "environments".into(),
+            partition: "APP#1".into(),
+            sort_prefix: Some("SECRET#".into()),
+            limit: Some(2),
+            start_after: None,
+        };
+        let first = tables.query(&request).await.unwrap();
+        let sks = |page: &Page| -> Vec<String> {
+            page.items
+                .iter()
+                .map(|i| primary_key(i).unwrap().1)
+                .collect()
+        };
+        assert_eq!(sks(&first), ["SECRET#a", "SECRET#b"]);
+        request.start_after = first.next.clone();
+        let second = tables.query(&request).await.unwrap();
+        assert_eq!(sks(&second), ["SECRET#c"]);
+        assert!(second.next.is_none());
+        assert!(
+            tables
+                .get("apps", &item("A", "#", "")[..2].to_vec())
+                .await
+                .is_err(),
+            "unmapped table"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

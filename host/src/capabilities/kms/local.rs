@@ -1,0 +1,115 @@
+//! The local KMS key: 32 random bytes made on first use and kept in the
+//! embedded database under the configured alias; AES-256-GCM with the
+//! encryption context enforced (see [`super::aead`]).
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension as _, params};
+
+use super::Kms;
+use super::aead::{ContextKey, NONCE_LEN};
+use crate::capabilities::sealed::Secret;
+use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::local::{Store, now_ms};
+
+pub struct LocalKms {
+    key: ContextKey,
+}
+
+impl LocalKms {
+    /// The key named `alias`, created if the database has none yet.
+    pub async fn open(store: &Store, alias: &str) -> anyhow::Result<Self> {
+        let alias = alias.to_string();
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+        let bytes: Vec<u8> = store
+            .transaction(move |tx| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO kms_keys (alias, key, created_at_ms) VALUES (?1, ?2, ?3)",
+                    params![alias, fresh.to_vec(), now_ms()],
+                )?;
+                tx.query_row(
+                    "SELECT key FROM kms_keys WHERE alias = ?1",
+                    [&alias],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map(Option::unwrap_or_default)
+            })
+            .await?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the local KMS key in the database is not 32 bytes"))?;
+        Ok(Self {
+            key: ContextKey::new(&key, b"envmgrk1"),
+        })
+    }
+}
+
+#[async_trait]
+impl Kms for LocalKms {
+    async fn decrypt(&self, ciphertext: &[u8], context: &[(String, String)]) -> CapResult<Secret> {
+        self.key.open(ciphertext, context)
+    }
+
+    async fn encrypt(&self, plaintext: &str, context: &[(String, String)]) -> CapResult<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| error(ErrorCode::Unavailable, format!("no OS randomness: {e}")))?;
+        Ok(self.key.seal(nonce, plaintext.as_bytes(), context))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(scope: &str) -> Vec<(String, String)> {
+        vec![
+            ("envmgr:app".to_string(), "app_shop".to_string()),
+            ("envmgr:scope".to_string(), scope.to_string()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn the_key_persists_and_the_context_is_enforced() {
+        let dir = std::env::temp_dir().join(format!("envmgr-kms-{}", crate::local::random_hex(6)));
+        let store = Store::open_dir(&dir).unwrap();
+        let kms = LocalKms::open(&store, "alias/envmgr").await.unwrap();
+        let sealed = kms.encrypt("hunter2", &context("preview")).await.unwrap();
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"), "not plaintext");
+
+        // Reopened from the file: the same key opens it.
+        drop(kms);
+        let kms = LocalKms::open(&Store::open_dir(&dir).unwrap(), "alias/envmgr")
+            .await
+            .unwrap();
+        let opened = kms.decrypt(&sealed, &context("preview")).await.unwrap();
+        assert_eq!(opened.expose(), "hunter2");
+
+        // A wrong context, a tampered ciphertext, another key: refused.
+        let wrong = kms
+            .decrypt(&sealed, &context("production"))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code, ErrorCode::Denied);
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            kms.decrypt(&tampered, &context("preview"))
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::Denied
+        );
+        let other = LocalKms::open(&store, "alias/other").await.unwrap();
+        assert_eq!(
+            other
+                .decrypt(&sealed, &context("preview"))
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::Denied
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,149 @@
+//! `envmgr demo`: envmgr doing its real job on this machine with nothing to
+//! set up — the local backend in a fresh data directory, the builtin logic,
+//! a GitHub `pull_request` webhook and a platform-API production request.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::cli::assemble;
+use crate::config::Settings;
+use crate::daemon::Disposition;
+use crate::local::FILE_NAME;
+use crate::{admin, show};
+
+const PULL_REQUEST_OPENED: &str = include_str!("../../docs/examples/pull-request-opened.json");
+const API_PRODUCTION: &str = include_str!("../../docs/examples/api-production.json");
+
+/// Both messages are handled well within this on any machine.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+pub async fn run(dir: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for name in [FILE_NAME, "envmgr.db-wal", "envmgr.db-shm"] {
+        let file = dir.join(name);
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .with_context(|| format!("removing the previous demo's {}", file.display()))?;
+        }
+    }
+    // The demo's own settings: the local backend in `dir`, whatever the
+    // environment says, so it always shows the same thing.
+    let settings = Settings::load(
+        None,
+        [
+            ("ENVMGR__BACKEND".to_string(), "local".to_string()),
+            (
+                "ENVMGR__LOCAL__DATA_DIR".to_string(),
+                dir.display().to_string(),
+            ),
+        ],
+    )?;
+
+    let (finished_tx, mut finished) = mpsc::unbounded_channel();
+    let running = assemble(
+        &settings,
+        crate::BUILTIN_LOGIC,
+        Some(finished_tx),
+        std::future::pending(),
+    )
+    .await?
+    .context("the local backend needs no waiting")?;
+    let platform = running.platform.clone();
+    let store = platform
+        .store()
+        .context("the demo runs on the local backend")?
+        .clone();
+    println!(
+        "envmgr demo: everything on this machine, in {}",
+        store.path().display()
+    );
+
+    println!(
+        "\n[1/4] seeding app app_shop (github.com/acme/shop) and three secrets, encrypted with the local KMS key"
+    );
+    admin::add_app(
+        &platform,
+        "app_shop",
+        "Shop",
+        "acme/shop",
+        Some("src/server.ts"),
+    )
+    .await?;
+    for (scope, name, value) in [
+        ("global", "DATABASE_URL", "postgres://shop:hunter2@db/shop"),
+        ("preview", "STRIPE_KEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("production", "STRIPE_KEY", "sk_live_51H8demoDemoDemoDemo"),
+    ] {
+        admin::set_secret(&platform, "app_shop", scope, name, value).await?;
+    }
+
+    println!("\n[2/4] enqueuing two create requests");
+    let probot = platform.queue(&settings, "probot").await?;
+    let id = probot.send(PULL_REQUEST_OPENED).await?;
+    println!("  probot <- GitHub pull_request `opened` for acme/shop#7 ({id})");
+    let api = platform.queue(&settings, "api").await?;
+    let id = api.send(API_PRODUCTION).await?;
+    println!("  api    <- platform API: production environment for acme/shop@main ({id})");
+
+    println!(
+        "\n[3/4] running the daemon (logic {}) until both are handled",
+        &running.daemon.logic.id[..12]
+    );
+    let mut outcomes = Vec::new();
+    let all_handled = async {
+        while outcomes.len() < 2 {
+            let Some(end) = finished.recv().await else {
+                break;
+            };
+            // A retry is not an end: the message comes back.
+            if !matches!(end.disposition, Disposition::Retry(_)) {
+                outcomes.push(end);
+            }
+        }
+    };
+    let deadline = async {
+        tokio::time::timeout(GIVE_UP_AFTER, all_handled)
+            .await
+            .is_ok()
+    };
+    let (handled_in_time, drained) = {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(running.run(async {
+            let _ = stop_rx.await;
+        }));
+        let handled_in_time = deadline.await;
+        let _ = stop_tx.send(());
+        (handled_in_time, serving.await)
+    };
+    drained.context("the daemon task")??;
+
+    println!("\n[4/4] what happened");
+    println!("\n== message outcomes ==");
+    for end in &outcomes {
+        println!(
+            "  {} {}: {:?} — {}",
+            end.queue, end.message_id, end.disposition, end.summary
+        );
+    }
+    show::everything(&store, &settings)?;
+    if !handled_in_time {
+        anyhow::bail!(
+            "the demo's messages were not handled within {GIVE_UP_AFTER:?}; see the log above"
+        );
+    }
+
+    let dir = dir.display();
+    println!(
+        "\nDone in {:.1} s. The data is in {}.\n\
+         \n  See it again:     cargo run -p envmgr -- show --data-dir {dir}\
+         \n  Serve on it:      cargo run -p envmgr -- serve --data-dir {dir}\
+         \n  Send more (while it serves, in another terminal):\
+         \n                    cargo run -p envmgr -- send --data-dir {dir} --queue probot --file docs/examples/pull-request-synchronize.json",
+        started.elapsed().as_secs_f64(),
+        store.path().display(),
+    );
+    Ok(())
+}

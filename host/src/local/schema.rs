@@ -1,0 +1,78 @@
+//! The tables of the embedded database. `IF NOT EXISTS` throughout: opening
+//! a file brings it up to date, and any number of processes may do so.
+
+use rusqlite::Connection;
+
+pub fn create(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(
+        "
+        -- The DynamoDB tables: items as DynamoDB JSON under their key.
+        CREATE TABLE IF NOT EXISTS items (
+            tbl  TEXT NOT NULL,
+            pk   TEXT NOT NULL,
+            sk   TEXT NOT NULL,
+            item TEXT NOT NULL,
+            PRIMARY KEY (tbl, pk, sk)
+        ) WITHOUT ROWID;
+
+        -- The queues and their dead-letter queues. A message is visible when
+        -- visible_at_ms has passed; each receive gives it a new receipt.
+        CREATE TABLE IF NOT EXISTS messages (
+            seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+            id            TEXT NOT NULL UNIQUE,
+            queue         TEXT NOT NULL,
+            body          TEXT NOT NULL,
+            attributes    TEXT NOT NULL,
+            sent_at_ms    INTEGER NOT NULL,
+            visible_at_ms INTEGER NOT NULL,
+            receive_count INTEGER NOT NULL DEFAULT 0,
+            receipt       TEXT UNIQUE
+        );
+        CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at_ms);
+
+        -- The local KMS keys (AES-256-GCM), by alias.
+        CREATE TABLE IF NOT EXISTS kms_keys (
+            alias         TEXT PRIMARY KEY,
+            key           BLOB NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+
+        -- What the local GitHub recorded: comments as they would appear, and
+        -- which installation tokens were issued (never their value).
+        CREATE TABLE IF NOT EXISTS github_comments (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            repository    TEXT NOT NULL,
+            issue         INTEGER NOT NULL,
+            body          TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS github_tokens (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            installation  INTEGER NOT NULL,
+            repository    TEXT NOT NULL,
+            issued_at_ms  INTEGER NOT NULL
+        );
+
+        -- Segment events, one per message id (Segment deduplicates on it).
+        CREATE TABLE IF NOT EXISTS analytics_events (
+            message_id    TEXT PRIMARY KEY,
+            event         TEXT NOT NULL,
+            user_id       TEXT NOT NULL,
+            properties    TEXT NOT NULL,
+            tracked_at_ms INTEGER NOT NULL
+        );
+
+        -- Runtime Service calls: one runtime per idempotency key; the
+        -- request as sent, secret values masked.
+        CREATE TABLE IF NOT EXISTS runtime_requests (
+            idempotency_key TEXT PRIMARY KEY,
+            runtime_id      TEXT NOT NULL,
+            url             TEXT NOT NULL,
+            request         TEXT NOT NULL,
+            calls           INTEGER NOT NULL,
+            created_at_ms   INTEGER NOT NULL
+        );
+        ",
+    )
+}

@@ -1,0 +1,183 @@
+//! What a config connects to. `backend = "local"` (the default): queues,
+//! tables and the KMS key in one embedded database file, and GitHub, Segment
+//! and the Runtime Service recorded there unless their sections are
+//! configured. `backend = "aws"`: SQS, DynamoDB and KMS, with GitHub and the
+//! Runtime Service required. The logic and the daemon are the same either
+//! way: switching is a config change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::capabilities::analytics::Analytics;
+use crate::capabilities::analytics::disabled::Disabled;
+use crate::capabilities::analytics::local::LocalAnalytics;
+use crate::capabilities::analytics::segment::{SegmentAnalytics, SegmentOptions};
+use crate::capabilities::dynamodb::Tables;
+use crate::capabilities::dynamodb::aws::AwsTables;
+use crate::capabilities::dynamodb::local::LocalTables;
+use crate::capabilities::github::GitHub;
+use crate::capabilities::github::app::GitHubApp;
+use crate::capabilities::github::local::LocalGitHub;
+use crate::capabilities::kms::Kms;
+use crate::capabilities::kms::aws::AwsKms;
+use crate::capabilities::kms::local::LocalKms;
+use crate::capabilities::runtime::Runtime;
+use crate::capabilities::runtime::http::HttpRuntime;
+use crate::capabilities::runtime::local::LocalRuntime;
+use crate::config::{Backend, Settings, read_secret};
+use crate::local::Store;
+use crate::queue::Queue;
+use crate::queue::local::LocalQueue;
+use crate::queue::sqs::SqsQueue;
+
+/// The data side of a deployment: tables, KMS and queues.
+pub struct Platform {
+    pub tables: Arc<dyn Tables>,
+    pub kms: Arc<dyn Kms>,
+    place: Place,
+}
+
+enum Place {
+    Local(Store),
+    Aws(Box<aws_config::SdkConfig>),
+}
+
+/// The services the logic calls out to.
+pub struct Services {
+    pub github: Arc<dyn GitHub>,
+    pub analytics: Arc<dyn Analytics>,
+    pub runtime: Arc<dyn Runtime>,
+    /// Flushed on shutdown, when Segment is configured.
+    pub segment: Option<Arc<SegmentAnalytics>>,
+}
+
+impl Platform {
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(match settings.backend {
+            Backend::Local => {
+                let store = Store::open_dir(&settings.local.data_dir)?;
+                Self {
+                    tables: Arc::new(LocalTables::new(store.clone(), settings.tables.mapping())),
+                    kms: Arc::new(LocalKms::open(&store, &settings.kms.key_id).await?),
+                    place: Place::Local(store),
+                }
+            }
+            Backend::Aws => {
+                let sdk = crate::aws::sdk_config(&settings.aws).await;
+                Self {
+                    tables: Arc::new(AwsTables::new(&sdk, settings.tables.mapping())),
+                    kms: Arc::new(AwsKms::new(&sdk, &settings.kms.key_id)),
+                    place: Place::Aws(Box::new(sdk)),
+                }
+            }
+        })
+    }
+
+    /// The embedded database, with the local backend.
+    pub fn store(&self) -> Option<&Store> {
+        match &self.place {
+            Place::Local(store) => Some(store),
+            Place::Aws(_) => None,
+        }
+    }
+
+    pub fn sdk(&self) -> Option<&aws_config::SdkConfig> {
+        match &self.place {
+            Place::Aws(sdk) => Some(sdk),
+            Place::Local(_) => None,
+        }
+    }
+
+    /// A configured queue by its logical name (`probot`, `api`). With SQS
+    /// this looks the queue up, so it fails while SQS is unreachable.
+    pub async fn queue(
+        &self,
+        settings: &Settings,
+        logical: &str,
+    ) -> anyhow::Result<Arc<dyn Queue>> {
+        let queue = settings.queues.get(logical).with_context(|| {
+            format!(
+                "no queue `{logical}` in the config (have: {})",
+                settings
+                    .queues
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        Ok(match &self.place {
+            Place::Local(store) => Arc::new(LocalQueue::new(store.clone(), logical, queue)),
+            Place::Aws(sdk) => {
+                Arc::new(SqsQueue::connect(aws_sdk_sqs::Client::new(sdk), logical, queue).await?)
+            }
+        })
+    }
+
+    /// GitHub, Segment and the Runtime Service as configured; with the local
+    /// backend, the ones not configured are recorded in the database.
+    pub fn services(&self, settings: &Settings) -> anyhow::Result<Services> {
+        let store = self.store();
+        let github: Arc<dyn GitHub> = match (&settings.github, store) {
+            (Some(github), _) => {
+                let private_key = read_secret(
+                    github.private_key_file.as_deref(),
+                    "ENVMGR_GITHUB_PRIVATE_KEY",
+                    "GitHub App private key",
+                )?;
+                Arc::new(GitHubApp::new(
+                    github.app_id,
+                    &private_key,
+                    &github.api_url,
+                )?)
+            }
+            (None, Some(store)) => Arc::new(LocalGitHub::new(store.clone())),
+            (None, None) => anyhow::bail!(
+                "config key `github`: the aws backend needs the GitHub App (app_id, private key)"
+            ),
+        };
+        let runtime: Arc<dyn Runtime> = match (&settings.runtime, store) {
+            (Some(runtime), _) => Arc::new(HttpRuntime::new(
+                &runtime.url,
+                read_secret(
+                    runtime.token_file.as_deref(),
+                    "ENVMGR_RUNTIME_TOKEN",
+                    "Runtime Service token",
+                )?,
+                Duration::from_millis(runtime.timeout_ms),
+                runtime.retries,
+            )?),
+            (None, Some(store)) => Arc::new(LocalRuntime::new(store.clone())),
+            (None, None) => {
+                anyhow::bail!("config key `runtime`: the aws backend needs the Runtime Service url")
+            }
+        };
+        let segment = match &settings.segment {
+            Some(segment) => Some(Arc::new(SegmentAnalytics::start(SegmentOptions {
+                url: segment.url.clone(),
+                write_key: read_secret(
+                    segment.write_key_file.as_deref(),
+                    "ENVMGR_SEGMENT_WRITE_KEY",
+                    "Segment write key",
+                )?,
+                batch_size: segment.batch_size,
+                flush_interval: Duration::from_millis(segment.flush_interval_ms),
+                buffer: segment.buffer,
+            }))),
+            None => None,
+        };
+        let analytics: Arc<dyn Analytics> = match (&segment, store) {
+            (Some(segment), _) => segment.clone(),
+            (None, Some(store)) => Arc::new(LocalAnalytics::new(store.clone())),
+            (None, None) => Arc::new(Disabled),
+        };
+        Ok(Services {
+            github,
+            analytics,
+            runtime,
+            segment,
+        })
+    }
+}

@@ -1,0 +1,369 @@
+//! Queues in the embedded database, with SQS's contract: visibility
+//! timeout, receive count, and the redrive to the dead-letter queue after
+//! `max_receive_count` receives. Messages survive a restart: one in flight
+//! when the process died comes back when its visibility timeout ends.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension as _, params};
+
+use super::{DeadLetter, Queue, Received};
+use crate::bindings::Message;
+use crate::config::Queue as QueueSettings;
+use crate::local::{Store, now_ms, random_hex};
+
+/// How often a long poll looks again (another process may have sent).
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+pub struct LocalQueue {
+    store: Store,
+    logical: String,
+    settings: QueueSettings,
+}
+
+impl LocalQueue {
+    pub fn new(store: Store, logical: &str, settings: &QueueSettings) -> Self {
+        Self {
+            store,
+            logical: logical.to_string(),
+            settings: settings.clone(),
+        }
+    }
+
+    #[cfg(test)]
+    fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
+
+    /// Take up to `max` visible messages: hide each for the visibility
+    /// timeout under a fresh receipt, or move it to the dead-letter queue if
+    /// it was received `max_receive_count` times already (SQS's redrive).
+    async fn take(&self, max: usize) -> rusqlite::Result<Vec<Received>> {
+        let queue = self.settings.name.clone();
+        let dead_letter = self.settings.dead_letter_name();
+        let max_receives = i64::from(self.settings.max_receive_count);
+        let visibility_ms = i64::from(self.settings.visibility_timeout_seconds) * 1_000;
+        let logical = self.logical.clone();
+        self.store
+            .transaction(move |tx| {
+                let now = now_ms();
+                let mut ready = tx.prepare_cached(
+                    "SELECT seq, id, body, attributes, sent_at_ms, receive_count
+                     FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2
+                     ORDER BY visible_at_ms, seq LIMIT ?3",
+                )?;
+                let rows = ready
+                    .query_map(params![queue, now, max as i64], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, i64>(4)?,
+                            row.get::<_, i64>(5)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut received = Vec::new();
+                for (seq, id, body, attributes, sent_at_ms, receive_count) in rows {
+                    if receive_count >= max_receives {
+                        tx.execute(
+                            "UPDATE messages SET queue = ?2, receipt = NULL, visible_at_ms = ?3
+                             WHERE seq = ?1",
+                            params![seq, dead_letter, now],
+                        )?;
+                        tracing::warn!(queue = %logical, message_id = %id, receive_count, "received too often: moved to the dead-letter queue");
+                        continue;
+                    }
+                    let receipt = random_hex(16);
+                    tx.execute(
+                        "UPDATE messages SET receive_count = receive_count + 1, receipt = ?2,
+                         visible_at_ms = ?3 WHERE seq = ?1",
+                        params![seq, receipt, now + visibility_ms],
+                    )?;
+                    received.push(Received {
+                        message: Message {
+                            id,
+                            source_queue: logical.clone(),
+                            body,
+                            attributes: serde_json::from_str::<BTreeMap<String, String>>(
+                                &attributes,
+                            )
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect(),
+                            receive_count: (receive_count + 1) as u32,
+                            sent_at_ms: sent_at_ms as u64,
+                        },
+                        receipt,
+                    });
+                }
+                Ok(received)
+            })
+            .await
+    }
+}
+
+/// Put a message on `queue` in one statement.
+async fn enqueue(
+    store: &Store,
+    queue: String,
+    body: String,
+    attributes: BTreeMap<String, String>,
+) -> anyhow::Result<String> {
+    let id = message_id();
+    let attributes = serde_json::to_string(&attributes)?;
+    let stored = id.clone();
+    store
+        .run(move |connection| {
+            let now = now_ms();
+            connection.execute(
+                "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![stored, queue, body, attributes, now],
+            )
+        })
+        .await?;
+    Ok(id)
+}
+
+/// A UUID-shaped random id, like SQS's.
+fn message_id() -> String {
+    let hex = random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    async fn receive(&self, max: usize) -> anyhow::Result<Vec<Received>> {
+        let deadline = Instant::now() + Duration::from_secs(self.settings.wait_seconds as u64);
+        loop {
+            let received = self.take(max.clamp(1, 10)).await?;
+            if !received.is_empty() || Instant::now() >= deadline {
+                return Ok(received);
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    async fn change_visibility(&self, receipt: &str, seconds: i32) -> anyhow::Result<()> {
+        let receipt = receipt.to_string();
+        let seconds = i64::from(seconds.clamp(0, 43_200));
+        let changed = self
+            .store
+            .run(move |connection| {
+                connection.execute(
+                    "UPDATE messages SET visible_at_ms = ?2 WHERE receipt = ?1",
+                    params![receipt, now_ms() + seconds * 1_000],
+                )
+            })
+            .await?;
+        if changed == 0 {
+            anyhow::bail!(
+                "the receipt is no longer valid: the message was deleted or received again"
+            );
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, receipts: &[String]) {
+        let receipts = receipts.to_vec();
+        let result = self
+            .store
+            .transaction(move |tx| {
+                let mut stale = 0;
+                for receipt in &receipts {
+                    if tx.execute("DELETE FROM messages WHERE receipt = ?1", [receipt])? == 0 {
+                        stale += 1;
+                    }
+                }
+                Ok(stale)
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(stale) => {
+                tracing::warn!(
+                    stale,
+                    "delete found receipts no longer valid; those messages will return"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "delete failed; the messages will return"),
+        }
+    }
+
+    async fn dead_letter(&self, message: &Message, why: &DeadLetter<'_>) -> anyhow::Result<()> {
+        let attributes = why
+            .attributes(message)
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+        enqueue(
+            &self.store,
+            self.settings.dead_letter_name(),
+            message.body.clone(),
+            attributes,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn send(&self, body: &str) -> anyhow::Result<String> {
+        enqueue(
+            &self.store,
+            self.settings.name.clone(),
+            body.to_string(),
+            BTreeMap::new(),
+        )
+        .await
+    }
+}
+
+/// How many messages a queue holds: (visible, in flight).
+pub fn depth(store: &Store, queue: &str) -> anyhow::Result<(u64, u64)> {
+    store.read(|connection| {
+        let now = now_ms();
+        let count = |sql: &str| -> rusqlite::Result<u64> {
+            connection
+                .query_row(sql, params![queue, now], |row| row.get::<_, i64>(0))
+                .optional()
+                .map(|n| n.unwrap_or(0) as u64)
+        };
+        Ok((
+            count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2")?,
+            count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at_ms > ?2")?,
+        ))
+    })
+}
+
+/// The messages of a queue: (id, body, attributes, receive count).
+pub fn messages(store: &Store, queue: &str) -> anyhow::Result<Vec<StoredMessage>> {
+    store.read(|connection| {
+        let mut statement = connection.prepare(
+            "SELECT id, body, attributes, receive_count FROM messages WHERE queue = ?1 ORDER BY seq",
+        )?;
+        statement
+            .query_map([queue], |row| {
+                Ok(StoredMessage {
+                    id: row.get(0)?,
+                    body: row.get(1)?,
+                    attributes: serde_json::from_str(&row.get::<_, String>(2)?)
+                        .unwrap_or_default(),
+                    receive_count: row.get::<_, i64>(3)? as u32,
+                })
+            })?
+            .collect()
+    })
+}
+
+/// A message as the database holds it, for `show` and tests.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    pub id: String,
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+    pub receive_count: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(visibility: i32, max_receive_count: u32) -> QueueSettings {
+        QueueSettings {
+            wait_seconds: 0,
+            visibility_timeout_seconds: visibility,
+            max_receive_count,
+            ..QueueSettings::named("q")
+        }
+    }
+
+    fn temp_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("envmgr-queue-{}", random_hex(6)))
+    }
+
+    #[tokio::test]
+    async fn a_received_message_hides_then_returns_with_its_receive_count() {
+        let dir = temp_dir();
+        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "probot", &settings(1, 5));
+        let id = queue.send("hello").await.unwrap();
+
+        let first = queue.receive(10).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].message.id, id);
+        assert_eq!(first[0].message.receive_count, 1);
+        assert_eq!(first[0].message.source_queue, "probot");
+        assert!(queue.receive(10).await.unwrap().is_empty(), "hidden");
+
+        // A restart: a new process opens the file; the lease runs out.
+        drop(queue);
+        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "probot", &settings(1, 5));
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let again = queue.receive(10).await.unwrap();
+        assert_eq!(again.len(), 1, "back after its visibility timeout");
+        assert_eq!(again[0].message.receive_count, 2);
+        assert_ne!(again[0].receipt, first[0].receipt);
+
+        // The old receipt no longer acts on it; the new one deletes it.
+        assert!(queue.change_visibility(&first[0].receipt, 0).await.is_err());
+        queue.delete(std::slice::from_ref(&first[0].receipt)).await;
+        assert_eq!(depth(queue.store_for_tests(), "q").unwrap(), (0, 1));
+        queue.delete(std::slice::from_ref(&again[0].receipt)).await;
+        assert_eq!(depth(queue.store_for_tests(), "q").unwrap(), (0, 0));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn after_max_receives_the_message_moves_to_the_dead_letter_queue() {
+        let dir = temp_dir();
+        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 2));
+        queue.send("poison").await.unwrap();
+        for attempt in 1..=2 {
+            let received = queue.receive(1).await.unwrap();
+            assert_eq!(received[0].message.receive_count, attempt);
+            queue
+                .change_visibility(&received[0].receipt, 0)
+                .await
+                .unwrap();
+        }
+        assert!(
+            queue.receive(1).await.unwrap().is_empty(),
+            "not a third time"
+        );
+        let dead = messages(queue.store_for_tests(), "q-dlq").unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, "poison");
+        assert_eq!(depth(queue.store_for_tests(), "q").unwrap(), (0, 0));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_copy_carries_why() {
+        let dir = temp_dir();
+        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
+        queue.send("{").await.unwrap();
+        let received = queue.receive(1).await.unwrap().remove(0);
+        let why = DeadLetter {
+            reason: "the body is not valid JSON",
+            source_queue: "api",
+            logic_version: "abc",
+        };
+        queue.dead_letter(&received.message, &why).await.unwrap();
+        let dead = messages(queue.store_for_tests(), "q-dlq").unwrap();
+        assert_eq!(
+            dead[0].attributes["envmgr-reason"],
+            "the body is not valid JSON"
+        );
+        assert_eq!(dead[0].attributes["envmgr-receive-count"], "1");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,59 @@
+//! The queues the daemon consumes: SQS, or the embedded database. Both keep
+//! SQS's contract: a received message stays hidden for its visibility
+//! timeout, comes back if not deleted, counts its receives, and moves to the
+//! dead-letter queue after `max_receive_count` of them.
+
+pub mod local;
+pub mod sqs;
+
+use async_trait::async_trait;
+
+use crate::bindings::Message;
+
+/// A received message and the handle to act on it.
+pub struct Received {
+    pub message: Message,
+    pub receipt: String,
+}
+
+/// Why and from where a message was dead-lettered; stored on the copy in the
+/// dead-letter queue as `envmgr-*` attributes.
+pub struct DeadLetter<'a> {
+    pub reason: &'a str,
+    pub source_queue: &'a str,
+    pub logic_version: &'a str,
+}
+
+impl DeadLetter<'_> {
+    /// The attributes of the dead-letter copy of `message`.
+    pub fn attributes(&self, message: &Message) -> Vec<(&'static str, String)> {
+        // SQS caps an attribute value; a longer reason is cut.
+        const MAX_REASON_CHARS: usize = 4_000;
+        vec![
+            (
+                "envmgr-reason",
+                self.reason.chars().take(MAX_REASON_CHARS).collect(),
+            ),
+            ("envmgr-source-queue", self.source_queue.to_string()),
+            ("envmgr-message-id", message.id.clone()),
+            ("envmgr-logic-version", self.logic_version.to_string()),
+            ("envmgr-receive-count", message.receive_count.to_string()),
+        ]
+    }
+}
+
+/// One queue with its dead-letter queue, as its settings configure them.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Up to `max` messages (at most 10), long-polling for the first one.
+    async fn receive(&self, max: usize) -> anyhow::Result<Vec<Received>>;
+    /// Hide a received message for `seconds` more (0: visible at once).
+    async fn change_visibility(&self, receipt: &str, seconds: i32) -> anyhow::Result<()>;
+    /// Delete finished messages. A receipt that no longer holds (the message
+    /// was received again since) is logged: that message will return.
+    async fn delete(&self, receipts: &[String]);
+    /// Put a copy on the dead-letter queue, annotated with why.
+    async fn dead_letter(&self, message: &Message, why: &DeadLetter<'_>) -> anyhow::Result<()>;
+    /// Put a new message on the queue; returns its id.
+    async fn send(&self, body: &str) -> anyhow::Result<String>;
+}

@@ -1,0 +1,138 @@
+//! `envmgr show` (and the end of `envmgr demo`): what the local database
+//! holds, as a person reads it. Secret values never appear: secrets are
+//! stored encrypted, and the runtime record keeps them masked.
+
+use std::collections::BTreeMap;
+
+use crate::capabilities::analytics::local::events;
+use crate::capabilities::dynamodb::local::LocalTables;
+use crate::capabilities::dynamodb::{AttributeValue, Item, show_item};
+use crate::capabilities::github::local::{comments, tokens_issued};
+use crate::capabilities::runtime::local::runtimes;
+use crate::config::Settings;
+use crate::local::Store;
+use crate::queue::local::{depth, messages};
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::S(s) if n == name => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+/// Everything, section by section.
+pub fn everything(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    environments(store, settings)?;
+    comments_section(store)?;
+    runtime_section(store)?;
+    analytics_section(store)?;
+    queues(store, settings)?;
+    Ok(())
+}
+
+/// The environment items, grouped by environment (three per environment).
+pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    let tables = LocalTables::new(store.clone(), settings.tables.mapping());
+    let mut grouped: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+    for item in tables.scan("environments")? {
+        let id = text(&item, "environmentId").unwrap_or("?").to_string();
+        grouped.entry(id).or_default().push(item);
+    }
+    println!("\n== environments ({}) ==", grouped.len());
+    for (id, items) in &grouped {
+        let first = &items[0];
+        println!(
+            "  {id}: {} {} @ {} · status {}{}",
+            text(first, "environmentType").unwrap_or("?"),
+            text(first, "repository").unwrap_or("?"),
+            text(first, "branch").unwrap_or("?"),
+            text(first, "status").unwrap_or("?"),
+            text(first, "url")
+                .map(|u| format!(" · {u}"))
+                .unwrap_or_default(),
+        );
+        for item in items {
+            println!("    {}", show_item(item));
+        }
+    }
+    Ok(())
+}
+
+fn comments_section(store: &Store) -> anyhow::Result<()> {
+    let all = comments(store)?;
+    println!("\n== pull-request comments ({}) ==", all.len());
+    for comment in all {
+        println!(
+            "  -- comment {} on {}#{} --",
+            comment.id, comment.repository, comment.issue
+        );
+        for line in comment.body.lines() {
+            println!("  | {line}");
+        }
+    }
+    let tokens = tokens_issued(store)?;
+    for (repository, count) in tokens {
+        println!("  installation tokens issued for {repository}: {count} (values never stored)");
+    }
+    Ok(())
+}
+
+fn runtime_section(store: &Store) -> anyhow::Result<()> {
+    let all = runtimes(store)?;
+    println!(
+        "\n== runtime requests ({}; secret values masked) ==",
+        all.len()
+    );
+    for runtime in all {
+        println!(
+            "  {} -> {} {} (asked {} time{})",
+            runtime.idempotency_key,
+            runtime.runtime_id,
+            runtime.url,
+            runtime.calls,
+            if runtime.calls == 1 { "" } else { "s" }
+        );
+        let body = serde_json::to_string_pretty(&runtime.request)?;
+        for line in body.lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}
+
+fn analytics_section(store: &Store) -> anyhow::Result<()> {
+    let all = events(store)?;
+    println!("\n== analytics events ({}) ==", all.len());
+    for event in all {
+        println!(
+            "  {} user={} {}",
+            event.event, event.user_id, event.properties_json
+        );
+    }
+    Ok(())
+}
+
+fn queues(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    println!("\n== queues ==");
+    for (logical, queue) in &settings.queues {
+        let (visible, in_flight) = depth(store, &queue.name)?;
+        let dead = messages(store, &queue.dead_letter_name())?;
+        println!(
+            "  {logical} ({}): {visible} waiting, {in_flight} in flight, {} dead-lettered",
+            queue.name,
+            dead.len()
+        );
+        for message in dead {
+            println!(
+                "    dead letter {}: {}",
+                message.id,
+                message
+                    .attributes
+                    .get("envmgr-reason")
+                    .map(String::as_str)
+                    .unwrap_or("received too often")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! `envmgr demo`, the README's first command: from a fresh data directory it
+//! creates a preview and a production environment on the local backend and
+//! shows them, with no secret value anywhere in what it prints.
+
+use std::process::Command;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
+
+fn run_demo(dir: &std::path::Path) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .args(["demo", "--dir"])
+        .arg(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("running envmgr demo");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_demo_creates_both_environments_from_a_fresh_directory() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-stacks")
+        .join(format!("demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (ok, output) = run_demo(&dir);
+    assert!(ok, "the demo failed:\n{output}");
+    for expected in [
+        "== environments (2) ==",
+        "preview acme/shop @ feature/login · status runtime-requested",
+        "production acme/shop @ main · status runtime-requested",
+        "<!-- envmgr:comment app=app_shop -->",
+        "== runtime requests (2; secret values masked) ==",
+        "\"DATABASE_URL\": \"****\"",
+        "cloud_environment_created",
+        "probot (envmgr-probot): 0 waiting, 0 in flight, 0 dead-lettered",
+        "api (envmgr-api): 0 waiting, 0 in flight, 0 dead-lettered",
+        "serve --data-dir",
+    ] {
+        assert!(
+            output.contains(expected),
+            "missing `{expected}` in:\n{output}"
+        );
+    }
+    assert_eq!(
+        output.matches(": Deleted — done: environment").count(),
+        2,
+        "{output}"
+    );
+    // Three items per environment.
+    assert_eq!(output.matches("    {pk=").count(), 6, "{output}");
+    for secret in [
+        "hunter2",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_live_",
+        "ghs_local_",
+    ] {
+        assert!(!output.contains(secret), "`{secret}` was printed");
+    }
+    assert!(dir.join("envmgr.db").exists());
+
+    // Run again: it starts fresh rather than finding its old environments.
+    let (ok, again) = run_demo(&dir);
+    assert!(ok, "the second demo failed:\n{again}");
+    assert!(again.contains("== environments (2) =="), "{again}");
+    assert_eq!(again.matches("(asked 1 time)").count(), 2, "{again}");
+
+    // `show` reads the same file afterwards.
+    let shown = Command::new(BINARY)
+        .args(["show", "--data-dir"])
+        .arg(&dir)
+        .env_clear()
+        .output()
+        .expect("running envmgr show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("== environments (2) =="), "{shown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
