@@ -3,6 +3,7 @@
 //! never fails the flow.
 
 use envmgr::capabilities::ErrorCode;
+use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::mock::{Delivery, MockHost};
 use envmgr::observe::{Call, Hit};
 use envmgr::{FailureKind, Outcome};
@@ -186,6 +187,44 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     for item in &items {
         assert_eq!(attr(item, "status"), Some("failed"));
         assert_eq!(attr(item, "failureReason"), Some(reason.as_str()));
+    }
+    // The pull request shows the failure, without the reason's details and
+    // without a link to an environment that will not answer.
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    let comment = &comments[0].body;
+    assert!(comment.contains("| ❌ Failed |"), "{comment}");
+    assert!(!comment.contains("Visit preview"), "{comment}");
+    assert!(!comment.contains("API_KEY"), "{comment}");
+}
+
+#[tokio::test]
+async fn a_mistyped_trust_setting_is_permanent_and_named() {
+    for (name, value, expected) in [
+        (
+            "forkSecrets",
+            AttributeValue::S("true".into()),
+            "`forkSecrets` must be a boolean",
+        ),
+        (
+            "trustedAuthors",
+            AttributeValue::S("octocat".into()),
+            "`trustedAuthors` must be a string set",
+        ),
+    ] {
+        let host = seeded_host();
+        let mut record = host
+            .tables
+            .scan("apps")
+            .into_iter()
+            .find(|item| attr(item, "pk") == Some("APP#app_shop"))
+            .expect("the app record");
+        record.push((name.to_string(), value));
+        host.tables.put("apps", record).unwrap();
+        let delivery = host.deliver(&host.message("probot", &opened())).await;
+        let reason = permanent(&delivery);
+        assert!(reason.contains(expected), "{reason}");
+        untouched(&host);
     }
 }
 

@@ -1,10 +1,13 @@
 //! The create flow through the compiled component in the mock host: both
 //! message kinds, both environment types, redelivery, duplicates, stale
-//! requests and the comment's life.
+//! requests, the comment's life, and secrets kept from forks and untrusted
+//! authors.
 
 use std::time::Duration;
 
 use envmgr::Outcome;
+use envmgr::capabilities::config::Config;
+use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::capabilities::github::{GitHub, Repository};
 use envmgr::mock::{Delivery, MockHost};
 use envmgr::observe::Call;
@@ -57,6 +60,72 @@ fn seed_secrets(host: &MockHost) {
         "postgres://prod-db",
     );
     set_secret(host, APP_ID, "production", "STRIPE_KEY", "sk_live_123");
+}
+
+/// Set attributes on the app record, as an admin would (docs/data-model.md,
+/// apps table).
+fn set_app_attributes(host: &MockHost, attributes: Vec<(&str, AttributeValue)>) {
+    let pk = format!("APP#{APP_ID}");
+    let mut record = host
+        .tables
+        .scan("apps")
+        .into_iter()
+        .find(|item| attr(item, "pk") == Some(pk.as_str()))
+        .expect("the app record");
+    for (name, value) in attributes {
+        record.retain(|(existing, _)| existing != name);
+        record.push((name.to_string(), value));
+    }
+    host.tables.put("apps", record).expect("the apps table");
+}
+
+fn trusted_authors(logins: &[&str]) -> (&'static str, AttributeValue) {
+    (
+        "trustedAuthors",
+        AttributeValue::Ss(logins.iter().map(|l| l.to_string()).collect()),
+    )
+}
+
+/// An `opened` event for pull request 9, whose head branch is `main` of
+/// `mallory/shop`, a fork.
+fn fork_event() -> String {
+    let mut event: serde_json::Value = serde_json::from_str(&pull_request_event(
+        "opened",
+        9,
+        "main",
+        SHA_1,
+        "2026-11-28T11:00:00Z",
+    ))
+    .unwrap();
+    let pull_request = &mut event["payload"]["pull_request"];
+    pull_request["user"]["login"] = "mallory".into();
+    pull_request["head"]["repo"]["full_name"] = "mallory/shop".into();
+    pull_request["head"]["repo"]["owner"]["login"] = "mallory".into();
+    event.to_string()
+}
+
+/// `secretsWithheld` of every environment item (all three must agree).
+fn secrets_withheld(host: &MockHost) -> Option<String> {
+    let items = host.tables.scan("environments");
+    let values: Vec<Option<&str>> = items.iter().map(|i| attr(i, "secretsWithheld")).collect();
+    assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
+    values[0].map(str::to_string)
+}
+
+/// The runtime got no secret and no token, and none was even asked for.
+fn assert_nothing_secret(host: &MockHost, delivery: &Delivery) {
+    let made = calls(delivery);
+    for call in [
+        Call::DynamodbQuery,
+        Call::KmsDecrypt,
+        Call::GithubCreateInstallationToken,
+    ] {
+        assert!(!made.contains(&call), "{call} in {made:?}");
+    }
+    let runtime = &host.runtime.calls()[0];
+    assert!(runtime.secrets.is_empty());
+    assert!(runtime.installation_token.is_none());
+    assert!(host.github.issued_tokens().is_empty());
 }
 
 fn secrets_sent(host: &MockHost, call: usize) -> Vec<(String, String)> {
@@ -131,6 +200,9 @@ async fn pull_request_opened_creates_the_preview_environment() {
         "{comment}"
     );
     assert!(comment.contains("2026-11-28 12:00 UTC"), "{comment}");
+    assert!(comment.contains("<sub>envmgr · logic `"), "{comment}");
+    assert!(!comment.contains("Secrets withheld"), "{comment}");
+    assert_eq!(secrets_withheld(&host), None);
 
     // The runtime got the merged secrets (preview beats global, production
     // excluded) and a token, all opened only in the host.
@@ -470,6 +542,201 @@ async fn branches_of_forks_never_collide_with_the_base_repository() {
 }
 
 #[tokio::test]
+async fn a_fork_gets_no_secrets_and_no_token_by_default() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    let delivery = host.deliver(&host.message("probot", &fork_event())).await;
+    let summary = done(&delivery);
+    assert!(summary.ends_with("without secrets (fork)"), "{summary}");
+
+    // The environment is made all the same, without reading a secret.
+    assert_eq!(
+        calls(&delivery),
+        [
+            Call::DynamodbGet,
+            Call::DynamodbGet,
+            Call::GithubAuthenticate,
+            Call::DynamodbGet,
+            Call::DynamodbTransactWrite,
+            Call::GithubListComments,
+            Call::GithubCreateComment,
+            Call::GithubListComments,
+            Call::AnalyticsTrack,
+            Call::RuntimeCreate,
+            Call::DynamodbTransactWrite,
+        ]
+    );
+    assert_nothing_secret(&host, &delivery);
+    assert_eq!(host.runtime.calls()[0].branch, "mallory:main");
+    assert_eq!(secrets_withheld(&host).as_deref(), Some("fork"));
+
+    // The pull request says so, and how to allow it.
+    let comment = &host.github.comments(REPO, 9)[0].body;
+    assert!(comment.contains("Secrets withheld"), "{comment}");
+    assert!(comment.contains("comes from a fork"), "{comment}");
+    assert!(comment.contains("`forkSecrets` to `true`"), "{comment}");
+    assert!(comment.contains("`APP#app_shop`"), "{comment}");
+}
+
+#[tokio::test]
+async fn an_app_that_allows_forks_gives_them_secrets_and_a_token() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    set_app_attributes(&host, vec![("forkSecrets", AttributeValue::Bool(true))]);
+    let delivery = host.deliver(&host.message("probot", &fork_event())).await;
+    let summary = done(&delivery);
+    assert!(!summary.contains("without secrets"), "{summary}");
+
+    assert_eq!(
+        secrets_sent(&host, 0),
+        [
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://preview-db".to_string()
+            ),
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+        ]
+    );
+    let token = host.runtime.calls()[0].installation_token.clone();
+    assert_eq!(
+        token.map(|t| t.expose().to_string()),
+        host.github.issued_tokens().first().cloned()
+    );
+    assert_eq!(secrets_withheld(&host), None);
+    let comment = &host.github.comments(REPO, 9)[0].body;
+    assert!(!comment.contains("Secrets withheld"), "{comment}");
+}
+
+#[tokio::test]
+async fn an_author_the_app_does_not_trust_gets_no_secrets_and_no_token() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    set_app_attributes(&host, vec![trusted_authors(&["hubot"])]);
+    // Not a fork: octocat pushed a branch to the repository itself.
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let delivery = host.deliver(&host.message("probot", &body)).await;
+    let summary = done(&delivery);
+    assert!(
+        summary.ends_with("without secrets (untrusted-author)"),
+        "{summary}"
+    );
+    assert_nothing_secret(&host, &delivery);
+    assert_eq!(secrets_withheld(&host).as_deref(), Some("untrusted-author"));
+
+    let comment = &host.github.comments(REPO, 7)[0].body;
+    assert!(comment.contains("Secrets withheld"), "{comment}");
+    assert!(
+        comment.contains("author `octocat` is not one of the app's `trustedAuthors`"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("add `octocat` to `trustedAuthors`"),
+        "{comment}"
+    );
+}
+
+#[tokio::test]
+async fn an_author_the_app_trusts_gets_secrets_and_a_token() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    // GitHub logins are case-insensitive.
+    set_app_attributes(&host, vec![trusted_authors(&["hubot", "OctoCat"])]);
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let delivery = host.deliver(&host.message("probot", &body)).await;
+    done(&delivery);
+    assert_eq!(secrets_sent(&host, 0).len(), 2);
+    assert!(host.runtime.calls()[0].installation_token.is_some());
+    assert_eq!(secrets_withheld(&host), None);
+    let comment = &host.github.comments(REPO, 7)[0].body;
+    assert!(!comment.contains("Secrets withheld"), "{comment}");
+}
+
+#[tokio::test]
+async fn a_fork_by_an_untrusted_author_is_told_both_reasons() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    set_app_attributes(&host, vec![trusted_authors(&["octocat"])]);
+    let delivery = host.deliver(&host.message("probot", &fork_event())).await;
+    done(&delivery);
+    assert_nothing_secret(&host, &delivery);
+    assert_eq!(
+        secrets_withheld(&host).as_deref(),
+        Some("fork,untrusted-author")
+    );
+    let comment = &host.github.comments(REPO, 9)[0].body;
+    assert!(comment.contains("`forkSecrets`"), "{comment}");
+    assert!(comment.contains("add `mallory`"), "{comment}");
+}
+
+#[tokio::test]
+async fn api_requests_are_trusted_whatever_the_apps_trust_settings() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    set_app_attributes(
+        &host,
+        vec![
+            ("forkSecrets", AttributeValue::Bool(false)),
+            trusted_authors(&["hubot"]),
+        ],
+    );
+    let mut body: serde_json::Value = serde_json::from_str(&api_request(
+        "preview",
+        "feature/login",
+        SHA_1,
+        "2026-11-28T11:00:00Z",
+    ))
+    .unwrap();
+    body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Add login page" });
+    let delivery = host.deliver(&host.message("api", &body.to_string())).await;
+    done(&delivery);
+    assert_eq!(secrets_sent(&host, 0).len(), 2);
+    assert!(host.runtime.calls()[0].installation_token.is_some());
+    assert_eq!(secrets_withheld(&host), None);
+    let comment = &host.github.comments(REPO, 12)[0].body;
+    assert!(!comment.contains("Secrets withheld"), "{comment}");
+}
+
+#[tokio::test]
+async fn a_trusted_request_after_a_withheld_one_clears_the_record() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    set_app_attributes(&host, vec![trusted_authors(&["hubot"])]);
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    done(&host.deliver(&host.message("probot", &opened)).await);
+    assert_eq!(secrets_withheld(&host).as_deref(), Some("untrusted-author"));
+
+    // An admin trusts octocat; the next push gets everything.
+    set_app_attributes(&host, vec![trusted_authors(&["hubot", "octocat"])]);
+    let pushed = pull_request_event(
+        "synchronize",
+        7,
+        "feature/login",
+        SHA_2,
+        "2026-11-28T11:30:00Z",
+    );
+    done(&host.deliver(&host.message("probot", &pushed)).await);
+    assert_eq!(secrets_withheld(&host), None);
+    assert_eq!(secrets_sent(&host, 1).len(), 2);
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert!(!comments[0].body.contains("Secrets withheld"));
+}
+
+#[tokio::test]
+async fn the_comment_names_the_logic_version() {
+    let host = seeded_host();
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    done(&host.deliver(&host.message("probot", &body)).await);
+    // The host gives the logic its own id (the component's sha256).
+    let short = &host.logic().id[..12];
+    let comment = &host.github.comments(REPO, 7)[0].body;
+    assert!(
+        comment.ends_with(&format!("\n<sub>envmgr · logic `{short}`</sub>\n")),
+        "{comment}"
+    );
+}
+
+#[tokio::test]
 async fn the_mock_host_is_deterministic() {
     async fn run() -> Vec<String> {
         let host = seeded_host();
@@ -484,7 +751,22 @@ async fn the_mock_host_is_deterministic() {
 #[tokio::test]
 async fn the_component_does_what_its_source_does_natively() {
     let sandboxed = seeded_host();
-    let native = seeded_host();
+    // The engine tells the component its logic version; the native run has
+    // no engine and reads the same value from the config instead.
+    let (engine, logic) = shared_logic();
+    let native = MockHost::new(
+        engine,
+        logic.clone(),
+        Config::new([
+            (
+                "preview-url-template".to_string(),
+                envmgr::mock::PREVIEW_URL_TEMPLATE.to_string(),
+            ),
+            ("logic-version".to_string(), logic.id.clone()),
+        ]),
+    );
+    seed_app(&native, APP_ID, APP_NAME, REPO);
+    native.github.add_installation(INSTALLATION);
     for host in [&sandboxed, &native] {
         seed_secrets(host);
     }
@@ -499,6 +781,7 @@ async fn the_component_does_what_its_source_does_natively() {
         ),
         pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z"),
         api_request("production", "main", SHA_2, "2026-11-28T11:58:00Z"),
+        fork_event(),
     ];
     for body in &bodies {
         let message = sandboxed.message("probot", body);
@@ -533,8 +816,12 @@ async fn the_component_does_what_its_source_does_natively() {
         &sandboxed.github.comments(REPO, 7),
         &native.github.comments(REPO, 7),
     );
+    same(
+        &sandboxed.github.comments(REPO, 9),
+        &native.github.comments(REPO, 9),
+    );
     same(&sandboxed.runtime.runtimes(), &native.runtime.runtimes());
-    assert_eq!(sandboxed.runtime.runtimes().len(), 3);
+    assert_eq!(sandboxed.runtime.runtimes().len(), 4);
 }
 
 #[test]

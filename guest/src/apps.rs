@@ -1,7 +1,7 @@
 //! The app an environment belongs to, from the `apps` table.
 
-use crate::capabilities::{Capabilities, Item};
-use crate::item::{get_s, key};
+use crate::capabilities::{Capabilities, Item, Value};
+use crate::item::{get, get_s, key};
 use crate::outcome::{Failure, failed};
 use crate::request::{AppRef, CreateRequest};
 
@@ -18,6 +18,12 @@ pub struct App {
     /// `owner/name` of the app's repository.
     pub repository: String,
     pub entrypoint: String,
+    /// Whether pull requests from forks get the app's secrets and a GitHub
+    /// token (`forkSecrets`; absent: no).
+    pub fork_secrets: bool,
+    /// The GitHub logins whose pull requests get the app's secrets and a
+    /// token (`trustedAuthors`); None: every author.
+    pub trusted_authors: Option<Vec<String>>,
 }
 
 /// Read the app the request is for. A webhook names only the repository, so
@@ -61,6 +67,29 @@ fn parse(app_id: &str, record: &Item) -> Result<App, Failure> {
             ))
         })
     };
+    // A trust setting of the wrong type is refused rather than read as its
+    // default: whoever wrote it meant something, and guessing wrong either
+    // leaks secrets or silently withholds them.
+    let mistyped = |name: &str, expected: &str| {
+        Failure::permanent(format!(
+            "app {app_id}: the record's `{name}` must be {expected} (docs/data-model.md, apps table)"
+        ))
+    };
+    let fork_secrets = match get(record, "forkSecrets") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(allowed)) => *allowed,
+        Some(_) => return Err(mistyped("forkSecrets", "a boolean (BOOL)")),
+    };
+    let trusted_authors = match get(record, "trustedAuthors") {
+        None | Some(Value::Null) => None,
+        Some(Value::Ss(logins)) => Some(logins.clone()),
+        Some(_) => {
+            return Err(mistyped(
+                "trustedAuthors",
+                "a string set (SS) of GitHub logins",
+            ));
+        }
+    };
     Ok(App {
         id: app_id.to_string(),
         name: field("name")?.to_string(),
@@ -68,5 +97,7 @@ fn parse(app_id: &str, record: &Item) -> Result<App, Failure> {
         entrypoint: get_s(record, "entrypoint")
             .unwrap_or(DEFAULT_ENTRYPOINT)
             .to_string(),
+        fork_secrets,
+        trusted_authors,
     })
 }

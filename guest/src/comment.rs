@@ -2,18 +2,44 @@
 //! hidden marker (so a lost comment id never makes a second comment), updated
 //! in place, recreated when someone deleted it.
 
+use std::fmt::Write as _;
+
 use crate::capabilities::{Capabilities, Comment, ErrorCode, Repository};
 use crate::environment::Environment;
 use crate::outcome::{Failure, failed};
 use crate::time::format_utc_minutes;
+use crate::trust::Withheld;
 
-/// What the comment shows.
+/// How far the environment got, as the comment shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Recorded; the runtime is being requested.
+    Deploying,
+    /// Failed permanently; the record's `failureReason` says why.
+    Failed,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Deploying => "🔄 Deploying",
+            Self::Failed => "❌ Failed",
+        }
+    }
+}
+
+/// What the comment shows. Nothing in it is secret: the logic never holds a
+/// secret's or a token's value, only sealed handles.
 pub struct View<'a> {
     pub environment: &'a Environment,
     pub app_name: &'a str,
-    pub status: &'a str,
+    pub status: Status,
+    /// Where the environment answers; not shown once it failed.
     pub url: Option<&'a str>,
+    /// From the capability clock, so rendering is deterministic.
     pub updated_at_ms: u64,
+    /// The logic version (config `logic-version`), if the host names it.
+    pub logic_version: Option<&'a str>,
 }
 
 /// The hidden marker that identifies envmgr's comment for an app.
@@ -21,38 +47,113 @@ pub fn marker(app_id: &str) -> String {
     format!("<!-- envmgr:comment app={app_id} -->")
 }
 
+/// How many characters of the logic version the footer shows.
+const LOGIC_VERSION_CHARS: usize = 12;
+
+/// The comment's markdown. Text from outside (app name, branch, author)
+/// never reaches a table cell and is escaped where it appears.
 pub fn render(view: &View<'_>) -> String {
     let env = view.environment;
+    let kind = env.environment_type.as_str();
     let short_sha = &env.sha[..env.sha.len().min(7)];
-    let url = view
-        .url
-        .map(|u| format!("[Visit preview]({u})"))
-        .unwrap_or_else(|| "—".to_string());
-    format!(
+    let link = match (view.status, view.url) {
+        (Status::Deploying, Some(url)) => format!("[Visit {kind}]({url})"),
+        _ => "—".to_string(),
+    };
+    let mut body = format!(
         "{marker}\n\
-         **{app}** · {kind} environment for `{branch}`\n\
+         **{app}** · {kind} environment for {branch}\n\
          \n\
          | Environment | Status | Commit | Preview | Updated |\n\
          | :--- | :--- | :--- | :--- | :--- |\n\
-         | `{id}` | {status} | `{short_sha}` | {url} | {updated} |\n",
+         | `{id}` | {status} | `{short_sha}` | {link} | {updated} |\n",
         marker = marker(&env.app_id),
-        app = escape(view.app_name),
-        kind = env.environment_type.as_str(),
-        branch = escape(&env.branch),
+        app = text(view.app_name),
+        branch = code(&env.branch),
         id = env.id,
-        status = view.status,
+        status = view.status.label(),
         updated = format_utc_minutes(view.updated_at_ms),
-    )
+    );
+    if !env.secrets_withheld.is_empty() {
+        body.push_str(&withheld_notice(&env.app_id, &env.secrets_withheld));
+    }
+    let version: String = view
+        .logic_version
+        .unwrap_or("unknown")
+        .chars()
+        .take(LOGIC_VERSION_CHARS)
+        .collect();
+    let _ = write!(body, "\n<sub>envmgr · logic {}</sub>\n", code(&version));
+    body
 }
 
-/// Markdown-table-safe text: no pipes, backticks or newlines from user input.
-fn escape(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '|' | '`' | '\n' | '\r' => ' ',
-            other => other,
-        })
-        .collect()
+/// Why the environment has no secrets and no token, and what would change
+/// that: one line per reason, so everything to change is said at once.
+fn withheld_notice(app_id: &str, reasons: &[Withheld]) -> String {
+    let record = code(&format!("APP#{app_id}"));
+    let mut notice = String::from(
+        "\n> ⚠️ **Secrets withheld.** This environment gets none of the app's secrets \
+         and no GitHub token.\n",
+    );
+    for reason in reasons {
+        let line = match reason {
+            Withheld::Fork => format!(
+                "The pull request comes from a fork. To give pull requests from forks \
+                 the secrets and a token, set `forkSecrets` to `true` on the app record \
+                 {record} (apps table); anyone who can open a pull request could then \
+                 read them."
+            ),
+            Withheld::UntrustedAuthor(Some(login)) => format!(
+                "The pull request's author {login} is not one of the app's \
+                 `trustedAuthors`. To trust them, add {login} to `trustedAuthors` on \
+                 the app record {record} (apps table).",
+                login = code(login)
+            ),
+            Withheld::UntrustedAuthor(None) => format!(
+                "The event does not name the pull request's author, and the app trusts \
+                 only the authors in `trustedAuthors` on the app record {record} \
+                 (apps table)."
+            ),
+        };
+        let _ = writeln!(notice, "> - {line}");
+    }
+    notice
+}
+
+/// Plain markdown text: every ASCII punctuation character escaped (so no
+/// emphasis, link, HTML or comment can start), line breaks made spaces.
+fn text(raw: &str) -> String {
+    let mut escaped = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            c if c.is_control() => escaped.push(' '),
+            c if c.is_ascii_punctuation() => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// An inline code span showing `raw` literally, whatever it holds: the
+/// fence is longer than any run of backticks inside, and a space pads
+/// content that starts or ends with a backtick (markdown strips it again).
+/// Only for text outside tables, where a pipe needs no escape.
+fn code(raw: &str) -> String {
+    let content: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let longest_run = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest_run + 1);
+    let pad = if content.starts_with('`') || content.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{content}{pad}{fence}")
 }
 
 /// Create the comment, or update the one made before. Returns its id.
@@ -107,5 +208,203 @@ fn settle<C: Capabilities>(
         // Deleted by someone since we listed it: the caller makes a new one.
         Err(error) if error.code == ErrorCode::NotFound => Ok(None),
         Err(error) => Err(Failure::at("update the pull-request comment", &error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::environment_id;
+    use crate::request::EnvironmentType;
+    use crate::snapshot::assert_snapshot;
+
+    const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";
+    const LOGIC: &str = "9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b";
+    /// 2026-11-28 11:00 UTC
+    const AT: u64 = 1_795_863_600_000;
+
+    fn environment(branch: &str, environment_type: EnvironmentType) -> Environment {
+        Environment {
+            id: environment_id("app_shop", branch),
+            app_id: "app_shop".into(),
+            environment_type,
+            repository: "acme/shop".into(),
+            branch: branch.into(),
+            sha: SHA.into(),
+            entrypoint: "src/server.ts".into(),
+            pull_request: Some(7),
+            requested_at_ms: AT,
+            request_version: format!("{AT:013}#{SHA}"),
+            secrets_withheld: Vec::new(),
+            logic_version: None,
+        }
+    }
+
+    fn preview(branch: &str) -> Environment {
+        environment(branch, EnvironmentType::Preview)
+    }
+
+    fn view<'a>(environment: &'a Environment, url: Option<&'a str>) -> View<'a> {
+        View {
+            environment,
+            app_name: "Shop",
+            status: Status::Deploying,
+            url,
+            updated_at_ms: AT,
+            logic_version: Some(LOGIC),
+        }
+    }
+
+    fn url(env: &Environment) -> String {
+        format!("https://{}.preview.example.com", env.id)
+    }
+
+    #[test]
+    fn preview_deploying_without_a_url_or_logic_version() {
+        let env = preview("feature/login");
+        let rendered = render(&View {
+            logic_version: None,
+            ..view(&env, None)
+        });
+        assert_snapshot("preview-deploying", &rendered);
+    }
+
+    #[test]
+    fn preview_with_a_url() {
+        let env = preview("feature/login");
+        assert_snapshot("preview-with-url", &render(&view(&env, Some(&url(&env)))));
+    }
+
+    #[test]
+    fn production() {
+        let env = environment("main", EnvironmentType::Production);
+        let url = format!("https://{}.example.com", env.id);
+        assert_snapshot("production", &render(&view(&env, Some(&url))));
+    }
+
+    #[test]
+    fn failed_shows_no_link() {
+        let env = preview("feature/login");
+        let rendered = render(&View {
+            status: Status::Failed,
+            ..view(&env, Some(&url(&env)))
+        });
+        assert_snapshot("failed", &rendered);
+    }
+
+    #[test]
+    fn fork_withheld() {
+        let env = Environment {
+            secrets_withheld: vec![Withheld::Fork],
+            ..preview("mallory:feature/login")
+        };
+        assert_snapshot("fork-withheld", &render(&view(&env, Some(&url(&env)))));
+    }
+
+    #[test]
+    fn untrusted_author_withheld() {
+        let env = Environment {
+            secrets_withheld: vec![Withheld::UntrustedAuthor(Some("mallory".into()))],
+            ..preview("feature/login")
+        };
+        assert_snapshot(
+            "untrusted-author-withheld",
+            &render(&view(&env, Some(&url(&env)))),
+        );
+    }
+
+    #[test]
+    fn fork_by_an_unknown_author_withheld_for_both_reasons() {
+        let env = Environment {
+            secrets_withheld: vec![Withheld::Fork, Withheld::UntrustedAuthor(None)],
+            ..preview("deleted-fork:feature/login")
+        };
+        assert_snapshot(
+            "fork-and-unknown-author-withheld",
+            &render(&view(&env, None)),
+        );
+    }
+
+    #[test]
+    fn markdown_hostile_names_stay_text() {
+        let branch = "fix|pipe`tick``ticks<!--hidden-->*bold*[link](x)";
+        let env = Environment {
+            secrets_withheld: vec![Withheld::UntrustedAuthor(Some("`evil|<!--".into()))],
+            ..preview(branch)
+        };
+        let rendered = render(&View {
+            app_name: "Shop | <!-- x --> **beta**\n# heading",
+            ..view(&env, Some(&url(&env)))
+        });
+        // The table keeps its five cells: no outside text reaches it.
+        let row = rendered
+            .lines()
+            .find(|line| line.starts_with("| `env_"))
+            .expect("the table row");
+        assert_eq!(row.matches(" | ").count(), 4, "{row}");
+        // Outside code spans, every `<`, backtick or `|` is escaped, but the
+        // marker's, the footer's and the table's own.
+        let outside = without_code_spans(&rendered);
+        let body = outside
+            .strip_prefix(&marker("app_shop"))
+            .expect("the marker");
+        let body = body.replace("<sub>", "").replace("</sub>", "");
+        for (i, c) in body.char_indices() {
+            let before = &body[..i];
+            let escaped = (before.len() - before.trim_end_matches('\\').len()) % 2 == 1;
+            let table_line = body[before.rfind('\n').map_or(0, |n| n + 1)..].starts_with('|');
+            let special = matches!(c, '<' | '`') || (c == '|' && !table_line);
+            assert!(!special || escaped, "unescaped `{c}` at {i} in\n{body}");
+        }
+        assert_snapshot("markdown-hostile", &rendered);
+    }
+
+    /// `markdown` with every code span (fence, content, fence) removed.
+    fn without_code_spans(markdown: &str) -> String {
+        let mut rest = markdown;
+        let mut outside = String::new();
+        while let Some(open) = rest.find('`') {
+            outside.push_str(&rest[..open]);
+            let fence_len = rest[open..].len() - rest[open..].trim_start_matches('`').len();
+            let after = &rest[open + fence_len..];
+            // The closing fence is the next run of exactly as many backticks.
+            let mut search = 0;
+            let close = loop {
+                let at = search + after[search..].find('`').expect("an unclosed code span");
+                let run = after[at..].len() - after[at..].trim_start_matches('`').len();
+                if run == fence_len {
+                    break at;
+                }
+                search = at + run;
+            };
+            rest = &after[close + fence_len..];
+        }
+        outside.push_str(rest);
+        outside
+    }
+
+    #[test]
+    fn code_spans_hold_any_text() {
+        assert_eq!(code("main"), "`main`");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`a``"), "``` `a`` ```");
+        assert_eq!(code("a\nb"), "`a b`");
+    }
+
+    #[test]
+    fn text_escapes_markdown() {
+        assert_eq!(text("Shop"), "Shop");
+        assert_eq!(text("a|b <!--"), "a\\|b \\<\\!\\-\\-");
+        assert_eq!(text("two\nlines"), "two lines");
+    }
+
+    #[test]
+    fn the_logic_version_is_shortened() {
+        let env = preview("main");
+        let rendered = render(&view(&env, None));
+        assert!(
+            rendered.ends_with("<sub>envmgr · logic `9a0b1c2d3e4f`</sub>\n"),
+            "{rendered}"
+        );
     }
 }

@@ -8,6 +8,7 @@ use crate::apps::App;
 use crate::capabilities::{Condition, Item, Update, Value, Write};
 use crate::item::{key, n, s};
 use crate::request::{CreateRequest, EnvironmentType};
+use crate::trust::{self, Withheld};
 
 /// Logical table name; the host maps it to a physical table.
 pub const TABLE: &str = "environments";
@@ -36,10 +37,16 @@ pub struct Environment {
     /// a redelivery (same version) rewrites the same record and an older
     /// request never overwrites a newer one.
     pub request_version: String,
+    /// Why the runtime gets neither the app's secrets nor a GitHub token;
+    /// empty when it gets both.
+    pub secrets_withheld: Vec<Withheld>,
+    /// The logic version writing the record (config `logic-version`), so
+    /// an operator can tell which version made an environment.
+    pub logic_version: Option<String>,
 }
 
 impl Environment {
-    pub fn new(app: &App, request: &CreateRequest) -> Self {
+    pub fn new(app: &App, request: &CreateRequest, secrets_withheld: Vec<Withheld>) -> Self {
         Self {
             id: environment_id(&app.id, &request.branch),
             app_id: app.id.clone(),
@@ -54,6 +61,8 @@ impl Environment {
             pull_request: request.pull_request.as_ref().map(|p| p.number),
             requested_at_ms: request.requested_at_ms,
             request_version: format!("{:013}#{}", request.requested_at_ms, request.sha),
+            secrets_withheld,
+            logic_version: None,
         }
     }
 
@@ -160,6 +169,13 @@ impl Environment {
         ];
         if let Some(number) = self.pull_request {
             item.push(n("pullRequest", number));
+        }
+        if !self.secrets_withheld.is_empty() {
+            // For operators: why this runtime has no secrets and no token.
+            item.push(s("secretsWithheld", &trust::codes(&self.secrets_withheld)));
+        }
+        if let Some(version) = &self.logic_version {
+            item.push(s("logicVersion", version));
         }
         item
     }

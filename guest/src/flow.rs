@@ -7,12 +7,13 @@
 
 use crate::apps::{self, App};
 use crate::capabilities::{Capabilities, LogLevel, RuntimeRequest, TrackEvent, WriteError};
-use crate::comment;
+use crate::comment::{self, Status};
 use crate::environment::{self, Environment, STATUS_CREATING};
 use crate::item::get_s;
 use crate::outcome::{Failure, FailureKind, Outcome, failed};
 use crate::request::{self, BadInput, CreateRequest, Parsed};
 use crate::secrets;
+use crate::trust;
 
 /// One queue message (WIT `types.message`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,8 +28,22 @@ pub struct Message {
 
 /// Config key: the preview URL, with `{environment}` standing for the id.
 pub const PREVIEW_URL_TEMPLATE: &str = "preview-url-template";
+/// A logic version built with the `fail-on-marker` feature fails every
+/// message whose body contains this: a candidate that passes its self-check
+/// yet fails in production, for testing canary rollback.
+#[cfg(feature = "fail-on-marker")]
+pub const FAIL_MARKER: &str = "envmgr-test-fail";
+
+/// Config key: the version of this logic the host runs, for the comment.
+pub const LOGIC_VERSION: &str = "logic-version";
 
 pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcome, Failure> {
+    #[cfg(feature = "fail-on-marker")]
+    if message.body.contains(FAIL_MARKER) {
+        return Err(Failure::permanent(
+            "this build fails every request naming the test marker (feature fail-on-marker)",
+        ));
+    }
     let request = match request::parse(&message.body) {
         Ok(Parsed::Create(request)) => *request,
         Ok(Parsed::Ignored(reason)) => return Ok(Outcome::Skipped(reason)),
@@ -52,10 +67,15 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     caps.github_authenticate(request.installation_id)
         .map_err(failed("authenticate as the GitHub App installation"))?;
 
+    // Code from a fork, or by an author the app does not trust, runs without
+    // the app's secrets and a GitHub token; the record says why.
+    let withheld = trust::withheld(&app, &request.origin);
+
     // 2. Write the environment: three items in one conditional transaction.
     // A redelivery of the request the record already holds writes nothing,
     // so what later steps recorded (runtime, url) stays.
-    let env = Environment::new(&app, &request);
+    let mut env = Environment::new(&app, &request, withheld);
+    env.logic_version = caps.config(LOGIC_VERSION);
     let now = caps.now_ms();
     let held = caps
         .db_get(environment::TABLE, &environment::primary_key(&env.id))
@@ -85,14 +105,38 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     if let Err(failure) = &provisioned
         && failure.kind == FailureKind::Permanent
     {
-        // Retrying cannot help: say why on the record, for people and the UI.
+        // Retrying cannot help: say why on the record, for people and the UI,
+        // and show it on the pull request.
         let at = caps.now_ms();
-        if let Err(error) = caps.db_transact_write(&env.failed(&failure.reason, at)) {
-            caps.log(
+        match caps.db_transact_write(&env.failed(&failure.reason, at)) {
+            Ok(()) => {
+                if let Err(not_shown) =
+                    show_on_pull_request(caps, &request, &app, &env, Status::Failed, at)
+                {
+                    caps.log(
+                        LogLevel::Warn,
+                        "comment",
+                        &format!(
+                            "could not show the failure on the pull request: {}",
+                            not_shown.reason
+                        ),
+                    );
+                }
+            }
+            // A newer request owns the environment, and its comment.
+            Err(WriteError::ConditionFailed(_)) => caps.log(
+                LogLevel::Info,
+                "environment",
+                &format!(
+                    "environment {} moved on to a newer request; not marked failed",
+                    env.id
+                ),
+            ),
+            Err(WriteError::Failed(error)) => caps.log(
                 LogLevel::Warn,
                 "environment",
-                &format!("could not mark environment {} failed: {error:?}", env.id),
-            );
+                &format!("could not mark environment {} failed: {error}", env.id),
+            ),
         }
     }
     provisioned
@@ -107,34 +151,36 @@ fn provision<C: Capabilities>(
     now: u64,
 ) -> Result<Outcome, Failure> {
     // 3. The secrets of the environment type, decrypted into sealed handles.
-    let secrets = secrets::load(caps, &app.id, env.environment_type, &env.id)?;
+    // Not even read for code the app does not trust with them.
+    let trusted = env.secrets_withheld.is_empty();
+    let secrets = if trusted {
+        secrets::load(caps, &app.id, env.environment_type, &env.id)?
+    } else {
+        caps.log(
+            LogLevel::Info,
+            "secrets",
+            &format!(
+                "environment {} gets no secrets and no token: {}",
+                env.id,
+                trust::codes(&env.secrets_withheld)
+            ),
+        );
+        Vec::new()
+    };
 
     // 5. The pull-request comment, created or updated in place.
-    let url = caps
-        .config(PREVIEW_URL_TEMPLATE)
-        .map(|template| template.replace("{environment}", &env.id));
-    if let Some(pull_request) = &request.pull_request {
-        let body = comment::render(&comment::View {
-            environment: env,
-            app_name: &app.name,
-            status: "🔄 Deploying",
-            url: url.as_deref(),
-            updated_at_ms: now,
-        });
-        comment::upsert(
-            caps,
-            request.installation_id,
-            &request.repository,
-            pull_request.number,
-            &app.id,
-            &body,
-        )?;
-    }
+    show_on_pull_request(caps, request, app, env, Status::Deploying, now)?;
 
     // 6. An installation token for the runtime, scoped to the repository.
-    let token = caps
-        .github_create_installation_token(request.installation_id, &request.repository)
-        .map_err(failed("create an installation token for the runtime"))?;
+    // It can push there, so untrusted code gets none either.
+    let token = if trusted {
+        let token = caps
+            .github_create_installation_token(request.installation_id, &request.repository)
+            .map_err(failed("create an installation token for the runtime"))?;
+        Some(token)
+    } else {
+        None
+    };
 
     // 7. Analytics: never fails the flow.
     let event = TrackEvent {
@@ -168,7 +214,7 @@ fn provision<C: Capabilities>(
             branch: env.branch.clone(),
             sha: env.sha.clone(),
             entrypoint: env.entrypoint.clone(),
-            installation_token: Some(&token),
+            installation_token: token.as_ref(),
             secrets: secrets
                 .iter()
                 .map(|(name, value)| (name.clone(), value))
@@ -193,14 +239,55 @@ fn provision<C: Capabilities>(
         }
     }
 
-    Ok(Outcome::Done(format!(
+    let mut done = format!(
         "environment {} ({} {}) at {}: runtime {}",
         env.id,
         env.environment_type.as_str(),
         env.branch,
         env.sha,
         created.runtime_id
-    )))
+    );
+    if !trusted {
+        let reasons = trust::codes(&env.secrets_withheld);
+        done.push_str(&format!(" without secrets ({reasons})"));
+    }
+    Ok(Outcome::Done(done))
+}
+
+/// Create or update the pull-request comment, when the request has a pull
+/// request.
+fn show_on_pull_request<C: Capabilities>(
+    caps: &mut C,
+    request: &CreateRequest,
+    app: &App,
+    env: &Environment,
+    status: Status,
+    at: u64,
+) -> Result<(), Failure> {
+    let Some(pull_request) = &request.pull_request else {
+        return Ok(());
+    };
+    let url = caps
+        .config(PREVIEW_URL_TEMPLATE)
+        .map(|template| template.replace("{environment}", &env.id));
+    let logic_version = caps.config(LOGIC_VERSION);
+    let body = comment::render(&comment::View {
+        environment: env,
+        app_name: &app.name,
+        status,
+        url: url.as_deref(),
+        updated_at_ms: at,
+        logic_version: logic_version.as_deref(),
+    });
+    comment::upsert(
+        caps,
+        request.installation_id,
+        &request.repository,
+        pull_request.number,
+        &app.id,
+        &body,
+    )?;
+    Ok(())
 }
 
 /// Why the request does not apply: a newer one holds the environment.

@@ -18,6 +18,11 @@ pub fn n(name: &str, value: u64) -> (String, Value) {
     (name.to_string(), Value::N(value.to_string()))
 }
 
+/// The attribute `name` of an item, of whatever type, if present.
+pub fn get<'a>(item: &'a Item, name: &str) -> Option<&'a Value> {
+    item.iter().find_map(|(k, v)| (k == name).then_some(v))
+}
+
 /// The string attribute `name` of an item, if present.
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.iter().find_map(|(k, v)| match v {

@@ -16,7 +16,10 @@ pub mod item;
 pub mod outcome;
 pub mod request;
 pub mod secrets;
+#[cfg(test)]
+mod snapshot;
 pub mod time;
+pub mod trust;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -63,6 +63,23 @@ pub struct CreateRequest {
     pub requester: String,
     /// When the request was made; orders requests for one environment.
     pub requested_at_ms: u64,
+    /// Who wrote the code to deploy, as far as envmgr can tell: decides
+    /// whether it gets the app's secrets and a GitHub token (`trust.rs`).
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The platform API, which authorized the request itself.
+    Platform,
+    /// A pull-request event from GitHub: code anyone with an account may have
+    /// written.
+    PullRequest {
+        /// `pull_request.user.login`; None when the event lacks it.
+        author: Option<String>,
+        /// The head branch is in another repository, or in a deleted one.
+        from_fork: bool,
+    },
 }
 
 /// What a message asks for.
@@ -145,6 +162,9 @@ struct PullRequestPayload {
     number: u64,
     title: String,
     updated_at: String,
+    /// The author; optional so an event without it still deploys, untrusted
+    /// when the app names its trusted authors.
+    user: Option<UserPayload>,
     head: RefPayload,
 }
 
@@ -213,12 +233,14 @@ fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
         ))
     })?;
     let base = &payload.repository;
-    let branch = match &pr.head.repo {
+    // A fork's branch is named after its owner, so a fork's `main` never
+    // lands on the base repository's `main` environment.
+    let (branch, from_fork) = match &pr.head.repo {
         Some(head) if head.full_name.eq_ignore_ascii_case(&base.full_name) => {
-            pr.head.branch.clone()
+            (pr.head.branch.clone(), false)
         }
-        Some(head) => format!("{}:{}", head.owner.login, pr.head.branch),
-        None => format!("deleted-fork:{}", pr.head.branch),
+        Some(head) => (format!("{}:{}", head.owner.login, pr.head.branch), true),
+        None => (format!("deleted-fork:{}", pr.head.branch), true),
     };
     let requested_at_ms = parse_rfc3339_ms(&pr.updated_at).ok_or_else(|| {
         BadInput(format!(
@@ -246,6 +268,10 @@ fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
             .map(|s| format!("github:{}", s.login))
             .unwrap_or_default(),
         requested_at_ms,
+        origin: Origin::PullRequest {
+            author: pr.user.map(|user| user.login),
+            from_fork,
+        },
     };
     validate_branch(&request.branch)?;
     Ok(Parsed::Create(Box::new(request)))
@@ -338,6 +364,7 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
         entrypoint: api.entrypoint,
         requester: api.requester,
         requested_at_ms,
+        origin: Origin::Platform,
     })))
 }
 
@@ -376,5 +403,100 @@ fn validate_branch(branch: &str) -> Result<(), BadInput> {
         Err(BadInput(format!(
             "branch `{branch}` is not a valid branch name"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal `opened` event; `head_repo` is the head's `full_name`, or
+    /// None for a deleted fork.
+    fn event(author: Option<&str>, head_repo: Option<&str>) -> String {
+        let repo = |full_name: &str| {
+            let (owner, name) = full_name.split_once('/').unwrap();
+            serde_json::json!({ "full_name": full_name, "name": name, "owner": { "login": owner } })
+        };
+        let mut pull_request = serde_json::json!({
+            "number": 7,
+            "title": "Add login page",
+            "updated_at": "2026-11-28T11:00:00Z",
+            "head": {
+                "ref": "main",
+                "sha": "3f786850e387550fdab836ed7e6dc881de23001b",
+                "repo": head_repo.map(repo),
+            },
+        });
+        if let Some(login) = author {
+            pull_request["user"] = serde_json::json!({ "login": login });
+        }
+        serde_json::json!({
+            "id": "delivery-1",
+            "name": "pull_request",
+            "payload": {
+                "action": "opened",
+                "pull_request": pull_request,
+                "repository": repo("acme/shop"),
+                "installation": { "id": 4242 },
+            },
+        })
+        .to_string()
+    }
+
+    fn create(body: &str) -> CreateRequest {
+        match parse(body) {
+            Ok(Parsed::Create(request)) => *request,
+            other => panic!("expected a create request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_webhook_names_its_author_and_whether_it_comes_from_a_fork() {
+        let own = create(&event(Some("octocat"), Some("ACME/Shop")));
+        assert_eq!(own.branch, "main");
+        assert_eq!(
+            own.origin,
+            Origin::PullRequest {
+                author: Some("octocat".into()),
+                from_fork: false
+            }
+        );
+
+        let fork = create(&event(Some("mallory"), Some("mallory/shop")));
+        assert_eq!(fork.branch, "mallory:main");
+        assert_eq!(
+            fork.origin,
+            Origin::PullRequest {
+                author: Some("mallory".into()),
+                from_fork: true
+            }
+        );
+
+        let deleted = create(&event(None, None));
+        assert_eq!(deleted.branch, "deleted-fork:main");
+        assert_eq!(
+            deleted.origin,
+            Origin::PullRequest {
+                author: None,
+                from_fork: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_api_request_comes_from_the_platform() {
+        let body = serde_json::json!({
+            "version": 1,
+            "kind": "create-environment",
+            "appId": "app_shop",
+            "environmentType": "preview",
+            "repository": "acme/shop",
+            "branch": "main",
+            "sha": "3f786850e387550fdab836ed7e6dc881de23001b",
+            "installationId": 4242,
+            "requester": "user_123",
+            "requestedAt": "2026-11-28T11:00:00Z",
+        });
+        assert_eq!(create(&body.to_string()).origin, Origin::Platform);
     }
 }

@@ -166,8 +166,9 @@ pub async fn add_app(
     name: &str,
     repository: &str,
     entrypoint: Option<&str>,
+    trust: &catalog::Trust,
 ) -> anyhow::Result<()> {
-    let writes = catalog::app_items(app_id, name, repository, entrypoint)?
+    let writes = catalog::app_items(app_id, name, repository, entrypoint, trust)?
         .map(|item| catalog::put("apps", item));
     platform
         .tables

@@ -23,12 +23,24 @@ pub fn secret_context(app_id: &str, scope: &str, name: &str) -> Vec<(String, Str
     ]
 }
 
+/// Who may get the app's secrets and a token besides the repository's own
+/// branches (docs/data-model.md, "Secrets for forks and untrusted authors").
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    /// `forkSecrets`: pull requests from forks get them too.
+    pub fork_secrets: bool,
+    /// `trustedAuthors`: when not empty, only these GitHub logins' pull
+    /// requests get them.
+    pub trusted_authors: Vec<String>,
+}
+
 /// The app record `APP#{id} / #` and its index item `REPO#{owner/name} / #`.
 pub fn app_items(
     app_id: &str,
     name: &str,
     repository: &str,
     entrypoint: Option<&str>,
+    trust: &Trust,
 ) -> anyhow::Result<[Item; 2]> {
     let mut parts = repository.split('/');
     let well_formed = matches!((parts.next(), parts.next(), parts.next()),
@@ -46,6 +58,15 @@ pub fn app_items(
     ]);
     if let Some(entrypoint) = entrypoint {
         record.push(("entrypoint".into(), s(entrypoint)));
+    }
+    if trust.fork_secrets {
+        record.push(("forkSecrets".into(), AttributeValue::Bool(true)));
+    }
+    if !trust.trusted_authors.is_empty() {
+        record.push((
+            "trustedAuthors".into(),
+            AttributeValue::Ss(trust.trusted_authors.clone()),
+        ));
     }
     let mut index = key(format!("REPO#{}", repository.to_ascii_lowercase()), "#");
     index.push(("appId".into(), s(app_id)));

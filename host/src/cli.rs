@@ -84,6 +84,14 @@ enum Command {
         /// The default entrypoint (`index.ts` when unset).
         #[arg(long)]
         entrypoint: Option<String>,
+        /// Give pull requests from forks the secrets and a token too
+        /// (`forkSecrets`; off by default).
+        #[arg(long)]
+        fork_secrets: bool,
+        /// Only this GitHub login's pull requests get secrets and a token
+        /// (repeatable; `trustedAuthors`; everyone when none is given).
+        #[arg(long = "trusted-author", value_name = "LOGIN")]
+        trusted_authors: Vec<String>,
     },
     /// Encrypt a secret with the KMS key and store it for an app.
     SetSecret {
@@ -187,12 +195,26 @@ pub fn main() -> anyhow::Result<()> {
             ref name,
             ref repository,
             ref entrypoint,
+            fork_secrets,
+            ref trusted_authors,
         } => {
             init_logs(LogFormat::Human);
             let settings = settings()?;
+            let trust = crate::catalog::Trust {
+                fork_secrets,
+                trusted_authors: trusted_authors.clone(),
+            };
             runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
-                admin::add_app(&platform, id, name, repository, entrypoint.as_deref()).await
+                admin::add_app(
+                    &platform,
+                    id,
+                    name,
+                    repository,
+                    entrypoint.as_deref(),
+                    &trust,
+                )
+                .await
             })?;
             println!("app {id} ({repository}) added");
             Ok(())

@@ -70,6 +70,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         "Shop",
         "acme/shop",
         Some("src/server.ts"),
+        &Default::default(),
     )
     .await?;
     for (scope, name, value) in [

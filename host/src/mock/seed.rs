@@ -7,8 +7,14 @@ use crate::mock::MockHost;
 
 /// The app record and its repository index item.
 pub fn app(host: &MockHost, app_id: &str, name: &str, repository: &str, entrypoint: &str) {
-    let items =
-        catalog::app_items(app_id, name, repository, Some(entrypoint)).expect("a well-formed app");
+    let items = catalog::app_items(
+        app_id,
+        name,
+        repository,
+        Some(entrypoint),
+        &catalog::Trust::default(),
+    )
+    .expect("a well-formed app");
     for item in items {
         host.tables
             .put("apps", item)
