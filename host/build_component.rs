@@ -13,7 +13,19 @@ const PROFILE: &str = "guest";
 /// Build `package` (whose sources are `sources`, relative to the workspace)
 /// and hand the component's path to the crate as the env var `env_var`.
 /// Setting `env_var` to an existing component skips the build.
+#[allow(dead_code)] // each build script uses one of the two
 pub fn build_component(package: &str, sources: &str, env_var: &str) {
+    build_component_with_features(package, sources, env_var, &[]);
+}
+
+/// Like [`build_component`], with cargo features, in a target dir of its
+/// own (the same package without them keeps its output).
+pub fn build_component_with_features(
+    package: &str,
+    sources: &str,
+    env_var: &str,
+    features: &[&str],
+) {
     println!("cargo:rerun-if-env-changed={env_var}");
     if let Ok(prebuilt) = env::var(env_var) {
         println!("cargo:rustc-env={env_var}={prebuilt}");
@@ -31,12 +43,23 @@ pub fn build_component(package: &str, sources: &str, env_var: &str) {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
-        .join("guest");
+        .join(if features.is_empty() {
+            "guest".to_string()
+        } else {
+            format!("guest-{}", features.join("-"))
+        });
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace)
         .args(["build", "--package", package, "--target", TARGET])
-        .args(["--profile", PROFILE, "--target-dir"])
+        .args(["--profile", PROFILE])
+        .args(
+            (!features.is_empty())
+                .then(|| ["--features".to_string(), features.join(",")])
+                .into_iter()
+                .flatten(),
+        )
+        .arg("--target-dir")
         .arg(&target_dir)
         // Flags meant for the host build (clippy's wrapper, coverage or
         // target-cpu flags) must not leak into the wasm build.

@@ -1,4 +1,6 @@
-//! Builds the misbehaving test guest in `tests/guests/chaos` as a component.
+//! Builds the misbehaving test guests as components: `tests/guests/chaos`,
+//! and the real logic with the `fail-on-marker` feature (a canary that
+//! passes its self-check and fails in production).
 
 #[path = "../host/build_component.rs"]
 mod build_component;
@@ -8,5 +10,11 @@ fn main() {
         "envmgr-chaos-guest",
         "tests/guests/chaos",
         "ENVMGR_CHAOS_WASM",
+    );
+    build_component::build_component_with_features(
+        "envmgr-guest",
+        "guest",
+        "ENVMGR_FAULTY_WASM",
+        &["fail-on-marker"],
     );
 }

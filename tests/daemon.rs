@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use envmgr_tests::stack::{Backend, Options, Stack, eventually, terminate};
+use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(60);
@@ -14,46 +14,15 @@ const WAIT: Duration = Duration::from_secs(60);
 const DATABASE_URL: &str = "postgres://shop:s3cr3t-hunter2@db.internal/shop";
 const STRIPE_KEY: &str = "sk_test_51HxQ2bGvTnV8sTuvWxYz";
 
-fn example(name: &str) -> String {
-    let path = format!("{}/../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(path).expect("example message")
-}
-
 /// A stack with the Shop app (acme/shop, as in docs/examples) and secrets.
 fn shop(name: &str, options: Options) -> Stack {
     let stack = Stack::new(name, BINARY, options);
-    stack.ok(&[
-        "add-app",
-        "--id",
-        "app_shop",
-        "--name",
-        "Shop",
-        "--repository",
-        "acme/shop",
-        "--entrypoint",
-        "src/server.ts",
-    ]);
-    let set = |scope: &str, name: &str, value: &str| {
-        stack.ok_with_input(
-            &[
-                "set-secret",
-                "--app",
-                "app_shop",
-                "--scope",
-                scope,
-                "--name",
-                name,
-            ],
-            value,
-        )
-    };
-    set("global", "DATABASE_URL", DATABASE_URL);
-    set("preview", "STRIPE_KEY", STRIPE_KEY);
+    stack.seed_shop(DATABASE_URL, STRIPE_KEY);
     stack
 }
 
 fn send(stack: &Stack, queue: &str, body: &str) {
-    stack.ok(&["send", "--queue", queue, "--body", body]);
+    stack.send(queue, body);
 }
 
 fn s<'a>(item: &'a BTreeMap<String, String>, name: &str) -> &'a str {
@@ -94,6 +63,11 @@ async fn both_queues_create_environments_end_to_end(backend: Backend) {
         stack.segment.events().len() >= 2
     })
     .await;
+    eventually("both GitHub deployments in progress", WAIT, || async {
+        let deployments = stack.github.deployments("acme/shop");
+        deployments.len() == 2 && deployments.iter().all(|d| d.state() == Some("in_progress"))
+    })
+    .await;
 
     // Only the fake runtime saw plaintext: the decrypted secrets and a real
     // installation token minted by the fake GitHub after a verified JWT.
@@ -127,6 +101,53 @@ async fn both_queues_create_environments_end_to_end(backend: Backend) {
     let comments = stack.github.comments("acme/shop", 7);
     assert_eq!(comments.len(), 1);
     assert!(comments[0].contains("<!-- envmgr:comment app=app_shop -->"));
+
+    // One GitHub deployment per environment, at its commit, in progress at
+    // the URL the runtime answered: the pull request's "View deployment".
+    let deployments = stack.github.deployments("acme/shop");
+    let deployed = |environment: &str| {
+        let matching: Vec<_> = deployments
+            .iter()
+            .filter(|d| d.deployment["environment"] == environment)
+            .collect();
+        assert_eq!(matching.len(), 1, "one deployment to {environment}");
+        matching[0].clone()
+    };
+    for (deployment, runtime, sha, transient) in [
+        (
+            deployed("preview/feature/login"),
+            preview,
+            "3f786850e387550fdab836ed7e6dc881de23001b",
+            true,
+        ),
+        (
+            deployed("production"),
+            production,
+            "9c1e0e5d3f0b4b1c8a7e6d5c4b3a291807f6e5d4",
+            false,
+        ),
+    ] {
+        let d = &deployment.deployment;
+        assert_eq!(d["sha"], sha);
+        assert_eq!(d["task"], "deploy:envmgr");
+        assert_eq!(d["transient_environment"], transient);
+        assert_eq!(d["production_environment"], !transient);
+        assert_eq!(d["payload"]["environmentId"], runtime["environmentId"]);
+        assert_eq!(deployment.statuses.len(), 1, "{:?}", deployment.statuses);
+        let status = &deployment.statuses[0];
+        assert_eq!(status["state"], "in_progress");
+        let url = format!(
+            "https://{}.runtime.test",
+            runtime["environmentId"].as_str().unwrap()
+        );
+        assert_eq!(status["environment_url"], url.as_str());
+    }
+    let preview_status = &deployed("preview/feature/login").statuses[0];
+    let log_url = preview_status["log_url"].as_str().unwrap();
+    assert!(
+        log_url.starts_with("https://github.com/acme/shop/pull/7#issuecomment-"),
+        "the comment: {log_url}"
+    );
 
     let events = stack.segment.events();
     assert!(
@@ -297,6 +318,11 @@ async fn kill_9_mid_message_then_restart_completes_it_once(backend: Backend) {
         1,
         "one comment"
     );
+    assert_eq!(
+        stack.github.deployments("acme/shop").len(),
+        1,
+        "one deployment"
+    );
     assert!(terminate(&mut restarted).success());
 }
 
@@ -389,6 +415,13 @@ async fn a_stale_request_loses_and_a_redelivery_changes_nothing(backend: Backend
         "the redelivery reused its key"
     );
     assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
+    let deployments = stack.github.deployments("acme/shop");
+    assert_eq!(
+        deployments.len(),
+        1,
+        "none for the stale commit, one in all"
+    );
+    assert_eq!(deployments[0].deployment["sha"], newer_sha);
     assert!(stack.logs().contains("stale request"));
     assert!(terminate(&mut daemon).success());
 }
@@ -526,31 +559,7 @@ async fn a_github_rate_limit_is_retried_not_dead_lettered(backend: Backend) {
     assert!(terminate(&mut daemon).success());
 }
 
-/// Each scenario as a test on each backend.
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod aws {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $scenario() {
-                    super::$scenario(Backend::Aws).await
-                }
-            )*
-        }
-        mod local {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $scenario() {
-                    super::$scenario(Backend::Local).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+envmgr_tests::on_both_backends!(
     both_queues_create_environments_end_to_end,
     runtime_failing_twice_then_succeeding_creates_one_runtime,
     a_permanently_bad_message_is_dead_lettered_with_its_reason,

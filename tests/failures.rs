@@ -1,13 +1,16 @@
 //! Every way a message can fail: bad input is permanent with a reason a
 //! person can act on; a dependency that may recover is retryable; analytics
-//! never fails the flow.
+//! never fails the flow, and neither does GitHub refusing a deployment.
 
 use envmgr::capabilities::ErrorCode;
 use envmgr::capabilities::dynamodb::AttributeValue;
+use envmgr::capabilities::github::DeploymentState;
 use envmgr::mock::{Delivery, MockHost};
 use envmgr::observe::{Call, Hit};
 use envmgr::{FailureKind, Outcome};
 use envmgr_tests::*;
+
+use envmgr_tests::api_preview as api;
 
 fn failure(delivery: &Delivery) -> (FailureKind, String) {
     match &delivery.result {
@@ -28,20 +31,25 @@ fn retryable(delivery: &Delivery) -> String {
     reason
 }
 
-fn opened() -> String {
-    pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z")
+fn assert_done(delivery: &Delivery) {
+    assert!(
+        matches!(delivery.result, Ok(Ok(Outcome::Done(_)))),
+        "{:?}",
+        delivery.result
+    );
 }
 
-fn api(edit: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut body: serde_json::Value = serde_json::from_str(&api_request(
-        "preview",
-        "feature/login",
-        SHA_1,
-        "2026-11-28T11:00:00Z",
-    ))
-    .unwrap();
-    edit(&mut body);
-    body.to_string()
+/// The states of each GitHub deployment's statuses, oldest first.
+fn deployment_states(host: &MockHost) -> Vec<Vec<DeploymentState>> {
+    host.github
+        .deployments(REPO)
+        .iter()
+        .map(|d| d.statuses.iter().map(|s| s.state).collect())
+        .collect()
+}
+
+fn opened() -> String {
+    pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z")
 }
 
 /// Nothing was written and nothing was created.
@@ -196,6 +204,40 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     assert!(comment.contains("| ❌ Failed |"), "{comment}");
     assert!(!comment.contains("Visit preview"), "{comment}");
     assert!(!comment.contains("API_KEY"), "{comment}");
+    // So does the GitHub deployment, made now (the secrets come before it),
+    // linking to the comment and keeping the reason to the record.
+    let deployments = host.github.deployments(REPO);
+    assert_eq!(deployments.len(), 1);
+    let statuses = &deployments[0].statuses;
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].state, DeploymentState::Failure);
+    assert_eq!(statuses[0].environment_url, None);
+    assert_eq!(
+        statuses[0].log_url.as_deref(),
+        Some(comments[0].html_url.as_str())
+    );
+    assert!(
+        !statuses[0].description.contains("API_KEY"),
+        "{}",
+        statuses[0].description
+    );
+}
+
+#[tokio::test]
+async fn a_runtime_refusal_marks_the_deployment_failed_once() {
+    let host = seeded_host();
+    host.faults.inject(
+        Call::RuntimeCreate,
+        Hit::Every,
+        ErrorCode::Invalid,
+        "entrypoint does not exist",
+    );
+    let message = host.message("probot", &opened());
+    permanent(&host.deliver(&message).await);
+    // Delivered again (say the dead-letter send failed): still one
+    // deployment with one failure status.
+    permanent(&host.deliver(&message).await);
+    assert_eq!(deployment_states(&host), [[DeploymentState::Failure]]);
 }
 
 #[tokio::test]
@@ -310,6 +352,36 @@ async fn capability_failures_are_classified() {
             Invalid,
             FailureKind::Permanent,
             "create the pull-request comment",
+        ),
+        (
+            Call::GithubFindDeployments,
+            Unavailable,
+            FailureKind::Retryable,
+            "find the GitHub deployment",
+        ),
+        (
+            Call::GithubCreateDeployment,
+            Throttled,
+            FailureKind::Retryable,
+            "create the GitHub deployment",
+        ),
+        (
+            Call::GithubCreateDeployment,
+            Conflict,
+            FailureKind::Retryable,
+            "create the GitHub deployment",
+        ),
+        (
+            Call::GithubListDeploymentStatuses,
+            Unavailable,
+            FailureKind::Retryable,
+            "read the GitHub deployment's status",
+        ),
+        (
+            Call::GithubCreateDeploymentStatus,
+            Unavailable,
+            FailureKind::Retryable,
+            "set the GitHub deployment status",
         ),
         (
             Call::GithubCreateInstallationToken,
@@ -447,5 +519,94 @@ async fn a_dependencys_retry_after_reaches_the_host() {
             assert_eq!(failure.retry_after_ms, Some(60_000));
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_github_outage_creating_the_deployment_is_retried_and_makes_one() {
+    let host = seeded_host();
+    host.faults.inject(
+        Call::GithubCreateDeployment,
+        Hit::Nth(1),
+        ErrorCode::Unavailable,
+        "502 Bad Gateway",
+    );
+    let mut message = host.message("probot", &opened());
+    let reason = retryable(&host.deliver(&message).await);
+    assert!(reason.contains("create the GitHub deployment"), "{reason}");
+    assert!(reason.contains("502"), "{reason}");
+    // The deployment comes before the runtime: nothing was asked of it yet.
+    assert!(host.runtime.calls().is_empty());
+    assert!(host.github.deployments(REPO).is_empty());
+
+    message.receive_count = 2;
+    assert_done(&host.deliver(&message).await);
+    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
+}
+
+#[tokio::test]
+async fn a_github_outage_setting_the_status_is_retried_and_sets_it_once() {
+    let host = seeded_host();
+    host.faults.inject(
+        Call::GithubCreateDeploymentStatus,
+        Hit::Nth(1),
+        ErrorCode::Unavailable,
+        "503 Service Unavailable",
+    );
+    let mut message = host.message("probot", &opened());
+    let reason = retryable(&host.deliver(&message).await);
+    assert!(
+        reason.contains("set the GitHub deployment status"),
+        "{reason}"
+    );
+    // The runtime was requested and recorded; the retry finds both.
+    assert_eq!(host.runtime.calls().len(), 1);
+    assert!(
+        host.tables
+            .scan("environments")
+            .iter()
+            .all(|i| attr(i, "status") == Some("runtime-requested"))
+    );
+
+    message.receive_count = 2;
+    assert_done(&host.deliver(&message).await);
+    assert_eq!(host.runtime.runtimes().len(), 1, "one runtime");
+    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
+}
+
+/// GitHub refusing for good (the App lacks the Deployments permission:
+/// 403) costs the pull request its deployment, never the environment.
+#[tokio::test]
+async fn github_refusing_deployments_never_fails_the_flow() {
+    for call in [
+        Call::GithubFindDeployments,
+        Call::GithubCreateDeployment,
+        Call::GithubCreateDeploymentStatus,
+    ] {
+        let host = seeded_host();
+        host.faults.inject(
+            call,
+            Hit::Every,
+            ErrorCode::Denied,
+            "403 Resource not accessible by integration",
+        );
+        let delivery = host.deliver(&host.message("probot", &opened())).await;
+        assert_done(&delivery);
+        assert_eq!(host.runtime.runtimes().len(), 1, "{call}");
+        assert_eq!(host.github.comments(REPO, 7).len(), 1, "{call}");
+        let warning = delivery
+            .transcript
+            .iter()
+            .find(|e| e.call == Call::Log && e.request.starts_with("warn deployment"))
+            .unwrap_or_else(|| panic!("{call}: the refusal is logged"));
+        assert!(
+            warning.result.contains("Resource not accessible"),
+            "{warning}"
+        );
+        let expected: &[Vec<DeploymentState>] = match call {
+            Call::GithubCreateDeploymentStatus => &[vec![]],
+            _ => &[],
+        };
+        assert_eq!(deployment_states(&host), expected, "{call}");
     }
 }

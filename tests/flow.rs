@@ -1,17 +1,22 @@
 //! The create flow through the compiled component in the mock host: both
 //! message kinds, both environment types, redelivery, duplicates, stale
-//! requests, the comment's life, and secrets kept from forks and untrusted
-//! authors.
+//! requests, the comment's life, the GitHub deployment and its status, and
+//! secrets kept from forks and untrusted authors.
 
 use std::time::Duration;
 
 use envmgr::Outcome;
 use envmgr::capabilities::config::Config;
 use envmgr::capabilities::dynamodb::AttributeValue;
-use envmgr::capabilities::github::{GitHub, Repository};
+use envmgr::capabilities::github::mock::MockDeployment;
+use envmgr::capabilities::github::{DeploymentState, GitHub, NewDeployment, Repository};
 use envmgr::mock::{Delivery, MockHost};
 use envmgr::observe::Call;
+use envmgr_guest::deployment::{self as guest_deployment, TASK};
+use envmgr_guest::request::EnvironmentType;
 use envmgr_tests::*;
+
+use envmgr_tests::api_preview;
 
 fn done(delivery: &Delivery) -> String {
     match &delivery.result {
@@ -128,6 +133,40 @@ fn assert_nothing_secret(host: &MockHost, delivery: &Delivery) {
     assert!(host.github.issued_tokens().is_empty());
 }
 
+/// The runtime got the app's two preview secrets and a token, and the
+/// comment on `pull_request` withholds nothing.
+fn assert_trusted(host: &MockHost, pull_request: u64) {
+    assert_eq!(secrets_sent(host, 0).len(), 2);
+    assert!(host.runtime.calls()[0].installation_token.is_some());
+    assert_eq!(secrets_withheld(host), None);
+    let comment = &host.github.comments(REPO, pull_request)[0].body;
+    assert!(!comment.contains("Secrets withheld"), "{comment}");
+}
+
+/// `REPO` as the GitHub capability names it.
+fn acme_shop() -> Repository {
+    let (owner, name) = REPO.split_once('/').expect("owner/name");
+    Repository {
+        owner: owner.into(),
+        name: name.into(),
+    }
+}
+
+/// The repository's GitHub deployments, oldest first.
+fn deployments(host: &MockHost) -> Vec<MockDeployment> {
+    host.github.deployments(REPO)
+}
+
+/// The states of a deployment's statuses, oldest first.
+fn states(deployment: &MockDeployment) -> Vec<DeploymentState> {
+    deployment.statuses.iter().map(|s| s.state).collect()
+}
+
+/// How often `delivery` made `call`.
+fn count(delivery: &Delivery, call: Call) -> usize {
+    calls(delivery).iter().filter(|c| **c == call).count()
+}
+
 fn secrets_sent(host: &MockHost, call: usize) -> Vec<(String, String)> {
     host.runtime.calls()[call]
         .secrets
@@ -160,10 +199,15 @@ async fn pull_request_opened_creates_the_preview_environment() {
             Call::GithubListComments,
             Call::GithubCreateComment,
             Call::GithubListComments, // no duplicate made by a racing delivery
+            Call::GithubFindDeployments,
+            Call::GithubCreateDeployment,
+            Call::GithubFindDeployments, // no duplicate made by a racing delivery
             Call::GithubCreateInstallationToken,
             Call::AnalyticsTrack,
             Call::RuntimeCreate,
             Call::DynamodbTransactWrite, // status: runtime requested
+            Call::GithubListDeploymentStatuses,
+            Call::GithubCreateDeploymentStatus, // in progress
         ]
     );
 
@@ -203,6 +247,36 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(comment.contains("<sub>envmgr · logic `"), "{comment}");
     assert!(!comment.contains("Secrets withheld"), "{comment}");
     assert_eq!(secrets_withheld(&host), None);
+
+    // One GitHub deployment of the head sha to the preview's environment,
+    // in progress at the runtime's URL, linking to the comment.
+    let deployments = deployments(&host);
+    assert_eq!(deployments.len(), 1);
+    let deployment = &deployments[0];
+    assert_eq!(deployment.deployment.sha, SHA_1);
+    assert_eq!(deployment.deployment.environment, "preview/feature/login");
+    assert_eq!(deployment.deployment.task, TASK);
+    assert!(deployment.transient_environment);
+    assert!(!deployment.production_environment);
+    let payload: serde_json::Value =
+        serde_json::from_str(&deployment.deployment.payload_json).unwrap();
+    assert_eq!(payload["environmentId"], env_id.as_str());
+    assert_eq!(payload["appId"], APP_ID);
+    assert_eq!(states(deployment), [DeploymentState::InProgress]);
+    let status = &deployment.statuses[0];
+    assert_eq!(
+        status.environment_url.as_deref(),
+        Some(format!("https://{env_id}.runtime.test").as_str())
+    );
+    assert_eq!(
+        status.log_url.as_deref(),
+        Some(comments[0].html_url.as_str())
+    );
+    assert!(
+        status.description.contains("rt_1"),
+        "{}",
+        status.description
+    );
 
     // The runtime got the merged secrets (preview beats global, production
     // excluded) and a token, all opened only in the host.
@@ -257,6 +331,22 @@ async fn api_request_creates_the_production_environment() {
     assert!(items.iter().all(|i| attr(i, "pullRequest").is_none()));
     // No pull request: no comment calls at all.
     assert!(!calls(&delivery).contains(&Call::GithubListComments));
+    // A production deployment of the request's sha, in progress, with
+    // nothing to link to but the environment.
+    let deployments = deployments(&host);
+    assert_eq!(deployments.len(), 1);
+    let deployment = &deployments[0];
+    assert_eq!(deployment.deployment.environment, "production");
+    assert_eq!(deployment.deployment.sha, SHA_2);
+    assert!(deployment.production_environment);
+    assert!(!deployment.transient_environment);
+    assert_eq!(states(deployment), [DeploymentState::InProgress]);
+    let env_id = attr(&items[0], "environmentId").unwrap();
+    assert_eq!(
+        deployment.statuses[0].environment_url.as_deref(),
+        Some(format!("https://{env_id}.runtime.test").as_str())
+    );
+    assert_eq!(deployment.statuses[0].log_url, None);
     assert_eq!(
         secrets_sent(&host, 0),
         [
@@ -271,16 +361,12 @@ async fn api_request_creates_the_production_environment() {
 #[tokio::test]
 async fn api_preview_request_with_a_pull_request_comments_and_honours_entrypoint() {
     let host = seeded_host();
-    let mut body: serde_json::Value = serde_json::from_str(&api_request(
-        "preview",
-        "fix/typo",
-        SHA_1,
-        "2026-11-28T11:00:00Z",
-    ))
-    .unwrap();
-    body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Fix typo" });
-    body["entrypoint"] = serde_json::json!("app/main.ts");
-    let delivery = host.deliver(&host.message("api", &body.to_string())).await;
+    let body = api_preview(|body| {
+        body["branch"] = "fix/typo".into();
+        body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Fix typo" });
+        body["entrypoint"] = serde_json::json!("app/main.ts");
+    });
+    let delivery = host.deliver(&host.message("api", &body)).await;
     done(&delivery);
     assert_eq!(host.github.comments(REPO, 12).len(), 1);
     assert_eq!(host.runtime.calls()[0].entrypoint, "app/main.ts");
@@ -341,6 +427,14 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     );
     assert!(calls(&delivery).contains(&Call::GithubUpdateComment));
     assert!(!calls(&delivery).contains(&Call::GithubCreateComment));
+    // One deployment, found again; its status already says in progress at
+    // the same URL, so no second status either.
+    assert_eq!(count(&delivery, Call::GithubFindDeployments), 1);
+    assert_eq!(count(&delivery, Call::GithubCreateDeployment), 0);
+    assert_eq!(count(&delivery, Call::GithubCreateDeploymentStatus), 0);
+    let deployments = deployments(&host);
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(states(&deployments[0]), [DeploymentState::InProgress]);
     // The redelivery rewrote nothing it found in place: one transaction, the
     // closing status update, and the runtime stays recorded throughout.
     let transactions = calls(&delivery)
@@ -384,8 +478,19 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
     let comments = host.github.comments(REPO, 7);
     assert_eq!(comments.len(), 1);
     assert!(comments[0].body.contains("`2222222`"));
-    // A new commit is a new runtime request.
+    // A new commit is a new runtime request, and a new deployment to the
+    // same GitHub environment.
     assert_eq!(host.runtime.runtimes().len(), 2);
+    let deployments = deployments(&host);
+    let shas: Vec<&str> = deployments
+        .iter()
+        .map(|d| d.deployment.sha.as_str())
+        .collect();
+    assert_eq!(shas, [SHA_1, SHA_2]);
+    for deployment in &deployments {
+        assert_eq!(deployment.deployment.environment, "preview/feature/login");
+        assert_eq!(states(deployment), [DeploymentState::InProgress]);
+    }
 }
 
 #[tokio::test]
@@ -423,6 +528,10 @@ async fn a_stale_request_never_overwrites_a_newer_one() {
     );
     assert_eq!(host.github.comments(REPO, 7)[0].body, comment_before);
     assert!(host.analytics.events().len() == 1);
+    // No deployment of the stale commit.
+    let deployments = deployments(&host);
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0].deployment.sha, SHA_2);
 }
 
 #[tokio::test]
@@ -449,10 +558,7 @@ async fn a_deleted_comment_is_made_again() {
 #[tokio::test]
 async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
     let host = seeded_host();
-    let repo = Repository {
-        owner: "acme".into(),
-        name: "shop".into(),
-    };
+    let repo = acme_shop();
     let marker = envmgr_guest::comment::marker(APP_ID);
     let unrelated = host
         .github
@@ -489,6 +595,65 @@ async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
         "other people's comments are left alone"
     );
     assert!(comments[1].body.contains("`1111111`"));
+}
+
+#[tokio::test]
+async fn duplicate_deployments_from_racing_deliveries_collapse_to_the_oldest() {
+    let host = seeded_host();
+    let repo = acme_shop();
+    let env_id = envmgr_guest::environment::environment_id(APP_ID, "feature/login");
+    let deployment = |task: &str| NewDeployment {
+        sha: SHA_1.into(),
+        environment: "preview/feature/login".into(),
+        task: task.into(),
+        payload_json: guest_deployment::payload(APP_ID, &env_id, EnvironmentType::Preview),
+        description: "made by a racing delivery".into(),
+        transient_environment: true,
+        production_environment: false,
+    };
+    // The repository's own deployment to the same environment and commit,
+    // then two made by racing deliveries.
+    let mut ids = Vec::new();
+    for task in ["deploy", TASK, TASK] {
+        let made = deployment(task);
+        let made = host.github.create_deployment(INSTALLATION, &repo, &made);
+        ids.push(made.await.unwrap().id);
+    }
+    let [theirs, first, second] = ids[..] else {
+        unreachable!()
+    };
+
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let delivery = host.deliver(&host.message("probot", &opened)).await;
+    done(&delivery);
+    // The younger duplicate is made inactive, as GitHub requires, then deleted.
+    let retired: Vec<&str> = delivery
+        .transcript
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.call,
+                Call::GithubCreateDeploymentStatus | Call::GithubDeleteDeployment
+            )
+        })
+        .map(|e| e.request.as_str())
+        .collect();
+    assert!(
+        retired[0].contains(&format!("deployment={second} state=inactive")),
+        "{retired:?}"
+    );
+    assert!(
+        retired[1].ends_with(&format!("deployment={second}")),
+        "{retired:?}"
+    );
+    assert_eq!(count(&delivery, Call::GithubCreateDeployment), 0);
+    let ids: Vec<u64> = deployments(&host).iter().map(|d| d.deployment.id).collect();
+    assert_eq!(ids, [theirs, first], "other deployments are left alone");
+    assert!(deployments(&host)[0].statuses.is_empty());
+    assert_eq!(
+        states(&deployments(&host)[1]),
+        [DeploymentState::InProgress]
+    );
 }
 
 #[tokio::test]
@@ -561,13 +726,22 @@ async fn a_fork_gets_no_secrets_and_no_token_by_default() {
             Call::GithubListComments,
             Call::GithubCreateComment,
             Call::GithubListComments,
+            Call::GithubFindDeployments,
+            Call::GithubCreateDeployment,
+            Call::GithubFindDeployments,
             Call::AnalyticsTrack,
             Call::RuntimeCreate,
             Call::DynamodbTransactWrite,
+            Call::GithubListDeploymentStatuses,
+            Call::GithubCreateDeploymentStatus,
         ]
     );
     assert_nothing_secret(&host, &delivery);
     assert_eq!(host.runtime.calls()[0].branch, "mallory:main");
+    assert_eq!(
+        deployments(&host)[0].deployment.environment,
+        "preview/mallory:main"
+    );
     assert_eq!(secrets_withheld(&host).as_deref(), Some("fork"));
 
     // The pull request says so, and how to allow it.
@@ -642,13 +816,8 @@ async fn an_author_the_app_trusts_gets_secrets_and_a_token() {
     // GitHub logins are case-insensitive.
     set_app_attributes(&host, vec![trusted_authors(&["hubot", "OctoCat"])]);
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
-    let delivery = host.deliver(&host.message("probot", &body)).await;
-    done(&delivery);
-    assert_eq!(secrets_sent(&host, 0).len(), 2);
-    assert!(host.runtime.calls()[0].installation_token.is_some());
-    assert_eq!(secrets_withheld(&host), None);
-    let comment = &host.github.comments(REPO, 7)[0].body;
-    assert!(!comment.contains("Secrets withheld"), "{comment}");
+    done(&host.deliver(&host.message("probot", &body)).await);
+    assert_trusted(&host, 7);
 }
 
 #[tokio::test]
@@ -679,21 +848,11 @@ async fn api_requests_are_trusted_whatever_the_apps_trust_settings() {
             trusted_authors(&["hubot"]),
         ],
     );
-    let mut body: serde_json::Value = serde_json::from_str(&api_request(
-        "preview",
-        "feature/login",
-        SHA_1,
-        "2026-11-28T11:00:00Z",
-    ))
-    .unwrap();
-    body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Add login page" });
-    let delivery = host.deliver(&host.message("api", &body.to_string())).await;
-    done(&delivery);
-    assert_eq!(secrets_sent(&host, 0).len(), 2);
-    assert!(host.runtime.calls()[0].installation_token.is_some());
-    assert_eq!(secrets_withheld(&host), None);
-    let comment = &host.github.comments(REPO, 12)[0].body;
-    assert!(!comment.contains("Secrets withheld"), "{comment}");
+    let body = api_preview(|body| {
+        body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Add login page" });
+    });
+    done(&host.deliver(&host.message("api", &body)).await);
+    assert_trusted(&host, 12);
 }
 
 #[tokio::test]
@@ -820,6 +979,7 @@ async fn the_component_does_what_its_source_does_natively() {
         &sandboxed.github.comments(REPO, 9),
         &native.github.comments(REPO, 9),
     );
+    same(&deployments(&sandboxed), &deployments(&native));
     same(&sandboxed.runtime.runtimes(), &native.runtime.runtimes());
     assert_eq!(sandboxed.runtime.runtimes().len(), 4);
 }

@@ -152,6 +152,60 @@ pub struct Comment {
     pub html_url: String,
 }
 
+/// A GitHub deployment (WIT `github.deployment`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: u64,
+    pub sha: String,
+    pub environment: String,
+    pub task: String,
+    /// JSON text; `{}` when it has none.
+    pub payload_json: String,
+}
+
+/// A deployment to create (WIT `github.new-deployment`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub sha: String,
+    pub environment: String,
+    pub task: String,
+    pub payload_json: String,
+    pub description: String,
+    pub transient_environment: bool,
+    pub production_environment: bool,
+}
+
+/// A deployment status's state (WIT `github.deployment-state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeploymentState {
+    Error,
+    Failure,
+    Inactive,
+    InProgress,
+    Queued,
+    Pending,
+    Success,
+}
+
+/// A deployment status (WIT `github.deployment-status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    pub id: u64,
+    pub state: DeploymentState,
+    pub description: String,
+    pub environment_url: Option<String>,
+    pub log_url: Option<String>,
+}
+
+/// A deployment status to create (WIT `github.new-deployment-status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDeploymentStatus {
+    pub state: DeploymentState,
+    pub description: String,
+    pub environment_url: Option<String>,
+    pub log_url: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackEvent {
     pub event: String,
@@ -231,6 +285,41 @@ pub trait Capabilities {
         installation_id: u64,
         repo: &Repository,
     ) -> CapResult<Self::Sealed>;
+    /// Deployments of `sha` to `environment` with `task`, oldest first.
+    fn github_find_deployments(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>>;
+    fn github_create_deployment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment: &NewDeployment,
+    ) -> CapResult<Deployment>;
+    /// A deployment's statuses, oldest first.
+    fn github_list_deployment_statuses(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>>;
+    fn github_create_deployment_status(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+        status: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus>;
+    fn github_delete_deployment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()>;
 
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>>;
     fn db_query(&mut self, query: &Query) -> CapResult<Page>;

@@ -156,7 +156,7 @@ fn code(raw: &str) -> String {
     format!("{fence}{pad}{content}{pad}{fence}")
 }
 
-/// Create the comment, or update the one made before. Returns its id.
+/// Create the comment, or update the one made before. Returns it.
 pub fn upsert<C: Capabilities>(
     caps: &mut C,
     installation_id: u64,
@@ -164,7 +164,7 @@ pub fn upsert<C: Capabilities>(
     pull_request: u64,
     app_id: &str,
     body: &str,
-) -> Result<u64, Failure> {
+) -> Result<Comment, Failure> {
     let marker = marker(app_id);
     let existing = caps
         .github_list_comments(installation_id, repo, pull_request, &marker)
@@ -192,7 +192,7 @@ fn settle<C: Capabilities>(
     repo: &Repository,
     comments: &[Comment],
     body: &str,
-) -> Result<Option<u64>, Failure> {
+) -> Result<Option<Comment>, Failure> {
     let Some(oldest) = comments.iter().min_by_key(|c| c.id) else {
         return Ok(None);
     };
@@ -201,10 +201,10 @@ fn settle<C: Capabilities>(
             .map_err(failed("delete a duplicate pull-request comment"))?;
     }
     if oldest.body == body {
-        return Ok(Some(oldest.id));
+        return Ok(Some(oldest.clone()));
     }
     match caps.github_update_comment(installation_id, repo, oldest.id, body) {
-        Ok(updated) => Ok(Some(updated.id)),
+        Ok(updated) => Ok(Some(updated)),
         // Deleted by someone since we listed it: the caller makes a new one.
         Err(error) if error.code == ErrorCode::NotFound => Ok(None),
         Err(error) => Err(Failure::at("update the pull-request comment", &error)),
@@ -214,7 +214,6 @@ fn settle<C: Capabilities>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::environment_id;
     use crate::request::EnvironmentType;
     use crate::snapshot::assert_snapshot;
 
@@ -224,20 +223,7 @@ mod tests {
     const AT: u64 = 1_795_863_600_000;
 
     fn environment(branch: &str, environment_type: EnvironmentType) -> Environment {
-        Environment {
-            id: environment_id("app_shop", branch),
-            app_id: "app_shop".into(),
-            environment_type,
-            repository: "acme/shop".into(),
-            branch: branch.into(),
-            sha: SHA.into(),
-            entrypoint: "src/server.ts".into(),
-            pull_request: Some(7),
-            requested_at_ms: AT,
-            request_version: format!("{AT:013}#{SHA}"),
-            secrets_withheld: Vec::new(),
-            logic_version: None,
-        }
+        crate::environment::example(branch, environment_type, SHA, AT)
     }
 
     fn preview(branch: &str) -> Environment {

@@ -1,6 +1,9 @@
 //! The component glue: the WIT export calls the flow, and every capability
 //! call goes to its WIT import. Conversions only; no logic lives here.
 
+// The generated import shims take every flattened parameter (strings as
+// pointer and length): `find-deployments` has ten.
+#[allow(clippy::too_many_arguments)]
 mod bindings {
     wit_bindgen::generate!({
         world: "environment-manager",
@@ -16,9 +19,9 @@ use bindings::wasi::config::store as config;
 use bindings::wasi::logging::logging;
 
 use crate::capabilities::{
-    CapResult, Capabilities, CapabilityError, Comment, Condition, ErrorCode, Item, LogLevel, Page,
-    Query, Repository, RuntimeCreated, RuntimeRequest, TrackEvent, Update, Value, Write,
-    WriteError,
+    CapResult, Capabilities, CapabilityError, Comment, Condition, Deployment, DeploymentState,
+    DeploymentStatus, ErrorCode, Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query,
+    Repository, RuntimeCreated, RuntimeRequest, TrackEvent, Update, Value, Write, WriteError,
 };
 use crate::flow::{self, Message};
 use crate::outcome::{FailureKind, Outcome};
@@ -137,6 +140,77 @@ impl Capabilities for Imports {
         gh::create_installation_token(installation_id, &repository(repo)).map_err(error)
     }
 
+    fn github_find_deployments(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>> {
+        gh::find_deployments(installation_id, &repository(repo), sha, environment, task)
+            .map(|found| found.into_iter().map(deployment).collect())
+            .map_err(error)
+    }
+
+    fn github_create_deployment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        new: &NewDeployment,
+    ) -> CapResult<Deployment> {
+        let new = gh::NewDeployment {
+            sha: new.sha.clone(),
+            environment: new.environment.clone(),
+            task: new.task.clone(),
+            payload_json: new.payload_json.clone(),
+            description: new.description.clone(),
+            transient_environment: new.transient_environment,
+            production_environment: new.production_environment,
+        };
+        gh::create_deployment(installation_id, &repository(repo), &new)
+            .map(deployment)
+            .map_err(error)
+    }
+
+    fn github_list_deployment_statuses(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>> {
+        gh::list_deployment_statuses(installation_id, &repository(repo), deployment_id)
+            .map(|statuses| statuses.into_iter().map(deployment_status).collect())
+            .map_err(error)
+    }
+
+    fn github_create_deployment_status(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+        status: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus> {
+        let status = gh::NewDeploymentStatus {
+            state: to_state(status.state),
+            description: status.description.clone(),
+            environment_url: status.environment_url.clone(),
+            log_url: status.log_url.clone(),
+        };
+        gh::create_deployment_status(installation_id, &repository(repo), deployment_id, &status)
+            .map(deployment_status)
+            .map_err(error)
+    }
+
+    fn github_delete_deployment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()> {
+        gh::delete_deployment(installation_id, &repository(repo), deployment_id).map_err(error)
+    }
+
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
         db::get(table, &to_item(key))
             .map(|found| found.map(from_item))
@@ -253,6 +327,50 @@ fn comment(c: gh::Comment) -> Comment {
         id: c.id,
         body: c.body,
         html_url: c.html_url,
+    }
+}
+
+fn deployment(d: gh::Deployment) -> Deployment {
+    Deployment {
+        id: d.id,
+        sha: d.sha,
+        environment: d.environment,
+        task: d.task,
+        payload_json: d.payload_json,
+    }
+}
+
+fn deployment_status(s: gh::DeploymentStatus) -> DeploymentStatus {
+    DeploymentStatus {
+        id: s.id,
+        state: from_state(s.state),
+        description: s.description,
+        environment_url: s.environment_url,
+        log_url: s.log_url,
+    }
+}
+
+fn to_state(state: DeploymentState) -> gh::DeploymentState {
+    match state {
+        DeploymentState::Error => gh::DeploymentState::Error,
+        DeploymentState::Failure => gh::DeploymentState::Failure,
+        DeploymentState::Inactive => gh::DeploymentState::Inactive,
+        DeploymentState::InProgress => gh::DeploymentState::InProgress,
+        DeploymentState::Queued => gh::DeploymentState::Queued,
+        DeploymentState::Pending => gh::DeploymentState::Pending,
+        DeploymentState::Success => gh::DeploymentState::Success,
+    }
+}
+
+fn from_state(state: gh::DeploymentState) -> DeploymentState {
+    match state {
+        gh::DeploymentState::Error => DeploymentState::Error,
+        gh::DeploymentState::Failure => DeploymentState::Failure,
+        gh::DeploymentState::Inactive => DeploymentState::Inactive,
+        gh::DeploymentState::InProgress => DeploymentState::InProgress,
+        gh::DeploymentState::Queued => DeploymentState::Queued,
+        gh::DeploymentState::Pending => DeploymentState::Pending,
+        gh::DeploymentState::Success => DeploymentState::Success,
     }
 }
 

@@ -209,6 +209,31 @@ fn hex_digest(parts: &[&str], len: usize) -> String {
         .collect()
 }
 
+/// An environment of `app_shop` (acme/shop, pull request 7) at `sha`, for
+/// the unit tests of what is made from one.
+#[cfg(test)]
+pub(crate) fn example(
+    branch: &str,
+    environment_type: EnvironmentType,
+    sha: &str,
+    requested_at_ms: u64,
+) -> Environment {
+    Environment {
+        id: environment_id("app_shop", branch),
+        app_id: "app_shop".into(),
+        environment_type,
+        repository: "acme/shop".into(),
+        branch: branch.into(),
+        sha: sha.into(),
+        entrypoint: "src/server.ts".into(),
+        pull_request: Some(7),
+        requested_at_ms,
+        request_version: format!("{requested_at_ms:013}#{sha}"),
+        secrets_withheld: Vec::new(),
+        logic_version: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,16 @@
 //!
 //! Every step is idempotent, so the host can deliver a message again at any
 //! point: the environment id is stable per (app, branch), the record is
-//! written under a version condition, the comment is found by its marker, and
-//! the runtime call and analytics event carry a key derived from the request.
+//! written under a version condition, the comment is found by its marker, the
+//! GitHub deployment by its task and payload, and the runtime call and
+//! analytics event carry a key derived from the request.
 
 use crate::apps::{self, App};
-use crate::capabilities::{Capabilities, LogLevel, RuntimeRequest, TrackEvent, WriteError};
+use crate::capabilities::{
+    Capabilities, Comment, LogLevel, RuntimeRequest, TrackEvent, WriteError,
+};
 use crate::comment::{self, Status};
+use crate::deployment::{self, Target};
 use crate::environment::{self, Environment, STATUS_CREATING};
 use crate::item::get_s;
 use crate::outcome::{Failure, FailureKind, Outcome, failed};
@@ -110,14 +114,28 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         let at = caps.now_ms();
         match caps.db_transact_write(&env.failed(&failure.reason, at)) {
             Ok(()) => {
-                if let Err(not_shown) =
-                    show_on_pull_request(caps, &request, &app, &env, Status::Failed, at)
-                {
+                let comment =
+                    match show_on_pull_request(caps, &request, &app, &env, Status::Failed, at) {
+                        Ok(comment) => comment,
+                        Err(not_shown) => {
+                            caps.log(
+                                LogLevel::Warn,
+                                "comment",
+                                &format!(
+                                    "could not show the failure on the pull request: {}",
+                                    not_shown.reason
+                                ),
+                            );
+                            None
+                        }
+                    };
+                let log_url = comment.map(|c| c.html_url);
+                if let Err(not_shown) = show_failure_on_deployment(caps, &request, &env, log_url) {
                     caps.log(
                         LogLevel::Warn,
-                        "comment",
+                        "deployment",
                         &format!(
-                            "could not show the failure on the pull request: {}",
+                            "could not show the failure on the GitHub deployment: {}",
                             not_shown.reason
                         ),
                     );
@@ -142,7 +160,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     provisioned
 }
 
-/// Steps 3 to 8, once the environment record is written.
+/// Steps 3 to 10, once the environment record is written.
 fn provision<C: Capabilities>(
     caps: &mut C,
     request: &CreateRequest,
@@ -169,9 +187,14 @@ fn provision<C: Capabilities>(
     };
 
     // 5. The pull-request comment, created or updated in place.
-    show_on_pull_request(caps, request, app, env, Status::Deploying, now)?;
+    let comment = show_on_pull_request(caps, request, app, env, Status::Deploying, now)?;
 
-    // 6. An installation token for the runtime, scoped to the repository.
+    // 6. The GitHub deployment of this commit to the environment, found or
+    // created. Without one (GitHub refused for good) the flow goes on.
+    let github = deployment_target(request, env);
+    let deployment = deployment::ensure(caps, &github)?;
+
+    // 7. An installation token for the runtime, scoped to the repository.
     // It can push there, so untrusted code gets none either.
     let token = if trusted {
         let token = caps
@@ -182,7 +205,7 @@ fn provision<C: Capabilities>(
         None
     };
 
-    // 7. Analytics: never fails the flow.
+    // 8. Analytics: never fails the flow.
     let event = TrackEvent {
         event: "cloud_environment_created".to_string(),
         user_id: request.requester.clone(),
@@ -203,7 +226,7 @@ fn provision<C: Capabilities>(
         );
     }
 
-    // 8. The Runtime Service creates (or finds, by key) the runtime.
+    // 9. The Runtime Service creates (or finds, by key) the runtime.
     let created = caps
         .runtime_create(&RuntimeRequest {
             idempotency_key: env.idempotency_key(),
@@ -239,6 +262,15 @@ fn provision<C: Capabilities>(
         }
     }
 
+    // 10. The deployment is in progress, at the runtime's URL (else the
+    // comment's): GitHub's "View deployment". A redelivery finds it so and
+    // adds nothing.
+    if let Some(deployment_id) = deployment {
+        let url = created.url.clone().or_else(|| preview_url(caps, env));
+        let status = deployment::in_progress(&created.runtime_id, url, comment.map(|c| c.html_url));
+        deployment::report(caps, &github, deployment_id, &status)?;
+    }
+
     let mut done = format!(
         "environment {} ({} {}) at {}: runtime {}",
         env.id,
@@ -255,7 +287,7 @@ fn provision<C: Capabilities>(
 }
 
 /// Create or update the pull-request comment, when the request has a pull
-/// request.
+/// request; returns it.
 fn show_on_pull_request<C: Capabilities>(
     caps: &mut C,
     request: &CreateRequest,
@@ -263,13 +295,11 @@ fn show_on_pull_request<C: Capabilities>(
     env: &Environment,
     status: Status,
     at: u64,
-) -> Result<(), Failure> {
+) -> Result<Option<Comment>, Failure> {
     let Some(pull_request) = &request.pull_request else {
-        return Ok(());
+        return Ok(None);
     };
-    let url = caps
-        .config(PREVIEW_URL_TEMPLATE)
-        .map(|template| template.replace("{environment}", &env.id));
+    let url = preview_url(caps, env);
     let logic_version = caps.config(LOGIC_VERSION);
     let body = comment::render(&comment::View {
         environment: env,
@@ -279,7 +309,7 @@ fn show_on_pull_request<C: Capabilities>(
         updated_at_ms: at,
         logic_version: logic_version.as_deref(),
     });
-    comment::upsert(
+    let comment = comment::upsert(
         caps,
         request.installation_id,
         &request.repository,
@@ -287,6 +317,41 @@ fn show_on_pull_request<C: Capabilities>(
         &app.id,
         &body,
     )?;
+    Ok(Some(comment))
+}
+
+/// The configured preview URL of the environment, if any.
+fn preview_url<C: Capabilities>(caps: &mut C, env: &Environment) -> Option<String> {
+    caps.config(PREVIEW_URL_TEMPLATE)
+        .map(|template| template.replace("{environment}", &env.id))
+}
+
+/// Where the request's GitHub deployments go.
+fn deployment_target<'a>(request: &'a CreateRequest, env: &'a Environment) -> Target<'a> {
+    Target {
+        installation_id: request.installation_id,
+        repo: &request.repository,
+        environment: env,
+    }
+}
+
+/// Mark the commit's GitHub deployment failed (made now if the failure came
+/// before it was), linking to the comment when there is one.
+fn show_failure_on_deployment<C: Capabilities>(
+    caps: &mut C,
+    request: &CreateRequest,
+    env: &Environment,
+    log_url: Option<String>,
+) -> Result<(), Failure> {
+    let github = deployment_target(request, env);
+    if let Some(deployment_id) = deployment::ensure(caps, &github)? {
+        deployment::report(
+            caps,
+            &github,
+            deployment_id,
+            &deployment::failure(env, log_url),
+        )?;
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 pub mod apps;
 pub mod capabilities;
 pub mod comment;
+pub mod deployment;
 pub mod environment;
 pub mod flow;
 pub mod item;

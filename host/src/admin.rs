@@ -30,7 +30,8 @@ pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         .sdk()
         .context("the aws backend has an SDK config")?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    for (logical, physical) in settings.tables.mapping() {
+    let tables = settings.tables.mapping().into_iter();
+    for (logical, physical) in tables.chain(settings.tables.logic_mapping()) {
         let exists = dynamodb.describe_table().table_name(physical).send().await;
         match exists {
             Ok(_) => println!("table {physical} ({logical}): exists"),
@@ -38,7 +39,7 @@ pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
             {
-                dynamodb
+                let created = dynamodb
                     .create_table()
                     .table_name(physical)
                     .billing_mode(BillingMode::PayPerRequest)
@@ -47,9 +48,18 @@ pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()
                     .key_schema(key_element("pk", KeyType::Hash)?)
                     .key_schema(key_element("sk", KeyType::Range)?)
                     .send()
-                    .await
-                    .map_err(|e| operation_failed("CreateTable", &e))?;
-                println!("table {physical} ({logical}): created");
+                    .await;
+                match created {
+                    Ok(_) => println!("table {physical} ({logical}): created"),
+                    // Another `init` created it meanwhile.
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                    {
+                        println!("table {physical} ({logical}): exists")
+                    }
+                    Err(e) => return Err(operation_failed("CreateTable", &e)),
+                }
             }
             Err(e) => return Err(operation_failed("DescribeTable", &e)),
         }

@@ -14,6 +14,9 @@ use crate::capabilities::dynamodb::show_item;
 use crate::config::{LogFormat, Settings};
 use crate::daemon::{Daemon, Finished};
 use crate::engine::{Engine, Limits, hex_sha256};
+use crate::logic::cache::NativeCache;
+use crate::logic::commands;
+use crate::logic::serving::Versions;
 use crate::mock::{MockHost, seed};
 use crate::observe::Observer;
 use crate::platform::Platform;
@@ -46,6 +49,13 @@ enum Command {
         /// Where the demo keeps its database; emptied first.
         #[arg(long, default_value = ".envmgr-demo")]
         dir: PathBuf,
+    },
+    /// Logic versions: install (validate, cache), activate (all traffic or
+    /// a canary share), promote, roll back, list. Running hosts follow
+    /// within `logic.poll_ms`.
+    Logic {
+        #[command(subcommand)]
+        command: LogicCommand,
     },
     /// Show what the local database holds: environments, comments, runtime
     /// requests, analytics events, queues and dead letters.
@@ -129,6 +139,33 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LogicCommand {
+    /// Validate a component (world, self-check in the mock host), cache its
+    /// native code and store it; refused with the reason otherwise.
+    Install {
+        file: PathBuf,
+        /// A name for it (`v2`, `2026-11-28`), usable instead of the sha256.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Make a version active, or give it a share of messages as a canary.
+    Activate {
+        /// sha256, a unique prefix of it, a tag, or `builtin`.
+        version: String,
+        /// Percent of messages for the version (1 to 99); the active one
+        /// keeps the rest.
+        #[arg(long)]
+        canary: Option<u8>,
+    },
+    /// Make the canary the active version.
+    Promote,
+    /// Drop the canary; without one, return to the previous active version.
+    Rollback,
+    /// The installed versions, which is active or canary, and the pointer.
+    List,
+}
+
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let data_dir = cli.data_dir.as_ref().map(|dir| {
@@ -148,6 +185,24 @@ pub fn main() -> anyhow::Result<()> {
         Command::Demo { ref dir } => {
             init_logs(LogFormat::Human);
             runtime.block_on(crate::demo::run(dir))
+        }
+        Command::Logic { ref command } => {
+            init_logs(LogFormat::Human);
+            let settings = settings()?;
+            runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                match command {
+                    LogicCommand::Install { file, tag } => {
+                        commands::install(&platform, &settings, file, tag.as_deref()).await
+                    }
+                    LogicCommand::Activate { version, canary } => {
+                        commands::activate(&platform, version, *canary).await
+                    }
+                    LogicCommand::Promote => commands::promote(&platform).await,
+                    LogicCommand::Rollback => commands::rollback(&platform).await,
+                    LogicCommand::List => commands::list(&platform).await,
+                }
+            })
         }
         Command::Show => {
             let settings = settings()?;
@@ -286,11 +341,14 @@ pub(crate) fn init_logs(format: LogFormat) {
 const STARTUP_RETRY: Duration = Duration::from_secs(2);
 
 async fn serve(settings: Settings, logic: Option<&Path>) -> anyhow::Result<()> {
-    let component = match logic {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        None => crate::BUILTIN_LOGIC.to_vec(),
+    let pinned = match logic {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
     };
-    let Some(running) = assemble(&settings, &component, None, shutdown_signal()).await? else {
+    let Some(running) = assemble(&settings, pinned.as_deref(), None, shutdown_signal()).await?
+    else {
         return Ok(());
     };
     running.run(shutdown_signal()).await
@@ -314,11 +372,12 @@ impl Assembled {
     }
 }
 
-/// Connect the backends the settings name and load the logic. None when
-/// `abandon` fired while waiting for SQS to become reachable.
+/// Connect the backends the settings name and load the logic: `pinned`, or
+/// what the shared pointer names. None when `abandon` fired while waiting
+/// for SQS to become reachable.
 pub(crate) async fn assemble(
     settings: &Settings,
-    component: &[u8],
+    pinned: Option<&[u8]>,
     finished: Option<tokio::sync::mpsc::UnboundedSender<Finished>>,
     abandon: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Option<Assembled>> {
@@ -338,9 +397,25 @@ pub(crate) async fn assemble(
         clock: None,
     });
     let engine = Arc::new(Engine::new(settings.limits())?);
-    let logic = Arc::new(engine.load(component)?);
-
     tokio::pin!(abandon);
+    let versions = match pinned {
+        Some(component) => Versions::pinned(engine.load(component)?, settings.logic.clone()),
+        // The pointer's table may not be reachable yet either: wait.
+        None => loop {
+            let cache = NativeCache::new(settings.logic_cache_dir(), engine.clone());
+            match Versions::follow(platform.registry(), cache, settings.logic.clone()).await {
+                Ok(versions) => break versions,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "logic versions not loadable; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(STARTUP_RETRY) => {}
+                        _ = &mut abandon => return Ok(None),
+                    }
+                }
+            }
+        },
+    };
+
     let mut queues = Vec::new();
     for (logical, queue_settings) in &settings.queues {
         // SQS may not be reachable yet (a restart of the endpoint): wait.
@@ -361,11 +436,12 @@ pub(crate) async fn assemble(
     Ok(Some(Assembled {
         daemon: Daemon {
             engine,
-            logic,
+            versions,
             backends,
             queues,
             grace: Duration::from_secs(settings.shutdown.grace_seconds),
             finished,
+            admin_listen: settings.admin.listen,
         },
         platform,
         segment: services.segment,

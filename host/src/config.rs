@@ -47,6 +47,49 @@ pub struct Settings {
     pub shutdown: Shutdown,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub logic: LogicSettings,
+    #[serde(default)]
+    pub admin: Admin,
+}
+
+/// Logic versions: where native code is cached, how often hosts look at the
+/// shared pointer, and when a canary is rolled back.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogicSettings {
+    /// Native code of installed versions; `{local.data_dir}/logic-cache`
+    /// when unset.
+    pub cache_dir: Option<PathBuf>,
+    /// How often a running host reads the active pointer.
+    pub poll_ms: u64,
+    /// The canary's recent messages judged (and the active version's).
+    pub canary_window: usize,
+    /// Messages the canary must have handled before it is judged.
+    pub canary_min_messages: usize,
+    /// Roll back when the canary's failure rate exceeds the active
+    /// version's by more than this (0.2 = 20 percentage points).
+    pub canary_margin: f64,
+}
+
+impl Default for LogicSettings {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            poll_ms: 250,
+            canary_window: 50,
+            canary_min_messages: 10,
+            canary_margin: 0.2,
+        }
+    }
+}
+
+/// The daemon's admin endpoint (`/metrics`, `/status`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// e.g. `127.0.0.1:9464`; no endpoint when unset.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -97,6 +140,9 @@ pub struct Tables {
     pub environments: String,
     pub secrets: String,
     pub apps: String,
+    /// The host's own: logic versions and the active pointer. Never mapped
+    /// for the logic, so no logic version can move the pointer.
+    pub logic: String,
 }
 
 impl Default for Tables {
@@ -105,18 +151,24 @@ impl Default for Tables {
             environments: "envmgr-environments".into(),
             secrets: "envmgr-secrets".into(),
             apps: "envmgr-apps".into(),
+            logic: "envmgr-logic".into(),
         }
     }
 }
 
 impl Tables {
-    /// (logical, physical) pairs.
+    /// (logical, physical) pairs of the tables the logic may use.
     pub fn mapping(&self) -> [(&'static str, &str); 3] {
         [
             ("environments", &self.environments),
             ("secrets", &self.secrets),
             ("apps", &self.apps),
         ]
+    }
+
+    /// The host's logic-version table, alone.
+    pub fn logic_mapping(&self) -> [(&'static str, &str); 1] {
+        [("logic", &self.logic)]
     }
 }
 
@@ -401,6 +453,17 @@ impl Settings {
                 bail!("config key `queues.{logical}.max_receive_count`: must be at least 1");
             }
         }
+        if !(100..=60_000).contains(&self.logic.poll_ms) {
+            bail!("config key `logic.poll_ms`: 100 to 60000");
+        }
+        if self.logic.canary_min_messages == 0
+            || self.logic.canary_window < self.logic.canary_min_messages
+        {
+            bail!("config key `logic.canary_min_messages`: between 1 and `logic.canary_window`");
+        }
+        if !(0.0..1.0).contains(&self.logic.canary_margin) {
+            bail!("config key `logic.canary_margin`: from 0 up to 1");
+        }
         if self.limits.memory_mib < 8 {
             bail!("config key `limits.memory_mib`: at least 8");
         }
@@ -418,6 +481,14 @@ impl Settings {
             bail!("config key `runtime.retries`: at most 10");
         }
         Ok(())
+    }
+
+    /// Where native code of logic versions is cached.
+    pub fn logic_cache_dir(&self) -> PathBuf {
+        self.logic
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.local.data_dir.join("logic-cache"))
     }
 
     /// The engine limits; concurrency covers every queue's in-flight bound.

@@ -12,10 +12,8 @@ use crate::cli::assemble;
 use crate::config::Settings;
 use crate::daemon::Disposition;
 use crate::local::FILE_NAME;
+use crate::mock::examples::{API_PRODUCTION, PULL_REQUEST_OPENED};
 use crate::{admin, show};
-
-const PULL_REQUEST_OPENED: &str = include_str!("../../docs/examples/pull-request-opened.json");
-const API_PRODUCTION: &str = include_str!("../../docs/examples/api-production.json");
 
 /// Both messages are handled well within this on any machine.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
@@ -45,7 +43,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let (finished_tx, mut finished) = mpsc::unbounded_channel();
     let running = assemble(
         &settings,
-        crate::BUILTIN_LOGIC,
+        Some(crate::BUILTIN_LOGIC),
         Some(finished_tx),
         std::future::pending(),
     )
@@ -91,7 +89,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
 
     println!(
         "\n[3/4] running the daemon (logic {}) until both are handled",
-        &running.daemon.logic.id[..12]
+        crate::logic::short(&running.daemon.versions.current().active.id)
     );
     let mut outcomes = Vec::new();
     let all_handled = async {

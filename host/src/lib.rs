@@ -4,7 +4,8 @@
 //! - [`engine`]: wasmtime, limits, one store per message.
 //! - [`capabilities`]: one module per WIT interface: backend trait, WIT
 //!   boundary, in-memory backend.
-//! - [`daemon`] over a [`queue`]: `envmgr serve`.
+//! - [`daemon`] over a [`queue`]: `envmgr serve`; [`logic`]: the versions it
+//!   serves (install, activate, canary, rollback).
 //! - [`platform`]: what a config connects to, `local` ([`local`], one
 //!   embedded database file) or `aws`.
 //! - [`mock`]: the mock host for tests and guest authors.
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod local;
+pub mod logic;
 pub mod mock;
 pub mod observe;
 pub mod platform;

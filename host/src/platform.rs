@@ -28,14 +28,18 @@ use crate::capabilities::runtime::http::HttpRuntime;
 use crate::capabilities::runtime::local::LocalRuntime;
 use crate::config::{Backend, Settings, read_secret};
 use crate::local::Store;
+use crate::logic::registry::Registry;
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
 use crate::queue::sqs::SqsQueue;
 
 /// The data side of a deployment: tables, KMS and queues.
 pub struct Platform {
+    /// The tables the logic may use.
     pub tables: Arc<dyn Tables>,
     pub kms: Arc<dyn Kms>,
+    /// The host's own `logic` table: versions and the active pointer.
+    logic_tables: Arc<dyn Tables>,
     place: Place,
 }
 
@@ -60,6 +64,10 @@ impl Platform {
                 let store = Store::open_dir(&settings.local.data_dir)?;
                 Self {
                     tables: Arc::new(LocalTables::new(store.clone(), settings.tables.mapping())),
+                    logic_tables: Arc::new(LocalTables::new(
+                        store.clone(),
+                        settings.tables.logic_mapping(),
+                    )),
                     kms: Arc::new(LocalKms::open(&store, &settings.kms.key_id).await?),
                     place: Place::Local(store),
                 }
@@ -68,11 +76,17 @@ impl Platform {
                 let sdk = crate::aws::sdk_config(&settings.aws).await;
                 Self {
                     tables: Arc::new(AwsTables::new(&sdk, settings.tables.mapping())),
+                    logic_tables: Arc::new(AwsTables::new(&sdk, settings.tables.logic_mapping())),
                     kms: Arc::new(AwsKms::new(&sdk, &settings.kms.key_id)),
                     place: Place::Aws(Box::new(sdk)),
                 }
             }
         })
+    }
+
+    /// Installed logic versions and the shared pointer.
+    pub fn registry(&self) -> Registry {
+        Registry::new(self.logic_tables.clone(), crate::BUILTIN_LOGIC)
     }
 
     /// The embedded database, with the local backend.

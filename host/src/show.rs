@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use crate::capabilities::analytics::local::events;
 use crate::capabilities::dynamodb::local::LocalTables;
 use crate::capabilities::dynamodb::{AttributeValue, Item, show_item};
-use crate::capabilities::github::local::{comments, tokens_issued};
+use crate::capabilities::github::local::{comments, deployments, tokens_issued};
+use crate::capabilities::github::state_name;
 use crate::capabilities::runtime::local::runtimes;
 use crate::config::Settings;
 use crate::local::Store;
@@ -24,6 +25,7 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 pub fn everything(store: &Store, settings: &Settings) -> anyhow::Result<()> {
     environments(store, settings)?;
     comments_section(store)?;
+    deployments_section(store)?;
     runtime_section(store)?;
     analytics_section(store)?;
     queues(store, settings)?;
@@ -73,6 +75,41 @@ fn comments_section(store: &Store) -> anyhow::Result<()> {
     let tokens = tokens_issued(store)?;
     for (repository, count) in tokens {
         println!("  installation tokens issued for {repository}: {count} (values never stored)");
+    }
+    Ok(())
+}
+
+fn deployments_section(store: &Store) -> anyhow::Result<()> {
+    let all = deployments(store)?;
+    println!("\n== GitHub deployments ({}) ==", all.len());
+    for deployment in all {
+        let kind = match (
+            deployment.transient_environment,
+            deployment.production_environment,
+        ) {
+            (_, true) => " (production)",
+            (true, _) => " (transient)",
+            _ => "",
+        };
+        println!(
+            "  deployment {} of {} @ {} to {}{kind} · {} · {}",
+            deployment.id,
+            deployment.repository,
+            deployment.sha.chars().take(7).collect::<String>(),
+            deployment.environment,
+            deployment.task,
+            deployment.payload,
+        );
+        for status in &deployment.statuses {
+            let mut line = format!("    {} {:?}", state_name(status.state), status.description);
+            if let Some(url) = &status.environment_url {
+                line.push_str(&format!(" · environment {url}"));
+            }
+            if let Some(url) = &status.log_url {
+                line.push_str(&format!(" · log {url}"));
+            }
+            println!("{line}");
+        }
     }
     Ok(())
 }

@@ -21,9 +21,57 @@ pub const INSTALLATION: u64 = 4242;
 pub const SHA_1: &str = "1111111111111111111111111111111111111111";
 pub const SHA_2: &str = "2222222222222222222222222222222222222222";
 
+/// The platform-API preview request for `feature/login` at SHA_1, edited.
+pub fn api_preview(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut body: serde_json::Value = serde_json::from_str(&api_request(
+        "preview",
+        "feature/login",
+        SHA_1,
+        "2026-11-28T11:00:00Z",
+    ))
+    .expect("api_request is JSON");
+    edit(&mut body);
+    body.to_string()
+}
+
 /// The component built by this test crate's build script from
 /// tests/guests/chaos: it traps, loops, or bombs memory on request.
 pub const CHAOS_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_CHAOS_WASM"));
+
+/// The real logic built with the `fail-on-marker` feature: passes the
+/// install self-check, and fails every message naming
+/// `envmgr-test-fail` — a canary that must be rolled back.
+pub const FAULTY_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_FAULTY_WASM"));
+
+/// The smallest component: valid, but exports nothing (the wrong world).
+pub const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+/// `component` with a custom section appended: the same behaviour under
+/// another sha256 — a second logic version whose comments and records
+/// visibly carry its own version.
+pub fn variant(component: &[u8], label: &str) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"envmgr-variant";
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // custom section
+    leb128(payload.len(), &mut out);
+    out.extend(payload);
+    out
+}
 
 /// One engine and one compiled builtin logic per test binary.
 pub fn shared_logic() -> (Arc<Engine>, Arc<Logic>) {
@@ -172,4 +220,29 @@ pub fn guest_message(message: &envmgr::Message) -> envmgr_guest::Message {
         receive_count: message.receive_count,
         sent_at_ms: message.sent_at_ms,
     }
+}
+
+/// Each scenario — an `async fn(Backend)` in the calling test file — as a
+/// test on each backend: `aws::<scenario>` on moto, `local::<scenario>` on
+/// the database file.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario($crate::stack::Backend::Aws).await
+                }
+            )*
+        }
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario($crate::stack::Backend::Local).await
+                }
+            )*
+        }
+    };
 }

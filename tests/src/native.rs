@@ -12,7 +12,11 @@ use envmgr::capabilities::dynamodb::{
     AttributeCheck, AttributeValue, Condition as HostCondition, KeyCondition, PutItem,
     QueryRequest, UpdateItem, Write as HostWrite, WriteError as HostWriteError,
 };
-use envmgr::capabilities::github::{Comment as HostComment, Repository as HostRepository};
+use envmgr::capabilities::github::{
+    Comment as HostComment, Deployment as HostDeployment, DeploymentState as HostState,
+    DeploymentStatus as HostStatus, NewDeployment as HostNewDeployment,
+    NewDeploymentStatus as HostNewStatus, Repository as HostRepository,
+};
 use envmgr::capabilities::runtime::RuntimeRequest as HostRuntimeRequest;
 use envmgr::capabilities::sealed::Secret;
 use envmgr::capabilities::{Error as HostError, ErrorCode as HostCode};
@@ -70,6 +74,46 @@ fn comment(c: HostComment) -> Comment {
         id: c.id,
         body: c.body,
         html_url: c.html_url,
+    }
+}
+
+fn deployment(d: HostDeployment) -> Deployment {
+    Deployment {
+        id: d.id,
+        sha: d.sha,
+        environment: d.environment,
+        task: d.task,
+        payload_json: d.payload_json,
+    }
+}
+
+fn deployment_status(s: HostStatus) -> DeploymentStatus {
+    DeploymentStatus {
+        id: s.id,
+        state: match s.state {
+            HostState::Error => DeploymentState::Error,
+            HostState::Failure => DeploymentState::Failure,
+            HostState::Inactive => DeploymentState::Inactive,
+            HostState::InProgress => DeploymentState::InProgress,
+            HostState::Queued => DeploymentState::Queued,
+            HostState::Pending => DeploymentState::Pending,
+            HostState::Success => DeploymentState::Success,
+        },
+        description: s.description,
+        environment_url: s.environment_url,
+        log_url: s.log_url,
+    }
+}
+
+fn host_state(state: DeploymentState) -> HostState {
+    match state {
+        DeploymentState::Error => HostState::Error,
+        DeploymentState::Failure => HostState::Failure,
+        DeploymentState::Inactive => HostState::Inactive,
+        DeploymentState::InProgress => HostState::InProgress,
+        DeploymentState::Queued => HostState::Queued,
+        DeploymentState::Pending => HostState::Pending,
+        DeploymentState::Success => HostState::Success,
     }
 }
 
@@ -250,6 +294,101 @@ impl Capabilities for Native<'_> {
             self.backends
                 .github
                 .create_installation_token(installation_id, &repo(r)),
+        )
+        .map_err(error)
+    }
+
+    fn github_find_deployments(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>> {
+        ready(self.backends.github.find_deployments(
+            installation_id,
+            &repo(r),
+            sha,
+            environment,
+            task,
+        ))
+        .map(|all| all.into_iter().map(deployment).collect())
+        .map_err(error)
+    }
+
+    fn github_create_deployment(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        new: &NewDeployment,
+    ) -> CapResult<Deployment> {
+        let new = HostNewDeployment {
+            sha: new.sha.clone(),
+            environment: new.environment.clone(),
+            task: new.task.clone(),
+            payload_json: new.payload_json.clone(),
+            description: new.description.clone(),
+            transient_environment: new.transient_environment,
+            production_environment: new.production_environment,
+        };
+        ready(
+            self.backends
+                .github
+                .create_deployment(installation_id, &repo(r), &new),
+        )
+        .map(deployment)
+        .map_err(error)
+    }
+
+    fn github_list_deployment_statuses(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>> {
+        ready(self.backends.github.list_deployment_statuses(
+            installation_id,
+            &repo(r),
+            deployment_id,
+        ))
+        .map(|all| all.into_iter().map(deployment_status).collect())
+        .map_err(error)
+    }
+
+    fn github_create_deployment_status(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        deployment_id: u64,
+        status: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus> {
+        let status = HostNewStatus {
+            state: host_state(status.state),
+            description: status.description.clone(),
+            environment_url: status.environment_url.clone(),
+            log_url: status.log_url.clone(),
+        };
+        ready(self.backends.github.create_deployment_status(
+            installation_id,
+            &repo(r),
+            deployment_id,
+            &status,
+        ))
+        .map(deployment_status)
+        .map_err(error)
+    }
+
+    fn github_delete_deployment(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()> {
+        ready(
+            self.backends
+                .github
+                .delete_deployment(installation_id, &repo(r), deployment_id),
         )
         .map_err(error)
     }

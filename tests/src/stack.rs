@@ -56,6 +56,9 @@ pub struct Options {
     pub logic: Option<&'static [u8]>,
     /// Put a proxy between envmgr and moto that the test can cut.
     pub cuttable: bool,
+    /// More TOML appended to the config (sections not written otherwise,
+    /// e.g. `[logic]`, `[admin]`).
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             grace_seconds: 15,
             logic: None,
             cuttable: false,
+            extra_config: String::new(),
         }
     }
 }
@@ -97,10 +101,7 @@ impl Stack {
                     "backend = \"aws\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n"
                 )
             }
-            None => format!(
-                "backend = \"local\"\n\n[local]\ndata_dir = \"{}/data\"\n",
-                dir.display()
-            ),
+            None => "backend = \"local\"\n".to_string(),
         };
         let (github, github_url) = FakeGitHub::start();
         let (segment, segment_url) = FakeSegment::start();
@@ -122,7 +123,9 @@ impl Stack {
         };
         let config = format!(
             "{backend}\n\
-             [tables]\nenvironments = \"{prefix}-environments\"\nsecrets = \"{prefix}-secrets\"\napps = \"{prefix}-apps\"\n\n\
+             # Also where the aws backend caches native code of logic versions.\n\
+             [local]\ndata_dir = \"{dir}/data\"\n\n\
+             [tables]\nenvironments = \"{prefix}-environments\"\nsecrets = \"{prefix}-secrets\"\napps = \"{prefix}-apps\"\nlogic = \"{prefix}-logic\"\n\n\
              [kms]\nkey_id = \"alias/{prefix}\"\n\n\
              {probot}\n{api}\n\
              [github]\napp_id = {app_id}\nprivate_key_file = \"{dir}/github-app.pem\"\napi_url = \"{github_url}\"\n\n\
@@ -130,12 +133,14 @@ impl Stack {
              [runtime]\nurl = \"{runtime_url}\"\ntoken_file = \"{dir}/runtime.token\"\ntimeout_ms = 5000\nretries = 0\n\n\
              [limits]\ndeadline_seconds = 30\n\n\
              [shutdown]\ngrace_seconds = {grace}\n\n\
-             [logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n",
+             [logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n\n\
+             {extra}\n",
             probot = queue("probot"),
             api = queue("api"),
             app_id = github::APP_ID,
             dir = dir.display(),
             grace = options.grace_seconds,
+            extra = options.extra_config,
         );
         let config_path = dir.join("envmgr.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -253,6 +258,44 @@ impl Stack {
 
     pub fn queue_name(&self, logical: &str) -> String {
         format!("{}-{logical}", self.prefix)
+    }
+
+    /// The Shop app (acme/shop, as in docs/examples) and two secrets:
+    /// `DATABASE_URL` for every environment, `STRIPE_KEY` for previews.
+    pub fn seed_shop(&self, database_url: &str, stripe_key: &str) {
+        self.ok(&[
+            "add-app",
+            "--id",
+            "app_shop",
+            "--name",
+            "Shop",
+            "--repository",
+            "acme/shop",
+            "--entrypoint",
+            "src/server.ts",
+        ]);
+        for (scope, name, value) in [
+            ("global", "DATABASE_URL", database_url),
+            ("preview", "STRIPE_KEY", stripe_key),
+        ] {
+            self.ok_with_input(
+                &[
+                    "set-secret",
+                    "--app",
+                    "app_shop",
+                    "--scope",
+                    scope,
+                    "--name",
+                    name,
+                ],
+                value,
+            );
+        }
+    }
+
+    /// Put `body` on a queue with `envmgr send`.
+    pub fn send(&self, queue: &str, body: &str) {
+        self.ok(&["send", "--queue", queue, "--body", body]);
     }
 
     /// The local backend's database (another connection to the file the
@@ -392,6 +435,12 @@ impl Stack {
             .queue_url
             .expect("a queue url")
     }
+}
+
+/// A message of docs/examples.
+pub fn example(name: &str) -> String {
+    let path = format!("{}/../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).expect("example message")
 }
 
 /// Poll `check` until it holds or `limit` passes; panics with `what`.

@@ -17,6 +17,7 @@
 //! finish within the grace period, make the rest visible at once.
 
 mod deleter;
+pub mod endpoint;
 mod lease;
 
 use std::collections::HashMap;
@@ -31,7 +32,8 @@ use tracing::{Instrument as _, error, info, info_span, warn};
 use crate::bindings::{FailureKind, Message, Outcome};
 use crate::capabilities::Backends;
 use crate::config::Queue as QueueSettings;
-use crate::engine::{Engine, Logic};
+use crate::engine::{Engine, Logic, RunError};
+use crate::logic::serving::{Ending, Versions};
 use crate::queue::{DeadLetter, Queue};
 use deleter::Deleter;
 
@@ -41,13 +43,16 @@ const MAX_BATCH: usize = 10;
 /// What one daemon runs.
 pub struct Daemon {
     pub engine: Arc<Engine>,
-    pub logic: Arc<Logic>,
+    /// The logic versions served, following the shared pointer.
+    pub versions: Arc<Versions>,
     pub backends: Arc<Backends>,
     /// (logical name, settings, queue) per queue.
     pub queues: Vec<(String, QueueSettings, Arc<dyn Queue>)>,
     pub grace: Duration,
     /// Told how each message ended (the demo, metrics); none in plain serve.
     pub finished: Option<mpsc::UnboundedSender<Finished>>,
+    /// Where `/metrics` and `/status` are served, if anywhere.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 /// How one delivery of a message ended.
@@ -56,6 +61,8 @@ pub struct Finished {
     pub queue: String,
     pub message_id: String,
     pub disposition: Disposition,
+    /// The logic version it ran on.
+    pub logic_version: String,
     /// The outcome or failure, as the logs show it.
     pub summary: String,
 }
@@ -77,13 +84,31 @@ impl Daemon {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let daemon = Arc::new(self);
+        if let Some(listen) = daemon.admin_listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("admin endpoint {listen}: {e}"))?;
+            info!(%listen, "admin endpoint: /metrics, /status");
+            tokio::spawn(endpoint::serve(
+                listener,
+                daemon.versions.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        tokio::spawn(daemon.versions.clone().watch(stop_rx.clone()));
         let mut loops = JoinSet::new();
         for index in 0..daemon.queues.len() {
             let daemon = daemon.clone();
             let stop = stop_rx.clone();
             loops.spawn(async move { daemon.consume(index, stop).await });
         }
-        info!(logic = %daemon.logic.id, queues = daemon.queues.len(), "serving");
+        let serving = daemon.versions.current();
+        info!(
+            logic = %serving.active.id,
+            canary = ?serving.canary.as_ref().map(|(c, percent)| format!("{} at {percent}%", c.id)),
+            queues = daemon.queues.len(),
+            "serving"
+        );
         // A queue loop ending early (a bug) stops the daemon the orderly way:
         // the other queues still drain, and the error is reported after.
         let mut failure = None;
@@ -151,6 +176,9 @@ impl Daemon {
                     None => permits.clone().acquire_owned().await.expect("never closed"),
                 };
                 let receipt = received.receipt.clone();
+                // The version is fixed here: a swap while the message runs
+                // does not change it.
+                let logic = self.versions.pick(&received.message.id);
                 in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -163,12 +191,12 @@ impl Daemon {
                     queue = %logical,
                     message_id = %received.message.id,
                     receive_count = received.message.receive_count,
-                    logic = %&self.logic.id[..12],
+                    logic = %crate::logic::short(&logic.id),
                 );
                 work.spawn(
                     async move {
                         let disposition = daemon
-                            .handle(index, &received.message, &receipt, &deleter)
+                            .handle(index, &logic, &received.message, &receipt, &deleter)
                             .await;
                         info!(?disposition, "message finished");
                         in_flight
@@ -215,6 +243,7 @@ impl Daemon {
     async fn handle(
         &self,
         index: usize,
+        logic: &Logic,
         message: &Message,
         receipt: &str,
         deleter: &Deleter,
@@ -227,11 +256,9 @@ impl Daemon {
             receipt.to_string(),
             settings.visibility_timeout_seconds,
         );
-        let result = self
-            .engine
-            .run(&self.logic, self.backends.clone(), message)
-            .await;
+        let result = self.engine.run(logic, self.backends.clone(), message).await;
         drop(_lease);
+        self.versions.record(&logic.id, ending(&result));
 
         let retry_after = match &result {
             Ok(Err(failure)) => failure.retry_after_ms.map(Duration::from_millis),
@@ -261,7 +288,7 @@ impl Daemon {
                 let why = DeadLetter {
                     reason: &reason,
                     source_queue: logical,
-                    logic_version: &self.logic.id,
+                    logic_version: &logic.id,
                 };
                 match queue.dead_letter(message, &why).await {
                     Ok(()) => {
@@ -291,9 +318,23 @@ impl Daemon {
                 queue: logical.clone(),
                 message_id: message.id.clone(),
                 disposition,
+                logic_version: logic.id.clone(),
                 summary,
             });
         }
         disposition
+    }
+}
+
+/// How a run ended, for the per-version counts.
+fn ending(result: &Result<crate::Handled, RunError>) -> Ending {
+    match result {
+        Ok(Ok(Outcome::Done(_))) => Ending::Done,
+        Ok(Ok(Outcome::Skipped(_))) => Ending::Skipped,
+        Ok(Err(failure)) if failure.kind == FailureKind::Permanent => Ending::Permanent,
+        Ok(Err(_)) => Ending::Retryable,
+        Err(RunError::Trap(_)) => Ending::Trap,
+        Err(RunError::Timeout(_)) => Ending::Timeout,
+        Err(RunError::MemoryExhausted(_)) => Ending::Memory,
     }
 }

@@ -26,9 +26,14 @@ pub const FILE_NAME: &str = "envmgr.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An open database file, shared by every local backend of a process.
+///
+/// Two connections: writes queue for SQLite's one write lock (which another
+/// process may hold for a while), reads never wait behind them — WAL lets a
+/// reader see the last commit while a write is under way.
 #[derive(Clone)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -54,8 +59,12 @@ impl Store {
         connection.pragma_update(None, "synchronous", "FULL")?;
         schema::create(&connection)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
+        let reader = Connection::open(path)
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            reader: Arc::new(Mutex::new(reader)),
             path: path.to_path_buf(),
         })
     }
@@ -75,6 +84,21 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
             work(&mut connection)
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+
+    /// Run a read on the reading connection, off the async threads.
+    pub async fn query<T, F>(&self, work: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            work(&reader)
         })
         .await
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))

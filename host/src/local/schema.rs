@@ -37,8 +37,9 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
             created_at_ms INTEGER NOT NULL
         );
 
-        -- What the local GitHub recorded: comments as they would appear, and
-        -- which installation tokens were issued (never their value).
+        -- What the local GitHub recorded: comments as they would appear,
+        -- deployments, and which installation tokens were issued (never
+        -- their value).
         CREATE TABLE IF NOT EXISTS github_comments (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
             repository    TEXT NOT NULL,
@@ -47,6 +48,33 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
             created_at_ms INTEGER NOT NULL,
             updated_at_ms INTEGER NOT NULL
         );
+        -- Deployments as GitHub would list them on the environments page,
+        -- with their statuses (the newest is the deployment's state).
+        CREATE TABLE IF NOT EXISTS github_deployments (
+            id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+            repository             TEXT NOT NULL,
+            sha                    TEXT NOT NULL,
+            environment            TEXT NOT NULL,
+            task                   TEXT NOT NULL,
+            payload                TEXT NOT NULL,
+            description            TEXT NOT NULL,
+            transient_environment  INTEGER NOT NULL,
+            production_environment INTEGER NOT NULL,
+            created_at_ms          INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS github_deployments_by_sha
+            ON github_deployments (repository, sha, environment);
+        CREATE TABLE IF NOT EXISTS github_deployment_statuses (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment      INTEGER NOT NULL,
+            state           TEXT NOT NULL,
+            description     TEXT NOT NULL,
+            environment_url TEXT,
+            log_url         TEXT,
+            created_at_ms   INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS github_deployment_statuses_by_deployment
+            ON github_deployment_statuses (deployment);
         CREATE TABLE IF NOT EXISTS github_tokens (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
             installation  INTEGER NOT NULL,

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod examples;
 pub mod seed;
 
 use std::sync::Arc;

@@ -133,9 +133,22 @@ impl LocalTables {
 #[async_trait]
 impl Tables for LocalTables {
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
-        let key = primary_key(key)?;
-        let table = table.to_string();
-        self.atomically(move |items| items.load(&table, &key)).await
+        let (pk, sk) = primary_key(key)?;
+        let table = physical(&self.tables, table)?;
+        let text: Option<String> = self
+            .store
+            .query(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                        params![table, pk, sk],
+                        |row| row.get(0),
+                    )
+                    .optional()
+            })
+            .await
+            .map_err(unavailable)?;
+        text.as_deref().map(decode).transpose()
     }
 
     async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
@@ -149,7 +162,7 @@ impl Tables for LocalTables {
         let limit = query_limit(request);
         let texts = self
             .store
-            .run(move |connection| {
+            .query(move |connection| {
                 // Byte order (SQLite's BINARY collation), as DynamoDB sorts.
                 let mut statement = connection.prepare_cached(
                     "SELECT item FROM items

@@ -11,12 +11,17 @@ use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
 use serde::Deserialize;
 
-use super::{Comment, GitHub, Repository};
+use super::{
+    Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus, Repository,
+    state_name, state_named,
+};
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 
-/// Comments per page when listing (GitHub's maximum).
+/// Comments, deployments or statuses per page when listing (GitHub's maximum).
 const PER_PAGE: u32 = 100;
+/// The media type GitHub's REST documentation asks for.
+const MEDIA_TYPE: &str = "application/vnd.github+json";
 
 pub struct GitHubApp {
     app_id: u64,
@@ -51,13 +56,78 @@ impl From<IssueComment> for Comment {
     }
 }
 
+/// The fields envmgr reads of a deployment.
+#[derive(Deserialize)]
+struct DeploymentJson {
+    id: u64,
+    sha: String,
+    environment: String,
+    task: String,
+    /// An object, or the text it was created with.
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+impl From<DeploymentJson> for Deployment {
+    fn from(d: DeploymentJson) -> Self {
+        Deployment {
+            id: d.id,
+            sha: d.sha,
+            environment: d.environment,
+            task: d.task,
+            payload_json: match d.payload {
+                serde_json::Value::Null => "{}".to_string(),
+                serde_json::Value::String(text) => text,
+                object => object.to_string(),
+            },
+        }
+    }
+}
+
+/// The fields envmgr reads of a deployment status.
+#[derive(Deserialize)]
+struct DeploymentStatusJson {
+    id: u64,
+    state: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    environment_url: Option<String>,
+    #[serde(default)]
+    log_url: Option<String>,
+}
+
+impl TryFrom<DeploymentStatusJson> for DeploymentStatus {
+    type Error = Error;
+
+    fn try_from(s: DeploymentStatusJson) -> Result<Self, Error> {
+        let state = state_named(&s.state).ok_or_else(|| {
+            error(
+                ErrorCode::Unavailable,
+                format!("github answered an unknown deployment state `{}`", s.state),
+            )
+        })?;
+        // GitHub answers "" for a URL never set.
+        let url = |u: Option<String>| u.filter(|u| !u.is_empty());
+        Ok(DeploymentStatus {
+            id: s.id,
+            state,
+            description: s.description.unwrap_or_default(),
+            environment_url: url(s.environment_url),
+            log_url: url(s.log_url),
+        })
+    }
+}
+
 impl GitHubApp {
     /// `api_url`: https://api.github.com, a GitHub Enterprise API, or a test server.
     pub fn new(app_id: u64, private_key_pem: &str, api_url: &str) -> anyhow::Result<Self> {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
             .map_err(|e| anyhow::anyhow!("the GitHub App private key is not an RSA PEM: {e}"))?;
+        // Installation clients share this one's headers.
         let app = Octocrab::builder()
             .base_uri(api_url)?
+            .add_header(reqwest::header::ACCEPT, MEDIA_TYPE.to_string())
             .app(AppId(app_id), key)
             .build()?;
         Ok(Self {
@@ -94,6 +164,16 @@ impl GitHubApp {
 
 fn repo_path(repo: &Repository) -> String {
     format!("/repos/{}/{}", repo.owner, repo.name)
+}
+
+/// The route of the next page, if any (its link carries the query). Only
+/// the path and query of the link: octocrab sends the token only to its
+/// own base URL (GitHub Enterprise, tests).
+fn next_page<T>(page: &octocrab::Page<T>) -> Option<String> {
+    page.next
+        .as_ref()
+        .and_then(|next| next.path_and_query())
+        .map(|p| p.as_str().to_string())
 }
 
 /// GitHub's answer in the contract's terms. Rate limits (429, or 403 with
@@ -182,13 +262,7 @@ impl GitHub for GitHubApp {
                     .map(Comment::from)
                     .filter(|c| c.body.contains(marker)),
             );
-            // Only the path and query of the next link: octocrab sends the
-            // token only to its own base URL (GitHub Enterprise, tests).
-            route = page
-                .next
-                .as_ref()
-                .and_then(|next| next.path_and_query())
-                .map(|p| p.as_str().to_string());
+            route = next_page(&page);
         }
         Ok(found)
     }
@@ -244,6 +318,153 @@ impl GitHub for GitHubApp {
             .await
             .map(drop)
             .map_err(|e| github_error("delete comment", e))
+    }
+
+    async fn find_deployments(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>> {
+        let client = self.authenticated(installation_id).await?;
+        let query = [
+            ("sha", sha.to_string()),
+            ("environment", environment.to_string()),
+            ("task", task.to_string()),
+            ("per_page", PER_PAGE.to_string()),
+        ];
+        let list = |e| github_error("list deployments", e);
+        let mut page: octocrab::Page<DeploymentJson> = client
+            .get(format!("{}/deployments", repo_path(repo)), Some(&query))
+            .await
+            .map_err(list)?;
+        let mut found: Vec<Deployment> = Vec::new();
+        loop {
+            found.extend(
+                std::mem::take(&mut page.items)
+                    .into_iter()
+                    .map(Deployment::from),
+            );
+            let Some(next) = next_page(&page) else { break };
+            page = client.get(next, None::<&()>).await.map_err(list)?;
+        }
+        // GitHub lists the newest first.
+        found.sort_by_key(|d| d.id);
+        Ok(found)
+    }
+
+    async fn create_deployment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        new: &NewDeployment,
+    ) -> CapResult<Deployment> {
+        let payload: serde_json::Value = serde_json::from_str(&new.payload_json)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| {
+                error(
+                    ErrorCode::Invalid,
+                    "the deployment payload must be a JSON object",
+                )
+            })?;
+        let client = self.authenticated(installation_id).await?;
+        let body = serde_json::json!({
+            "ref": new.sha,
+            "task": new.task,
+            // Never merge the default branch into the user's branch, never
+            // wait for (or refuse over) commit statuses: see the WIT.
+            "auto_merge": false,
+            "required_contexts": [],
+            "payload": payload,
+            "environment": new.environment,
+            "description": new.description,
+            "transient_environment": new.transient_environment,
+            "production_environment": new.production_environment,
+        });
+        client
+            .post::<_, DeploymentJson>(format!("{}/deployments", repo_path(repo)), Some(&body))
+            .await
+            .map(Deployment::from)
+            .map_err(|e| github_error("create deployment", e))
+    }
+
+    async fn list_deployment_statuses(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>> {
+        let client = self.authenticated(installation_id).await?;
+        let first = format!(
+            "{}/deployments/{deployment_id}/statuses?per_page={PER_PAGE}",
+            repo_path(repo)
+        );
+        let mut found = Vec::new();
+        let mut route = Some(first);
+        while let Some(current) = route.take() {
+            let mut page: octocrab::Page<DeploymentStatusJson> = client
+                .get(current, None::<&()>)
+                .await
+                .map_err(|e| github_error("list deployment statuses", e))?;
+            for status in std::mem::take(&mut page.items) {
+                found.push(DeploymentStatus::try_from(status)?);
+            }
+            route = next_page(&page);
+        }
+        // GitHub lists the newest first; its order is not documented.
+        found.sort_by_key(|s: &DeploymentStatus| s.id);
+        Ok(found)
+    }
+
+    async fn create_deployment_status(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+        status: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus> {
+        let client = self.authenticated(installation_id).await?;
+        let mut body = serde_json::json!({
+            "state": state_name(status.state),
+            "description": status.description,
+        });
+        // Absent rather than null: GitHub takes strings there.
+        if let Some(url) = &status.environment_url {
+            body["environment_url"] = url.as_str().into();
+        }
+        if let Some(url) = &status.log_url {
+            body["log_url"] = url.as_str().into();
+        }
+        let route = format!("{}/deployments/{deployment_id}/statuses", repo_path(repo));
+        let created: DeploymentStatusJson = client
+            .post(route, Some(&body))
+            .await
+            .map_err(|e| github_error("create deployment status", e))?;
+        DeploymentStatus::try_from(created)
+    }
+
+    async fn delete_deployment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()> {
+        let client = self.authenticated(installation_id).await?;
+        let route = format!("{}/deployments/{deployment_id}", repo_path(repo));
+        let response = client
+            ._delete(route, None::<&()>)
+            .await
+            .map_err(|e| github_error("delete deployment", e))?;
+        if response.status().as_u16() == 404 {
+            return Ok(());
+        }
+        octocrab::map_github_error(response)
+            .await
+            .map(drop)
+            .map_err(|e| github_error("delete deployment", e))
     }
 
     async fn create_installation_token(

@@ -1,12 +1,16 @@
 //! GitHub recorded in the embedded database: comments are kept as they
-//! would appear on the pull request, installation tokens are issued (random,
-//! valid for nothing) and their issue recorded without the value. Any
-//! installation id is accepted: there is no GitHub App to check against.
+//! would appear on the pull request, deployments and their statuses as the
+//! environments page would list them, installation tokens are issued
+//! (random, valid for nothing) and their issue recorded without the value.
+//! Any installation id is accepted: there is no GitHub App to check against.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 
-use super::{Comment, GitHub, Repository};
+use super::{
+    Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
+    NewDeploymentStatus, Repository, state_name, state_named,
+};
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Store, now_ms, random_hex, unavailable};
@@ -56,6 +60,76 @@ pub fn comments(store: &Store) -> anyhow::Result<Vec<RecordedComment>> {
     })
 }
 
+/// A recorded deployment with its statuses, for `show` and tests.
+#[derive(Clone, Debug)]
+pub struct RecordedDeployment {
+    pub id: u64,
+    pub repository: String,
+    pub sha: String,
+    pub environment: String,
+    pub task: String,
+    pub payload: String,
+    pub description: String,
+    pub transient_environment: bool,
+    pub production_environment: bool,
+    /// Oldest first.
+    pub statuses: Vec<DeploymentStatus>,
+}
+
+/// Every deployment in the database, oldest first, with its statuses.
+pub fn deployments(store: &Store) -> anyhow::Result<Vec<RecordedDeployment>> {
+    store.read(|connection| {
+        let mut statement = connection.prepare(
+            "SELECT id, repository, sha, environment, task, payload, description,
+                    transient_environment, production_environment
+             FROM github_deployments ORDER BY id",
+        )?;
+        let mut all = statement
+            .query_map([], |row| {
+                Ok(RecordedDeployment {
+                    id: row.get::<_, i64>(0)? as u64,
+                    repository: row.get(1)?,
+                    sha: row.get(2)?,
+                    environment: row.get(3)?,
+                    task: row.get(4)?,
+                    payload: row.get(5)?,
+                    description: row.get(6)?,
+                    transient_environment: row.get(7)?,
+                    production_environment: row.get(8)?,
+                    statuses: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for deployment in &mut all {
+            deployment.statuses = statuses_of(connection, deployment.id)?;
+        }
+        Ok(all)
+    })
+}
+
+fn statuses_of(
+    connection: &rusqlite::Connection,
+    deployment: u64,
+) -> rusqlite::Result<Vec<DeploymentStatus>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, state, description, environment_url, log_url
+         FROM github_deployment_statuses WHERE deployment = ?1 ORDER BY id",
+    )?;
+    statement
+        .query_map(params![deployment as i64], |row| {
+            let state: String = row.get(1)?;
+            Ok(DeploymentStatus {
+                id: row.get::<_, i64>(0)? as u64,
+                // Only this backend writes the column, from a state's name.
+                state: state_named(&state).unwrap_or(DeploymentState::Error),
+                description: row.get(2)?,
+                environment_url: row.get(3)?,
+                log_url: row.get(4)?,
+            })
+        })?
+        .collect()
+}
+
 /// How many installation tokens were issued per repository.
 pub fn tokens_issued(store: &Store) -> anyhow::Result<Vec<(String, u64)>> {
     store.read(|connection| {
@@ -66,6 +140,28 @@ pub fn tokens_issued(store: &Store) -> anyhow::Result<Vec<(String, u64)>> {
             .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
             .collect()
     })
+}
+
+fn deployment_exists(
+    connection: &rusqlite::Connection,
+    repository: &str,
+    deployment_id: u64,
+) -> rusqlite::Result<bool> {
+    connection
+        .query_row(
+            "SELECT 1 FROM github_deployments WHERE id = ?1 AND repository = ?2",
+            params![deployment_id as i64, repository],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+}
+
+fn deployment_not_found(deployment_id: u64) -> crate::capabilities::Error {
+    error(
+        ErrorCode::NotFound,
+        format!("deployment {deployment_id} not found"),
+    )
 }
 
 #[async_trait]
@@ -85,7 +181,7 @@ impl GitHub for LocalGitHub {
         let marker = marker.to_string();
         let rows: Vec<(i64, String)> = self
             .store
-            .run(move |connection| {
+            .query(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT id, body FROM github_comments
                      WHERE repository = ?1 AND issue = ?2 AND instr(body, ?3) > 0 ORDER BY id",
@@ -201,6 +297,215 @@ impl GitHub for LocalGitHub {
         Ok(())
     }
 
+    async fn find_deployments(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>> {
+        let repository = full_name(repo);
+        let (sha, environment, task) = (sha.to_string(), environment.to_string(), task.to_string());
+        self.store
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT id, sha, environment, task, payload FROM github_deployments
+                     WHERE repository = ?1 AND sha = ?2 AND environment = ?3 AND task = ?4
+                     ORDER BY id",
+                )?;
+                statement
+                    .query_map(params![repository, sha, environment, task], |row| {
+                        Ok(Deployment {
+                            id: row.get::<_, i64>(0)? as u64,
+                            sha: row.get(1)?,
+                            environment: row.get(2)?,
+                            task: row.get(3)?,
+                            payload_json: row.get(4)?,
+                        })
+                    })?
+                    .collect()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn create_deployment(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        new: &NewDeployment,
+    ) -> CapResult<Deployment> {
+        let payload = serde_json::from_str::<serde_json::Value>(&new.payload_json);
+        if !matches!(payload, Ok(serde_json::Value::Object(_))) {
+            return Err(error(
+                ErrorCode::Invalid,
+                "the deployment payload must be a JSON object",
+            ));
+        }
+        let repository = full_name(repo);
+        let stored = new.clone();
+        let id = self
+            .store
+            .run(move |connection| {
+                connection.execute(
+                    "INSERT INTO github_deployments (repository, sha, environment, task, payload,
+                         description, transient_environment, production_environment, created_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        repository,
+                        stored.sha,
+                        stored.environment,
+                        stored.task,
+                        stored.payload_json,
+                        stored.description,
+                        stored.transient_environment,
+                        stored.production_environment,
+                        now_ms()
+                    ],
+                )?;
+                Ok(connection.last_insert_rowid() as u64)
+            })
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(repository = %full_name(repo), environment = %new.environment, sha = %new.sha, deployment = id, "github (local): deployment created");
+        Ok(Deployment {
+            id,
+            sha: new.sha.clone(),
+            environment: new.environment.clone(),
+            task: new.task.clone(),
+            payload_json: new.payload_json.clone(),
+        })
+    }
+
+    async fn list_deployment_statuses(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>> {
+        let repository = full_name(repo);
+        self.store
+            .run(move |connection| {
+                if !deployment_exists(connection, &repository, deployment_id)? {
+                    return Ok(None);
+                }
+                statuses_of(connection, deployment_id).map(Some)
+            })
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| deployment_not_found(deployment_id))
+    }
+
+    async fn create_deployment_status(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+        new: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus> {
+        if new.description.chars().count() > 140 {
+            return Err(error(
+                ErrorCode::Invalid,
+                "a deployment status description has at most 140 characters",
+            ));
+        }
+        let repository = full_name(repo);
+        let stored = new.clone();
+        let id = self
+            .store
+            .run(move |connection| {
+                let transaction = connection.transaction()?;
+                if !deployment_exists(&transaction, &repository, deployment_id)? {
+                    return Ok(None);
+                }
+                transaction.execute(
+                    "INSERT INTO github_deployment_statuses
+                         (deployment, state, description, environment_url, log_url, created_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        deployment_id as i64,
+                        state_name(stored.state),
+                        stored.description,
+                        stored.environment_url,
+                        stored.log_url,
+                        now_ms()
+                    ],
+                )?;
+                let id = transaction.last_insert_rowid() as u64;
+                transaction.commit()?;
+                Ok(Some(id))
+            })
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| deployment_not_found(deployment_id))?;
+        tracing::info!(repository = %full_name(repo), deployment = deployment_id, state = state_name(new.state), "github (local): deployment status");
+        Ok(DeploymentStatus {
+            id,
+            state: new.state,
+            description: new.description.clone(),
+            environment_url: new.environment_url.clone(),
+            log_url: new.log_url.clone(),
+        })
+    }
+
+    async fn delete_deployment(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()> {
+        let repository = full_name(repo);
+        let refused = self
+            .store
+            .run(move |connection| {
+                let transaction = connection.transaction()?;
+                if !deployment_exists(&transaction, &repository, deployment_id)? {
+                    return Ok(false);
+                }
+                // As GitHub: with other deployments around, only an
+                // inactive one goes.
+                let others: i64 = transaction.query_row(
+                    "SELECT COUNT(*) FROM github_deployments WHERE repository = ?1 AND id != ?2",
+                    params![repository, deployment_id as i64],
+                    |row| row.get(0),
+                )?;
+                let state = statuses_of(&transaction, deployment_id)?
+                    .last()
+                    .map(|s| s.state);
+                let retired = matches!(
+                    state,
+                    Some(
+                        DeploymentState::Inactive
+                            | DeploymentState::Failure
+                            | DeploymentState::Error
+                    )
+                );
+                if others > 0 && !retired {
+                    return Ok(true);
+                }
+                transaction.execute(
+                    "DELETE FROM github_deployment_statuses WHERE deployment = ?1",
+                    params![deployment_id as i64],
+                )?;
+                transaction.execute(
+                    "DELETE FROM github_deployments WHERE id = ?1",
+                    params![deployment_id as i64],
+                )?;
+                transaction.commit()?;
+                Ok(false)
+            })
+            .await
+            .map_err(unavailable)?;
+        if refused {
+            return Err(error(
+                ErrorCode::Invalid,
+                format!("deployment {deployment_id} is active: give it an inactive status first"),
+            ));
+        }
+        Ok(())
+    }
+
     async fn create_installation_token(
         &self,
         installation_id: u64,
@@ -218,5 +523,122 @@ impl GitHub for LocalGitHub {
             .await
             .map_err(unavailable)?;
         Ok(Secret::new(format!("ghs_local_{}", random_hex(18))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> Repository {
+        Repository {
+            owner: "Acme".into(),
+            name: "shop".into(),
+        }
+    }
+
+    fn new(environment: &str) -> NewDeployment {
+        NewDeployment {
+            sha: "3f786850e387550fdab836ed7e6dc881de23001b".into(),
+            environment: environment.into(),
+            task: "deploy:envmgr".into(),
+            payload_json: r#"{"environmentId":"env_1"}"#.into(),
+            description: "envmgr preview environment env_1".into(),
+            transient_environment: true,
+            production_environment: false,
+        }
+    }
+
+    fn status(state: DeploymentState) -> NewDeploymentStatus {
+        NewDeploymentStatus {
+            state,
+            description: "Runtime rt_1 requested".into(),
+            environment_url: Some("https://env_1.preview.test".into()),
+            log_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deployments_and_statuses_are_recorded_as_github_keeps_them() {
+        let dir = std::env::temp_dir().join(format!("envmgr-gh-{}", random_hex(6)));
+        let store = Store::open_dir(&dir).unwrap();
+        let github = LocalGitHub::new(store.clone());
+        let sha = "3f786850e387550fdab836ed7e6dc881de23001b";
+
+        let first = github
+            .create_deployment(1, &repo(), &new("preview/feature/login"))
+            .await
+            .unwrap();
+        let second = github
+            .create_deployment(1, &repo(), &new("preview/feature/login"))
+            .await
+            .unwrap();
+        github
+            .create_deployment(1, &repo(), &new("production"))
+            .await
+            .unwrap();
+        let found = github
+            .find_deployments(1, &repo(), sha, "preview/feature/login", "deploy:envmgr")
+            .await
+            .unwrap();
+        let ids: Vec<u64> = found.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [first.id, second.id], "oldest first, one environment");
+        assert!(
+            github
+                .find_deployments(1, &repo(), sha, "preview/feature/login", "deploy")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let created = github
+            .create_deployment_status(1, &repo(), first.id, &status(DeploymentState::InProgress))
+            .await
+            .unwrap();
+        let listed = github
+            .list_deployment_statuses(1, &repo(), first.id)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, created.id);
+        assert_eq!(listed[0].state, DeploymentState::InProgress);
+        assert_eq!(
+            listed[0].environment_url.as_deref(),
+            Some("https://env_1.preview.test")
+        );
+
+        // As GitHub: an active deployment stays while there are others.
+        let refused = github.delete_deployment(1, &repo(), second.id).await;
+        assert_eq!(refused.unwrap_err().code, ErrorCode::Invalid);
+        github
+            .create_deployment_status(1, &repo(), second.id, &status(DeploymentState::Inactive))
+            .await
+            .unwrap();
+        github
+            .delete_deployment(1, &repo(), second.id)
+            .await
+            .unwrap();
+        github
+            .delete_deployment(1, &repo(), second.id)
+            .await
+            .unwrap();
+        let missing = github
+            .create_deployment_status(1, &repo(), second.id, &status(DeploymentState::Failure))
+            .await;
+        assert_eq!(missing.unwrap_err().code, ErrorCode::NotFound);
+
+        let bad = NewDeployment {
+            payload_json: "[1]".into(),
+            ..new("production")
+        };
+        let refused = github.create_deployment(1, &repo(), &bad).await;
+        assert_eq!(refused.unwrap_err().code, ErrorCode::Invalid);
+
+        let recorded = deployments(&store).unwrap();
+        assert_eq!(recorded.len(), 2);
+        assert_eq!(recorded[0].repository, "acme/shop");
+        assert_eq!(recorded[0].statuses.len(), 1);
+        assert!(recorded[0].transient_environment);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,11 +1,15 @@
-//! In-memory GitHub: installations, comments with ids, tokens.
+//! In-memory GitHub: installations, comments with ids, deployments with
+//! their statuses, tokens.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Comment, GitHub, Repository};
+use super::{
+    Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
+    NewDeploymentStatus, Repository,
+};
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
 
@@ -15,7 +19,31 @@ struct State {
     /// (owner/name, issue number) → comments, oldest first.
     comments: BTreeMap<(String, u64), Vec<Comment>>,
     next_comment_id: u64,
+    /// Every deployment, oldest first.
+    deployments: Vec<MockDeployment>,
+    next_deployment_id: u64,
+    next_status_id: u64,
     tokens_issued: Vec<(u64, String, Secret)>,
+}
+
+/// A deployment as the mock keeps it: what was asked, and its statuses.
+#[derive(Clone, Debug)]
+pub struct MockDeployment {
+    /// `owner/name`, lower-cased.
+    pub repository: String,
+    pub deployment: Deployment,
+    pub description: String,
+    pub transient_environment: bool,
+    pub production_environment: bool,
+    /// Oldest first.
+    pub statuses: Vec<DeploymentStatus>,
+}
+
+impl MockDeployment {
+    /// The state of its newest status.
+    pub fn state(&self) -> Option<DeploymentState> {
+        self.statuses.last().map(|s| s.state)
+    }
 }
 
 #[derive(Default)]
@@ -60,6 +88,17 @@ impl MockGitHub {
         }
     }
 
+    /// The deployments in a repository, oldest first.
+    pub fn deployments(&self, repo: &str) -> Vec<MockDeployment> {
+        let repo = repo.to_ascii_lowercase();
+        self.lock()
+            .deployments
+            .iter()
+            .filter(|d| d.repository == repo)
+            .cloned()
+            .collect()
+    }
+
     /// Every token plaintext handed out, for checking none leaked.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.lock()
@@ -71,6 +110,24 @@ impl MockGitHub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deployment<'a>(
+        state: &'a mut State,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<&'a mut MockDeployment> {
+        let repo = key(repo);
+        state
+            .deployments
+            .iter_mut()
+            .find(|d| d.repository == repo && d.deployment.id == deployment_id)
+            .ok_or_else(|| {
+                error(
+                    ErrorCode::NotFound,
+                    format!("deployment {deployment_id} not found"),
+                )
+            })
     }
 
     fn check_installation(state: &State, installation_id: u64) -> CapResult<()> {
@@ -181,6 +238,139 @@ impl GitHub for MockGitHub {
                 comments.retain(|c| c.id != comment_id);
             }
         }
+        Ok(())
+    }
+
+    async fn find_deployments(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>> {
+        let state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        let repo = key(repo);
+        Ok(state
+            .deployments
+            .iter()
+            .filter(|d| d.repository == repo)
+            .map(|d| &d.deployment)
+            .filter(|d| d.sha == sha && d.environment == environment && d.task == task)
+            .cloned()
+            .collect())
+    }
+
+    async fn create_deployment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        new: &NewDeployment,
+    ) -> CapResult<Deployment> {
+        let mut state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        let payload = serde_json::from_str::<serde_json::Value>(&new.payload_json);
+        if !matches!(payload, Ok(serde_json::Value::Object(_))) {
+            return Err(error(
+                ErrorCode::Invalid,
+                "the deployment payload must be a JSON object",
+            ));
+        }
+        state.next_deployment_id += 1;
+        let deployment = Deployment {
+            id: 5000 + state.next_deployment_id,
+            sha: new.sha.clone(),
+            environment: new.environment.clone(),
+            task: new.task.clone(),
+            payload_json: new.payload_json.clone(),
+        };
+        state.deployments.push(MockDeployment {
+            repository: key(repo),
+            deployment: deployment.clone(),
+            description: new.description.clone(),
+            transient_environment: new.transient_environment,
+            production_environment: new.production_environment,
+            statuses: Vec::new(),
+        });
+        Ok(deployment)
+    }
+
+    async fn list_deployment_statuses(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>> {
+        let mut state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        Ok(Self::deployment(&mut state, repo, deployment_id)?
+            .statuses
+            .clone())
+    }
+
+    async fn create_deployment_status(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+        new: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus> {
+        let mut state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        if new.description.chars().count() > 140 {
+            return Err(error(
+                ErrorCode::Invalid,
+                "a deployment status description has at most 140 characters",
+            ));
+        }
+        state.next_status_id += 1;
+        let status = DeploymentStatus {
+            id: 7000 + state.next_status_id,
+            state: new.state,
+            description: new.description.clone(),
+            environment_url: new.environment_url.clone(),
+            log_url: new.log_url.clone(),
+        };
+        Self::deployment(&mut state, repo, deployment_id)?
+            .statuses
+            .push(status.clone());
+        Ok(status)
+    }
+
+    async fn delete_deployment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()> {
+        let mut state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        let repo = key(repo);
+        let in_repo = state
+            .deployments
+            .iter()
+            .filter(|d| d.repository == repo)
+            .count();
+        let Some(at) = state
+            .deployments
+            .iter()
+            .position(|d| d.repository == repo && d.deployment.id == deployment_id)
+        else {
+            return Ok(());
+        };
+        // As GitHub: with other deployments around, only an inactive one goes.
+        let retired = matches!(
+            state.deployments[at].state(),
+            Some(DeploymentState::Inactive | DeploymentState::Failure | DeploymentState::Error)
+        );
+        if in_repo > 1 && !retired {
+            return Err(error(
+                ErrorCode::Invalid,
+                "We cannot delete an active deployment unless it is the only deployment in a given environment.",
+            ));
+        }
+        state.deployments.remove(at);
         Ok(())
     }
 

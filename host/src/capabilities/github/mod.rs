@@ -1,5 +1,5 @@
 //! GitHub as the app installation: authentication, the pull-request comment,
-//! installation tokens for the runtime.
+//! deployments and their statuses, installation tokens for the runtime.
 
 pub mod app;
 pub mod local;
@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use wasmtime::component::Resource;
 
 use crate::bindings::envmgr::environments::github::Host;
-pub use crate::bindings::envmgr::environments::github::{Comment, Repository};
+pub use crate::bindings::envmgr::environments::github::{
+    Comment, Deployment, DeploymentState, DeploymentStatus, NewDeployment, NewDeploymentStatus,
+    Repository,
+};
 use crate::capabilities::sealed::{SealedValue, Secret};
 use crate::capabilities::{CapResult, Error};
 use crate::engine::Session;
@@ -54,10 +57,75 @@ pub trait GitHub: Send + Sync {
         installation_id: u64,
         repo: &Repository,
     ) -> CapResult<Secret>;
+    /// Deployments of `sha` to `environment` with `task`, oldest first.
+    async fn find_deployments(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        sha: &str,
+        environment: &str,
+        task: &str,
+    ) -> CapResult<Vec<Deployment>>;
+    /// Sent with `auto_merge: false` and `required_contexts: []`, whatever
+    /// the guest asks (see the WIT).
+    async fn create_deployment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment: &NewDeployment,
+    ) -> CapResult<Deployment>;
+    /// A deployment's statuses, oldest first.
+    async fn list_deployment_statuses(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<Vec<DeploymentStatus>>;
+    async fn create_deployment_status(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+        status: &NewDeploymentStatus,
+    ) -> CapResult<DeploymentStatus>;
+    /// A deployment already gone counts as deleted.
+    async fn delete_deployment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        deployment_id: u64,
+    ) -> CapResult<()>;
 }
 
 fn show(repo: &Repository) -> String {
     format!("{}/{}", repo.owner, repo.name)
+}
+
+/// GitHub's name of a deployment state (the REST API's `state`).
+pub fn state_name(state: DeploymentState) -> &'static str {
+    match state {
+        DeploymentState::Error => "error",
+        DeploymentState::Failure => "failure",
+        DeploymentState::Inactive => "inactive",
+        DeploymentState::InProgress => "in_progress",
+        DeploymentState::Queued => "queued",
+        DeploymentState::Pending => "pending",
+        DeploymentState::Success => "success",
+    }
+}
+
+/// The state GitHub names `name`, if it is one.
+pub fn state_named(name: &str) -> Option<DeploymentState> {
+    Some(match name {
+        "error" => DeploymentState::Error,
+        "failure" => DeploymentState::Failure,
+        "inactive" => DeploymentState::Inactive,
+        "in_progress" => DeploymentState::InProgress,
+        "queued" => DeploymentState::Queued,
+        "pending" => DeploymentState::Pending,
+        "success" => DeploymentState::Success,
+        _ => return None,
+    })
 }
 
 impl Host for Session {
@@ -133,6 +201,114 @@ impl Host for Session {
             Call::GithubDeleteComment,
             || format!("{} comment={comment_id}", show(&repo)),
             b.github.delete_comment(installation_id, &repo, comment_id),
+        )
+        .await)
+    }
+
+    async fn find_deployments(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        sha: String,
+        environment: String,
+        task: String,
+    ) -> wasmtime::Result<CapResult<Vec<Deployment>>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::GithubFindDeployments,
+            || {
+                format!(
+                    "{} sha={sha} environment={environment:?} task={task:?}",
+                    show(&repo)
+                )
+            },
+            b.github
+                .find_deployments(installation_id, &repo, &sha, &environment, &task),
+        )
+        .await)
+    }
+
+    async fn create_deployment(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        deployment: NewDeployment,
+    ) -> wasmtime::Result<CapResult<Deployment>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::GithubCreateDeployment,
+            || {
+                format!(
+                    "{} sha={} environment={:?} task={:?} payload={} transient={} production={}",
+                    show(&repo),
+                    deployment.sha,
+                    deployment.environment,
+                    deployment.task,
+                    deployment.payload_json,
+                    deployment.transient_environment,
+                    deployment.production_environment
+                )
+            },
+            b.github
+                .create_deployment(installation_id, &repo, &deployment),
+        )
+        .await)
+    }
+
+    async fn list_deployment_statuses(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        deployment_id: u64,
+    ) -> wasmtime::Result<CapResult<Vec<DeploymentStatus>>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::GithubListDeploymentStatuses,
+            || format!("{} deployment={deployment_id}", show(&repo)),
+            b.github
+                .list_deployment_statuses(installation_id, &repo, deployment_id),
+        )
+        .await)
+    }
+
+    async fn create_deployment_status(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        deployment_id: u64,
+        status: NewDeploymentStatus,
+    ) -> wasmtime::Result<CapResult<DeploymentStatus>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::GithubCreateDeploymentStatus,
+            || {
+                format!(
+                    "{} deployment={deployment_id} state={} description={:?} environment_url={:?} log_url={:?}",
+                    show(&repo),
+                    state_name(status.state),
+                    status.description,
+                    status.environment_url,
+                    status.log_url
+                )
+            },
+            b.github
+                .create_deployment_status(installation_id, &repo, deployment_id, &status),
+        )
+        .await)
+    }
+
+    async fn delete_deployment(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        deployment_id: u64,
+    ) -> wasmtime::Result<CapResult<()>> {
+        let b = self.backends.clone();
+        Ok(b.invoke(
+            Call::GithubDeleteDeployment,
+            || format!("{} deployment={deployment_id}", show(&repo)),
+            b.github
+                .delete_deployment(installation_id, &repo, deployment_id),
         )
         .await)
     }

@@ -19,6 +19,22 @@ impl LocalKms {
     /// The key named `alias`, created if the database has none yet.
     pub async fn open(store: &Store, alias: &str) -> anyhow::Result<Self> {
         let alias = alias.to_string();
+        // Most opens find the key: read it without taking the write lock.
+        let lookup = alias.clone();
+        let found: Option<Vec<u8>> = store
+            .query(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT key FROM kms_keys WHERE alias = ?1",
+                        [&lookup],
+                        |row| row.get(0),
+                    )
+                    .optional()
+            })
+            .await?;
+        if let Some(bytes) = found {
+            return Self::from_bytes(bytes);
+        }
         let mut fresh = [0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
         let bytes: Vec<u8> = store
@@ -36,6 +52,10 @@ impl LocalKms {
                 .map(Option::unwrap_or_default)
             })
             .await?;
+        Self::from_bytes(bytes)
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> anyhow::Result<Self> {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| anyhow::anyhow!("the local KMS key in the database is not 32 bytes"))?;

@@ -1,0 +1,417 @@
+//! The GitHub deployment: one per environment and commit, in a GitHub
+//! environment named after the envmgr environment, so the pull request shows
+//! GitHub's own "View deployment" button and the repository's environments
+//! page lists it. It is found again by its task and payload (so a lost id or
+//! a redelivery never makes a second one), duplicates from concurrent
+//! deliveries are retired, and its status follows the environment:
+//! `in_progress` once the runtime is requested, `failure` once the request
+//! failed for good.
+//!
+//! A deployment only mirrors the environment, which is the record's. So a
+//! GitHub error that may pass (throttled, unavailable, conflict) fails the
+//! step and the message is retried (every step is idempotent), while a
+//! refusal (the App may not write deployments: `denied`; `invalid`;
+//! `not-found`) is logged and the flow goes on without the deployment.
+
+use serde_json::json;
+
+use crate::capabilities::{
+    CapResult, Capabilities, Deployment, DeploymentState, DeploymentStatus, ErrorCode, LogLevel,
+    NewDeployment, NewDeploymentStatus, Repository,
+};
+use crate::environment::Environment;
+use crate::outcome::Failure;
+use crate::request::EnvironmentType;
+
+/// The task envmgr's deployments carry (GitHub's default is `deploy`), so
+/// the repository's own deployments to the same environment are not ours.
+pub const TASK: &str = "deploy:envmgr";
+/// The GitHub environment of every production environment.
+pub const PRODUCTION: &str = "production";
+/// GitHub's longest environment name.
+pub const ENVIRONMENT_NAME_LIMIT: usize = 255;
+/// GitHub's longest deployment status description.
+pub const DESCRIPTION_LIMIT: usize = 140;
+
+/// Where the deployments of one environment go.
+pub struct Target<'a> {
+    pub installation_id: u64,
+    pub repo: &'a Repository,
+    pub environment: &'a Environment,
+}
+
+impl Target<'_> {
+    fn name(&self) -> String {
+        environment_name(
+            self.environment.environment_type,
+            &self.environment.branch,
+            &self.environment.id,
+        )
+    }
+}
+
+/// The GitHub environment: `preview/{branch}` for a preview, `production`
+/// for production. A name longer than GitHub allows keeps its start and
+/// ends in `~{environment id}`, so it stays the branch's own.
+pub fn environment_name(
+    environment_type: EnvironmentType,
+    branch: &str,
+    environment_id: &str,
+) -> String {
+    match environment_type {
+        EnvironmentType::Production => PRODUCTION.to_string(),
+        EnvironmentType::Preview => {
+            let name = format!("preview/{branch}");
+            if name.chars().count() <= ENVIRONMENT_NAME_LIMIT {
+                return name;
+            }
+            let suffix = format!("~{environment_id}");
+            let kept: String = name
+                .chars()
+                .take(ENVIRONMENT_NAME_LIMIT - suffix.chars().count())
+                .collect();
+            format!("{kept}{suffix}")
+        }
+    }
+}
+
+/// The payload that marks a deployment as this environment's.
+pub fn payload(app_id: &str, environment_id: &str, environment_type: EnvironmentType) -> String {
+    json!({
+        "appId": app_id,
+        "environmentId": environment_id,
+        "environmentType": environment_type.as_str(),
+    })
+    .to_string()
+}
+
+/// Whether envmgr made `deployment` for `environment`: its task, and the
+/// environment id in its payload.
+pub fn is_ours(deployment: &Deployment, environment: &Environment) -> bool {
+    deployment.task == TASK
+        && serde_json::from_str::<serde_json::Value>(&deployment.payload_json)
+            .ok()
+            .and_then(|payload| {
+                payload
+                    .get("environmentId")
+                    .and_then(|id| id.as_str())
+                    .map(|id| id == environment.id)
+            })
+            .unwrap_or(false)
+}
+
+/// The deployment to create for the environment's commit.
+pub fn new_deployment(environment: &Environment) -> NewDeployment {
+    let preview = environment.environment_type == EnvironmentType::Preview;
+    NewDeployment {
+        sha: environment.sha.clone(),
+        environment: environment_name(
+            environment.environment_type,
+            &environment.branch,
+            &environment.id,
+        ),
+        task: TASK.to_string(),
+        payload_json: payload(
+            &environment.app_id,
+            &environment.id,
+            environment.environment_type,
+        ),
+        description: clip(&format!(
+            "envmgr {} environment {}",
+            environment.environment_type.as_str(),
+            environment.id
+        )),
+        transient_environment: preview,
+        production_environment: !preview,
+    }
+}
+
+/// The status once the Runtime Service accepted the create call.
+pub fn in_progress(
+    runtime_id: &str,
+    environment_url: Option<String>,
+    log_url: Option<String>,
+) -> NewDeploymentStatus {
+    NewDeploymentStatus {
+        state: DeploymentState::InProgress,
+        description: clip(&format!("Runtime {runtime_id} requested; starting")),
+        environment_url,
+        log_url,
+    }
+}
+
+/// The status once the request failed for good. The reason stays on the
+/// record (as with the comment): a deployment is shown to everyone who can
+/// read the repository.
+pub fn failure(environment: &Environment, log_url: Option<String>) -> NewDeploymentStatus {
+    NewDeploymentStatus {
+        state: DeploymentState::Failure,
+        description: clip(&format!(
+            "Failed: environment {} could not be created (its record says why)",
+            environment.id
+        )),
+        environment_url: None,
+        log_url,
+    }
+}
+
+/// At most [`DESCRIPTION_LIMIT`] characters, cut with an ellipsis.
+fn clip(text: &str) -> String {
+    if text.chars().count() <= DESCRIPTION_LIMIT {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(DESCRIPTION_LIMIT - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Find the environment's deployment of its commit, or create it; returns
+/// its id. None when GitHub refused for good (logged).
+pub fn ensure<C: Capabilities>(caps: &mut C, target: &Target<'_>) -> Result<Option<u64>, Failure> {
+    let Some(found) = find(caps, target, "find the GitHub deployment")? else {
+        return Ok(None);
+    };
+    if let Some(kept) = settle(caps, target, found)? {
+        return Ok(Some(kept));
+    }
+    let created = caps.github_create_deployment(
+        target.installation_id,
+        target.repo,
+        &new_deployment(target.environment),
+    );
+    let Some(created) = tolerate(caps, "create the GitHub deployment", created)? else {
+        return Ok(None);
+    };
+    // Two deliveries racing can both find none and both create one: look
+    // again, so whichever finishes last leaves exactly one. A listing that
+    // does not show the new one yet still keeps it.
+    let mut after =
+        find(caps, target, "check for duplicate GitHub deployments")?.unwrap_or_default();
+    if !after.iter().any(|d| d.id == created.id) {
+        after.push(created);
+    }
+    settle(caps, target, after)
+}
+
+/// The environment's deployments of its commit, as the guest recognises
+/// them. None when GitHub refused for good (logged).
+fn find<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    step: &str,
+) -> Result<Option<Vec<Deployment>>, Failure> {
+    let found = caps.github_find_deployments(
+        target.installation_id,
+        target.repo,
+        &target.environment.sha,
+        &target.name(),
+        TASK,
+    );
+    Ok(tolerate(caps, step, found)?.map(|all| {
+        all.into_iter()
+            .filter(|d| is_ours(d, target.environment))
+            .collect()
+    }))
+}
+
+/// Keep the oldest deployment, retire the others. None when there is none.
+fn settle<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    deployments: Vec<Deployment>,
+) -> Result<Option<u64>, Failure> {
+    let Some(oldest) = deployments.iter().map(|d| d.id).min() else {
+        return Ok(None);
+    };
+    for duplicate in deployments.iter().filter(|d| d.id != oldest) {
+        retire(caps, target, duplicate.id, oldest)?;
+    }
+    Ok(Some(oldest))
+}
+
+/// Delete a duplicate. GitHub deletes a deployment only once it is
+/// inactive (unless it is the repository's only one), so it gets an
+/// `inactive` status first.
+fn retire<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    duplicate: u64,
+    kept: u64,
+) -> Result<(), Failure> {
+    let inactive = NewDeploymentStatus {
+        state: DeploymentState::Inactive,
+        description: clip(&format!(
+            "Duplicate of deployment {kept} made by a concurrent delivery; removed"
+        )),
+        environment_url: None,
+        log_url: None,
+    };
+    let marked = caps.github_create_deployment_status(
+        target.installation_id,
+        target.repo,
+        duplicate,
+        &inactive,
+    );
+    match marked {
+        // Another delivery deleted it already.
+        Err(error) if error.code == ErrorCode::NotFound => return Ok(()),
+        marked => {
+            if tolerate(caps, "retire a duplicate GitHub deployment", marked)?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+    let deleted = caps.github_delete_deployment(target.installation_id, target.repo, duplicate);
+    tolerate(caps, "delete a duplicate GitHub deployment", deleted)?;
+    Ok(())
+}
+
+/// Give the deployment `status`, unless its current status already says
+/// the same (a redelivery adds none).
+pub fn report<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    deployment_id: u64,
+    status: &NewDeploymentStatus,
+) -> Result<(), Failure> {
+    let statuses =
+        caps.github_list_deployment_statuses(target.installation_id, target.repo, deployment_id);
+    let Some(statuses) = tolerate(caps, "read the GitHub deployment's status", statuses)? else {
+        return Ok(());
+    };
+    let current = statuses.iter().max_by_key(|s| s.id);
+    if current.is_some_and(|current| says(current, status)) {
+        return Ok(());
+    }
+    let created = caps.github_create_deployment_status(
+        target.installation_id,
+        target.repo,
+        deployment_id,
+        status,
+    );
+    tolerate(caps, "set the GitHub deployment status", created)?;
+    Ok(())
+}
+
+/// Whether `current` already says what `wanted` would.
+fn says(current: &DeploymentStatus, wanted: &NewDeploymentStatus) -> bool {
+    current.state == wanted.state
+        && current.description == wanted.description
+        && current.environment_url == wanted.environment_url
+        && current.log_url == wanted.log_url
+}
+
+/// A deployment call's result: an error that may pass fails the step (the
+/// message is retried), a refusal is logged and the flow goes on without.
+fn tolerate<C: Capabilities, T>(
+    caps: &mut C,
+    step: &str,
+    result: CapResult<T>,
+) -> Result<Option<T>, Failure> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_transient() => Err(Failure::at(step, &error)),
+        Err(error) => {
+            caps.log(
+                LogLevel::Warn,
+                "deployment",
+                &format!("{step}: {error}; going on without the GitHub deployment"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::environment_id;
+
+    const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";
+
+    fn environment(branch: &str, environment_type: EnvironmentType) -> Environment {
+        crate::environment::example(branch, environment_type, SHA, 0)
+    }
+
+    #[test]
+    fn environments_are_named_after_the_envmgr_environment() {
+        let id = environment_id("app_shop", "feature/login");
+        assert_eq!(
+            environment_name(EnvironmentType::Preview, "feature/login", &id),
+            "preview/feature/login"
+        );
+        assert_eq!(
+            environment_name(EnvironmentType::Preview, "mallory:main", &id),
+            "preview/mallory:main"
+        );
+        assert_eq!(
+            environment_name(EnvironmentType::Production, "main", &id),
+            "production"
+        );
+    }
+
+    #[test]
+    fn a_name_too_long_for_github_stays_the_branchs_own() {
+        let long = "b".repeat(255);
+        let other = format!("{}c", "b".repeat(254));
+        let a = environment_name(
+            EnvironmentType::Preview,
+            &long,
+            &environment_id("app", &long),
+        );
+        let b = environment_name(
+            EnvironmentType::Preview,
+            &other,
+            &environment_id("app", &other),
+        );
+        assert_eq!(a.chars().count(), ENVIRONMENT_NAME_LIMIT);
+        assert!(a.starts_with("preview/bbb"), "{a}");
+        assert!(a.ends_with(&format!("~{}", environment_id("app", &long))));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_preview_is_transient_and_production_is_production() {
+        let preview = new_deployment(&environment("feature/login", EnvironmentType::Preview));
+        assert_eq!(preview.sha, SHA);
+        assert_eq!(preview.task, TASK);
+        assert!(preview.transient_environment && !preview.production_environment);
+        let production = new_deployment(&environment("main", EnvironmentType::Production));
+        assert_eq!(production.environment, "production");
+        assert!(!production.transient_environment && production.production_environment);
+    }
+
+    #[test]
+    fn only_deployments_with_our_task_and_environment_id_are_ours() {
+        let env = environment("feature/login", EnvironmentType::Preview);
+        let new = new_deployment(&env);
+        let deployment = |task: &str, payload_json: &str| Deployment {
+            id: 1,
+            sha: SHA.into(),
+            environment: new.environment.clone(),
+            task: task.into(),
+            payload_json: payload_json.into(),
+        };
+        assert!(is_ours(&deployment(TASK, &new.payload_json), &env));
+        assert!(!is_ours(&deployment("deploy", &new.payload_json), &env));
+        let other = payload("app_shop", "env_other", EnvironmentType::Preview);
+        assert!(!is_ours(&deployment(TASK, &other), &env));
+        assert!(!is_ours(&deployment(TASK, "{}"), &env));
+        assert!(!is_ours(&deployment(TASK, "not json"), &env));
+    }
+
+    #[test]
+    fn descriptions_fit_githubs_limit() {
+        let long = "r".repeat(300);
+        let status = in_progress(&long, None, None);
+        assert_eq!(status.description.chars().count(), DESCRIPTION_LIMIT);
+        assert!(status.description.ends_with('…'));
+        let env = environment(&"x".repeat(255), EnvironmentType::Preview);
+        assert!(new_deployment(&env).description.chars().count() <= DESCRIPTION_LIMIT);
+        assert!(failure(&env, None).description.chars().count() <= DESCRIPTION_LIMIT);
+        assert_eq!(
+            in_progress("rt_1", None, None).description,
+            "Runtime rt_1 requested; starting"
+        );
+    }
+}

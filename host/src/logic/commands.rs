@@ -1,0 +1,150 @@
+//! `envmgr logic …`: the operator's side of logic versions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::logic::cache::NativeCache;
+use crate::logic::registry::{Conflict, Registry};
+use crate::logic::{Pointer, activated, install, promoted, rolled_back, short};
+use crate::platform::Platform;
+
+fn now_ms() -> u64 {
+    crate::local::now_ms().max(0) as u64
+}
+
+/// What `install` printed.
+pub async fn install(
+    platform: &Platform,
+    settings: &Settings,
+    file: &Path,
+    tag: Option<&str>,
+) -> anyhow::Result<()> {
+    let component = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if tag.is_some_and(|t| t.is_empty() || t.contains(',') || t == crate::logic::BUILTIN_TAG) {
+        anyhow::bail!("a tag is a non-empty name without commas, other than `builtin`");
+    }
+    let engine = Arc::new(Engine::new(settings.limits())?);
+    let cache = NativeCache::new(settings.logic_cache_dir(), engine);
+    let registry = platform.registry();
+    if let Some(tag) = tag
+        && let Ok(existing) = registry.resolve(tag).await
+    {
+        anyhow::bail!("the tag `{tag}` already names {}", existing.id);
+    }
+    let installed = install::install(&registry, &cache, component, tag, now_ms()).await?;
+    println!(
+        "installed {}{} — world ok, compiled in {} ms and cached; self-check: {}",
+        installed.id,
+        tag.map(|t| format!(" ({t})")).unwrap_or_default(),
+        installed.compile_ms,
+        installed.self_check
+    );
+    Ok(())
+}
+
+/// Read the pointer, change it, write it back if nobody else moved it
+/// meanwhile (a few tries).
+async fn change_pointer(
+    registry: &Registry,
+    change: impl Fn(Option<&Pointer>) -> anyhow::Result<Pointer>,
+) -> anyhow::Result<Pointer> {
+    for _ in 0..3 {
+        let current = registry.pointer().await?;
+        let next = change(current.as_ref())?;
+        match registry.swap(current.as_ref(), &next).await {
+            Ok(()) => return Ok(next),
+            Err(e) if e.is::<Conflict>() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    anyhow::bail!("the active pointer kept changing under this command; try again")
+}
+
+pub async fn activate(platform: &Platform, name: &str, canary: Option<u8>) -> anyhow::Result<()> {
+    let registry = platform.registry();
+    let version = registry.resolve(name).await?;
+    let builtin = registry.builtin_id().to_string();
+    let pointer = change_pointer(&registry, |current| {
+        activated(current, &builtin, &version.id, canary, now_ms())
+    })
+    .await?;
+    println!("{} (revision {})", pointer.reason, pointer.revision);
+    Ok(())
+}
+
+pub async fn promote(platform: &Platform) -> anyhow::Result<()> {
+    let registry = platform.registry();
+    let pointer = change_pointer(&registry, |current| {
+        promoted(
+            current.context("nothing was activated yet, so there is no canary")?,
+            now_ms(),
+        )
+    })
+    .await?;
+    println!("{} (revision {})", pointer.reason, pointer.revision);
+    Ok(())
+}
+
+pub async fn rollback(platform: &Platform) -> anyhow::Result<()> {
+    let registry = platform.registry();
+    let pointer = change_pointer(&registry, |current| {
+        let current = current.context("nothing was activated yet; the builtin version serves")?;
+        let reason = match &current.canary {
+            Some(canary) => format!("rolled back canary {}", short(&canary.version)),
+            None => format!("rolled back from {}", short(&current.active)),
+        };
+        rolled_back(current, &reason, now_ms())
+    })
+    .await?;
+    println!(
+        "{}; active {} (revision {})",
+        pointer.reason,
+        short(&pointer.active),
+        pointer.revision
+    );
+    Ok(())
+}
+
+pub async fn list(platform: &Platform) -> anyhow::Result<()> {
+    let registry = platform.registry();
+    let pointer = registry.pointer().await?;
+    let active = pointer
+        .as_ref()
+        .map_or(registry.builtin_id().to_string(), |p| p.active.clone());
+    for version in registry.versions().await? {
+        let mut roles = Vec::new();
+        if version.id == active {
+            roles.push("active".to_string());
+        }
+        if let Some(canary) = pointer.as_ref().and_then(|p| p.canary.as_ref())
+            && canary.version == version.id
+        {
+            roles.push(format!("canary {}%", canary.percent));
+        }
+        if pointer
+            .as_ref()
+            .is_some_and(|p| p.history.last() == Some(&version.id))
+        {
+            roles.push("previous".to_string());
+        }
+        println!(
+            "{}  {:<12} {:>8} bytes  {}",
+            version.id,
+            version.tag.as_deref().unwrap_or("-"),
+            version.size,
+            roles.join(", ")
+        );
+    }
+    match &pointer {
+        Some(pointer) => println!(
+            "pointer revision {}, changed {} ms after the epoch: {}",
+            pointer.revision, pointer.changed_at_ms, pointer.reason
+        ),
+        None => println!("nothing activated yet: the builtin version serves"),
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Installed versions and the active pointer, as items in the host's
+//! `logic` table (DynamoDB, or the local database file) through the same
+//! [`Tables`] backends the logic uses — but a table never mapped for it.
+//!
+//! | pk | sk | what |
+//! |---|---|---|
+//! | `POINTER` | `#` | `active`, `canary`, `canaryPercent`, `history` (comma-separated), `revision`, `changedAt`, `reason` |
+//! | `VERSION` | `{sha256}` | `tag`, `size`, `chunks`, `installedAt` — written last: its presence means the version is complete |
+//! | `COMPONENT#{sha256}` | `{0000}`… | `data`: the component in chunks under DynamoDB's item size limit |
+
+use std::sync::Arc;
+
+use crate::capabilities::dynamodb::{
+    AttributeCheck, AttributeValue, Condition, Item, PutItem, QueryRequest, Tables, Write,
+    WriteError,
+};
+use crate::capabilities::{Describe as _, ErrorCode};
+use crate::engine::hex_sha256;
+use crate::logic::{BUILTIN_TAG, Canary, Pointer, VersionInfo};
+
+const TABLE: &str = "logic";
+/// Well under DynamoDB's 400 KB item limit.
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Someone else changed the pointer since it was read.
+#[derive(Debug)]
+pub struct Conflict;
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the active pointer changed meanwhile; read it again")
+    }
+}
+
+impl std::error::Error for Conflict {}
+
+#[derive(Clone)]
+pub struct Registry {
+    tables: Arc<dyn Tables>,
+    builtin: &'static [u8],
+    builtin_id: String,
+}
+
+fn s(name: &str, value: impl Into<String>) -> (String, AttributeValue) {
+    (name.to_string(), AttributeValue::S(value.into()))
+}
+
+fn n(name: &str, value: u64) -> (String, AttributeValue) {
+    (name.to_string(), AttributeValue::N(value.to_string()))
+}
+
+fn key(pk: &str, sk: &str) -> Item {
+    vec![s("pk", pk), s("sk", sk)]
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::S(s) if n == name => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::N(s) if n == name => s.parse().ok(),
+        _ => None,
+    })
+}
+
+fn failed(what: &str) -> impl Fn(crate::capabilities::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {}", e.describe())
+}
+
+impl Registry {
+    /// `tables` must map the logical table `logic`; `builtin` is the
+    /// component compiled into this host, installed without storage.
+    pub fn new(tables: Arc<dyn Tables>, builtin: &'static [u8]) -> Self {
+        Self {
+            tables,
+            builtin,
+            builtin_id: hex_sha256(builtin),
+        }
+    }
+
+    pub fn builtin_id(&self) -> &str {
+        &self.builtin_id
+    }
+
+    /// Store a component (chunks first, the version item last).
+    pub async fn store(
+        &self,
+        id: &str,
+        tag: Option<&str>,
+        component: &[u8],
+        now_ms: u64,
+    ) -> anyhow::Result<()> {
+        if id == self.builtin_id {
+            return Ok(());
+        }
+        let chunks: Vec<&[u8]> = component.chunks(CHUNK_BYTES).collect();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let mut item = key(&format!("COMPONENT#{id}"), &format!("{index:04}"));
+            item.push(("data".into(), AttributeValue::B(chunk.to_vec())));
+            self.put(item, Condition::None)
+                .await
+                .map_err(|e| anyhow::anyhow!("storing the component: {}", e.describe()))?;
+        }
+        let mut version = key("VERSION", id);
+        version.extend([
+            n("size", component.len() as u64),
+            n("chunks", chunks.len() as u64),
+            n("installedAt", now_ms),
+        ]);
+        if let Some(tag) = tag {
+            version.push(s("tag", tag));
+        }
+        self.put(version, Condition::None)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the version: {}", e.describe()))
+    }
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), WriteError> {
+        self.tables
+            .transact_write(&[Write::Put(PutItem {
+                table: TABLE.into(),
+                item,
+                condition,
+            })])
+            .await
+    }
+
+    /// Every item of a partition, across pages.
+    async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = self
+                .tables
+                .query(&QueryRequest {
+                    table: TABLE.into(),
+                    partition: pk.into(),
+                    sort_prefix: None,
+                    limit: None,
+                    start_after: start_after.take(),
+                })
+                .await
+                .map_err(failed("reading the logic table"))?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => start_after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// The installed versions, the builtin one first.
+    pub async fn versions(&self) -> anyhow::Result<Vec<VersionInfo>> {
+        let mut versions = vec![VersionInfo {
+            id: self.builtin_id.clone(),
+            tag: Some(BUILTIN_TAG.into()),
+            size: self.builtin.len() as u64,
+            installed_at_ms: 0,
+        }];
+        for item in self.partition("VERSION").await? {
+            let Some(id) = text(&item, "sk") else {
+                continue;
+            };
+            if id == self.builtin_id {
+                continue;
+            }
+            versions.push(VersionInfo {
+                id,
+                tag: text(&item, "tag"),
+                size: number(&item, "size").unwrap_or(0),
+                installed_at_ms: number(&item, "installedAt").unwrap_or(0),
+            });
+        }
+        Ok(versions)
+    }
+
+    /// A version named by its sha256, a unique prefix of it (6 digits at
+    /// least) or its tag.
+    pub async fn resolve(&self, name: &str) -> anyhow::Result<VersionInfo> {
+        let versions = self.versions().await?;
+        let matches: Vec<&VersionInfo> = versions
+            .iter()
+            .filter(|v| {
+                v.tag.as_deref() == Some(name)
+                    || (name.len() >= 6 && v.id.starts_with(&name.to_ascii_lowercase()))
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => anyhow::bail!(
+                "no installed logic version is named `{name}` (see `envmgr logic list`)"
+            ),
+            _ => anyhow::bail!("`{name}` names several versions; give more of the sha256"),
+        }
+    }
+
+    /// The component bytes of an installed version, checked against its id.
+    pub async fn component(&self, id: &str) -> anyhow::Result<Vec<u8>> {
+        if id == self.builtin_id {
+            return Ok(self.builtin.to_vec());
+        }
+        let mut bytes = Vec::new();
+        for item in self.partition(&format!("COMPONENT#{id}")).await? {
+            match item.into_iter().find(|(n, _)| n == "data") {
+                Some((_, AttributeValue::B(data))) => bytes.extend(data),
+                _ => anyhow::bail!("logic {id}: a stored chunk has no data"),
+            }
+        }
+        if bytes.is_empty() {
+            anyhow::bail!("logic {id} is not installed here");
+        }
+        if hex_sha256(&bytes) != id {
+            anyhow::bail!("logic {id}: the stored component does not match its sha256");
+        }
+        Ok(bytes)
+    }
+
+    /// The active pointer; none before the first activation (the builtin
+    /// version serves then).
+    pub async fn pointer(&self) -> anyhow::Result<Option<Pointer>> {
+        let item = self
+            .tables
+            .get(TABLE, &key("POINTER", "#"))
+            .await
+            .map_err(failed("reading the active pointer"))?;
+        Ok(item.map(|item| Pointer {
+            revision: number(&item, "revision").unwrap_or(0),
+            active: text(&item, "active").unwrap_or_else(|| self.builtin_id.clone()),
+            canary: text(&item, "canary").map(|version| Canary {
+                version,
+                percent: number(&item, "canaryPercent").unwrap_or(0).min(99) as u8,
+            }),
+            history: text(&item, "history")
+                .map(|h| {
+                    h.split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            changed_at_ms: number(&item, "changedAt").unwrap_or(0),
+            reason: text(&item, "reason").unwrap_or_default(),
+        }))
+    }
+
+    /// Replace the pointer if it is still at `expected` (none: absent).
+    pub async fn swap(&self, expected: Option<&Pointer>, next: &Pointer) -> anyhow::Result<()> {
+        let mut item = key("POINTER", "#");
+        item.extend([
+            s("active", &next.active),
+            s("history", next.history.join(",")),
+            n("revision", next.revision),
+            n("changedAt", next.changed_at_ms),
+            s("reason", &next.reason),
+        ]);
+        if let Some(canary) = &next.canary {
+            item.extend([
+                s("canary", &canary.version),
+                n("canaryPercent", u64::from(canary.percent)),
+            ]);
+        }
+        let condition = match expected {
+            Some(pointer) => Condition::Equals(AttributeCheck {
+                name: "revision".into(),
+                value: AttributeValue::N(pointer.revision.to_string()),
+            }),
+            None => Condition::ItemAbsent,
+        };
+        match self.put(item, condition).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::ConditionFailed(_)) => Err(Conflict.into()),
+            Err(WriteError::Failed(e)) if e.code == ErrorCode::Conflict => Err(Conflict.into()),
+            Err(WriteError::Failed(e)) => Err(anyhow::anyhow!(
+                "writing the active pointer: {}",
+                e.describe()
+            )),
+        }
+    }
+}

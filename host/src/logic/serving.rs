@@ -1,0 +1,477 @@
+//! The versions a running host serves: the active one and an optional
+//! canary, swapped atomically when the shared pointer moves. Each message
+//! takes the version current when it starts (an `Arc`) and finishes on it.
+//!
+//! Every outcome is counted per version. A canary's failure rate (permanent
+//! failures, traps, timeouts, memory) over its recent messages is compared
+//! with the active version's; past the margin, the host moves the pointer
+//! back (compare-and-set, so a fleet rolls back once) and says why.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::LogicSettings;
+use crate::engine::Logic;
+use crate::logic::cache::NativeCache;
+use crate::logic::registry::{Conflict, Registry};
+use crate::logic::{Pointer, rolled_back, short};
+
+/// How a message ended, as counted per version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    Done,
+    Skipped,
+    Retryable,
+    Permanent,
+    Trap,
+    Timeout,
+    Memory,
+}
+
+impl Ending {
+    pub const ALL: [Ending; 7] = [
+        Ending::Done,
+        Ending::Skipped,
+        Ending::Retryable,
+        Ending::Permanent,
+        Ending::Trap,
+        Ending::Timeout,
+        Ending::Memory,
+    ];
+
+    /// What a canary is judged on. A retryable failure is a dependency's
+    /// trouble, not the logic's.
+    fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Ending::Permanent | Ending::Trap | Ending::Timeout | Ending::Memory
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ending::Done => "done",
+            Ending::Skipped => "skipped",
+            Ending::Retryable => "retryable",
+            Ending::Permanent => "permanent",
+            Ending::Trap => "trap",
+            Ending::Timeout => "timeout",
+            Ending::Memory => "memory",
+        }
+    }
+}
+
+/// What serves now.
+pub struct Serving {
+    /// The pointer revision this reflects; none when pinned or before the
+    /// first activation.
+    pub revision: Option<u64>,
+    pub active: Arc<Logic>,
+    pub canary: Option<(Arc<Logic>, u8)>,
+    /// When the pointer moved (its `changed_at`), for the swap figures.
+    changed_at_ms: u64,
+    first_message_logged: std::sync::atomic::AtomicBool,
+}
+
+/// Where versions come from.
+enum Source {
+    /// `serve --logic FILE`: one version, no pointer.
+    Pinned,
+    Registry {
+        registry: Registry,
+        cache: NativeCache,
+    },
+}
+
+#[derive(Default)]
+struct VersionStats {
+    counts: BTreeMap<Ending, u64>,
+    /// The last `window` endings, true for a failure.
+    recent: VecDeque<bool>,
+}
+
+pub struct Versions {
+    source: Source,
+    serving: RwLock<Arc<Serving>>,
+    stats: Mutex<BTreeMap<String, VersionStats>>,
+    policy: LogicSettings,
+    /// The revision a rollback was already asked for (once per canary).
+    rollback_requested: Mutex<Option<u64>>,
+    last_swap: Mutex<Option<SwapFigures>>,
+}
+
+/// Measured at each swap (exposed on `/status`, logged).
+#[derive(Clone, Debug, Serialize)]
+pub struct SwapFigures {
+    pub revision: u64,
+    /// From the pointer's change to this host serving it.
+    pub pointer_to_swap_ms: u64,
+    /// Loading the versions (cached native code, or a compile).
+    pub load_ms: u64,
+    /// From the pointer's change to the first message on the new versions.
+    pub pointer_to_first_message_ms: Option<u64>,
+}
+
+/// `/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub revision: Option<u64>,
+    pub active: String,
+    pub canary: Option<CanaryStatus>,
+    pub versions: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    pub last_swap: Option<SwapFigures>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CanaryStatus {
+    pub version: String,
+    pub percent: u8,
+}
+
+fn now_ms() -> u64 {
+    crate::local::now_ms().max(0) as u64
+}
+
+impl Versions {
+    /// One version, fixed for the life of the process.
+    pub fn pinned(logic: Logic, policy: LogicSettings) -> Arc<Self> {
+        Arc::new(Self::with(
+            Source::Pinned,
+            serving(None, logic, None, 0),
+            policy,
+        ))
+    }
+
+    /// Follow the shared pointer: load what it names now (the builtin
+    /// version before any activation).
+    pub async fn follow(
+        registry: Registry,
+        cache: NativeCache,
+        policy: LogicSettings,
+    ) -> anyhow::Result<Arc<Self>> {
+        let pointer = registry.pointer().await?;
+        let current = match &pointer {
+            Some(pointer) => load(&registry, &cache, pointer, None).await?,
+            None => {
+                let builtin = registry.builtin_id().to_string();
+                let logic = cache
+                    .load_or_compile(&builtin, registry.component(&builtin))
+                    .await?;
+                serving(None, logic, None, 0)
+            }
+        };
+        Ok(Arc::new(Self::with(
+            Source::Registry { registry, cache },
+            current,
+            policy,
+        )))
+    }
+
+    fn with(source: Source, serving: Serving, policy: LogicSettings) -> Self {
+        Self {
+            source,
+            serving: RwLock::new(Arc::new(serving)),
+            stats: Mutex::default(),
+            policy,
+            rollback_requested: Mutex::default(),
+            last_swap: Mutex::default(),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Serving> {
+        self.serving
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The version a message runs on. The canary's share is chosen by the
+    /// message id, so a redelivered message meets the same version.
+    pub fn pick(&self, message_id: &str) -> Arc<Logic> {
+        let serving = self.current();
+        if !serving
+            .first_message_logged
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Some(revision) = serving.revision
+        {
+            let after = now_ms().saturating_sub(serving.changed_at_ms);
+            if let Some(figures) = self
+                .last_swap
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .filter(|f| f.revision == revision)
+            {
+                figures.pointer_to_first_message_ms = Some(after);
+            }
+            info!(
+                revision,
+                pointer_to_first_message_ms = after,
+                "first message on the new logic versions"
+            );
+        }
+        match &serving.canary {
+            Some((canary, percent)) => {
+                let digest = Sha256::digest(message_id.as_bytes());
+                let bucket = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) % 100;
+                if bucket < u64::from(*percent) {
+                    canary.clone()
+                } else {
+                    serving.active.clone()
+                }
+            }
+            None => serving.active.clone(),
+        }
+    }
+
+    /// Count how a message ended; judge the canary.
+    pub fn record(self: &Arc<Self>, version: &str, ending: Ending) {
+        let window = self.policy.canary_window;
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = stats.entry(version.to_string()).or_default();
+            *entry.counts.entry(ending).or_default() += 1;
+            if ending != Ending::Retryable {
+                entry.recent.push_back(ending.is_failure());
+                while entry.recent.len() > window {
+                    entry.recent.pop_front();
+                }
+            }
+        }
+        let serving = self.current();
+        let Some((canary, _)) = &serving.canary else {
+            return;
+        };
+        if canary.id != version {
+            return;
+        }
+        if let Some(reason) = self.judge(&canary.id, &serving.active.id) {
+            let mut requested = self
+                .rollback_requested
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if *requested == serving.revision {
+                return;
+            }
+            *requested = serving.revision;
+            let versions = self.clone();
+            tokio::spawn(async move { versions.roll_back_canary(serving, reason).await });
+        }
+    }
+
+    /// Why the canary must go, if it must.
+    fn judge(&self, canary: &str, active: &str) -> Option<String> {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = |version: &str| {
+            stats.get(version).map_or((0, 0, 0.0), |s| {
+                let failures = s.recent.iter().filter(|f| **f).count();
+                let n = s.recent.len();
+                (
+                    failures,
+                    n,
+                    if n == 0 {
+                        0.0
+                    } else {
+                        failures as f64 / n as f64
+                    },
+                )
+            })
+        };
+        let (canary_failures, canary_n, canary_rate) = rate(canary);
+        if canary_n < self.policy.canary_min_messages {
+            return None;
+        }
+        let (active_failures, active_n, active_rate) = rate(active);
+        (canary_rate > active_rate + self.policy.canary_margin).then(|| {
+            format!(
+                "automatic rollback: canary {} failed {canary_failures} of its last {canary_n} messages ({:.0}%), active {} {active_failures} of {active_n} ({:.0}%); margin {:.0} points",
+                short(canary),
+                canary_rate * 100.0,
+                short(active),
+                active_rate * 100.0,
+                self.policy.canary_margin * 100.0
+            )
+        })
+    }
+
+    async fn roll_back_canary(self: Arc<Self>, judged: Arc<Serving>, reason: String) {
+        let Source::Registry { registry, .. } = &self.source else {
+            return;
+        };
+        warn!(%reason, "rolling the canary back");
+        let result = async {
+            let Some(pointer) = registry.pointer().await? else {
+                return Ok(());
+            };
+            let still_judged = Some(pointer.revision) == judged.revision
+                && pointer.canary.as_ref().map(|c| c.version.as_str())
+                    == judged.canary.as_ref().map(|(c, _)| c.id.as_str());
+            if !still_judged {
+                return Ok(());
+            }
+            registry
+                .swap(Some(&pointer), &rolled_back(&pointer, &reason, now_ms())?)
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is::<Conflict>() => info!("the pointer moved meanwhile; following it"),
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "could not roll the canary back; will judge again")
+            }
+        }
+        *self
+            .rollback_requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        if let Err(e) = self.refresh().await {
+            warn!(error = %format!("{e:#}"), "reading the pointer after a rollback failed");
+        }
+    }
+
+    /// Look at the pointer every `poll_ms` until `stop`.
+    pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if matches!(self.source, Source::Pinned) {
+            return;
+        }
+        let every = Duration::from_millis(self.policy.poll_ms);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.refresh().await {
+                warn!(error = %format!("{e:#}"), "following the logic pointer failed; serving what was loaded");
+            }
+        }
+    }
+
+    /// Swap to what the pointer names, if it moved.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let Source::Registry { registry, cache } = &self.source else {
+            return Ok(());
+        };
+        let Some(pointer) = registry.pointer().await? else {
+            return Ok(());
+        };
+        let current = self.current();
+        if current.revision == Some(pointer.revision) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let next = load(registry, cache, &pointer, Some(&current)).await?;
+        let load_ms = started.elapsed().as_millis() as u64;
+        *self.serving.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        let figures = SwapFigures {
+            revision: pointer.revision,
+            pointer_to_swap_ms: now_ms().saturating_sub(pointer.changed_at_ms),
+            load_ms,
+            pointer_to_first_message_ms: None,
+        };
+        info!(
+            revision = pointer.revision,
+            active = short(&pointer.active),
+            canary = pointer.canary.as_ref().map(|c| format!("{} at {}%", short(&c.version), c.percent)),
+            reason = %pointer.reason,
+            pointer_to_swap_ms = figures.pointer_to_swap_ms,
+            load_ms,
+            "logic versions swapped"
+        );
+        *self.last_swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(figures);
+        Ok(())
+    }
+
+    pub fn status(&self) -> Status {
+        let serving = self.current();
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        Status {
+            revision: serving.revision,
+            active: serving.active.id.clone(),
+            canary: serving
+                .canary
+                .as_ref()
+                .map(|(logic, percent)| CanaryStatus {
+                    version: logic.id.clone(),
+                    percent: *percent,
+                }),
+            versions: stats
+                .iter()
+                .map(|(version, s)| {
+                    (
+                        version.clone(),
+                        Ending::ALL
+                            .iter()
+                            .map(|e| (e.name(), s.counts.get(e).copied().unwrap_or(0)))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            last_swap: self
+                .last_swap
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+fn serving(
+    revision: Option<u64>,
+    active: Logic,
+    canary: Option<(Logic, u8)>,
+    changed_at_ms: u64,
+) -> Serving {
+    Serving {
+        revision,
+        active: Arc::new(active),
+        canary: canary.map(|(logic, percent)| (Arc::new(logic), percent)),
+        changed_at_ms,
+        first_message_logged: std::sync::atomic::AtomicBool::new(revision.is_none()),
+    }
+}
+
+/// The versions a pointer names, reusing what `current` has loaded.
+async fn load(
+    registry: &Registry,
+    cache: &NativeCache,
+    pointer: &Pointer,
+    current: Option<&Serving>,
+) -> anyhow::Result<Serving> {
+    let loaded = |id: &str| {
+        current.and_then(|c| {
+            std::iter::once(&c.active)
+                .chain(c.canary.as_ref().map(|(l, _)| l))
+                .find(|l| l.id == id)
+                .cloned()
+        })
+    };
+    let get = |id: String| async move {
+        match loaded(&id) {
+            Some(logic) => Ok(logic),
+            None => cache
+                .load_or_compile(&id, registry.component(&id))
+                .await
+                .map(Arc::new),
+        }
+    };
+    let active = get(pointer.active.clone()).await?;
+    let canary = match &pointer.canary {
+        Some(canary) => Some((get(canary.version.clone()).await?, canary.percent)),
+        None => None,
+    };
+    Ok(Serving {
+        revision: Some(pointer.revision),
+        active,
+        canary,
+        changed_at_ms: pointer.changed_at_ms,
+        first_message_logged: std::sync::atomic::AtomicBool::new(false),
+    })
+}
