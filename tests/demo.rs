@@ -36,6 +36,8 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
         "preview acme/shop @ feature/login · status runtime-requested",
         "production acme/shop @ main · status runtime-requested",
         "<!-- envmgr:comment app=app_shop -->",
+        "[Visit preview](http://env_",
+        "== GitHub deployments (2) ==",
         "== runtime requests (2; secret values masked) ==",
         "\"DATABASE_URL\": \"****\"",
         "cloud_environment_created",

@@ -991,3 +991,41 @@ fn seeding_tools_and_the_guest_agree_on_the_secret_context() {
         envmgr_guest::secrets::encryption_context("app", "preview", "NAME")
     );
 }
+
+#[tokio::test]
+async fn without_a_preview_url_template_the_comment_links_the_runtime() {
+    let (engine, logic) = shared_logic();
+    let host = MockHost::new(engine, logic, Config::new([]));
+    seed_app(&host, APP_ID, APP_NAME, REPO);
+    host.github.add_installation(INSTALLATION);
+    seed_secrets(&host);
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let first = host.deliver(&host.message("probot", &body)).await;
+    done(&first);
+    let runtime_url = host
+        .runtime
+        .runtimes()
+        .values()
+        .next()
+        .unwrap()
+        .url
+        .clone()
+        .unwrap();
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains(&format!("({runtime_url})")),
+        "{}",
+        comments[0].body
+    );
+
+    // A redelivery shows the URL from the start: no update without it.
+    let again = host.deliver(&host.message("probot", &body)).await;
+    done(&again);
+    let updates = calls(&again)
+        .iter()
+        .filter(|c| **c == Call::GithubUpdateComment)
+        .count();
+    assert!(updates <= 1, "{:#?}", again.transcript);
+    assert!(host.github.comments(REPO, 7)[0].body.contains(&runtime_url));
+}

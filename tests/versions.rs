@@ -301,8 +301,12 @@ async fn a_failing_canary_is_rolled_back_by_the_daemon(backend: Backend) {
     .await;
     let listed = logic_ok(&stack, &["list"]);
     assert!(listed.contains("automatic rollback: canary"), "{listed}");
-    eventually("every message gone from the queue", WAIT, || async {
-        stack.messages_in(&stack.queue_name("api")).await == 0
+    // Each of the 24 either created its runtime or, failed by the canary,
+    // went to the dead-letter queue.
+    let dead_letters = format!("{}-dlq", stack.queue_name("api"));
+    eventually("every message handled or dead-lettered", WAIT, || async {
+        stack.runtime.runtimes().len() as u64 + stack.messages_in(&dead_letters).await == 24
+            && stack.messages_in(&stack.queue_name("api")).await == 0
     })
     .await;
     // After the rollback every message succeeds.

@@ -105,7 +105,13 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         }
     }
 
-    let provisioned = provision(caps, &request, &app, &env, now);
+    // On a redelivery the record knows the runtime's URL already.
+    let known_url = held
+        .as_ref()
+        .filter(|_| held_version == Some(env.request_version.as_str()))
+        .and_then(|item| get_s(item, "url"))
+        .map(str::to_string);
+    let provisioned = provision(caps, &request, &app, &env, now, known_url);
     if let Err(failure) = &provisioned
         && failure.kind == FailureKind::Permanent
     {
@@ -114,21 +120,28 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         let at = caps.now_ms();
         match caps.db_transact_write(&env.failed(&failure.reason, at)) {
             Ok(()) => {
-                let comment =
-                    match show_on_pull_request(caps, &request, &app, &env, Status::Failed, at) {
-                        Ok(comment) => comment,
-                        Err(not_shown) => {
-                            caps.log(
-                                LogLevel::Warn,
-                                "comment",
-                                &format!(
-                                    "could not show the failure on the pull request: {}",
-                                    not_shown.reason
-                                ),
-                            );
-                            None
-                        }
-                    };
+                let comment = match show_on_pull_request(
+                    caps,
+                    &request,
+                    &app,
+                    &env,
+                    Status::Failed,
+                    at,
+                    None,
+                ) {
+                    Ok(comment) => comment,
+                    Err(not_shown) => {
+                        caps.log(
+                            LogLevel::Warn,
+                            "comment",
+                            &format!(
+                                "could not show the failure on the pull request: {}",
+                                not_shown.reason
+                            ),
+                        );
+                        None
+                    }
+                };
                 let log_url = comment.map(|c| c.html_url);
                 if let Err(not_shown) = show_failure_on_deployment(caps, &request, &env, log_url) {
                     caps.log(
@@ -167,6 +180,7 @@ fn provision<C: Capabilities>(
     app: &App,
     env: &Environment,
     now: u64,
+    known_url: Option<String>,
 ) -> Result<Outcome, Failure> {
     // 3. The secrets of the environment type, decrypted into sealed handles.
     // Not even read for code the app does not trust with them.
@@ -187,7 +201,16 @@ fn provision<C: Capabilities>(
     };
 
     // 5. The pull-request comment, created or updated in place.
-    let comment = show_on_pull_request(caps, request, app, env, Status::Deploying, now)?;
+    let shown_url = preview_url(caps, env).or(known_url);
+    let mut comment = show_on_pull_request(
+        caps,
+        request,
+        app,
+        env,
+        Status::Deploying,
+        now,
+        shown_url.clone(),
+    )?;
 
     // 6. The GitHub deployment of this commit to the environment, found or
     // created. Without one (GitHub refused for good) the flow goes on.
@@ -262,6 +285,13 @@ fn provision<C: Capabilities>(
         }
     }
 
+    // Without a configured preview URL the comment links the runtime's,
+    // once the runtime is asked for (a redelivery shows it from the start).
+    let best_url = preview_url(caps, env).or_else(|| created.url.clone());
+    if comment.is_some() && best_url != shown_url {
+        comment = show_on_pull_request(caps, request, app, env, Status::Deploying, now, best_url)?;
+    }
+
     // 10. The deployment is in progress, at the runtime's URL (else the
     // comment's): GitHub's "View deployment". A redelivery finds it so and
     // adds nothing.
@@ -295,11 +325,11 @@ fn show_on_pull_request<C: Capabilities>(
     env: &Environment,
     status: Status,
     at: u64,
+    url: Option<String>,
 ) -> Result<Option<Comment>, Failure> {
     let Some(pull_request) = &request.pull_request else {
         return Ok(None);
     };
-    let url = preview_url(caps, env);
     let logic_version = caps.config(LOGIC_VERSION);
     let body = comment::render(&comment::View {
         environment: env,
