@@ -40,7 +40,7 @@ pub struct Store {
 impl Store {
     /// Open (or create) the database in `data_dir`.
     pub fn open_dir(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
+        private_dir(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         Self::open(&data_dir.join(FILE_NAME))
     }
@@ -150,4 +150,16 @@ pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).expect("the OS random source is available");
     buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Create `dir` (and parents) readable and writable by this user only: the
+/// database holds the local KMS key next to the ciphertexts, and the logic
+/// cache holds native code the host runs.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

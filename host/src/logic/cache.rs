@@ -80,15 +80,11 @@ impl NativeCache {
             // anything is cached.
             // SAFETY: the artifact was made by this engine a moment ago.
             let logic = unsafe { engine.load_precompiled(&id, &artifact) }?;
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating the logic cache {}", dir.display()))?;
-            let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-            let mut file = Sha256::digest(&artifact).to_vec();
-            file.extend_from_slice(&artifact);
-            std::fs::write(&temporary, file)
-                .with_context(|| format!("writing {}", temporary.display()))?;
-            std::fs::rename(&temporary, &path)
-                .with_context(|| format!("moving the native code to {}", path.display()))?;
+            // Caching is best effort: a read-only or full disk costs the
+            // next start a compile, never the version.
+            if let Err(e) = write_artifact(&dir, &path, &artifact) {
+                tracing::warn!(error = %format!("{e:#}"), "native code not cached");
+            }
             Ok(logic)
         })
         .await
@@ -110,4 +106,22 @@ impl NativeCache {
         }
         self.compile(component).await
     }
+}
+
+/// Write `{checksum}{artifact}` to a temporary name and rename it into
+/// place, in a directory only this user can reach.
+fn write_artifact(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    artifact: &[u8],
+) -> anyhow::Result<()> {
+    crate::local::private_dir(dir)
+        .with_context(|| format!("creating the logic cache {}", dir.display()))?;
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = Sha256::digest(artifact).to_vec();
+    file.extend_from_slice(artifact);
+    std::fs::write(&temporary, file).with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("moving the native code to {}", path.display()))?;
+    Ok(())
 }

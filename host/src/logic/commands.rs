@@ -46,22 +46,23 @@ pub async fn install(
     Ok(())
 }
 
-/// Read the pointer, change it, write it back if nobody else moved it
-/// meanwhile (a few tries).
+/// Read the pointer, change it, write it back if nobody moved it meanwhile.
+/// No retry: after someone else's change (another operator, a host's
+/// automatic rollback) the same command may mean something else, e.g. a
+/// second `rollback` would go one version further back.
 async fn change_pointer(
     registry: &Registry,
     change: impl Fn(Option<&Pointer>) -> anyhow::Result<Pointer>,
 ) -> anyhow::Result<Pointer> {
-    for _ in 0..3 {
-        let current = registry.pointer().await?;
-        let next = change(current.as_ref())?;
-        match registry.swap(current.as_ref(), &next).await {
-            Ok(()) => return Ok(next),
-            Err(e) if e.is::<Conflict>() => continue,
-            Err(e) => return Err(e),
-        }
+    let current = registry.pointer().await?;
+    let next = change(current.as_ref())?;
+    match registry.swap(current.as_ref(), &next).await {
+        Ok(()) => Ok(next),
+        Err(e) if e.is::<Conflict>() => anyhow::bail!(
+            "the active pointer changed while this command ran; see `envmgr logic list` and run it again if still wanted"
+        ),
+        Err(e) => Err(e),
     }
-    anyhow::bail!("the active pointer kept changing under this command; try again")
 }
 
 pub async fn activate(platform: &Platform, name: &str, canary: Option<u8>) -> anyhow::Result<()> {

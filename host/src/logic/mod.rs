@@ -19,6 +19,9 @@ pub mod install;
 pub mod registry;
 pub mod serving;
 
+/// Earlier actives kept for `rollback`: the pointer stays one small item.
+const HISTORY: usize = 50;
+
 /// The builtin version's tag: always installed, needs no file.
 pub const BUILTIN_TAG: &str = "builtin";
 
@@ -86,6 +89,7 @@ pub fn activated(
         None => {
             if version != active {
                 history.push(active);
+                trim(&mut history);
             }
             Pointer {
                 revision,
@@ -107,6 +111,7 @@ pub fn promoted(current: &Pointer, now_ms: u64) -> anyhow::Result<Pointer> {
         .ok_or_else(|| anyhow::anyhow!("there is no canary to promote"))?;
     let mut history = current.history.clone();
     history.push(current.active.clone());
+    trim(&mut history);
     Ok(Pointer {
         revision: current.revision + 1,
         active: canary.version.clone(),
@@ -141,6 +146,11 @@ pub fn rolled_back(current: &Pointer, reason: &str, now_ms: u64) -> anyhow::Resu
         changed_at_ms: now_ms,
         reason: reason.to_string(),
     })
+}
+
+fn trim(history: &mut Vec<String>) {
+    let excess = history.len().saturating_sub(HISTORY);
+    history.drain(..excess);
 }
 
 /// The first 12 hex digits: how logs and the comment name a version.

@@ -369,7 +369,14 @@ impl Versions {
         let started = Instant::now();
         let next = load(registry, cache, &pointer, Some(&current)).await?;
         let load_ms = started.elapsed().as_millis() as u64;
-        *self.serving.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        {
+            let mut serving = self.serving.write().unwrap_or_else(|p| p.into_inner());
+            // Two refreshes at once (the poll, a rollback): never go back.
+            if serving.revision.is_some_and(|r| r >= pointer.revision) {
+                return Ok(());
+            }
+            *serving = Arc::new(next);
+        }
         let figures = SwapFigures {
             revision: pointer.revision,
             pointer_to_swap_ms: now_ms().saturating_sub(pointer.changed_at_ms),
