@@ -67,6 +67,14 @@ fn seed_secrets(host: &MockHost) {
     set_secret(host, APP_ID, "production", "STRIPE_KEY", "sk_live_123");
 }
 
+/// The seeded host with secrets and these settings on the app record.
+fn host_with_app_settings(attributes: Vec<(&str, AttributeValue)>) -> MockHost {
+    let host = seeded_host();
+    seed_secrets(&host);
+    set_app_attributes(&host, attributes);
+    host
+}
+
 /// Set attributes on the app record, as an admin would (docs/data-model.md,
 /// apps table).
 fn set_app_attributes(host: &MockHost, attributes: Vec<(&str, AttributeValue)>) {
@@ -754,9 +762,7 @@ async fn a_fork_gets_no_secrets_and_no_token_by_default() {
 
 #[tokio::test]
 async fn an_app_that_allows_forks_gives_them_secrets_and_a_token() {
-    let host = seeded_host();
-    seed_secrets(&host);
-    set_app_attributes(&host, vec![("forkSecrets", AttributeValue::Bool(true))]);
+    let host = host_with_app_settings(vec![("forkSecrets", AttributeValue::Bool(true))]);
     let delivery = host.deliver(&host.message("probot", &fork_event())).await;
     let summary = done(&delivery);
     assert!(!summary.contains("without secrets"), "{summary}");
@@ -783,9 +789,7 @@ async fn an_app_that_allows_forks_gives_them_secrets_and_a_token() {
 
 #[tokio::test]
 async fn an_author_the_app_does_not_trust_gets_no_secrets_and_no_token() {
-    let host = seeded_host();
-    seed_secrets(&host);
-    set_app_attributes(&host, vec![trusted_authors(&["hubot"])]);
+    let host = host_with_app_settings(vec![trusted_authors(&["hubot"])]);
     // Not a fork: octocat pushed a branch to the repository itself.
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     let delivery = host.deliver(&host.message("probot", &body)).await;
@@ -822,9 +826,7 @@ async fn an_author_the_app_trusts_gets_secrets_and_a_token() {
 
 #[tokio::test]
 async fn a_fork_by_an_untrusted_author_is_told_both_reasons() {
-    let host = seeded_host();
-    seed_secrets(&host);
-    set_app_attributes(&host, vec![trusted_authors(&["octocat"])]);
+    let host = host_with_app_settings(vec![trusted_authors(&["octocat"])]);
     let delivery = host.deliver(&host.message("probot", &fork_event())).await;
     done(&delivery);
     assert_nothing_secret(&host, &delivery);
@@ -839,15 +841,10 @@ async fn a_fork_by_an_untrusted_author_is_told_both_reasons() {
 
 #[tokio::test]
 async fn api_requests_are_trusted_whatever_the_apps_trust_settings() {
-    let host = seeded_host();
-    seed_secrets(&host);
-    set_app_attributes(
-        &host,
-        vec![
-            ("forkSecrets", AttributeValue::Bool(false)),
-            trusted_authors(&["hubot"]),
-        ],
-    );
+    let host = host_with_app_settings(vec![
+        ("forkSecrets", AttributeValue::Bool(false)),
+        trusted_authors(&["hubot"]),
+    ]);
     let body = api_preview(|body| {
         body["pullRequest"] = serde_json::json!({ "number": 12, "title": "Add login page" });
     });
@@ -857,9 +854,7 @@ async fn api_requests_are_trusted_whatever_the_apps_trust_settings() {
 
 #[tokio::test]
 async fn a_trusted_request_after_a_withheld_one_clears_the_record() {
-    let host = seeded_host();
-    seed_secrets(&host);
-    set_app_attributes(&host, vec![trusted_authors(&["hubot"])]);
+    let host = host_with_app_settings(vec![trusted_authors(&["hubot"])]);
     let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     done(&host.deliver(&host.message("probot", &opened)).await);
     assert_eq!(secrets_withheld(&host).as_deref(), Some("untrusted-author"));
