@@ -97,6 +97,22 @@ async fn both_queues_create_environments_end_to_end(backend: Backend) {
         "{:?}",
         stack.github.rejected()
     );
+    // The other fakes judged every request as their services would.
+    assert!(
+        stack.runtime.refused().is_empty(),
+        "{:?}",
+        stack.runtime.refused()
+    );
+    assert!(
+        stack.segment.refused().is_empty(),
+        "{:?}",
+        stack.segment.refused()
+    );
+    assert!(
+        stack.segment.dropped().is_empty(),
+        "{:?}",
+        stack.segment.dropped()
+    );
 
     let comments = stack.github.comments("acme/shop", 7);
     assert_eq!(comments.len(), 1);

@@ -21,6 +21,15 @@ use crate::fakes::runtime::{self, FakeRuntime};
 use crate::fakes::segment::{self, FakeSegment};
 use crate::moto::{Moto, moto};
 
+/// The commits of acme/shop the examples and fixtures name.
+pub const EXAMPLE_COMMITS: [&str; 5] = [
+    "3f786850e387550fdab836ed7e6dc881de23001b",
+    "89e6c98d92887913cadf06b2adb97f26cde4849b",
+    "9c1e0e5d3f0b4b1c8a7e6d5c4b3a291807f6e5d4",
+    crate::SHA_1,
+    crate::SHA_2,
+];
+
 /// Where the stack keeps queues, tables and the KMS key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -104,6 +113,13 @@ impl Stack {
             None => "backend = \"local\"\n".to_string(),
         };
         let (github, github_url) = FakeGitHub::start();
+        // What GitHub holds for docs/examples: the App on acme, pull
+        // request 7 of acme/shop and the commits the examples name.
+        github.add_installation(github::Installation::new(crate::INSTALLATION, "acme"));
+        github.add_pull_request(crate::REPO, 7);
+        for sha in EXAMPLE_COMMITS {
+            github.add_commit(crate::REPO, sha);
+        }
         let (segment, segment_url) = FakeSegment::start();
         let (runtime, runtime_url) = FakeRuntime::start();
         std::fs::write(dir.join("github-app.pem"), github::PRIVATE_KEY).unwrap();

@@ -57,3 +57,35 @@ pub trait Queue: Send + Sync {
     /// Put a new message on the queue; returns its id.
     async fn send(&self, body: &str) -> anyhow::Result<String>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_copy_fits_sqs_attribute_limits() {
+        let message = Message {
+            id: "m".into(),
+            source_queue: "probot".into(),
+            body: "{}".into(),
+            attributes: Vec::new(),
+            receive_count: 3,
+            sent_at_ms: 0,
+        };
+        let reason = "r".repeat(10_000);
+        let why = DeadLetter {
+            reason: &reason,
+            source_queue: "probot",
+            logic_version: "abc",
+        };
+        let attributes = why.attributes(&message);
+        // SQS: at most 10 attributes a message (moto does not check).
+        assert!(attributes.len() <= 10);
+        let reason = &attributes
+            .iter()
+            .find(|(n, _)| *n == "envmgr-reason")
+            .unwrap()
+            .1;
+        assert_eq!(reason.chars().count(), 4_000);
+    }
+}

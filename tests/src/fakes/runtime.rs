@@ -1,9 +1,13 @@
-//! A fake Runtime Service: one runtime per `Idempotency-Key`, every request
-//! recorded (only this fake sees plaintext secrets), and failures or delays
-//! on command.
+//! A fake Runtime Service that keeps the contract in docs/runtime-service.md:
+//! the bearer token, an `Idempotency-Key`, a body valid against
+//! docs/runtime-service/create-runtime.schema.json (the same file the docs
+//! point at), one runtime per key, and a key reused with a different
+//! request refused with 422 (the fingerprint leaves out the token and the
+//! secret values). Every request is recorded (only this fake sees plaintext
+//! secrets); failures, throttling, conflicts and delays on command.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,14 +19,36 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "runtime-test-token";
 
+/// The request schema of the contract, as the docs publish it.
+const SCHEMA: &str = include_str!("../../../docs/runtime-service/create-runtime.schema.json");
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+    })
+}
+
+/// What the next request is answered with instead of a runtime.
+#[derive(Clone, Debug)]
+enum Scripted {
+    /// 503.
+    Unavailable,
+    /// A 4xx with this reason.
+    Reject(u16, String),
+    /// 429 with `Retry-After`.
+    Throttle(u64),
+}
+
 #[derive(Default)]
 struct Inner {
     requests: Vec<(String, Value)>,
-    runtimes: BTreeMap<String, String>,
-    /// Answer the next n requests with 503.
-    fail_next: u32,
-    /// Answer the next request with this 4xx status and reason.
-    reject_next: Option<(u16, String)>,
+    /// Key → (fingerprint, runtime id).
+    runtimes: BTreeMap<String, (Value, String)>,
+    scripted: Vec<Scripted>,
+    /// Requests refused for breaking the contract, with why.
+    refused: Vec<String>,
     /// Hold every request this long before answering.
     delay: Duration,
 }
@@ -46,13 +72,24 @@ impl FakeRuntime {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Answer the next `times` requests with 503.
     pub fn fail_next(&self, times: u32) {
-        self.lock().fail_next = times;
+        let mut inner = self.lock();
+        inner
+            .scripted
+            .extend(std::iter::repeat_n(Scripted::Unavailable, times as usize));
     }
 
     /// Refuse the next request as the service would refuse a bad one.
     pub fn reject_next(&self, status: u16, reason: &str) {
-        self.lock().reject_next = Some((status, reason.to_string()));
+        self.lock()
+            .scripted
+            .push(Scripted::Reject(status, reason.to_string()));
+    }
+
+    /// Answer the next request 429 with `Retry-After: seconds`.
+    pub fn throttle_next(&self, seconds: u64) {
+        self.lock().scripted.push(Scripted::Throttle(seconds));
     }
 
     pub fn delay(&self, by: Duration) {
@@ -66,56 +103,236 @@ impl FakeRuntime {
 
     /// Runtimes created, by idempotency key.
     pub fn runtimes(&self) -> BTreeMap<String, String> {
-        self.lock().runtimes.clone()
+        self.lock()
+            .runtimes
+            .iter()
+            .map(|(key, (_, id))| (key.clone(), id.clone()))
+            .collect()
     }
+
+    /// Requests refused for breaking the contract (schema, key reuse), with
+    /// why: a test asserts there were none.
+    pub fn refused(&self) -> Vec<String> {
+        self.lock().refused.clone()
+    }
+}
+
+/// The request without what legitimately changes between deliveries: the
+/// installation token and the secret values.
+fn fingerprint(body: &Value) -> Value {
+    let mut print = body.clone();
+    if let Some(object) = print.as_object_mut() {
+        object.remove("installationToken");
+        if let Some(secrets) = object.get_mut("secrets").and_then(Value::as_object_mut) {
+            for value in secrets.values_mut() {
+                *value = Value::Null;
+            }
+        }
+    }
+    print
+}
+
+fn answer(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "message": message }))).into_response()
 }
 
 async fn create(
     State(fake): State<FakeRuntime>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    body: axum::body::Bytes,
 ) -> Response {
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {TOKEN}"));
     if !authorized {
-        return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+        return answer(StatusCode::UNAUTHORIZED, "bad token");
     }
-    let Some(key) = headers
+    let refuse = |status: StatusCode, why: String| {
+        fake.lock().refused.push(why.clone());
+        answer(status, &why)
+    };
+    let json_content = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_content {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".into(),
+        );
+    }
+    let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(String::from)
-    else {
-        return (StatusCode::BAD_REQUEST, "Idempotency-Key is required").into_response();
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+    let Some(key) = key else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key is required (1 to 255 printable characters)".into(),
+        );
+    };
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            );
+        }
     };
     let delay = {
         let mut inner = fake.lock();
         inner.requests.push((key.clone(), body.clone()));
-        if let Some((status, reason)) = inner.reject_next.take() {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            return (status, Json(json!({ "message": reason }))).into_response();
-        }
-        if inner.fail_next > 0 {
-            inner.fail_next -= 1;
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "runtime capacity exhausted",
-            )
-                .into_response();
+        if !inner.scripted.is_empty() {
+            let scripted = inner.scripted.remove(0);
+            drop(inner);
+            return match scripted {
+                Scripted::Unavailable => answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "runtime capacity exhausted",
+                ),
+                Scripted::Reject(status, reason) => answer(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    &reason,
+                ),
+                Scripted::Throttle(seconds) => {
+                    let mut response = answer(StatusCode::TOO_MANY_REQUESTS, "slow down");
+                    response
+                        .headers_mut()
+                        .insert("retry-after", seconds.to_string().parse().expect("header"));
+                    response
+                }
+            };
         }
         inner.delay
     };
+    let errors: Vec<String> = validator()
+        .iter_errors(&body)
+        .map(|e| format!("{} at `{}`", e, e.instance_path()))
+        .collect();
+    if !errors.is_empty() {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "the request does not match the contract: {}",
+                errors.join("; ")
+            ),
+        );
+    }
     tokio::time::sleep(delay).await;
+    let print = fingerprint(&body);
     let mut inner = fake.lock();
     let number = inner.runtimes.len() + 1;
-    let id = inner
-        .runtimes
-        .entry(key)
-        .or_insert_with(|| format!("rt_{number}"))
-        .clone();
+    let (status, id) = match inner.runtimes.get(&key) {
+        Some((seen, _)) if *seen != print => {
+            drop(inner);
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Idempotency-Key {key} was used with a different request"),
+            );
+        }
+        Some((_, id)) => (StatusCode::OK, id.clone()),
+        None => {
+            let id = format!("rt_{number}");
+            inner.runtimes.insert(key, (print, id.clone()));
+            (StatusCode::CREATED, id)
+        }
+    };
     let environment = body["environmentId"].as_str().unwrap_or("env");
     (
-        StatusCode::CREATED,
+        status,
         Json(json!({ "runtimeId": id, "url": format!("https://{environment}.runtime.test") })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Value {
+        json!({
+            "appId": "app_shop",
+            "environmentId": "env_4ccb1407cf7edbdc5866",
+            "environmentType": "preview",
+            "repository": "acme/shop",
+            "branch": "feature/login",
+            "sha": "3f786850e387550fdab836ed7e6dc881de23001b",
+            "entrypoint": "src/server.ts",
+            "installationToken": "ghs_abc",
+            "secrets": { "DATABASE_URL": "postgres://x" }
+        })
+    }
+
+    fn post(url: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let mut call = client
+                .post(format!("{url}/v1/runtimes"))
+                .bearer_auth(TOKEN)
+                .json(body);
+            if let Some(key) = key {
+                call = call.header("Idempotency-Key", key);
+            }
+            let response = call.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    #[test]
+    fn requests_are_held_to_the_published_schema() {
+        let (fake, url) = FakeRuntime::start();
+        for (edit, why) in [
+            (json!({ "extra": 1 }), "Additional properties"),
+            (json!({ "sha": "main" }), "sha"),
+            (json!({ "environmentType": "staging" }), "environmentType"),
+            (json!({ "secrets": { "A B=C": "x" } }), "secrets"),
+            (json!({ "installationToken": 3 }), "installationToken"),
+        ] {
+            let mut body = request();
+            for (k, v) in edit.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (status, answer) = post(&url, Some("k1"), &body);
+            assert_eq!(status, 422, "{edit}: {answer}");
+            assert!(
+                fake.refused().last().unwrap().contains(why),
+                "{why}: {:?}",
+                fake.refused()
+            );
+        }
+        let mut missing = request();
+        missing.as_object_mut().unwrap().remove("entrypoint");
+        assert_eq!(post(&url, Some("k1"), &missing).0, 422);
+        assert_eq!(post(&url, None, &request()).0, 400);
+        assert!(fake.runtimes().is_empty());
+    }
+
+    #[test]
+    fn one_runtime_per_key_and_a_key_reused_for_another_request_is_refused() {
+        let (fake, url) = FakeRuntime::start();
+        let (status, first) = post(&url, Some("k1"), &request());
+        assert_eq!(status, 201);
+        // A new delivery: a fresh token and a rotated secret value.
+        let mut again = request();
+        again["installationToken"] = "ghs_other".into();
+        again["secrets"]["DATABASE_URL"] = "postgres://rotated".into();
+        let (status, second) = post(&url, Some("k1"), &again);
+        assert_eq!((status, &second["runtimeId"]), (200, &first["runtimeId"]));
+        // Another commit under the same key, or another secret name.
+        let mut other = request();
+        other["sha"] = "89e6c98d92887913cadf06b2adb97f26cde4849b".into();
+        assert_eq!(post(&url, Some("k1"), &other).0, 422);
+        let mut renamed = request();
+        renamed["secrets"] = json!({ "OTHER": "x" });
+        assert_eq!(post(&url, Some("k1"), &renamed).0, 422);
+        assert_eq!(fake.runtimes().len(), 1);
+        fake.throttle_next(9);
+        assert_eq!(post(&url, Some("k2"), &request()).0, 429);
+    }
 }
