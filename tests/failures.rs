@@ -54,7 +54,7 @@ fn opened() -> String {
 
 /// Nothing was written and nothing was created.
 fn untouched(host: &MockHost) {
-    assert!(host.tables.scan("environments").is_empty());
+    assert!(records(host).is_empty());
     assert!(host.runtime.calls().is_empty());
     assert!(host.github.comments(REPO, 7).is_empty());
 }
@@ -190,7 +190,7 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     assert!(reason.contains("does not decrypt"), "{reason}");
     assert!(host.runtime.calls().is_empty());
     // The record says why, for people and the platform's UI.
-    let items = host.tables.scan("environments");
+    let items = records(&host);
     assert_eq!(items.len(), 3);
     for item in &items {
         assert_eq!(attr(item, "status"), Some("failed"));
@@ -315,13 +315,13 @@ async fn capability_failures_are_classified() {
             Call::DynamodbTransactWrite,
             Conflict,
             FailureKind::Retryable,
-            "write the environment",
+            "take the environment's lease",
         ),
         (
             Call::DynamodbQuery,
             Throttled,
             FailureKind::Retryable,
-            "read the app's secrets",
+            "read the environment",
         ),
         (
             Call::KmsDecrypt,
@@ -372,12 +372,6 @@ async fn capability_failures_are_classified() {
             "create the GitHub deployment",
         ),
         (
-            Call::GithubListDeploymentStatuses,
-            Unavailable,
-            FailureKind::Retryable,
-            "read the GitHub deployment's status",
-        ),
-        (
             Call::GithubCreateDeploymentStatus,
             Unavailable,
             FailureKind::Retryable,
@@ -414,6 +408,45 @@ async fn capability_failures_are_classified() {
             "{call} {code:?}: `{reason}` lacks `{step}`"
         );
     }
+}
+
+#[tokio::test]
+async fn an_outage_retiring_the_superseded_deployment_is_retried() {
+    let host = seeded_host();
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    assert_done(&host.deliver(&host.message("probot", &opened)).await);
+    // The push retires the first commit's deployment: it reads its status
+    // first (a deployment this delivery did not make).
+    host.faults.inject(
+        Call::GithubListDeploymentStatuses,
+        Hit::Nth(1),
+        ErrorCode::Unavailable,
+        "injected",
+    );
+    let pushed = pull_request_event(
+        "synchronize",
+        7,
+        "feature/login",
+        SHA_2,
+        "2026-11-28T11:30:00Z",
+    );
+    let (kind, reason) = failure(&host.deliver(&host.message("probot", &pushed)).await);
+    assert_eq!(kind, FailureKind::Retryable, "{reason}");
+    assert!(reason.contains("superseded GitHub deployment"), "{reason}");
+    assert_done(&host.deliver(&host.message("probot", &pushed)).await);
+    let deployments = host.github.deployments(REPO);
+    let states: Vec<Vec<DeploymentState>> = deployments
+        .iter()
+        .map(|d| d.statuses.iter().map(|s| s.state).collect())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            vec![DeploymentState::InProgress, DeploymentState::Inactive],
+            vec![DeploymentState::InProgress],
+        ]
+    );
 }
 
 #[tokio::test]
@@ -471,12 +504,10 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
     );
 
     // Retryable failures leave the record creating, never failed.
-    assert_eq!(host.tables.scan("environments").len(), 3);
+    assert_eq!(records(&host).len(), 3);
     assert_eq!(host.github.comments(REPO, 7).len(), 1);
     assert_eq!(host.runtime.runtimes().len(), 1, "one runtime");
-    let statuses: Vec<_> = host
-        .tables
-        .scan("environments")
+    let statuses: Vec<_> = records(&host)
         .iter()
         .map(|i| attr(i, "status").unwrap().to_string())
         .collect();
@@ -497,7 +528,7 @@ async fn a_transaction_conflict_then_success_writes_once() {
     untouched(&host);
     let delivery = host.deliver(&message).await;
     assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))));
-    assert_eq!(host.tables.scan("environments").len(), 3);
+    assert_eq!(records(&host).len(), 3);
 }
 
 #[tokio::test]
@@ -562,8 +593,7 @@ async fn a_github_outage_setting_the_status_is_retried_and_sets_it_once() {
     // The runtime was requested and recorded; the retry finds both.
     assert_eq!(host.runtime.calls().len(), 1);
     assert!(
-        host.tables
-            .scan("environments")
+        records(&host)
             .iter()
             .all(|i| attr(i, "status") == Some("runtime-requested"))
     );

@@ -119,7 +119,7 @@ fn fork_event() -> String {
 
 /// `secretsWithheld` of every environment item (all three must agree).
 fn secrets_withheld(host: &MockHost) -> Option<String> {
-    let items = host.tables.scan("environments");
+    let items = records(host);
     let values: Vec<Option<&str>> = items.iter().map(|i| attr(i, "secretsWithheld")).collect();
     assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
     values[0].map(str::to_string)
@@ -128,13 +128,14 @@ fn secrets_withheld(host: &MockHost) -> Option<String> {
 /// The runtime got no secret and no token, and none was even asked for.
 fn assert_nothing_secret(host: &MockHost, delivery: &Delivery) {
     let made = calls(delivery);
-    for call in [
-        Call::DynamodbQuery,
-        Call::KmsDecrypt,
-        Call::GithubCreateInstallationToken,
-    ] {
+    for call in [Call::KmsDecrypt, Call::GithubCreateInstallationToken] {
         assert!(!made.contains(&call), "{call} in {made:?}");
     }
+    let secrets_read = delivery
+        .transcript
+        .iter()
+        .any(|e| e.call == Call::DynamodbQuery && e.request.starts_with("secrets "));
+    assert!(!secrets_read, "the secrets were read");
     let runtime = &host.runtime.calls()[0];
     assert!(runtime.secrets.is_empty());
     assert!(runtime.installation_token.is_none());
@@ -199,28 +200,28 @@ async fn pull_request_opened_creates_the_preview_environment() {
             Call::DynamodbGet, // repository → app
             Call::DynamodbGet, // app record
             Call::GithubAuthenticate,
-            Call::DynamodbGet,           // the environment as it stands
-            Call::DynamodbTransactWrite, // the three items
+            Call::DynamodbQuery,         // the environment's record and lease
+            Call::DynamodbTransactWrite, // the lease taken, the three items
             Call::DynamodbQuery,         // secrets
             Call::KmsDecrypt,
             Call::KmsDecrypt,
             Call::GithubListComments,
             Call::GithubCreateComment,
-            Call::GithubListComments, // no duplicate made by a racing delivery
+            Call::DynamodbUpdate, // fence: a deployment of this commit is pending
             Call::GithubFindDeployments,
             Call::GithubCreateDeployment,
-            Call::GithubFindDeployments, // no duplicate made by a racing delivery
             Call::GithubCreateInstallationToken,
-            Call::AnalyticsTrack,
+            Call::DynamodbUpdate, // fence: the runtime is next
             Call::RuntimeCreate,
-            Call::DynamodbTransactWrite, // status: runtime requested
-            Call::GithubListDeploymentStatuses,
+            Call::DynamodbTransactWrite, // status: runtime requested (a fence)
+            Call::AnalyticsTrack,
             Call::GithubCreateDeploymentStatus, // in progress
+            Call::DynamodbUpdate,               // the lease released
         ]
     );
 
     // Three items, one environment, at the head sha.
-    let items = host.tables.scan("environments");
+    let items = records(&host);
     assert_eq!(items.len(), 3);
     let env_id = attr(&items[0], "environmentId").unwrap().to_string();
     let keys: Vec<(String, String)> = items
@@ -251,7 +252,8 @@ async fn pull_request_opened_creates_the_preview_environment() {
         comment.contains(&format!("https://{env_id}.preview.test")),
         "{comment}"
     );
-    assert!(comment.contains("2026-11-28 12:00 UTC"), "{comment}");
+    // The time of the request (the push), not of its handling.
+    assert!(comment.contains("2026-11-28 11:59 UTC"), "{comment}");
     assert!(comment.contains("<sub>envmgr · logic `"), "{comment}");
     assert!(!comment.contains("Secrets withheld"), "{comment}");
     assert_eq!(secrets_withheld(&host), None);
@@ -329,7 +331,7 @@ async fn api_request_creates_the_production_environment() {
     let delivery = host.deliver(&host.message("api", &body)).await;
     done(&delivery);
 
-    let items = host.tables.scan("environments");
+    let items = records(&host);
     assert_eq!(items.len(), 3);
     assert!(
         items
@@ -424,43 +426,43 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     duplicate.id = "another-queue-message-id".into();
     done(&host.deliver(&duplicate).await);
 
-    assert_eq!(host.tables.scan("environments").len(), 3);
+    assert_eq!(records(&host).len(), 3);
     let comments = host.github.comments(REPO, 7);
-    assert_eq!(comments.len(), 1, "one comment, updated in place");
+    assert_eq!(comments.len(), 1, "one comment");
     assert_eq!(comments[0].id, comment_id);
+    // The comment shows the request's time: a redelivery has nothing new to
+    // say, and the lease item remembers what the comment says.
     assert!(
-        comments[0].body.contains("2026-11-28 12:01 UTC"),
+        comments[0].body.contains("2026-11-28 11:59 UTC"),
         "{}",
         comments[0].body
     );
-    assert!(calls(&delivery).contains(&Call::GithubUpdateComment));
-    assert!(!calls(&delivery).contains(&Call::GithubCreateComment));
-    // One deployment, found again; its status already says in progress at
-    // the same URL, so no second status either.
-    assert_eq!(count(&delivery, Call::GithubFindDeployments), 1);
-    assert_eq!(count(&delivery, Call::GithubCreateDeployment), 0);
-    assert_eq!(count(&delivery, Call::GithubCreateDeploymentStatus), 0);
+    for call in [
+        Call::GithubListComments,
+        Call::GithubUpdateComment,
+        Call::GithubCreateComment,
+        Call::GithubFindDeployments,
+        Call::GithubCreateDeployment,
+        Call::GithubListDeploymentStatuses,
+        Call::GithubCreateDeploymentStatus,
+        Call::GithubCreateInstallationToken,
+        Call::RuntimeCreate,
+    ] {
+        assert_eq!(count(&delivery, call), 0, "{call} on a redelivery");
+    }
     let deployments = deployments(&host);
     assert_eq!(deployments.len(), 1);
     assert_eq!(states(&deployments[0]), [DeploymentState::InProgress]);
-    // The redelivery rewrote nothing it found in place: one transaction, the
-    // closing status update, and the runtime stays recorded throughout.
-    let transactions = calls(&delivery)
-        .iter()
-        .filter(|c| **c == Call::DynamodbTransactWrite)
-        .count();
-    assert_eq!(transactions, 1);
-    for item in host.tables.scan("environments") {
+    // The redelivery rewrote nothing: it took and released the lease (one
+    // transaction, one update), and the runtime stays recorded.
+    assert_eq!(count(&delivery, Call::DynamodbTransactWrite), 1);
+    for item in records(&host) {
         assert_eq!(attr(&item, "runtimeId"), Some("rt_1"));
     }
 
+    // The runtime was asked once: the record says it was created.
     let runtime_calls = host.runtime.calls();
-    assert_eq!(runtime_calls.len(), 3);
-    assert!(
-        runtime_calls
-            .iter()
-            .all(|c| c.idempotency_key == runtime_calls[0].idempotency_key)
-    );
+    assert_eq!(runtime_calls.len(), 1);
     assert_eq!(host.runtime.runtimes().len(), 1);
     let events = host.analytics.events();
     assert!(events.iter().all(|e| e.message_id == events[0].message_id));
@@ -480,14 +482,14 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
     );
     done(&host.deliver(&host.message("probot", &pushed)).await);
 
-    let items = host.tables.scan("environments");
+    let items = records(&host);
     assert_eq!(items.len(), 3);
     assert!(items.iter().all(|i| attr(i, "sha") == Some(SHA_2)));
     let comments = host.github.comments(REPO, 7);
     assert_eq!(comments.len(), 1);
     assert!(comments[0].body.contains("`2222222`"));
     // A new commit is a new runtime request, and a new deployment to the
-    // same GitHub environment.
+    // same GitHub environment; the one it supersedes is retired.
     assert_eq!(host.runtime.runtimes().len(), 2);
     let deployments = deployments(&host);
     let shas: Vec<&str> = deployments
@@ -497,8 +499,12 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
     assert_eq!(shas, [SHA_1, SHA_2]);
     for deployment in &deployments {
         assert_eq!(deployment.deployment.environment, "preview/feature/login");
-        assert_eq!(states(deployment), [DeploymentState::InProgress]);
     }
+    assert_eq!(
+        states(&deployments[0]),
+        [DeploymentState::InProgress, DeploymentState::Inactive]
+    );
+    assert_eq!(states(&deployments[1]), [DeploymentState::InProgress]);
 }
 
 #[tokio::test]
@@ -523,12 +529,7 @@ async fn a_stale_request_never_overwrites_a_newer_one() {
         "names the request the environment holds: {why}"
     );
 
-    assert!(
-        host.tables
-            .scan("environments")
-            .iter()
-            .all(|i| attr(i, "sha") == Some(SHA_2))
-    );
+    assert!(records(&host).iter().all(|i| attr(i, "sha") == Some(SHA_2)));
     assert_eq!(
         host.runtime.calls().len(),
         1,
@@ -684,7 +685,7 @@ async fn events_that_do_not_deploy_are_skipped_with_a_reason() {
         .deliver(&host.message("probot", &issues.to_string()))
         .await;
     assert!(skipped(&delivery).contains("`issues`"));
-    assert!(host.tables.scan("environments").is_empty());
+    assert!(records(&host).is_empty());
 }
 
 #[tokio::test]
@@ -706,7 +707,7 @@ async fn branches_of_forks_never_collide_with_the_base_repository() {
             .deliver(&host.message("probot", &event.to_string()))
             .await,
     );
-    let items = host.tables.scan("environments");
+    let items = records(&host);
     assert!(
         items
             .iter()
@@ -729,19 +730,19 @@ async fn a_fork_gets_no_secrets_and_no_token_by_default() {
             Call::DynamodbGet,
             Call::DynamodbGet,
             Call::GithubAuthenticate,
-            Call::DynamodbGet,
+            Call::DynamodbQuery,
             Call::DynamodbTransactWrite,
             Call::GithubListComments,
             Call::GithubCreateComment,
-            Call::GithubListComments,
+            Call::DynamodbUpdate,
             Call::GithubFindDeployments,
             Call::GithubCreateDeployment,
-            Call::GithubFindDeployments,
-            Call::AnalyticsTrack,
+            Call::DynamodbUpdate,
             Call::RuntimeCreate,
             Call::DynamodbTransactWrite,
-            Call::GithubListDeploymentStatuses,
+            Call::AnalyticsTrack,
             Call::GithubCreateDeploymentStatus,
+            Call::DynamodbUpdate,
         ]
     );
     assert_nothing_secret(&host, &delivery);
@@ -948,11 +949,13 @@ async fn the_component_does_what_its_source_does_natively() {
         let sandbox_view = match in_sandbox {
             Ok(Outcome::Done(text)) => Ok(format!("done: {text}")),
             Ok(Outcome::Skipped(text)) => Ok(format!("skipped: {text}")),
+            Ok(Outcome::Deferred(deferral)) => Ok(format!("deferred: {}", deferral.reason)),
             Err(failure) => Err(failure.reason),
         };
         let native_view = match natively {
             Ok(envmgr_guest::Outcome::Done(text)) => Ok(format!("done: {text}")),
             Ok(envmgr_guest::Outcome::Skipped(text)) => Ok(format!("skipped: {text}")),
+            Ok(envmgr_guest::Outcome::Deferred { reason, .. }) => Ok(format!("deferred: {reason}")),
             Err(failure) => Err(failure.reason),
         };
         assert_eq!(sandbox_view, native_view);

@@ -2,14 +2,17 @@
 //! the wrong world and one whose self-check traps; activation under load
 //! swaps running daemons without failing or losing a message; a failing
 //! canary is rolled back by the daemon itself; two daemons follow one
-//! activation. The scenarios run on both backends (`aws::`, `local::`).
+//! activation; a contract change rolls out (the previous contract's logic
+//! runs but is not installed anew, activation waits for every live host,
+//! a pointer to logic a host cannot run leaves it serving the builtin
+//! version). The scenarios run on both backends (`aws::`, `local::`).
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use envmgr::engine::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
-use envmgr_tests::{CHAOS_LOGIC, EMPTY_COMPONENT, FAULTY_LOGIC, variant};
+use envmgr_tests::{CHAOS_LOGIC, EMPTY_COMPONENT, FAULTY_LOGIC, PREVIOUS_CONTRACT_LOGIC, variant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(90);
@@ -131,6 +134,107 @@ async fn refusals_leave_the_active_version_serving(backend: Backend) {
             .all(|i| i["logicVersion"] == hex_sha256(envmgr::BUILTIN_LOGIC))
     );
     assert!(terminate(&mut daemon).success());
+}
+
+/// A host upgrade that changes the contract: the previous contract's logic
+/// is not installed anew (it breaks the one-writer protocol), a version is
+/// not activated while a live host cannot run it, and a host whose pointer
+/// names a version it cannot run serves the builtin one instead of waiting.
+async fn contracts_across_a_rolling_upgrade(backend: Backend) {
+    let stack = shop(
+        "contracts",
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
+    let previous = write(&stack, "previous.wasm", PREVIOUS_CONTRACT_LOGIC);
+    let (ok, text) = logic(&stack, &["install", &previous]);
+    assert!(!ok && text.contains("two-version check failed"), "{text}");
+
+    let mut daemon = stack.serve();
+    eventually("the host's heartbeat", WAIT, || async {
+        logic_ok(&stack, &["list"]).contains("links 0.2.0, 0.1.0")
+    })
+    .await;
+
+    // A host not yet upgraded, which links 0.1 only, is alive.
+    let registry = stack.registry().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    registry.beat("old-host:1", &["0.1.0"], now).await.unwrap();
+    let v2 = write(&stack, "v2.wasm", &variant(envmgr::BUILTIN_LOGIC, "v2"));
+    logic_ok(&stack, &["install", &v2, "--tag", "v2"]);
+    let (ok, text) = logic(&stack, &["activate", "v2"]);
+    assert!(
+        !ok && text.contains("old-host:1") && text.contains("contract 0.2.0"),
+        "{text}"
+    );
+    // Once it is upgraded (or gone), the activation goes through.
+    registry.forget_host("old-host:1").await.unwrap();
+    logic_ok(&stack, &["activate", "v2"]);
+
+    // A version this host cannot run at all (staged behind install's back):
+    // the host says so once and keeps serving.
+    let bogus = EMPTY_COMPONENT;
+    let bogus_id = hex_sha256(bogus);
+    registry
+        .store(&bogus_id, None, bogus, "9.9.9", now)
+        .await
+        .unwrap();
+    let pointer = registry.pointer().await.unwrap().unwrap();
+    let next =
+        envmgr::logic::activated(Some(&pointer), registry.builtin_id(), &bogus_id, None, now)
+            .unwrap();
+    registry.swap(Some(&pointer), &next).await.unwrap();
+    eventually("the host saying it cannot run it", WAIT, || async {
+        stack
+            .logs()
+            .contains("the pointer names logic this host cannot run")
+    })
+    .await;
+    stack.send("api", &request("after-bogus"));
+    eventually("still serving", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+    })
+    .await;
+    assert!(terminate(&mut daemon).success());
+    assert_eq!(
+        stack
+            .logs()
+            .matches("the pointer names logic this host cannot run")
+            .count(),
+        1,
+        "said once"
+    );
+
+    // A host starting on that pointer serves the builtin version.
+    let mut restarted = stack.serve();
+    stack.send("api", &request("on-restart"));
+    eventually("a fresh host serving despite the pointer", WAIT, || async {
+        stack.runtime.runtimes().len() == 2
+    })
+    .await;
+    assert!(
+        stack
+            .logs()
+            .contains("serving the builtin version until the pointer changes"),
+        "{}",
+        stack.logs()
+    );
+    let items = stack.environment_items().await;
+    let on_restart: Vec<_> = items
+        .iter()
+        .filter(|i| i["branch"] == "on-restart")
+        .collect();
+    assert!(
+        on_restart
+            .iter()
+            .all(|i| i["logicVersion"] == hex_sha256(envmgr::BUILTIN_LOGIC))
+    );
+    assert!(terminate(&mut restarted).success());
 }
 
 async fn activation_under_load_loses_nothing(backend: Backend) {
@@ -452,6 +556,7 @@ async fn swap_figures() {
 }
 
 envmgr_tests::on_both_backends!(
+    contracts_across_a_rolling_upgrade,
     refusals_leave_the_active_version_serving,
     activation_under_load_loses_nothing,
     a_failing_canary_is_rolled_back_by_the_daemon,

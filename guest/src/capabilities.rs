@@ -223,6 +223,9 @@ pub struct RuntimeRequest<'a, S> {
     pub repository: String,
     pub branch: String,
     pub sha: String,
+    /// The fencing token: the Runtime Service refuses a create older than
+    /// the newest it accepted for the environment.
+    pub request_version: String,
     pub entrypoint: String,
     pub installation_token: Option<&'a S>,
     pub secrets: Vec<(String, &'a S)>,

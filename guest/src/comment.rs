@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use crate::capabilities::{Capabilities, Comment, ErrorCode, Repository};
-use crate::environment::Environment;
+use crate::environment::{Environment, hex_digest};
+use crate::lease::GitHubState;
 use crate::outcome::{Failure, failed};
 use crate::time::format_utc_minutes;
 use crate::trust::Withheld;
@@ -156,7 +157,19 @@ fn code(raw: &str) -> String {
     format!("{fence}{pad}{content}{pad}{fence}")
 }
 
-/// Create the comment, or update the one made before. Returns it.
+/// The comment as it stands on the pull request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub id: u64,
+    pub html_url: String,
+}
+
+/// Create the comment, or update the one made before; returns it. The lease
+/// item remembers the comment and a digest of its body (`github`), so a
+/// body already shown costs no request, and a known comment no search. One
+/// delivery at a time works on an environment (the lease), so a comment just
+/// created needs no second look for a concurrent duplicate; duplicates left
+/// by older versions of the logic are removed when the comment is searched.
 pub fn upsert<C: Capabilities>(
     caps: &mut C,
     installation_id: u64,
@@ -164,24 +177,41 @@ pub fn upsert<C: Capabilities>(
     pull_request: u64,
     app_id: &str,
     body: &str,
-) -> Result<Comment, Failure> {
+    github: &mut GitHubState,
+) -> Result<Shown, Failure> {
+    let digest = hex_digest(&[body], 16);
+    if let (Some(id), Some(html_url)) = (github.comment_id, github.comment_url.clone()) {
+        if github.comment_digest.as_deref() == Some(digest.as_str()) {
+            return Ok(Shown { id, html_url });
+        }
+        match caps.github_update_comment(installation_id, repo, id, body) {
+            Ok(updated) => return Ok(remember(github, updated, digest)),
+            // Deleted by someone: found again below, or made anew.
+            Err(error) if error.code == ErrorCode::NotFound => {}
+            Err(error) => return Err(Failure::at("update the pull-request comment", &error)),
+        }
+    }
     let marker = marker(app_id);
     let existing = caps
         .github_list_comments(installation_id, repo, pull_request, &marker)
         .map_err(failed("find the pull-request comment"))?;
     if let Some(kept) = settle(caps, installation_id, repo, &existing, body)? {
-        return Ok(kept);
+        return Ok(remember(github, kept, digest));
     }
-    caps.github_create_comment(installation_id, repo, pull_request, body)
+    let created = caps
+        .github_create_comment(installation_id, repo, pull_request, body)
         .map_err(failed("create the pull-request comment"))?;
-    // Two deliveries racing can both find no comment and both create one:
-    // look again, so whichever finishes last leaves exactly one.
-    let after = caps
-        .github_list_comments(installation_id, repo, pull_request, &marker)
-        .map_err(failed("check for duplicate pull-request comments"))?;
-    settle(caps, installation_id, repo, &after, body)?.ok_or_else(|| {
-        Failure::retryable("the pull-request comment vanished right after it was created")
-    })
+    Ok(remember(github, created, digest))
+}
+
+fn remember(github: &mut GitHubState, comment: Comment, digest: String) -> Shown {
+    github.comment_id = Some(comment.id);
+    github.comment_url = Some(comment.html_url.clone());
+    github.comment_digest = Some(digest);
+    Shown {
+        id: comment.id,
+        html_url: comment.html_url,
+    }
 }
 
 /// Keep the oldest of our comments with `body`, delete any others. None when

@@ -37,10 +37,18 @@ impl bindings::Guest for Component {
             attributes: message.attributes,
             receive_count: message.receive_count,
             sent_at_ms: message.sent_at_ms,
+            delivery_token: message.delivery_token,
+            deferrals: message.deferrals,
         };
         match flow::handle(&mut Imports, &message) {
             Ok(Outcome::Done(what)) => Ok(types::Outcome::Done(what)),
             Ok(Outcome::Skipped(why)) => Ok(types::Outcome::Skipped(why)),
+            Ok(Outcome::Deferred { until_ms, reason }) => {
+                Ok(types::Outcome::Deferred(types::Deferral {
+                    until_ms,
+                    reason,
+                }))
+            }
             Err(failure) => Err(types::Failure {
                 kind: match failure.kind {
                     FailureKind::Retryable => types::FailureKind::Retryable,
@@ -273,6 +281,7 @@ impl Capabilities for Imports {
             repository: request.repository.clone(),
             branch: request.branch.clone(),
             sha: request.sha.clone(),
+            request_version: request.request_version.clone(),
             entrypoint: request.entrypoint.clone(),
             installation_token: request.installation_token,
             secrets: request

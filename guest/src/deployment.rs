@@ -19,7 +19,8 @@ use crate::capabilities::{
     CapResult, Capabilities, Deployment, DeploymentState, DeploymentStatus, ErrorCode, LogLevel,
     NewDeployment, NewDeploymentStatus, Repository,
 };
-use crate::environment::Environment;
+use crate::environment::{Environment, hex_digest};
+use crate::lease::{GitHubState, Lease, Stop};
 use crate::outcome::Failure;
 use crate::request::EnvironmentType;
 
@@ -165,45 +166,158 @@ fn clip(text: &str) -> String {
     cut
 }
 
-/// Find the environment's deployment of its commit, or create it; returns
-/// its id. None when GitHub refused for good (logged).
-pub fn ensure<C: Capabilities>(caps: &mut C, target: &Target<'_>) -> Result<Option<u64>, Failure> {
-    let Some(found) = find(caps, target, "find the GitHub deployment")? else {
-        return Ok(None);
-    };
-    if let Some(kept) = settle(caps, target, found)? {
-        return Ok(Some(kept));
-    }
-    let created = caps.github_create_deployment(
-        target.installation_id,
-        target.repo,
-        &new_deployment(target.environment),
-    );
-    let Some(created) = tolerate(caps, "create the GitHub deployment", created)? else {
-        return Ok(None);
-    };
-    // Two deliveries racing can both find none and both create one: look
-    // again, so whichever finishes last leaves exactly one. A listing that
-    // does not show the new one yet still keeps it.
-    let mut after =
-        find(caps, target, "check for duplicate GitHub deployments")?.unwrap_or_default();
-    if !after.iter().any(|d| d.id == created.id) {
-        after.push(created);
-    }
-    settle(caps, target, after)
+/// The deployment a request shows its state on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ensured {
+    pub id: u64,
+    /// Made by this delivery just now: it has no status yet.
+    pub created: bool,
 }
 
-/// The environment's deployments of its commit, as the guest recognises
-/// them. None when GitHub refused for good (logged).
+/// Retire what earlier requests left on GitHub, then find the environment's
+/// deployment of its commit or create it. The lease item (`lease.github`)
+/// says which deployment the last holder made, so it is retired exactly,
+/// with no walk over the branch's history; before creating one, the commit
+/// is recorded as pending (a fence), so a delivery that does not live to
+/// record the new id leaves a trace the next one follows. None when GitHub
+/// refused for good (logged).
+pub fn ensure<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    lease: &mut Lease,
+) -> Result<Option<Ensured>, Stop> {
+    let mine = target.environment.sha.clone();
+    retire_previous(caps, target, &mut lease.github)?;
+    if lease.github.deployment_sha.as_deref() == Some(mine.as_str())
+        && let Some(id) = lease.github.deployment_id
+    {
+        return Ok(Some(Ensured { id, created: false }));
+    }
+    lease.github.pending_sha = Some(mine.clone());
+    lease.fence(caps)?;
+    let Some(found) = find(caps, target, &mine, "find the GitHub deployment")? else {
+        lease.github.pending_sha = None;
+        return Ok(None);
+    };
+    let ensured = match settle(caps, target, found)? {
+        Some(kept) => Ensured {
+            id: kept,
+            created: false,
+        },
+        None => {
+            let created = caps.github_create_deployment(
+                target.installation_id,
+                target.repo,
+                &new_deployment(target.environment),
+            );
+            match tolerate(caps, "create the GitHub deployment", created)? {
+                Some(created) => Ensured {
+                    id: created.id,
+                    created: true,
+                },
+                None => {
+                    lease.github.pending_sha = None;
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let github = &mut lease.github;
+    github.deployment_id = Some(ensured.id);
+    github.deployment_sha = Some(mine);
+    github.deployment_status = None;
+    github.pending_sha = None;
+    Ok(Some(ensured))
+}
+
+/// Mark `inactive` the deployment the last holder made for another commit,
+/// and any a holder was about to make when it stopped: GitHub's own state
+/// for a superseded deployment.
+fn retire_previous<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    github: &mut GitHubState,
+) -> Result<(), Failure> {
+    let mine = target.environment.sha.as_str();
+    if let (Some(id), Some(sha)) = (github.deployment_id, github.deployment_sha.clone())
+        && sha != mine
+    {
+        retire_superseded(caps, target, id)?;
+        github.deployment_id = None;
+        github.deployment_sha = None;
+        github.deployment_status = None;
+    }
+    if let Some(pending) = github.pending_sha.clone()
+        && pending != mine
+    {
+        let step = "find a deployment an earlier request left";
+        for stray in find(caps, target, &pending, step)?.unwrap_or_default() {
+            retire_superseded(caps, target, stray.id)?;
+        }
+        github.pending_sha = None;
+    }
+    Ok(())
+}
+
+/// Give a superseded deployment an `inactive` status, unless it has one.
+fn retire_superseded<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    deployment_id: u64,
+) -> Result<(), Failure> {
+    let step = "read a superseded GitHub deployment's status";
+    let statuses =
+        caps.github_list_deployment_statuses(target.installation_id, target.repo, deployment_id);
+    let statuses = match statuses {
+        // Deleted by someone: nothing to retire.
+        Err(error) if error.code == ErrorCode::NotFound => return Ok(()),
+        other => tolerate(caps, step, other)?,
+    };
+    let Some(statuses) = statuses else {
+        return Ok(());
+    };
+    let current = statuses.iter().max_by_key(|s| s.id);
+    if current.is_some_and(|s| s.state == DeploymentState::Inactive) {
+        return Ok(());
+    }
+    let inactive = NewDeploymentStatus {
+        state: DeploymentState::Inactive,
+        description: clip(&format!(
+            "Superseded by commit {} of environment {}",
+            short(&target.environment.sha),
+            target.environment.id
+        )),
+        environment_url: None,
+        log_url: None,
+    };
+    let marked = caps.github_create_deployment_status(
+        target.installation_id,
+        target.repo,
+        deployment_id,
+        &inactive,
+    );
+    match marked {
+        Err(error) if error.code == ErrorCode::NotFound => Ok(()),
+        marked => tolerate(caps, "retire a superseded GitHub deployment", marked).map(drop),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+/// The environment's deployments of `sha`, as the guest recognises them.
+/// None when GitHub refused for good (logged).
 fn find<C: Capabilities>(
     caps: &mut C,
     target: &Target<'_>,
+    sha: &str,
     step: &str,
 ) -> Result<Option<Vec<Deployment>>, Failure> {
     let found = caps.github_find_deployments(
         target.installation_id,
         target.repo,
-        &target.environment.sha,
+        sha,
         &target.name(),
         TASK,
     );
@@ -266,31 +380,62 @@ fn retire<C: Capabilities>(
     Ok(())
 }
 
-/// Give the deployment `status`, unless its current status already says
-/// the same (a redelivery adds none).
+/// Give the deployment `status`, unless it already says the same: the lease
+/// item remembers a digest of the last status given, a deployment made just
+/// now has none, and otherwise GitHub is asked.
 pub fn report<C: Capabilities>(
     caps: &mut C,
     target: &Target<'_>,
-    deployment_id: u64,
+    ensured: Ensured,
     status: &NewDeploymentStatus,
+    lease: &mut Lease,
 ) -> Result<(), Failure> {
-    let statuses =
-        caps.github_list_deployment_statuses(target.installation_id, target.repo, deployment_id);
-    let Some(statuses) = tolerate(caps, "read the GitHub deployment's status", statuses)? else {
+    let digest = status_digest(status);
+    let github = &mut lease.github;
+    let recorded = github.deployment_id == Some(ensured.id);
+    if recorded && github.deployment_status.as_deref() == Some(digest.as_str()) {
         return Ok(());
-    };
-    let current = statuses.iter().max_by_key(|s| s.id);
-    if current.is_some_and(|current| says(current, status)) {
-        return Ok(());
+    }
+    if !ensured.created {
+        let statuses =
+            caps.github_list_deployment_statuses(target.installation_id, target.repo, ensured.id);
+        let Some(statuses) = tolerate(caps, "read the GitHub deployment's status", statuses)?
+        else {
+            return Ok(());
+        };
+        let current = statuses.iter().max_by_key(|s| s.id);
+        if current.is_some_and(|current| says(current, status)) {
+            if recorded {
+                lease.github.deployment_status = Some(digest);
+            }
+            return Ok(());
+        }
     }
     let created = caps.github_create_deployment_status(
         target.installation_id,
         target.repo,
-        deployment_id,
+        ensured.id,
         status,
     );
-    tolerate(caps, "set the GitHub deployment status", created)?;
+    if tolerate(caps, "set the GitHub deployment status", created)?.is_some()
+        && lease.github.deployment_id == Some(ensured.id)
+    {
+        lease.github.deployment_status = Some(digest);
+    }
     Ok(())
+}
+
+/// A digest of what a status says.
+fn status_digest(status: &NewDeploymentStatus) -> String {
+    hex_digest(
+        &[
+            &format!("{:?}", status.state),
+            &status.description,
+            status.environment_url.as_deref().unwrap_or(""),
+            status.log_url.as_deref().unwrap_or(""),
+        ],
+        16,
+    )
 }
 
 /// Whether `current` already says what `wanted` would.

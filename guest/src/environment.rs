@@ -194,7 +194,7 @@ pub fn primary_key(environment_id: &str) -> Item {
 
 /// `len` hex digits of SHA-256 over the parts, each ended by a newline so
 /// ("a", "bc") and ("ab", "c") differ.
-fn hex_digest(parts: &[&str], len: usize) -> String {
+pub(crate) fn hex_digest(parts: &[&str], len: usize) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());

@@ -5,15 +5,24 @@
 //! written under a version condition, the comment is found by its marker, the
 //! GitHub deployment by its task and payload, and the runtime call and
 //! analytics event carry a key derived from the request.
+//!
+//! One delivery at a time works on an environment (`lease.rs`): it takes the
+//! environment's lease before its first effect, renews it right before each
+//! later one (a fence), and releases it at the end, whatever the outcome. An
+//! older request meeting a newer one is skipped; a newer one meeting an
+//! older holder waits (`deferred`), and the older one stops at its next
+//! fence. So the newest request is the last to act, at the Runtime Service
+//! and on GitHub.
 
 use crate::apps::{self, App};
 use crate::capabilities::{
-    Capabilities, Comment, LogLevel, RuntimeRequest, TrackEvent, WriteError,
+    Capabilities, LogLevel, RuntimeCreated, RuntimeRequest, TrackEvent, WriteError,
 };
-use crate::comment::{self, Status};
+use crate::comment::{self, Shown, Status};
 use crate::deployment::{self, Target};
-use crate::environment::{self, Environment, STATUS_CREATING};
+use crate::environment::{Environment, STATUS_CREATING, STATUS_RUNTIME_REQUESTED};
 use crate::item::get_s;
+use crate::lease::{self, Contended, Lease, Stop};
 use crate::outcome::{Failure, FailureKind, Outcome, failed};
 use crate::request::{self, BadInput, CreateRequest, Parsed};
 use crate::secrets;
@@ -28,6 +37,10 @@ pub struct Message {
     pub attributes: Vec<(String, String)>,
     pub receive_count: u32,
     pub sent_at_ms: u64,
+    /// Unique to this delivery: the lease holder's name.
+    pub delivery_token: String,
+    /// How often this message was deferred before.
+    pub deferrals: u32,
 }
 
 /// Config key: the preview URL, with `{environment}` standing for the id.
@@ -40,6 +53,27 @@ pub const FAIL_MARKER: &str = "envmgr-test-fail";
 
 /// Config key: the version of this logic the host runs, for the comment.
 pub const LOGIC_VERSION: &str = "logic-version";
+
+/// Why provisioning ended early: a failure, or the lease's verdict.
+enum Halt {
+    Fail(Failure),
+    Stop(Stop),
+}
+
+impl From<Failure> for Halt {
+    fn from(failure: Failure) -> Self {
+        Self::Fail(failure)
+    }
+}
+
+impl From<Stop> for Halt {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Failed(failure) => Self::Fail(failure),
+            stop => Self::Stop(stop),
+        }
+    }
+}
 
 pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcome, Failure> {
     #[cfg(feature = "fail-on-marker")]
@@ -74,115 +108,109 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     // Code from a fork, or by an author the app does not trust, runs without
     // the app's secrets and a GitHub token; the record says why.
     let withheld = trust::withheld(&app, &request.origin);
-
-    // 2. Write the environment: three items in one conditional transaction.
-    // A redelivery of the request the record already holds writes nothing,
-    // so what later steps recorded (runtime, url) stays.
     let mut env = Environment::new(&app, &request, withheld);
     env.logic_version = caps.config(LOGIC_VERSION);
-    let now = caps.now_ms();
-    let held = caps
-        .db_get(environment::TABLE, &environment::primary_key(&env.id))
-        .map_err(failed("read the environment"))?;
-    let held_version = held.as_ref().and_then(|item| get_s(item, "requestVersion"));
-    if held_version.is_some_and(|v| v > env.request_version.as_str()) {
-        return Ok(Outcome::Skipped(stale_reason(&env, held_version)));
-    }
-    if held_version != Some(env.request_version.as_str()) {
-        match caps.db_transact_write(&env.writes(STATUS_CREATING, now)) {
-            Ok(()) => {}
-            Err(WriteError::ConditionFailed(_)) => {
-                // A newer request got there between the read and the write.
-                let current = caps
-                    .db_get(environment::TABLE, &environment::primary_key(&env.id))
-                    .map_err(failed("read the environment after a refused write"))?;
-                let version = current.as_ref().and_then(|i| get_s(i, "requestVersion"));
-                return Ok(Outcome::Skipped(stale_reason(&env, version)));
-            }
-            Err(WriteError::Failed(error)) => {
-                return Err(Failure::at("write the environment", &error));
-            }
-        }
-    }
 
-    // On a redelivery the record knows the runtime's URL already.
-    let known_url = held
+    // 2. The environment's record and lease, in one read. A request older
+    // than the one the record holds has nothing to do.
+    let (record, seen) = lease::read(caps, &env.id)?;
+    let held_version = record
+        .as_ref()
+        .and_then(|item| get_s(item, "requestVersion"));
+    if let Some(held) = held_version.filter(|held| *held > env.request_version.as_str()) {
+        return Ok(Outcome::Skipped(stale_reason(&env, held)));
+    }
+    // What the record already holds of this very request (a redelivery).
+    let recorded = record
         .as_ref()
         .filter(|_| held_version == Some(env.request_version.as_str()))
-        .and_then(|item| get_s(item, "url"))
-        .map(str::to_string);
-    let provisioned = provision(caps, &request, &app, &env, now, known_url);
-    if let Err(failure) = &provisioned
-        && failure.kind == FailureKind::Permanent
-    {
-        // Retrying cannot help: say why on the record, for people and the UI,
-        // and show it on the pull request.
-        let at = caps.now_ms();
-        match caps.db_transact_write(&env.failed(&failure.reason, at)) {
-            Ok(()) => {
-                let comment = match show_on_pull_request(
-                    caps,
-                    &request,
-                    &app,
-                    &env,
-                    Status::Failed,
-                    at,
-                    None,
-                ) {
-                    Ok(comment) => comment,
-                    Err(not_shown) => {
-                        caps.log(
-                            LogLevel::Warn,
-                            "comment",
-                            &format!(
-                                "could not show the failure on the pull request: {}",
-                                not_shown.reason
-                            ),
-                        );
-                        None
-                    }
-                };
-                let log_url = comment.map(|c| c.html_url);
-                if let Err(not_shown) = show_failure_on_deployment(caps, &request, &env, log_url) {
-                    caps.log(
-                        LogLevel::Warn,
-                        "deployment",
-                        &format!(
-                            "could not show the failure on the GitHub deployment: {}",
-                            not_shown.reason
-                        ),
-                    );
-                }
-            }
-            // A newer request owns the environment, and its comment.
-            Err(WriteError::ConditionFailed(_)) => caps.log(
-                LogLevel::Info,
-                "environment",
-                &format!(
-                    "environment {} moved on to a newer request; not marked failed",
-                    env.id
-                ),
-            ),
-            Err(WriteError::Failed(error)) => caps.log(
-                LogLevel::Warn,
-                "environment",
-                &format!("could not mark environment {} failed: {error}", env.id),
-            ),
+        .map(Recorded::read)
+        .unwrap_or_default();
+
+    // 3. Take the environment; a record not yet at this request is written
+    // in the same transaction (three items, conditional on their version).
+    let record_writes = (!recorded.exists).then(|| env.writes(STATUS_CREATING, caps.now_ms()));
+    let ttl_ms = caps
+        .config(lease::TTL_KEY)
+        .and_then(|ttl| ttl.parse().ok())
+        .unwrap_or(lease::DEFAULT_TTL_MS);
+    let taken = lease::take(
+        caps,
+        &env.id,
+        &env.request_version,
+        &message.delivery_token,
+        ttl_ms,
+        seen,
+        record_writes,
+    )?;
+    let mut lease = match taken {
+        Ok(lease) => lease,
+        Err(Contended::Stale { newer }) => return Ok(Outcome::Skipped(stale_reason(&env, &newer))),
+        Err(Contended::Wait { until_ms, reason }) => {
+            return Ok(Outcome::Deferred { until_ms, reason });
         }
+    };
+
+    let ended = match provision(caps, &request, &app, &env, &mut lease, recorded) {
+        Ok(outcome) => Ok(outcome),
+        Err(Halt::Stop(stop)) => stopped(&env, stop),
+        Err(Halt::Fail(failure)) => {
+            if failure.kind == FailureKind::Permanent {
+                mark_failed(caps, &request, &app, &env, &mut lease, &failure);
+            }
+            Err(failure)
+        }
+    };
+    // Whatever the outcome, the next delivery need not wait for the lease
+    // to expire.
+    if let Err(not_released) = lease.release(caps) {
+        caps.log(
+            LogLevel::Warn,
+            "lease",
+            &format!(
+                "lease not released (it expires by itself): {}",
+                not_released.reason
+            ),
+        );
     }
-    provisioned
+    ended
 }
 
-/// Steps 3 to 10, once the environment record is written.
+/// What the record holds of the request being handled.
+#[derive(Default)]
+struct Recorded {
+    /// The record is at this request.
+    exists: bool,
+    /// The runtime was requested and recorded.
+    runtime: Option<RuntimeCreated>,
+}
+
+impl Recorded {
+    fn read(item: &crate::capabilities::Item) -> Self {
+        let runtime = (get_s(item, "status") == Some(STATUS_RUNTIME_REQUESTED))
+            .then(|| get_s(item, "runtimeId"))
+            .flatten()
+            .map(|id| RuntimeCreated {
+                runtime_id: id.to_string(),
+                url: get_s(item, "url").map(str::to_string),
+            });
+        Self {
+            exists: true,
+            runtime,
+        }
+    }
+}
+
+/// Steps 4 to 10, holding the environment's lease.
 fn provision<C: Capabilities>(
     caps: &mut C,
     request: &CreateRequest,
     app: &App,
     env: &Environment,
-    now: u64,
-    known_url: Option<String>,
-) -> Result<Outcome, Failure> {
-    // 3. The secrets of the environment type, decrypted into sealed handles.
+    lease: &mut Lease,
+    recorded: Recorded,
+) -> Result<Outcome, Halt> {
+    // 4. The secrets of the environment type, decrypted into sealed handles.
     // Not even read for code the app does not trust with them.
     let trusted = env.secrets_withheld.is_empty();
     let secrets = if trusted {
@@ -200,35 +228,66 @@ fn provision<C: Capabilities>(
         Vec::new()
     };
 
-    // 5. The pull-request comment, created or updated in place.
+    // 5. The pull-request comment, created or updated in place (taking the
+    // lease was this effect's fence).
+    let known_url = recorded.runtime.as_ref().and_then(|r| r.url.clone());
     let shown_url = preview_url(caps, env).or(known_url);
     let mut comment = show_on_pull_request(
         caps,
         request,
         app,
         env,
+        lease,
         Status::Deploying,
-        now,
         shown_url.clone(),
     )?;
 
-    // 6. The GitHub deployment of this commit to the environment, found or
-    // created. Without one (GitHub refused for good) the flow goes on.
+    // 6. The GitHub deployment of this commit, found or created; what earlier
+    // requests left on GitHub is retired first. Without one (GitHub refused
+    // for good) the flow goes on.
     let github = deployment_target(request, env);
-    let deployment = deployment::ensure(caps, &github)?;
+    let deployment = deployment::ensure(caps, &github, lease)?;
 
-    // 7. An installation token for the runtime, scoped to the repository.
-    // It can push there, so untrusted code gets none either.
-    let token = if trusted {
-        let token = caps
-            .github_create_installation_token(request.installation_id, &request.repository)
-            .map_err(failed("create an installation token for the runtime"))?;
-        Some(token)
-    } else {
-        None
+    // 7. The runtime, unless this request's runtime is on the record already
+    // (a redelivery): an installation token scoped to the repository (it can
+    // reach the code, so untrusted code gets none), then the Runtime Service
+    // creates (or finds, by key) the runtime, fenced by the request version.
+    let created = match recorded.runtime {
+        Some(created) => created,
+        None => {
+            let token = if trusted {
+                let token = caps
+                    .github_create_installation_token(request.installation_id, &request.repository)
+                    .map_err(failed("create an installation token for the runtime"))?;
+                Some(token)
+            } else {
+                None
+            };
+            lease.fence(caps)?;
+            let created = caps
+                .runtime_create(&RuntimeRequest {
+                    idempotency_key: env.idempotency_key(),
+                    app_id: env.app_id.clone(),
+                    environment_id: env.id.clone(),
+                    environment_type: env.environment_type.as_str().to_string(),
+                    repository: env.repository.clone(),
+                    branch: env.branch.clone(),
+                    sha: env.sha.clone(),
+                    request_version: env.request_version.clone(),
+                    entrypoint: env.entrypoint.clone(),
+                    installation_token: token.as_ref(),
+                    secrets: secrets
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value))
+                        .collect(),
+                })
+                .map_err(failed("create the runtime"))?;
+            record_runtime(caps, env, lease, &created)?;
+            created
+        }
     };
 
-    // 8. Analytics: never fails the flow.
+    // 8. Analytics, once there is a runtime: never fails the flow.
     let event = TrackEvent {
         event: "cloud_environment_created".to_string(),
         user_id: request.requester.clone(),
@@ -249,56 +308,22 @@ fn provision<C: Capabilities>(
         );
     }
 
-    // 9. The Runtime Service creates (or finds, by key) the runtime.
-    let created = caps
-        .runtime_create(&RuntimeRequest {
-            idempotency_key: env.idempotency_key(),
-            app_id: env.app_id.clone(),
-            environment_id: env.id.clone(),
-            environment_type: env.environment_type.as_str().to_string(),
-            repository: env.repository.clone(),
-            branch: env.branch.clone(),
-            sha: env.sha.clone(),
-            entrypoint: env.entrypoint.clone(),
-            installation_token: token.as_ref(),
-            secrets: secrets
-                .iter()
-                .map(|(name, value)| (name.clone(), value))
-                .collect(),
-        })
-        .map_err(failed("create the runtime"))?;
-
-    let finished = caps.now_ms();
-    let writes = env.runtime_requested(&created.runtime_id, created.url.as_deref(), finished);
-    match caps.db_transact_write(&writes) {
-        Ok(()) => {}
-        Err(WriteError::ConditionFailed(_)) => caps.log(
-            LogLevel::Info,
-            "environment",
-            &format!(
-                "environment {} moved on to a newer request while this one ran",
-                env.id
-            ),
-        ),
-        Err(WriteError::Failed(error)) => {
-            return Err(Failure::at("record the runtime on the environment", &error));
-        }
-    }
-
-    // Without a configured preview URL the comment links the runtime's,
+    // 9. Without a configured preview URL the comment links the runtime's,
     // once the runtime is asked for (a redelivery shows it from the start).
     let best_url = preview_url(caps, env).or_else(|| created.url.clone());
     if comment.is_some() && best_url != shown_url {
-        comment = show_on_pull_request(caps, request, app, env, Status::Deploying, now, best_url)?;
+        comment =
+            show_on_pull_request(caps, request, app, env, lease, Status::Deploying, best_url)?;
     }
 
     // 10. The deployment is in progress, at the runtime's URL (else the
-    // comment's): GitHub's "View deployment". A redelivery finds it so and
-    // adds nothing.
-    if let Some(deployment_id) = deployment {
+    // comment's): GitHub's "View deployment". A status already saying the
+    // same is not repeated. (Recording the runtime renewed the lease: the
+    // fence of steps 8 to 10.)
+    if let Some(ensured) = deployment {
         let url = created.url.clone().or_else(|| preview_url(caps, env));
         let status = deployment::in_progress(&created.runtime_id, url, comment.map(|c| c.html_url));
-        deployment::report(caps, &github, deployment_id, &status)?;
+        deployment::report(caps, &github, ensured, &status, lease)?;
     }
 
     let mut done = format!(
@@ -316,6 +341,139 @@ fn provision<C: Capabilities>(
     Ok(Outcome::Done(done))
 }
 
+/// Record the runtime on all three items, in one transaction with the
+/// lease's renewal: only while this delivery holds the environment.
+fn record_runtime<C: Capabilities>(
+    caps: &mut C,
+    env: &Environment,
+    lease: &mut Lease,
+    created: &RuntimeCreated,
+) -> Result<(), Halt> {
+    let now = caps.now_ms();
+    let mut writes = env.runtime_requested(&created.runtime_id, created.url.as_deref(), now);
+    let (renewal, rev) = lease.renewal(now);
+    let lease_index = writes.len() as u32;
+    writes.push(renewal);
+    match caps.db_transact_write(&writes) {
+        Ok(()) => {
+            lease.committed(rev);
+            Ok(())
+        }
+        Err(WriteError::ConditionFailed(failed)) if failed.contains(&lease_index) => {
+            Err(Halt::Stop(lease.why_lost(caps)?))
+        }
+        Err(WriteError::ConditionFailed(_)) => {
+            // The record moved on without the lease (a logic version that
+            // does not take it, during an upgrade).
+            let (record, _) = lease::read(caps, &env.id)?;
+            let newer = record
+                .as_ref()
+                .and_then(|r| get_s(r, "requestVersion"))
+                .unwrap_or("(unknown)")
+                .to_string();
+            Err(Halt::Stop(Stop::Stale { newer }))
+        }
+        Err(WriteError::Failed(error)) => {
+            Err(Failure::at("record the runtime on the environment", &error).into())
+        }
+    }
+}
+
+/// After a permanent failure: say why on the record, for people and the UI,
+/// and show it on the pull request and the deployment. Best effort: the
+/// failure itself goes to the dead-letter queue whatever happens here.
+fn mark_failed<C: Capabilities>(
+    caps: &mut C,
+    request: &CreateRequest,
+    app: &App,
+    env: &Environment,
+    lease: &mut Lease,
+    failure: &Failure,
+) {
+    let at = caps.now_ms();
+    let mut writes = env.failed(&failure.reason, at);
+    let (renewal, rev) = lease.renewal(at);
+    writes.push(renewal);
+    match caps.db_transact_write(&writes) {
+        Ok(()) => lease.committed(rev),
+        // A newer request owns the environment, and its comment.
+        Err(WriteError::ConditionFailed(_)) => {
+            caps.log(
+                LogLevel::Info,
+                "environment",
+                &format!(
+                    "environment {} moved on to a newer request; not marked failed",
+                    env.id
+                ),
+            );
+            return;
+        }
+        Err(WriteError::Failed(error)) => {
+            caps.log(
+                LogLevel::Warn,
+                "environment",
+                &format!("could not mark environment {} failed: {error}", env.id),
+            );
+            return;
+        }
+    }
+    let comment = match show_on_pull_request(caps, request, app, env, lease, Status::Failed, None) {
+        Ok(comment) => comment,
+        Err(not_shown) => {
+            caps.log(
+                LogLevel::Warn,
+                "comment",
+                &format!(
+                    "could not show the failure on the pull request: {}",
+                    halt_reason(&not_shown)
+                ),
+            );
+            None
+        }
+    };
+    let github = deployment_target(request, env);
+    let log_url = comment.map(|c| c.html_url);
+    let shown = deployment::ensure(caps, &github, lease).and_then(|ensured| match ensured {
+        Some(ensured) => deployment::report(
+            caps,
+            &github,
+            ensured,
+            &deployment::failure(env, log_url),
+            lease,
+        )
+        .map_err(Stop::Failed),
+        None => Ok(()),
+    });
+    if let Err(not_shown) = shown {
+        caps.log(
+            LogLevel::Warn,
+            "deployment",
+            &format!(
+                "could not show the failure on the GitHub deployment: {}",
+                halt_reason(&Halt::from(not_shown))
+            ),
+        );
+    }
+}
+
+fn halt_reason(halt: &Halt) -> String {
+    match halt {
+        Halt::Fail(failure) => failure.reason.clone(),
+        Halt::Stop(Stop::Stale { newer }) => format!("a newer request {newer} took over"),
+        Halt::Stop(Stop::Lost { reason, .. }) => reason.clone(),
+        Halt::Stop(Stop::Failed(failure)) => failure.reason.clone(),
+    }
+}
+
+/// How a holder that had to stop ends.
+fn stopped(env: &Environment, stop: Stop) -> Result<Outcome, Failure> {
+    match stop {
+        Stop::Stale { newer } => Ok(Outcome::Skipped(stale_reason(env, &newer))),
+        Stop::Lost { until_ms, reason } => Ok(Outcome::Deferred { until_ms, reason }),
+        Stop::Failed(failure) => Err(failure),
+    }
+}
+
 /// Create or update the pull-request comment, when the request has a pull
 /// request; returns it.
 fn show_on_pull_request<C: Capabilities>(
@@ -323,10 +481,10 @@ fn show_on_pull_request<C: Capabilities>(
     request: &CreateRequest,
     app: &App,
     env: &Environment,
+    lease: &mut Lease,
     status: Status,
-    at: u64,
     url: Option<String>,
-) -> Result<Option<Comment>, Failure> {
+) -> Result<Option<Shown>, Halt> {
     let Some(pull_request) = &request.pull_request else {
         return Ok(None);
     };
@@ -336,18 +494,19 @@ fn show_on_pull_request<C: Capabilities>(
         app_name: &app.name,
         status,
         url: url.as_deref(),
-        updated_at_ms: at,
+        updated_at_ms: env.requested_at_ms,
         logic_version: logic_version.as_deref(),
     });
-    let comment = comment::upsert(
+    let shown = comment::upsert(
         caps,
         request.installation_id,
         &request.repository,
         pull_request.number,
         &app.id,
         &body,
+        &mut lease.github,
     )?;
-    Ok(Some(comment))
+    Ok(Some(shown))
 }
 
 /// The configured preview URL of the environment, if any.
@@ -365,32 +524,10 @@ fn deployment_target<'a>(request: &'a CreateRequest, env: &'a Environment) -> Ta
     }
 }
 
-/// Mark the commit's GitHub deployment failed (made now if the failure came
-/// before it was), linking to the comment when there is one.
-fn show_failure_on_deployment<C: Capabilities>(
-    caps: &mut C,
-    request: &CreateRequest,
-    env: &Environment,
-    log_url: Option<String>,
-) -> Result<(), Failure> {
-    let github = deployment_target(request, env);
-    if let Some(deployment_id) = deployment::ensure(caps, &github)? {
-        deployment::report(
-            caps,
-            &github,
-            deployment_id,
-            &deployment::failure(env, log_url),
-        )?;
-    }
-    Ok(())
-}
-
 /// Why the request does not apply: a newer one holds the environment.
-fn stale_reason(env: &Environment, held: Option<&str>) -> String {
+fn stale_reason(env: &Environment, newer: &str) -> String {
     format!(
         "stale request: environment {} already holds request {}, newer than {}",
-        env.id,
-        held.unwrap_or("(unknown)"),
-        env.request_version
+        env.id, newer, env.request_version
     )
 }

@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod environment;
 pub mod flow;
 pub mod item;
+pub mod lease;
 pub mod outcome;
 pub mod request;
 pub mod secrets;

@@ -6,6 +6,11 @@ use crate::capabilities::CapabilityError;
 pub enum Outcome {
     Done(String),
     Skipped(String),
+    /// Not now: another delivery holds the environment (WIT `deferral`).
+    Deferred {
+        until_ms: u64,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

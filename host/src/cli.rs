@@ -196,7 +196,7 @@ pub fn main() -> anyhow::Result<()> {
                         commands::install(&platform, &settings, file, tag.as_deref()).await
                     }
                     LogicCommand::Activate { version, canary } => {
-                        commands::activate(&platform, version, *canary).await
+                        commands::activate(&platform, &settings, version, *canary).await
                     }
                     LogicCommand::Promote => commands::promote(&platform).await,
                     LogicCommand::Rollback => commands::rollback(&platform).await,
@@ -215,9 +215,15 @@ pub fn main() -> anyhow::Result<()> {
             })
         }
         Command::Serve { ref logic } => {
+            // First of all: from here on SIGTERM/SIGINT is an orderly stop,
+            // even while the config is read and the backends connect.
+            let stop = {
+                let _entered = runtime.enter();
+                StopSignal::install()?
+            };
             let settings = settings()?;
             init_logs(settings.log.format);
-            runtime.block_on(serve(settings, logic.as_deref()))
+            runtime.block_on(serve(settings, logic.as_deref(), stop))
         }
         Command::Init => {
             init_logs(LogFormat::Human);
@@ -306,9 +312,15 @@ pub fn main() -> anyhow::Result<()> {
             let engine = Engine::new(Limits::default())?;
             let logic = engine.load(&bytes)?;
             println!(
-                "{} implements envmgr:environments@0.1.0 ({} bytes)",
+                "{} implements envmgr:environments@{} ({} bytes){}",
                 logic.id,
-                bytes.len()
+                logic.contract,
+                bytes.len(),
+                if logic.contract == crate::contract::CURRENT {
+                    ""
+                } else {
+                    "; the previous contract, run by this host for one more release"
+                }
             );
             Ok(())
         }
@@ -340,18 +352,51 @@ pub(crate) fn init_logs(format: LogFormat) {
 /// How long `serve` waits between tries to reach SQS at start.
 const STARTUP_RETRY: Duration = Duration::from_secs(2);
 
-async fn serve(settings: Settings, logic: Option<&Path>) -> anyhow::Result<()> {
+async fn serve(settings: Settings, logic: Option<&Path>, stop: StopSignal) -> anyhow::Result<()> {
     let pinned = match logic {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
         }
         None => None,
     };
-    let Some(running) = assemble(&settings, pinned.as_deref(), None, shutdown_signal()).await?
-    else {
+    let assembled = tokio::select! {
+        assembled = assemble(&settings, pinned.as_deref(), None, stop.stopped()) => assembled?,
+        _ = stop.stopped() => None,
+    };
+    let Some(running) = assembled else {
+        tracing::info!("stopped before serving; bye");
         return Ok(());
     };
-    running.run(shutdown_signal()).await
+    running.run(stop.stopped()).await
+}
+
+/// SIGTERM or SIGINT, listened for from the moment it is installed (a
+/// signal before anyone waits is not lost).
+#[derive(Clone)]
+pub(crate) struct StopSignal(tokio::sync::watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Install the handlers; needs a tokio runtime.
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (told, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            let _ = told.send(true);
+        });
+        Ok(Self(stop))
+    }
+
+    /// Resolves once a signal came (at once if one came already).
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.0.clone();
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
 }
 
 /// A daemon ready to run, and what must stop after it.
@@ -392,7 +437,7 @@ pub(crate) async fn assemble(
         kms: platform.kms.clone(),
         analytics: services.analytics,
         runtime: services.runtime,
-        config: Arc::new(Config::new(settings.logic_config.clone())),
+        config: Arc::new(Config::new(settings.logic_config_values())),
         observer: Observer::default(),
         clock: None,
     });
@@ -449,15 +494,6 @@ pub(crate) async fn assemble(
 }
 
 /// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
 async fn try_messages(
     messages: &[PathBuf],
     logic: Option<PathBuf>,
@@ -473,22 +509,11 @@ async fn try_messages(
         hex_sha256(&component),
         component.len()
     );
-    seed::app(&host, "app_shop", "Shop", "acme/shop", "src/server.ts");
-    seed::secret(
+    seed::example_shop(
         &host,
-        "app_shop",
-        "global",
-        "DATABASE_URL",
         "postgres://shop:hunter2@db/shop",
-    );
-    seed::secret(
-        &host,
-        "app_shop",
-        "preview",
-        "STRIPE_KEY",
         "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
     );
-    host.github.add_installation(4242);
 
     for path in messages {
         let body =
@@ -501,6 +526,7 @@ async fn try_messages(
         match &delivery.result {
             Ok(Ok(Outcome::Done(what))) => println!("=> done: {what}"),
             Ok(Ok(Outcome::Skipped(why))) => println!("=> skipped: {why}"),
+            Ok(Ok(Outcome::Deferred(deferral))) => println!("=> deferred: {}", deferral.reason),
             Ok(Err(failure)) => println!("=> {:?} failure: {}", failure.kind, failure.reason),
             Err(
                 error @ (RunError::Timeout(_) | RunError::MemoryExhausted(_) | RunError::Trap(_)),

@@ -39,6 +39,8 @@ pub struct Settings {
     pub runtime: Option<Runtime>,
     #[serde(default)]
     pub limits: LimitSettings,
+    #[serde(default)]
+    pub lease: LeaseSettings,
     /// Read-only values for the logic (`wasi:config`), e.g.
     /// `preview-url-template`.
     #[serde(default)]
@@ -211,6 +213,10 @@ pub struct Queue {
     pub backoff_base_seconds: u32,
     #[serde(default = "default_backoff_max")]
     pub backoff_max_seconds: u32,
+    /// How often a message may wait for an environment another delivery
+    /// holds before the wait counts as a failed try.
+    #[serde(default = "default_max_deferrals")]
+    pub max_deferrals: u32,
 }
 
 impl Queue {
@@ -224,6 +230,7 @@ impl Queue {
             max_receive_count: default_max_receive(),
             backoff_base_seconds: default_backoff_base(),
             backoff_max_seconds: default_backoff_max(),
+            max_deferrals: default_max_deferrals(),
         }
     }
 
@@ -256,7 +263,7 @@ fn default_wait() -> i32 {
     20
 }
 fn default_visibility() -> i32 {
-    60
+    90
 }
 fn default_max_receive() -> u32 {
     5
@@ -266,6 +273,9 @@ fn default_backoff_base() -> u32 {
 }
 fn default_backoff_max() -> u32 {
     300
+}
+fn default_max_deferrals() -> u32 {
+    30
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -358,6 +368,31 @@ fn default_memory_mib() -> usize {
 fn default_deadline() -> u64 {
     60
 }
+
+/// The per-environment lease (docs/data-model.md): one delivery at a time
+/// works on an environment.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseSettings {
+    /// How long a lease lasts after its holder last renewed it: a crashed
+    /// holder's environment is free again after this.
+    pub ttl_seconds: u64,
+    /// How far apart the clocks of two hosts may be.
+    pub clock_skew_seconds: u64,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            ttl_seconds: 75,
+            clock_skew_seconds: 5,
+        }
+    }
+}
+
+/// Config keys of `wasi:config` the host sets itself; `[logic_config]`
+/// may not.
+pub const HOST_CONFIG_KEYS: [&str; 2] = ["logic-version", "lease-ttl-ms"];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -453,6 +488,28 @@ impl Settings {
                 bail!("config key `queues.{logical}.max_receive_count`: must be at least 1");
             }
         }
+        // A live holder never outlasts its lease (its message ends by the
+        // deadline, judged on clocks up to the skew apart), and a crashed
+        // holder's lease has run out when its message becomes visible again.
+        let floor = self.limits.deadline_seconds + self.lease.clock_skew_seconds;
+        if self.lease.ttl_seconds < floor {
+            bail!(
+                "config key `lease.ttl_seconds`: at least `limits.deadline_seconds` + `lease.clock_skew_seconds` ({floor})"
+            );
+        }
+        for (logical, queue) in &self.queues {
+            if (queue.visibility_timeout_seconds as u64) < self.lease.ttl_seconds {
+                bail!(
+                    "config key `queues.{logical}.visibility_timeout_seconds`: at least `lease.ttl_seconds` ({})",
+                    self.lease.ttl_seconds
+                );
+            }
+        }
+        for key in HOST_CONFIG_KEYS {
+            if self.logic_config.contains_key(key) {
+                bail!("config key `logic_config.{key}`: set by the host, not the config");
+            }
+        }
         if !(100..=60_000).contains(&self.logic.poll_ms) {
             bail!("config key `logic.poll_ms`: 100 to 60000");
         }
@@ -489,6 +546,17 @@ impl Settings {
             .cache_dir
             .clone()
             .unwrap_or_else(|| self.local.data_dir.join("logic-cache"))
+    }
+
+    /// What the logic reads through `wasi:config`: the operator's values and
+    /// the host's own (the lease's length).
+    pub fn logic_config_values(&self) -> BTreeMap<String, String> {
+        let mut values = self.logic_config.clone();
+        values.insert(
+            "lease-ttl-ms".to_string(),
+            (self.lease.ttl_seconds * 1_000).to_string(),
+        );
+        values
     }
 
     /// The engine limits; concurrency covers every queue's in-flight bound.

@@ -19,6 +19,7 @@ pub mod capabilities;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod daemon;
 pub mod demo;
 pub mod engine;

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::capabilities::{Error, ErrorCode, error};
@@ -94,6 +96,18 @@ impl Transcript {
     pub fn take(&self) -> Vec<Entry> {
         std::mem::take(&mut *lock(&self.0))
     }
+
+    /// Where the transcript ends now.
+    pub fn mark(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// Everything recorded since `mark`, removed from the transcript.
+    pub fn take_from(&self, mark: usize) -> Vec<Entry> {
+        let mut entries = lock(&self.0);
+        let mark = mark.min(entries.len());
+        entries.drain(mark..).collect()
+    }
 }
 
 /// Which calls of a kind a fault hits.
@@ -105,10 +119,22 @@ pub enum Hit {
     Every,
 }
 
+/// Something that happens "at the same time" as a call, right before it:
+/// another delivery running to its end, a table changed by someone else.
+pub type Interleaved = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 #[derive(Default)]
 struct FaultState {
     counts: HashMap<Call, u32>,
     rules: Vec<(Call, Hit, Error)>,
+    interleaved: Vec<(Call, Hit, Interleaved)>,
+}
+
+fn hits(hit: Hit, count: u32) -> bool {
+    match hit {
+        Hit::Nth(n) => n == count,
+        Hit::Every => true,
+    }
 }
 
 /// Scripted failures: "the 2nd runtime call returns unavailable".
@@ -125,27 +151,37 @@ impl Faults {
         lock(&self.0).rules.push((call, hit, error));
     }
 
-    pub fn clear(&self) {
-        lock(&self.0).rules.clear();
+    /// Run `action` right before the chosen call goes ahead (or fails as
+    /// scripted): a deterministic stand-in for another delivery working at
+    /// the same moment. The action may deliver messages itself; their calls
+    /// count like any others.
+    pub fn interleave(&self, call: Call, hit: Hit, action: Interleaved) {
+        lock(&self.0).interleaved.push((call, hit, action));
     }
 
-    /// Count a call and return the fault scripted for it, if any.
-    pub fn on_call(&self, call: Call) -> Option<Error> {
+    pub fn clear(&self) {
+        let mut state = lock(&self.0);
+        state.rules.clear();
+        state.interleaved.clear();
+    }
+
+    /// Count a call; the fault scripted for it and what runs before it.
+    pub fn on_call(&self, call: Call) -> (Option<Error>, Option<Interleaved>) {
         let mut state = lock(&self.0);
         let count = state.counts.entry(call).or_insert(0);
         *count += 1;
         let count = *count;
-        state
+        let fault = state
             .rules
             .iter()
-            .find(|(c, hit, _)| {
-                *c == call
-                    && match hit {
-                        Hit::Nth(n) => *n == count,
-                        Hit::Every => true,
-                    }
-            })
-            .map(|(_, _, error)| error.clone())
+            .find(|(c, hit, _)| *c == call && hits(*hit, count))
+            .map(|(_, _, error)| error.clone());
+        let action = state
+            .interleaved
+            .iter()
+            .find(|(c, hit, _)| *c == call && hits(*hit, count))
+            .map(|(_, _, action)| action.clone());
+        (fault, action)
     }
 }
 
@@ -157,8 +193,11 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn fault(&self, call: Call) -> Option<Error> {
-        self.faults.as_ref().and_then(|f| f.on_call(call))
+    /// Before a call: what to run first, and the fault that replaces it.
+    pub fn before(&self, call: Call) -> (Option<Error>, Option<Interleaved>) {
+        self.faults
+            .as_ref()
+            .map_or((None, None), |f| f.on_call(call))
     }
 
     pub fn record(

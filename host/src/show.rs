@@ -32,11 +32,21 @@ pub fn everything(store: &Store, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The environment items, grouped by environment (three per environment).
+/// The environment items, grouped by environment (three per environment),
+/// each with its lease.
 pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
     let tables = LocalTables::new(store.clone(), settings.tables.mapping());
     let mut grouped: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+    let mut leases: BTreeMap<String, Item> = BTreeMap::new();
     for item in tables.scan("environments")? {
+        if text(&item, "entity") == Some("lease") {
+            let id = text(&item, "pk")
+                .and_then(|pk| pk.strip_prefix("ENVIRONMENT#"))
+                .unwrap_or("?")
+                .to_string();
+            leases.insert(id, item);
+            continue;
+        }
         let id = text(&item, "environmentId").unwrap_or("?").to_string();
         grouped.entry(id).or_default().push(item);
     }
@@ -55,6 +65,21 @@ pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
         );
         for item in items {
             println!("    {}", show_item(item));
+        }
+        if let Some(lease) = leases.get(id) {
+            let holder = text(lease, "holder").filter(|h| !h.is_empty());
+            let wanted = text(lease, "wanted").filter(|w| !w.is_empty());
+            println!(
+                "    lease: {}{} · last holder {}",
+                match holder {
+                    Some(holder) => format!("held by delivery {holder}"),
+                    None => "free".to_string(),
+                },
+                wanted
+                    .map(|w| format!(" · request {w} waiting"))
+                    .unwrap_or_default(),
+                text(lease, "holderVersion").unwrap_or("-"),
+            );
         }
     }
     Ok(())

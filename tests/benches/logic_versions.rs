@@ -63,7 +63,7 @@ fn benches(c: &mut Criterion) {
         let platform = Platform::connect(&settings).await.expect("local backend");
         let registry = platform.registry();
         registry
-            .store(&v2_id, None, &v2, 0)
+            .store(&v2_id, None, &v2, envmgr::contract::CURRENT, 0)
             .await
             .expect("store v2");
         let cache = NativeCache::new(dir.join("cache"), engine.clone());

@@ -43,6 +43,11 @@ pub const CHAOS_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_CHAOS_WASM"));
 /// `envmgr-test-fail` — a canary that must be rolled back.
 pub const FAULTY_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_FAULTY_WASM"));
 
+/// The builtin logic as the previous release built it, for contract
+/// `envmgr:environments@0.1.0`: a logic version installed before a host
+/// upgrade, which the new host must still run.
+pub const PREVIOUS_CONTRACT_LOGIC: &[u8] = include_bytes!("../fixtures/logic/envmgr-0.1.0.wasm");
+
 /// The smallest component: valid, but exports nothing (the wrong world).
 pub const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
 
@@ -201,6 +206,16 @@ pub fn api_request(environment_type: &str, branch: &str, sha: &str, requested_at
     .to_string()
 }
 
+/// The environment record items in the mock host's table, in key order
+/// (every item but the environments' lease items).
+pub fn records(host: &MockHost) -> Vec<Item> {
+    host.tables
+        .scan("environments")
+        .into_iter()
+        .filter(|item| attr(item, "entity") == Some("environment"))
+        .collect()
+}
+
 /// The string attribute `name` of an item.
 pub fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.iter().find_map(|(n, v)| match v {
@@ -219,6 +234,8 @@ pub fn guest_message(message: &envmgr::Message) -> envmgr_guest::Message {
         attributes: message.attributes.clone(),
         receive_count: message.receive_count,
         sent_at_ms: message.sent_at_ms,
+        delivery_token: message.delivery_token.clone(),
+        deferrals: message.deferrals,
     }
 }
 

@@ -455,6 +455,7 @@ impl Capabilities for Native<'_> {
             repository: request.repository.clone(),
             branch: request.branch.clone(),
             sha: request.sha.clone(),
+            request_version: request.request_version.clone(),
             entrypoint: request.entrypoint.clone(),
             installation_token: request.installation_token.cloned(),
             secrets: request

@@ -53,12 +53,42 @@ pub struct Stack {
     pub config: PathBuf,
     /// The proxy envmgr reaches moto through, when asked for.
     pub outage: Option<Outage>,
+    /// Every `serve` started: killed when the stack goes, so a failed test
+    /// leaves no daemon behind.
+    children: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let mine = format!("ENVMGR_CONFIG={}", self.config.display());
+        for pid in self
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            // Only if the pid is still one of this stack's daemons (a pid
+            // that exited may have been reused by another test's).
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let ours = environ.split(|b| *b == 0).any(|v| v == mine.as_bytes());
+            if !ours {
+                continue;
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 /// Knobs a test may turn before writing the config.
 pub struct Options {
     pub backend: Backend,
     pub visibility_seconds: u32,
+    /// The message deadline; the lease lasts one second longer (the clock
+    /// skew margin is 1 s: every host of a test shares one clock).
+    pub deadline_seconds: u32,
     pub max_receive_count: u32,
     pub grace_seconds: u32,
     /// A logic component to serve instead of the builtin one.
@@ -74,7 +104,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             backend: Backend::Aws,
-            visibility_seconds: 4,
+            visibility_seconds: 6,
+            deadline_seconds: 5,
             max_receive_count: 3,
             grace_seconds: 15,
             logic: None,
@@ -147,7 +178,8 @@ impl Stack {
              [github]\napp_id = {app_id}\nprivate_key_file = \"{dir}/github-app.pem\"\napi_url = \"{github_url}\"\n\n\
              [segment]\nwrite_key_file = \"{dir}/segment.key\"\nurl = \"{segment_url}\"\nflush_interval_ms = 200\n\n\
              [runtime]\nurl = \"{runtime_url}\"\ntoken_file = \"{dir}/runtime.token\"\ntimeout_ms = 5000\nretries = 0\n\n\
-             [limits]\ndeadline_seconds = 30\n\n\
+             [limits]\ndeadline_seconds = {deadline}\n\n\
+             [lease]\nttl_seconds = {ttl}\nclock_skew_seconds = 1\n\n\
              [shutdown]\ngrace_seconds = {grace}\n\n\
              [logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n\n\
              {extra}\n",
@@ -156,6 +188,8 @@ impl Stack {
             app_id = github::APP_ID,
             dir = dir.display(),
             grace = options.grace_seconds,
+            deadline = options.deadline_seconds,
+            ttl = options.deadline_seconds + 1,
             extra = options.extra_config,
         );
         let config_path = dir.join("envmgr.toml");
@@ -171,6 +205,7 @@ impl Stack {
             dir,
             config: config_path,
             outage,
+            children: std::sync::Mutex::default(),
         };
         stack.ok(&["init"]);
         if let Some(logic) = options.logic {
@@ -233,6 +268,11 @@ impl Stack {
 
     /// Start `envmgr serve`; its log goes to `{dir}/serve-N.log`.
     pub fn serve(&self) -> Child {
+        self.serve_logged().0
+    }
+
+    /// Start `envmgr serve`; the process and the file it logs to.
+    pub fn serve_logged(&self) -> (Child, PathBuf) {
         static RUNS: AtomicU32 = AtomicU32::new(0);
         let log = self
             .dir
@@ -244,11 +284,17 @@ impl Stack {
             args.push(logic.display().to_string());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.command(&args)
+        let child = self
+            .command(&args)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log file"))
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
-            .expect("starting envmgr serve")
+            .expect("starting envmgr serve");
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(child.id());
+        (child, log)
     }
 
     /// Everything the daemons of this stack logged so far.
@@ -270,6 +316,21 @@ impl Stack {
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
             .load()
             .await
+    }
+
+    /// The logic versions' registry of this stack's store, as a host sees it
+    /// (to stage what a command would refuse to write).
+    pub async fn registry(&self) -> envmgr::logic::registry::Registry {
+        let physical = format!("{}-logic", self.prefix);
+        let mapping = [("logic", physical.as_str())];
+        let tables: std::sync::Arc<dyn envmgr::capabilities::dynamodb::Tables> = match self.backend
+        {
+            Backend::Local => std::sync::Arc::new(LocalTables::new(self.store(), mapping)),
+            Backend::Aws => std::sync::Arc::new(
+                envmgr::capabilities::dynamodb::aws::AwsTables::new(&self.sdk().await, mapping),
+            ),
+        };
+        envmgr::logic::registry::Registry::new(tables, envmgr::BUILTIN_LOGIC)
     }
 
     pub fn queue_name(&self, logical: &str) -> String {
@@ -320,9 +381,19 @@ impl Stack {
         Store::open_dir(&self.dir.join("data")).expect("the local database")
     }
 
-    /// The environment items, each as attribute name → text (strings and
-    /// numbers), whichever backend holds them.
+    /// The environment record items (not the leases), each as attribute
+    /// name → text (strings and numbers), whichever backend holds them.
     pub async fn environment_items(&self) -> Vec<BTreeMap<String, String>> {
+        self.environment_table()
+            .await
+            .into_iter()
+            .filter(|item| item.get("entity").map(String::as_str) == Some("environment"))
+            .collect()
+    }
+
+    /// Every item of the environments table (records and leases), each as
+    /// attribute name → text (strings and numbers).
+    pub async fn environment_table(&self) -> Vec<BTreeMap<String, String>> {
         match self.backend {
             Backend::Local => {
                 let physical = format!("{}-environments", self.prefix);
@@ -365,7 +436,7 @@ impl Stack {
         }
     }
 
-    /// Messages in a queue (by its full name), visible or not.
+    /// Messages in a queue (by its full name): visible, in flight or delayed.
     pub async fn messages_in(&self, queue: &str) -> u64 {
         match self.backend {
             Backend::Local => {
@@ -381,6 +452,8 @@ impl Stack {
                     .queue_url(url)
                     .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
                     .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    // A deferred message waits as a delayed copy.
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
                     .send()
                     .await
                     .expect("attributes")

@@ -92,7 +92,11 @@ impl Backends {
         E: From<Error> + Describe,
     {
         let observer = &self.observer;
-        let result = match observer.fault(call) {
+        let (fault, interleaved) = observer.before(call);
+        if let Some(action) = interleaved {
+            action().await;
+        }
+        let result = match fault {
             Some(fault) => Err(E::from(fault)),
             None => run.await,
         };

@@ -9,6 +9,7 @@
 //! | result | action |
 //! |---|---|
 //! | done, skipped | delete |
+//! | deferred (another delivery holds the environment) | back on the queue until the logic's time, its receive not counted (SQS: a delayed copy, then the original deleted); past `max_deferrals` handled as a retryable failure |
 //! | retryable failure, trap, timeout, memory | visible again after a backoff growing with the receive count; the queue's redrive policy dead-letters it after maxReceiveCount |
 //! | permanent failure | sent to the dead-letter queue with the reason, then deleted |
 //!
@@ -29,12 +30,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error, info, info_span, warn};
 
-use crate::bindings::{FailureKind, Message, Outcome};
+use crate::bindings::{FailureKind, Outcome};
 use crate::capabilities::Backends;
 use crate::config::Queue as QueueSettings;
 use crate::engine::{Engine, Logic, RunError};
 use crate::logic::serving::{Ending, Versions};
-use crate::queue::{DeadLetter, Queue};
+use crate::queue::{DeadLetter, Deferral, Queue, Received};
 use deleter::Deleter;
 
 /// A queue receives at most ten messages per call (SQS's limit).
@@ -75,6 +76,8 @@ type InFlight = Arc<Mutex<HashMap<String, String>>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     Deleted,
+    /// Put back for this long without counting a receive.
+    Deferred(Duration),
     Retry(Duration),
     DeadLettered,
 }
@@ -195,9 +198,8 @@ impl Daemon {
                 );
                 work.spawn(
                     async move {
-                        let disposition = daemon
-                            .handle(index, &logic, &received.message, &receipt, &deleter)
-                            .await;
+                        info!(deferrals = received.message.deferrals, "received");
+                        let disposition = daemon.handle(index, &logic, &received, &deleter).await;
                         info!(?disposition, "message finished");
                         in_flight
                             .lock()
@@ -244,11 +246,12 @@ impl Daemon {
         &self,
         index: usize,
         logic: &Logic,
-        message: &Message,
-        receipt: &str,
+        received: &Received,
         deleter: &Deleter,
     ) -> Disposition {
         let (logical, settings, queue) = &self.queues[index];
+        let message = &received.message;
+        let receipt = received.receipt.as_str();
         // Renewal stops when the guard drops: at the end, on a panic, or when
         // the drain aborts this task.
         let _lease = lease::extend_while_running(
@@ -275,10 +278,38 @@ impl Daemon {
         let summary = match &result {
             Ok(Ok(Outcome::Done(what))) => format!("done: {what}"),
             Ok(Ok(Outcome::Skipped(why))) => format!("skipped: {why}"),
+            Ok(Ok(Outcome::Deferred(deferral))) => format!("deferred: {}", deferral.reason),
             Ok(Err(failure)) => format!("{:?} failure: {}", failure.kind, failure.reason),
             Err(run_error) => run_error.to_string(),
         };
         let disposition = match &result {
+            Ok(Ok(Outcome::Deferred(deferral))) if message.deferrals >= settings.max_deferrals => {
+                Disposition::Retry(retry(&format!(
+                    "deferred {} times, the most `max_deferrals` allows: {}",
+                    message.deferrals, deferral.reason
+                )))
+            }
+            Ok(Ok(Outcome::Deferred(deferral))) => {
+                let wait = Duration::from_millis(
+                    deferral
+                        .until_ms
+                        .saturating_sub(crate::local::now_ms().max(0) as u64),
+                )
+                .clamp(Duration::from_secs(1), crate::queue::MAX_DELAY);
+                match queue.defer(received, wait).await {
+                    Ok(how) => {
+                        info!(reason = %deferral.reason, wait = ?wait, how = ?how, "deferred");
+                        if how == Deferral::Copied {
+                            deleter.delete(receipt).await;
+                        }
+                        Disposition::Deferred(wait)
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not defer; retrying instead");
+                        Disposition::Retry(retry(&deferral.reason))
+                    }
+                }
+            }
             Ok(Ok(outcome)) => {
                 info!(?outcome, "handled");
                 Disposition::Deleted
@@ -306,6 +337,7 @@ impl Daemon {
         };
         match disposition {
             Disposition::Deleted | Disposition::DeadLettered => deleter.delete(receipt).await,
+            Disposition::Deferred(_) => {}
             Disposition::Retry(backoff) => {
                 let seconds = i32::try_from(backoff.as_secs()).unwrap_or(43_200);
                 if let Err(e) = queue.change_visibility(receipt, seconds).await {
@@ -331,6 +363,7 @@ fn ending(result: &Result<crate::Handled, RunError>) -> Ending {
     match result {
         Ok(Ok(Outcome::Done(_))) => Ending::Done,
         Ok(Ok(Outcome::Skipped(_))) => Ending::Skipped,
+        Ok(Ok(Outcome::Deferred(_))) => Ending::Deferred,
         Ok(Err(failure)) if failure.kind == FailureKind::Permanent => Ending::Permanent,
         Ok(Err(_)) => Ending::Retryable,
         Err(RunError::Trap(_)) => Ending::Trap,

@@ -26,6 +26,7 @@ pub use session::Session;
 
 use crate::bindings::{EnvironmentManager, EnvironmentManagerPre, Failure, Message, Outcome};
 use crate::capabilities::Backends;
+use crate::contract;
 use limits::MemoryLimiter;
 
 /// How often the epoch advances; the deadline's resolution.
@@ -56,12 +57,23 @@ pub struct Engine {
 pub struct Logic {
     /// sha256 of the component file, hex: the version's identity.
     pub id: String,
-    pre: EnvironmentManagerPre<Session>,
+    /// The contract version it was built for (one of [`contract::LINKED`]).
+    pub contract: &'static str,
+    pre: Pre,
+}
+
+/// A logic version linked against the contract it was built for.
+enum Pre {
+    Current(EnvironmentManagerPre<Session>),
+    Previous(contract::previous::bindings::EnvironmentManagerPre<Session>),
 }
 
 impl fmt::Debug for Logic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Logic").field("id", &self.id).finish()
+        f.debug_struct("Logic")
+            .field("id", &self.id)
+            .field("contract", &self.contract)
+            .finish()
     }
 }
 
@@ -116,6 +128,7 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         EnvironmentManager::add_to_linker::<_, HasSelf<_>>(&mut linker, |session| session)?;
+        contract::previous::add_to_linker(&mut linker)?;
 
         let ticker = EpochTicker::start(&engine);
         Ok(Self {
@@ -180,13 +193,27 @@ impl Engine {
     }
 
     fn link(&self, id: String, compiled: &Component) -> anyhow::Result<Logic> {
-        let pre = self
+        let mismatch = || {
+            format!(
+                "logic {id} does not match the envmgr:environments world ({})",
+                contract::LINKED.join(" or ")
+            )
+        };
+        let linked = self
             .linker
             .instantiate_pre(compiled)
-            .and_then(EnvironmentManagerPre::new)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("logic {id} does not match the envmgr:environments world"))?;
-        Ok(Logic { id, pre })
+            .with_context(mismatch)?;
+        let (contract, pre) = match EnvironmentManagerPre::new(linked.clone()) {
+            Ok(pre) => (contract::CURRENT, Pre::Current(pre)),
+            Err(current) => {
+                match contract::previous::bindings::EnvironmentManagerPre::new(linked) {
+                    Ok(pre) => (contract::previous::VERSION, Pre::Previous(pre)),
+                    Err(_) => return Err(anyhow::Error::from(current).context(mismatch())),
+                }
+            }
+        };
+        Ok(Logic { id, contract, pre })
     }
 
     /// Run one message in a fresh instance. Messages never share a store: a
@@ -226,8 +253,18 @@ impl Engine {
         });
 
         let run = async {
-            let instance = logic.pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, message).await
+            match &logic.pre {
+                Pre::Current(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance.call_handle(&mut store, message).await
+                }
+                Pre::Previous(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let message = contract::previous::message(message);
+                    let handled = instance.call_handle(&mut store, &message).await?;
+                    Ok(contract::previous::handled(handled))
+                }
+            }
         };
         // The epoch deadline stops guest code; this stops a hung host call.
         match tokio::time::timeout(deadline + EPOCH_TICK * 2, run).await {

@@ -17,6 +17,20 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{Engine, Logic, hex_sha256};
 
+/// A version this host cannot run at all: not a component, or built for a
+/// contract the host does not link. Trying again will not help; only
+/// another version will.
+#[derive(Debug)]
+pub struct Unloadable(pub String);
+
+impl std::fmt::Display for Unloadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unloadable {}
+
 pub struct NativeCache {
     dir: PathBuf,
     engine: Arc<Engine>,
@@ -73,13 +87,15 @@ impl NativeCache {
         let id = hex_sha256(&component);
         let path = self.path(&id);
         tokio::task::spawn_blocking(move || {
+            let unloadable = |e: anyhow::Error| anyhow::Error::new(Unloadable(format!("{e:#}")));
             let artifact = engine
                 .precompile(&component)
-                .with_context(|| format!("logic {id} is not a valid component"))?;
+                .with_context(|| format!("logic {id} is not a valid component"))
+                .map_err(unloadable)?;
             // Linking checks the world: a mismatch is refused before
             // anything is cached.
             // SAFETY: the artifact was made by this engine a moment ago.
-            let logic = unsafe { engine.load_precompiled(&id, &artifact) }?;
+            let logic = unsafe { engine.load_precompiled(&id, &artifact) }.map_err(unloadable)?;
             // Caching is best effort: a read-only or full disk costs the
             // next start a compile, never the version.
             if let Err(e) = write_artifact(&dir, &path, &artifact) {

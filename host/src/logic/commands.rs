@@ -9,7 +9,8 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::logic::cache::NativeCache;
 use crate::logic::registry::{Conflict, Registry};
-use crate::logic::{Pointer, activated, install, promoted, rolled_back, short};
+use crate::logic::serving::HOST_GONE_AFTER;
+use crate::logic::{Pointer, VersionInfo, activated, install, promoted, rolled_back, short};
 use crate::platform::Platform;
 
 fn now_ms() -> u64 {
@@ -65,15 +66,66 @@ async fn change_pointer(
     }
 }
 
-pub async fn activate(platform: &Platform, name: &str, canary: Option<u8>) -> anyhow::Result<()> {
+pub async fn activate(
+    platform: &Platform,
+    settings: &Settings,
+    name: &str,
+    canary: Option<u8>,
+) -> anyhow::Result<()> {
     let registry = platform.registry();
     let version = registry.resolve(name).await?;
+    refuse_unless_every_host_runs(&registry, settings, &version).await?;
     let builtin = registry.builtin_id().to_string();
     let pointer = change_pointer(&registry, |current| {
         activated(current, &builtin, &version.id, canary, now_ms())
     })
     .await?;
     println!("{} (revision {})", pointer.reason, pointer.revision);
+    Ok(())
+}
+
+/// During a rolling upgrade some hosts link an older contract only: a
+/// version built for a newer one must wait until they are upgraded (their
+/// heartbeats say what they link).
+async fn refuse_unless_every_host_runs(
+    registry: &Registry,
+    settings: &Settings,
+    version: &VersionInfo,
+) -> anyhow::Result<()> {
+    let contract = match &version.contract {
+        Some(contract) => contract.clone(),
+        // Installed before versions recorded their contract: look.
+        None => {
+            let engine = Engine::new(settings.limits())?;
+            let component = registry.component(&version.id).await?;
+            engine.load(&component)?.contract.to_string()
+        }
+    };
+    let now = now_ms();
+    let gone_after = HOST_GONE_AFTER.as_millis() as u64;
+    let unable: Vec<String> = registry
+        .hosts()
+        .await?
+        .into_iter()
+        .filter(|h| now.saturating_sub(h.seen_at_ms) < gone_after)
+        .filter(|h| !h.contracts.contains(&contract))
+        .map(|h| {
+            format!(
+                "{} (envmgr {}, links {})",
+                h.host,
+                h.build,
+                h.contracts.join(", ")
+            )
+        })
+        .collect();
+    if !unable.is_empty() {
+        anyhow::bail!(
+            "logic {} is built for contract {contract}, which these serving hosts cannot run: {}; upgrade them first (a host that stopped is forgotten after {} s)",
+            short(&version.id),
+            unable.join("; "),
+            HOST_GONE_AFTER.as_secs()
+        );
+    }
     Ok(())
 }
 
@@ -133,12 +185,25 @@ pub async fn list(platform: &Platform) -> anyhow::Result<()> {
             roles.push("previous".to_string());
         }
         println!(
-            "{}  {:<12} {:>8} bytes  {}",
+            "{}  {:<12} {:>8} bytes  contract {:<7} {}",
             version.id,
             version.tag.as_deref().unwrap_or("-"),
             version.size,
+            version.contract.as_deref().unwrap_or("?"),
             roles.join(", ")
         );
+    }
+    let now = now_ms();
+    for host in registry.hosts().await? {
+        let age = now.saturating_sub(host.seen_at_ms) / 1_000;
+        if age < HOST_GONE_AFTER.as_secs() {
+            println!(
+                "host {} (envmgr {}) links {}, seen {age} s ago",
+                host.host,
+                host.build,
+                host.contracts.join(", ")
+            );
+        }
     }
     match &pointer {
         Some(pointer) => println!(

@@ -53,6 +53,9 @@ pub struct VersionInfo {
     pub tag: Option<String>,
     pub size: u64,
     pub installed_at_ms: u64,
+    /// The contract version it was built for; None for versions installed
+    /// before hosts recorded it.
+    pub contract: Option<String>,
 }
 
 /// The pointer after `activate` (all traffic, or a canary share).

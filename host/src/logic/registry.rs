@@ -5,8 +5,9 @@
 //! | pk | sk | what |
 //! |---|---|---|
 //! | `POINTER` | `#` | `active`, `canary`, `canaryPercent`, `history` (comma-separated), `revision`, `changedAt`, `reason` |
-//! | `VERSION` | `{sha256}` | `tag`, `size`, `chunks`, `installedAt` — written last: its presence means the version is complete |
+//! | `VERSION` | `{sha256}` | `tag`, `size`, `chunks`, `installedAt`, `contract` — written last: its presence means the version is complete |
 //! | `COMPONENT#{sha256}` | `{0000}`… | `data`: the component in chunks under DynamoDB's item size limit |
+//! | `HOST` | `{host id}` | a serving host's heartbeat: `contracts` it links (comma-separated), `seenAt`, `build` |
 
 use std::sync::Arc;
 
@@ -33,6 +34,17 @@ impl std::fmt::Display for Conflict {
 }
 
 impl std::error::Error for Conflict {}
+
+/// A serving host, as its last heartbeat says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostBeat {
+    pub host: String,
+    /// The contract versions it links (`0.2.0`, `0.1.0`, ...).
+    pub contracts: Vec<String>,
+    pub seen_at_ms: u64,
+    /// The envmgr build it runs.
+    pub build: String,
+}
 
 #[derive(Clone)]
 pub struct Registry {
@@ -86,12 +98,14 @@ impl Registry {
         &self.builtin_id
     }
 
-    /// Store a component (chunks first, the version item last).
+    /// Store a component (chunks first, the version item last), built for
+    /// `contract`.
     pub async fn store(
         &self,
         id: &str,
         tag: Option<&str>,
         component: &[u8],
+        contract: &str,
         now_ms: u64,
     ) -> anyhow::Result<()> {
         if id == self.builtin_id {
@@ -110,6 +124,7 @@ impl Registry {
             n("size", component.len() as u64),
             n("chunks", chunks.len() as u64),
             n("installedAt", now_ms),
+            s("contract", contract),
         ]);
         if let Some(tag) = tag {
             version.push(s("tag", tag));
@@ -160,6 +175,7 @@ impl Registry {
             tag: Some(BUILTIN_TAG.into()),
             size: self.builtin.len() as u64,
             installed_at_ms: 0,
+            contract: Some(crate::contract::CURRENT.to_string()),
         }];
         for item in self.partition("VERSION").await? {
             let Some(id) = text(&item, "sk") else {
@@ -173,6 +189,7 @@ impl Registry {
                 tag: text(&item, "tag"),
                 size: number(&item, "size").unwrap_or(0),
                 installed_at_ms: number(&item, "installedAt").unwrap_or(0),
+                contract: text(&item, "contract"),
             });
         }
         Ok(versions)
@@ -217,6 +234,55 @@ impl Registry {
             anyhow::bail!("logic {id}: the stored component does not match its sha256");
         }
         Ok(bytes)
+    }
+
+    /// Say that host `host` serves now, linking `contracts`.
+    pub async fn beat(&self, host: &str, contracts: &[&str], now_ms: u64) -> anyhow::Result<()> {
+        let mut item = key("HOST", host);
+        item.extend([
+            s("contracts", contracts.join(",")),
+            n("seenAt", now_ms),
+            s("build", env!("CARGO_PKG_VERSION")),
+        ]);
+        self.put(item, Condition::None)
+            .await
+            .map_err(|e| anyhow::anyhow!("writing the host's heartbeat: {}", e.describe()))
+    }
+
+    /// A host that stops in order takes its heartbeat away.
+    pub async fn forget_host(&self, host: &str) -> anyhow::Result<()> {
+        self.tables
+            .transact_write(
+                &[Write::Delete(crate::capabilities::dynamodb::KeyCondition {
+                    table: TABLE.into(),
+                    key: key("HOST", host),
+                    condition: Condition::None,
+                })],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("removing the host's heartbeat: {}", e.describe()))
+    }
+
+    /// Every host's last heartbeat.
+    pub async fn hosts(&self) -> anyhow::Result<Vec<HostBeat>> {
+        Ok(self
+            .partition("HOST")
+            .await?
+            .into_iter()
+            .filter_map(|item| {
+                Some(HostBeat {
+                    host: text(&item, "sk")?,
+                    contracts: text(&item, "contracts")
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    seen_at_ms: number(&item, "seenAt").unwrap_or(0),
+                    build: text(&item, "build").unwrap_or_default(),
+                })
+            })
+            .collect())
     }
 
     /// The active pointer; none before the first activation (the builtin

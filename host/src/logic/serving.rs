@@ -18,9 +18,37 @@ use tracing::{error, info, warn};
 
 use crate::config::LogicSettings;
 use crate::engine::Logic;
-use crate::logic::cache::NativeCache;
+use crate::logic::cache::{NativeCache, Unloadable};
 use crate::logic::registry::{Conflict, Registry};
 use crate::logic::{Pointer, rolled_back, short};
+
+/// How often a host says it is alive (and which contracts it links).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A heartbeat older than this is a host that is gone.
+pub const HOST_GONE_AFTER: Duration = Duration::from_secs(60);
+
+/// Said once per pointer revision that names a version this host cannot
+/// run (an operator alerts on it).
+fn cannot_run(pointer: &Pointer, e: &anyhow::Error, instead: &str) {
+    error!(
+        revision = pointer.revision,
+        active = short(&pointer.active),
+        error = %format!("{e:#}"),
+        "the pointer names logic this host cannot run; {instead}"
+    );
+}
+
+/// `{hostname}:{pid}:{random}`: unique per `serve` process.
+fn host_id() -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".to_string());
+    format!(
+        "{hostname}:{}:{}",
+        std::process::id(),
+        crate::local::random_hex(3)
+    )
+}
 
 /// How a message ended, as counted per version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -28,6 +56,9 @@ use crate::logic::{Pointer, rolled_back, short};
 pub enum Ending {
     Done,
     Skipped,
+    /// Put back to wait for an environment another delivery holds: neither
+    /// a success nor a failure of the logic.
+    Deferred,
     Retryable,
     Permanent,
     Trap,
@@ -36,9 +67,10 @@ pub enum Ending {
 }
 
 impl Ending {
-    pub const ALL: [Ending; 7] = [
+    pub const ALL: [Ending; 8] = [
         Ending::Done,
         Ending::Skipped,
+        Ending::Deferred,
         Ending::Retryable,
         Ending::Permanent,
         Ending::Trap,
@@ -59,6 +91,7 @@ impl Ending {
         match self {
             Ending::Done => "done",
             Ending::Skipped => "skipped",
+            Ending::Deferred => "deferred",
             Ending::Retryable => "retryable",
             Ending::Permanent => "permanent",
             Ending::Trap => "trap",
@@ -99,6 +132,11 @@ struct VersionStats {
 
 pub struct Versions {
     source: Source,
+    /// A pointer revision naming a version this host cannot load: said once,
+    /// not tried again.
+    unloadable: Mutex<Option<u64>>,
+    /// This host's name in the heartbeats.
+    host_id: String,
     serving: RwLock<Arc<Serving>>,
     stats: Mutex<BTreeMap<String, VersionStats>>,
     policy: LogicSettings,
@@ -157,26 +195,44 @@ impl Versions {
         policy: LogicSettings,
     ) -> anyhow::Result<Arc<Self>> {
         let pointer = registry.pointer().await?;
-        let current = match &pointer {
-            Some(pointer) => load(&registry, &cache, pointer, None).await?,
-            None => {
-                let builtin = registry.builtin_id().to_string();
-                let logic = cache
-                    .load_or_compile(&builtin, registry.component(&builtin))
-                    .await?;
-                serving(None, logic, None, 0)
-            }
+        let builtin = || async {
+            let builtin = registry.builtin_id().to_string();
+            let logic = cache
+                .load_or_compile(&builtin, registry.component(&builtin))
+                .await?;
+            anyhow::Ok(serving(None, logic, None, 0))
         };
-        Ok(Arc::new(Self::with(
-            Source::Registry { registry, cache },
-            current,
-            policy,
-        )))
+        let mut unloadable = None;
+        let current = match &pointer {
+            Some(pointer) => match load(&registry, &cache, pointer, None).await {
+                Ok(current) => current,
+                Err(e) if e.is::<Unloadable>() => {
+                    // Waiting would not help: serve, and say what is wrong.
+                    cannot_run(
+                        pointer,
+                        &e,
+                        "serving the builtin version until the pointer changes",
+                    );
+                    unloadable = Some(pointer.revision);
+                    builtin().await?
+                }
+                Err(e) => return Err(e),
+            },
+            None => builtin().await?,
+        };
+        let versions = Self::with(Source::Registry { registry, cache }, current, policy);
+        *versions
+            .unloadable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = unloadable;
+        Ok(Arc::new(versions))
     }
 
     fn with(source: Source, serving: Serving, policy: LogicSettings) -> Self {
         Self {
             source,
+            unloadable: Mutex::default(),
+            host_id: host_id(),
             serving: RwLock::new(Arc::new(serving)),
             stats: Mutex::default(),
             policy,
@@ -238,7 +294,7 @@ impl Versions {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             let entry = stats.entry(version.to_string()).or_default();
             *entry.counts.entry(ending).or_default() += 1;
-            if ending != Ending::Retryable {
+            if !matches!(ending, Ending::Retryable | Ending::Deferred) {
                 entry.recent.push_back(ending.is_failure());
                 while entry.recent.len() > window {
                     entry.recent.pop_front();
@@ -337,20 +393,35 @@ impl Versions {
         }
     }
 
-    /// Look at the pointer every `poll_ms` until `stop`.
+    /// Look at the pointer every `poll_ms` until `stop`, and say every
+    /// [`HEARTBEAT`] which contracts this host links (so `logic activate`
+    /// refuses a version some live host cannot run).
     pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        if matches!(self.source, Source::Pinned) {
+        let Source::Registry { registry, .. } = &self.source else {
             return;
-        }
+        };
         let every = Duration::from_millis(self.policy.poll_ms);
+        let mut last_beat: Option<Instant> = None;
         loop {
+            if last_beat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
+                last_beat = Some(Instant::now());
+                if let Err(e) = registry
+                    .beat(&self.host_id, &crate::contract::LINKED, now_ms())
+                    .await
+                {
+                    warn!(error = %format!("{e:#}"), "heartbeat not written");
+                }
+            }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
             }
             if let Err(e) = self.refresh().await {
                 warn!(error = %format!("{e:#}"), "following the logic pointer failed; serving what was loaded");
             }
+        }
+        if let Err(e) = registry.forget_host(&self.host_id).await {
+            warn!(error = %format!("{e:#}"), "heartbeat not removed; it goes stale by itself");
         }
     }
 
@@ -363,11 +434,24 @@ impl Versions {
             return Ok(());
         };
         let current = self.current();
-        if current.revision == Some(pointer.revision) {
+        let unloadable = *self.unloadable.lock().unwrap_or_else(|p| p.into_inner());
+        if current.revision == Some(pointer.revision) || unloadable == Some(pointer.revision) {
             return Ok(());
         }
         let started = Instant::now();
-        let next = load(registry, cache, &pointer, Some(&current)).await?;
+        let next = match load(registry, cache, &pointer, Some(&current)).await {
+            Ok(next) => next,
+            Err(e) if e.is::<Unloadable>() => {
+                cannot_run(
+                    &pointer,
+                    &e,
+                    "serving what was loaded until the pointer changes",
+                );
+                *self.unloadable.lock().unwrap_or_else(|p| p.into_inner()) = Some(pointer.revision);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let load_ms = started.elapsed().as_millis() as u64;
         {
             let mut serving = self.serving.write().unwrap_or_else(|p| p.into_inner());

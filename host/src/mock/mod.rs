@@ -36,6 +36,9 @@ pub const TABLES: [&str; 3] = ["environments", "secrets", "apps"];
 /// The mock clock starts at 2026-11-28T12:00:00Z.
 pub const START_MS: u64 = 1_795_867_200_000;
 
+/// The lease the mock host gives (`lease-ttl-ms`), as `serve` by default.
+pub const LEASE_TTL_MS: u64 = 75_000;
+
 /// What the mock host passes as `preview-url-template` unless told otherwise.
 pub const PREVIEW_URL_TEMPLATE: &str = "https://{environment}.preview.test";
 
@@ -51,6 +54,9 @@ pub struct MockHost {
     pub runtime: Arc<MockRuntime>,
     pub clock: ManualClock,
     pub faults: Faults,
+    /// Deliveries made so far (shared with peers): each gets a token of
+    /// its own.
+    deliveries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One message's run: the result and every capability call it made.
@@ -104,6 +110,27 @@ impl MockHost {
             runtime,
             clock,
             faults,
+            deliveries: Arc::default(),
+        }
+    }
+
+    /// Another host on the same backends, clock, faults and transcript,
+    /// running `logic`: two logic versions side by side, as during a canary
+    /// or a swap.
+    pub fn peer(&self, logic: Arc<Logic>) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            logic,
+            backends: self.backends.clone(),
+            transcript: self.transcript.clone(),
+            tables: self.tables.clone(),
+            github: self.github.clone(),
+            kms: self.kms.clone(),
+            analytics: self.analytics.clone(),
+            runtime: self.runtime.clone(),
+            clock: self.clock.clone(),
+            faults: self.faults.clone(),
+            deliveries: self.deliveries.clone(),
         }
     }
 
@@ -120,8 +147,13 @@ impl MockHost {
         &self.backends
     }
 
-    /// A first delivery of `body` on `queue`, sent now.
+    /// A first delivery of `body` on `queue`, sent now; each call is a
+    /// delivery of its own (its own delivery token).
     pub fn message(&self, queue: &str, body: &str) -> Message {
+        let delivery = self
+            .deliveries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         Message {
             id: format!("mock-{}", &crate::engine::hex_sha256(body.as_bytes())[..12]),
             source_queue: queue.to_string(),
@@ -129,27 +161,35 @@ impl MockHost {
             attributes: Vec::new(),
             receive_count: 1,
             sent_at_ms: self.clock.now_ms(),
+            delivery_token: format!("mock-delivery-{delivery}"),
+            deferrals: 0,
         }
     }
 
     /// Run one message through the logic, as the daemon would.
+    ///
+    /// Deliveries may nest (one run from a scripted [`Faults::interleave`]
+    /// inside another's call): each transcript holds its own calls only.
     pub async fn deliver(&self, message: &Message) -> Delivery {
-        self.transcript.take();
+        let mark = self.transcript.mark();
         let result = self
             .engine
             .run(&self.logic, self.backends.clone(), message)
             .await;
         Delivery {
             result,
-            transcript: self.transcript.take(),
+            transcript: self.transcript.take_from(mark),
         }
     }
 }
 
 /// The config the mock host gives the logic by default.
 pub fn default_config() -> Config {
-    Config::new([(
-        "preview-url-template".to_string(),
-        PREVIEW_URL_TEMPLATE.to_string(),
-    )])
+    Config::new([
+        (
+            "preview-url-template".to_string(),
+            PREVIEW_URL_TEMPLATE.to_string(),
+        ),
+        ("lease-ttl-ms".to_string(), LEASE_TTL_MS.to_string()),
+    ])
 }

@@ -39,3 +39,13 @@ pub fn secret(host: &MockHost, app_id: &str, scope: &str, name: &str, value: &st
         .encrypt(value, &secret_context(app_id, scope, name));
     secret_item(host, app_id, scope, name, ciphertext);
 }
+
+/// The Shop of docs/examples: app `app_shop` on acme/shop, a global
+/// `DATABASE_URL` and a preview `STRIPE_KEY` with these values, and the
+/// GitHub App installed (4242).
+pub fn example_shop(host: &MockHost, database_url: &str, stripe_key: &str) {
+    app(host, "app_shop", "Shop", "acme/shop", "src/server.ts");
+    secret(host, "app_shop", "global", "DATABASE_URL", database_url);
+    secret(host, "app_shop", "preview", "STRIPE_KEY", stripe_key);
+    host.github.add_installation(4242);
+}

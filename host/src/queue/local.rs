@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 
-use super::{DeadLetter, Queue, Received};
+use super::{
+    Attribute, AttributeData, DeadLetter, Deferral, MAX_DELAY, METADATA_ATTRIBUTE, Metadata, Queue,
+    Received,
+};
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
 use crate::local::{Store, now_ms, random_hex};
@@ -67,7 +70,7 @@ impl LocalQueue {
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut received = Vec::new();
-                for (seq, id, body, attributes, sent_at_ms, receive_count) in rows {
+                for (seq, id, body, stored_attributes, sent_at_ms, receive_count) in rows {
                     if receive_count >= max_receives {
                         tx.execute(
                             "UPDATE messages SET queue = ?2, receipt = NULL, visible_at_ms = ?3
@@ -83,21 +86,20 @@ impl LocalQueue {
                          visible_at_ms = ?3 WHERE seq = ?1",
                         params![seq, receipt, now + visibility_ms],
                     )?;
+                    let (attributes, metadata) = decode_attributes(&stored_attributes);
                     received.push(Received {
                         message: Message {
                             id,
                             source_queue: logical.clone(),
                             body,
-                            attributes: serde_json::from_str::<BTreeMap<String, String>>(
-                                &attributes,
-                            )
-                            .unwrap_or_default()
-                            .into_iter()
-                            .collect(),
+                            attributes: super::text_attributes(&attributes),
                             receive_count: (receive_count + 1) as u32,
                             sent_at_ms: sent_at_ms as u64,
+                            delivery_token: random_hex(16),
+                            deferrals: metadata.deferrals,
                         },
                         receipt,
+                        attributes,
                     });
                 }
                 Ok(received)
@@ -106,15 +108,76 @@ impl LocalQueue {
     }
 }
 
+/// How the database keeps a message's attributes: a JSON object, name →
+/// `{"dataType": ..., "text": ...}` or `{"dataType": ..., "base64": ...}`.
+/// A plain string value (files from before typed attributes) is a String.
+fn decode_attributes(stored: &str) -> (Vec<(String, Attribute)>, Metadata) {
+    use base64::Engine as _;
+    let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(stored).unwrap_or_default();
+    let mut metadata = Metadata::default();
+    let mut attributes = Vec::new();
+    for (name, value) in map {
+        let attribute = match value {
+            serde_json::Value::String(text) => Attribute::text("String", text),
+            serde_json::Value::Object(fields) => {
+                let data_type = fields
+                    .get("dataType")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("String")
+                    .to_string();
+                let value = match (fields.get("text"), fields.get("base64")) {
+                    (Some(serde_json::Value::String(text)), _) => AttributeData::Text(text.clone()),
+                    (_, Some(serde_json::Value::String(encoded))) => AttributeData::Binary(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(encoded)
+                            .unwrap_or_default(),
+                    ),
+                    _ => continue,
+                };
+                Attribute { data_type, value }
+            }
+            _ => continue,
+        };
+        if name == METADATA_ATTRIBUTE {
+            if let AttributeData::Text(text) = &attribute.value {
+                metadata = Metadata::parse(Some(text));
+            }
+            continue;
+        }
+        attributes.push((name, attribute));
+    }
+    (attributes, metadata)
+}
+
+fn encode_attributes(attributes: &[(String, Attribute)]) -> String {
+    use base64::Engine as _;
+    let map: BTreeMap<&str, serde_json::Value> = attributes
+        .iter()
+        .map(|(name, attribute)| {
+            let value = match &attribute.value {
+                AttributeData::Text(text) => {
+                    serde_json::json!({ "dataType": attribute.data_type, "text": text })
+                }
+                AttributeData::Binary(blob) => serde_json::json!({
+                    "dataType": attribute.data_type,
+                    "base64": base64::engine::general_purpose::STANDARD.encode(blob),
+                }),
+            };
+            (name.as_str(), value)
+        })
+        .collect();
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_string())
+}
+
 /// Put a message on `queue` in one statement.
 async fn enqueue(
     store: &Store,
     queue: String,
     body: String,
-    attributes: BTreeMap<String, String>,
+    attributes: Vec<(String, Attribute)>,
 ) -> anyhow::Result<String> {
     let id = message_id();
-    let attributes = serde_json::to_string(&attributes)?;
+    let attributes = encode_attributes(&attributes);
     let stored = id.clone();
     store
         .run(move |connection| {
@@ -205,7 +268,7 @@ impl Queue for LocalQueue {
         let attributes = why
             .attributes(message)
             .into_iter()
-            .map(|(name, value)| (name.to_string(), value))
+            .map(|(name, value)| (name.to_string(), Attribute::text("String", value)))
             .collect();
         enqueue(
             &self.store,
@@ -222,9 +285,42 @@ impl Queue for LocalQueue {
             &self.store,
             self.settings.name.clone(),
             body.to_string(),
-            BTreeMap::new(),
+            Vec::new(),
         )
         .await
+    }
+
+    /// Hide the message until then and give back the receive it used: a
+    /// deferral does not spend the receive budget.
+    async fn defer(&self, received: &Received, delay: Duration) -> anyhow::Result<Deferral> {
+        let receipt = received.receipt.clone();
+        let mut attributes = received.attributes.clone();
+        let metadata = Metadata {
+            deferrals: received.message.deferrals + 1,
+        };
+        attributes.push((
+            METADATA_ATTRIBUTE.to_string(),
+            Attribute::text("String", metadata.to_text()),
+        ));
+        let attributes = encode_attributes(&attributes);
+        let delay_ms = delay.min(MAX_DELAY).as_millis() as i64;
+        let changed = self
+            .store
+            .run(move |connection| {
+                connection.execute(
+                    "UPDATE messages SET visible_at_ms = ?2, receipt = NULL,
+                     receive_count = MAX(receive_count - 1, 0), attributes = ?3
+                     WHERE receipt = ?1",
+                    params![receipt, now_ms() + delay_ms, attributes],
+                )
+            })
+            .await?;
+        if changed == 0 {
+            anyhow::bail!(
+                "the receipt is no longer valid: the message was deleted or received again"
+            );
+        }
+        Ok(Deferral::InPlace)
     }
 }
 
@@ -256,8 +352,11 @@ pub fn messages(store: &Store, queue: &str) -> anyhow::Result<Vec<StoredMessage>
                 Ok(StoredMessage {
                     id: row.get(0)?,
                     body: row.get(1)?,
-                    attributes: serde_json::from_str(&row.get::<_, String>(2)?)
-                        .unwrap_or_default(),
+                    attributes: super::text_attributes(
+                        &decode_attributes(&row.get::<_, String>(2)?).0,
+                    )
+                    .into_iter()
+                    .collect(),
                     receive_count: row.get::<_, i64>(3)? as u32,
                 })
             })?

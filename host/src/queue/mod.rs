@@ -6,6 +6,8 @@
 pub mod local;
 pub mod sqs;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::bindings::Message;
@@ -14,6 +16,84 @@ use crate::bindings::Message;
 pub struct Received {
     pub message: Message,
     pub receipt: String,
+    /// The producer's own message attributes, of every type, as sent
+    /// (envmgr's own metadata left out): what a copy of the message keeps.
+    pub attributes: Vec<(String, Attribute)>,
+}
+
+/// A message attribute as SQS defines one: a data type (`String`, `Number`,
+/// `Binary`, each with an optional `.custom` suffix) and its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    pub data_type: String,
+    pub value: AttributeData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttributeData {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Attribute {
+    pub fn text(data_type: &str, value: impl Into<String>) -> Self {
+        Self {
+            data_type: data_type.to_string(),
+            value: AttributeData::Text(value.into()),
+        }
+    }
+}
+
+/// The String and Number attributes, as the logic sees them.
+pub fn text_attributes(attributes: &[(String, Attribute)]) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .filter_map(|(name, attribute)| match &attribute.value {
+            AttributeData::Text(text) => Some((name.clone(), text.clone())),
+            AttributeData::Binary(_) => None,
+        })
+        .collect()
+}
+
+/// The one attribute envmgr adds to a message it puts back on a queue: a
+/// JSON object (SQS allows ten attributes a message; the producer's keep
+/// the other nine).
+pub const METADATA_ATTRIBUTE: &str = "envmgr";
+
+/// envmgr's metadata on a message: how often it was deferred.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub deferrals: u32,
+}
+
+impl Metadata {
+    /// From the attribute's text; absent or unreadable: none.
+    pub fn parse(text: Option<&str>) -> Self {
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// SQS's most attributes on one message.
+pub const MAX_ATTRIBUTES: usize = 10;
+/// SQS's longest delay of a message.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// How a deferral was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deferral {
+    /// A delayed copy was sent; the caller deletes the original.
+    Copied,
+    /// The message itself was hidden until then; its receive not counted.
+    InPlace,
+    /// Only its visibility was changed (no room for envmgr's attribute):
+    /// the next receive counts.
+    Hidden,
 }
 
 /// Why and from where a message was dead-lettered; stored on the copy in the
@@ -56,6 +136,9 @@ pub trait Queue: Send + Sync {
     async fn dead_letter(&self, message: &Message, why: &DeadLetter<'_>) -> anyhow::Result<()>;
     /// Put a new message on the queue; returns its id.
     async fn send(&self, body: &str) -> anyhow::Result<String>;
+    /// Put a received message back for `delay` (at most [`MAX_DELAY`])
+    /// without spending its receive budget, its deferral count one higher.
+    async fn defer(&self, received: &Received, delay: Duration) -> anyhow::Result<Deferral>;
 }
 
 #[cfg(test)]
@@ -71,6 +154,8 @@ mod tests {
             attributes: Vec::new(),
             receive_count: 3,
             sent_at_ms: 0,
+            delivery_token: "t".into(),
+            deferrals: 0,
         };
         let reason = "r".repeat(10_000);
         let why = DeadLetter {

@@ -7,10 +7,16 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
 };
 
-use super::{DeadLetter, Queue, Received};
+use std::time::Duration;
+
+use super::{
+    Attribute, AttributeData, DeadLetter, Deferral, MAX_ATTRIBUTES, MAX_DELAY, METADATA_ATTRIBUTE,
+    Metadata, Queue, Received, text_attributes,
+};
 use crate::aws::operation_failed;
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
+use crate::local::random_hex;
 
 /// One SQS queue and its dead-letter queue.
 pub struct SqsQueue {
@@ -50,6 +56,18 @@ pub async fn url_of(client: &Client, name: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("SQS returned no URL for queue {name}"))
 }
 
+/// A producer's attribute, as SQS takes it back.
+fn sqs_attribute(attribute: &Attribute) -> anyhow::Result<MessageAttributeValue> {
+    let builder = MessageAttributeValue::builder().data_type(&attribute.data_type);
+    let builder = match &attribute.value {
+        AttributeData::Text(text) => builder.string_value(text),
+        AttributeData::Binary(blob) => {
+            builder.binary_value(aws_sdk_sqs::primitives::Blob::new(blob.clone()))
+        }
+    };
+    Ok(builder.build()?)
+}
+
 fn attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
@@ -82,23 +100,39 @@ impl Queue for SqsQueue {
                 let number = |name: MessageSystemAttributeName| {
                     system.get(&name).and_then(|v| v.parse::<u64>().ok())
                 };
-                let attributes = m
-                    .message_attributes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(name, value)| value.string_value.map(|v| (name, v)))
-                    .collect();
+                let mut metadata = Metadata::default();
+                let mut attributes = Vec::new();
+                for (name, value) in m.message_attributes.unwrap_or_default() {
+                    if name == METADATA_ATTRIBUTE {
+                        metadata = Metadata::parse(value.string_value.as_deref());
+                        continue;
+                    }
+                    let data = match (value.string_value, value.binary_value) {
+                        (Some(text), _) => AttributeData::Text(text),
+                        (None, Some(blob)) => AttributeData::Binary(blob.into_inner()),
+                        (None, None) => continue,
+                    };
+                    let attribute = Attribute {
+                        data_type: value.data_type,
+                        value: data,
+                    };
+                    attributes.push((name, attribute));
+                }
+                attributes.sort_by(|a, b| a.0.cmp(&b.0));
                 Some(Received {
                     message: Message {
                         id: m.message_id.unwrap_or_default(),
                         source_queue: self.logical.clone(),
                         body: m.body.unwrap_or_default(),
-                        attributes,
+                        attributes: text_attributes(&attributes),
                         receive_count: number(MessageSystemAttributeName::ApproximateReceiveCount)
                             .unwrap_or(1) as u32,
                         sent_at_ms: number(MessageSystemAttributeName::SentTimestamp).unwrap_or(0),
+                        delivery_token: random_hex(16),
+                        deferrals: metadata.deferrals,
                     },
                     receipt: m.receipt_handle?,
+                    attributes,
                 })
             })
             .collect())
@@ -163,6 +197,33 @@ impl Queue for SqsQueue {
             .await
             .map(drop)
             .map_err(|e| operation_failed("sqs SendMessage (dead letter)", &e))
+    }
+
+    async fn defer(&self, received: &Received, delay: Duration) -> anyhow::Result<Deferral> {
+        let seconds = delay.min(MAX_DELAY).as_secs() as i32;
+        if received.attributes.len() >= MAX_ATTRIBUTES {
+            // No room for envmgr's attribute: hide it instead (its next
+            // receive counts).
+            self.change_visibility(&received.receipt, seconds).await?;
+            return Ok(Deferral::Hidden);
+        }
+        let metadata = Metadata {
+            deferrals: received.message.deferrals + 1,
+        };
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(&received.message.body)
+            .delay_seconds(seconds)
+            .message_attributes(METADATA_ATTRIBUTE, attribute(&metadata.to_text()));
+        for (name, value) in &received.attributes {
+            send = send.message_attributes(name, sqs_attribute(value)?);
+        }
+        send.send()
+            .await
+            .map_err(|e| operation_failed("sqs SendMessage (deferral)", &e))?;
+        Ok(Deferral::Copied)
     }
 
     async fn send(&self, body: &str) -> anyhow::Result<String> {

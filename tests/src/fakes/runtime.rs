@@ -49,6 +49,13 @@ struct Inner {
     scripted: Vec<Scripted>,
     /// Requests refused for breaking the contract, with why.
     refused: Vec<String>,
+    /// Per environment, the newest request version accepted (the fence).
+    newest: BTreeMap<String, String>,
+    /// (environment, request version) of every create accepted, in order.
+    accepted: Vec<(String, String)>,
+    /// (environment, request version, newest) of every create refused as
+    /// older than the newest accepted.
+    superseded: Vec<(String, String, String)>,
     /// Hold every request this long before answering.
     delay: Duration,
 }
@@ -108,6 +115,17 @@ impl FakeRuntime {
             .iter()
             .map(|(key, (_, id))| (key.clone(), id.clone()))
             .collect()
+    }
+
+    /// (environment, request version) of every create accepted, in order.
+    pub fn accepted(&self) -> Vec<(String, String)> {
+        self.lock().accepted.clone()
+    }
+
+    /// (environment, request version, newest accepted then) of every create
+    /// refused because a newer one was accepted before.
+    pub fn superseded(&self) -> Vec<(String, String, String)> {
+        self.lock().superseded.clone()
     }
 
     /// Requests refused for breaking the contract (schema, key reuse), with
@@ -222,6 +240,24 @@ async fn create(
     tokio::time::sleep(delay).await;
     let print = fingerprint(&body);
     let mut inner = fake.lock();
+    let environment = body["environmentId"].as_str().unwrap_or("").to_string();
+    if let Some(version) = body["requestVersion"].as_str() {
+        let newest = inner.newest.get(&environment).cloned().unwrap_or_default();
+        if version < newest.as_str() {
+            inner
+                .superseded
+                .push((environment, version.to_string(), newest.clone()));
+            drop(inner);
+            return answer(
+                StatusCode::CONFLICT,
+                &format!("superseded: request {newest} was accepted for this environment"),
+            );
+        }
+        inner
+            .newest
+            .insert(environment.clone(), version.to_string());
+        inner.accepted.push((environment, version.to_string()));
+    }
     let number = inner.runtimes.len() + 1;
     let (status, id) = match inner.runtimes.get(&key) {
         Some((seen, _)) if *seen != print => {
@@ -258,6 +294,7 @@ mod tests {
             "repository": "acme/shop",
             "branch": "feature/login",
             "sha": "3f786850e387550fdab836ed7e6dc881de23001b",
+            "requestVersion": "1795863600000#3f786850e387550fdab836ed7e6dc881de23001b",
             "entrypoint": "src/server.ts",
             "installationToken": "ghs_abc",
             "secrets": { "DATABASE_URL": "postgres://x" }
@@ -332,6 +369,41 @@ mod tests {
         renamed["secrets"] = json!({ "OTHER": "x" });
         assert_eq!(post(&url, Some("k1"), &renamed).0, 422);
         assert_eq!(fake.runtimes().len(), 1);
+        fake.throttle_next(9);
+        assert_eq!(post(&url, Some("k2"), &request()).0, 429);
+    }
+
+    #[test]
+    fn a_create_older_than_the_newest_accepted_is_refused() {
+        let (fake, url) = FakeRuntime::start();
+        let at = |ms: u64, sha: &str| {
+            let mut body = request();
+            body["sha"] = sha.into();
+            body["requestVersion"] = format!("{ms:013}#{sha}").into();
+            body
+        };
+        let newer = at(2_000, &"b".repeat(40));
+        let older = at(1_000, &"a".repeat(40));
+        assert_eq!(post(&url, Some("new"), &newer).0, 201);
+        assert_eq!(post(&url, Some("old"), &older).0, 409);
+        assert_eq!(post(&url, Some("new"), &newer).0, 200, "a repeat passes");
+        assert_eq!(fake.superseded().len(), 1);
+        assert_eq!(fake.accepted().len(), 2);
+        let mut unversioned = older.clone();
+        unversioned
+            .as_object_mut()
+            .unwrap()
+            .remove("requestVersion");
+        assert_eq!(
+            post(&url, Some("legacy"), &unversioned).0,
+            201,
+            "0.1: unfenced"
+        );
+    }
+
+    #[test]
+    fn throttling_is_scripted() {
+        let (fake, url) = FakeRuntime::start();
         fake.throttle_next(9);
         assert_eq!(post(&url, Some("k2"), &request()).0, 429);
     }

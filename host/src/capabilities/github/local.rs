@@ -415,7 +415,11 @@ impl GitHub for LocalGitHub {
         let id = self
             .store
             .run(move |connection| {
-                let transaction = connection.transaction()?;
+                // Immediate: the write lock from the start, so another
+                // process's commit between this read and write is waited
+                // for (busy timeout) instead of refused at once.
+                let transaction = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 if !deployment_exists(&transaction, &repository, deployment_id)? {
                     return Ok(None);
                 }
@@ -459,12 +463,16 @@ impl GitHub for LocalGitHub {
         let refused = self
             .store
             .run(move |connection| {
-                let transaction = connection.transaction()?;
+                // Immediate: the write lock from the start, so another
+                // process's commit between this read and write is waited
+                // for (busy timeout) instead of refused at once.
+                let transaction = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 if !deployment_exists(&transaction, &repository, deployment_id)? {
                     return Ok(false);
                 }
-                // As GitHub: with other deployments around, only an
-                // inactive one goes.
+                // As GitHub: "If the repository has more than one
+                // deployment, you can only delete inactive deployments."
                 let others: i64 = transaction.query_row(
                     "SELECT COUNT(*) FROM github_deployments WHERE repository = ?1 AND id != ?2",
                     params![repository, deployment_id as i64],
@@ -473,14 +481,7 @@ impl GitHub for LocalGitHub {
                 let state = statuses_of(&transaction, deployment_id)?
                     .last()
                     .map(|s| s.state);
-                let retired = matches!(
-                    state,
-                    Some(
-                        DeploymentState::Inactive
-                            | DeploymentState::Failure
-                            | DeploymentState::Error
-                    )
-                );
+                let retired = state == Some(DeploymentState::Inactive);
                 if others > 0 && !retired {
                     return Ok(true);
                 }

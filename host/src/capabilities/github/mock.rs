@@ -360,10 +360,7 @@ impl GitHub for MockGitHub {
             return Ok(());
         };
         // As GitHub: with other deployments around, only an inactive one goes.
-        let retired = matches!(
-            state.deployments[at].state(),
-            Some(DeploymentState::Inactive | DeploymentState::Failure | DeploymentState::Error)
-        );
+        let retired = state.deployments[at].state() == Some(DeploymentState::Inactive);
         if in_repo > 1 && !retired {
             return Err(error(
                 ErrorCode::Invalid,

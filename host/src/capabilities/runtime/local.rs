@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::{Created, Runtime, RuntimeRequest};
-use crate::capabilities::CapResult;
+use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Store, now_ms, unavailable};
 
 /// What a recorded request shows in place of a secret value.
@@ -60,9 +60,21 @@ impl Runtime for LocalRuntime {
         let key = request.idempotency_key.clone();
         let body = request.body(|_| MASK).to_string();
         let environment_id = request.environment_id.clone();
-        let (runtime_id, url, calls) = self
+        let version = request.request_version.clone();
+        let recorded = self
             .store
             .transaction(move |tx| {
+                // The fencing token: a create older than the newest accepted
+                // for the environment is refused (docs/runtime-service.md).
+                let newest: Option<String> = tx.query_row(
+                    "SELECT MAX(json_extract(request, '$.requestVersion')) FROM runtime_requests
+                     WHERE json_extract(request, '$.environmentId') = ?1",
+                    [&environment_id],
+                    |row| row.get(0),
+                )?;
+                if let Some(newest) = newest.filter(|n| !version.is_empty() && version < *n) {
+                    return Ok(Err(newest));
+                }
                 // The runtime id follows from the key: the same key, the same runtime.
                 let runtime_id = format!("rt_{}", &crate::engine::hex_sha256(key.as_bytes())[..16]);
                 let url = format!("http://{environment_id}.localhost");
@@ -78,9 +90,16 @@ impl Runtime for LocalRuntime {
                     [&key],
                     |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)),
                 )
+                .map(Ok)
             })
             .await
             .map_err(unavailable)?;
+        let (runtime_id, url, calls) = recorded.map_err(|newest| {
+            error(
+                ErrorCode::Conflict,
+                format!("runtime (local) answered 409: superseded by request {newest}"),
+            )
+        })?;
         tracing::info!(environment = %request.environment_id, runtime = %runtime_id, calls, "runtime (local): runtime recorded");
         Ok(Created {
             runtime_id,

@@ -7,12 +7,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Created, Runtime, RuntimeRequest};
-use crate::capabilities::CapResult;
+use crate::capabilities::{CapResult, ErrorCode, error};
 
 #[derive(Default)]
 struct State {
     calls: Vec<RuntimeRequest>,
     runtimes: BTreeMap<String, Created>,
+    /// The newest request version accepted, per environment (the fence).
+    newest: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -41,6 +43,21 @@ impl Runtime for MockRuntime {
     async fn create(&self, request: &RuntimeRequest) -> CapResult<Created> {
         let mut state = self.lock();
         state.calls.push(request.clone());
+        // The fencing token: a create older than the newest accepted for
+        // the environment is refused (docs/runtime-service.md).
+        if !request.request_version.is_empty() {
+            let newest = state
+                .newest
+                .entry(request.environment_id.clone())
+                .or_default();
+            if request.request_version < *newest {
+                return Err(error(
+                    ErrorCode::Conflict,
+                    format!("runtime service answered 409: superseded by request {newest}"),
+                ));
+            }
+            *newest = request.request_version.clone();
+        }
         let number = state.runtimes.len() + 1;
         let created = state
             .runtimes

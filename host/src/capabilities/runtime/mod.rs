@@ -24,6 +24,8 @@ pub struct RuntimeRequest {
     pub repository: String,
     pub branch: String,
     pub sha: String,
+    /// The fencing token; empty from a logic version of contract 0.1.
+    pub request_version: String,
     pub entrypoint: String,
     pub installation_token: Option<Secret>,
     pub secrets: Vec<(String, Secret)>,
@@ -38,7 +40,7 @@ impl RuntimeRequest {
             .iter()
             .map(|(name, value)| (name.clone(), show(value).into()))
             .collect();
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "appId": self.app_id,
             "environmentId": self.environment_id,
             "environmentType": self.environment_type,
@@ -48,7 +50,11 @@ impl RuntimeRequest {
             "entrypoint": self.entrypoint,
             "installationToken": self.installation_token.as_ref().map(&show),
             "secrets": secrets,
-        })
+        });
+        if !self.request_version.is_empty() {
+            body["requestVersion"] = self.request_version.as_str().into();
+        }
+        body
     }
 }
 
@@ -76,13 +82,14 @@ impl Host for Session {
                 .map(|(name, (label, _))| format!("{name}=<{label}>"))
                 .collect();
             format!(
-                "key={} env={} ({}) {}@{} {} entrypoint={} token={} secrets=[{}]",
+                "key={} env={} ({}) {}@{} {} version={} entrypoint={} token={} secrets=[{}]",
                 request.idempotency_key,
                 request.environment_id,
                 request.environment_type,
                 request.repository,
                 request.branch,
                 request.sha,
+                request.request_version,
                 request.entrypoint,
                 installation_token
                     .as_ref()
@@ -99,6 +106,7 @@ impl Host for Session {
             repository: request.repository.clone(),
             branch: request.branch.clone(),
             sha: request.sha.clone(),
+            request_version: request.request_version.clone(),
             entrypoint: request.entrypoint.clone(),
             installation_token: installation_token.as_ref().map(|(_, s)| s.clone()),
             secrets: secrets

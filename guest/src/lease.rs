@@ -1,0 +1,528 @@
+//! One writer per environment: a lease on the environment's `LEASE` item.
+//!
+//! Effects outside the record (the Runtime Service, the comment, GitHub
+//! deployments) are check-then-act, so two deliveries working on one
+//! environment at once could interleave them. Before its first effect a
+//! delivery takes the environment's lease by compare-and-set; right before
+//! each later effect it renews the lease under the same compare-and-set (a
+//! *fence*); at the end it releases it. Every write of the item gives it a new
+//! `leaseRev`, so a fence fails as soon as anyone else wrote the item.
+//!
+//! - A request meeting a **newer** holder, a newer record, or a newer request
+//!   waiting (`wanted`) is stale: it is skipped.
+//! - A request meeting an **older** holder writes itself as `wanted` and
+//!   waits; the holder stops at its next fence (it finds `wanted` newer than
+//!   itself) and releases, so a newer request never starves.
+//! - A delivery meeting another delivery of the **same** request waits.
+//! - A lease whose holder crashed expires `lease-ttl-ms` after its last
+//!   renewal; the host checks at start that the message deadline plus a
+//!   clock-skew margin fits in it, so a live holder never outlasts its lease.
+//!
+//! The item also keeps what the holders did on GitHub ([`GitHubState`]): the
+//! comment, the deployment and its last status, and a deployment about to
+//! be created. The next holder cleans up exactly that, with no walk over the
+//! branch's history. docs/data-model.md describes the item as a contract:
+//! every logic version must follow it, and `logic install` checks a candidate
+//! against it.
+
+use crate::capabilities::{Capabilities, Condition, Item, Update, Value, Write, WriteError};
+use crate::environment::TABLE;
+use crate::item::{get_s, get_u64, key, n, s};
+use crate::outcome::Failure;
+
+/// The lease item's sort key; its partition is the environment's
+/// (`ENVIRONMENT#{id}`), beside the canonical record item (`#`).
+pub const SORT_KEY: &str = "LEASE";
+/// Config key: how long a lease lasts after its last renewal, in ms.
+pub const TTL_KEY: &str = "lease-ttl-ms";
+/// Without the config key (an older host): the host's default.
+pub const DEFAULT_TTL_MS: u64 = 75_000;
+/// The shortest wait behind another delivery.
+const MIN_WAIT_MS: u64 = 1_000;
+
+/// The lease item's key.
+pub fn lease_key(environment_id: &str) -> Item {
+    key(
+        format!("ENVIRONMENT#{environment_id}"),
+        SORT_KEY.to_string(),
+    )
+}
+
+/// What the holders of an environment did on GitHub, kept on the lease item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GitHubState {
+    /// The pull-request comment, and a digest of the body it was last given.
+    pub comment_id: Option<u64>,
+    pub comment_url: Option<String>,
+    pub comment_digest: Option<String>,
+    /// The newest deployment, its commit, and a digest of the last status it
+    /// was given.
+    pub deployment_id: Option<u64>,
+    pub deployment_sha: Option<String>,
+    pub deployment_status: Option<String>,
+    /// A deployment is about to be (or was, by a delivery that did not live
+    /// to record its id) created for this commit.
+    pub pending_sha: Option<String>,
+}
+
+impl GitHubState {
+    fn read(item: &Item) -> Self {
+        let text = |name| {
+            get_s(item, name)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let number = |name| get_u64(item, name).filter(|v| *v != 0);
+        Self {
+            comment_id: number("commentId"),
+            comment_url: text("commentUrl"),
+            comment_digest: text("commentDigest"),
+            deployment_id: number("deploymentId"),
+            deployment_sha: text("deploymentSha"),
+            deployment_status: text("deploymentStatus"),
+            pending_sha: text("pendingDeploymentSha"),
+        }
+    }
+
+    /// As attributes to set (absent values as 0 or "").
+    fn attributes(&self) -> Item {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        vec![
+            n("commentId", self.comment_id.unwrap_or(0)),
+            s("commentUrl", &text(&self.comment_url)),
+            s("commentDigest", &text(&self.comment_digest)),
+            n("deploymentId", self.deployment_id.unwrap_or(0)),
+            s("deploymentSha", &text(&self.deployment_sha)),
+            s("deploymentStatus", &text(&self.deployment_status)),
+            s("pendingDeploymentSha", &text(&self.pending_sha)),
+        ]
+    }
+}
+
+/// The lease item as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseState {
+    /// None: no lease item yet.
+    pub rev: Option<String>,
+    pub holder: String,
+    pub holder_version: String,
+    pub expires_at_ms: u64,
+    pub renewed_at_ms: u64,
+    /// The newest request waiting for the environment ("" when none).
+    pub wanted: String,
+    pub github: GitHubState,
+}
+
+impl LeaseState {
+    pub fn read(item: Option<&Item>) -> Self {
+        let Some(item) = item else {
+            return Self::default();
+        };
+        let text = |name| get_s(item, name).unwrap_or_default().to_string();
+        Self {
+            rev: get_s(item, "leaseRev").map(str::to_string),
+            holder: text("holder"),
+            holder_version: text("holderVersion"),
+            expires_at_ms: get_u64(item, "expiresAt").unwrap_or(0),
+            renewed_at_ms: get_u64(item, "renewedAt").unwrap_or(0),
+            wanted: text("wanted"),
+            github: GitHubState::read(item),
+        }
+    }
+
+    /// Whether a delivery holds the environment at `now`.
+    pub fn held(&self, now_ms: u64) -> bool {
+        !self.holder.is_empty() && self.expires_at_ms > now_ms
+    }
+
+    /// The condition under which this state is still current.
+    fn unchanged(&self) -> Condition {
+        match &self.rev {
+            Some(rev) => Condition::Equals("leaseRev".into(), Value::S(rev.clone())),
+            None => Condition::ItemAbsent,
+        }
+    }
+}
+
+/// The record item and the lease item of an environment, in one query.
+pub fn read<C: Capabilities>(
+    caps: &mut C,
+    environment_id: &str,
+) -> Result<(Option<Item>, LeaseState), Failure> {
+    let page = caps
+        .db_query(&crate::capabilities::Query {
+            table: TABLE.to_string(),
+            partition: format!("ENVIRONMENT#{environment_id}"),
+            sort_prefix: None,
+            limit: Some(10),
+            start_after: None,
+        })
+        .map_err(crate::outcome::failed("read the environment"))?;
+    let mut record = None;
+    let mut lease = None;
+    for item in page.items {
+        match get_s(&item, "sk") {
+            Some("#") => record = Some(item),
+            Some(SORT_KEY) => lease = Some(item),
+            _ => {}
+        }
+    }
+    Ok((record, LeaseState::read(lease.as_ref())))
+}
+
+/// Why a delivery does not get the environment now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Contended {
+    /// A newer request holds it, or waits for it: this one is stale.
+    Stale { newer: String },
+    /// Another delivery holds it: try again then.
+    Wait { until_ms: u64, reason: String },
+}
+
+/// Why a holder stops before its next effect.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stop {
+    /// A newer request waits for the environment (or took it): this one is
+    /// stale and leaves the rest to it.
+    Stale { newer: String },
+    /// The lease expired and another delivery took it: try again later.
+    Lost { until_ms: u64, reason: String },
+    /// The lease could not be read or written.
+    Failed(Failure),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Self::Failed(failure)
+    }
+}
+
+/// A held lease.
+#[derive(Debug)]
+pub struct Lease {
+    environment_id: String,
+    token: String,
+    version: String,
+    ttl_ms: u64,
+    rev: String,
+    writes: u32,
+    /// What the holders did on GitHub, as far as this holder knows.
+    pub github: GitHubState,
+}
+
+/// Take the environment for `version`, delivered as `token`, given the
+/// lease as read (`seen`). `record_writes`, when some, go in the same
+/// transaction (the record written at this request). On a refused write the
+/// lease is read again and the decision made again, a few times.
+#[allow(clippy::too_many_arguments)]
+pub fn take<C: Capabilities>(
+    caps: &mut C,
+    environment_id: &str,
+    version: &str,
+    token: &str,
+    ttl_ms: u64,
+    mut seen: LeaseState,
+    record_writes: Option<Vec<Write>>,
+) -> Result<Result<Lease, Contended>, Failure> {
+    for _ in 0..4 {
+        let now = caps.now_ms();
+        if !seen.wanted.is_empty() && seen.wanted.as_str() > version {
+            return Ok(Err(Contended::Stale {
+                newer: seen.wanted.clone(),
+            }));
+        }
+        if seen.held(now) && seen.holder != token {
+            let holder = seen.holder_version.as_str();
+            if holder > version {
+                return Ok(Err(Contended::Stale {
+                    newer: holder.to_string(),
+                }));
+            }
+            let until_ms = wait_until(&seen, now);
+            if holder == version {
+                return Ok(Err(Contended::Wait {
+                    until_ms,
+                    reason: format!(
+                        "another delivery of request {version} holds environment {environment_id}"
+                    ),
+                }));
+            }
+            // An older request holds it: say that a newer one waits, so it
+            // stops at its next fence instead of finishing.
+            if seen.wanted.as_str() < version {
+                let rev = new_rev(token, 0);
+                let update = Update {
+                    table: TABLE.to_string(),
+                    key: lease_key(environment_id),
+                    set: vec![s("wanted", version), s("leaseRev", &rev)],
+                    condition: seen.unchanged(),
+                };
+                match caps.db_update(&update) {
+                    Ok(()) => {}
+                    Err(WriteError::ConditionFailed(_)) => {
+                        seen = reread(caps, environment_id)?;
+                        continue;
+                    }
+                    Err(WriteError::Failed(error)) => {
+                        return Err(Failure::at("mark the environment wanted", &error));
+                    }
+                }
+            }
+            return Ok(Err(Contended::Wait {
+                until_ms,
+                reason: format!(
+                    "older request {holder} holds environment {environment_id}; it stops at its next step"
+                ),
+            }));
+        }
+        // Free, expired, or held by this very delivery (a second take).
+        let rev = new_rev(token, 1);
+        let mut set = vec![
+            s("entity", "lease"),
+            s("holder", token),
+            s("holderVersion", version),
+            n("expiresAt", now + ttl_ms),
+            n("renewedAt", now),
+            s("leaseRev", &rev),
+        ];
+        if seen.wanted.as_str() <= version {
+            set.push(s("wanted", ""));
+        }
+        if seen.rev.is_none() {
+            set.extend(GitHubState::default().attributes());
+        }
+        let lease_write = Write::Update(Update {
+            table: TABLE.to_string(),
+            key: lease_key(environment_id),
+            set,
+            condition: seen.unchanged(),
+        });
+        let mut writes = vec![lease_write];
+        writes.extend(record_writes.iter().flatten().cloned());
+        match caps.db_transact_write(&writes) {
+            Ok(()) => {
+                return Ok(Ok(Lease {
+                    environment_id: environment_id.to_string(),
+                    token: token.to_string(),
+                    version: version.to_string(),
+                    ttl_ms,
+                    rev,
+                    writes: 1,
+                    github: seen.github,
+                }));
+            }
+            Err(WriteError::ConditionFailed(failed)) if failed.iter().any(|i| *i != 0) => {
+                // A record write refused: a newer request wrote the record.
+                let (record, _) = read(caps, environment_id)?;
+                let newer = record
+                    .as_ref()
+                    .and_then(|r| get_s(r, "requestVersion"))
+                    .unwrap_or("(unknown)")
+                    .to_string();
+                return Ok(Err(Contended::Stale { newer }));
+            }
+            Err(WriteError::ConditionFailed(_)) => {
+                seen = reread(caps, environment_id)?;
+            }
+            Err(WriteError::Failed(error)) => {
+                return Err(Failure::at("take the environment's lease", &error));
+            }
+        }
+    }
+    Err(Failure::retryable(format!(
+        "the lease of environment {environment_id} kept changing while taking it"
+    )))
+}
+
+/// How long to wait behind a holder: as long as it has been silent (at
+/// least a second), never past its lease.
+fn wait_until(seen: &LeaseState, now: u64) -> u64 {
+    let silent = now.saturating_sub(seen.renewed_at_ms).max(MIN_WAIT_MS);
+    (now + silent).min(seen.expires_at_ms.max(now + MIN_WAIT_MS))
+}
+
+fn reread<C: Capabilities>(caps: &mut C, environment_id: &str) -> Result<LeaseState, Failure> {
+    read(caps, environment_id).map(|(_, lease)| lease)
+}
+
+/// A lease revision no one else can make: the delivery token is unique.
+fn new_rev(token: &str, count: u32) -> String {
+    format!("{token}.{count}")
+}
+
+impl Lease {
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The condition a write guarded by this lease carries: the lease item
+    /// is as this holder last wrote it.
+    pub fn held_condition(&self) -> Condition {
+        Condition::Equals("leaseRev".into(), Value::S(self.rev.clone()))
+    }
+
+    /// The lease write to put in a transaction with other writes: renews the
+    /// lease and records `self.github`. Call [`Lease::committed`] after the
+    /// transaction succeeded.
+    pub fn renewal(&mut self, now_ms: u64) -> (Write, String) {
+        let rev = new_rev(&self.token, self.writes + 1);
+        let mut set = vec![
+            n("expiresAt", now_ms + self.ttl_ms),
+            n("renewedAt", now_ms),
+            s("leaseRev", &rev),
+        ];
+        set.extend(self.github.attributes());
+        let write = Write::Update(Update {
+            table: TABLE.to_string(),
+            key: lease_key(&self.environment_id),
+            set,
+            condition: self.held_condition(),
+        });
+        (write, rev)
+    }
+
+    /// The transaction holding [`Lease::renewal`] committed with `rev`.
+    pub fn committed(&mut self, rev: String) {
+        self.rev = rev;
+        self.writes += 1;
+    }
+
+    /// Renew the lease (and record what it knows of GitHub) right before an
+    /// effect; stop if it is no longer this holder's to use.
+    pub fn fence<C: Capabilities>(&mut self, caps: &mut C) -> Result<(), Stop> {
+        let now = caps.now_ms();
+        let (write, rev) = self.renewal(now);
+        let Write::Update(update) = write else {
+            unreachable!("a renewal is an update")
+        };
+        match caps.db_update(&update) {
+            Ok(()) => {
+                self.committed(rev);
+                Ok(())
+            }
+            Err(WriteError::ConditionFailed(_)) => Err(self.why_lost(caps)?),
+            Err(WriteError::Failed(error)) => Err(Stop::Failed(Failure::at(
+                "renew the environment's lease",
+                &error,
+            ))),
+        }
+    }
+
+    /// After a guarded write was refused: why the lease is not ours to use.
+    pub fn why_lost<C: Capabilities>(&mut self, caps: &mut C) -> Result<Stop, Failure> {
+        let seen = reread(caps, &self.environment_id)?;
+        let now = caps.now_ms();
+        if seen.holder == self.token {
+            if let Some(rev) = seen.rev {
+                // Still ours: someone wrote `wanted`.
+                self.rev = rev;
+            }
+            if !seen.wanted.is_empty() && seen.wanted.as_str() > self.version.as_str() {
+                return Ok(Stop::Stale { newer: seen.wanted });
+            }
+            return Ok(Stop::Lost {
+                until_ms: now + MIN_WAIT_MS,
+                reason: format!(
+                    "the lease of environment {} changed under its holder",
+                    self.environment_id
+                ),
+            });
+        }
+        // Expired and taken by another delivery.
+        self.rev.clear();
+        if seen.holder_version.as_str() > self.version.as_str() {
+            return Ok(Stop::Stale {
+                newer: seen.holder_version,
+            });
+        }
+        Ok(Stop::Lost {
+            until_ms: wait_until(&seen, now),
+            reason: format!(
+                "the lease of environment {} expired and request {} took it",
+                self.environment_id, seen.holder_version
+            ),
+        })
+    }
+
+    /// Give the environment back (recording what this holder did on
+    /// GitHub). Best effort: an unreleased lease expires by itself.
+    pub fn release<C: Capabilities>(&mut self, caps: &mut C) -> Result<(), Failure> {
+        for _ in 0..3 {
+            if self.rev.is_empty() {
+                return Ok(()); // taken by another delivery already
+            }
+            let now = caps.now_ms();
+            let rev = new_rev(&self.token, self.writes + 1);
+            let mut set = vec![
+                s("holder", ""),
+                n("expiresAt", 0),
+                n("renewedAt", now),
+                s("leaseRev", &rev),
+            ];
+            set.extend(self.github.attributes());
+            let update = Update {
+                table: TABLE.to_string(),
+                key: lease_key(&self.environment_id),
+                set,
+                condition: self.held_condition(),
+            };
+            match caps.db_update(&update) {
+                Ok(()) => {
+                    self.committed(rev);
+                    self.rev.clear();
+                    return Ok(());
+                }
+                Err(WriteError::ConditionFailed(_)) => {
+                    // Someone wrote `wanted` (the lease is still ours: release
+                    // it at its new revision) or took it after it expired.
+                    let _ = self.why_lost(caps)?;
+                }
+                Err(WriteError::Failed(error)) => {
+                    return Err(Failure::at("release the environment's lease", &error));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(holder_version: &str, renewed_at_ms: u64, expires_at_ms: u64) -> LeaseState {
+        LeaseState {
+            rev: Some("r".into()),
+            holder: "t".into(),
+            holder_version: holder_version.into(),
+            expires_at_ms,
+            renewed_at_ms,
+            ..LeaseState::default()
+        }
+    }
+
+    #[test]
+    fn a_wait_lasts_as_long_as_the_holder_was_silent_and_never_past_its_lease() {
+        // Renewed just now: the shortest wait.
+        assert_eq!(wait_until(&held("v", 10_000, 80_000), 10_000), 11_000);
+        // Silent for 5 s: wait 5 s more.
+        assert_eq!(wait_until(&held("v", 10_000, 80_000), 15_000), 20_000);
+        // Silent for long: until the lease ends.
+        assert_eq!(wait_until(&held("v", 0, 80_000), 60_000), 80_000);
+    }
+
+    #[test]
+    fn the_github_state_round_trips_through_the_item() {
+        let state = GitHubState {
+            comment_id: Some(7),
+            comment_url: Some("https://github.com/acme/shop/pull/7#issuecomment-7".into()),
+            comment_digest: Some("abc".into()),
+            deployment_id: Some(9),
+            deployment_sha: Some("s".into()),
+            deployment_status: None,
+            pending_sha: Some("p".into()),
+        };
+        let item = state.attributes();
+        assert_eq!(GitHubState::read(&item), state);
+    }
+}

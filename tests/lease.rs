@@ -1,0 +1,327 @@
+//! One writer per environment, through the compiled component in the mock
+//! host: deliveries interleaved deterministically (`Faults::interleave`
+//! runs one delivery inside another's call), leases left by crashed
+//! holders, the Runtime Service's fence, and what the newest request
+//! cleans up on GitHub.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use envmgr::capabilities::ErrorCode;
+use envmgr::capabilities::dynamodb::AttributeValue;
+use envmgr::capabilities::github::DeploymentState;
+use envmgr::mock::{Delivery, LEASE_TTL_MS, MockHost};
+use envmgr::observe::{Call, Hit, Interleaved};
+use envmgr::{FailureKind, Outcome};
+use envmgr_guest::environment::environment_id;
+use envmgr_tests::*;
+
+const OLDER_AT: &str = "2026-11-28T11:00:00Z";
+const NEWER_AT: &str = "2026-11-28T11:30:00Z";
+
+fn older() -> String {
+    pull_request_event("opened", 7, "feature/login", SHA_1, OLDER_AT)
+}
+
+fn newer() -> String {
+    pull_request_event("synchronize", 7, "feature/login", SHA_2, NEWER_AT)
+}
+
+/// `{requestedAt:013}#{sha}` of the two requests.
+fn version(at_ms: u64, sha: &str) -> String {
+    format!("{at_ms:013}#{sha}")
+}
+const NEWER_MS: u64 = 1_795_865_400_000;
+
+fn env_id() -> String {
+    environment_id(APP_ID, "feature/login")
+}
+
+fn host() -> Arc<MockHost> {
+    let host = seeded_host();
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+    Arc::new(host)
+}
+
+/// The lease item of the environment, as attribute → text.
+fn lease(host: &MockHost) -> std::collections::BTreeMap<String, String> {
+    let pk = format!("ENVIRONMENT#{}", env_id());
+    host.tables
+        .scan("environments")
+        .into_iter()
+        .find(|item| attr(item, "pk") == Some(pk.as_str()) && attr(item, "sk") == Some("LEASE"))
+        .expect("a lease item")
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            AttributeValue::S(v) | AttributeValue::N(v) => Some((name, v)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome(delivery: &Delivery) -> &Outcome {
+    match &delivery.result {
+        Ok(Ok(outcome)) => outcome,
+        other => panic!("expected an outcome, got {other:?}"),
+    }
+}
+
+fn is_done(delivery: &Delivery) -> bool {
+    matches!(outcome(delivery), Outcome::Done(_))
+}
+
+fn deferred_until(delivery: &Delivery) -> u64 {
+    match outcome(delivery) {
+        Outcome::Deferred(deferral) => deferral.until_ms,
+        other => panic!("expected deferred, got {other:?}"),
+    }
+}
+
+fn skipped(delivery: &Delivery) -> String {
+    match outcome(delivery) {
+        Outcome::Skipped(why) => why.clone(),
+        other => panic!("expected skipped, got {other:?}"),
+    }
+}
+
+/// Run `body` as another delivery right before the chosen call; the
+/// delivery's result lands in the returned slot.
+fn interleave(
+    host: &Arc<MockHost>,
+    call: Call,
+    hit: Hit,
+    body: String,
+) -> Arc<Mutex<Option<Delivery>>> {
+    let slot: Arc<Mutex<Option<Delivery>>> = Arc::default();
+    let (peer, out) = (host.clone(), slot.clone());
+    let action: Interleaved = Arc::new(move || {
+        let (peer, out, body) = (peer.clone(), out.clone(), body.clone());
+        Box::pin(async move {
+            let delivery = peer.deliver(&peer.message("probot", &body)).await;
+            *out.lock().unwrap() = Some(delivery);
+        })
+    });
+    host.faults.interleave(call, hit, action);
+    slot
+}
+
+fn taken(slot: &Arc<Mutex<Option<Delivery>>>) -> Delivery {
+    slot.lock()
+        .unwrap()
+        .take()
+        .expect("the interleaved delivery ran")
+}
+
+fn states(host: &MockHost) -> Vec<(String, Vec<DeploymentState>)> {
+    host.github
+        .deployments(REPO)
+        .iter()
+        .map(|d| {
+            (
+                d.deployment.sha.clone(),
+                d.statuses.iter().map(|s| s.state).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_newer_request_waits_for_an_older_holder_which_stops_at_its_next_fence() {
+    let host = host();
+    // While the older request shows its comment, the newer one arrives.
+    let during = interleave(&host, Call::GithubCreateComment, Hit::Nth(1), newer());
+    let first = host.deliver(&host.message("probot", &older())).await;
+
+    let waited = taken(&during);
+    let until = deferred_until(&waited);
+    assert!(until > host.clock.now_ms(), "waits for a while");
+    assert!(
+        host.runtime.calls().is_empty(),
+        "the waiting request did nothing"
+    );
+    // The older one saw the newer one waiting and stopped before making a
+    // deployment or calling the runtime; it left the environment free.
+    let why = skipped(&first);
+    assert!(why.contains(&version(NEWER_MS, SHA_2)), "{why}");
+    assert!(host.github.deployments(REPO).is_empty());
+    assert!(host.runtime.calls().is_empty());
+    let held = lease(&host);
+    assert_eq!(held["wanted"], version(NEWER_MS, SHA_2));
+    assert_eq!(held["expiresAt"], "0", "released");
+
+    // The newer request, back after its wait, goes through.
+    host.clock.advance(Duration::from_secs(1));
+    let again = host.deliver(&host.message("probot", &newer())).await;
+    assert!(is_done(&again), "{:?}", again.result);
+    let calls = host.runtime.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].request_version, version(NEWER_MS, SHA_2));
+    assert!(records(&host).iter().all(|i| attr(i, "sha") == Some(SHA_2)));
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].body.contains("`2222222`"), "the newest commit");
+    assert_eq!(lease(&host)["wanted"], "", "no one waits any more");
+}
+
+#[tokio::test]
+async fn an_older_request_meeting_a_newer_holder_is_stale_and_touches_nothing() {
+    let host = host();
+    let during = interleave(&host, Call::GithubCreateComment, Hit::Nth(1), older());
+    let first = host.deliver(&host.message("probot", &newer())).await;
+    assert!(is_done(&first), "{:?}", first.result);
+    let stale = taken(&during);
+    let why = skipped(&stale);
+    assert!(why.starts_with("stale request"), "{why}");
+    assert!(
+        !stale.transcript.iter().any(|e| matches!(
+            e.call,
+            Call::GithubCreateComment | Call::RuntimeCreate | Call::DynamodbUpdate
+        )),
+        "{:#?}",
+        stale.transcript
+    );
+    assert_eq!(host.runtime.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_request_never_work_at_once() {
+    let host = host();
+    let during = interleave(&host, Call::GithubCreateComment, Hit::Nth(1), older());
+    let first = host.deliver(&host.message("probot", &older())).await;
+    assert!(is_done(&first));
+    let twin = taken(&during);
+    deferred_until(&twin);
+    // The twin wrote nothing, not even `wanted` (it is not newer).
+    assert!(
+        !twin
+            .transcript
+            .iter()
+            .any(|e| matches!(e.call, Call::DynamodbUpdate | Call::DynamodbTransactWrite)),
+        "{:#?}",
+        twin.transcript
+    );
+    // Back after its wait it finds everything done and does nothing on
+    // GitHub or at the runtime.
+    host.clock.advance(Duration::from_secs(1));
+    let later = host.deliver(&host.message("probot", &older())).await;
+    assert!(is_done(&later));
+    assert!(
+        !later
+            .transcript
+            .iter()
+            .any(
+                |e| e.call.name().starts_with("github.") && e.call != Call::GithubAuthenticate
+                    || e.call == Call::RuntimeCreate
+            ),
+        "{:#?}",
+        later.transcript
+    );
+    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+    assert_eq!(host.github.deployments(REPO).len(), 1);
+    assert_eq!(host.runtime.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_crashed_holders_lease_runs_out_and_what_it_left_is_retired() {
+    let host = host();
+    // The older request dies after creating its deployment, before it could
+    // record it or release the lease: every lease write fails from there on.
+    host.faults.inject(
+        Call::DynamodbUpdate,
+        Hit::Nth(2),
+        ErrorCode::Unavailable,
+        "the host died",
+    );
+    host.faults.inject(
+        Call::DynamodbUpdate,
+        Hit::Nth(3),
+        ErrorCode::Unavailable,
+        "the host died",
+    );
+    let crashed = host.deliver(&host.message("probot", &older())).await;
+    assert!(
+        matches!(&crashed.result, Ok(Err(f)) if f.kind == FailureKind::Retryable),
+        "{:?}",
+        crashed.result
+    );
+    let left = lease(&host);
+    assert_ne!(left["holder"], "", "still held");
+    assert_eq!(
+        left["pendingDeploymentSha"], SHA_1,
+        "its deployment pending"
+    );
+    assert_eq!(states(&host), [(SHA_1.to_string(), vec![])]);
+
+    // The newer request waits until the lease runs out...
+    let waited = host.deliver(&host.message("probot", &newer())).await;
+    let until = deferred_until(&waited);
+    let expires: u64 = left["expiresAt"].parse().unwrap();
+    assert!(until <= expires, "{until} > {expires}");
+    assert!(host.runtime.calls().is_empty());
+    // ...then takes the environment and retires the deployment left behind.
+    host.clock
+        .advance(Duration::from_millis(LEASE_TTL_MS + 1_000));
+    let later = host.deliver(&host.message("probot", &newer())).await;
+    assert!(is_done(&later), "{:?}", later.result);
+    assert_eq!(
+        states(&host),
+        [
+            (SHA_1.to_string(), vec![DeploymentState::Inactive]),
+            (SHA_2.to_string(), vec![DeploymentState::InProgress]),
+        ]
+    );
+    assert_eq!(lease(&host)["pendingDeploymentSha"], "");
+}
+
+#[tokio::test]
+async fn the_runtime_refuses_a_create_older_than_the_newest_it_accepted() {
+    let host = host();
+    // The older request's lease runs out just as it calls the runtime, and
+    // the newer request takes the environment and completes first.
+    let (peer, clock) = (host.clone(), host.clock.clone());
+    host.faults.interleave(
+        Call::RuntimeCreate,
+        Hit::Nth(1),
+        Arc::new(move || {
+            let (peer, clock) = (peer.clone(), clock.clone());
+            Box::pin(async move {
+                clock.advance(Duration::from_millis(LEASE_TTL_MS + 1_000));
+                let newer = peer.deliver(&peer.message("probot", &newer())).await;
+                assert!(matches!(newer.result, Ok(Ok(Outcome::Done(_)))));
+            })
+        }),
+    );
+    let first = host.deliver(&host.message("probot", &older())).await;
+    let reason = match &first.result {
+        Ok(Err(failure)) => {
+            assert_eq!(failure.kind, FailureKind::Retryable);
+            failure.reason.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.contains("superseded"), "{reason}");
+    // The runtime's last word is the newer request; the record says so too.
+    let calls = host.runtime.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert!(records(&host).iter().all(|i| attr(i, "sha") == Some(SHA_2)));
+    // The older message's next delivery is skipped as stale.
+    let retried = host.deliver(&host.message("probot", &older())).await;
+    assert!(skipped(&retried).starts_with("stale request"));
+}
+
+#[tokio::test]
+async fn a_logic_version_built_for_the_previous_contract_still_runs() {
+    let (engine, _) = shared_logic();
+    let previous = engine
+        .load(PREVIOUS_CONTRACT_LOGIC)
+        .expect("0.1 logic loads");
+    assert_eq!(previous.contract, "0.1.0");
+    let host = seeded_host().peer(Arc::new(previous));
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+    let delivery = host.deliver(&host.message("probot", &older())).await;
+    assert!(is_done(&delivery), "{:?}", delivery.result);
+    let runtime = &host.runtime.calls()[0];
+    assert_eq!(runtime.request_version, "", "0.1 sends no fencing token");
+    assert_eq!(records(&host).len(), 3);
+}
