@@ -97,6 +97,40 @@ async fn both_queues_create_environments_end_to_end(backend: Backend) {
         "{:?}",
         stack.github.rejected()
     );
+    // The installation's own token was minted once and kept; the runtime's
+    // for the one repository with contents: read only, per runtime; every
+    // request named the API version.
+    let mints = stack.github.mints();
+    assert_eq!(
+        mints.iter().filter(|m| m.repositories.is_none()).count(),
+        1,
+        "{mints:?}"
+    );
+    let runtime_mints: Vec<_> = mints.iter().filter(|m| m.repositories.is_some()).collect();
+    assert_eq!(
+        runtime_mints.len(),
+        2,
+        "one per runtime: preview and production"
+    );
+    for mint in runtime_mints {
+        assert_eq!(
+            mint.repositories.as_deref(),
+            Some(&["shop".to_string()][..])
+        );
+        let permissions: Vec<(&str, &str)> = mint
+            .permissions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(permissions, [("contents", "read")]);
+    }
+    assert!(
+        stack
+            .github
+            .requests()
+            .iter()
+            .all(|r| r.api_version.as_deref() == Some("2022-11-28"))
+    );
     // The other fakes judged every request as their services would.
     assert!(
         stack.runtime.refused().is_empty(),

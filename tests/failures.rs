@@ -174,6 +174,47 @@ async fn a_repository_without_an_app_is_permanent() {
 }
 
 #[tokio::test]
+async fn secret_items_that_break_the_rules_are_skipped_and_noted_on_the_record() {
+    let host = seeded_host();
+    set_secret(
+        &host,
+        APP_ID,
+        "global",
+        "DATABASE_URL",
+        "postgres://db/shop",
+    );
+    // Written by another tool: a name the runtime cannot use, a scope that
+    // does not exist, a blob no KMS makes.
+    set_secret(&host, APP_ID, "global", "A B=C", "value-one");
+    set_secret(&host, APP_ID, "staging", "TOKEN", "value-two");
+    set_secret_ciphertext(&host, APP_ID, "preview", "SHORT", vec![1, 2, 3]);
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    assert_done(&delivery);
+    let sent: Vec<String> = host.runtime.calls()[0]
+        .secrets
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert_eq!(sent, ["DATABASE_URL"]);
+    for item in records(&host) {
+        let note = attr(&item, "secretsSkipped").expect("a note on the record");
+        for why in [
+            "A B=C (global): the name",
+            "TOKEN (staging): the scope",
+            "SHORT (preview): its ciphertext of 3 bytes",
+        ] {
+            assert!(note.contains(why), "{note} lacks {why}");
+        }
+    }
+    let warnings: Vec<&envmgr::observe::Entry> = delivery
+        .transcript
+        .iter()
+        .filter(|e| e.call == Call::Log && e.result.contains("skipped"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+}
+
+#[tokio::test]
 async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     let host = seeded_host();
     // Encrypted for another app: the context does not match, as when a
@@ -188,6 +229,13 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
         "{reason}"
     );
     assert!(reason.contains("does not decrypt"), "{reason}");
+    // It does not claim to know which (KMS cannot tell), and names the
+    // real command.
+    assert!(reason.contains("or it is damaged"), "{reason}");
+    assert!(
+        reason.contains("envmgr set-secret --app app_shop --scope preview --name API_KEY"),
+        "{reason}"
+    );
     assert!(host.runtime.calls().is_empty());
     // The record says why, for people and the platform's UI.
     let items = records(&host);
@@ -321,7 +369,7 @@ async fn capability_failures_are_classified() {
             Call::DynamodbQuery,
             Throttled,
             FailureKind::Retryable,
-            "read the environment",
+            "read the app's secrets",
         ),
         (
             Call::KmsDecrypt,

@@ -200,9 +200,9 @@ async fn pull_request_opened_creates_the_preview_environment() {
             Call::DynamodbGet, // repository → app
             Call::DynamodbGet, // app record
             Call::GithubAuthenticate,
+            Call::DynamodbQuery,         // secrets (not decrypted yet)
             Call::DynamodbQuery,         // the environment's record and lease
             Call::DynamodbTransactWrite, // the lease taken, the three items
-            Call::DynamodbQuery,         // secrets
             Call::KmsDecrypt,
             Call::KmsDecrypt,
             Call::GithubListComments,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::engine::{Engine, Limits};
 use envmgr::mock::{MockHost, default_config};
+use envmgr::observe::{Call, Hit};
 use envmgr::{Outcome, RunError};
 use envmgr_tests::*;
 
@@ -172,4 +173,39 @@ async fn no_plaintext_secret_or_token_leaves_the_host() {
     // Even the host's own Debug output of a runtime call is redacted.
     let debug = format!("{:?}", calls[0]);
     assert!(!SECRET_VALUES.iter().any(|s| debug.contains(s)), "{debug}");
+}
+
+#[tokio::test]
+async fn a_dependency_error_quoting_a_secret_reaches_the_guest_redacted() {
+    let host = seeded_host();
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", SECRET_VALUES[0]);
+    set_secret(&host, APP_ID, "preview", "STRIPE_KEY", SECRET_VALUES[1]);
+    // The second decrypt fails quoting the first one's plaintext (base64,
+    // as an echoing service might): the reason must not carry it.
+    use base64::Engine as _;
+    let quoted = base64::engine::general_purpose::STANDARD.encode(SECRET_VALUES[0]);
+    host.faults.inject(
+        Call::KmsDecrypt,
+        Hit::Nth(2),
+        envmgr::capabilities::ErrorCode::Invalid,
+        &format!(
+            "cannot decrypt; the last plaintext was {} ({quoted})",
+            SECRET_VALUES[0]
+        ),
+    );
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let delivery = host.deliver(&host.message("probot", &body)).await;
+    let reason = match &delivery.result {
+        Ok(Err(failure)) => failure.reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.contains("[redacted]"), "{reason}");
+    assert!(
+        !reason.contains(SECRET_VALUES[0]) && !reason.contains(&quoted),
+        "{reason}"
+    );
+    for item in records(&host) {
+        let stored = attr(&item, "failureReason").unwrap_or_default();
+        assert!(!stored.contains(SECRET_VALUES[0]) && !stored.contains(&quoted));
+    }
 }

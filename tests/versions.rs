@@ -7,12 +7,14 @@
 //! a pointer to logic a host cannot run leaves it serving the builtin
 //! version). The scenarios run on both backends (`aws::`, `local::`).
 
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use envmgr::engine::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
-use envmgr_tests::{CHAOS_LOGIC, EMPTY_COMPONENT, FAULTY_LOGIC, PREVIOUS_CONTRACT_LOGIC, variant};
+use envmgr_tests::{
+    CHAOS_LOGIC, EMPTY_COMPONENT, FAULTY_LOGIC, PREVIOUS_CONTRACT_LOGIC, free_port, http_get,
+    variant,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(90);
@@ -67,23 +69,6 @@ fn by_branch(
             )
         })
         .collect()
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 async fn refusals_leave_the_active_version_serving(backend: Backend) {

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::capabilities::{Capabilities, Comment, ErrorCode, Repository};
+use crate::display;
 use crate::environment::{Environment, hex_digest};
 use crate::lease::GitHubState;
 use crate::outcome::{Failure, failed};
@@ -43,9 +44,23 @@ pub struct View<'a> {
     pub logic_version: Option<&'a str>,
 }
 
-/// The hidden marker that identifies envmgr's comment for an app.
+/// The hidden marker that identifies envmgr's comment for an app. In an app
+/// id, a character other than letters, digits and `_.:-` (a `>` that would
+/// end the HTML comment early, a space, anything invisible) is
+/// percent-encoded, so the ids envmgr accepts keep their marker as it was.
 pub fn marker(app_id: &str) -> String {
-    format!("<!-- envmgr:comment app={app_id} -->")
+    let mut id = String::with_capacity(app_id.len());
+    for c in app_id.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
+            id.push(c);
+        } else {
+            let mut bytes = [0u8; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                id.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    format!("<!-- envmgr:comment app={id} -->")
 }
 
 /// How many characters of the logic version the footer shows.
@@ -57,7 +72,9 @@ pub fn render(view: &View<'_>) -> String {
     let env = view.environment;
     let kind = env.environment_type.as_str();
     let short_sha = &env.sha[..env.sha.len().min(7)];
-    let link = match (view.status, view.url) {
+    // Only a URL safe to offer people becomes a link (https, or a
+    // `localhost` name), escaped so it cannot end the link or the cell.
+    let link = match (view.status, view.url.and_then(display::link_target)) {
         (Status::Deploying, Some(url)) => format!("[Visit {kind}]({url})"),
         _ => "—".to_string(),
     };
@@ -125,7 +142,7 @@ fn withheld_notice(app_id: &str, reasons: &[Withheld]) -> String {
 /// emphasis, link, HTML or comment can start), line breaks made spaces.
 fn text(raw: &str) -> String {
     let mut escaped = String::with_capacity(raw.len());
-    for c in raw.chars() {
+    for c in display::neutralise(raw).chars() {
         match c {
             c if c.is_control() => escaped.push(' '),
             c if c.is_ascii_punctuation() => {
@@ -143,10 +160,7 @@ fn text(raw: &str) -> String {
 /// content that starts or ends with a backtick (markdown strips it again).
 /// Only for text outside tables, where a pipe needs no escape.
 fn code(raw: &str) -> String {
-    let content: String = raw
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let content = display::neutralise(raw);
     let longest_run = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run + 1);
     let pad = if content.starts_with('`') || content.ends_with('`') {
@@ -373,6 +387,45 @@ mod tests {
             assert!(!special || escaped, "unescaped `{c}` at {i} in\n{body}");
         }
         assert_snapshot("markdown-hostile", &rendered);
+    }
+
+    #[test]
+    fn invisible_direction_tricks_are_shown_and_links_are_safe() {
+        let env = preview("x\u{202E}gnp.exe\u{200B}");
+        let rendered = render(&View {
+            app_name: "Shop\u{2066}admin",
+            ..view(&env, Some("https://env.example.com/a)b|c d"))
+        });
+        assert!(!rendered.contains('\u{202E}') && !rendered.contains('\u{200B}'));
+        assert!(!rendered.contains('\u{2066}'));
+        assert!(
+            rendered.contains("x\\u{202E}gnp.exe\\u{200B}"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("(https://env.example.com/a%29b%7Cc%20d)"),
+            "{rendered}"
+        );
+        // A URL that is not safe to offer is not a link at all.
+        for unsafe_url in [
+            "javascript:alert(1)",
+            "http://example.com",
+            "https://github.com@evil.test",
+        ] {
+            let rendered = render(&view(&env, Some(unsafe_url)));
+            assert!(
+                !rendered.contains("Visit preview"),
+                "{unsafe_url}: {rendered}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_app_id_cannot_end_the_hidden_marker() {
+        assert_eq!(marker("app_shop"), "<!-- envmgr:comment app=app_shop -->");
+        let hostile = marker("x-->y <b>");
+        assert_eq!(hostile.matches("-->").count(), 1, "{hostile}");
+        assert!(hostile.ends_with(" -->"));
     }
 
     /// `markdown` with every code span (fence, content, fence) removed.

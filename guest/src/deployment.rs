@@ -133,10 +133,16 @@ pub fn in_progress(
     environment_url: Option<String>,
     log_url: Option<String>,
 ) -> NewDeploymentStatus {
+    // The runtime's id and URL are the Runtime Service's words: neutralised,
+    // and a URL GitHub shows as "View deployment" only when safe to offer.
     NewDeploymentStatus {
         state: DeploymentState::InProgress,
-        description: clip(&format!("Runtime {runtime_id} requested; starting")),
-        environment_url,
+        description: clip(&format!(
+            "Runtime {} requested; starting",
+            crate::display::neutralise(runtime_id)
+        )),
+        environment_url: environment_url
+            .filter(|url| crate::display::link_target(url).as_deref() == Some(url.as_str())),
         log_url,
     }
 }

@@ -43,6 +43,8 @@ pub struct Environment {
     /// The logic version writing the record (config `logic-version`), so
     /// an operator can tell which version made an environment.
     pub logic_version: Option<String>,
+    /// Secret items of the app skipped for breaking the rules, and why.
+    pub secrets_skipped: Vec<String>,
 }
 
 impl Environment {
@@ -63,6 +65,7 @@ impl Environment {
             request_version: format!("{:013}#{}", request.requested_at_ms, request.sha),
             secrets_withheld,
             logic_version: None,
+            secrets_skipped: Vec::new(),
         }
     }
 
@@ -177,6 +180,16 @@ impl Environment {
         if let Some(version) = &self.logic_version {
             item.push(s("logicVersion", version));
         }
+        if !self.secrets_skipped.is_empty() {
+            // For operators: which stored secrets the runtime did not get.
+            let note: String = self
+                .secrets_skipped
+                .join("; ")
+                .chars()
+                .take(2_000)
+                .collect();
+            item.push(s("secretsSkipped", &note));
+        }
         item
     }
 }
@@ -231,6 +244,7 @@ pub(crate) fn example(
         request_version: format!("{requested_at_ms:013}#{sha}"),
         secrets_withheld: Vec::new(),
         logic_version: None,
+        secrets_skipped: Vec::new(),
     }
 }
 

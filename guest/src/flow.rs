@@ -111,6 +111,17 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     let mut env = Environment::new(&app, &request, withheld);
     env.logic_version = caps.config(LOGIC_VERSION);
 
+    // The secrets that apply, read before anything is written (decrypted
+    // later): an item that breaks the rules is skipped and noted on the
+    // record, not fatal for every request of the app. Not even read for code
+    // the app does not trust with them.
+    let chosen = if env.secrets_withheld.is_empty() {
+        secrets::choose(caps, &app.id, env.environment_type, &env.id)?
+    } else {
+        secrets::Chosen::default()
+    };
+    env.secrets_skipped = chosen.skipped.clone();
+
     // 2. The environment's record and lease, in one read. A request older
     // than the one the record holds has nothing to do.
     let (record, seen) = lease::read(caps, &env.id)?;
@@ -151,7 +162,15 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         }
     };
 
-    let ended = match provision(caps, &request, &app, &env, &mut lease, recorded) {
+    let ended = match provision(
+        caps,
+        &request,
+        &app,
+        &env,
+        &mut lease,
+        recorded,
+        chosen.secrets,
+    ) {
         Ok(outcome) => Ok(outcome),
         Err(Halt::Stop(stop)) => stopped(&env, stop),
         Err(Halt::Fail(failure)) => {
@@ -209,12 +228,13 @@ fn provision<C: Capabilities>(
     env: &Environment,
     lease: &mut Lease,
     recorded: Recorded,
+    chosen: Vec<secrets::Stored>,
 ) -> Result<Outcome, Halt> {
     // 4. The secrets of the environment type, decrypted into sealed handles.
     // Not even read for code the app does not trust with them.
     let trusted = env.secrets_withheld.is_empty();
     let secrets = if trusted {
-        secrets::load(caps, &app.id, env.environment_type, &env.id)?
+        secrets::decrypt(caps, &app.id, chosen)?
     } else {
         caps.log(
             LogLevel::Info,

@@ -11,6 +11,7 @@ pub mod apps;
 pub mod capabilities;
 pub mod comment;
 pub mod deployment;
+pub mod display;
 pub mod environment;
 pub mod flow;
 pub mod item;

@@ -96,11 +96,30 @@ pub struct BadInput(pub String);
 
 pub fn parse(body: &str) -> Result<Parsed, BadInput> {
     // A first pass that allocates nothing tells the kind by which keys exist.
-    let shape: Shape = serde_json::from_str(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
+    let shape: Shape = typed(body).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        if !body.trim_start().starts_with('{') {
             BadInput("the message body must be a JSON object".to_string())
+        } else if inner.to_string().starts_with("number out of range") {
+            BadInput(format!(
+                "the message body has a number too large to hold{at}: {inner}"
+            ))
+        } else if inner.to_string().starts_with("duplicate field") {
+            BadInput(format!("the message body names a field twice{at}: {inner}"))
+        } else {
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    BadInput(format!("the message body is not acceptable{at}: {inner}"))
+                }
+                _ => BadInput(format!("the message body is not valid JSON: {inner}")),
+            }
         }
-        _ => BadInput(format!("the message body is not valid JSON: {e}")),
     })?;
     if shape.payload.is_some() && shape.name.is_some() {
         parse_webhook(body)
@@ -206,6 +225,12 @@ fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
             event.name, event.id
         )));
     }
+    if !event.payload.get().trim_start().starts_with('{') {
+        return Err(BadInput(format!(
+            "the webhook event's `payload` (delivery {}) must be a JSON object",
+            event.id
+        )));
+    }
     let action = serde_json::from_str::<Action>(event.payload.get())
         .ok()
         .and_then(|a| a.action)
@@ -274,6 +299,7 @@ fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
         },
     };
     validate_branch(&request.branch)?;
+    within_limits(&request)?;
     Ok(Parsed::Create(Box::new(request)))
 }
 
@@ -350,7 +376,7 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
         ));
     }
     validate_branch(&api.branch)?;
-    Ok(Parsed::Create(Box::new(CreateRequest {
+    let request = CreateRequest {
         app: AppRef::Id(api.app_id),
         environment_type,
         repository,
@@ -365,7 +391,71 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
         requester: api.requester,
         requested_at_ms,
         origin: Origin::Platform,
-    })))
+    };
+    within_limits(&request)?;
+    Ok(Parsed::Create(Box::new(request)))
+}
+
+/// The documented limits (docs/messages.md, "Limits"): GitHub's for names,
+/// and what the record, the Runtime Service contract and Segment take. A
+/// request outside them is refused with the field named, never cut.
+pub const ENTRYPOINT_LIMIT: usize = 1_024;
+pub const REQUESTER_LIMIT: usize = 255;
+pub const TITLE_LIMIT: usize = 1_024;
+pub const APP_ID_LIMIT: usize = 64;
+
+fn within_limits(request: &CreateRequest) -> Result<(), BadInput> {
+    let owner = &request.repository.owner;
+    let name = &request.repository.name;
+    if !(1..=39).contains(&owner.len())
+        || !owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(BadInput(format!(
+            "repository owner `{owner}` is not a GitHub login (letters, digits and -, at most 39)"
+        )));
+    }
+    if !(1..=100).contains(&name.len())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(BadInput(format!(
+            "repository name `{name}` is not a GitHub repository name (letters, digits, -, _ and ., at most 100)"
+        )));
+    }
+    if let AppRef::Id(id) = &request.app
+        && (id.len() > APP_ID_LIMIT
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(BadInput(format!(
+            "appId `{id}` is not an app id (letters, digits, -, _ and ., at most {APP_ID_LIMIT})"
+        )));
+    }
+    let too_long = |field: &str, value: &str, limit: usize| {
+        (value.chars().count() > limit).then(|| {
+            BadInput(format!(
+                "{field} has {} characters, more than {limit}",
+                value.chars().count()
+            ))
+        })
+    };
+    let checks = [
+        request
+            .entrypoint
+            .as_deref()
+            .and_then(|e| too_long("entrypoint", e, ENTRYPOINT_LIMIT)),
+        too_long("requester", &request.requester, REQUESTER_LIMIT),
+        request
+            .pull_request
+            .as_ref()
+            .and_then(|p| too_long("the pull request's title", &p.title, TITLE_LIMIT)),
+    ];
+    match checks.into_iter().flatten().next() {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
 }
 
 fn parse_repository(full_name: &str) -> Result<Repository, BadInput> {
@@ -441,6 +531,57 @@ mod tests {
             },
         })
         .to_string()
+    }
+
+    fn refused(body: &str) -> String {
+        match parse(body) {
+            Err(BadInput(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reasons_name_the_real_problem() {
+        let why = refused(r#"{"kind": "create-environment", "kind": "x"}"#);
+        assert!(
+            why.contains("names a field twice") && why.contains("kind"),
+            "{why}"
+        );
+        let big = format!(
+            r#"{{"kind": "create-environment", "version": {}}}"#,
+            "9".repeat(1000)
+        );
+        let why = refused(&big);
+        assert!(
+            why.contains("number too large") && why.contains("version"),
+            "{why}"
+        );
+        assert!(refused("[1, 2]").contains("must be a JSON object"));
+        let api = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut body = serde_json::json!({
+                "version": 1, "kind": "create-environment", "appId": "app_shop",
+                "environmentType": "preview", "repository": "acme/shop", "branch": "b",
+                "sha": "3f786850e387550fdab836ed7e6dc881de23001b", "installationId": 1,
+                "requester": "u", "requestedAt": "2026-11-28T11:00:00Z"
+            });
+            edit(&mut body);
+            refused(&body.to_string())
+        };
+        assert!(
+            api(&|b| b["entrypoint"] = "e".repeat(1_025).into()).starts_with("entrypoint has 1025")
+        );
+        assert!(api(&|b| b["requester"] = "r".repeat(256).into()).starts_with("requester has"));
+        assert!(api(&|b| b["appId"] = "x-->".into()).contains("appId `x-->`"));
+        assert!(api(&|b| b["repository"] = "ac me/shop".into()).contains("repository owner"));
+        assert!(refused("{ nope").contains("not valid JSON"));
+        for payload in ["\"text\"", "42", "[]"] {
+            let body = format!(r#"{{"id": "d1", "name": "pull_request", "payload": {payload}}}"#);
+            let why = refused(&body);
+            assert!(
+                why.contains("`payload`") && why.contains("JSON object"),
+                "{payload}: {why}"
+            );
+        }
     }
 
     fn create(body: &str) -> CreateRequest {

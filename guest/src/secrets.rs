@@ -8,7 +8,7 @@
 //! `{"envmgr:app": appId, "envmgr:scope": scope, "envmgr:name": NAME}`, so a
 //! ciphertext copied to another app, scope or name does not decrypt.
 
-use crate::capabilities::{CapResult, Capabilities, ErrorCode, Item, Query};
+use crate::capabilities::{CapResult, Capabilities, ErrorCode, Item, LogLevel, Query};
 use crate::item::{get_b, get_s};
 use crate::outcome::{Failure, failed};
 use crate::request::EnvironmentType;
@@ -41,24 +41,81 @@ pub fn encryption_context(app_id: &str, scope: &str, name: &str) -> Vec<(String,
     ]
 }
 
-struct Stored {
+/// A secret item as stored, once it passed the rules.
+#[derive(Clone, Debug)]
+pub struct Stored {
     name: String,
     scope: String,
     ciphertext: Vec<u8>,
     precedence: u8,
 }
 
-/// Every secret that applies to the environment, decrypted and sealed,
-/// sorted by name.
-pub fn load<C: Capabilities>(
+/// The secrets that apply to an environment, before decryption, and the
+/// items skipped for breaking the rules (one bad row written by another
+/// tool must not fail every request of the app).
+#[derive(Clone, Debug, Default)]
+pub struct Chosen {
+    pub secrets: Vec<Stored>,
+    /// `NAME (scope): why`, for the record and the log.
+    pub skipped: Vec<String>,
+}
+
+/// The rules a secret item must keep (docs/data-model.md): a name the
+/// runtime can use as a variable, a known scope, a key that matches both,
+/// and a ciphertext of a plausible size — no KMS (nor envmgr's local key)
+/// makes one shorter than 28 bytes, and AWS KMS none longer than 6144.
+pub const NAME_MAX: usize = 128;
+const CIPHERTEXT_MIN: usize = 28;
+const CIPHERTEXT_MAX: usize = 6_144;
+
+/// Whether `name` is a secret name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= NAME_MAX
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `scope` is one: `global`, `preview`, `production` or
+/// `environment:env_` + 20 hex digits.
+pub fn valid_scope(scope: &str) -> bool {
+    match scope.strip_prefix("environment:") {
+        Some(id) => {
+            id.len() == 24
+                && id.starts_with("env_")
+                && id[4..]
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        }
+        None => matches!(scope, "global" | "preview" | "production"),
+    }
+}
+
+/// Read the app's secret items and choose, by name, the most specific that
+/// applies to the environment (global → type → environment). Reads only:
+/// nothing is decrypted yet.
+pub fn choose<C: Capabilities>(
     caps: &mut C,
     app_id: &str,
     environment_type: EnvironmentType,
     environment_id: &str,
-) -> Result<Vec<(String, C::Sealed)>, Failure> {
-    let mut chosen: Vec<Stored> = Vec::new();
+) -> Result<Chosen, Failure> {
+    let mut chosen = Chosen::default();
     for item in read_all(caps, app_id).map_err(failed("read the app's secrets"))? {
-        let stored = parse(app_id, &item)?;
+        let stored = match parse(&item) {
+            Ok(stored) => stored,
+            Err(why) => {
+                caps.log(
+                    LogLevel::Warn,
+                    "secrets",
+                    &format!("a secret item of app {app_id} skipped: {why}"),
+                );
+                chosen.skipped.push(why);
+                continue;
+            }
+        };
         let Some(precedence) = precedence(&stored.scope, environment_type, environment_id) else {
             continue;
         };
@@ -66,14 +123,22 @@ pub fn load<C: Capabilities>(
             precedence,
             ..stored
         };
-        match chosen.iter_mut().find(|c| c.name == stored.name) {
+        match chosen.secrets.iter_mut().find(|c| c.name == stored.name) {
             Some(existing) if existing.precedence < stored.precedence => *existing = stored,
             Some(_) => {}
-            None => chosen.push(stored),
+            None => chosen.secrets.push(stored),
         }
     }
-    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    chosen.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(chosen)
+}
 
+/// Decrypt the chosen secrets into sealed handles, sorted by name.
+pub fn decrypt<C: Capabilities>(
+    caps: &mut C,
+    app_id: &str,
+    chosen: Vec<Stored>,
+) -> Result<Vec<(String, C::Sealed)>, Failure> {
     let mut sealed = Vec::with_capacity(chosen.len());
     for secret in chosen {
         let context = encryption_context(app_id, &secret.scope, &secret.name);
@@ -81,11 +146,16 @@ pub fn load<C: Capabilities>(
         let value = caps
             .kms_decrypt(&secret.ciphertext, &context, &label)
             .map_err(|error| match error.code {
+                // KMS cannot tell a ciphertext made under another key or
+                // context from a damaged one: say both.
                 ErrorCode::Denied | ErrorCode::Invalid | ErrorCode::NotFound => {
                     Failure::permanent(format!(
-                        "secret {} (scope {}) of app {app_id} does not decrypt under its \
-                         encryption context ({error}); set it again with envmgr's secret command",
-                        secret.name, secret.scope
+                        "secret {name} (scope {scope}) of app {app_id} does not decrypt with the \
+                         configured key under its encryption context: it was encrypted for another \
+                         key, app, scope or name, or it is damaged ({error}); set it again with \
+                         `envmgr set-secret --app {app_id} --scope {scope} --name {name}`",
+                        name = secret.name,
+                        scope = secret.scope
                     ))
                 }
                 _ => Failure::at(&format!("decrypt secret {}", secret.name), &error),
@@ -114,20 +184,37 @@ fn read_all<C: Capabilities>(caps: &mut C, app_id: &str) -> CapResult<Vec<Item>>
     }
 }
 
-fn parse(app_id: &str, item: &Item) -> Result<Stored, Failure> {
+/// A secret item, or why it breaks the rules (`NAME (scope): why`).
+fn parse(item: &Item) -> Result<Stored, String> {
     let sort_key = get_s(item, "sk").unwrap_or("?");
-    let malformed = |what: &str| {
-        Failure::permanent(format!(
-            "secret item APP#{app_id} / {sort_key} {what} (docs/data-model.md, secrets table)"
+    let name = get_s(item, "name").unwrap_or("");
+    let scope = get_s(item, "scope").unwrap_or("");
+    let which = if name.is_empty() {
+        format!("item {sort_key}")
+    } else {
+        format!("{name} ({scope})")
+    };
+    let refuse = |why: &str| {
+        Err(format!(
+            "{which}: {why} (docs/data-model.md, secrets table)"
         ))
     };
-    let name = get_s(item, "name").ok_or_else(|| malformed("has no string `name`"))?;
-    let scope = get_s(item, "scope").ok_or_else(|| malformed("has no string `scope`"))?;
-    let ciphertext =
-        get_b(item, "ciphertext").ok_or_else(|| malformed("has no binary `ciphertext`"))?;
+    if !valid_name(name) {
+        return refuse("the name is not [A-Za-z_][A-Za-z0-9_]* of at most 128 characters");
+    }
+    if !valid_scope(scope) {
+        return refuse("the scope is not global, preview, production or environment:<id>");
+    }
     if sort_key != format!("SECRET#{scope}#{name}") {
-        return Err(malformed(
-            "has a sort key that does not match its scope and name",
+        return refuse("the sort key does not match its scope and name");
+    }
+    let Some(ciphertext) = get_b(item, "ciphertext") else {
+        return refuse("it has no binary `ciphertext`");
+    };
+    if !(CIPHERTEXT_MIN..=CIPHERTEXT_MAX).contains(&ciphertext.len()) {
+        return refuse(&format!(
+            "its ciphertext of {} bytes is not one KMS or `envmgr set-secret` makes",
+            ciphertext.len()
         ));
     }
     Ok(Stored {

@@ -11,6 +11,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::aws::operation_failed;
 use crate::capabilities::Describe as _;
+use crate::capabilities::dynamodb::{
+    AttributeCheck, AttributeValue, Condition, Item, KeyCondition, PutItem, Write, WriteError,
+};
 use crate::catalog;
 use crate::config::Settings;
 use crate::platform::Platform;
@@ -67,7 +70,11 @@ pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     for (logical, queue) in &settings.queues {
-        let dead_letter = create_queue(&sqs, &queue.dead_letter_name(), HashMap::new()).await?;
+        let size = HashMap::from([(
+            QueueAttributeName::MaximumMessageSize,
+            queue.max_message_bytes.to_string(),
+        )]);
+        let dead_letter = create_queue(&sqs, &queue.dead_letter_name(), size).await?;
         let arn = sqs
             .get_queue_attributes()
             .queue_url(&dead_letter)
@@ -88,13 +95,18 @@ pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()
                 queue.visibility_timeout_seconds.to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                queue.max_message_bytes.to_string(),
+            ),
         ]);
         create_queue(&sqs, &queue.name, attributes).await?;
         println!(
-            "queue {} ({logical}): ready, dead letters to {} after {} receives",
+            "queue {} ({logical}): ready, dead letters to {} after {} receives, messages up to {} bytes",
             queue.name,
             queue.dead_letter_name(),
-            queue.max_receive_count
+            queue.max_receive_count,
+            queue.max_message_bytes
         );
     }
 
@@ -169,7 +181,11 @@ async fn create_queue(
     Ok(url)
 }
 
-/// The app record and its repository index, in one transaction.
+/// The app record and its repository index, in one transaction. A
+/// repository another app owns is refused, unless `replace`: then it moves
+/// in the same transaction and the other app's record loses its
+/// `repository`. An app that moves to another repository drops its old
+/// index item. Returns what it did, for the operator.
 pub async fn add_app(
     platform: &Platform,
     app_id: &str,
@@ -177,14 +193,85 @@ pub async fn add_app(
     repository: &str,
     entrypoint: Option<&str>,
     trust: &catalog::Trust,
-) -> anyhow::Result<()> {
-    let writes = catalog::app_items(app_id, name, repository, entrypoint, trust)?
-        .map(|item| catalog::put("apps", item));
-    platform
-        .tables
-        .transact_write(&writes)
-        .await
-        .map_err(|e| anyhow::anyhow!("writing the app: {}", e.describe()))
+    replace: bool,
+) -> anyhow::Result<String> {
+    let [record, index] = catalog::app_items(app_id, name, repository, entrypoint, trust)?;
+    let tables = &platform.tables;
+    let read = |key: Item| async move {
+        tables
+            .get("apps", &key)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the apps table: {}", e.describe()))
+    };
+    let owner = read(catalog::repository_key(repository))
+        .await?
+        .and_then(|item| text(&item, "appId"));
+    let mut writes = vec![catalog::put("apps", record)];
+    let mut said = format!("app {app_id} on {repository}");
+    let index_condition = match &owner {
+        None => Condition::ItemAbsent,
+        Some(owner) => Condition::Equals(AttributeCheck {
+            name: "appId".into(),
+            value: AttributeValue::S(owner.clone()),
+        }),
+    };
+    if let Some(owner) = owner.as_ref().filter(|owner| *owner != app_id) {
+        if !replace {
+            bail!(
+                "repository {repository} belongs to app {owner}; pass --replace to move it to {app_id} (app {owner} then has no repository)"
+            );
+        }
+        if let Some(old) = read(catalog::app_key(owner)).await? {
+            let old_repository = text(&old, "repository").unwrap_or_default();
+            let kept: Item = old.into_iter().filter(|(n, _)| n != "repository").collect();
+            writes.push(Write::Put(PutItem {
+                table: "apps".into(),
+                item: kept,
+                condition: Condition::Equals(AttributeCheck {
+                    name: "repository".into(),
+                    value: AttributeValue::S(old_repository),
+                }),
+            }));
+        }
+        said.push_str(&format!(
+            "; moved from app {owner}, which now has no repository"
+        ));
+    }
+    writes.push(Write::Put(PutItem {
+        table: "apps".into(),
+        item: index,
+        condition: index_condition,
+    }));
+    // The app's previous repository, if it had another, no longer leads to it.
+    if let Some(previous) = read(catalog::app_key(app_id))
+        .await?
+        .and_then(|item| text(&item, "repository"))
+        .filter(|previous| !previous.eq_ignore_ascii_case(repository))
+    {
+        writes.push(Write::Delete(KeyCondition {
+            table: "apps".into(),
+            key: catalog::repository_key(&previous),
+            condition: Condition::Equals(AttributeCheck {
+                name: "appId".into(),
+                value: AttributeValue::S(app_id.to_string()),
+            }),
+        }));
+        said.push_str(&format!("; {previous} no longer leads to it"));
+    }
+    match tables.transact_write(&writes).await {
+        Ok(()) => Ok(said),
+        Err(WriteError::ConditionFailed(_)) => {
+            bail!("the apps table changed while add-app ran; run it again")
+        }
+        Err(e) => Err(anyhow::anyhow!("writing the app: {}", e.describe())),
+    }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::S(s) if n == name => Some(s.clone()),
+        _ => None,
+    })
 }
 
 /// Encrypt `value` with the KMS key under its context and store it.
@@ -195,7 +282,17 @@ pub async fn set_secret(
     name: &str,
     value: &str,
 ) -> anyhow::Result<()> {
+    catalog::rules::app_id(app_id)?;
+    catalog::rules::secret_name(name)?;
     catalog::check_scope(scope)?;
+    let app = platform
+        .tables
+        .get("apps", &catalog::app_key(app_id))
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the apps table: {}", e.describe()))?;
+    if app.is_none() {
+        bail!("there is no app `{app_id}`; add it first with `envmgr add-app`");
+    }
     if value.len() > 4096 {
         bail!("a secret value holds at most 4096 bytes (KMS Encrypt's limit)");
     }
@@ -210,4 +307,118 @@ pub async fn set_secret(
         .transact_write(&[catalog::put("secrets", item)])
         .await
         .map_err(|e| anyhow::anyhow!("writing the secret: {}", e.describe()))
+}
+
+/// Every stored app, index and secret item that breaks the rules of
+/// docs/data-model.md, one line each: what to fix before an upgrade (a new
+/// logic version may read more strictly). Empty when all is well.
+pub async fn check_data(platform: &Platform) -> anyhow::Result<Vec<String>> {
+    let scan = |table: &'static str| async move {
+        platform
+            .tables
+            .scan_all(table)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the {table} table: {}", e.describe()))
+    };
+    let apps = scan("apps").await?;
+    let secrets = scan("secrets").await?;
+    let mut problems = Vec::new();
+    let where_ = |table: &str, item: &Item| {
+        format!(
+            "{table} {} / {}",
+            text(item, "pk").unwrap_or_default(),
+            text(item, "sk").unwrap_or_default()
+        )
+    };
+    let mut records: std::collections::BTreeMap<String, Option<String>> = Default::default();
+    for item in &apps {
+        let pk = text(item, "pk").unwrap_or_default();
+        if let Some(id) = pk.strip_prefix("APP#") {
+            let place = where_("apps", item);
+            if let Err(e) = catalog::rules::app_id(id) {
+                problems.push(format!("{place}: {e}"));
+            }
+            match text(item, "name") {
+                Some(name) => {
+                    if let Err(e) = catalog::rules::app_name(&name) {
+                        problems.push(format!("{place}: {e}"));
+                    }
+                }
+                None => problems.push(format!("{place}: no string `name`")),
+            }
+            let repository = text(item, "repository");
+            match &repository {
+                Some(repository) => {
+                    if let Err(e) = catalog::rules::repository(repository) {
+                        problems.push(format!("{place}: {e}"));
+                    }
+                }
+                None => problems.push(format!("{place}: no `repository` (no webhook reaches it)")),
+            }
+            if let Some(entrypoint) = text(item, "entrypoint")
+                && let Err(e) = catalog::rules::entrypoint(&entrypoint)
+            {
+                problems.push(format!("{place}: {e}"));
+            }
+            records.insert(id.to_string(), repository);
+        }
+    }
+    for item in &apps {
+        let pk = text(item, "pk").unwrap_or_default();
+        if let Some(repository) = pk.strip_prefix("REPO#") {
+            let place = where_("apps", item);
+            match text(item, "appId") {
+                None => problems.push(format!("{place}: no string `appId`")),
+                Some(app) => match records.get(&app) {
+                    None => problems.push(format!("{place}: app {app} does not exist")),
+                    Some(owned)
+                        if !owned
+                            .as_deref()
+                            .is_some_and(|o| o.eq_ignore_ascii_case(repository)) =>
+                    {
+                        problems.push(format!(
+                            "{place}: app {app}'s record names {} instead",
+                            owned.as_deref().unwrap_or("no repository")
+                        ))
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+    for item in &secrets {
+        let place = where_("secrets", item);
+        let pk = text(item, "pk").unwrap_or_default();
+        let app = pk.strip_prefix("APP#").unwrap_or_default();
+        if !records.contains_key(app) {
+            problems.push(format!("{place}: app {app} does not exist"));
+        }
+        let name = text(item, "name").unwrap_or_default();
+        let scope = text(item, "scope").unwrap_or_default();
+        for check in [
+            catalog::rules::secret_name(&name),
+            catalog::rules::scope(&scope),
+        ] {
+            if let Err(e) = check {
+                problems.push(format!("{place}: {e}"));
+            }
+        }
+        if text(item, "sk").as_deref() != Some(format!("SECRET#{scope}#{name}").as_str()) {
+            problems.push(format!(
+                "{place}: the sort key does not match its scope and name"
+            ));
+        }
+        let size = item.iter().find_map(|(n, v)| match v {
+            AttributeValue::B(b) if n == "ciphertext" => Some(b.len()),
+            _ => None,
+        });
+        match size {
+            None => problems.push(format!("{place}: no binary `ciphertext`")),
+            Some(size) if !catalog::rules::CIPHERTEXT_BYTES.contains(&size) => problems.push(
+                format!("{place}: a ciphertext of {size} bytes is not one KMS or set-secret makes"),
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(problems)
 }

@@ -20,6 +20,7 @@ use crate::logic::serving::Versions;
 use crate::mock::{MockHost, seed};
 use crate::observe::Observer;
 use crate::platform::Platform;
+use crate::redact::Credentials;
 use crate::{Outcome, RunError, admin};
 
 #[derive(Parser)]
@@ -102,7 +103,14 @@ enum Command {
         /// (repeatable; `trustedAuthors`; everyone when none is given).
         #[arg(long = "trusted-author", value_name = "LOGIN")]
         trusted_authors: Vec<String>,
+        /// Take the repository from the app that has it (that app keeps its
+        /// record, without a repository).
+        #[arg(long)]
+        replace: bool,
     },
+    /// List every stored app, repository index and secret item that breaks
+    /// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
+    CheckData,
     /// Encrypt a secret with the KMS key and store it for an app.
     SetSecret {
         #[arg(long)]
@@ -258,6 +266,7 @@ pub fn main() -> anyhow::Result<()> {
             ref entrypoint,
             fork_secrets,
             ref trusted_authors,
+            replace,
         } => {
             init_logs(LogFormat::Human);
             let settings = settings()?;
@@ -265,7 +274,7 @@ pub fn main() -> anyhow::Result<()> {
                 fork_secrets,
                 trusted_authors: trusted_authors.clone(),
             };
-            runtime.block_on(async {
+            let said = runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 admin::add_app(
                     &platform,
@@ -274,11 +283,32 @@ pub fn main() -> anyhow::Result<()> {
                     repository,
                     entrypoint.as_deref(),
                     &trust,
+                    replace,
                 )
                 .await
             })?;
-            println!("app {id} ({repository}) added");
+            println!("added {said}");
             Ok(())
+        }
+        Command::CheckData => {
+            init_logs(LogFormat::Human);
+            let settings = settings()?;
+            let problems = runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                admin::check_data(&platform).await
+            })?;
+            for problem in &problems {
+                println!("{problem}");
+            }
+            if problems.is_empty() {
+                println!("every app, repository index and secret item keeps the rules");
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "{} stored items break the rules (docs/data-model.md)",
+                    problems.len()
+                )
+            }
         }
         Command::SetSecret {
             ref app,
@@ -399,6 +429,21 @@ impl StopSignal {
     }
 }
 
+/// The AWS credentials the SDK resolved (access key, secret, session
+/// token), so no dependency's text carries them back.
+async fn register_aws_credentials(platform: &Platform, credentials: &Credentials) {
+    use aws_sdk_sqs::config::ProvideCredentials as _;
+    let Some(provider) = platform.sdk().and_then(|sdk| sdk.credentials_provider()) else {
+        return;
+    };
+    if let Ok(resolved) = provider.provide_credentials().await {
+        credentials.register(resolved.secret_access_key());
+        if let Some(token) = resolved.session_token() {
+            credentials.register(token);
+        }
+    }
+}
+
 /// A daemon ready to run, and what must stop after it.
 pub(crate) struct Assembled {
     pub daemon: Daemon,
@@ -430,7 +475,9 @@ pub(crate) async fn assemble(
     if let Some(store) = platform.store() {
         tracing::info!(database = %store.path().display(), "local backend");
     }
-    let services = platform.services(settings)?;
+    let credentials = Credentials::default();
+    register_aws_credentials(&platform, &credentials).await;
+    let services = platform.services(settings, &credentials)?;
     let backends = Arc::new(Backends {
         github: services.github,
         dynamodb: platform.tables.clone(),
@@ -440,6 +487,7 @@ pub(crate) async fn assemble(
         config: Arc::new(Config::new(settings.logic_config_values())),
         observer: Observer::default(),
         clock: None,
+        credentials,
     });
     let engine = Arc::new(Engine::new(settings.limits())?);
     tokio::pin!(abandon);

@@ -217,6 +217,11 @@ pub struct Queue {
     /// holds before the wait counts as a failed try.
     #[serde(default = "default_max_deferrals")]
     pub max_deferrals: u32,
+    /// The queue's `MaximumMessageSize` (body and attributes), set by
+    /// `init`; `send` refuses a message that would not leave room for the
+    /// dead-letter attributes within it.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u32,
 }
 
 impl Queue {
@@ -231,6 +236,7 @@ impl Queue {
             backoff_base_seconds: default_backoff_base(),
             backoff_max_seconds: default_backoff_max(),
             max_deferrals: default_max_deferrals(),
+            max_message_bytes: default_max_message_bytes(),
         }
     }
 
@@ -277,6 +283,9 @@ fn default_backoff_max() -> u32 {
 fn default_max_deferrals() -> u32 {
     30
 }
+fn default_max_message_bytes() -> u32 {
+    256 << 10
+}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -287,10 +296,24 @@ pub struct GitHub {
     pub private_key_file: Option<PathBuf>,
     #[serde(default = "default_github_url")]
     pub api_url: String,
+    /// Permission → `read`/`write` of the token the runtime gets (scoped
+    /// to the one repository too).
+    #[serde(default = "crate::capabilities::github::app::default_runtime_token_permissions")]
+    pub runtime_token_permissions: BTreeMap<String, String>,
+    /// Least time between two mutative requests of one installation.
+    #[serde(default)]
+    pub write_spacing_ms: u64,
+    /// Longest a request waits when GitHub asks to wait; past it the call
+    /// fails as throttled.
+    #[serde(default = "default_github_max_wait_ms")]
+    pub max_wait_ms: u64,
 }
 
 fn default_github_url() -> String {
     "https://api.github.com".into()
+}
+fn default_github_max_wait_ms() -> u64 {
+    crate::capabilities::github::app::DEFAULT_MAX_WAIT_MS
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -487,6 +510,11 @@ impl Settings {
             if queue.max_receive_count == 0 {
                 bail!("config key `queues.{logical}.max_receive_count`: must be at least 1");
             }
+            if !(16 << 10..=1 << 20).contains(&queue.max_message_bytes) {
+                bail!(
+                    "config key `queues.{logical}.max_message_bytes`: 16384 to 1048576 (SQS's limits, with room for envmgr's attributes)"
+                );
+            }
         }
         // A live holder never outlasts its lease (its message ends by the
         // deadline, judged on clocks up to the skew apart), and a crashed
@@ -536,6 +564,21 @@ impl Settings {
             && runtime.retries > 10
         {
             bail!("config key `runtime.retries`: at most 10");
+        }
+        if let Some(github) = &self.github {
+            crate::capabilities::github::app::check_runtime_token_permissions(
+                &github.runtime_token_permissions,
+            )
+            .map_err(anyhow::Error::msg)?;
+            if github.write_spacing_ms > 10_000 {
+                bail!("config key `github.write_spacing_ms`: 0 to 10000");
+            }
+            if github.max_wait_ms > self.limits.deadline_seconds * 1_000 {
+                bail!(
+                    "config key `github.max_wait_ms`: at most `limits.deadline_seconds` in milliseconds ({})",
+                    self.limits.deadline_seconds * 1_000
+                );
+            }
         }
         Ok(())
     }

@@ -69,6 +69,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         "acme/shop",
         Some("src/server.ts"),
         &Default::default(),
+        false,
     )
     .await?;
     for (scope, name, value) in [

@@ -29,6 +29,7 @@ pub mod mock;
 pub mod observe;
 pub mod platform;
 pub mod queue;
+pub mod redact;
 pub mod show;
 
 pub use bindings::{Failure, FailureKind, Message, Outcome};

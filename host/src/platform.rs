@@ -32,6 +32,7 @@ use crate::logic::registry::Registry;
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
 use crate::queue::sqs::SqsQueue;
+use crate::redact::Credentials;
 
 /// The data side of a deployment: tables, KMS and queues.
 pub struct Platform {
@@ -131,9 +132,26 @@ impl Platform {
     }
 
     /// GitHub, Segment and the Runtime Service as configured; with the local
-    /// backend, the ones not configured are recorded in the database.
-    pub fn services(&self, settings: &Settings) -> anyhow::Result<Services> {
+    /// backend, the ones not configured are recorded in the database. Every
+    /// secret read for them is registered in `credentials`, so no
+    /// dependency's text can carry it back.
+    pub fn services(
+        &self,
+        settings: &Settings,
+        credentials: &Credentials,
+    ) -> anyhow::Result<Services> {
         let store = self.store();
+        for url in [
+            settings.github.as_ref().map(|g| g.api_url.as_str()),
+            settings.runtime.as_ref().map(|r| r.url.as_str()),
+            settings.segment.as_ref().map(|s| s.url.as_str()),
+            settings.aws.endpoint_url.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            credentials.register_url(url);
+        }
         let github: Arc<dyn GitHub> = match (&settings.github, store) {
             (Some(github), _) => {
                 let private_key = read_secret(
@@ -141,10 +159,17 @@ impl Platform {
                     "ENVMGR_GITHUB_PRIVATE_KEY",
                     "GitHub App private key",
                 )?;
+                credentials.register_pem(&private_key);
                 Arc::new(GitHubApp::new(
                     github.app_id,
                     &private_key,
-                    &github.api_url,
+                    crate::capabilities::github::app::GitHubAppOptions {
+                        api_url: github.api_url.clone(),
+                        runtime_token_permissions: github.runtime_token_permissions.clone(),
+                        write_spacing: Duration::from_millis(github.write_spacing_ms),
+                        max_wait: Duration::from_millis(github.max_wait_ms),
+                        credentials: credentials.clone(),
+                    },
                 )?)
             }
             (None, Some(store)) => Arc::new(LocalGitHub::new(store.clone())),
@@ -155,11 +180,14 @@ impl Platform {
         let runtime: Arc<dyn Runtime> = match (&settings.runtime, store) {
             (Some(runtime), _) => Arc::new(HttpRuntime::new(
                 &runtime.url,
-                read_secret(
-                    runtime.token_file.as_deref(),
-                    "ENVMGR_RUNTIME_TOKEN",
-                    "Runtime Service token",
-                )?,
+                registered(
+                    credentials,
+                    read_secret(
+                        runtime.token_file.as_deref(),
+                        "ENVMGR_RUNTIME_TOKEN",
+                        "Runtime Service token",
+                    )?,
+                ),
                 Duration::from_millis(runtime.timeout_ms),
                 runtime.retries,
             )?),
@@ -171,14 +199,18 @@ impl Platform {
         let segment = match &settings.segment {
             Some(segment) => Some(Arc::new(SegmentAnalytics::start(SegmentOptions {
                 url: segment.url.clone(),
-                write_key: read_secret(
-                    segment.write_key_file.as_deref(),
-                    "ENVMGR_SEGMENT_WRITE_KEY",
-                    "Segment write key",
-                )?,
+                write_key: registered(
+                    credentials,
+                    read_secret(
+                        segment.write_key_file.as_deref(),
+                        "ENVMGR_SEGMENT_WRITE_KEY",
+                        "Segment write key",
+                    )?,
+                ),
                 batch_size: segment.batch_size,
                 flush_interval: Duration::from_millis(segment.flush_interval_ms),
                 buffer: segment.buffer,
+                credentials: credentials.clone(),
             }))),
             None => None,
         };
@@ -194,4 +226,10 @@ impl Platform {
             segment,
         })
     }
+}
+
+/// `secret`, once `credentials` knows it.
+fn registered(credentials: &Credentials, secret: String) -> String {
+    credentials.register(&secret);
+    secret
 }

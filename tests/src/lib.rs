@@ -216,6 +216,24 @@ pub fn records(host: &MockHost) -> Vec<Item> {
         .collect()
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET path` on a loopback port (the admin endpoint): the whole answer.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// The string attribute `name` of an item.
 pub fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.iter().find_map(|(n, v)| match v {

@@ -73,9 +73,25 @@ fn start() -> Moto {
     let venv_python = moto_python();
     let port = free_port();
     // PR_SET_PDEATHSIG: moto dies with the test process, however it ends.
+    // moto's threaded server runs DynamoDB requests concurrently without
+    // isolation: a cancelled transaction restores a copy of the whole table
+    // taken when it began, undoing what other requests wrote meanwhile.
+    // DynamoDB serializes writes to an item; here every DynamoDB operation
+    // takes one lock (tests/src/fakes/README.md).
     let launcher = format!(
-        "import ctypes, signal, sys\n\
+        "import ctypes, functools, signal, sys, threading\n\
          ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n\
+         from moto.dynamodb.models import DynamoDBBackend\n\
+         lock = threading.RLock()\n\
+         def serialized(operation):\n\
+         \x20   @functools.wraps(operation)\n\
+         \x20   def run(*args, **kwargs):\n\
+         \x20       with lock:\n\
+         \x20           return operation(*args, **kwargs)\n\
+         \x20   return run\n\
+         for name in ['transact_write_items', 'transact_get_items', 'update_item', 'put_item',\n\
+         \x20            'delete_item', 'get_item', 'query', 'scan', 'batch_get_item', 'batch_write_item']:\n\
+         \x20   setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))\n\
          from moto.server import main\n\
          sys.argv = ['moto_server', '-H', '127.0.0.1', '-p', '{port}']\n\
          main()\n"

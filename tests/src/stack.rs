@@ -318,6 +318,22 @@ impl Stack {
             .await
     }
 
+    /// The tables of this stack's store by logical name (environments,
+    /// secrets, apps), as a host sees them.
+    pub async fn tables(&self) -> std::sync::Arc<dyn envmgr::capabilities::dynamodb::Tables> {
+        let names: Vec<(String, String)> = ["environments", "secrets", "apps"]
+            .iter()
+            .map(|l| (l.to_string(), format!("{}-{l}", self.prefix)))
+            .collect();
+        let mapping = names.iter().map(|(l, p)| (l.as_str(), p.as_str()));
+        match self.backend {
+            Backend::Local => std::sync::Arc::new(LocalTables::new(self.store(), mapping)),
+            Backend::Aws => std::sync::Arc::new(
+                envmgr::capabilities::dynamodb::aws::AwsTables::new(&self.sdk().await, mapping),
+            ),
+        }
+    }
+
     /// The logic versions' registry of this stack's store, as a host sees it
     /// (to stage what a command would refuse to write).
     pub async fn registry(&self) -> envmgr::logic::registry::Registry {
@@ -463,6 +479,49 @@ impl Stack {
                     .values()
                     .map(|v| v.parse::<u64>().unwrap_or(0))
                     .sum()
+            }
+        }
+    }
+
+    /// Every message in the dead-letter queue of a logical queue: (body,
+    /// string attributes). Leaves them there.
+    pub async fn dead_letters(&self, logical: &str) -> Vec<(String, BTreeMap<String, String>)> {
+        let queue = format!("{}-dlq", self.queue_name(logical));
+        match self.backend {
+            Backend::Local => envmgr::queue::local::messages(&self.store(), &queue)
+                .expect("dead letters")
+                .into_iter()
+                .map(|m| (m.body, m.attributes))
+                .collect(),
+            Backend::Aws => {
+                let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+                let url = self.queue_url(&sqs, &queue).await;
+                let mut found = BTreeMap::new();
+                for _ in 0..5 {
+                    let received = sqs
+                        .receive_message()
+                        .queue_url(&url)
+                        .message_attribute_names("All")
+                        .max_number_of_messages(10)
+                        .visibility_timeout(0)
+                        .wait_time_seconds(0)
+                        .send()
+                        .await
+                        .expect("receive from the dead-letter queue");
+                    for m in received.messages.unwrap_or_default() {
+                        let attributes = m
+                            .message_attributes
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|(k, v)| v.string_value.map(|v| (k, v)))
+                            .collect();
+                        found.insert(
+                            m.message_id.unwrap_or_default(),
+                            (m.body.unwrap_or_default(), attributes),
+                        );
+                    }
+                }
+                found.into_values().collect()
             }
         }
     }

@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use crate::bindings::envmgr::environments::dynamodb::WriteError;
 pub use crate::bindings::{Error, ErrorCode};
-use crate::engine::ManualClock;
+use crate::engine::{ManualClock, Session};
 use crate::observe::{Call, Observer};
+use crate::redact::{Credentials, Redactor, Scrub};
 
 /// A capability call's result, as the guest sees it.
 pub type CapResult<T> = Result<T, Error>;
@@ -51,6 +52,8 @@ pub struct Backends {
     /// None: the system clock and OS randomness. Some: this clock and a
     /// seeded random source, so a run is reproducible (the mock host).
     pub clock: Option<ManualClock>,
+    /// The process's credentials, which no dependency text may carry back.
+    pub credentials: Credentials,
 }
 
 /// A capability error as the transcript shows it.
@@ -81,15 +84,18 @@ impl From<Error> for WriteError {
 
 impl Backends {
     /// Run one capability call: a scripted fault replaces it if one is due,
-    /// and the transcript records it (request text built only if recorded).
+    /// the transcript records it (request text built only if recorded), and
+    /// what the dependency sent back is redacted before the guest sees it.
     pub(crate) async fn invoke<T, E>(
         &self,
+        redactor: &Redactor,
         call: Call,
         request: impl FnOnce() -> String,
         run: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E>
     where
-        E: From<Error> + Describe,
+        T: Scrub,
+        E: From<Error> + Describe + Scrub,
     {
         let observer = &self.observer;
         let (fault, interleaved) = observer.before(call);
@@ -100,11 +106,53 @@ impl Backends {
             Some(fault) => Err(E::from(fault)),
             None => run.await,
         };
+        let result = match result {
+            Ok(value) => Ok(value.scrub(redactor)),
+            Err(error) => Err(error.scrub(redactor)),
+        };
         observer.record(call, request, || match &result {
             Ok(_) => "ok".to_string(),
             Err(error) => error.describe(),
         });
         result
+    }
+}
+
+impl Scrub for Error {
+    fn scrub(self, redactor: &Redactor) -> Self {
+        Error {
+            message: redactor.clean(&self.message),
+            ..self
+        }
+    }
+}
+
+impl Scrub for WriteError {
+    fn scrub(self, redactor: &Redactor) -> Self {
+        match self {
+            WriteError::Failed(error) => WriteError::Failed(error.scrub(redactor)),
+            refused => refused,
+        }
+    }
+}
+
+impl Session {
+    /// [`Backends::invoke`] with this message's redactor. Takes what it
+    /// needs of the session up front: a session is not `Sync`, so the call's
+    /// future must not hold it.
+    pub(crate) fn invoke<'a, T, E>(
+        &self,
+        call: Call,
+        request: impl FnOnce() -> String + Send + 'a,
+        run: impl Future<Output = Result<T, E>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, E>> + Send + 'a
+    where
+        T: Scrub + Send + 'a,
+        E: From<Error> + Describe + Scrub + Send + 'a,
+    {
+        let backends = self.backends.clone();
+        let redactor = self.redactor.clone();
+        async move { backends.invoke(&redactor, call, request, run).await }
     }
 }
 

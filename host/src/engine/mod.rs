@@ -234,6 +234,7 @@ impl Engine {
                 limiter: MemoryLimiter {
                     limit: self.limits.memory_bytes,
                 },
+                redactor: crate::redact::Redactor::new(backends.credentials.clone()),
                 backends,
                 logic_version: logic.id.clone(),
             },

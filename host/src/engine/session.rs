@@ -17,6 +17,9 @@ pub struct Session {
     /// The id of the logic version running this message; the guest reads
     /// it as config key [`LOGIC_VERSION_KEY`](crate::capabilities::config::LOGIC_VERSION_KEY).
     pub(crate) logic_version: String,
+    /// Knows the process's credentials and every plaintext this message
+    /// holds: what dependencies send back passes it.
+    pub(crate) redactor: crate::redact::Redactor,
 }
 
 impl WasiView for Session {

@@ -97,6 +97,7 @@ impl MockHost {
                 faults: Some(faults.clone()),
             },
             clock: Some(clock.clone()),
+            credentials: crate::redact::Credentials::default(),
         });
         Self {
             engine,

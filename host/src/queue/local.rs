@@ -281,6 +281,7 @@ impl Queue for LocalQueue {
     }
 
     async fn send(&self, body: &str) -> anyhow::Result<String> {
+        super::check_size(body, &[], self.settings.max_message_bytes)?;
         enqueue(
             &self.store,
             self.settings.name.clone(),

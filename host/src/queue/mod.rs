@@ -79,6 +79,45 @@ impl Metadata {
     }
 }
 
+/// Bytes of a queue's `MaximumMessageSize` kept free for what envmgr adds
+/// to a message it puts back (the dead-letter reason, the deferral count).
+pub const ENVMGR_ATTRIBUTES_RESERVE: usize = 8 << 10;
+
+/// How SQS counts a message's size: the body, and each attribute's name,
+/// data type and value.
+pub fn message_size(body: &str, attributes: &[(String, Attribute)]) -> usize {
+    body.len()
+        + attributes
+            .iter()
+            .map(|(name, attribute)| {
+                name.len()
+                    + attribute.data_type.len()
+                    + match &attribute.value {
+                        AttributeData::Text(text) => text.len(),
+                        AttributeData::Binary(blob) => blob.len(),
+                    }
+            })
+            .sum::<usize>()
+}
+
+/// Refuse a message a queue of `max_message_bytes` cannot take with room
+/// for envmgr's own attributes later.
+pub fn check_size(
+    body: &str,
+    attributes: &[(String, Attribute)],
+    max_message_bytes: u32,
+) -> anyhow::Result<()> {
+    let size = message_size(body, attributes);
+    let limit = (max_message_bytes as usize).saturating_sub(ENVMGR_ATTRIBUTES_RESERVE);
+    if size > limit {
+        anyhow::bail!(
+            "the message has {size} bytes (body and attributes); the queue takes {max_message_bytes} \
+             and envmgr keeps {ENVMGR_ATTRIBUTES_RESERVE} of them for its own attributes, so at most {limit}"
+        );
+    }
+    Ok(())
+}
+
 /// SQS's most attributes on one message.
 pub const MAX_ATTRIBUTES: usize = 10;
 /// SQS's longest delay of a message.

@@ -227,6 +227,7 @@ impl Queue for SqsQueue {
     }
 
     async fn send(&self, body: &str) -> anyhow::Result<String> {
+        super::check_size(body, &[], self.settings.max_message_bytes)?;
         let sent = self
             .client
             .send_message()

@@ -39,6 +39,9 @@ enum Scripted {
     Reject(u16, String),
     /// 429 with `Retry-After`.
     Throttle(u64),
+    /// The whole request (headers and body) quoted back, with this status:
+    /// a 2xx puts it in the runtime's URL and id.
+    Echo(u16, super::Echo),
 }
 
 #[derive(Default)]
@@ -92,6 +95,12 @@ impl FakeRuntime {
         self.lock()
             .scripted
             .push(Scripted::Reject(status, reason.to_string()));
+    }
+
+    /// Quote the next request back (headers and body, secrets and token
+    /// included) in an answer with `status`.
+    pub fn echo_next(&self, status: u16, how: super::Echo) {
+        self.lock().scripted.push(Scripted::Echo(status, how));
     }
 
     /// Answer the next request 429 with `Retry-After: seconds`.
@@ -213,6 +222,27 @@ async fn create(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                     &reason,
                 ),
+                Scripted::Echo(status, how) => {
+                    let authorization = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let quoted = how.quote(&format!("Authorization: {authorization}\n{body}"));
+                    if (200..300).contains(&status) {
+                        return (
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+                            Json(json!({
+                                "runtimeId": format!("rt_{}", how.quote(&body.to_string())),
+                                "url": format!("https://echo.runtime.test/?request={quoted}"),
+                            })),
+                        )
+                            .into_response();
+                    }
+                    answer(
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                        &format!("invalid request: {quoted}"),
+                    )
+                }
                 Scripted::Throttle(seconds) => {
                     let mut response = answer(StatusCode::TOO_MANY_REQUESTS, "slow down");
                     response

@@ -39,6 +39,8 @@ struct Inner {
 pub struct FakeSegment {
     inner: Arc<Mutex<Inner>>,
     down: Arc<AtomicBool>,
+    /// Answer batches 400 quoting the request back (auth header included).
+    echo: Arc<Mutex<Option<super::Echo>>>,
 }
 
 impl FakeSegment {
@@ -58,6 +60,11 @@ impl FakeSegment {
     /// Answer every batch with 500 until told otherwise.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Answer every batch 400 with the request quoted back, until `None`.
+    pub fn echo(&self, how: Option<super::Echo>) {
+        *self.echo.lock().unwrap_or_else(|p| p.into_inner()) = how;
     }
 
     /// Every event accepted, in order.
@@ -112,6 +119,23 @@ async fn batch(
 ) -> (StatusCode, Json<Value>) {
     if fake.down.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+    }
+    let echo = *fake.echo.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(how) = echo {
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let request = format!(
+            "Authorization: {authorization}\n{}",
+            String::from_utf8_lossy(&body)
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({ "success": false, "message": format!("bad batch: {}", how.quote(&request)) }),
+            ),
+        );
     }
     let refuse = |status: StatusCode, why: String| {
         fake.lock().refused.push(why.clone());

@@ -23,16 +23,17 @@ pub trait Analytics: Send + Sync {
 impl Host for Session {
     async fn track(&mut self, event: TrackEvent) -> wasmtime::Result<CapResult<()>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::AnalyticsTrack,
-            || {
-                format!(
-                    "{} user={} properties={} id={}",
-                    event.event, event.user_id, event.properties_json, event.message_id
-                )
-            },
-            b.analytics.track(&event),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::AnalyticsTrack,
+                || {
+                    format!(
+                        "{} user={} properties={} id={}",
+                        event.event, event.user_id, event.properties_json, event.message_id
+                    )
+                },
+                b.analytics.track(&event),
+            )
+            .await)
     }
 }

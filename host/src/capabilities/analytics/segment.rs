@@ -39,6 +39,8 @@ pub struct SegmentOptions {
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub buffer: usize,
+    /// What Segment's answers are redacted with before they are logged.
+    pub credentials: crate::redact::Credentials,
 }
 
 impl SegmentAnalytics {
@@ -122,7 +124,14 @@ async fn send_batches(
         due = None;
         if !batch.is_empty() {
             let events = std::mem::take(&mut batch);
-            send(&client, &endpoint, &options.write_key, events, &counters).await;
+            let redactor = crate::redact::Redactor::new(options.credentials.clone());
+            let target = Target {
+                client: &client,
+                endpoint: &endpoint,
+                write_key: &options.write_key,
+                redactor: &redactor,
+            };
+            send(&target, events, &counters).await;
         }
         if closed {
             return;
@@ -130,13 +139,21 @@ async fn send_batches(
     }
 }
 
-async fn send(
-    client: &reqwest::Client,
-    endpoint: &str,
-    write_key: &str,
-    events: Vec<TrackEvent>,
-    counters: &SegmentCounters,
-) {
+/// Where batches go, and how answers are made safe to log.
+struct Target<'a> {
+    client: &'a reqwest::Client,
+    endpoint: &'a str,
+    write_key: &'a str,
+    redactor: &'a crate::redact::Redactor,
+}
+
+async fn send(target: &Target<'_>, events: Vec<TrackEvent>, counters: &SegmentCounters) {
+    let Target {
+        client,
+        endpoint,
+        write_key,
+        redactor,
+    } = target;
     let body = serde_json::json!({
         "batch": events.iter().map(|e| {
             let properties: serde_json::Value =
@@ -154,7 +171,7 @@ async fn send(
     });
     for attempt in 1..=BATCH_TRIES {
         let result = client
-            .post(endpoint)
+            .post(*endpoint)
             .basic_auth(write_key, Some(""))
             .json(&body)
             .send()
@@ -166,12 +183,16 @@ async fn send(
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
                 return;
             }
-            Ok(response) => tracing::warn!(
-                status = response.status().as_u16(),
-                attempt,
-                "segment batch refused"
-            ),
-            Err(e) => tracing::warn!(error = %e, attempt, "segment batch not sent"),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                // Segment's reason may quote the batch (and the auth header).
+                let reason = redactor.clean(&response.text().await.unwrap_or_default());
+                tracing::warn!(status, %reason, attempt, "segment batch refused")
+            }
+            Err(e) => {
+                let error = redactor.clean(&crate::aws::error_chain(&e));
+                tracing::warn!(%error, attempt, "segment batch not sent")
+            }
         }
         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
     }

@@ -362,6 +362,34 @@ fn transaction_error(
 
 #[async_trait]
 impl Tables for AwsTables {
+    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
+        let physical = self.physical(table)?;
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(physical)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| capability_error("dynamodb Scan", &e))?;
+            items.extend(
+                output
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(from_aws_item),
+            );
+            match output.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(next) => start = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
         let output = self
             .client

@@ -132,6 +132,11 @@ impl LocalTables {
 
 #[async_trait]
 impl Tables for LocalTables {
+    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
+        self.scan(table)
+            .map_err(|e| error(ErrorCode::Unavailable, format!("local database: {e:#}")))
+    }
+
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
         let (pk, sk) = primary_key(key)?;
         let table = physical(&self.tables, table)?;

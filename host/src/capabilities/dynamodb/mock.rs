@@ -78,6 +78,11 @@ impl ItemStore for Locked<'_> {
 
 #[async_trait]
 impl Tables for MockTables {
+    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
+        table_mut(&mut self.lock(), table)?;
+        Ok(self.scan(table))
+    }
+
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
         let key = primary_key(key)?;
         Ok(table_mut(&mut self.lock(), table)?.get(&key).cloned())

@@ -29,6 +29,9 @@ pub trait Tables: Send + Sync {
     /// Like DynamoDB's UpdateItem: creates the item if absent and the
     /// condition allows it.
     async fn update(&self, request: &UpdateItem) -> Result<(), WriteError>;
+    /// Every item of a table (consistent, across pages). For operators'
+    /// commands (`check-data`); never offered to the logic.
+    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>>;
 }
 
 /// The `pk` / `sk` strings of a key or item.
@@ -136,35 +139,37 @@ fn show_write(write: &Write) -> String {
 impl Host for Session {
     async fn get(&mut self, table: String, key: Item) -> wasmtime::Result<CapResult<Option<Item>>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::DynamodbGet,
-            || format!("{table} {}", show_item(&key)),
-            b.dynamodb.get(&table, &key),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::DynamodbGet,
+                || format!("{table} {}", show_item(&key)),
+                b.dynamodb.get(&table, &key),
+            )
+            .await)
     }
 
     async fn query(&mut self, request: QueryRequest) -> wasmtime::Result<CapResult<Page>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::DynamodbQuery,
-            || {
-                format!(
-                    "{} pk={} sk^={} limit={:?} after={}",
-                    request.table,
-                    request.partition,
-                    request.sort_prefix.as_deref().unwrap_or(""),
-                    request.limit,
-                    request
-                        .start_after
-                        .as_ref()
-                        .map(show_item)
-                        .unwrap_or_default()
-                )
-            },
-            b.dynamodb.query(&request),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::DynamodbQuery,
+                || {
+                    format!(
+                        "{} pk={} sk^={} limit={:?} after={}",
+                        request.table,
+                        request.partition,
+                        request.sort_prefix.as_deref().unwrap_or(""),
+                        request.limit,
+                        request
+                            .start_after
+                            .as_ref()
+                            .map(show_item)
+                            .unwrap_or_default()
+                    )
+                },
+                b.dynamodb.query(&request),
+            )
+            .await)
     }
 
     async fn transact_write(
@@ -172,24 +177,30 @@ impl Host for Session {
         writes: Vec<Write>,
     ) -> wasmtime::Result<Result<(), WriteError>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::DynamodbTransactWrite,
-            || {
-                let writes: Vec<String> = writes.iter().map(show_write).collect();
-                format!("[{}]", writes.join("; "))
-            },
-            b.dynamodb.transact_write(&writes),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::DynamodbTransactWrite,
+                || {
+                    let writes: Vec<String> = writes.iter().map(show_write).collect();
+                    format!("[{}]", writes.join("; "))
+                },
+                b.dynamodb.transact_write(&writes),
+            )
+            .await)
     }
 
     async fn update(&mut self, request: UpdateItem) -> wasmtime::Result<Result<(), WriteError>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::DynamodbUpdate,
-            || show_write(&Write::Update(request.clone())),
-            b.dynamodb.update(&request),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::DynamodbUpdate,
+                || show_write(&Write::Update(request.clone())),
+                b.dynamodb.update(&request),
+            )
+            .await)
     }
 }
+
+// Our own tables: what comes back is what envmgr (or the operator's tools)
+// wrote, never a dependency's echo.
+crate::nothing_to_scrub!(Option<Item>, Page);

@@ -1,164 +1,197 @@
-//! GitHub through octocrab, as a GitHub App: the App's key signs a JWT that
-//! is exchanged for an installation token; octocrab caches that token per
-//! installation client until shortly before it expires, and this backend
-//! keeps one client per installation.
+//! GitHub through octocrab, as a GitHub App, spending as few requests as
+//! GitHub allows and keeping to its rules for integrations:
+//!
+//! - one installation token per installation, minted with the App's JWT
+//!   and kept until shortly before it expires, shared by every caller
+//!   (`tokens.rs`); the runtime's token is minted per request, scoped to
+//!   one repository and the configured permissions;
+//! - one request at a time per installation, writes spaced, and a wait
+//!   when an answer asks for one, within a bound (`limiter.rs`); octocrab's
+//!   own retries are off, so nothing is sent again behind envmgr's back;
+//! - list pages asked for conditionally, a `304` standing for the page
+//!   read before (`conditional.rs`);
+//! - every request with GitHub's media type and API version (`client.rs`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod client;
+mod conditional;
+mod json;
+mod limiter;
+mod tokens;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use http::header::{ACCEPT, HeaderName};
+use http::{Method, StatusCode};
 use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
-use serde::Deserialize;
+use octocrab::service::middleware::retry::RetryConfig;
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
 
+use self::client::{ApiRequest, InstallationState};
+use self::json::{DeploymentJson, DeploymentStatusJson, IssueComment};
+pub use self::limiter::{RateLimit, RequestCounts};
+pub use self::tokens::{
+    INSTALLATION_PERMISSIONS, RUNTIME_TOKEN_PERMISSIONS_KEY, check_runtime_token_permissions,
+};
 use super::{
     Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus, Repository,
-    state_name, state_named,
+    state_name,
 };
 use crate::capabilities::sealed::Secret;
-use crate::capabilities::{CapResult, Error, ErrorCode, error};
+use crate::capabilities::{CapResult, ErrorCode, error};
 
 /// Comments, deployments or statuses per page when listing (GitHub's maximum).
 const PER_PAGE: u32 = 100;
 /// The media type GitHub's REST documentation asks for.
 const MEDIA_TYPE: &str = "application/vnd.github+json";
+/// The REST API version envmgr is written against.
+const API_VERSION: &str = "2022-11-28";
+/// GitHub ends a request it takes more than 10 s over; these only bound a
+/// connection that hangs, which would hold its installation's turn.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `[github] max_wait_ms` when unset.
+pub const DEFAULT_MAX_WAIT_MS: u64 = 2_000;
+
+/// `[github] runtime_token_permissions` when unset: the runtime clones the
+/// repository and needs nothing else.
+pub fn default_runtime_token_permissions() -> BTreeMap<String, String> {
+    BTreeMap::from([("contents".to_string(), "read".to_string())])
+}
+
+/// How the backend talks to GitHub (the `[github]` keys).
+#[derive(Clone, Debug)]
+pub struct GitHubAppOptions {
+    /// https://api.github.com, a GitHub Enterprise API, or a test server.
+    pub api_url: String,
+    /// Permission → `read`/`write` of the runtime's token.
+    pub runtime_token_permissions: BTreeMap<String, String>,
+    /// Least time between one mutative request's answer and the next
+    /// mutative request of the same installation.
+    pub write_spacing: Duration,
+    /// Longest one request waits when GitHub asks to wait; past it the call
+    /// fails as `throttled` with the time to wait.
+    pub max_wait: Duration,
+    /// Every token minted and JWT signed is registered here, so no
+    /// dependency's text can carry one back.
+    pub credentials: crate::redact::Credentials,
+}
+
+impl GitHubAppOptions {
+    /// The defaults of the `[github]` keys, against `api_url`.
+    pub fn new(api_url: impl Into<String>) -> Self {
+        Self {
+            api_url: api_url.into(),
+            runtime_token_permissions: default_runtime_token_permissions(),
+            write_spacing: Duration::ZERO,
+            max_wait: Duration::from_millis(DEFAULT_MAX_WAIT_MS),
+            credentials: crate::redact::Credentials::default(),
+        }
+    }
+}
 
 pub struct GitHubApp {
     app_id: u64,
-    app: Octocrab,
-    installations: Mutex<HashMap<u64, Octocrab>>,
-}
-
-/// The fields envmgr reads of a comment.
-#[derive(Deserialize)]
-struct IssueComment {
-    id: u64,
-    #[serde(default)]
-    body: Option<String>,
-    html_url: String,
-    /// Set on comments an App made; only this app's count as envmgr's.
-    #[serde(default)]
-    performed_via_github_app: Option<AppRef>,
-}
-
-#[derive(Deserialize)]
-struct AppRef {
-    id: u64,
-}
-
-impl From<IssueComment> for Comment {
-    fn from(c: IssueComment) -> Self {
-        Comment {
-            id: c.id,
-            body: c.body.unwrap_or_default(),
-            html_url: c.html_url,
-        }
-    }
-}
-
-/// The fields envmgr reads of a deployment.
-#[derive(Deserialize)]
-struct DeploymentJson {
-    id: u64,
-    sha: String,
-    environment: String,
-    task: String,
-    /// An object, or the text it was created with.
-    #[serde(default)]
-    payload: serde_json::Value,
-}
-
-impl From<DeploymentJson> for Deployment {
-    fn from(d: DeploymentJson) -> Self {
-        Deployment {
-            id: d.id,
-            sha: d.sha,
-            environment: d.environment,
-            task: d.task,
-            payload_json: match d.payload {
-                serde_json::Value::Null => "{}".to_string(),
-                serde_json::Value::String(text) => text,
-                object => object.to_string(),
-            },
-        }
-    }
-}
-
-/// The fields envmgr reads of a deployment status.
-#[derive(Deserialize)]
-struct DeploymentStatusJson {
-    id: u64,
-    state: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    environment_url: Option<String>,
-    #[serde(default)]
-    log_url: Option<String>,
-}
-
-impl TryFrom<DeploymentStatusJson> for DeploymentStatus {
-    type Error = Error;
-
-    fn try_from(s: DeploymentStatusJson) -> Result<Self, Error> {
-        let state = state_named(&s.state).ok_or_else(|| {
-            error(
-                ErrorCode::Unavailable,
-                format!("github answered an unknown deployment state `{}`", s.state),
-            )
-        })?;
-        // GitHub answers "" for a URL never set.
-        let url = |u: Option<String>| u.filter(|u| !u.is_empty());
-        Ok(DeploymentStatus {
-            id: s.id,
-            state,
-            description: s.description.unwrap_or_default(),
-            environment_url: url(s.environment_url),
-            log_url: url(s.log_url),
-        })
-    }
+    key: jsonwebtoken::EncodingKey,
+    http: Octocrab,
+    runtime_token_permissions: BTreeMap<String, String>,
+    write_spacing: Duration,
+    max_wait: Duration,
+    installations: Mutex<HashMap<u64, Arc<InstallationState>>>,
+    remembered: conditional::Remembered,
+    credentials: crate::redact::Credentials,
 }
 
 impl GitHubApp {
-    /// `api_url`: https://api.github.com, a GitHub Enterprise API, or a test server.
-    pub fn new(app_id: u64, private_key_pem: &str, api_url: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        app_id: u64,
+        private_key_pem: &str,
+        options: GitHubAppOptions,
+    ) -> anyhow::Result<Self> {
+        check_runtime_token_permissions(&options.runtime_token_permissions)
+            .map_err(anyhow::Error::msg)?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
             .map_err(|e| anyhow::anyhow!("the GitHub App private key is not an RSA PEM: {e}"))?;
-        // Installation clients share this one's headers.
-        let app = Octocrab::builder()
-            .base_uri(api_url)?
-            .add_header(reqwest::header::ACCEPT, MEDIA_TYPE.to_string())
-            .app(AppId(app_id), key)
+        // No authentication here: each request carries its installation's
+        // token or the App's JWT, which this backend keeps itself.
+        let http = Octocrab::builder()
+            .base_uri(options.api_url.as_str())?
+            // envmgr's limiter decides when a request goes again; octocrab's
+            // would resend a 429 or 5xx at once, POSTs included.
+            .add_retry_config(RetryConfig::None)
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .add_header(ACCEPT, MEDIA_TYPE.to_string())
+            .add_header(
+                HeaderName::from_static("x-github-api-version"),
+                API_VERSION.to_string(),
+            )
             .build()?;
         Ok(Self {
             app_id,
-            app,
+            key,
+            http,
+            runtime_token_permissions: options.runtime_token_permissions,
+            write_spacing: options.write_spacing,
+            max_wait: options.max_wait,
             installations: Mutex::new(HashMap::new()),
+            remembered: conditional::Remembered::new(conditional::CAPACITY),
+            credentials: options.credentials,
         })
     }
 
-    /// The client for an installation; it holds the cached token.
-    fn installation(&self, installation_id: u64) -> CapResult<Octocrab> {
-        let mut clients = self.installations.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = clients.get(&installation_id) {
-            return Ok(client.clone());
-        }
-        let client = self
-            .app
-            .installation(InstallationId(installation_id))
-            .map_err(|e| github_error("installation client", e))?;
-        clients.insert(installation_id, client.clone());
-        Ok(client)
+    /// The last rate-limit figures GitHub gave, per installation.
+    pub fn rate_limits(&self) -> Vec<(u64, RateLimit)> {
+        self.each_installation(|figures| figures.rate_limit)
+            .into_iter()
+            .filter_map(|(id, rate_limit)| Some((id, rate_limit?)))
+            .collect()
     }
 
-    /// An installation client whose token is known to be valid.
-    async fn authenticated(&self, installation_id: u64) -> CapResult<Octocrab> {
-        let client = self.installation(installation_id)?;
-        client
-            .installation_token()
-            .await
-            .map_err(|e| github_error("installation token", e))?;
-        Ok(client)
+    /// Requests sent, counted by GitHub, and tokens minted, per installation.
+    pub fn request_counts(&self) -> Vec<(u64, RequestCounts)> {
+        self.each_installation(|figures| figures.counts)
+    }
+
+    /// Every page of a list, each asked for conditionally.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        installation_id: u64,
+        what: &'static str,
+        first: String,
+    ) -> CapResult<Vec<T>> {
+        let mut found = Vec::new();
+        let mut next = Some(first);
+        while let Some(path) = next.take() {
+            let answer = self
+                .send_conditional(installation_id, &ApiRequest::get(what, path))
+                .await?
+                .success(what)?;
+            let (items, following) = answer.page::<T>(what).await?;
+            found.extend(items);
+            next = following;
+        }
+        Ok(found)
+    }
+
+    /// A `DELETE` where a 404 means already gone.
+    async fn delete_gone_ok(
+        &self,
+        installation_id: u64,
+        what: &'static str,
+        path: String,
+    ) -> CapResult<()> {
+        let answer = self
+            .send(installation_id, &ApiRequest::delete(what, path))
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        answer.success(what).map(drop)
     }
 }
 
@@ -166,70 +199,10 @@ fn repo_path(repo: &Repository) -> String {
     format!("/repos/{}/{}", repo.owner, repo.name)
 }
 
-/// The route of the next page, if any (its link carries the query). Only
-/// the path and query of the link: octocrab sends the token only to its
-/// own base URL (GitHub Enterprise, tests).
-fn next_page<T>(page: &octocrab::Page<T>) -> Option<String> {
-    page.next
-        .as_ref()
-        .and_then(|next| next.path_and_query())
-        .map(|p| p.as_str().to_string())
-}
-
-/// GitHub's answer in the contract's terms. Rate limits (429, or 403 with
-/// no requests left) are `throttled` with the time to wait.
-fn github_error(what: &str, e: octocrab::Error) -> Error {
-    match &e {
-        octocrab::Error::GitHub { source, .. } => {
-            let status = source.status_code.as_u16();
-            let header = |name: &str| {
-                source
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(name))
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let out_of_requests = header("x-ratelimit-remaining").as_deref() == Some("0")
-                || source.message.to_ascii_lowercase().contains("rate limit");
-            let code = match status {
-                404 | 410 => ErrorCode::NotFound,
-                429 => ErrorCode::Throttled,
-                403 if out_of_requests => ErrorCode::Throttled,
-                401 | 403 => ErrorCode::Denied,
-                409 => ErrorCode::Conflict,
-                s if s >= 500 => ErrorCode::Unavailable,
-                _ => ErrorCode::Invalid,
-            };
-            let retry_after_ms = header("retry-after")
-                .and_then(|s| s.parse::<u64>().ok())
-                .map(|s| s * 1000)
-                .or_else(|| {
-                    let reset = source.rate_limit_reset?;
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()?
-                        .as_secs();
-                    (code == ErrorCode::Throttled).then(|| reset.saturating_sub(now) * 1000)
-                });
-            Error {
-                code,
-                message: format!("github {what}: {status} {}", source.message),
-                retry_after_ms,
-            }
-        }
-        // No answer, or one that did not parse: may pass.
-        other => error(
-            ErrorCode::Unavailable,
-            format!("github {what}: {}", crate::aws::error_chain(other)),
-        ),
-    }
-}
-
 #[async_trait]
 impl GitHub for GitHubApp {
     async fn authenticate(&self, installation_id: u64) -> CapResult<()> {
-        self.authenticated(installation_id).await.map(drop)
+        self.ensure_token(installation_id).await
     }
 
     async fn list_comments(
@@ -239,32 +212,19 @@ impl GitHub for GitHubApp {
         issue_number: u64,
         marker: &str,
     ) -> CapResult<Vec<Comment>> {
-        let client = self.authenticated(installation_id).await?;
-        let route = format!(
+        let first = format!(
             "{}/issues/{issue_number}/comments?per_page={PER_PAGE}",
             repo_path(repo)
         );
-        let mut found = Vec::new();
-        let mut route = Some(route);
-        while let Some(current) = route.take() {
-            let mut page: octocrab::Page<IssueComment> = client
-                .get(current, None::<&()>)
-                .await
-                .map_err(|e| github_error("list comments", e))?;
-            found.extend(
-                std::mem::take(&mut page.items)
-                    .into_iter()
-                    // A person quoting the marker does not make their
-                    // comment ours.
-                    .filter(|c| {
-                        c.performed_via_github_app.as_ref().map(|a| a.id) == Some(self.app_id)
-                    })
-                    .map(Comment::from)
-                    .filter(|c| c.body.contains(marker)),
-            );
-            route = next_page(&page);
-        }
-        Ok(found)
+        let comments: Vec<IssueComment> = self
+            .list_all(installation_id, "list comments", first)
+            .await?;
+        Ok(comments
+            .into_iter()
+            .filter(|c| c.made_by(self.app_id))
+            .map(Comment::from)
+            .filter(|c| c.body.contains(marker))
+            .collect())
     }
 
     async fn create_comment(
@@ -274,13 +234,15 @@ impl GitHub for GitHubApp {
         issue_number: u64,
         body: &str,
     ) -> CapResult<Comment> {
-        let client = self.authenticated(installation_id).await?;
-        let route = format!("{}/issues/{issue_number}/comments", repo_path(repo));
-        client
-            .post::<_, IssueComment>(route, Some(&serde_json::json!({ "body": body })))
-            .await
-            .map(Comment::from)
-            .map_err(|e| github_error("create comment", e))
+        let what = "create comment";
+        let request = ApiRequest::with_json(
+            what,
+            Method::POST,
+            format!("{}/issues/{issue_number}/comments", repo_path(repo)),
+            &serde_json::json!({ "body": body }),
+        );
+        let answer = self.send(installation_id, &request).await?.success(what)?;
+        answer.json::<IssueComment>(what).map(Comment::from)
     }
 
     async fn update_comment(
@@ -290,13 +252,15 @@ impl GitHub for GitHubApp {
         comment_id: u64,
         body: &str,
     ) -> CapResult<Comment> {
-        let client = self.authenticated(installation_id).await?;
-        let route = format!("{}/issues/comments/{comment_id}", repo_path(repo));
-        client
-            .patch::<IssueComment, _, _>(route, Some(&serde_json::json!({ "body": body })))
-            .await
-            .map(Comment::from)
-            .map_err(|e| github_error("update comment", e))
+        let what = "update comment";
+        let request = ApiRequest::with_json(
+            what,
+            Method::PATCH,
+            format!("{}/issues/comments/{comment_id}", repo_path(repo)),
+            &serde_json::json!({ "body": body }),
+        );
+        let answer = self.send(installation_id, &request).await?.success(what)?;
+        answer.json::<IssueComment>(what).map(Comment::from)
     }
 
     async fn delete_comment(
@@ -305,19 +269,9 @@ impl GitHub for GitHubApp {
         repo: &Repository,
         comment_id: u64,
     ) -> CapResult<()> {
-        let client = self.authenticated(installation_id).await?;
-        let route = format!("{}/issues/comments/{comment_id}", repo_path(repo));
-        let response = client
-            ._delete(route, None::<&()>)
+        let path = format!("{}/issues/comments/{comment_id}", repo_path(repo));
+        self.delete_gone_ok(installation_id, "delete comment", path)
             .await
-            .map_err(|e| github_error("delete comment", e))?;
-        if response.status().as_u16() == 404 {
-            return Ok(());
-        }
-        octocrab::map_github_error(response)
-            .await
-            .map(drop)
-            .map_err(|e| github_error("delete comment", e))
     }
 
     async fn find_deployments(
@@ -328,28 +282,17 @@ impl GitHub for GitHubApp {
         environment: &str,
         task: &str,
     ) -> CapResult<Vec<Deployment>> {
-        let client = self.authenticated(installation_id).await?;
-        let query = [
-            ("sha", sha.to_string()),
-            ("environment", environment.to_string()),
-            ("task", task.to_string()),
-            ("per_page", PER_PAGE.to_string()),
-        ];
-        let list = |e| github_error("list deployments", e);
-        let mut page: octocrab::Page<DeploymentJson> = client
-            .get(format!("{}/deployments", repo_path(repo)), Some(&query))
-            .await
-            .map_err(list)?;
-        let mut found: Vec<Deployment> = Vec::new();
-        loop {
-            found.extend(
-                std::mem::take(&mut page.items)
-                    .into_iter()
-                    .map(Deployment::from),
-            );
-            let Some(next) = next_page(&page) else { break };
-            page = client.get(next, None::<&()>).await.map_err(list)?;
-        }
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("sha", sha)
+            .append_pair("environment", environment)
+            .append_pair("task", task)
+            .append_pair("per_page", &PER_PAGE.to_string())
+            .finish();
+        let first = format!("{}/deployments?{query}", repo_path(repo));
+        let listed: Vec<DeploymentJson> = self
+            .list_all(installation_id, "list deployments", first)
+            .await?;
+        let mut found: Vec<Deployment> = listed.into_iter().map(Deployment::from).collect();
         // GitHub lists the newest first.
         found.sort_by_key(|d| d.id);
         Ok(found)
@@ -370,7 +313,6 @@ impl GitHub for GitHubApp {
                     "the deployment payload must be a JSON object",
                 )
             })?;
-        let client = self.authenticated(installation_id).await?;
         let body = serde_json::json!({
             "ref": new.sha,
             "task": new.task,
@@ -384,11 +326,15 @@ impl GitHub for GitHubApp {
             "transient_environment": new.transient_environment,
             "production_environment": new.production_environment,
         });
-        client
-            .post::<_, DeploymentJson>(format!("{}/deployments", repo_path(repo)), Some(&body))
-            .await
-            .map(Deployment::from)
-            .map_err(|e| github_error("create deployment", e))
+        let what = "create deployment";
+        let request = ApiRequest::with_json(
+            what,
+            Method::POST,
+            format!("{}/deployments", repo_path(repo)),
+            &body,
+        );
+        let answer = self.send(installation_id, &request).await?.success(what)?;
+        answer.json::<DeploymentJson>(what).map(Deployment::from)
     }
 
     async fn list_deployment_statuses(
@@ -397,25 +343,19 @@ impl GitHub for GitHubApp {
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<Vec<DeploymentStatus>> {
-        let client = self.authenticated(installation_id).await?;
         let first = format!(
             "{}/deployments/{deployment_id}/statuses?per_page={PER_PAGE}",
             repo_path(repo)
         );
-        let mut found = Vec::new();
-        let mut route = Some(first);
-        while let Some(current) = route.take() {
-            let mut page: octocrab::Page<DeploymentStatusJson> = client
-                .get(current, None::<&()>)
-                .await
-                .map_err(|e| github_error("list deployment statuses", e))?;
-            for status in std::mem::take(&mut page.items) {
-                found.push(DeploymentStatus::try_from(status)?);
-            }
-            route = next_page(&page);
-        }
+        let listed: Vec<DeploymentStatusJson> = self
+            .list_all(installation_id, "list deployment statuses", first)
+            .await?;
+        let mut found = listed
+            .into_iter()
+            .map(DeploymentStatus::try_from)
+            .collect::<CapResult<Vec<_>>>()?;
         // GitHub lists the newest first; its order is not documented.
-        found.sort_by_key(|s: &DeploymentStatus| s.id);
+        found.sort_by_key(|s| s.id);
         Ok(found)
     }
 
@@ -426,7 +366,6 @@ impl GitHub for GitHubApp {
         deployment_id: u64,
         status: &NewDeploymentStatus,
     ) -> CapResult<DeploymentStatus> {
-        let client = self.authenticated(installation_id).await?;
         let mut body = serde_json::json!({
             "state": state_name(status.state),
             "description": status.description,
@@ -438,12 +377,15 @@ impl GitHub for GitHubApp {
         if let Some(url) = &status.log_url {
             body["log_url"] = url.as_str().into();
         }
-        let route = format!("{}/deployments/{deployment_id}/statuses", repo_path(repo));
-        let created: DeploymentStatusJson = client
-            .post(route, Some(&body))
-            .await
-            .map_err(|e| github_error("create deployment status", e))?;
-        DeploymentStatus::try_from(created)
+        let what = "create deployment status";
+        let request = ApiRequest::with_json(
+            what,
+            Method::POST,
+            format!("{}/deployments/{deployment_id}/statuses", repo_path(repo)),
+            &body,
+        );
+        let answer = self.send(installation_id, &request).await?.success(what)?;
+        DeploymentStatus::try_from(answer.json::<DeploymentStatusJson>(what)?)
     }
 
     async fn delete_deployment(
@@ -452,19 +394,9 @@ impl GitHub for GitHubApp {
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<()> {
-        let client = self.authenticated(installation_id).await?;
-        let route = format!("{}/deployments/{deployment_id}", repo_path(repo));
-        let response = client
-            ._delete(route, None::<&()>)
+        let path = format!("{}/deployments/{deployment_id}", repo_path(repo));
+        self.delete_gone_ok(installation_id, "delete deployment", path)
             .await
-            .map_err(|e| github_error("delete deployment", e))?;
-        if response.status().as_u16() == 404 {
-            return Ok(());
-        }
-        octocrab::map_github_error(response)
-            .await
-            .map(drop)
-            .map_err(|e| github_error("delete deployment", e))
     }
 
     async fn create_installation_token(
@@ -472,19 +404,33 @@ impl GitHub for GitHubApp {
         installation_id: u64,
         repo: &Repository,
     ) -> CapResult<Secret> {
-        // A client of its own, so the token is scoped to this one repository
-        // and minted fresh rather than taken from the shared cache.
-        let scoped = self
-            .app
-            .installation_builder(InstallationId(installation_id))
-            .repositories(vec![repo.name.clone()])
-            .build()
-            .map_err(|e| github_error("installation token", e))?;
-        let token = scoped
-            .installation_token()
-            .await
-            .map_err(|e| github_error("installation token", e))?;
-        use secrecy::ExposeSecret;
-        Ok(Secret::new(token.expose_secret()))
+        // Minted fresh for each runtime, never the kept API token: scoped to
+        // the one repository and only the configured permissions.
+        let body = serde_json::json!({
+            "repositories": [repo.name],
+            "permissions": self.runtime_token_permissions,
+        });
+        let what = "installation token";
+        let answer = self.mint_token(installation_id, &body).await?;
+        if answer.status == StatusCode::UNPROCESSABLE_ENTITY
+            && answer.message().to_ascii_lowercase().contains("permission")
+        {
+            let asked = self
+                .runtime_token_permissions
+                .iter()
+                .map(|(name, level)| format!("{name}: {level}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(error(
+                ErrorCode::Denied,
+                format!(
+                    "github {what}: the installation does not grant the permissions `{RUNTIME_TOKEN_PERMISSIONS_KEY}` asks for ({asked}): 422 {}; grant them to the App's installation or change the config key",
+                    answer.message()
+                ),
+            ));
+        }
+        let minted = client::minted(answer, what)?;
+        self.credentials.register(minted.secret.expose_secret());
+        Ok(Secret::new(minted.secret.expose_secret()))
     }
 }

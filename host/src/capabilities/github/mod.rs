@@ -131,12 +131,13 @@ pub fn state_named(name: &str) -> Option<DeploymentState> {
 impl Host for Session {
     async fn authenticate(&mut self, installation_id: u64) -> wasmtime::Result<CapResult<()>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubAuthenticate,
-            || format!("installation={installation_id}"),
-            b.github.authenticate(installation_id),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubAuthenticate,
+                || format!("installation={installation_id}"),
+                b.github.authenticate(installation_id),
+            )
+            .await)
     }
 
     async fn list_comments(
@@ -147,13 +148,14 @@ impl Host for Session {
         marker: String,
     ) -> wasmtime::Result<CapResult<Vec<Comment>>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubListComments,
-            || format!("{}#{issue_number} marker={marker:?}", show(&repo)),
-            b.github
-                .list_comments(installation_id, &repo, issue_number, &marker),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubListComments,
+                || format!("{}#{issue_number} marker={marker:?}", show(&repo)),
+                b.github
+                    .list_comments(installation_id, &repo, issue_number, &marker),
+            )
+            .await)
     }
 
     async fn create_comment(
@@ -164,13 +166,14 @@ impl Host for Session {
         body: String,
     ) -> wasmtime::Result<CapResult<Comment>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubCreateComment,
-            || format!("{}#{issue_number} body={body:?}", show(&repo)),
-            b.github
-                .create_comment(installation_id, &repo, issue_number, &body),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubCreateComment,
+                || format!("{}#{issue_number} body={body:?}", show(&repo)),
+                b.github
+                    .create_comment(installation_id, &repo, issue_number, &body),
+            )
+            .await)
     }
 
     async fn update_comment(
@@ -181,13 +184,14 @@ impl Host for Session {
         body: String,
     ) -> wasmtime::Result<CapResult<Comment>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubUpdateComment,
-            || format!("{} comment={comment_id} body={body:?}", show(&repo)),
-            b.github
-                .update_comment(installation_id, &repo, comment_id, &body),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubUpdateComment,
+                || format!("{} comment={comment_id} body={body:?}", show(&repo)),
+                b.github
+                    .update_comment(installation_id, &repo, comment_id, &body),
+            )
+            .await)
     }
 
     async fn delete_comment(
@@ -197,12 +201,13 @@ impl Host for Session {
         comment_id: u64,
     ) -> wasmtime::Result<CapResult<()>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubDeleteComment,
-            || format!("{} comment={comment_id}", show(&repo)),
-            b.github.delete_comment(installation_id, &repo, comment_id),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubDeleteComment,
+                || format!("{} comment={comment_id}", show(&repo)),
+                b.github.delete_comment(installation_id, &repo, comment_id),
+            )
+            .await)
     }
 
     async fn find_deployments(
@@ -214,18 +219,19 @@ impl Host for Session {
         task: String,
     ) -> wasmtime::Result<CapResult<Vec<Deployment>>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubFindDeployments,
-            || {
-                format!(
-                    "{} sha={sha} environment={environment:?} task={task:?}",
-                    show(&repo)
-                )
-            },
-            b.github
-                .find_deployments(installation_id, &repo, &sha, &environment, &task),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubFindDeployments,
+                || {
+                    format!(
+                        "{} sha={sha} environment={environment:?} task={task:?}",
+                        show(&repo)
+                    )
+                },
+                b.github
+                    .find_deployments(installation_id, &repo, &sha, &environment, &task),
+            )
+            .await)
     }
 
     async fn create_deployment(
@@ -235,7 +241,7 @@ impl Host for Session {
         deployment: NewDeployment,
     ) -> wasmtime::Result<CapResult<Deployment>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
+        Ok(self.invoke(
             Call::GithubCreateDeployment,
             || {
                 format!(
@@ -262,13 +268,14 @@ impl Host for Session {
         deployment_id: u64,
     ) -> wasmtime::Result<CapResult<Vec<DeploymentStatus>>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubListDeploymentStatuses,
-            || format!("{} deployment={deployment_id}", show(&repo)),
-            b.github
-                .list_deployment_statuses(installation_id, &repo, deployment_id),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubListDeploymentStatuses,
+                || format!("{} deployment={deployment_id}", show(&repo)),
+                b.github
+                    .list_deployment_statuses(installation_id, &repo, deployment_id),
+            )
+            .await)
     }
 
     async fn create_deployment_status(
@@ -279,7 +286,7 @@ impl Host for Session {
         status: NewDeploymentStatus,
     ) -> wasmtime::Result<CapResult<DeploymentStatus>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
+        Ok(self.invoke(
             Call::GithubCreateDeploymentStatus,
             || {
                 format!(
@@ -304,13 +311,14 @@ impl Host for Session {
         deployment_id: u64,
     ) -> wasmtime::Result<CapResult<()>> {
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::GithubDeleteDeployment,
-            || format!("{} deployment={deployment_id}", show(&repo)),
-            b.github
-                .delete_deployment(installation_id, &repo, deployment_id),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::GithubDeleteDeployment,
+                || format!("{} deployment={deployment_id}", show(&repo)),
+                b.github
+                    .delete_deployment(installation_id, &repo, deployment_id),
+            )
+            .await)
     }
 
     async fn create_installation_token(
@@ -319,7 +327,7 @@ impl Host for Session {
         repo: Repository,
     ) -> wasmtime::Result<Result<Resource<SealedValue>, Error>> {
         let b = self.backends.clone();
-        let token = b
+        let token = self
             .invoke(
                 Call::GithubCreateInstallationToken,
                 || format!("installation={installation_id} repo={}", show(&repo)),
@@ -334,3 +342,42 @@ impl Host for Session {
         }
     }
 }
+
+// What GitHub sends back goes on into comments, deployment statuses and
+// logs: every text field is redacted.
+impl crate::redact::Scrub for Comment {
+    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
+        Comment {
+            id: self.id,
+            body: redactor.scrub_value(&self.body),
+            html_url: redactor.scrub_value(&self.html_url),
+        }
+    }
+}
+
+impl crate::redact::Scrub for Deployment {
+    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
+        Deployment {
+            id: self.id,
+            sha: redactor.scrub_value(&self.sha),
+            environment: redactor.scrub_value(&self.environment),
+            task: redactor.scrub_value(&self.task),
+            payload_json: redactor.scrub_value(&self.payload_json),
+        }
+    }
+}
+
+impl crate::redact::Scrub for DeploymentStatus {
+    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
+        DeploymentStatus {
+            id: self.id,
+            state: self.state,
+            description: redactor.scrub_value(&self.description),
+            environment_url: self.environment_url.map(|u| redactor.scrub_value(&u)),
+            log_url: self.log_url.map(|u| redactor.scrub_value(&u)),
+        }
+    }
+}
+
+// Plaintext the host seals: redacting it would break the secret itself.
+crate::nothing_to_scrub!(Secret);

@@ -45,7 +45,7 @@ impl Host for Session {
         label: String,
     ) -> wasmtime::Result<Result<Resource<SealedValue>, Error>> {
         let b = self.backends.clone();
-        let plaintext = b
+        let plaintext = self
             .invoke(
                 Call::KmsDecrypt,
                 || {

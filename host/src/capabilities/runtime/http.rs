@@ -79,7 +79,10 @@ impl HttpRuntime {
             s if s >= 500 => ErrorCode::Unavailable,
             _ => ErrorCode::Invalid,
         };
-        let reason: String = text.chars().take(500).collect();
+        // Whole (bounded): the host boundary redacts every secret in it,
+        // then cuts it to 500 characters. Cut first, a secret could be left
+        // half in, unrecognisable.
+        let reason: String = text.chars().take(64 << 10).collect();
         Err(Error {
             code,
             message: format!("runtime service answered {status}: {reason}"),

@@ -115,11 +115,29 @@ impl Host for Session {
                 .collect(),
         };
         let b = self.backends.clone();
-        Ok(b.invoke(
-            Call::RuntimeCreate,
-            transcript_text,
-            b.runtime.create(&plain),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                Call::RuntimeCreate,
+                transcript_text,
+                b.runtime.create(&plain),
+            )
+            .await)
+    }
+}
+
+// The runtime's id and URL go into the record, the comment and the
+// deployment status: a service echoing the request must not put a secret
+// there.
+impl crate::redact::Scrub for Created {
+    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
+        Created {
+            runtime_id: crate::redact::cut(
+                &redactor.scrub_value(&self.runtime_id),
+                crate::redact::MAX_TEXT_CHARS,
+            ),
+            url: self
+                .url
+                .map(|u| crate::redact::cut(&redactor.scrub_value(&u), 2_048)),
+        }
     }
 }

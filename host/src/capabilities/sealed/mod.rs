@@ -55,6 +55,8 @@ impl Session {
         label: String,
         secret: Secret,
     ) -> wasmtime::Result<Resource<SealedValue>> {
+        // From now on no dependency text of this message may carry it.
+        self.redactor.add(secret.expose());
         Ok(self.table.push(SealedValue { label, secret })?)
     }
 

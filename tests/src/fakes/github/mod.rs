@@ -117,6 +117,9 @@ pub enum Failure {
     /// Any other status with GitHub's error body (401, 403, 404, 409, 410,
     /// 500, 502, 503, ...).
     Status(u16),
+    /// The request quoted back in the error message (its `Authorization`
+    /// header, the installation token, included), with this status.
+    Echo { status: u16, how: super::Echo },
 }
 
 /// One request as the fake saw it.
@@ -435,16 +438,28 @@ async fn every_request(State(fake): State<FakeGitHub>, request: Request, next: N
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match early_answer(&fake, &headers, route, api_version.as_deref()) {
-        Some(refused) => refused,
-        None => {
-            let response = next.run(request).await;
-            if method == Method::GET && response.status() == StatusCode::OK {
-                with_etag(response, &headers).await
-            } else {
-                response
+    let failure = route.and_then(|route| {
+        let mut inner = fake.lock();
+        inner
+            .faults
+            .get_mut(&route)
+            .filter(|queue| !queue.is_empty())
+            .map(|queue| queue.remove(0))
+    });
+    let response = match failure {
+        Some(Failure::Echo { status, how }) => echo(status, how, &headers, request).await,
+        Some(failure) => failure_response(&failure),
+        None => match refused_headers(&fake, &headers, route, api_version.as_deref()) {
+            Some(refused) => refused,
+            None => {
+                let response = next.run(request).await;
+                if method == Method::GET && response.status() == StatusCode::OK {
+                    with_etag(response, &headers).await
+                } else {
+                    response
+                }
             }
-        }
+        },
     };
     finish(
         &fake,
@@ -458,27 +473,14 @@ async fn every_request(State(fake): State<FakeGitHub>, request: Request, next: N
     )
 }
 
-/// A refusal that comes before the route's own work: a scripted failure,
-/// a media type or API version GitHub does not serve.
-fn early_answer(
+/// What GitHub refuses before a route's own work: a media type or an API
+/// version it does not serve.
+fn refused_headers(
     fake: &FakeGitHub,
     headers: &HeaderMap,
     route: Option<Route>,
     api_version: Option<&str>,
 ) -> Option<Response> {
-    if let Some(route) = route {
-        let failure = {
-            let mut inner = fake.lock();
-            inner
-                .faults
-                .get_mut(&route)
-                .filter(|queue| !queue.is_empty())
-                .map(|queue| queue.remove(0))
-        };
-        if let Some(failure) = failure {
-            return Some(failure_response(&failure));
-        }
-    }
     let accept = headers
         .get_all("accept")
         .iter()
@@ -539,6 +541,7 @@ fn failure_response(failure: &Failure) -> Response {
                 ("x-ratelimit-resource", "core".to_string()),
             ],
         ),
+        Failure::Echo { .. } => unreachable!("echoes are answered with the request"),
         Failure::Status(status) => (
             *status,
             match status {
@@ -563,6 +566,27 @@ fn failure_response(failure: &Failure) -> Response {
             .insert(name, HeaderValue::from_str(&value).expect("a header value"));
     }
     response
+}
+
+/// A 422-style answer quoting the request back: its credential and body.
+async fn echo(status: u16, how: super::Echo, headers: &HeaderMap, request: Request) -> Response {
+    let credential = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let quoted = how.quote(&format!(
+        "Authorization: {credential}\n{}",
+        String::from_utf8_lossy(&body)
+    ));
+    github_error(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+        &format!("Invalid request: {quoted}"),
+        "https://docs.github.com/rest",
+    )
 }
 
 /// A 200 list answer gets an ETag; a request already holding it gets 304

@@ -1,0 +1,553 @@
+//! Sending one request for an installation: its turn, its token (minted
+//! when missing, shared by everything that uses the backend), GitHub's
+//! waits, the answer read whole, conditional list pages, and the answer in
+//! the contract's terms.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use octocrab::{FromResponse, OctoBody};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::GitHubApp;
+use super::conditional;
+use super::json::ErrorBody;
+use super::limiter::{self, Figures, Pacing};
+use super::tokens::{self, CachedToken, MintAnswer, Minted};
+use crate::capabilities::{CapResult, Error, ErrorCode, error};
+
+/// Times one request goes again after rate-limit refusals (within
+/// `max_wait`): GitHub asks to give up after a few.
+const RATE_LIMIT_RESENDS: u32 = 2;
+
+/// One REST request.
+pub struct ApiRequest {
+    /// What it does, in errors and logs ("create comment").
+    pub what: &'static str,
+    pub method: Method,
+    /// Path and query, relative to the API's base URL.
+    pub path: String,
+    /// JSON text.
+    pub body: Option<String>,
+}
+
+impl ApiRequest {
+    pub fn get(what: &'static str, path: String) -> Self {
+        Self {
+            what,
+            method: Method::GET,
+            path,
+            body: None,
+        }
+    }
+
+    pub fn delete(what: &'static str, path: String) -> Self {
+        Self {
+            what,
+            method: Method::DELETE,
+            path,
+            body: None,
+        }
+    }
+
+    pub fn with_json(
+        what: &'static str,
+        method: Method,
+        path: String,
+        body: &serde_json::Value,
+    ) -> Self {
+        Self {
+            what,
+            method,
+            path,
+            body: Some(body.to_string()),
+        }
+    }
+
+    /// Whether it changes something: GitHub asks for these to be spaced.
+    fn is_write(&self) -> bool {
+        matches!(
+            self.method,
+            Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+        )
+    }
+}
+
+/// GitHub's answer, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Arc<str>,
+}
+
+impl Answer {
+    /// The answer if it is a success; GitHub's refusal in the contract's
+    /// terms otherwise.
+    pub fn success(self, what: &str) -> CapResult<Self> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    /// The body as `T`.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> CapResult<T> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            error(
+                ErrorCode::Unavailable,
+                format!("github {what}: the answer did not parse: {e}"),
+            )
+        })
+    }
+
+    /// GitHub's `message` of a refusal; empty for a success.
+    pub fn message(&self) -> String {
+        if !(self.status.is_client_error() || self.status.is_server_error()) {
+            return String::new();
+        }
+        serde_json::from_str::<ErrorBody>(&self.body)
+            .ok()
+            .and_then(|b| b.message)
+            .unwrap_or_else(|| {
+                let text = self.body.trim();
+                if text.is_empty() {
+                    self.status.canonical_reason().unwrap_or("").to_string()
+                } else {
+                    // Whole (bounded): the host boundary redacts, then cuts.
+                    text.chars().take(64 << 10).collect()
+                }
+            })
+    }
+
+    /// The answer in the contract's terms: rate limits (429, 403 with none
+    /// left or saying so) `throttled` with the wait GitHub asked, 401/403
+    /// `denied`, 404/410 `not-found`, 409 `conflict`, 5xx `unavailable`,
+    /// the rest `invalid`.
+    pub fn error(&self, what: &str) -> Error {
+        let message = self.message();
+        let code = match self.status.as_u16() {
+            404 | 410 => ErrorCode::NotFound,
+            429 => ErrorCode::Throttled,
+            403 if limiter::rate_limited(self.status, &self.headers, &message) => {
+                ErrorCode::Throttled
+            }
+            401 | 403 => ErrorCode::Denied,
+            409 => ErrorCode::Conflict,
+            s if s >= 500 => ErrorCode::Unavailable,
+            _ => ErrorCode::Invalid,
+        };
+        let retry_after_ms =
+            limiter::wait_asked(self.status, &self.headers, &message, SystemTime::now())
+                .map(|wait| millis_up(wait.wait));
+        Error {
+            code,
+            message: format!("github {what}: {} {message}", self.status.as_u16()),
+            retry_after_ms,
+        }
+    }
+
+    /// The items of a list page and the path and query of the next page,
+    /// if any. Only the path and query of GitHub's link: the token goes
+    /// only to the configured base URL (GitHub Enterprise, tests).
+    pub async fn page<T: DeserializeOwned>(
+        self,
+        what: &str,
+    ) -> CapResult<(Vec<T>, Option<String>)> {
+        let unreadable = |e: &dyn std::error::Error| {
+            error(
+                ErrorCode::Unavailable,
+                format!(
+                    "github {what}: the page did not parse: {}",
+                    crate::aws::error_chain(e)
+                ),
+            )
+        };
+        let mut response = http::Response::builder().status(self.status);
+        if let Some(link) = self.headers.get(LINK) {
+            response = response.header(LINK, link);
+        }
+        let response = response
+            .body(OctoBody::from(self.body.to_string()))
+            .map_err(|e| unreadable(&e))?;
+        let page = octocrab::Page::<T>::from_response(response)
+            .await
+            .map_err(|e| unreadable(&e))?;
+        let next = page
+            .next
+            .as_ref()
+            .and_then(|next| next.path_and_query())
+            .map(|p| p.as_str().to_string());
+        Ok((page.items, next))
+    }
+}
+
+/// The token minted in a `201` answer.
+pub fn minted(answer: Answer, what: &str) -> CapResult<Minted> {
+    let answer = answer.success(what)?;
+    let minted: MintAnswer = answer.json(what)?;
+    Ok(Minted::from_answer(minted, SystemTime::now()))
+}
+
+/// What envmgr holds for one installation.
+#[derive(Default)]
+pub struct InstallationState {
+    /// Taken for the whole of each request, its token mint and resends
+    /// included: GitHub asks integrations to send one installation's
+    /// requests one at a time, and callers needing a token share one mint.
+    turn: tokio::sync::Mutex<Turn>,
+    figures: std::sync::Mutex<Figures>,
+}
+
+impl InstallationState {
+    pub fn figures<T>(&self, read: impl FnOnce(&Figures) -> T) -> T {
+        read(&self.figures.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn update_figures(&self, change: impl FnOnce(&mut Figures)) {
+        change(&mut self.figures.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+#[derive(Default)]
+struct Turn {
+    pacing: Pacing,
+    /// The installation's API token.
+    token: Option<CachedToken>,
+}
+
+/// An installation's turn, held for one request.
+struct Held<'a> {
+    installation: u64,
+    state: &'a InstallationState,
+    turn: tokio::sync::MutexGuard<'a, Turn>,
+    /// What is left of `max_wait` for this request.
+    budget: Duration,
+}
+
+/// Who a request goes as: the installation (its token; counted against its
+/// rate limit) or the App (its JWT; a token mint).
+enum Sender<'a> {
+    Installation(&'a SecretString),
+    App(&'a str),
+}
+
+impl Sender<'_> {
+    fn authorization(&self) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+        let credential = match self {
+            Sender::Installation(token) => token.expose_secret(),
+            Sender::App(jwt) => jwt,
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {credential}"))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl GitHubApp {
+    fn state(&self, installation: u64) -> Arc<InstallationState> {
+        self.installations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(installation)
+            .or_default()
+            .clone()
+    }
+
+    /// Wait for the installation's turn.
+    async fn take_turn<'a>(&self, installation: u64, state: &'a InstallationState) -> Held<'a> {
+        Held {
+            installation,
+            state,
+            turn: state.turn.lock().await,
+            budget: self.max_wait,
+        }
+    }
+
+    /// Every installation seen, by id, with `read` of its figures.
+    pub(super) fn each_installation<T>(&self, read: impl Fn(&Figures) -> T) -> Vec<(u64, T)> {
+        let states: Vec<(u64, Arc<InstallationState>)> = self
+            .installations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, state)| (*id, state.clone()))
+            .collect();
+        let mut out: Vec<(u64, T)> = states
+            .into_iter()
+            .map(|(id, state)| (id, state.figures(&read)))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Make sure the installation has an API token.
+    pub(super) async fn ensure_token(&self, installation: u64) -> CapResult<()> {
+        let state = self.state(installation);
+        let mut held = self.take_turn(installation, &state).await;
+        self.api_token(&mut held).await.map(drop)
+    }
+
+    /// Send `request` with the installation's token.
+    pub(super) async fn send(&self, installation: u64, request: &ApiRequest) -> CapResult<Answer> {
+        self.send_as_installation(installation, request, false)
+            .await
+    }
+
+    /// Send a `GET` conditionally: with the `ETag` of the page remembered
+    /// for it, whose body a `304` stands for.
+    pub(super) async fn send_conditional(
+        &self,
+        installation: u64,
+        request: &ApiRequest,
+    ) -> CapResult<Answer> {
+        self.send_as_installation(installation, request, true).await
+    }
+
+    /// Mint a token (`body`: its repositories and permissions) in the
+    /// installation's turn; the answer as GitHub gave it.
+    pub(super) async fn mint_token(
+        &self,
+        installation: u64,
+        body: &serde_json::Value,
+    ) -> CapResult<Answer> {
+        let state = self.state(installation);
+        let mut held = self.take_turn(installation, &state).await;
+        self.mint(&mut held, body).await
+    }
+
+    async fn send_as_installation(
+        &self,
+        installation: u64,
+        request: &ApiRequest,
+        conditional: bool,
+    ) -> CapResult<Answer> {
+        let state = self.state(installation);
+        let mut held = self.take_turn(installation, &state).await;
+        let mut sent_again_after_401 = false;
+        loop {
+            let (token, fresh) = self.api_token(&mut held).await?;
+            let remembered = conditional
+                .then(|| self.remembered.get(installation, &request.path))
+                .flatten();
+            let mut answer = self
+                .exchange(
+                    &mut held,
+                    request,
+                    Sender::Installation(&token),
+                    remembered.as_ref().map(|page| &page.etag),
+                )
+                .await?;
+            if answer.status == StatusCode::UNAUTHORIZED {
+                // Revoked, or expired before its time on GitHub's clock:
+                // not used again. GitHub did nothing with the request, so
+                // a kept token's 401 is worth one more try with a new one.
+                held.turn.token = None;
+                if !fresh && !sent_again_after_401 {
+                    sent_again_after_401 = true;
+                    continue;
+                }
+            }
+            if conditional {
+                match (answer.status, remembered) {
+                    (StatusCode::NOT_MODIFIED, Some(page)) => {
+                        answer.status = StatusCode::OK;
+                        answer.body = page.body;
+                        if let Some(link) = page.link {
+                            answer.headers.insert(LINK, link);
+                        }
+                    }
+                    (StatusCode::OK, _) => {
+                        if let Some(etag) = answer.headers.get(ETAG) {
+                            let page = conditional::Page {
+                                etag: etag.clone(),
+                                body: answer.body.clone(),
+                                link: answer.headers.get(LINK).cloned(),
+                            };
+                            self.remembered.remember(installation, &request.path, page);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The installation's API token: the kept one while it is fresh, else
+    /// a new one (true: minted now).
+    async fn api_token(&self, held: &mut Held<'_>) -> CapResult<(SecretString, bool)> {
+        if let Some(token) = held
+            .turn
+            .token
+            .as_ref()
+            .filter(|t| t.usable(Instant::now()))
+        {
+            return Ok((token.secret.clone(), false));
+        }
+        held.turn.token = None;
+        let answer = self.mint(held, &serde_json::json!({})).await?;
+        let received = Instant::now();
+        let minted = minted(answer, "installation token")?;
+        self.credentials.register(minted.secret.expose_secret());
+        held.turn.token = CachedToken::keep(&minted, received);
+        Ok((minted.secret, true))
+    }
+
+    /// `POST /app/installations/{id}/access_tokens` with the App's JWT.
+    async fn mint(&self, held: &mut Held<'_>, body: &serde_json::Value) -> CapResult<Answer> {
+        let jwt = tokens::app_jwt(self.app_id, &self.key).map_err(|e| {
+            error(
+                ErrorCode::Denied,
+                format!("github installation token: the App's JWT could not be signed: {e}"),
+            )
+        })?;
+        self.credentials.register(&jwt);
+        let request = ApiRequest::with_json(
+            "installation token",
+            Method::POST,
+            format!("/app/installations/{}/access_tokens", held.installation),
+            body,
+        );
+        self.exchange(held, &request, Sender::App(&jwt), None).await
+    }
+
+    /// Send one request in the installation's turn: after GitHub's wait
+    /// (within `budget`) and the write spacing, and again after a rate-limit
+    /// refusal while the budget lasts. Every answer's wait holds the
+    /// installation's later requests too.
+    async fn exchange(
+        &self,
+        held: &mut Held<'_>,
+        request: &ApiRequest,
+        sender: Sender<'_>,
+        if_none_match: Option<&HeaderValue>,
+    ) -> CapResult<Answer> {
+        let write = request.is_write();
+        let what = request.what;
+        let mut refusal: Option<String> = None;
+        let mut resends = 0;
+        loop {
+            let ready = held
+                .turn
+                .pacing
+                .ready(write, self.write_spacing, &mut held.budget)
+                .await;
+            if let Err(wait) = ready {
+                let refusal = refusal.as_deref();
+                return Err(self.wait_too_long(what, held.installation, wait, refusal));
+            }
+            let http_request = build(request, &sender, if_none_match).map_err(|e| {
+                error(
+                    ErrorCode::Invalid,
+                    format!("github {what}: the request could not be built: {e}"),
+                )
+            })?;
+            held.state.update_figures(|f| match sender {
+                Sender::Installation(_) => f.counts.sent += 1,
+                Sender::App(_) => f.counts.token_mints += 1,
+            });
+            let sent = self.http.execute(http_request).await;
+            held.turn.pacing.answered(write);
+            let no_answer = |e: octocrab::Error| {
+                error(
+                    ErrorCode::Unavailable,
+                    format!("github {what}: {}", crate::aws::error_chain(&e)),
+                )
+            };
+            let response = sent.map_err(no_answer)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = self
+                .http
+                .body_to_string(response)
+                .await
+                .map_err(no_answer)?;
+            let answer = Answer {
+                status,
+                headers,
+                body: Arc::from(body),
+            };
+            if let Sender::Installation(_) = sender {
+                held.state.update_figures(|f| {
+                    if answer.status != StatusCode::NOT_MODIFIED {
+                        f.counts.counted += 1;
+                    }
+                    if let Some(rate_limit) = limiter::rate_limit_of(&answer.headers) {
+                        f.rate_limit = Some(rate_limit);
+                    }
+                });
+            }
+            let message = answer.message();
+            let Some(asked) =
+                limiter::wait_asked(answer.status, &answer.headers, &message, SystemTime::now())
+            else {
+                return Ok(answer);
+            };
+            held.turn.pacing.hold(asked.wait);
+            if !asked.refused {
+                return Ok(answer);
+            }
+            tracing::warn!(
+                installation = held.installation,
+                request = what,
+                status = answer.status.as_u16(),
+                wait_ms = millis_up(asked.wait),
+                "Throttled by GitHub: the installation's requests wait"
+            );
+            if resends == RATE_LIMIT_RESENDS {
+                return Ok(answer);
+            }
+            resends += 1;
+            refusal = Some(format!("{} {message}", answer.status.as_u16()));
+        }
+    }
+
+    fn wait_too_long(
+        &self,
+        what: &str,
+        installation: u64,
+        wait: Duration,
+        refusal: Option<&str>,
+    ) -> Error {
+        let retry_after_ms = millis_up(wait);
+        let refusal = refusal.map(|r| format!("{r}; ")).unwrap_or_default();
+        Error {
+            code: ErrorCode::Throttled,
+            message: format!(
+                "github {what}: {refusal}GitHub asks installation {installation} to wait {retry_after_ms} ms, longer than `github.max_wait_ms` ({} ms)",
+                self.max_wait.as_millis()
+            ),
+            retry_after_ms: Some(retry_after_ms),
+        }
+    }
+}
+
+fn build(
+    request: &ApiRequest,
+    sender: &Sender<'_>,
+    if_none_match: Option<&HeaderValue>,
+) -> Result<http::Request<OctoBody>, http::Error> {
+    // The client adds `Accept` and `X-GitHub-Api-Version` to every request.
+    let mut builder = http::Request::builder()
+        .method(request.method.clone())
+        .uri(request.path.as_str())
+        .header(AUTHORIZATION, sender.authorization()?);
+    if let Some(etag) = if_none_match {
+        builder = builder.header(IF_NONE_MATCH, etag);
+    }
+    match &request.body {
+        Some(json) => builder
+            .header(CONTENT_TYPE, "application/json")
+            .body(OctoBody::from(json.clone())),
+        None => builder.header(CONTENT_LENGTH, "0").body(OctoBody::empty()),
+    }
+}
+
+/// Milliseconds, rounded up (a wait is never reported shorter than it is).
+fn millis_up(wait: Duration) -> u64 {
+    u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
