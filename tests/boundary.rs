@@ -190,7 +190,7 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     let letters = stack.dead_letters("probot").await;
     let reasons: Vec<&str> = letters
         .iter()
-        .filter_map(|(_, attributes)| attributes.get("envmgr-reason").map(String::as_str))
+        .filter_map(|(_, attributes)| attributes.get("envmgr.reason").map(String::as_str))
         .collect();
     assert!(
         reasons

@@ -272,10 +272,10 @@ async fn a_permanently_bad_message_is_dead_lettered_with_its_reason(backend: Bac
     );
 
     let attributes = stack.dead_letter("api", WAIT).await;
-    let reason = attributes["envmgr-reason"].as_str();
+    let reason = attributes["envmgr.reason"].as_str();
     assert!(reason.contains("not valid JSON"), "{reason}");
-    assert_eq!(attributes["envmgr-source-queue"], "api");
-    assert!(attributes.contains_key("envmgr-logic-version"));
+    assert_eq!(attributes["envmgr.sourceQueue"], "api");
+    assert!(attributes.contains_key("envmgr.logicVersion"));
     eventually("deleted from its queue", WAIT, || async {
         stack.messages_in(&stack.queue_name("api")).await == 0
     })

@@ -12,7 +12,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use crate::aws::operation_failed;
 use crate::capabilities::Describe as _;
 use crate::capabilities::dynamodb::{
-    AttributeCheck, AttributeValue, Condition, Item, KeyCondition, PutItem, Write, WriteError,
+    AttributeCheck, AttributeValue, Condition, Item, KeyCondition, PutItem, UpdateItem, Write,
+    WriteError,
 };
 use crate::catalog;
 use crate::config::Settings;
@@ -21,14 +22,54 @@ use crate::platform::Platform;
 /// Create whatever is missing; running it twice changes nothing. The local
 /// database makes its tables and key when opened.
 pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
-    if let Some(store) = platform.store() {
-        println!(
+    match platform.store() {
+        Some(store) => println!(
             "local database {}: ready (queues, tables and KMS key {})",
             store.path().display(),
             settings.kms.key_id
-        );
-        return Ok(());
+        ),
+        None => init_aws(platform, settings).await?,
     }
+    store_kms_probe(platform, settings).await
+}
+
+/// The probe the hosts' health check decrypts (see `health::probes`):
+/// a ciphertext of a fixed text under the configured key, in the `logic`
+/// table. Stored anew each time, so it follows a change of `kms.key_id`.
+async fn store_kms_probe(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
+    use crate::health::probes::{KMS_PROBE_PLAINTEXT, kms_probe_context, kms_probe_key};
+    let key_id = &settings.kms.key_id;
+    let ciphertext = platform
+        .kms
+        .encrypt(KMS_PROBE_PLAINTEXT, &kms_probe_context())
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the KMS probe: {}", e.describe()))?;
+    let update = UpdateItem {
+        table: "logic".into(),
+        key: kms_probe_key(),
+        set: vec![
+            ("ciphertext".into(), AttributeValue::B(ciphertext)),
+            ("keyId".into(), AttributeValue::S(key_id.clone())),
+            (
+                "storedAt".into(),
+                AttributeValue::N(crate::local::now_ms().to_string()),
+            ),
+        ],
+        condition: Condition::None,
+    };
+    platform
+        .logic_tables()
+        .update(&update)
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the KMS probe: {}", e.describe()))?;
+    println!(
+        "kms probe for key {key_id}: stored in table {}",
+        settings.tables.logic
+    );
+    Ok(())
+}
+
+async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
     let sdk = platform
         .sdk()
         .context("the aws backend has an SDK config")?;

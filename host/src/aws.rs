@@ -45,7 +45,10 @@ where
                 ErrorCode::Throttled
             } else if status >= 500 {
                 ErrorCode::Unavailable
-            } else if name.contains("NotFound") {
+            } else if name.contains("NotFound")
+                || name.contains("NonExistent")
+                || name == "QueueDoesNotExist"
+            {
                 ErrorCode::NotFound
             } else if name.contains("AccessDenied")
                 || name.contains("Unauthorized")
@@ -62,7 +65,21 @@ where
                 ErrorCode::Invalid
             };
             let detail = service.message().unwrap_or("");
-            (code, format!("{operation}: {name} ({status}) {detail}"))
+            let message = format!(
+                "{operation}: {name} ({status}) {}{}",
+                detail.trim_end(),
+                missing_hint(name)
+            );
+            if may_be_the_deployment(code, name) {
+                let dependency = match operation.split(' ').next() {
+                    Some("dynamodb") => "dynamodb",
+                    Some("kms") => "kms",
+                    Some("sqs") => "sqs",
+                    _ => "aws",
+                };
+                crate::health::suspect(dependency, message.clone());
+            }
+            (code, message)
         }
         SdkError::ConstructionFailure(_) => (
             ErrorCode::Invalid,
@@ -78,6 +95,31 @@ where
         message: message.trim_end().to_string(),
         retry_after_ms: None,
     }
+}
+
+/// What to do about a resource the config names that does not exist.
+fn missing_hint(name: &str) -> &'static str {
+    match name {
+        "ResourceNotFoundException" => {
+            " (the table does not exist: `envmgr init` creates the tables the config names)"
+        }
+        "QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue" => {
+            " (the queue does not exist: `envmgr init` creates the queues the config names)"
+        }
+        "NotFoundException" => {
+            " (the key does not exist: `envmgr init` creates it when `kms.key_id` is an alias)"
+        }
+        _ => "",
+    }
+}
+
+/// Whether an error may be the deployment's rather than the message's: a
+/// missing table, queue or key, or access refused. Only a probe can tell
+/// (access can be refused per item or per key-policy condition); a
+/// ciphertext under another key is always the message's.
+fn may_be_the_deployment(code: ErrorCode, name: &str) -> bool {
+    let the_message = ["InvalidCiphertextException", "IncorrectKeyException"];
+    matches!(code, ErrorCode::Denied | ErrorCode::NotFound) && !the_message.contains(&name)
 }
 
 /// An SDK error as a plain error, for commands and the queue loop (which

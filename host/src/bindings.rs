@@ -15,3 +15,11 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::envmgr::environments::types::{Error, ErrorCode, FailureKind};
+
+/// A failure kind as the WIT spells it.
+pub fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Retryable => "retryable",
+        FailureKind::Permanent => "permanent",
+    }
+}

@@ -7,13 +7,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::admin;
 use crate::capabilities::Backends;
 use crate::capabilities::analytics::segment::SegmentAnalytics;
 use crate::capabilities::config::Config;
 use crate::capabilities::dynamodb::show_item;
 use crate::config::{LogFormat, Settings};
+use crate::daemon::endpoint::Admin;
 use crate::daemon::{Daemon, Finished};
 use crate::engine::{Engine, Limits, hex_sha256};
+use crate::health::{Health, Probes, probes};
 use crate::logic::cache::NativeCache;
 use crate::logic::commands;
 use crate::logic::serving::Versions;
@@ -21,7 +24,6 @@ use crate::mock::{MockHost, seed};
 use crate::observe::Observer;
 use crate::platform::Platform;
 use crate::redact::Credentials;
-use crate::{Outcome, RunError, admin};
 
 #[derive(Parser)]
 #[command(
@@ -144,6 +146,57 @@ enum Command {
     CheckLogic {
         /// The component file.
         file: PathBuf,
+    },
+    /// Dead letters: list, show, move back to their queue (redrive) or
+    /// delete (purge), on either backend.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Every dead letter of a queue (or of all): id, age, receive count,
+    /// reason and logic version. Leaves them where they are.
+    List {
+        /// The queue, by its name in the config; every queue when unset.
+        #[arg(long)]
+        queue: Option<String>,
+        /// A JSON array, for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter: envmgr's metadata, the producer's attributes and
+    /// the body.
+    Show {
+        /// Its id in the dead-letter queue, or the original message's.
+        id: String,
+        #[arg(long)]
+        queue: Option<String>,
+        /// A JSON object, for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back to their queue with the producer's
+    /// attributes (a fresh receive budget), then delete them here.
+    Redrive {
+        #[arg(long)]
+        queue: Option<String>,
+        /// A dead letter to move (repeatable): its id, or the original's.
+        #[arg(long = "id", value_name = "ID", required_unless_present = "all")]
+        ids: Vec<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete every dead letter of a queue (or of all).
+    Purge {
+        #[arg(long)]
+        queue: Option<String>,
+        /// Really delete them; without it, only say how many there are.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -354,6 +407,36 @@ pub fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Dlq { ref command } => {
+            init_logs(LogFormat::Human);
+            let settings = settings()?;
+            runtime.block_on(async {
+                use crate::queue::dead_letters::{DeadLetters, Selection};
+                let platform = Platform::connect(&settings).await?;
+                let dead_letters = DeadLetters::connect(&platform, &settings).await?;
+                match command {
+                    DlqCommand::List { queue, json } => {
+                        dead_letters.print_list(queue.as_deref(), *json).await
+                    }
+                    DlqCommand::Show { id, queue, json } => {
+                        dead_letters.print_show(id, queue.as_deref(), *json).await
+                    }
+                    DlqCommand::Redrive { queue, ids, all } => {
+                        let selection = if *all {
+                            Selection::All
+                        } else {
+                            Selection::Ids(ids)
+                        };
+                        dead_letters
+                            .print_redrive(queue.as_deref(), selection)
+                            .await
+                    }
+                    DlqCommand::Purge { queue, yes } => {
+                        dead_letters.print_purge(queue.as_deref(), *yes).await
+                    }
+                }
+            })
+        }
     }
 }
 
@@ -370,8 +453,13 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 pub(crate) fn init_logs(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("ENVMGR_LOG").unwrap_or_else(|_| "info".into());
+    // Colour only for a person at a terminal: a file or a pipe gets plain
+    // text (and NO_COLOR is honoured, https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -489,8 +577,29 @@ pub(crate) async fn assemble(
         clock: None,
         credentials,
     });
+    let health = Health::new(Probes::new(probes::Deployment {
+        table_names: settings.tables.mapping().to_vec(),
+        tables: platform.tables.clone(),
+        logic_table: &settings.tables.logic,
+        logic_tables: platform.logic_tables(),
+        kms: platform.kms.clone(),
+        kms_key_id: &settings.kms.key_id,
+        github: backends.github.clone(),
+        runtime: backends.runtime.clone(),
+        credentials: backends.credentials.clone(),
+    }));
+    let admin = match settings.admin.listen {
+        Some(listen) => Some(Admin::start(listen, health.clone(), backends.github.clone()).await?),
+        None => None,
+    };
     let engine = Arc::new(Engine::new(settings.limits())?);
     tokio::pin!(abandon);
+    // Nothing is loaded or received before the deployment is sound: a
+    // missing table or a refused key is said once, with the fix, and waited
+    // out.
+    if !health.until_ready(&mut abandon).await {
+        return Ok(None);
+    }
     let versions = match pinned {
         Some(component) => Versions::pinned(engine.load(component)?, settings.logic.clone()),
         // The pointer's table may not be reachable yet either: wait.
@@ -524,6 +633,7 @@ pub(crate) async fn assemble(
                 }
             }
         };
+        health.probes().add_queue(logical, queue.clone());
         queues.push((logical.clone(), queue_settings.clone(), queue));
     }
     Ok(Some(Assembled {
@@ -531,10 +641,11 @@ pub(crate) async fn assemble(
             engine,
             versions,
             backends,
+            health,
             queues,
             grace: Duration::from_secs(settings.shutdown.grace_seconds),
             finished,
-            admin_listen: settings.admin.listen,
+            admin,
         },
         platform,
         segment: services.segment,
@@ -571,17 +682,7 @@ async fn try_messages(
         for entry in &delivery.transcript {
             println!("  {entry}");
         }
-        match &delivery.result {
-            Ok(Ok(Outcome::Done(what))) => println!("=> done: {what}"),
-            Ok(Ok(Outcome::Skipped(why))) => println!("=> skipped: {why}"),
-            Ok(Ok(Outcome::Deferred(deferral))) => println!("=> deferred: {}", deferral.reason),
-            Ok(Err(failure)) => println!("=> {:?} failure: {}", failure.kind, failure.reason),
-            Err(
-                error @ (RunError::Timeout(_) | RunError::MemoryExhausted(_) | RunError::Trap(_)),
-            ) => {
-                println!("=> {error}")
-            }
-        }
+        println!("=> {}", crate::engine::summary(&delivery.result));
         host.clock.advance(std::time::Duration::from_secs(60));
     }
 

@@ -124,7 +124,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     println!("\n== message outcomes ==");
     for end in &outcomes {
         println!(
-            "  {} {}: {:?} — {}",
+            "  {} {}: {} — {}",
             end.queue, end.message_id, end.disposition, end.summary
         );
     }

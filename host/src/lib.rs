@@ -10,6 +10,8 @@
 //!   embedded database file) or `aws`.
 //! - [`mock`]: the mock host for tests and guest authors.
 //! - [`observe`]: transcript and scripted faults.
+//! - [`health`]: a fault of the host is not a fault of the message (probes,
+//!   pause, recovery); [`metrics`]: what `/metrics` serves.
 //! - [`demo`], [`show`], [`admin`], [`cli`]: the commands.
 
 pub mod admin;
@@ -23,14 +25,17 @@ pub mod contract;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod health;
 pub mod local;
 pub mod logic;
+pub mod metrics;
 pub mod mock;
 pub mod observe;
 pub mod platform;
 pub mod queue;
 pub mod redact;
 pub mod show;
+pub mod support;
 
 pub use bindings::{Failure, FailureKind, Message, Outcome};
 pub use engine::{Engine, Handled, Limits, Logic, RunError};

@@ -36,6 +36,13 @@ pub enum Call {
 }
 
 impl Call {
+    /// The interface, as in the WIT: `github`, `dynamodb`, `kms`, ….
+    pub fn dependency(self) -> &'static str {
+        let name = self.name();
+        name.split_once('.')
+            .map_or(name, |(interface, _)| interface)
+    }
+
     /// `interface.function`, as in the WIT.
     pub fn name(self) -> &'static str {
         match self {

@@ -85,6 +85,11 @@ impl Platform {
         })
     }
 
+    /// The host's own `logic` table (never offered to the logic).
+    pub fn logic_tables(&self) -> Arc<dyn Tables> {
+        self.logic_tables.clone()
+    }
+
     /// Installed logic versions and the shared pointer.
     pub fn registry(&self) -> Registry {
         Registry::new(self.logic_tables.clone(), crate::BUILTIN_LOGIC)

@@ -184,15 +184,18 @@ fn queues(store: &Store, settings: &Settings) -> anyhow::Result<()> {
             queue.name,
             dead.len()
         );
+        // envmgr's metadata attribute says why; a message without one was
+        // moved by the redrive policy (or had no room for it).
         for message in dead {
+            let metadata = message.metadata.unwrap_or_default();
             println!(
-                "    dead letter {}: {}",
+                "    dead letter {}{}: {}",
                 message.id,
-                message
-                    .attributes
-                    .get("envmgr-reason")
-                    .map(String::as_str)
-                    .unwrap_or("received too often")
+                metadata
+                    .receive_count
+                    .map(|n| format!(" after {n} receive{}", if n == 1 { "" } else { "s" }))
+                    .unwrap_or_default(),
+                metadata.reason.as_deref().unwrap_or("received too often")
             );
         }
     }

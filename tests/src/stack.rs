@@ -116,8 +116,12 @@ impl Default for Options {
 }
 
 impl Stack {
-    /// `binary`: `env!("CARGO_BIN_EXE_envmgr-under-test")`.
+    /// `binary`: `env!("CARGO_BIN_EXE_envmgr-under-test")`, unless
+    /// `ENVMGR_UNDER_TEST` names another build (e.g. a copy kept steady
+    /// through a long series of runs while the tree is rebuilt).
     pub fn new(name: &str, binary: &str, options: Options) -> Self {
+        let binary = std::env::var("ENVMGR_UNDER_TEST").unwrap_or_else(|_| binary.to_string());
+        let binary = binary.as_str();
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "{name}-{}-{}",
@@ -484,14 +488,18 @@ impl Stack {
     }
 
     /// Every message in the dead-letter queue of a logical queue: (body,
-    /// string attributes). Leaves them there.
+    /// attributes): the producer's String and Number attributes, and the
+    /// fields of envmgr's metadata attribute flattened as `envmgr.reason`,
+    /// `envmgr.sourceQueue`, `envmgr.messageId`, `envmgr.logicVersion`,
+    /// `envmgr.receiveCount`, `envmgr.deadLetteredAt`, `envmgr.deferrals`.
+    /// Leaves them there.
     pub async fn dead_letters(&self, logical: &str) -> Vec<(String, BTreeMap<String, String>)> {
         let queue = format!("{}-dlq", self.queue_name(logical));
         match self.backend {
             Backend::Local => envmgr::queue::local::messages(&self.store(), &queue)
                 .expect("dead letters")
                 .into_iter()
-                .map(|m| (m.body, m.attributes))
+                .map(|m| (m.body.clone(), local_dead_letter_attributes(m)))
                 .collect(),
             Backend::Aws => {
                 let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
@@ -509,12 +517,8 @@ impl Stack {
                         .await
                         .expect("receive from the dead-letter queue");
                     for m in received.messages.unwrap_or_default() {
-                        let attributes = m
-                            .message_attributes
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter_map(|(k, v)| v.string_value.map(|v| (k, v)))
-                            .collect();
+                        let attributes =
+                            sqs_dead_letter_attributes(m.message_attributes.unwrap_or_default());
                         found.insert(
                             m.message_id.unwrap_or_default(),
                             (m.body.unwrap_or_default(), attributes),
@@ -527,7 +531,8 @@ impl Stack {
     }
 
     /// The attributes of the first message in the dead-letter queue of a
-    /// logical queue, once there is one (waits up to `limit`).
+    /// logical queue, once there is one (waits up to `limit`), as
+    /// [`Stack::dead_letters`] gives them.
     pub async fn dead_letter(&self, logical: &str, limit: Duration) -> BTreeMap<String, String> {
         let queue = format!("{}-dlq", self.queue_name(logical));
         let started = Instant::now();
@@ -537,7 +542,7 @@ impl Stack {
                     .expect("dead letters")
                     .into_iter()
                     .next()
-                    .map(|m| m.attributes),
+                    .map(local_dead_letter_attributes),
                 Backend::Aws => {
                     let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
                     let url = self.queue_url(&sqs, &queue).await;
@@ -545,6 +550,8 @@ impl Stack {
                         .receive_message()
                         .queue_url(&url)
                         .message_attribute_names("All")
+                        // Left visible for whoever looks next.
+                        .visibility_timeout(0)
                         .wait_time_seconds(1)
                         .send()
                         .await
@@ -555,11 +562,7 @@ impl Stack {
                         .into_iter()
                         .next()
                         .map(|m| {
-                            m.message_attributes
-                                .unwrap_or_default()
-                                .into_iter()
-                                .filter_map(|(k, v)| v.string_value.map(|v| (k, v)))
-                                .collect()
+                            sqs_dead_letter_attributes(m.message_attributes.unwrap_or_default())
                         })
                 }
             };
@@ -574,6 +577,129 @@ impl Stack {
         }
     }
 
+    /// Put a message with attributes of any type on a logical queue, as a
+    /// producer other than `envmgr send` would: with the AWS SDK on moto,
+    /// or straight into the local database. Returns its id.
+    pub async fn send_with_attributes(
+        &self,
+        logical: &str,
+        body: &str,
+        attributes: &[(String, envmgr::queue::Attribute)],
+    ) -> String {
+        let queue = self.queue_name(logical);
+        match self.backend {
+            Backend::Local => envmgr::queue::local::enqueue_with_attributes(
+                &self.store(),
+                &queue,
+                body,
+                attributes,
+            )
+            .await
+            .expect("enqueue"),
+            Backend::Aws => {
+                let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+                let url = self.queue_url(&sqs, &queue).await;
+                let mut send = sqs.send_message().queue_url(url).message_body(body);
+                for (name, attribute) in attributes {
+                    let value = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                        .data_type(&attribute.data_type);
+                    let value = match &attribute.value {
+                        envmgr::queue::AttributeData::Text(text) => value.string_value(text),
+                        envmgr::queue::AttributeData::Binary(blob) => {
+                            value.binary_value(aws_sdk_sqs::primitives::Blob::new(blob.clone()))
+                        }
+                    };
+                    send = send.message_attributes(name, value.build().expect("data type set"));
+                }
+                send.send()
+                    .await
+                    .expect("send with attributes")
+                    .message_id
+                    .expect("a message id")
+            }
+        }
+    }
+
+    /// The first message on a logical queue, once there is one (waits up to
+    /// `limit`): its body and every attribute with its type, sorted by name
+    /// (envmgr's own included, under `envmgr`). On SQS this receives it
+    /// once (visible again at once), which counts one receive.
+    pub async fn first_message(
+        &self,
+        logical: &str,
+        limit: Duration,
+    ) -> (String, Vec<(String, envmgr::queue::Attribute)>) {
+        use envmgr::queue::{Attribute, AttributeData, METADATA_ATTRIBUTE};
+        let queue = self.queue_name(logical);
+        let started = Instant::now();
+        loop {
+            let found = match self.backend {
+                Backend::Local => envmgr::queue::local::messages(&self.store(), &queue)
+                    .expect("messages")
+                    .into_iter()
+                    .next()
+                    .map(|m| {
+                        let mut attributes = m.typed_attributes;
+                        if let Some(metadata) = m.metadata {
+                            attributes.push((
+                                METADATA_ATTRIBUTE.to_string(),
+                                Attribute::text("String", metadata.to_text()),
+                            ));
+                        }
+                        (m.body, attributes)
+                    }),
+                Backend::Aws => {
+                    let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+                    let url = self.queue_url(&sqs, &queue).await;
+                    let received = sqs
+                        .receive_message()
+                        .queue_url(&url)
+                        .message_attribute_names("All")
+                        .visibility_timeout(0)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .expect("receive");
+                    received
+                        .messages
+                        .unwrap_or_default()
+                        .into_iter()
+                        .next()
+                        .map(|m| {
+                            let attributes = m
+                                .message_attributes
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|(name, v)| {
+                                    let value = match (v.string_value, v.binary_value) {
+                                        (Some(text), _) => AttributeData::Text(text),
+                                        (None, Some(blob)) => {
+                                            AttributeData::Binary(blob.into_inner())
+                                        }
+                                        (None, None) => return None,
+                                    };
+                                    Some((
+                                        name,
+                                        Attribute {
+                                            data_type: v.data_type,
+                                            value,
+                                        },
+                                    ))
+                                })
+                                .collect();
+                            (m.body.unwrap_or_default(), attributes)
+                        })
+                }
+            };
+            if let Some((body, mut attributes)) = found {
+                attributes.sort_by(|a, b| a.0.cmp(&b.0));
+                return (body, attributes);
+            }
+            assert!(started.elapsed() < limit, "no message on {queue}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn queue_url(&self, sqs: &aws_sdk_sqs::Client, queue: &str) -> String {
         sqs.get_queue_url()
             .queue_name(queue)
@@ -583,6 +709,55 @@ impl Stack {
             .queue_url
             .expect("a queue url")
     }
+}
+
+/// envmgr's metadata JSON flattened into `envmgr.{field}` entries
+/// (strings as they are, numbers as digits).
+fn flatten_metadata(metadata: serde_json::Value, into: &mut BTreeMap<String, String>) {
+    if let serde_json::Value::Object(fields) = metadata {
+        for (field, value) in fields {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            into.insert(format!("envmgr.{field}"), text);
+        }
+    }
+}
+
+/// A local dead letter's String and Number attributes and flattened
+/// metadata.
+fn local_dead_letter_attributes(
+    message: envmgr::queue::local::StoredMessage,
+) -> BTreeMap<String, String> {
+    let mut attributes = message.attributes;
+    if let Some(metadata) = message.metadata {
+        flatten_metadata(
+            serde_json::to_value(metadata).expect("metadata as JSON"),
+            &mut attributes,
+        );
+    }
+    attributes
+}
+
+/// An SQS dead letter's String and Number attributes, with envmgr's
+/// metadata attribute flattened.
+fn sqs_dead_letter_attributes(
+    received: std::collections::HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
+) -> BTreeMap<String, String> {
+    let mut attributes = BTreeMap::new();
+    for (name, value) in received {
+        let Some(text) = value.string_value else {
+            continue;
+        };
+        if name == envmgr::queue::METADATA_ATTRIBUTE {
+            let metadata = serde_json::from_str(&text).expect("envmgr's metadata is JSON");
+            flatten_metadata(metadata, &mut attributes);
+        } else {
+            attributes.insert(name, text);
+        }
+    }
+    attributes
 }
 
 /// A message of docs/examples.

@@ -56,22 +56,51 @@ pub struct Backends {
     pub credentials: Credentials,
 }
 
-/// A capability error as the transcript shows it.
+/// An error code as the WIT spells it.
+pub fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Unavailable => "unavailable",
+        ErrorCode::Throttled => "throttled",
+        ErrorCode::Denied => "denied",
+        ErrorCode::NotFound => "not-found",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::Invalid => "invalid",
+    }
+}
+
+/// A capability error as the transcript and the logs show it.
 pub trait Describe {
     fn describe(&self) -> String;
+    /// The error code, if this is a dependency's failure (a condition that
+    /// did not hold is an answer, not a failure).
+    fn failure_code(&self) -> Option<ErrorCode>;
 }
 
 impl Describe for Error {
     fn describe(&self) -> String {
-        format!("error({:?}): {}", self.code, self.message)
+        format!("error({}): {}", code_name(self.code), self.message)
+    }
+
+    fn failure_code(&self) -> Option<ErrorCode> {
+        Some(self.code)
     }
 }
 
 impl Describe for WriteError {
     fn describe(&self) -> String {
         match self {
-            WriteError::ConditionFailed(indices) => format!("condition-failed {indices:?}"),
+            WriteError::ConditionFailed(indices) => {
+                let indices: Vec<String> = indices.iter().map(u32::to_string).collect();
+                format!("condition-failed [{}]", indices.join(", "))
+            }
             WriteError::Failed(error) => error.describe(),
+        }
+    }
+
+    fn failure_code(&self) -> Option<ErrorCode> {
+        match self {
+            WriteError::ConditionFailed(_) => None,
+            WriteError::Failed(error) => Some(error.code),
         }
     }
 }
@@ -102,10 +131,36 @@ impl Backends {
         if let Some(action) = interleaved {
             action().await;
         }
+        let raised = crate::health::raised();
         let result = match fault {
             Some(fault) => Err(E::from(fault)),
             None => run.await,
         };
+        let result = match result {
+            // The backend saw what may be the deployment's fault: if a probe
+            // confirms it, the logic sees a retryable `unavailable` rather
+            // than a refusal it would take for the message's (and mark the
+            // environment failed for).
+            Err(failed) if crate::health::raised() > raised => {
+                match crate::health::confirm().await {
+                    Some(problems) => Err(E::from(error(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "{}; not the message's fault: the host is unhealthy ({})",
+                            failed.describe(),
+                            crate::health::Problem::list(&problems)
+                        ),
+                    ))),
+                    None => Err(failed),
+                }
+            }
+            result => result,
+        };
+        if let Err(failed) = &result
+            && let Some(code) = failed.failure_code()
+        {
+            crate::metrics::dependency_error(call.dependency(), code_name(code));
+        }
         let result = match result {
             Ok(value) => Ok(value.scrub(redactor)),
             Err(error) => Err(error.scrub(redactor)),

@@ -12,8 +12,11 @@
 //! | deferred (another delivery holds the environment) | back on the queue until the logic's time, its receive not counted (SQS: a delayed copy, then the original deleted); past `max_deferrals` handled as a retryable failure |
 //! | retryable failure, trap, timeout, memory | visible again after a backoff growing with the receive count; the queue's redrive policy dead-letters it after maxReceiveCount |
 //! | permanent failure | sent to the dead-letter queue with the reason, then deleted |
+//! | any failure while the host is unhealthy (a probe failed: see [`health`](crate::health)) | back on the queue like a deferral, its receive not counted: the deployment's fault is not the message's |
 //!
-//! Nothing is deleted unless done or dead-lettered. Errors talking to the
+//! While the host is unhealthy no queue receives; probes go on until the
+//! dependencies answer again. Nothing is deleted unless done or
+//! dead-lettered. Errors talking to the
 //! queue never end a loop. On shutdown: stop receiving, let in-flight messages
 //! finish within the grace period, make the rest visible at once.
 
@@ -34,12 +37,18 @@ use crate::bindings::{FailureKind, Outcome};
 use crate::capabilities::Backends;
 use crate::config::Queue as QueueSettings;
 use crate::engine::{Engine, Logic, RunError};
+use crate::health::{Health, Problem};
 use crate::logic::serving::{Ending, Versions};
 use crate::queue::{DeadLetter, Deferral, Queue, Received};
+use crate::support::seconds;
 use deleter::Deleter;
 
 /// A queue receives at most ten messages per call (SQS's limit).
 const MAX_BATCH: usize = 10;
+/// How long a message that met an unhealthy host waits before it is
+/// visible again: long enough not to spin, short enough for a healthy host
+/// (the fault may be this host's own config) to take it soon.
+const HOST_FAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// What one daemon runs.
 pub struct Daemon {
@@ -47,13 +56,16 @@ pub struct Daemon {
     /// The logic versions served, following the shared pointer.
     pub versions: Arc<Versions>,
     pub backends: Arc<Backends>,
+    /// Whether the deployment is sound; receiving pauses while not.
+    pub health: Arc<Health>,
     /// (logical name, settings, queue) per queue.
     pub queues: Vec<(String, QueueSettings, Arc<dyn Queue>)>,
     pub grace: Duration,
     /// Told how each message ended (the demo, metrics); none in plain serve.
     pub finished: Option<mpsc::UnboundedSender<Finished>>,
-    /// Where `/metrics` and `/status` are served, if anywhere.
-    pub admin_listen: Option<std::net::SocketAddr>,
+    /// The admin endpoint (`/healthz`, `/readyz`, `/metrics`, `/status`),
+    /// if configured: up since start-up.
+    pub admin: Option<Arc<endpoint::Admin>>,
 }
 
 /// How one delivery of a message ended.
@@ -82,21 +94,33 @@ pub enum Disposition {
     DeadLettered,
 }
 
+/// As the `disposition` log field shows it: `Deleted`, `Deferred(5s)`,
+/// `Retry(1.5s)`, `DeadLettered`.
+impl std::fmt::Display for Disposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Disposition::Deleted => f.write_str("Deleted"),
+            Disposition::Deferred(wait) => write!(f, "Deferred({})", seconds(*wait)),
+            Disposition::Retry(backoff) => write!(f, "Retry({})", seconds(*backoff)),
+            Disposition::DeadLettered => f.write_str("DeadLettered"),
+        }
+    }
+}
+
 impl Daemon {
     /// Run until `shutdown` resolves, then drain.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let daemon = Arc::new(self);
-        if let Some(listen) = daemon.admin_listen {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("admin endpoint {listen}: {e}"))?;
-            info!(%listen, "admin endpoint: /metrics, /status");
-            tokio::spawn(endpoint::serve(
-                listener,
+        if let Some(admin) = &daemon.admin {
+            admin.serving(
                 daemon.versions.clone(),
-                stop_rx.clone(),
-            ));
+                daemon
+                    .queues
+                    .iter()
+                    .map(|(logical, _, queue)| (logical.clone(), queue.clone()))
+                    .collect(),
+            );
         }
         tokio::spawn(daemon.versions.clone().watch(stop_rx.clone()));
         let mut loops = JoinSet::new();
@@ -108,7 +132,7 @@ impl Daemon {
         let serving = daemon.versions.current();
         info!(
             logic = %serving.active.id,
-            canary = ?serving.canary.as_ref().map(|(c, percent)| format!("{} at {percent}%", c.id)),
+            canary = %serving.canary.as_ref().map_or_else(|| "none".to_string(), |(c, percent)| format!("{} at {percent}%", c.id)),
             queues = daemon.queues.len(),
             "serving"
         );
@@ -118,16 +142,26 @@ impl Daemon {
         tokio::select! {
             _ = shutdown => {}
             Some(ended) = loops.join_next() => {
-                error!(outcome = ?ended.as_ref().err(), "a queue loop ended unexpectedly; stopping");
+                let outcome = match &ended {
+                    Ok(()) => "returned".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                error!(%outcome, "a queue loop ended unexpectedly; stopping");
                 failure = Some("a queue loop ended unexpectedly");
             }
         }
-        info!(grace = ?daemon.grace, "shutting down: no more receives, draining");
+        info!(grace = %seconds(daemon.grace), "shutting down: no more receives, draining");
+        if let Some(admin) = &daemon.admin {
+            admin.set_phase(endpoint::Phase::Draining);
+        }
         let _ = stop_tx.send(true);
         while let Some(result) = loops.join_next().await {
             if result.is_err() {
                 failure = Some("a queue loop panicked");
             }
+        }
+        if let Some(admin) = &daemon.admin {
+            admin.set_phase(endpoint::Phase::Closed);
         }
         info!("drained; bye");
         match failure {
@@ -146,6 +180,11 @@ impl Daemon {
         let mut failures: u32 = 0;
 
         while !*stop.borrow() {
+            // Nothing is received while the deployment is unsound.
+            self.health.wait_healthy(&mut stop).await;
+            if *stop.borrow() {
+                break;
+            }
             // Backpressure: wait for room before asking the queue for more.
             let first = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit.expect("never closed"),
@@ -164,8 +203,11 @@ impl Daemon {
                 Err(e) => {
                     failures += 1;
                     let pause = Duration::from_millis((250u64 << failures.min(5)).min(5_000));
-                    warn!(queue = %logical, error = %e, retry_in = ?pause, "receiving failed");
+                    warn!(queue = %logical, error = %format!("{e:#}"), retry_in = %seconds(pause), "receiving failed");
                     drop(first);
+                    // A missing queue or refused access pauses the host
+                    // with the reason; a blip passes the probes.
+                    self.health.check().await;
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => continue,
                         _ = stop.changed() => break,
@@ -200,7 +242,7 @@ impl Daemon {
                     async move {
                         info!(deferrals = received.message.deferrals, "received");
                         let disposition = daemon.handle(index, &logic, &received, &deleter).await;
-                        info!(?disposition, "message finished");
+                        info!(%disposition, "message finished");
                         in_flight
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -259,9 +301,26 @@ impl Daemon {
             receipt.to_string(),
             settings.visibility_timeout_seconds,
         );
-        let result = self.engine.run(logic, self.backends.clone(), message).await;
+        let (result, _suspicions) = crate::health::watched(
+            Some(self.health.clone()),
+            self.engine.run(logic, self.backends.clone(), message),
+        )
+        .await;
         drop(_lease);
-        self.versions.record(&logic.id, ending(&result));
+        let succeeded = matches!(
+            &result,
+            Ok(Ok(Outcome::Done(_)
+                | Outcome::Skipped(_)
+                | Outcome::Deferred(_)))
+        );
+        // Whatever the logic made of it, a failure while the host is
+        // unhealthy is the host's (the canary judge ignores it).
+        let host_fault = (!succeeded && !self.health.is_healthy()).then(|| self.health.problems());
+        let ending = match host_fault {
+            Some(_) => Ending::HostFault,
+            None => ending(&result),
+        };
+        self.versions.record(&logic.id, ending);
 
         let retry_after = match &result {
             Ok(Err(failure)) => failure.retry_after_ms.map(Duration::from_millis),
@@ -272,17 +331,16 @@ impl Daemon {
             let backoff = settings
                 .backoff(message.receive_count)
                 .max(retry_after.unwrap_or_default());
-            warn!(reason = %why, retry_in = ?backoff, "will retry");
+            warn!(reason = %why, retry_in = %seconds(backoff), "will retry");
             backoff
         };
-        let summary = match &result {
-            Ok(Ok(Outcome::Done(what))) => format!("done: {what}"),
-            Ok(Ok(Outcome::Skipped(why))) => format!("skipped: {why}"),
-            Ok(Ok(Outcome::Deferred(deferral))) => format!("deferred: {}", deferral.reason),
-            Ok(Err(failure)) => format!("{:?} failure: {}", failure.kind, failure.reason),
-            Err(run_error) => run_error.to_string(),
-        };
+        let summary = crate::engine::summary(&result);
         let disposition = match &result {
+            _ if host_fault.is_some() => {
+                let problems = host_fault.as_deref().unwrap_or_default();
+                self.put_back_for_host_fault(queue.as_ref(), received, deleter, problems, &summary)
+                    .await
+            }
             Ok(Ok(Outcome::Deferred(deferral))) if message.deferrals >= settings.max_deferrals => {
                 Disposition::Retry(retry(&format!(
                     "deferred {} times, the most `max_deferrals` allows: {}",
@@ -298,7 +356,12 @@ impl Daemon {
                 .clamp(Duration::from_secs(1), crate::queue::MAX_DELAY);
                 match queue.defer(received, wait).await {
                     Ok(how) => {
-                        info!(reason = %deferral.reason, wait = ?wait, how = ?how, "deferred");
+                        let shown = match how {
+                            Deferral::Copied => "Copied",
+                            Deferral::InPlace => "InPlace",
+                            Deferral::Hidden => "Hidden",
+                        };
+                        info!(reason = %deferral.reason, wait = %seconds(wait), how = shown, "deferred");
                         if how == Deferral::Copied {
                             deleter.delete(receipt).await;
                         }
@@ -310,8 +373,8 @@ impl Daemon {
                     }
                 }
             }
-            Ok(Ok(outcome)) => {
-                info!(?outcome, "handled");
+            Ok(Ok(_)) => {
+                info!(outcome = %summary, "handled");
                 Disposition::Deleted
             }
             Ok(Err(failure)) if failure.kind == FailureKind::Permanent => {
@@ -321,7 +384,7 @@ impl Daemon {
                     source_queue: logical,
                     logic_version: &logic.id,
                 };
-                match queue.dead_letter(message, &why).await {
+                match queue.dead_letter(received, &why).await {
                     Ok(()) => {
                         warn!(%reason, "dead-lettered");
                         Disposition::DeadLettered
@@ -355,6 +418,40 @@ impl Daemon {
             });
         }
         disposition
+    }
+}
+
+impl Daemon {
+    /// A message that failed while the host is unhealthy goes back on the
+    /// queue without spending a receive (a delayed copy, as a deferral is),
+    /// so that however long the deployment is broken, no message reaches the
+    /// dead-letter queue for it.
+    async fn put_back_for_host_fault(
+        &self,
+        queue: &dyn Queue,
+        received: &Received,
+        deleter: &Deleter,
+        problems: &[Problem],
+        summary: &str,
+    ) -> Disposition {
+        warn!(
+            reason = %format!("the host is unhealthy ({}): {summary}", Problem::list(problems)),
+            retry_in = %seconds(HOST_FAULT_WAIT),
+            host_fault = true,
+            "will retry"
+        );
+        match queue.defer(received, HOST_FAULT_WAIT).await {
+            Ok(how) => {
+                if how == Deferral::Copied {
+                    deleter.delete(&received.receipt).await;
+                }
+                Disposition::Deferred(HOST_FAULT_WAIT)
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "could not put back without spending a receive");
+                Disposition::Retry(HOST_FAULT_WAIT)
+            }
+        }
     }
 }
 

@@ -91,7 +91,11 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Timeout(limit) => write!(f, "the logic ran past its deadline of {limit:?}"),
+            Self::Timeout(limit) => write!(
+                f,
+                "the logic ran past its deadline of {}",
+                crate::support::seconds(*limit)
+            ),
             Self::MemoryExhausted(what) => write!(f, "the logic ran out of memory: {what}"),
             Self::Trap(what) => write!(f, "the logic trapped: {what}"),
         }
@@ -102,6 +106,23 @@ impl std::error::Error for RunError {}
 
 /// What the guest returned.
 pub type Handled = Result<Outcome, Failure>;
+
+/// How a run ended, as logs and commands say it: `done: …`, `skipped: …`,
+/// `deferred: …`, `permanent failure: …`, `retryable failure: …`, or the
+/// run error.
+pub fn summary(result: &Result<Handled, RunError>) -> String {
+    match result {
+        Ok(Ok(Outcome::Done(what))) => format!("done: {what}"),
+        Ok(Ok(Outcome::Skipped(why))) => format!("skipped: {why}"),
+        Ok(Ok(Outcome::Deferred(deferral))) => format!("deferred: {}", deferral.reason),
+        Ok(Err(failure)) => format!(
+            "{} failure: {}",
+            crate::bindings::kind_name(failure.kind),
+            failure.reason
+        ),
+        Err(run_error) => run_error.to_string(),
+    }
+}
 
 impl Engine {
     pub fn new(limits: Limits) -> anyhow::Result<Self> {

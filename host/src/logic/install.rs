@@ -70,7 +70,11 @@ fn expect_handled(what: &str, result: Result<Handled, RunError>) -> anyhow::Resu
             "{what}: deferred with nothing else holding the environment: {}",
             deferral.reason
         ),
-        Ok(Err(failure)) => anyhow::bail!("{what}: {:?} failure: {}", failure.kind, failure.reason),
+        Ok(Err(failure)) => anyhow::bail!(
+            "{what}: {} failure: {}",
+            crate::bindings::kind_name(failure.kind),
+            failure.reason
+        ),
         Err(error) => anyhow::bail!("{what}: {error}"),
     }
 }
@@ -254,7 +258,8 @@ pub async fn concurrency_check(
         }
         if !matches!(held, Ok(Ok(Outcome::Skipped(_)))) {
             anyhow::bail!(
-                "{role}: the older holder did not stop for the newer request waiting: {held:?}"
+                "{role}: the older holder did not stop for the newer request waiting: {}",
+                crate::engine::summary(&held)
             );
         }
         host.faults.clear();

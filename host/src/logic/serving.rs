@@ -64,10 +64,13 @@ pub enum Ending {
     Trap,
     Timeout,
     Memory,
+    /// Failed while the host was unhealthy: the deployment's fault, not
+    /// the logic's, and not counted for or against a canary.
+    HostFault,
 }
 
 impl Ending {
-    pub const ALL: [Ending; 8] = [
+    pub const ALL: [Ending; 9] = [
         Ending::Done,
         Ending::Skipped,
         Ending::Deferred,
@@ -76,6 +79,7 @@ impl Ending {
         Ending::Trap,
         Ending::Timeout,
         Ending::Memory,
+        Ending::HostFault,
     ];
 
     /// What a canary is judged on. A retryable failure is a dependency's
@@ -97,6 +101,7 @@ impl Ending {
             Ending::Trap => "trap",
             Ending::Timeout => "timeout",
             Ending::Memory => "memory",
+            Ending::HostFault => "host-fault",
         }
     }
 }
@@ -294,7 +299,10 @@ impl Versions {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             let entry = stats.entry(version.to_string()).or_default();
             *entry.counts.entry(ending).or_default() += 1;
-            if !matches!(ending, Ending::Retryable | Ending::Deferred) {
+            if !matches!(
+                ending,
+                Ending::Retryable | Ending::Deferred | Ending::HostFault
+            ) {
                 entry.recent.push_back(ending.is_failure());
                 while entry.recent.len() > window {
                     entry.recent.pop_front();

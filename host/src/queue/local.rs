@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension as _, params};
 
 use super::{
     Attribute, AttributeData, DeadLetter, Deferral, MAX_DELAY, METADATA_ATTRIBUTE, Metadata, Queue,
-    Received,
+    QueueState, Received, ReceivedDeadLetter,
 };
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
@@ -52,51 +52,30 @@ impl LocalQueue {
         self.store
             .transaction(move |tx| {
                 let now = now_ms();
-                let mut ready = tx.prepare_cached(
-                    "SELECT seq, id, body, attributes, sent_at_ms, receive_count
-                     FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2
-                     ORDER BY visible_at_ms, seq LIMIT ?3",
-                )?;
-                let rows = ready
-                    .query_map(params![queue, now, max as i64], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, String>(3)?,
-                            row.get::<_, i64>(4)?,
-                            row.get::<_, i64>(5)?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut received = Vec::new();
-                for (seq, id, body, stored_attributes, sent_at_ms, receive_count) in rows {
+                for row in visible(tx, &queue, now, max)? {
+                    let receive_count = row.receive_count;
                     if receive_count >= max_receives {
                         tx.execute(
                             "UPDATE messages SET queue = ?2, receipt = NULL, visible_at_ms = ?3
                              WHERE seq = ?1",
-                            params![seq, dead_letter, now],
+                            params![row.seq, dead_letter, now],
                         )?;
-                        tracing::warn!(queue = %logical, message_id = %id, receive_count, "received too often: moved to the dead-letter queue");
+                        tracing::warn!(queue = %logical, message_id = %row.id, receive_count, "received too often: moved to the dead-letter queue");
                         continue;
                     }
-                    let receipt = random_hex(16);
-                    tx.execute(
-                        "UPDATE messages SET receive_count = receive_count + 1, receipt = ?2,
-                         visible_at_ms = ?3 WHERE seq = ?1",
-                        params![seq, receipt, now + visibility_ms],
-                    )?;
-                    let (attributes, metadata) = decode_attributes(&stored_attributes);
+                    let receipt = hide(tx, row.seq, now + visibility_ms)?;
+                    let (attributes, metadata) = decode_attributes(&row.attributes);
                     received.push(Received {
                         message: Message {
-                            id,
+                            id: row.id,
                             source_queue: logical.clone(),
-                            body,
+                            body: row.body,
                             attributes: super::text_attributes(&attributes),
                             receive_count: (receive_count + 1) as u32,
-                            sent_at_ms: sent_at_ms as u64,
+                            sent_at_ms: row.sent_at_ms as u64,
                             delivery_token: random_hex(16),
-                            deferrals: metadata.deferrals,
+                            deferrals: metadata.unwrap_or_default().deferrals,
                         },
                         receipt,
                         attributes,
@@ -108,13 +87,63 @@ impl LocalQueue {
     }
 }
 
+/// A visible message as stored.
+struct Row {
+    seq: i64,
+    id: String,
+    body: String,
+    /// The stored attributes (JSON), envmgr's metadata among them.
+    attributes: String,
+    sent_at_ms: i64,
+    receive_count: i64,
+}
+
+/// Up to `max` messages of `queue` visible at `now`, the longest waiting
+/// first.
+fn visible(
+    tx: &rusqlite::Transaction<'_>,
+    queue: &str,
+    now: i64,
+    max: usize,
+) -> rusqlite::Result<Vec<Row>> {
+    tx.prepare_cached(
+        "SELECT seq, id, body, attributes, sent_at_ms, receive_count
+         FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2
+         ORDER BY visible_at_ms, seq LIMIT ?3",
+    )?
+    .query_map(params![queue, now, max as i64], |row| {
+        Ok(Row {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            body: row.get(2)?,
+            attributes: row.get(3)?,
+            sent_at_ms: row.get(4)?,
+            receive_count: row.get(5)?,
+        })
+    })?
+    .collect()
+}
+
+/// Receive one message: counted, hidden until `until_ms` under a fresh
+/// receipt, which is returned.
+fn hide(tx: &rusqlite::Transaction<'_>, seq: i64, until_ms: i64) -> rusqlite::Result<String> {
+    let receipt = random_hex(16);
+    tx.execute(
+        "UPDATE messages SET receive_count = receive_count + 1, receipt = ?2,
+         visible_at_ms = ?3 WHERE seq = ?1",
+        params![seq, receipt, until_ms],
+    )?;
+    Ok(receipt)
+}
+
 /// How the database keeps a message's attributes: a JSON object, name →
 /// `{"dataType": ..., "text": ...}` or `{"dataType": ..., "base64": ...}`.
 /// A plain string value (files from before typed attributes) is a String.
-fn decode_attributes(stored: &str) -> (Vec<(String, Attribute)>, Metadata) {
+/// Returns the producer's attributes and envmgr's metadata, if there.
+fn decode_attributes(stored: &str) -> (Vec<(String, Attribute)>, Option<Metadata>) {
     use base64::Engine as _;
     let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(stored).unwrap_or_default();
-    let mut metadata = Metadata::default();
+    let mut metadata = None;
     let mut attributes = Vec::new();
     for (name, value) in map {
         let attribute = match value {
@@ -140,7 +169,7 @@ fn decode_attributes(stored: &str) -> (Vec<(String, Attribute)>, Metadata) {
         };
         if name == METADATA_ATTRIBUTE {
             if let AttributeData::Text(text) = &attribute.value {
-                metadata = Metadata::parse(Some(text));
+                metadata = Metadata::read(text);
             }
             continue;
         }
@@ -264,20 +293,31 @@ impl Queue for LocalQueue {
         }
     }
 
-    async fn dead_letter(&self, message: &Message, why: &DeadLetter<'_>) -> anyhow::Result<()> {
-        let attributes = why
-            .attributes(message)
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), Attribute::text("String", value)))
-            .collect();
+    async fn dead_letter(&self, received: &Received, why: &DeadLetter<'_>) -> anyhow::Result<()> {
+        let attributes = why.attributes(received, now_ms().max(0) as u64);
         enqueue(
             &self.store,
             self.settings.dead_letter_name(),
-            message.body.clone(),
+            received.message.body.clone(),
             attributes,
         )
         .await
         .map(drop)
+    }
+
+    async fn send_with_attributes(
+        &self,
+        body: &str,
+        attributes: &[(String, Attribute)],
+    ) -> anyhow::Result<String> {
+        super::check_size(body, attributes, self.settings.max_message_bytes)?;
+        enqueue(
+            &self.store,
+            self.settings.name.clone(),
+            body.to_string(),
+            attributes.to_vec(),
+        )
+        .await
     }
 
     async fn send(&self, body: &str) -> anyhow::Result<String> {
@@ -298,6 +338,7 @@ impl Queue for LocalQueue {
         let mut attributes = received.attributes.clone();
         let metadata = Metadata {
             deferrals: received.message.deferrals + 1,
+            ..Metadata::default()
         };
         attributes.push((
             METADATA_ATTRIBUTE.to_string(),
@@ -323,6 +364,140 @@ impl Queue for LocalQueue {
         }
         Ok(Deferral::InPlace)
     }
+
+    /// Like a receive from SQS: each visible dead letter hidden under a
+    /// fresh receipt, its receive counted. A dead-letter queue has no
+    /// redrive of its own.
+    async fn receive_dead_letters(
+        &self,
+        max: usize,
+        hide_for: Duration,
+    ) -> anyhow::Result<Vec<ReceivedDeadLetter>> {
+        let queue = self.settings.dead_letter_name();
+        let hide_ms = hide_for.as_millis() as i64;
+        let max = max.clamp(1, 10);
+        Ok(self
+            .store
+            .transaction(move |tx| {
+                let now = now_ms();
+                let mut received = Vec::new();
+                for row in visible(tx, &queue, now, max)? {
+                    let receipt = hide(tx, row.seq, now + hide_ms)?;
+                    let (attributes, metadata) = decode_attributes(&row.attributes);
+                    received.push(ReceivedDeadLetter {
+                        id: row.id,
+                        receipt,
+                        body: row.body,
+                        attributes,
+                        metadata,
+                        sent_at_ms: row.sent_at_ms.max(0) as u64,
+                    });
+                }
+                Ok(received)
+            })
+            .await?)
+    }
+
+    async fn release_dead_letters(&self, receipts: &[String]) -> Vec<(String, String)> {
+        self.by_receipt(receipts, ByReceipt::Release).await
+    }
+
+    async fn delete_dead_letters(&self, receipts: &[String]) -> Vec<(String, String)> {
+        self.by_receipt(receipts, ByReceipt::Delete).await
+    }
+
+    /// From the database: in flight is received and hidden, delayed is
+    /// hidden without a receipt (a deferred message); the oldest age is
+    /// that of the earliest sent message still on the queue.
+    async fn state(&self) -> anyhow::Result<QueueState> {
+        let queue = self.settings.name.clone();
+        let dead_letter = self.settings.dead_letter_name();
+        Ok(self
+            .store
+            .query(move |connection| {
+                let now = now_ms();
+                let (visible, in_flight, delayed, oldest_sent_ms) = connection.query_row(
+                    "SELECT
+                       COUNT(*) FILTER (WHERE visible_at_ms <= ?2),
+                       COUNT(*) FILTER (WHERE visible_at_ms > ?2 AND receipt IS NOT NULL),
+                       COUNT(*) FILTER (WHERE visible_at_ms > ?2 AND receipt IS NULL),
+                       MIN(sent_at_ms)
+                     FROM messages WHERE queue = ?1",
+                    params![queue, now],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, Option<i64>>(3)?,
+                        ))
+                    },
+                )?;
+                let dead_letters: i64 = connection.query_row(
+                    "SELECT COUNT(*) FROM messages WHERE queue = ?1",
+                    [dead_letter],
+                    |row| row.get(0),
+                )?;
+                Ok(QueueState {
+                    visible: visible as u64,
+                    in_flight: in_flight as u64,
+                    delayed: delayed as u64,
+                    dead_letters: dead_letters as u64,
+                    oldest_age: oldest_sent_ms
+                        .map(|sent| Duration::from_millis(now.saturating_sub(sent).max(0) as u64)),
+                })
+            })
+            .await?)
+    }
+}
+
+/// What to do with received dead letters.
+#[derive(Clone, Copy)]
+enum ByReceipt {
+    /// Visible at once.
+    Release,
+    Delete,
+}
+
+impl LocalQueue {
+    /// Release or delete each received message in one transaction; returns
+    /// the receipts that matched no message, with why.
+    async fn by_receipt(&self, receipts: &[String], action: ByReceipt) -> Vec<(String, String)> {
+        let receipts = receipts.to_vec();
+        let all = receipts.clone();
+        let result = self
+            .store
+            .transaction(move |tx| {
+                let now = now_ms();
+                let mut stale = Vec::new();
+                for receipt in receipts {
+                    let changed = match action {
+                        ByReceipt::Release => tx.execute(
+                            "UPDATE messages SET visible_at_ms = ?2, receipt = NULL
+                             WHERE receipt = ?1",
+                            params![receipt, now],
+                        )?,
+                        ByReceipt::Delete => {
+                            tx.execute("DELETE FROM messages WHERE receipt = ?1", [&receipt])?
+                        }
+                    };
+                    if changed == 0 {
+                        stale.push((
+                            receipt,
+                            "the receipt is no longer valid: the message was deleted or \
+                             received again"
+                                .to_string(),
+                        ));
+                    }
+                }
+                Ok(stale)
+            })
+            .await;
+        match result {
+            Ok(stale) => stale,
+            Err(e) => all.into_iter().map(|r| (r, e.to_string())).collect(),
+        }
+    }
 }
 
 /// How many messages a queue holds: (visible, in flight).
@@ -342,7 +517,7 @@ pub fn depth(store: &Store, queue: &str) -> anyhow::Result<(u64, u64)> {
     })
 }
 
-/// The messages of a queue: (id, body, attributes, receive count).
+/// The messages of a queue, as they are (none received).
 pub fn messages(store: &Store, queue: &str) -> anyhow::Result<Vec<StoredMessage>> {
     store.read(|connection| {
         let mut statement = connection.prepare(
@@ -350,14 +525,15 @@ pub fn messages(store: &Store, queue: &str) -> anyhow::Result<Vec<StoredMessage>
         )?;
         statement
             .query_map([queue], |row| {
+                let (typed_attributes, metadata) = decode_attributes(&row.get::<_, String>(2)?);
                 Ok(StoredMessage {
                     id: row.get(0)?,
                     body: row.get(1)?,
-                    attributes: super::text_attributes(
-                        &decode_attributes(&row.get::<_, String>(2)?).0,
-                    )
-                    .into_iter()
-                    .collect(),
+                    attributes: super::text_attributes(&typed_attributes)
+                        .into_iter()
+                        .collect(),
+                    typed_attributes,
+                    metadata,
                     receive_count: row.get::<_, i64>(3)? as u32,
                 })
             })?
@@ -365,12 +541,34 @@ pub fn messages(store: &Store, queue: &str) -> anyhow::Result<Vec<StoredMessage>
     })
 }
 
+/// Put a message with attributes of any type on a queue by its name, as a
+/// producer would (tests, tools): no size check, no configured queue needed.
+pub async fn enqueue_with_attributes(
+    store: &Store,
+    queue: &str,
+    body: &str,
+    attributes: &[(String, Attribute)],
+) -> anyhow::Result<String> {
+    enqueue(
+        store,
+        queue.to_string(),
+        body.to_string(),
+        attributes.to_vec(),
+    )
+    .await
+}
+
 /// A message as the database holds it, for `show` and tests.
 #[derive(Clone, Debug)]
 pub struct StoredMessage {
     pub id: String,
     pub body: String,
+    /// The producer's String and Number attributes.
     pub attributes: BTreeMap<String, String>,
+    /// The producer's attributes of every type.
+    pub typed_attributes: Vec<(String, Attribute)>,
+    /// envmgr's metadata attribute, if the message has one.
+    pub metadata: Option<Metadata>,
     pub receive_count: u32,
 }
 
@@ -446,24 +644,136 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    fn producer_attributes() -> Vec<(String, Attribute)> {
+        vec![
+            (
+                "blob".to_string(),
+                Attribute {
+                    data_type: "Binary.png".into(),
+                    value: AttributeData::Binary(vec![0, 1, 255]),
+                },
+            ),
+            ("priority".to_string(), Attribute::text("Number.int", "5")),
+            (
+                "traceparent".to_string(),
+                Attribute::text("String", "00-ab-cd-01"),
+            ),
+        ]
+    }
+
     #[tokio::test]
-    async fn a_dead_letter_copy_carries_why() {
+    async fn a_dead_letter_copy_carries_why_and_the_producers_attributes() {
         let dir = temp_dir();
         let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
-        queue.send("{").await.unwrap();
+        let id = queue
+            .send_with_attributes("{", &producer_attributes())
+            .await
+            .unwrap();
         let received = queue.receive(1).await.unwrap().remove(0);
         let why = DeadLetter {
             reason: "the body is not valid JSON",
             source_queue: "api",
             logic_version: "abc",
         };
-        queue.dead_letter(&received.message, &why).await.unwrap();
+        queue.dead_letter(&received, &why).await.unwrap();
         let dead = messages(queue.store_for_tests(), "q-dlq").unwrap();
+        let metadata = dead[0].metadata.clone().expect("envmgr's metadata");
         assert_eq!(
-            dead[0].attributes["envmgr-reason"],
-            "the body is not valid JSON"
+            metadata.reason.as_deref(),
+            Some("the body is not valid JSON")
         );
-        assert_eq!(dead[0].attributes["envmgr-receive-count"], "1");
+        assert_eq!(metadata.receive_count, Some(1));
+        assert_eq!(metadata.message_id.as_deref(), Some(id.as_str()));
+        assert_eq!(metadata.source_queue.as_deref(), Some("api"));
+        assert!(metadata.dead_lettered_at.unwrap() > 0);
+        assert_eq!(dead[0].typed_attributes, producer_attributes());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_received_released_and_deleted_by_receipt() {
+        let dir = temp_dir();
+        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
+        for body in ["one", "two"] {
+            enqueue_with_attributes(
+                queue.store_for_tests(),
+                "q-dlq",
+                body,
+                &producer_attributes(),
+            )
+            .await
+            .unwrap();
+        }
+        let hide = Duration::from_secs(30);
+        let first = queue.receive_dead_letters(10, hide).await.unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].attributes, producer_attributes());
+        assert!(first[0].metadata.is_none());
+        assert!(
+            queue
+                .receive_dead_letters(10, hide)
+                .await
+                .unwrap()
+                .is_empty(),
+            "hidden while received"
+        );
+        assert!(
+            queue
+                .release_dead_letters(&[first[0].receipt.clone()])
+                .await
+                .is_empty()
+        );
+        let again = queue.receive_dead_letters(10, hide).await.unwrap();
+        assert_eq!(again.len(), 1, "the released one is back at once");
+        assert_eq!(again[0].id, first[0].id);
+        // The first receipt of a message received again no longer holds.
+        let refused = queue
+            .delete_dead_letters(&[first[0].receipt.clone(), first[1].receipt.clone()])
+            .await;
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, first[0].receipt);
+        assert!(
+            queue
+                .delete_dead_letters(&[again[0].receipt.clone()])
+                .await
+                .is_empty()
+        );
+        assert!(
+            messages(queue.store_for_tests(), "q-dlq")
+                .unwrap()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_state_counts_visible_in_flight_delayed_and_dead_letters() {
+        let dir = temp_dir();
+        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
+        assert_eq!(queue.state().await.unwrap(), QueueState::default());
+        for body in ["a", "b", "c"] {
+            queue.send(body).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let received = queue.receive(2).await.unwrap();
+        queue
+            .defer(&received[0], Duration::from_secs(60))
+            .await
+            .unwrap();
+        enqueue_with_attributes(queue.store_for_tests(), "q-dlq", "dead", &[])
+            .await
+            .unwrap();
+        let state = queue.state().await.unwrap();
+        assert_eq!(
+            (
+                state.visible,
+                state.in_flight,
+                state.delayed,
+                state.dead_letters
+            ),
+            (1, 1, 1, 1)
+        );
+        assert!(state.oldest_age.unwrap() >= Duration::from_millis(20));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -4,14 +4,16 @@
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
 };
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{
     Attribute, AttributeData, DeadLetter, Deferral, MAX_ATTRIBUTES, MAX_DELAY, METADATA_ATTRIBUTE,
-    Metadata, Queue, Received, text_attributes,
+    Metadata, Queue, QueueState, Received, ReceivedDeadLetter, text_attributes,
 };
 use crate::aws::operation_failed;
 use crate::bindings::Message;
@@ -68,6 +70,129 @@ fn sqs_attribute(attribute: &Attribute) -> anyhow::Result<MessageAttributeValue>
     Ok(builder.build()?)
 }
 
+/// A received message's attributes: the producer's, sorted by name, and the
+/// text of envmgr's metadata attribute if it has one.
+fn split_attributes(
+    received: HashMap<String, MessageAttributeValue>,
+) -> (Vec<(String, Attribute)>, Option<String>) {
+    let mut metadata = None;
+    let mut attributes = Vec::new();
+    for (name, value) in received {
+        if name == METADATA_ATTRIBUTE {
+            metadata = value.string_value;
+            continue;
+        }
+        let data = match (value.string_value, value.binary_value) {
+            (Some(text), _) => AttributeData::Text(text),
+            (None, Some(blob)) => AttributeData::Binary(blob.into_inner()),
+            (None, None) => continue,
+        };
+        let attribute = Attribute {
+            data_type: value.data_type,
+            value: data,
+        };
+        attributes.push((name, attribute));
+    }
+    attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    (attributes, metadata)
+}
+
+/// SQS's most entries in one batch request.
+const MAX_BATCH_ENTRIES: usize = 10;
+
+/// The receipts of failed batch entries (ids are the receipts' positions in
+/// `receipts`), with SQS's code and message.
+/// The receipts of `chunk` a batch call did not act on, with why: the
+/// entries it refused, or all of them when the call failed.
+fn not_done<E: std::error::Error + 'static>(
+    chunk: &[String],
+    answer: Result<Vec<aws_sdk_sqs::types::BatchResultErrorEntry>, E>,
+) -> Vec<(String, String)> {
+    match answer {
+        Ok(refused) => failed_entries(chunk, refused),
+        Err(e) => {
+            let why = crate::aws::error_chain(&e);
+            chunk.iter().map(|r| (r.clone(), why.clone())).collect()
+        }
+    }
+}
+
+fn failed_entries(
+    receipts: &[String],
+    failed: Vec<aws_sdk_sqs::types::BatchResultErrorEntry>,
+) -> Vec<(String, String)> {
+    failed
+        .into_iter()
+        .filter_map(|entry| {
+            let receipt = receipts.get(entry.id.parse::<usize>().ok()?)?;
+            let why = match entry.message {
+                Some(message) => format!("{}: {message}", entry.code),
+                None => entry.code,
+            };
+            Some((receipt.clone(), why))
+        })
+        .collect()
+}
+
+impl SqsQueue {
+    /// Delete received messages of the queue at `url`, ten a call; the
+    /// receipts not deleted, with why.
+    async fn delete_batches(&self, url: &str, receipts: &[String]) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for chunk in receipts.chunks(MAX_BATCH_ENTRIES) {
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let answer = self
+                .client
+                .delete_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map(|output| output.failed);
+            failed.extend(not_done(chunk, answer));
+        }
+        failed
+    }
+
+    /// The approximate message counts of one queue: (visible, in flight,
+    /// delayed).
+    async fn counts(&self, url: &str) -> anyhow::Result<(u64, u64, u64)> {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| operation_failed("sqs GetQueueAttributes", &e))?
+            .attributes
+            .unwrap_or_default();
+        let count = |name: QueueAttributeName| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        ))
+    }
+}
+
 fn attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
@@ -100,25 +225,9 @@ impl Queue for SqsQueue {
                 let number = |name: MessageSystemAttributeName| {
                     system.get(&name).and_then(|v| v.parse::<u64>().ok())
                 };
-                let mut metadata = Metadata::default();
-                let mut attributes = Vec::new();
-                for (name, value) in m.message_attributes.unwrap_or_default() {
-                    if name == METADATA_ATTRIBUTE {
-                        metadata = Metadata::parse(value.string_value.as_deref());
-                        continue;
-                    }
-                    let data = match (value.string_value, value.binary_value) {
-                        (Some(text), _) => AttributeData::Text(text),
-                        (None, Some(blob)) => AttributeData::Binary(blob.into_inner()),
-                        (None, None) => continue,
-                    };
-                    let attribute = Attribute {
-                        data_type: value.data_type,
-                        value: data,
-                    };
-                    attributes.push((name, attribute));
-                }
-                attributes.sort_by(|a, b| a.0.cmp(&b.0));
+                let (attributes, metadata) =
+                    split_attributes(m.message_attributes.unwrap_or_default());
+                let metadata = Metadata::parse(metadata.as_deref());
                 Some(Received {
                     message: Message {
                         id: m.message_id.unwrap_or_default(),
@@ -151,47 +260,21 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, receipts: &[String]) {
-        if receipts.is_empty() {
-            return;
-        }
-        let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, receipt)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(receipt)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        match self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                for failed in output.failed {
-                    tracing::warn!(entry = %failed.id, code = %failed.code, "delete failed; the message will return");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %crate::aws::error_chain(&e), count = receipts.len(), "batch delete failed; the messages will return")
-            }
+        let failed = self.delete_batches(&self.url, receipts).await;
+        for (_, why) in &failed {
+            tracing::warn!(reason = %why, "delete failed; the message will return");
         }
     }
 
-    async fn dead_letter(&self, message: &Message, why: &DeadLetter<'_>) -> anyhow::Result<()> {
+    async fn dead_letter(&self, received: &Received, why: &DeadLetter<'_>) -> anyhow::Result<()> {
         let mut send = self
             .client
             .send_message()
             .queue_url(&self.dead_letter_url)
-            .message_body(&message.body);
-        for (name, value) in why.attributes(message) {
-            send = send.message_attributes(name, attribute(&value));
+            .message_body(&received.message.body);
+        let now = crate::local::now_ms().max(0) as u64;
+        for (name, value) in why.attributes(received, now) {
+            send = send.message_attributes(name, sqs_attribute(&value)?);
         }
         send.send()
             .await
@@ -209,6 +292,7 @@ impl Queue for SqsQueue {
         }
         let metadata = Metadata {
             deferrals: received.message.deferrals + 1,
+            ..Metadata::default()
         };
         let mut send = self
             .client
@@ -237,5 +321,118 @@ impl Queue for SqsQueue {
             .await
             .map_err(|e| operation_failed("sqs SendMessage", &e))?;
         Ok(sent.message_id.unwrap_or_default())
+    }
+
+    async fn send_with_attributes(
+        &self,
+        body: &str,
+        attributes: &[(String, Attribute)],
+    ) -> anyhow::Result<String> {
+        super::check_size(body, attributes, self.settings.max_message_bytes)?;
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body);
+        for (name, value) in attributes {
+            send = send.message_attributes(name, sqs_attribute(value)?);
+        }
+        let sent = send
+            .send()
+            .await
+            .map_err(|e| operation_failed("sqs SendMessage", &e))?;
+        Ok(sent.message_id.unwrap_or_default())
+    }
+
+    async fn receive_dead_letters(
+        &self,
+        max: usize,
+        hide_for: Duration,
+    ) -> anyhow::Result<Vec<ReceivedDeadLetter>> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.dead_letter_url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            // A long poll, however short, asks every server: an empty
+            // answer means none is visible (a short poll samples a few).
+            .wait_time_seconds(1)
+            .visibility_timeout(hide_for.as_secs().clamp(1, 43_200) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| operation_failed("sqs ReceiveMessage (dead letters)", &e))?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let sent_at_ms = m
+                    .attributes
+                    .unwrap_or_default()
+                    .get(&MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let (attributes, metadata) =
+                    split_attributes(m.message_attributes.unwrap_or_default());
+                Some(ReceivedDeadLetter {
+                    id: m.message_id?,
+                    receipt: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                    attributes,
+                    metadata: metadata.as_deref().and_then(Metadata::read),
+                    sent_at_ms,
+                })
+            })
+            .collect())
+    }
+
+    async fn release_dead_letters(&self, receipts: &[String]) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for chunk in receipts.chunks(MAX_BATCH_ENTRIES) {
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, receipt)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .visibility_timeout(0)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let answer = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.dead_letter_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map(|output| output.failed);
+            failed.extend(not_done(chunk, answer));
+        }
+        failed
+    }
+
+    async fn delete_dead_letters(&self, receipts: &[String]) -> Vec<(String, String)> {
+        self.delete_batches(&self.dead_letter_url, receipts).await
+    }
+
+    /// From `GetQueueAttributes` on the queue and its dead-letter queue.
+    /// No oldest age: SQS's API has no such attribute (CloudWatch's
+    /// `ApproximateAgeOfOldestMessage` metric has it).
+    async fn state(&self) -> anyhow::Result<QueueState> {
+        let (visible, in_flight, delayed) = self.counts(&self.url).await?;
+        let (dead_visible, dead_in_flight, dead_delayed) =
+            self.counts(&self.dead_letter_url).await?;
+        Ok(QueueState {
+            visible,
+            in_flight,
+            delayed,
+            dead_letters: dead_visible + dead_in_flight + dead_delayed,
+            oldest_age: None,
+        })
     }
 }

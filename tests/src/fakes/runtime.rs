@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -61,6 +61,10 @@ struct Inner {
     superseded: Vec<(String, String, String)>,
     /// Hold every request this long before answering.
     delay: Duration,
+    /// The host's token revoked: every call answered 401.
+    token_revoked: bool,
+    /// Health calls answered.
+    health_checks: u64,
 }
 
 #[derive(Clone, Default)]
@@ -73,6 +77,7 @@ impl FakeRuntime {
         let fake = Self::default();
         let router = Router::new()
             .route("/v1/runtimes", post(create))
+            .route("/v1/health", get(health))
             .with_state(fake.clone());
         let address = super::serve(router);
         (fake, format!("http://{address}"))
@@ -106,6 +111,17 @@ impl FakeRuntime {
     /// Answer the next request 429 with `Retry-After: seconds`.
     pub fn throttle_next(&self, seconds: u64) {
         self.lock().scripted.push(Scripted::Throttle(seconds));
+    }
+
+    /// Revoke (true) or restore (false) the host's token: while revoked,
+    /// every call is answered 401.
+    pub fn revoke_token(&self, revoked: bool) {
+        self.lock().token_revoked = revoked;
+    }
+
+    /// How many health calls were answered.
+    pub fn health_checks(&self) -> u64 {
+        self.lock().health_checks
     }
 
     pub fn delay(&self, by: Duration) {
@@ -163,14 +179,28 @@ fn answer(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
 }
 
+/// Whether the request carries the token, and it is not revoked.
+fn authorized(fake: &FakeRuntime, headers: &HeaderMap) -> bool {
+    let presented = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"));
+    presented && !fake.lock().token_revoked
+}
+
+/// GET /v1/health: 200 when the token is good (docs/runtime-service.md).
+async fn health(State(fake): State<FakeRuntime>, headers: HeaderMap) -> Response {
+    fake.lock().health_checks += 1;
+    if !authorized(&fake, &headers) {
+        return answer(StatusCode::UNAUTHORIZED, "bad token");
+    }
+    (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+}
+
 async fn create(
     State(fake): State<FakeRuntime>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {TOKEN}"));
-    if !authorized {
+    if !authorized(&fake, &headers) {
         return answer(StatusCode::UNAUTHORIZED, "bad token");
     }
     let refuse = |status: StatusCode, why: String| {

@@ -35,9 +35,14 @@ impl Host for Session {
         } else {
             self.backends.config.get(&key).map(str::to_string)
         };
-        self.backends
-            .observer
-            .record(Call::ConfigGet, || key.clone(), || format!("{value:?}"));
+        self.backends.observer.record(
+            Call::ConfigGet,
+            || key.clone(),
+            || match &value {
+                Some(value) => serde_json::Value::from(value.as_str()).to_string(),
+                None => "unset".to_string(),
+            },
+        );
         Ok(Ok(value))
     }
 

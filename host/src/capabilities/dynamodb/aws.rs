@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     AttributeValue, Condition, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
+    write_table,
 };
 use crate::aws::capability_error;
 use crate::capabilities::{CapResult, ErrorCode, error};
@@ -322,6 +323,7 @@ impl AwsTables {
 
 fn transaction_error(
     e: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    tables: &str,
 ) -> WriteError {
     if let SdkError::ServiceError(context) = &e
         && let TransactWriteItemsError::TransactionCanceledException(cancelled) = context.err()
@@ -354,16 +356,23 @@ fn transaction_error(
         };
         return WriteError::Failed(error(
             code,
-            format!("dynamodb TransactWriteItems cancelled: {codes:?}"),
+            format!(
+                "dynamodb TransactWriteItems cancelled: {}",
+                codes.join(", ")
+            ),
         ));
     }
-    WriteError::Failed(capability_error("dynamodb TransactWriteItems", &e))
+    WriteError::Failed(capability_error(
+        &format!("dynamodb TransactWriteItems on tables {tables}"),
+        &e,
+    ))
 }
 
 #[async_trait]
 impl Tables for AwsTables {
     async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
         let physical = self.physical(table)?;
+        let operation = format!("dynamodb Scan on table {physical}");
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -375,7 +384,7 @@ impl Tables for AwsTables {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| capability_error("dynamodb Scan", &e))?;
+                .map_err(|e| capability_error(&operation, &e))?;
             items.extend(
                 output
                     .items
@@ -391,15 +400,16 @@ impl Tables for AwsTables {
     }
 
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
+        let physical = self.physical(table)?;
         let output = self
             .client
             .get_item()
-            .table_name(self.physical(table)?)
+            .table_name(physical)
             .set_key(Some(to_aws_item(key)?))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| capability_error("dynamodb GetItem", &e))?;
+            .map_err(|e| capability_error(&format!("dynamodb GetItem on table {physical}"), &e))?;
         Ok(output.item.map(from_aws_item))
     }
 
@@ -411,10 +421,11 @@ impl Tables for AwsTables {
             let prefix = expression.value("k", ddb::AttributeValue::S(prefix.clone()));
             key_condition.push_str(&format!(" AND begins_with(sk, {prefix})"));
         }
+        let physical = self.physical(&request.table)?;
         let output = self
             .client
             .query()
-            .table_name(self.physical(&request.table)?)
+            .table_name(physical)
             .key_condition_expression(key_condition)
             .set_expression_attribute_values(expression.values())
             .consistent_read(true)
@@ -422,7 +433,7 @@ impl Tables for AwsTables {
             .set_exclusive_start_key(request.start_after.as_ref().map(to_aws_item).transpose()?)
             .send()
             .await
-            .map_err(|e| capability_error("dynamodb Query", &e))?;
+            .map_err(|e| capability_error(&format!("dynamodb Query on table {physical}"), &e))?;
         Ok(Page {
             items: output
                 .items
@@ -443,13 +454,19 @@ impl Tables for AwsTables {
             .map(|w| self.transact_item(w))
             .collect::<CapResult<Vec<_>>>()
             .map_err(WriteError::Failed)?;
+        let mut tables: Vec<&str> = writes
+            .iter()
+            .filter_map(|w| self.physical(write_table(w)).ok())
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
             .await
             .map(drop)
-            .map_err(transaction_error)
+            .map_err(|e| transaction_error(e, &tables.join(", ")))
     }
 
     async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
@@ -482,7 +499,7 @@ impl Tables for AwsTables {
                 Err(WriteError::ConditionFailed(vec![0]))
             }
             Err(e) => Err(WriteError::Failed(capability_error(
-                "dynamodb UpdateItem",
+                &format!("dynamodb UpdateItem on table {table}"),
                 &e,
             ))),
         }

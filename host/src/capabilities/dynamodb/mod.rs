@@ -106,6 +106,15 @@ fn show_condition(condition: &Condition) -> String {
     }
 }
 
+/// The (logical) table a write goes to.
+pub fn write_table(write: &Write) -> &str {
+    match write {
+        Write::Put(p) => &p.table,
+        Write::Update(u) => &u.table,
+        Write::Delete(d) | Write::Check(d) => &d.table,
+    }
+}
+
 fn show_write(write: &Write) -> String {
     match write {
         Write::Put(p) => format!(
@@ -155,11 +164,13 @@ impl Host for Session {
                 Call::DynamodbQuery,
                 || {
                     format!(
-                        "{} pk={} sk^={} limit={:?} after={}",
+                        "{} pk={} sk^={} limit={} after={}",
                         request.table,
                         request.partition,
                         request.sort_prefix.as_deref().unwrap_or(""),
-                        request.limit,
+                        request
+                            .limit
+                            .map_or_else(|| "none".to_string(), |l| l.to_string()),
                         request
                             .start_after
                             .as_ref()

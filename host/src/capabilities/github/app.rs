@@ -201,6 +201,17 @@ fn repo_path(repo: &Repository) -> String {
 
 #[async_trait]
 impl GitHub for GitHubApp {
+    async fn probe(&self) -> CapResult<()> {
+        self.probe_app().await
+    }
+
+    fn rate_limit_remaining(&self) -> Vec<(u64, u64)> {
+        self.rate_limits()
+            .into_iter()
+            .map(|(installation, limit)| (installation, limit.remaining))
+            .collect()
+    }
+
     async fn authenticate(&self, installation_id: u64) -> CapResult<()> {
         self.ensure_token(installation_id).await
     }

@@ -22,6 +22,17 @@ use crate::observe::Call;
 /// embedded recorder, or the in-memory mock).
 #[async_trait]
 pub trait GitHub: Send + Sync {
+    /// Whether GitHub takes the App's own credentials, asked of no
+    /// installation (the health probe). In-process backends cannot be
+    /// refused.
+    async fn probe(&self) -> CapResult<()> {
+        Ok(())
+    }
+    /// Per installation seen, the requests GitHub still allows it this
+    /// hour, as its last answer said (for `/metrics`).
+    fn rate_limit_remaining(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
     async fn authenticate(&self, installation_id: u64) -> CapResult<()>;
     /// Comments on an issue whose body contains `marker`, oldest first.
     async fn list_comments(

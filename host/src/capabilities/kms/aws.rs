@@ -12,7 +12,10 @@ use crate::capabilities::{CapResult, ErrorCode, error};
 
 pub struct AwsKms {
     client: aws_sdk_kms::Client,
-    /// The key `encrypt` uses; decrypt finds the key in the ciphertext.
+    /// The key `encrypt` uses, and the only one `decrypt` accepts: a
+    /// ciphertext under another key is refused (`IncorrectKeyException`,
+    /// the message's fault) rather than decrypted with whatever key it
+    /// names.
     key_id: String,
 }
 
@@ -47,6 +50,7 @@ impl Kms for AwsKms {
         let output = self
             .client
             .decrypt()
+            .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(ciphertext))
             .set_encryption_context(Some(context.iter().cloned().collect::<HashMap<_, _>>()))
             .send()

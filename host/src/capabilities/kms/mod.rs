@@ -5,6 +5,7 @@ pub mod aws;
 pub mod local;
 pub mod mock;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -37,6 +38,27 @@ pub fn canonical_context(context: &[(String, String)]) -> Vec<u8> {
     serde_json::to_vec(&sorted).unwrap_or_default()
 }
 
+/// The ciphertext an item holds, as KMS made it. AWS CLI v1 stores a `B`
+/// value written as JSON as its base64 text (v2 decodes it first), so an
+/// operator following the docs with v1 stores the letters. Such a value is
+/// all base64 letters, which a KMS ciphertext (its first byte is a version
+/// number) or envmgr's local one (a random nonce first) never is: it is
+/// read as what it encodes.
+pub fn as_written(ciphertext: &[u8]) -> Cow<'_, [u8]> {
+    use base64::Engine as _;
+    let letters = ciphertext.len().is_multiple_of(4)
+        && ciphertext
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if letters
+        && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(ciphertext)
+        && decoded.len() >= *crate::catalog::rules::CIPHERTEXT_BYTES.start()
+    {
+        return Cow::Owned(decoded);
+    }
+    Cow::Borrowed(ciphertext)
+}
+
 impl Host for Session {
     async fn decrypt(
         &mut self,
@@ -54,12 +76,33 @@ impl Host for Session {
                         ciphertext.len()
                     )
                 },
-                b.kms.decrypt(&ciphertext, &encryption_context),
+                async {
+                    b.kms
+                        .decrypt(&as_written(&ciphertext), &encryption_context)
+                        .await
+                },
             )
             .await;
         match plaintext {
             Ok(secret) => Ok(Ok(self.seal(label, secret)?)),
             Err(error) => Ok(Err(error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ciphertext_stored_as_base64_text_is_read_as_its_bytes() {
+        use base64::Engine as _;
+        // KMS ciphertexts begin with version bytes 01 02 02 00.
+        let blob: Vec<u8> = [1u8, 2, 2, 0].into_iter().chain(0..60).collect();
+        assert_eq!(as_written(&blob).as_ref(), blob.as_slice());
+        let text = base64::engine::general_purpose::STANDARD.encode(&blob);
+        assert_eq!(as_written(text.as_bytes()).as_ref(), blob.as_slice());
+        // Too short to be a ciphertext once decoded: left as it is.
+        assert_eq!(as_written(b"QUJD").as_ref(), b"QUJD");
     }
 }

@@ -2,6 +2,9 @@
 //! bearer token and the guest's idempotency key as `Idempotency-Key`. 5xx
 //! answers and timeouts are retried within the call, then `unavailable`;
 //! 4xx answers are permanent with the service's reason (429 and 409 excepted).
+//! A 401 or 403 may be the host's token, not the message: it raises a
+//! suspicion, and the health probe (`GET {url}/v1/health` with the token)
+//! decides.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use crate::capabilities::{CapResult, Error, ErrorCode, error};
 pub struct HttpRuntime {
     client: reqwest::Client,
     endpoint: String,
+    health: String,
     token: String,
     retries: u32,
 }
@@ -31,6 +35,7 @@ impl HttpRuntime {
         Ok(Self {
             client: reqwest::Client::builder().timeout(timeout).build()?,
             endpoint: format!("{}/v1/runtimes", url.trim_end_matches('/')),
+            health: format!("{}/v1/health", url.trim_end_matches('/')),
             token,
             retries,
         })
@@ -74,7 +79,13 @@ impl HttpRuntime {
         let code = match status {
             429 => ErrorCode::Throttled,
             409 => ErrorCode::Conflict,
-            401 | 403 => ErrorCode::Denied,
+            401 | 403 => {
+                crate::health::suspect(
+                    "runtime",
+                    format!("the Runtime Service answered {status} to the host's token"),
+                );
+                ErrorCode::Denied
+            }
             404 => ErrorCode::NotFound,
             s if s >= 500 => ErrorCode::Unavailable,
             _ => ErrorCode::Invalid,
@@ -105,5 +116,35 @@ impl Runtime for HttpRuntime {
                 result => return result,
             }
         }
+    }
+
+    /// `GET {url}/v1/health` with the token. A service that does not offer
+    /// the call (404, 405) passes: only a refusal of the token or no
+    /// answer fail.
+    async fn probe(&self) -> CapResult<()> {
+        let response = self
+            .client
+            .get(&self.health)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| {
+                error(
+                    ErrorCode::Unavailable,
+                    format!("runtime service health: {}", crate::aws::error_chain(&e)),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let code = match status {
+            200..=299 | 404 | 405 => return Ok(()),
+            401 | 403 => ErrorCode::Denied,
+            _ => ErrorCode::Unavailable,
+        };
+        let text = response.text().await.unwrap_or_default();
+        let reason: String = text.chars().take(64 << 10).collect();
+        Err(error(
+            code,
+            format!("runtime service health answered {status}: {reason}"),
+        ))
     }
 }

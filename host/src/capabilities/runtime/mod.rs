@@ -62,6 +62,11 @@ impl RuntimeRequest {
 pub trait Runtime: Send + Sync {
     /// One runtime per idempotency key, however often this is called.
     async fn create(&self, request: &RuntimeRequest) -> CapResult<Created>;
+    /// Whether the service takes the host's token, asked of no message
+    /// (the health probe). In-process backends cannot be refused.
+    async fn probe(&self) -> CapResult<()> {
+        Ok(())
+    }
 }
 
 impl Host for Session {

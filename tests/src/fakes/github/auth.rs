@@ -123,7 +123,18 @@ fn app_jwt(fake: &FakeGitHub, headers: &HeaderMap, what: &str) -> Result<(), Res
             format!("{what} without a JWT"),
         ));
     };
-    fake.lock().jwt_checks += 1;
+    let key_deleted = {
+        let mut inner = fake.lock();
+        inner.jwt_checks += 1;
+        inner.app_key_deleted
+    };
+    if key_deleted {
+        return Err(refuse(
+            fake,
+            StatusCode::UNAUTHORIZED,
+            format!("{what}: A JSON web token could not be decoded"),
+        ));
+    }
     let key = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).expect("test key");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     // Judged below, the way GitHub words its refusals.

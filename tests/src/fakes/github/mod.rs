@@ -146,6 +146,8 @@ struct Inner {
     mints: Vec<Mint>,
     token_ttl: Option<Duration>,
     jwt_checks: u64,
+    /// The App's key deleted from its settings: every JWT refused.
+    app_key_deleted: bool,
     /// (owner/repo lower-cased, issue) of every issue or pull request.
     issues: BTreeSet<(String, u64)>,
     /// (owner/repo lower-cased, sha) of every commit.
@@ -259,6 +261,14 @@ impl FakeGitHub {
     /// How long an installation token lives (GitHub: one hour).
     pub fn set_token_ttl(&self, ttl: Duration) {
         self.lock().token_ttl = Some(ttl);
+    }
+
+    /// Delete (true) or restore (false) the App's public key, as an owner
+    /// does in the App's settings when rotating it: while deleted, every
+    /// JWT is refused with 401, as GitHub refuses one signed by an unknown
+    /// key.
+    pub fn delete_app_key(&self, deleted: bool) {
+        self.lock().app_key_deleted = deleted;
     }
 
     /// Hold every request this long before answering.

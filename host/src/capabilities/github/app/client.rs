@@ -412,7 +412,62 @@ impl GitHubApp {
             format!("/app/installations/{}/access_tokens", held.installation),
             body,
         );
-        self.exchange(held, &request, Sender::App(&jwt), None).await
+        let answer = self
+            .exchange(held, &request, Sender::App(&jwt), None)
+            .await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            // The App's own key refused: every installation's request will
+            // be, whatever the message.
+            crate::health::suspect("github", "GitHub refused the App's JWT (401)");
+        }
+        Ok(answer)
+    }
+
+    /// `GET /app` with the App's JWT, outside every installation's turn:
+    /// whether GitHub takes the App's key (the health probe).
+    pub(super) async fn probe_app(&self) -> CapResult<()> {
+        let jwt = tokens::app_jwt(self.app_id, &self.key).map_err(|e| {
+            error(
+                ErrorCode::Denied,
+                format!("github app: the App's JWT could not be signed: {e}"),
+            )
+        })?;
+        self.credentials.register(&jwt);
+        let request = ApiRequest::get("app", "/app".to_string());
+        let http_request = build(&request, &Sender::App(&jwt), None).map_err(|e| {
+            error(
+                ErrorCode::Invalid,
+                format!("github app: the request could not be built: {e}"),
+            )
+        })?;
+        self.execute("app", http_request)
+            .await?
+            .success("app")
+            .map(drop)
+    }
+
+    /// Send one request and read the whole answer; `unavailable` when none
+    /// came.
+    async fn execute(&self, what: &str, request: http::Request<OctoBody>) -> CapResult<Answer> {
+        let no_answer = |e: octocrab::Error| {
+            error(
+                ErrorCode::Unavailable,
+                format!("github {what}: {}", crate::aws::error_chain(&e)),
+            )
+        };
+        let response = self.http.execute(request).await.map_err(no_answer)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = self
+            .http
+            .body_to_string(response)
+            .await
+            .map_err(no_answer)?;
+        Ok(Answer {
+            status,
+            headers,
+            body: Arc::from(body),
+        })
     }
 
     /// Send one request in the installation's turn: after GitHub's wait
@@ -450,27 +505,9 @@ impl GitHubApp {
                 Sender::Installation(_) => f.counts.sent += 1,
                 Sender::App(_) => f.counts.token_mints += 1,
             });
-            let sent = self.http.execute(http_request).await;
+            let answer = self.execute(what, http_request).await;
             held.turn.pacing.answered(write);
-            let no_answer = |e: octocrab::Error| {
-                error(
-                    ErrorCode::Unavailable,
-                    format!("github {what}: {}", crate::aws::error_chain(&e)),
-                )
-            };
-            let response = sent.map_err(no_answer)?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = self
-                .http
-                .body_to_string(response)
-                .await
-                .map_err(no_answer)?;
-            let answer = Answer {
-                status,
-                headers,
-                body: Arc::from(body),
-            };
+            let answer = answer?;
             if let Sender::Installation(_) = sender {
                 held.state.update_figures(|f| {
                     if answer.status != StatusCode::NOT_MODIFIED {

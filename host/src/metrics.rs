@@ -1,0 +1,142 @@
+//! The figures `/metrics` serves, in the OpenMetrics text format
+//! (prometheus-client). Counters that grow where the work happens (a
+//! dependency's errors, counted at the capability boundary) live here for
+//! the whole process; everything else is read when scraped.
+
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// A metric's labels, in the order they are shown.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// What `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+static DEPENDENCY_ERRORS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
+
+/// Count one failed call of a dependency (`github`, `dynamodb`, `kms`,
+/// `runtime`, `analytics`), by its error code as the WIT spells it.
+pub fn dependency_error(dependency: &str, kind: &str) {
+    DEPENDENCY_ERRORS
+        .get_or_create(&vec![
+            ("dependency", dependency.to_string()),
+            ("kind", kind.to_string()),
+        ])
+        .inc();
+}
+
+/// One scrape: the process's counters and the figures read for it.
+pub struct Scrape {
+    registry: Registry,
+}
+
+impl Default for Scrape {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        registry.register(
+            "envmgr_dependency_errors",
+            "Failed capability calls, by dependency and error code",
+            DEPENDENCY_ERRORS.clone(),
+        );
+        Self { registry }
+    }
+}
+
+impl Scrape {
+    /// A gauge without labels.
+    pub fn gauge(&mut self, name: &str, help: &str, value: i64) {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(value);
+        self.registry.register(name, sentence(help), gauge);
+    }
+
+    /// A gauge of seconds, without labels.
+    pub fn seconds(&mut self, name: &str, help: &str, value: f64) {
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(value);
+        self.registry.register(name, sentence(help), gauge);
+    }
+
+    /// A gauge with one value per label set.
+    pub fn gauges(&mut self, name: &str, help: &str, values: Vec<(Labels, i64)>) {
+        let family = Family::<Labels, Gauge<i64>>::default();
+        for (labels, value) in values {
+            family.get_or_create(&labels).set(value);
+        }
+        self.registry.register(name, sentence(help), family);
+    }
+
+    /// A counter kept elsewhere (`name` without `_total`, which the format
+    /// adds), one value per label set.
+    pub fn counters(&mut self, name: &str, help: &str, values: Vec<(Labels, u64)>) {
+        let family = Family::<Labels, Counter>::default();
+        for (labels, value) in values {
+            family.get_or_create(&labels).inc_by(value);
+        }
+        self.registry.register(name, sentence(help), family);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// prometheus-client ends every help text with a full stop.
+fn sentence(help: &str) -> &str {
+    help.trim_end_matches('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scrape_is_openmetrics_text() {
+        dependency_error("kms", "denied");
+        let mut scrape = Scrape::default();
+        scrape.gauge("envmgr_up", "Serving.", 1);
+        scrape.seconds("envmgr_paused_seconds", "Paused.", 1.5);
+        scrape.gauges(
+            "envmgr_logic_version",
+            "Versions.",
+            vec![(
+                vec![("version", "abc".into()), ("role", "active".into())],
+                1,
+            )],
+        );
+        scrape.counters(
+            "envmgr_messages",
+            "Messages.",
+            vec![(
+                vec![("version", "abc".into()), ("outcome", "done".into())],
+                3,
+            )],
+        );
+        let text = scrape.encode();
+        assert!(text.contains("envmgr_up 1\n"), "{text}");
+        assert!(text.contains("envmgr_paused_seconds 1.5\n"), "{text}");
+        assert!(
+            text.contains("envmgr_logic_version{version=\"abc\",role=\"active\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("envmgr_messages_total{version=\"abc\",outcome=\"done\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("envmgr_dependency_errors_total{dependency=\"kms\",kind=\"denied\"}"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(!text.contains(".."), "one full stop: {text}");
+    }
+}

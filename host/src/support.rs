@@ -1,0 +1,34 @@
+//! Small helpers every room uses: time, randomness, error and duration
+//! text. Here rather than in one backend, so no room depends on another
+//! for them.
+
+use std::time::Duration;
+
+/// A duration as log fields and messages show it: seconds, to the
+/// millisecond (`5s`, `1.5s`, `0.25s`). Not `Debug`, whose unit changes
+/// with the size (`500ms`, `5s`).
+pub fn seconds(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    let whole = millis / 1000;
+    let fraction = millis % 1000;
+    if fraction == 0 {
+        format!("{whole}s")
+    } else {
+        let fraction = format!("{fraction:03}");
+        format!("{whole}.{}s", fraction.trim_end_matches('0'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_read_the_same_whatever_the_size() {
+        assert_eq!(seconds(Duration::from_secs(5)), "5s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25s");
+        assert_eq!(seconds(Duration::from_millis(7)), "0.007s");
+        assert_eq!(seconds(Duration::ZERO), "0s");
+    }
+}

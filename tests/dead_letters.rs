@@ -1,0 +1,221 @@
+//! `envmgr dlq` end to end on both backends, through the real binary: a
+//! request for an app not registered yet is dead-lettered with envmgr's
+//! metadata and the producer's attributes; `dlq list` and `dlq show` say
+//! why; once the app is added, `dlq redrive` moves it back with its
+//! attributes and it completes; `dlq purge` deletes only with `--yes`.
+
+use std::time::Duration;
+
+use envmgr::queue::{Attribute, AttributeData};
+use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
+const WAIT: Duration = Duration::from_secs(60);
+
+const DATABASE_URL: &str = "postgres://shop:s3cr3t-hunter2@db.internal/shop";
+const STRIPE_KEY: &str = "sk_test_51HxQ2bGvTnV8sTuvWxYz";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const SIGNATURE: [u8; 4] = [0x00, 0x01, 0xfe, 0xff];
+
+/// One attribute of each type, two with a custom type suffix; sorted by
+/// name, as the harness returns them.
+fn producer_attributes() -> Vec<(String, Attribute)> {
+    vec![
+        ("priority".to_string(), Attribute::text("Number.int", "5")),
+        (
+            "signature".to_string(),
+            Attribute {
+                data_type: "Binary.sha".to_string(),
+                value: AttributeData::Binary(SIGNATURE.to_vec()),
+            },
+        ),
+        (
+            "traceparent".to_string(),
+            Attribute::text("String", TRACEPARENT),
+        ),
+    ]
+}
+
+fn stdout(output: std::process::Output) -> String {
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+fn json(output: std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(output)).expect("JSON output")
+}
+
+async fn a_dead_letter_is_listed_shown_redriven_and_purged(backend: Backend) {
+    use base64::Engine as _;
+    let stack = Stack::new(
+        "dlq-ops",
+        BINARY,
+        Options {
+            backend,
+            // Room for the harness's own look at the redriven message (one
+            // receive on SQS) before the daemon takes it.
+            max_receive_count: 5,
+            ..Options::default()
+        },
+    );
+    // No app yet: the production request fails permanently.
+    let mut daemon = stack.serve();
+    let body = example("api-production.json");
+    let original_id = stack
+        .send_with_attributes("api", &body, &producer_attributes())
+        .await;
+    let letter = stack.dead_letter("api", WAIT).await;
+    assert!(
+        letter["envmgr.reason"].contains("app app_shop not found"),
+        "{letter:?}"
+    );
+    assert_eq!(letter["envmgr.messageId"], original_id);
+    assert_eq!(
+        letter["traceparent"], TRACEPARENT,
+        "the producer's attribute"
+    );
+    // Nothing consumes the redriven message until it has been looked at.
+    assert!(terminate(&mut daemon).success());
+
+    // list: for tools, then for people (every queue); a listing leaves the
+    // dead letters visible, so the second one finds it again.
+    let listed = json(stack.ok(&["dlq", "list", "--queue", "api", "--json"]));
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = &listed[0];
+    let id = entry["id"].as_str().expect("an id").to_string();
+    assert_eq!(entry["queue"], "api");
+    assert_eq!(entry["metadata"]["messageId"], original_id.as_str());
+    assert_eq!(entry["metadata"]["receiveCount"], 1);
+    let logic_version = entry["metadata"]["logicVersion"]
+        .as_str()
+        .expect("a logic version")
+        .to_string();
+    assert_eq!(logic_version.len(), 64, "a sha256: {logic_version}");
+    let text = stdout(stack.ok(&["dlq", "list"]));
+    let line = text
+        .lines()
+        .find(|line| line.contains(&id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{text}"));
+    assert!(line.contains("app app_shop not found"), "{line}");
+    assert!(line.contains(&logic_version[..12]) && !line.contains(&logic_version));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("probot (") && l.ends_with(": 0 dead letters")),
+        "{text}"
+    );
+
+    // show: every metadata field, the producer's attributes with their
+    // types, the body; by the dead letter's id or the original's.
+    let shown = json(stack.ok(&["dlq", "show", &id, "--json"]));
+    let metadata = &shown["metadata"];
+    assert!(
+        metadata["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app app_shop not found"),
+        "{shown}"
+    );
+    assert_eq!(metadata["sourceQueue"], "api");
+    assert_eq!(metadata["messageId"], original_id.as_str());
+    assert_eq!(metadata["logicVersion"], logic_version.as_str());
+    assert_eq!(metadata["receiveCount"], 1);
+    assert_eq!(metadata["deferrals"], 0);
+    assert!(metadata["deadLetteredAt"].as_u64().unwrap() > 1_700_000_000_000);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(SIGNATURE);
+    assert_eq!(
+        shown["attributes"],
+        serde_json::json!({
+            "priority": { "dataType": "Number.int", "stringValue": "5" },
+            "signature": { "dataType": "Binary.sha", "binaryValue": encoded },
+            "traceparent": { "dataType": "String", "stringValue": TRACEPARENT },
+        })
+    );
+    assert_eq!(shown["body"], body.as_str());
+    let text = stdout(stack.ok(&["dlq", "show", &original_id, "--queue", "api"]));
+    for expected in [
+        id.as_str(),
+        "app app_shop not found",
+        logic_version.as_str(),
+        original_id.as_str(),
+        TRACEPARENT,
+        "Number.int",
+        "Binary.sha",
+        encoded.as_str(),
+        // The body, pretty-printed.
+        "\n    \"appId\": \"app_shop\",\n",
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+
+    // The cause fixed, the dead letter moves back with the producer's
+    // attributes and without envmgr's metadata (a fresh receive budget).
+    stack.seed_shop(DATABASE_URL, STRIPE_KEY);
+    let moved = stdout(stack.ok(&["dlq", "redrive", "--id", &id]));
+    assert!(moved.contains("moved 1 dead letter back"), "{moved}");
+    assert!(stack.dead_letters("api").await.is_empty());
+    let (redriven, attributes) = stack.first_message("api", WAIT).await;
+    assert_eq!(redriven, body);
+    assert_eq!(attributes, producer_attributes());
+
+    let mut daemon = stack.serve();
+    eventually("the redriven request creates its runtime", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+    })
+    .await;
+    eventually("its queue empty", WAIT, || async {
+        stack.messages_in(&stack.queue_name("api")).await == 0
+    })
+    .await;
+    assert!(stack.dead_letters("api").await.is_empty());
+
+    // purge: refused without --yes, saying how many; then it empties.
+    stack.send("api", "{\"version\": 1");
+    eventually("the broken message dead-lettered", WAIT, || async {
+        stack.dead_letters("api").await.len() == 1
+    })
+    .await;
+    let refused = stack
+        .command(&["dlq", "purge", "--queue", "api"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("1 dead letter") && said.contains("--yes"),
+        "{said}"
+    );
+    assert_eq!(stack.dead_letters("api").await.len(), 1, "nothing deleted");
+    let purged = stdout(stack.ok(&["dlq", "purge", "--yes"]));
+    assert!(purged.contains("deleted 1 dead letter\n"), "{purged}");
+    assert!(stack.dead_letters("api").await.is_empty());
+    assert!(terminate(&mut daemon).success());
+}
+
+async fn redrive_names_what_it_cannot_find(backend: Backend) {
+    let stack = Stack::new(
+        "dlq-unknown",
+        BINARY,
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
+    let output = stack
+        .command(&["dlq", "redrive", "--id", "no-such-id"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("moved 0 dead letters back"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-id: no such dead letter"));
+    let output = stack
+        .command(&["dlq", "list", "--queue", "nope"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no queue `nope` in the config"));
+}
+
+envmgr_tests::on_both_backends!(
+    a_dead_letter_is_listed_shown_redriven_and_purged,
+    redrive_names_what_it_cannot_find,
+);
