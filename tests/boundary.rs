@@ -28,6 +28,12 @@ fn secret_forms(stack: &Stack) -> Vec<(String, String)> {
     for token in stack.github.tokens() {
         secrets.push(("installation token".into(), token));
     }
+    // The environments' private signing keys, as the runtime received them.
+    for (_, request) in stack.runtime.requests() {
+        if let Some(d) = request["signingKey"]["d"].as_str() {
+            secrets.push(("signing key".into(), d.to_string()));
+        }
+    }
     for line in github::PRIVATE_KEY
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -74,10 +80,10 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     for pr in [7, 8] {
         stack.github.add_pull_request("acme/shop", pr);
     }
-    // GitHub quotes the comment request back (its installation token too):
-    // a permanent failure whose reason goes to the record and the dead letter.
+    // GitHub quotes the first token request back (the App's JWT too): a
+    // permanent failure whose reason goes to the dead letter.
     stack.github.fail_next(
-        Route::CreateComment,
+        Route::AccessToken,
         1,
         Failure::Echo {
             status: 422,
@@ -104,7 +110,7 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
             "2026-11-28T11:00:00Z",
         ),
     );
-    eventually("the comment's echo dead-lettered", WAIT, || async {
+    eventually("the token request's echo dead-lettered", WAIT, || async {
         stack.dead_letters("probot").await.len() == 1
     })
     .await;
@@ -128,6 +134,16 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
         },
     )
     .await;
+    // GitHub quotes the comment showing the next failure (its installation
+    // token): logged, the environment marked failed all the same.
+    stack.github.fail_next(
+        Route::CreateComment,
+        1,
+        Failure::Echo {
+            status: 422,
+            how: Echo::Json,
+        },
+    );
     stack.send(
         "probot",
         &pull_request_event(
@@ -195,8 +211,16 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     assert!(
         reasons
             .iter()
-            .any(|r| r.contains("create the pull-request comment") && r.contains("[redacted]")),
+            .any(|r| r.contains("authenticate") && r.contains("[redacted]")),
         "{reasons:?}"
+    );
+    assert!(
+        stack
+            .github
+            .requests()
+            .iter()
+            .any(|r| r.route == Some(Route::CreateComment) && r.status == 422),
+        "GitHub quoted a comment request back"
     );
     assert!(
         reasons

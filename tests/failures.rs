@@ -384,28 +384,16 @@ async fn capability_failures_are_classified() {
             "does not decrypt",
         ),
         (
-            Call::GithubListComments,
-            Unavailable,
-            FailureKind::Retryable,
-            "find the pull-request comment",
-        ),
-        (
             Call::GithubCreateComment,
             Throttled,
             FailureKind::Retryable,
             "create the pull-request comment",
         ),
         (
-            Call::GithubCreateComment,
-            Invalid,
-            FailureKind::Permanent,
-            "create the pull-request comment",
-        ),
-        (
-            Call::GithubFindDeployments,
+            Call::KeysGenerate,
             Unavailable,
             FailureKind::Retryable,
-            "find the GitHub deployment",
+            "make the environment's signing key",
         ),
         (
             Call::GithubCreateDeployment,
@@ -456,6 +444,62 @@ async fn capability_failures_are_classified() {
             "{call} {code:?}: `{reason}` lacks `{step}`"
         );
     }
+    // What is only looked for where an earlier holder may have made it.
+    for (call, step) in [
+        (Call::GithubListComments, "find the pull-request comment"),
+        (Call::GithubFindDeployments, "find the GitHub deployment"),
+    ] {
+        let host = seeded_host();
+        a_crashed_holder_left(&host, "feature/login", SHA_1);
+        host.faults
+            .inject(call, Hit::Every, Unavailable, "injected");
+        let delivery = host.deliver(&host.message("probot", &opened())).await;
+        let (got, reason) = failure(&delivery);
+        assert_eq!(got, FailureKind::Retryable, "{call}: {reason}");
+        assert!(reason.contains(step), "{call}: `{reason}` lacks `{step}`");
+    }
+}
+
+/// Once the runtime is requested, a comment GitHub refuses for good costs
+/// the pull request its comment, not the environment: logged, noted in the
+/// outcome, and tried again by the next request.
+#[tokio::test]
+async fn a_comment_refused_after_the_runtime_was_requested_fails_nothing() {
+    let host = seeded_host();
+    host.faults.inject(
+        Call::GithubCreateComment,
+        Hit::Nth(1),
+        ErrorCode::Invalid,
+        "422 Validation Failed",
+    );
+    let delivery = host.deliver(&host.message("probot", &opened())).await;
+    let summary = match &delivery.result {
+        Ok(Ok(Outcome::Done(summary))) => summary.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(summary.contains("no pull-request comment"), "{summary}");
+    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert!(
+        records(&host)
+            .iter()
+            .all(|i| attr(i, "status") == Some("runtime-requested"))
+    );
+    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
+    assert!(host.github.comments(REPO, 7).is_empty());
+    assert!(delivery.transcript.iter().any(|e| e.call == Call::Log
+        && e.request.starts_with("warn comment")
+        && e.result.contains("422 Validation Failed")));
+
+    // The next request shows it.
+    let pushed = pull_request_event(
+        "synchronize",
+        7,
+        "feature/login",
+        SHA_2,
+        "2026-11-28T11:30:00Z",
+    );
+    assert_done(&host.deliver(&host.message("probot", &pushed)).await);
+    assert_eq!(host.github.comments(REPO, 7).len(), 1);
 }
 
 #[tokio::test]
@@ -464,11 +508,11 @@ async fn an_outage_retiring_the_superseded_deployment_is_retried() {
     set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
     let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     assert_done(&host.deliver(&host.message("probot", &opened)).await);
-    // The push retires the first commit's deployment: it reads its status
-    // first (a deployment this delivery did not make).
+    // The push retires the first commit's deployment (its first status call;
+    // the opened request made one).
     host.faults.inject(
-        Call::GithubListDeploymentStatuses,
-        Hit::Nth(1),
+        Call::GithubCreateDeploymentStatus,
+        Hit::Nth(2),
         ErrorCode::Unavailable,
         "injected",
     );
@@ -482,7 +526,18 @@ async fn an_outage_retiring_the_superseded_deployment_is_retried() {
     let (kind, reason) = failure(&host.deliver(&host.message("probot", &pushed)).await);
     assert_eq!(kind, FailureKind::Retryable, "{reason}");
     assert!(reason.contains("superseded GitHub deployment"), "{reason}");
-    assert_done(&host.deliver(&host.message("probot", &pushed)).await);
+    // The failed call may have reached GitHub: the retry asks before it
+    // gives the status again.
+    let retried = host.deliver(&host.message("probot", &pushed)).await;
+    assert_done(&retried);
+    assert_eq!(
+        retried
+            .transcript
+            .iter()
+            .filter(|e| e.call == Call::GithubListDeploymentStatuses)
+            .count(),
+        1
+    );
     let deployments = host.github.deployments(REPO);
     let states: Vec<Vec<DeploymentState>> = deployments
         .iter()
@@ -614,12 +669,17 @@ async fn a_github_outage_creating_the_deployment_is_retried_and_makes_one() {
     let reason = retryable(&host.deliver(&message).await);
     assert!(reason.contains("create the GitHub deployment"), "{reason}");
     assert!(reason.contains("502"), "{reason}");
-    // The deployment comes before the runtime: nothing was asked of it yet.
-    assert!(host.runtime.calls().is_empty());
+    // The runtime comes first: requested and recorded; no deployment yet.
+    assert_eq!(host.runtime.calls().len(), 1);
     assert!(host.github.deployments(REPO).is_empty());
 
     message.receive_count = 2;
     assert_done(&host.deliver(&message).await);
+    assert_eq!(
+        host.runtime.calls().len(),
+        1,
+        "the runtime is not asked again"
+    );
     assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
 }
 
@@ -662,6 +722,10 @@ async fn github_refusing_deployments_never_fails_the_flow() {
         Call::GithubCreateDeploymentStatus,
     ] {
         let host = seeded_host();
+        if call == Call::GithubFindDeployments {
+            // Only looked for where an earlier holder may have made one.
+            a_crashed_holder_left(&host, "feature/login", SHA_1);
+        }
         host.faults.inject(
             call,
             Hit::Every,

@@ -184,6 +184,85 @@ fn secrets_sent(host: &MockHost, call: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What the developer waits for comes first, and what can overlap does.
+/// Every GitHub request answers after 100 ms, the runtime after 50 ms, KMS
+/// after 20 ms (paused time: the figures are exact): the runtime is
+/// requested after one GitHub round trip, it is created while the comment
+/// is written, the secrets are decrypted together with the token mint, and
+/// no two GitHub requests are ever in flight at once.
+#[tokio::test(start_paused = true)]
+async fn independent_calls_overlap_and_github_requests_never_do() {
+    let host = seeded_host();
+    seed_secrets(&host);
+    let github = [
+        Call::GithubCreateInstallationToken,
+        Call::GithubListComments,
+        Call::GithubCreateComment,
+        Call::GithubUpdateComment,
+        Call::GithubFindDeployments,
+        Call::GithubCreateDeployment,
+        Call::GithubListDeploymentStatuses,
+        Call::GithubCreateDeploymentStatus,
+    ];
+    for call in github {
+        host.faults.delay(call, Duration::from_millis(100));
+    }
+    host.faults
+        .delay(Call::RuntimeCreate, Duration::from_millis(50));
+    host.faults
+        .delay(Call::KmsDecrypt, Duration::from_millis(20));
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:59:00Z");
+    let delivery = host.deliver(&host.message("probot", &body)).await;
+    done(&delivery);
+
+    let spans = &delivery.spans;
+    let span = |call: Call| {
+        *spans
+            .iter()
+            .find(|s| s.call == call)
+            .unwrap_or_else(|| panic!("no {call}"))
+    };
+    let token = span(Call::GithubCreateInstallationToken);
+    let runtime = span(Call::RuntimeCreate);
+    let comment = span(Call::GithubCreateComment);
+    assert_eq!(
+        runtime.started - token.started,
+        Duration::from_millis(100),
+        "the runtime waits for one GitHub round trip"
+    );
+    assert!(runtime.overlaps(&comment), "{runtime:?} {comment:?}");
+    let decrypts: Vec<_> = spans
+        .iter()
+        .filter(|s| s.call == Call::KmsDecrypt)
+        .collect();
+    assert_eq!(decrypts.len(), 2);
+    assert!(decrypts[0].overlaps(decrypts[1]));
+    assert!(decrypts.iter().all(|d| d.overlaps(&token)));
+    let mut on_github: Vec<_> = spans.iter().filter(|s| github.contains(&s.call)).collect();
+    on_github.sort_by_key(|s| s.started);
+    for pair in on_github.windows(2) {
+        assert!(!pair[0].overlaps(pair[1]), "{pair:?}");
+    }
+    let order: Vec<Call> = on_github.iter().map(|s| s.call).collect();
+    assert_eq!(
+        order,
+        [
+            Call::GithubCreateInstallationToken,
+            Call::GithubCreateComment,
+            Call::GithubCreateDeployment,
+            Call::GithubCreateDeploymentStatus,
+        ],
+        "by what the developer waits for"
+    );
+    let first = spans.iter().map(|s| s.started).min().unwrap();
+    let last = spans.iter().map(|s| s.ended).max().unwrap();
+    assert_eq!(
+        last - first,
+        Duration::from_millis(400),
+        "four GitHub round trips"
+    );
+}
+
 #[tokio::test]
 async fn pull_request_opened_creates_the_preview_environment() {
     let host = seeded_host();
@@ -193,32 +272,36 @@ async fn pull_request_opened_creates_the_preview_environment() {
     let summary = done(&delivery);
     assert!(summary.contains("preview feature/login"), "{summary}");
 
-    // The seed's steps, in order (the app is read first; see flow.rs).
+    // The seed's steps, in the order the developer waits for them (the app
+    // is read first; see flow.rs): the runtime, then the comment, then the
+    // deployment. A new environment has nothing on GitHub to look for.
     assert_eq!(
         calls(&delivery),
         [
             Call::DynamodbGet, // repository → app
             Call::DynamodbGet, // app record
             Call::GithubAuthenticate,
-            Call::DynamodbQuery,         // secrets (not decrypted yet)
-            Call::DynamodbQuery,         // the environment's record and lease
-            Call::DynamodbTransactWrite, // the lease taken, the three items
+            Call::DynamodbQuery,                 // secrets (not decrypted yet)
+            Call::DynamodbQuery,                 // the environment's record and lease
+            Call::KeysGenerate,                  // the request's signing key
+            Call::DynamodbTransactWrite,         // the lease taken, the three items, the key
+            Call::GithubCreateInstallationToken, // started, with the decrypts
             Call::KmsDecrypt,
             Call::KmsDecrypt,
-            Call::GithubListComments,
-            Call::GithubCreateComment,
-            Call::DynamodbUpdate, // fence: a deployment of this commit is pending
-            Call::GithubFindDeployments,
-            Call::GithubCreateDeployment,
-            Call::GithubCreateInstallationToken,
             Call::DynamodbUpdate, // fence: the runtime is next
-            Call::RuntimeCreate,
+            Call::RuntimeCreate,  // started: the comment goes on meanwhile
+            Call::GithubCreateComment,
             Call::DynamodbTransactWrite, // status: runtime requested (a fence)
             Call::AnalyticsTrack,
+            Call::DynamodbUpdate, // fence: a deployment of this commit is pending
+            Call::GithubCreateDeployment,
             Call::GithubCreateDeploymentStatus, // in progress
             Call::DynamodbUpdate,               // the lease released
         ]
     );
+    // The runtime got the request's signing key; the record keeps its
+    // public half and the KMS ciphertext of the private one (canonical item).
+    assert!(host.runtime.calls()[0].signing_key.is_some());
 
     // Three items, one environment, at the head sha.
     let items = records(&host);
@@ -232,6 +315,12 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(keys.contains(&(format!("APP#{APP_ID}"), format!("ENVIRONMENT#{env_id}"))));
     assert!(keys.contains(&(format!("APP#{APP_ID}"), "BRANCH#feature/login".into())));
     for item in &items {
+        let canonical = attr(item, "sk") == Some("#");
+        assert_eq!(attr(item, "publicKey").is_some(), canonical);
+        assert_eq!(
+            item.iter().any(|(name, _)| name == "signingKeyCiphertext"),
+            canonical
+        );
         assert_eq!(attr(item, "environmentId"), Some(env_id.as_str()));
         assert_eq!(attr(item, "sha"), Some(SHA_1));
         assert_eq!(attr(item, "environmentType"), Some("preview"));
@@ -567,6 +656,7 @@ async fn a_deleted_comment_is_made_again() {
 #[tokio::test]
 async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
     let host = seeded_host();
+    a_crashed_holder_left(&host, "feature/login", "");
     let repo = acme_shop();
     let marker = envmgr_guest::comment::marker(APP_ID);
     let unrelated = host
@@ -609,6 +699,7 @@ async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
 #[tokio::test]
 async fn duplicate_deployments_from_racing_deliveries_collapse_to_the_oldest() {
     let host = seeded_host();
+    a_crashed_holder_left(&host, "feature/login", SHA_1);
     let repo = acme_shop();
     let env_id = envmgr_guest::environment::environment_id(APP_ID, "feature/login");
     let deployment = |task: &str| NewDeployment {
@@ -731,16 +822,15 @@ async fn a_fork_gets_no_secrets_and_no_token_by_default() {
             Call::DynamodbGet,
             Call::GithubAuthenticate,
             Call::DynamodbQuery,
+            Call::KeysGenerate,
             Call::DynamodbTransactWrite,
-            Call::GithubListComments,
-            Call::GithubCreateComment,
-            Call::DynamodbUpdate,
-            Call::GithubFindDeployments,
-            Call::GithubCreateDeployment,
             Call::DynamodbUpdate,
             Call::RuntimeCreate,
+            Call::GithubCreateComment,
             Call::DynamodbTransactWrite,
             Call::AnalyticsTrack,
+            Call::DynamodbUpdate,
+            Call::GithubCreateDeployment,
             Call::GithubCreateDeploymentStatus,
             Call::DynamodbUpdate,
         ]

@@ -31,6 +31,7 @@ fn newer() -> String {
 fn version(at_ms: u64, sha: &str) -> String {
     format!("{at_ms:013}#{sha}")
 }
+const OLDER_MS: u64 = 1_795_863_600_000;
 const NEWER_MS: u64 = 1_795_865_400_000;
 
 fn env_id() -> String {
@@ -128,8 +129,9 @@ fn states(host: &MockHost) -> Vec<(String, Vec<DeploymentState>)> {
 #[tokio::test]
 async fn a_newer_request_waits_for_an_older_holder_which_stops_at_its_next_fence() {
     let host = host();
-    // While the older request shows its comment, the newer one arrives.
-    let during = interleave(&host, Call::GithubCreateComment, Hit::Nth(1), newer());
+    // As the older request renews its lease to ask for its runtime (its
+    // first fence), the newer one arrives.
+    let during = interleave(&host, Call::DynamodbUpdate, Hit::Nth(1), newer());
     let first = host.deliver(&host.message("probot", &older())).await;
 
     let waited = taken(&during);
@@ -225,10 +227,11 @@ async fn two_deliveries_of_one_request_never_work_at_once() {
 async fn a_crashed_holders_lease_runs_out_and_what_it_left_is_retired() {
     let host = host();
     // The older request dies after creating its deployment, before it could
-    // record it or release the lease: every lease write fails from there on.
+    // give it a status, record it or release the lease: every call fails
+    // from there on.
     host.faults.inject(
-        Call::DynamodbUpdate,
-        Hit::Nth(2),
+        Call::GithubCreateDeploymentStatus,
+        Hit::Nth(1),
         ErrorCode::Unavailable,
         "the host died",
     );
@@ -257,7 +260,7 @@ async fn a_crashed_holders_lease_runs_out_and_what_it_left_is_retired() {
     let until = deferred_until(&waited);
     let expires: u64 = left["expiresAt"].parse().unwrap();
     assert!(until <= expires, "{until} > {expires}");
-    assert!(host.runtime.calls().is_empty());
+    assert_eq!(host.runtime.calls().len(), 1, "only the older one's");
     // ...then takes the environment and retires the deployment left behind.
     host.clock
         .advance(Duration::from_millis(LEASE_TTL_MS + 1_000));
@@ -315,13 +318,14 @@ async fn a_logic_version_built_for_the_previous_contract_still_runs() {
     let (engine, _) = shared_logic();
     let previous = engine
         .load(PREVIOUS_CONTRACT_LOGIC)
-        .expect("0.1 logic loads");
-    assert_eq!(previous.contract, "0.1.0");
+        .expect("0.2 logic loads");
+    assert_eq!(previous.contract, "0.2.0");
     let host = seeded_host().peer(Arc::new(previous));
     set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
     let delivery = host.deliver(&host.message("probot", &older())).await;
     assert!(is_done(&delivery), "{:?}", delivery.result);
     let runtime = &host.runtime.calls()[0];
-    assert_eq!(runtime.request_version, "", "0.1 sends no fencing token");
+    assert_eq!(runtime.request_version, version(OLDER_MS, SHA_1));
+    assert!(runtime.signing_key.is_none(), "0.2 makes no signing key");
     assert_eq!(records(&host).len(), 3);
 }

@@ -229,6 +229,57 @@ pub struct RuntimeRequest<'a, S> {
     pub entrypoint: String,
     pub installation_token: Option<&'a S>,
     pub secrets: Vec<(String, &'a S)>,
+    /// The environment's private signing key for this request: the runtime
+    /// signs its status reports with it.
+    pub signing_key: Option<&'a S>,
+}
+
+/// A key pair for one request of one environment (WIT `keys.signing-key`).
+pub struct SigningKey<S> {
+    /// The public key as a JWK, for the record.
+    pub public_jwk: String,
+    /// The private key, sealed: for the runtime call.
+    pub private_key: S,
+    /// The private key encrypted with KMS under [`key_context`], for the
+    /// record: a redelivery decrypts it to hand the runtime the same key.
+    pub ciphertext: Vec<u8>,
+}
+
+/// The encryption context of a request's private signing key (the WIT's
+/// `keys.signing-key.ciphertext`).
+pub fn key_context(
+    app_id: &str,
+    environment_id: &str,
+    request_version: &str,
+) -> Vec<(String, String)> {
+    vec![
+        ("envmgr:app".to_string(), app_id.to_string()),
+        ("envmgr:scope".to_string(), "signing-key".to_string()),
+        (
+            "envmgr:name".to_string(),
+            format!("{environment_id}/{request_version}"),
+        ),
+    ]
+}
+
+/// A call started with a `start_*` method: the host runs it while the flow
+/// goes on (`wit/envmgr.wit`, "Concurrent calls"); `wait` gives its answer.
+pub struct Started<T>(Box<dyn FnOnce() -> T>);
+
+impl<T: 'static> Started<T> {
+    /// An answer that is there already (a host that makes calls in turn).
+    pub fn ready(answer: T) -> Self {
+        Self(Box::new(move || answer))
+    }
+
+    /// An answer to wait for.
+    pub fn later(wait: impl FnOnce() -> T + 'static) -> Self {
+        Self(Box::new(wait))
+    }
+
+    pub fn wait(self) -> T {
+        (self.0)()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,9 +297,13 @@ pub enum LogLevel {
 }
 
 /// Everything the flow can do outside its own memory.
+///
+/// The `start_*` methods begin a call and return at once; by default they
+/// make the call in turn (the answer is there when `wait` is asked), which
+/// is what a host without concurrency does.
 pub trait Capabilities {
     /// A secret value or token the flow can pass on but not read.
-    type Sealed;
+    type Sealed: 'static;
 
     /// Wall-clock time, milliseconds since the Unix epoch.
     fn now_ms(&mut self) -> u64;
@@ -342,4 +397,52 @@ pub trait Capabilities {
         &mut self,
         request: &RuntimeRequest<'_, Self::Sealed>,
     ) -> CapResult<RuntimeCreated>;
+
+    /// A new signing key for `environment_id` at `request_version`.
+    fn keys_generate(
+        &mut self,
+        app_id: &str,
+        environment_id: &str,
+        request_version: &str,
+    ) -> CapResult<SigningKey<Self::Sealed>>;
+    /// The claims (JSON text) of a status report signed with the key of
+    /// `public_jwk`; `invalid` when the signature does not hold.
+    fn keys_verify_report(&mut self, jws: &str, public_jwk: &str) -> CapResult<String>;
+
+    fn start_github_create_installation_token(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+    ) -> Started<CapResult<Self::Sealed>> {
+        Started::ready(self.github_create_installation_token(installation_id, repo))
+    }
+
+    fn start_kms_decrypt(
+        &mut self,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+        label: &str,
+    ) -> Started<CapResult<Self::Sealed>> {
+        Started::ready(self.kms_decrypt(ciphertext, context, label))
+    }
+
+    fn start_db_get(&mut self, table: &str, key: &Item) -> Started<CapResult<Option<Item>>> {
+        Started::ready(self.db_get(table, key))
+    }
+
+    fn start_db_query(&mut self, query: &Query) -> Started<CapResult<Page>> {
+        Started::ready(self.db_query(query))
+    }
+
+    fn start_db_transact_write(&mut self, writes: &[Write]) -> Started<Result<(), WriteError>> {
+        Started::ready(self.db_transact_write(writes))
+    }
+
+    /// The sealed values `request` borrows are read when the call starts.
+    fn start_runtime_create(
+        &mut self,
+        request: &RuntimeRequest<'_, Self::Sealed>,
+    ) -> Started<CapResult<RuntimeCreated>> {
+        Started::ready(self.runtime_create(request))
+    }
 }

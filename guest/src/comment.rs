@@ -205,12 +205,17 @@ pub fn upsert<C: Capabilities>(
             Err(error) => return Err(Failure::at("update the pull-request comment", &error)),
         }
     }
-    let marker = marker(app_id);
-    let existing = caps
-        .github_list_comments(installation_id, repo, pull_request, &marker)
-        .map_err(failed("find the pull-request comment"))?;
-    if let Some(kept) = settle(caps, installation_id, repo, &existing, body)? {
-        return Ok(remember(github, kept, digest));
+    // The first holder of a new environment knows there is no comment to
+    // find; anyone else looks (an earlier holder may have made one and
+    // stopped before recording it).
+    if !github.first_holder {
+        let marker = marker(app_id);
+        let existing = caps
+            .github_list_comments(installation_id, repo, pull_request, &marker)
+            .map_err(failed("find the pull-request comment"))?;
+        if let Some(kept) = settle(caps, installation_id, repo, &existing, body)? {
+            return Ok(remember(github, kept, digest));
+        }
     }
     let created = caps
         .github_create_comment(installation_id, repo, pull_request, body)

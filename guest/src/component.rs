@@ -13,7 +13,7 @@ mod bindings {
 }
 
 use bindings::envmgr::environments::{
-    analytics, dynamodb as db, github as gh, kms, runtime, sealed, types,
+    analytics, dynamodb as db, github as gh, keys, kms, runtime, sealed, types,
 };
 use bindings::wasi::config::store as config;
 use bindings::wasi::logging::logging;
@@ -21,7 +21,8 @@ use bindings::wasi::logging::logging;
 use crate::capabilities::{
     CapResult, Capabilities, CapabilityError, Comment, Condition, Deployment, DeploymentState,
     DeploymentStatus, ErrorCode, Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query,
-    Repository, RuntimeCreated, RuntimeRequest, TrackEvent, Update, Value, Write, WriteError,
+    Repository, RuntimeCreated, RuntimeRequest, SigningKey, Started, TrackEvent, Update, Value,
+    Write, WriteError,
 };
 use crate::flow::{self, Message};
 use crate::outcome::{FailureKind, Outcome};
@@ -226,19 +227,7 @@ impl Capabilities for Imports {
     }
 
     fn db_query(&mut self, query: &Query) -> CapResult<Page> {
-        let request = db::QueryRequest {
-            table: query.table.clone(),
-            partition: query.partition.clone(),
-            sort_prefix: query.sort_prefix.clone(),
-            limit: query.limit,
-            start_after: query.start_after.as_ref().map(to_item),
-        };
-        db::query(&request)
-            .map(|page| Page {
-                items: page.items.into_iter().map(from_item).collect(),
-                next: page.next.map(from_item),
-            })
-            .map_err(error)
+        db::query(&query_request(query)).map(page).map_err(error)
     }
 
     fn db_transact_write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
@@ -273,32 +262,147 @@ impl Capabilities for Imports {
         &mut self,
         request: &RuntimeRequest<'_, Self::Sealed>,
     ) -> CapResult<RuntimeCreated> {
-        let request = runtime::CreateRequest {
-            idempotency_key: request.idempotency_key.clone(),
-            app_id: request.app_id.clone(),
-            environment_id: request.environment_id.clone(),
-            environment_type: request.environment_type.clone(),
-            repository: request.repository.clone(),
-            branch: request.branch.clone(),
-            sha: request.sha.clone(),
-            request_version: request.request_version.clone(),
-            entrypoint: request.entrypoint.clone(),
-            installation_token: request.installation_token,
-            secrets: request
-                .secrets
-                .iter()
-                .map(|(name, value)| runtime::Secret {
-                    name: name.clone(),
-                    value,
-                })
-                .collect(),
-        };
-        runtime::create(&request)
-            .map(|created| RuntimeCreated {
-                runtime_id: created.runtime_id,
-                url: created.url,
+        runtime::create(&create_request(request))
+            .map(created)
+            .map_err(error)
+    }
+
+    fn keys_generate(
+        &mut self,
+        app_id: &str,
+        environment_id: &str,
+        request_version: &str,
+    ) -> CapResult<SigningKey<Self::Sealed>> {
+        keys::generate(app_id, environment_id, request_version)
+            .map(|key| SigningKey {
+                public_jwk: key.public_jwk,
+                private_key: key.private_key,
+                ciphertext: key.ciphertext,
             })
             .map_err(error)
+    }
+
+    fn keys_verify_report(&mut self, jws: &str, public_jwk: &str) -> CapResult<String> {
+        keys::verify_report(jws, public_jwk).map_err(error)
+    }
+
+    fn start_github_create_installation_token(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+    ) -> Started<CapResult<Self::Sealed>> {
+        let future = gh::start_create_installation_token(installation_id, &repository(repo));
+        Started::later(move || {
+            future.subscribe().block();
+            answer(future.get()).map_err(error)
+        })
+    }
+
+    fn start_kms_decrypt(
+        &mut self,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+        label: &str,
+    ) -> Started<CapResult<Self::Sealed>> {
+        let future = kms::start_decrypt(ciphertext, context, label);
+        Started::later(move || {
+            future.subscribe().block();
+            answer(future.get()).map_err(error)
+        })
+    }
+
+    fn start_db_get(&mut self, table: &str, key: &Item) -> Started<CapResult<Option<Item>>> {
+        let future = db::start_get(table, &to_item(key));
+        Started::later(move || {
+            future.subscribe().block();
+            answer(future.get())
+                .map(|found| found.map(from_item))
+                .map_err(error)
+        })
+    }
+
+    fn start_db_query(&mut self, query: &Query) -> Started<CapResult<Page>> {
+        let future = db::start_query(&query_request(query));
+        Started::later(move || {
+            future.subscribe().block();
+            answer(future.get()).map(page).map_err(error)
+        })
+    }
+
+    fn start_db_transact_write(&mut self, writes: &[Write]) -> Started<Result<(), WriteError>> {
+        let writes: Vec<db::Write> = writes.iter().map(to_write).collect();
+        let future = db::start_transact_write(&writes);
+        Started::later(move || {
+            future.subscribe().block();
+            answer(future.get()).map_err(write_error)
+        })
+    }
+
+    fn start_runtime_create(
+        &mut self,
+        request: &RuntimeRequest<'_, Self::Sealed>,
+    ) -> Started<CapResult<RuntimeCreated>> {
+        let future = runtime::start_create(&create_request(request));
+        Started::later(move || {
+            future.subscribe().block();
+            answer(future.get()).map(created).map_err(error)
+        })
+    }
+}
+
+/// The answer of a started call whose pollable is ready: there, by the
+/// contract (`none` would mean the host broke it).
+fn answer<T>(ready: Option<T>) -> T {
+    ready.expect("a started call's answer is there once its pollable is ready")
+}
+
+fn created(created: runtime::Created) -> RuntimeCreated {
+    RuntimeCreated {
+        runtime_id: created.runtime_id,
+        url: created.url,
+    }
+}
+
+fn create_request<'a>(
+    request: &'a RuntimeRequest<'a, sealed::SealedValue>,
+) -> runtime::CreateRequest<'a> {
+    runtime::CreateRequest {
+        idempotency_key: request.idempotency_key.clone(),
+        app_id: request.app_id.clone(),
+        environment_id: request.environment_id.clone(),
+        environment_type: request.environment_type.clone(),
+        repository: request.repository.clone(),
+        branch: request.branch.clone(),
+        sha: request.sha.clone(),
+        request_version: request.request_version.clone(),
+        entrypoint: request.entrypoint.clone(),
+        installation_token: request.installation_token,
+        secrets: request
+            .secrets
+            .iter()
+            .map(|(name, value)| runtime::Secret {
+                name: name.clone(),
+                value,
+            })
+            .collect(),
+        signing_key: request.signing_key,
+    }
+}
+
+fn query_request(query: &Query) -> db::QueryRequest {
+    db::QueryRequest {
+        table: query.table.clone(),
+        partition: query.partition.clone(),
+        sort_prefix: query.sort_prefix.clone(),
+        limit: query.limit,
+        start_after: query.start_after.as_ref().map(to_item),
+    }
+}
+
+fn page(page: db::Page) -> Page {
+    Page {
+        items: page.items.into_iter().map(from_item).collect(),
+        next: page.next.map(from_item),
     }
 }
 

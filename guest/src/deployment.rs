@@ -193,6 +193,9 @@ pub fn ensure<C: Capabilities>(
     lease: &mut Lease,
 ) -> Result<Option<Ensured>, Stop> {
     let mine = target.environment.sha.clone();
+    // Only a holder that marked this commit pending (and did not live to
+    // record the deployment) can have made one: only then is it looked for.
+    let maybe_made = lease.github.pending_sha.as_deref() == Some(mine.as_str());
     retire_previous(caps, target, &mut lease.github)?;
     if lease.github.deployment_sha.as_deref() == Some(mine.as_str())
         && let Some(id) = lease.github.deployment_id
@@ -201,7 +204,12 @@ pub fn ensure<C: Capabilities>(
     }
     lease.github.pending_sha = Some(mine.clone());
     lease.fence(caps)?;
-    let Some(found) = find(caps, target, &mine, "find the GitHub deployment")? else {
+    let found = if maybe_made {
+        find(caps, target, &mine, "find the GitHub deployment")?
+    } else {
+        Some(Vec::new())
+    };
+    let Some(found) = found else {
         lease.github.pending_sha = None;
         return Ok(None);
     };
@@ -248,7 +256,15 @@ fn retire_previous<C: Capabilities>(
     if let (Some(id), Some(sha)) = (github.deployment_id, github.deployment_sha.clone())
         && sha != mine
     {
-        retire_superseded(caps, target, id)?;
+        // A status recorded for it is one envmgr gave (never `inactive`):
+        // no need to ask GitHub whether it is retired already.
+        let known_active = github.deployment_status.is_some();
+        if let Err(failed) = retire_superseded(caps, target, id, known_active) {
+            // The status may have reached GitHub all the same: the next
+            // holder asks before giving it again.
+            github.deployment_status = None;
+            return Err(failed);
+        }
         github.deployment_id = None;
         github.deployment_sha = None;
         github.deployment_status = None;
@@ -258,33 +274,40 @@ fn retire_previous<C: Capabilities>(
     {
         let step = "find a deployment an earlier request left";
         for stray in find(caps, target, &pending, step)?.unwrap_or_default() {
-            retire_superseded(caps, target, stray.id)?;
+            retire_superseded(caps, target, stray.id, false)?;
         }
         github.pending_sha = None;
     }
     Ok(())
 }
 
-/// Give a superseded deployment an `inactive` status, unless it has one.
+/// Give a superseded deployment an `inactive` status, unless it has one
+/// (asked of GitHub unless it is `known_active`).
 fn retire_superseded<C: Capabilities>(
     caps: &mut C,
     target: &Target<'_>,
     deployment_id: u64,
+    known_active: bool,
 ) -> Result<(), Failure> {
-    let step = "read a superseded GitHub deployment's status";
-    let statuses =
-        caps.github_list_deployment_statuses(target.installation_id, target.repo, deployment_id);
-    let statuses = match statuses {
-        // Deleted by someone: nothing to retire.
-        Err(error) if error.code == ErrorCode::NotFound => return Ok(()),
-        other => tolerate(caps, step, other)?,
-    };
-    let Some(statuses) = statuses else {
-        return Ok(());
-    };
-    let current = statuses.iter().max_by_key(|s| s.id);
-    if current.is_some_and(|s| s.state == DeploymentState::Inactive) {
-        return Ok(());
+    if !known_active {
+        let step = "read a superseded GitHub deployment's status";
+        let statuses = caps.github_list_deployment_statuses(
+            target.installation_id,
+            target.repo,
+            deployment_id,
+        );
+        let statuses = match statuses {
+            // Deleted by someone: nothing to retire.
+            Err(error) if error.code == ErrorCode::NotFound => return Ok(()),
+            other => tolerate(caps, step, other)?,
+        };
+        let Some(statuses) = statuses else {
+            return Ok(());
+        };
+        let current = statuses.iter().max_by_key(|s| s.id);
+        if current.is_some_and(|s| s.state == DeploymentState::Inactive) {
+            return Ok(());
+        }
     }
     let inactive = NewDeploymentStatus {
         state: DeploymentState::Inactive,

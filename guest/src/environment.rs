@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::apps::App;
 use crate::capabilities::{Condition, Item, Update, Value, Write};
-use crate::item::{key, n, s};
+use crate::item::{b, key, n, s};
 use crate::request::{CreateRequest, EnvironmentType};
 use crate::trust::{self, Withheld};
 
@@ -45,6 +45,18 @@ pub struct Environment {
     pub logic_version: Option<String>,
     /// Secret items of the app skipped for breaking the rules, and why.
     pub secrets_skipped: Vec<String>,
+    /// The request's signing key as stored (the canonical item only): the
+    /// runtime's status reports are verified with its public half.
+    pub signing_key: Option<StoredKey>,
+}
+
+/// A request's signing key as the record keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The public key, a JWK (`publicKey`).
+    pub public_jwk: String,
+    /// The private key as KMS encrypted it (`signingKeyCiphertext`).
+    pub ciphertext: Vec<u8>,
 }
 
 impl Environment {
@@ -66,6 +78,7 @@ impl Environment {
             secrets_withheld,
             logic_version: None,
             secrets_skipped: Vec::new(),
+            signing_key: None,
         }
     }
 
@@ -90,13 +103,18 @@ impl Environment {
         ]
     }
 
-    /// The three near-identical items, put only if not stale.
+    /// The three near-identical items, put only if not stale; the canonical
+    /// one also holds the signing key.
     pub fn writes(&self, status: &str, updated_at_ms: u64) -> Vec<Write> {
         self.keys()
             .into_iter()
-            .map(|key| {
+            .enumerate()
+            .map(|(index, key)| {
                 let mut item = key;
                 item.extend(self.attributes(status, updated_at_ms));
+                if index == 0 {
+                    item.extend(self.key_attributes());
+                }
                 Write::Put {
                     table: TABLE.to_string(),
                     item,
@@ -136,6 +154,34 @@ impl Environment {
             s("failureReason", reason),
             n("updatedAt", updated_at_ms),
         ])
+    }
+
+    /// Store the signing key on the canonical item of a record already at
+    /// this request (written by a logic version that made none).
+    pub fn signing_key_update(&self) -> Option<Write> {
+        let set = self.key_attributes();
+        (!set.is_empty()).then(|| {
+            let [canonical, ..] = self.keys();
+            Write::Update(Update {
+                table: TABLE.to_string(),
+                key: canonical,
+                set,
+                condition: Condition::Equals(
+                    "requestVersion".to_string(),
+                    Value::S(self.request_version.clone()),
+                ),
+            })
+        })
+    }
+
+    fn key_attributes(&self) -> Item {
+        match &self.signing_key {
+            Some(key) => vec![
+                s("publicKey", &key.public_jwk),
+                b("signingKeyCiphertext", &key.ciphertext),
+            ],
+            None => Vec::new(),
+        }
     }
 
     fn status_update(&self, set: Item) -> Vec<Write> {
@@ -245,6 +291,7 @@ pub(crate) fn example(
         secrets_withheld: Vec::new(),
         logic_version: None,
         secrets_skipped: Vec::new(),
+        signing_key: None,
     }
 }
 

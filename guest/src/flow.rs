@@ -16,12 +16,13 @@
 
 use crate::apps::{self, App};
 use crate::capabilities::{
-    Capabilities, LogLevel, RuntimeCreated, RuntimeRequest, TrackEvent, WriteError,
+    CapResult, Capabilities, LogLevel, RuntimeCreated, RuntimeRequest, Started, TrackEvent,
+    WriteError, key_context,
 };
 use crate::comment::{self, Shown, Status};
 use crate::deployment::{self, Target};
-use crate::environment::{Environment, STATUS_CREATING, STATUS_RUNTIME_REQUESTED};
-use crate::item::get_s;
+use crate::environment::{Environment, STATUS_CREATING, STATUS_RUNTIME_REQUESTED, StoredKey};
+use crate::item::{get_b, get_s};
 use crate::lease::{self, Contended, Lease, Stop};
 use crate::outcome::{Failure, FailureKind, Outcome, failed};
 use crate::request::{self, BadInput, CreateRequest, Parsed};
@@ -138,9 +139,36 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         .map(Recorded::read)
         .unwrap_or_default();
 
+    // The request's signing key, which the runtime signs its status reports
+    // with: the record's, or made now and stored with the record before the
+    // runtime ever gets it (a redelivery hands it the same key). None needed
+    // once the runtime is on the record.
+    let signing = if recorded.runtime.is_some() {
+        Signing::NotNeeded
+    } else if let Some(stored) = recorded.key.clone() {
+        env.signing_key = Some(stored.clone());
+        Signing::Stored(stored)
+    } else {
+        let made = caps
+            .keys_generate(&env.app_id, &env.id, &env.request_version)
+            .map_err(failed("make the environment's signing key"))?;
+        env.signing_key = Some(StoredKey {
+            public_jwk: made.public_jwk,
+            ciphertext: made.ciphertext,
+        });
+        Signing::Made(made.private_key)
+    };
+
     // 3. Take the environment; a record not yet at this request is written
-    // in the same transaction (three items, conditional on their version).
-    let record_writes = (!recorded.exists).then(|| env.writes(STATUS_CREATING, caps.now_ms()));
+    // in the same transaction (three items, conditional on their version),
+    // and so is a signing key made for a record that has none.
+    let record_writes = if !recorded.exists {
+        Some(env.writes(STATUS_CREATING, caps.now_ms()))
+    } else if matches!(signing, Signing::Made(_)) {
+        env.signing_key_update().map(|write| vec![write])
+    } else {
+        None
+    };
     let ttl_ms = caps
         .config(lease::TTL_KEY)
         .and_then(|ttl| ttl.parse().ok())
@@ -170,6 +198,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         &mut lease,
         recorded,
         chosen.secrets,
+        signing,
     ) {
         Ok(outcome) => Ok(outcome),
         Err(Halt::Stop(stop)) => stopped(&env, stop),
@@ -202,6 +231,24 @@ struct Recorded {
     exists: bool,
     /// The runtime was requested and recorded.
     runtime: Option<RuntimeCreated>,
+    /// The request's signing key.
+    key: Option<StoredKey>,
+}
+
+/// Where the runtime's signing key comes from.
+enum Signing<S> {
+    /// Made for this delivery: the private key, sealed.
+    Made(S),
+    /// On the record: decrypted for the runtime call.
+    Stored(StoredKey),
+    /// The runtime is on the record already.
+    NotNeeded,
+}
+
+/// The runtime of this request: on the record, or being created.
+enum Runtime {
+    Recorded(RuntimeCreated),
+    Requested(Started<CapResult<RuntimeCreated>>),
 }
 
 impl Recorded {
@@ -213,14 +260,29 @@ impl Recorded {
                 runtime_id: id.to_string(),
                 url: get_s(item, "url").map(str::to_string),
             });
+        let key = match (
+            get_s(item, "publicKey"),
+            get_b(item, "signingKeyCiphertext"),
+        ) {
+            (Some(public_jwk), Some(ciphertext)) => Some(StoredKey {
+                public_jwk: public_jwk.to_string(),
+                ciphertext: ciphertext.to_vec(),
+            }),
+            _ => None,
+        };
         Self {
             exists: true,
             runtime,
+            key,
         }
     }
 }
 
-/// Steps 4 to 10, holding the environment's lease.
+/// Steps 4 to 8, holding the environment's lease. Ordered by what the
+/// developer waits for: the runtime first, then the pull-request comment,
+/// then the GitHub deployment (GitHub takes one request at a time per
+/// installation, so the order of its requests is the order things show).
+#[allow(clippy::too_many_arguments)]
 fn provision<C: Capabilities>(
     caps: &mut C,
     request: &CreateRequest,
@@ -229,13 +291,10 @@ fn provision<C: Capabilities>(
     lease: &mut Lease,
     recorded: Recorded,
     chosen: Vec<secrets::Stored>,
+    signing: Signing<C::Sealed>,
 ) -> Result<Outcome, Halt> {
-    // 4. The secrets of the environment type, decrypted into sealed handles.
-    // Not even read for code the app does not trust with them.
     let trusted = env.secrets_withheld.is_empty();
-    let secrets = if trusted {
-        secrets::decrypt(caps, &app.id, chosen)?
-    } else {
+    if !trusted {
         caps.log(
             LogLevel::Info,
             "secrets",
@@ -245,69 +304,60 @@ fn provision<C: Capabilities>(
                 trust::codes(&env.secrets_withheld)
             ),
         );
-        Vec::new()
+    }
+
+    // 4. The runtime, unless this request's is on the record already (a
+    // redelivery): started, so the comment goes on while it is created.
+    let runtime = match recorded.runtime {
+        Some(created) => Runtime::Recorded(created),
+        None => Runtime::Requested(request_runtime(
+            caps, request, app, env, lease, chosen, signing,
+        )?),
     };
 
-    // 5. The pull-request comment, created or updated in place (taking the
-    // lease was this effect's fence).
-    let known_url = recorded.runtime.as_ref().and_then(|r| r.url.clone());
-    let shown_url = preview_url(caps, env).or(known_url);
-    let mut comment = show_on_pull_request(
-        caps,
-        request,
-        app,
-        env,
-        lease,
-        Status::Deploying,
-        shown_url.clone(),
-    )?;
-
-    // 6. The GitHub deployment of this commit, found or created; what earlier
-    // requests left on GitHub is retired first. Without one (GitHub refused
-    // for good) the flow goes on.
-    let github = deployment_target(request, env);
-    let deployment = deployment::ensure(caps, &github, lease)?;
-
-    // 7. The runtime, unless this request's runtime is on the record already
-    // (a redelivery): an installation token scoped to the repository (it can
-    // reach the code, so untrusted code gets none), then the Runtime Service
-    // creates (or finds, by key) the runtime, fenced by the request version.
-    let created = match recorded.runtime {
-        Some(created) => created,
-        None => {
-            let token = if trusted {
-                let token = caps
-                    .github_create_installation_token(request.installation_id, &request.repository)
-                    .map_err(failed("create an installation token for the runtime"))?;
-                Some(token)
-            } else {
-                None
-            };
-            lease.fence(caps)?;
-            let created = caps
-                .runtime_create(&RuntimeRequest {
-                    idempotency_key: env.idempotency_key(),
-                    app_id: env.app_id.clone(),
-                    environment_id: env.id.clone(),
-                    environment_type: env.environment_type.as_str().to_string(),
-                    repository: env.repository.clone(),
-                    branch: env.branch.clone(),
-                    sha: env.sha.clone(),
-                    request_version: env.request_version.clone(),
-                    entrypoint: env.entrypoint.clone(),
-                    installation_token: token.as_ref(),
-                    secrets: secrets
-                        .iter()
-                        .map(|(name, value)| (name.clone(), value))
-                        .collect(),
-                })
-                .map_err(failed("create the runtime"))?;
-            record_runtime(caps, env, lease, &created)?;
-            created
+    // 5. The pull-request comment, created or updated in place (the fence
+    // before the runtime call fences it too). With a configured preview URL
+    // it goes out while the runtime is being created; without one it waits
+    // for the runtime's URL, so the first comment already links it.
+    let preview = preview_url(caps, env);
+    let (created, shown) = match runtime {
+        Runtime::Recorded(created) => {
+            let url = preview.or_else(|| created.url.clone());
+            let shown =
+                show_on_pull_request(caps, request, app, env, lease, Status::Deploying, url);
+            (created, shown)
+        }
+        Runtime::Requested(started) if preview.is_some() => {
+            let shown =
+                show_on_pull_request(caps, request, app, env, lease, Status::Deploying, preview);
+            (runtime_created(caps, env, lease, started)?, shown)
+        }
+        Runtime::Requested(started) => {
+            let created = runtime_created(caps, env, lease, started)?;
+            let url = created.url.clone();
+            let shown =
+                show_on_pull_request(caps, request, app, env, lease, Status::Deploying, url);
+            (created, shown)
         }
     };
+    // The runtime is requested: a comment GitHub refuses for good does not
+    // fail the environment. It is logged, and the next request tries again.
+    let mut notes = Vec::new();
+    let comment = match shown {
+        Ok(comment) => comment,
+        Err(Halt::Fail(failure)) if failure.kind == FailureKind::Permanent => {
+            caps.log(
+                LogLevel::Warn,
+                "comment",
+                &format!("the pull-request comment is not shown: {}", failure.reason),
+            );
+            notes.push("no pull-request comment (GitHub refused it)");
+            None
+        }
+        Err(halt) => return Err(halt),
+    };
 
-    // 8. Analytics, once there is a runtime: never fails the flow.
+    // 6. Analytics, once there is a runtime: never fails the flow.
     let event = TrackEvent {
         event: "cloud_environment_created".to_string(),
         user_id: request.requester.clone(),
@@ -328,19 +378,13 @@ fn provision<C: Capabilities>(
         );
     }
 
-    // 9. Without a configured preview URL the comment links the runtime's,
-    // once the runtime is asked for (a redelivery shows it from the start).
-    let best_url = preview_url(caps, env).or_else(|| created.url.clone());
-    if comment.is_some() && best_url != shown_url {
-        comment =
-            show_on_pull_request(caps, request, app, env, lease, Status::Deploying, best_url)?;
-    }
-
-    // 10. The deployment is in progress, at the runtime's URL (else the
-    // comment's): GitHub's "View deployment". A status already saying the
-    // same is not repeated. (Recording the runtime renewed the lease: the
-    // fence of steps 8 to 10.)
-    if let Some(ensured) = deployment {
+    // 7. The GitHub deployment of this commit, found or created (what
+    // earlier requests left on GitHub retired first), in progress at the
+    // runtime's URL (else the preview's): GitHub's "View deployment". A
+    // status already saying the same is not repeated; GitHub refusing the
+    // deployment for good does not fail the environment.
+    let github = deployment_target(request, env);
+    if let Some(ensured) = deployment::ensure(caps, &github, lease)? {
         let url = created.url.clone().or_else(|| preview_url(caps, env));
         let status = deployment::in_progress(&created.runtime_id, url, comment.map(|c| c.html_url));
         deployment::report(caps, &github, ensured, &status, lease)?;
@@ -358,7 +402,82 @@ fn provision<C: Capabilities>(
         let reasons = trust::codes(&env.secrets_withheld);
         done.push_str(&format!(" without secrets ({reasons})"));
     }
+    for note in notes {
+        done.push_str(&format!("; {note}"));
+    }
     Ok(Outcome::Done(done))
+}
+
+/// Start the runtime's creation. Everything the call needs is asked for at
+/// once: the repository-scoped token (the first GitHub request: the
+/// developer waits for the runtime, and the runtime for it), the secrets,
+/// the stored signing key. Untrusted code gets neither secrets nor a token.
+fn request_runtime<C: Capabilities>(
+    caps: &mut C,
+    request: &CreateRequest,
+    app: &App,
+    env: &Environment,
+    lease: &mut Lease,
+    chosen: Vec<secrets::Stored>,
+    signing: Signing<C::Sealed>,
+) -> Result<Started<CapResult<RuntimeCreated>>, Halt> {
+    let trusted = env.secrets_withheld.is_empty();
+    let token = trusted.then(|| {
+        caps.start_github_create_installation_token(request.installation_id, &request.repository)
+    });
+    let secrets = if trusted {
+        secrets::start_decrypt(caps, &app.id, chosen)
+    } else {
+        secrets::Decrypting::none()
+    };
+    let key = match signing {
+        Signing::Made(sealed) => Some(Started::ready(Ok(sealed))),
+        Signing::Stored(stored) => Some(caps.start_kms_decrypt(
+            &stored.ciphertext,
+            &key_context(&env.app_id, &env.id, &env.request_version),
+            &format!("signing-key:{}", env.id),
+        )),
+        Signing::NotNeeded => None,
+    };
+    let token = token
+        .map(Started::wait)
+        .transpose()
+        .map_err(failed("create an installation token for the runtime"))?;
+    let secrets = secrets.wait()?;
+    let signing_key = key
+        .map(Started::wait)
+        .transpose()
+        .map_err(failed("decrypt the environment's signing key"))?;
+    lease.fence(caps)?;
+    Ok(caps.start_runtime_create(&RuntimeRequest {
+        idempotency_key: env.idempotency_key(),
+        app_id: env.app_id.clone(),
+        environment_id: env.id.clone(),
+        environment_type: env.environment_type.as_str().to_string(),
+        repository: env.repository.clone(),
+        branch: env.branch.clone(),
+        sha: env.sha.clone(),
+        request_version: env.request_version.clone(),
+        entrypoint: env.entrypoint.clone(),
+        installation_token: token.as_ref(),
+        secrets: secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), value))
+            .collect(),
+        signing_key: signing_key.as_ref(),
+    }))
+}
+
+/// The runtime's answer, recorded.
+fn runtime_created<C: Capabilities>(
+    caps: &mut C,
+    env: &Environment,
+    lease: &mut Lease,
+    started: Started<CapResult<RuntimeCreated>>,
+) -> Result<RuntimeCreated, Halt> {
+    let created = started.wait().map_err(failed("create the runtime"))?;
+    record_runtime(caps, env, lease, &created)?;
+    Ok(created)
 }
 
 /// Record the runtime on all three items, in one transaction with the

@@ -14,6 +14,10 @@ pub fn s(name: &str, value: &str) -> (String, Value) {
     (name.to_string(), Value::S(value.to_string()))
 }
 
+pub fn b(name: &str, value: &[u8]) -> (String, Value) {
+    (name.to_string(), Value::B(value.to_vec()))
+}
+
 pub fn n(name: &str, value: u64) -> (String, Value) {
     (name.to_string(), Value::N(value.to_string()))
 }

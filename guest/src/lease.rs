@@ -63,6 +63,10 @@ pub struct GitHubState {
     /// A deployment is about to be (or was, by a delivery that did not live
     /// to record its id) created for this commit.
     pub pending_sha: Option<String>,
+    /// This holder made the lease item: no delivery held the environment
+    /// before, so nothing of it exists on GitHub and nothing need be looked
+    /// for. Not stored.
+    pub first_holder: bool,
 }
 
 impl GitHubState {
@@ -81,6 +85,7 @@ impl GitHubState {
             deployment_sha: text("deploymentSha"),
             deployment_status: text("deploymentStatus"),
             pending_sha: text("pendingDeploymentSha"),
+            first_holder: false,
         }
     }
 
@@ -301,6 +306,7 @@ pub fn take<C: Capabilities>(
         writes.extend(record_writes.iter().flatten().cloned());
         match caps.db_transact_write(&writes) {
             Ok(()) => {
+                let first_holder = seen.rev.is_none();
                 return Ok(Ok(Lease {
                     environment_id: environment_id.to_string(),
                     token: token.to_string(),
@@ -308,7 +314,10 @@ pub fn take<C: Capabilities>(
                     ttl_ms,
                     rev,
                     writes: 1,
-                    github: seen.github,
+                    github: GitHubState {
+                        first_holder,
+                        ..seen.github
+                    },
                 }));
             }
             Err(WriteError::ConditionFailed(failed)) if failed.iter().any(|i| *i != 0) => {
@@ -521,6 +530,7 @@ mod tests {
             deployment_sha: Some("s".into()),
             deployment_status: None,
             pending_sha: Some("p".into()),
+            first_holder: false,
         };
         let item = state.attributes();
         assert_eq!(GitHubState::read(&item), state);

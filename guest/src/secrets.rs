@@ -8,7 +8,7 @@
 //! `{"envmgr:app": appId, "envmgr:scope": scope, "envmgr:name": NAME}`, so a
 //! ciphertext copied to another app, scope or name does not decrypt.
 
-use crate::capabilities::{CapResult, Capabilities, ErrorCode, Item, LogLevel, Query};
+use crate::capabilities::{CapResult, Capabilities, ErrorCode, Item, LogLevel, Query, Started};
 use crate::item::{get_b, get_s};
 use crate::outcome::{Failure, failed};
 use crate::request::EnvironmentType;
@@ -133,19 +133,49 @@ pub fn choose<C: Capabilities>(
     Ok(chosen)
 }
 
-/// Decrypt the chosen secrets into sealed handles, sorted by name.
-pub fn decrypt<C: Capabilities>(
+/// The chosen secrets being decrypted, all at once.
+pub struct Decrypting<S> {
+    app_id: String,
+    started: Vec<(Stored, Started<CapResult<S>>)>,
+}
+
+/// Start decrypting the chosen secrets; [`Decrypting::wait`] gives them.
+pub fn start_decrypt<C: Capabilities>(
     caps: &mut C,
     app_id: &str,
     chosen: Vec<Stored>,
-) -> Result<Vec<(String, C::Sealed)>, Failure> {
-    let mut sealed = Vec::with_capacity(chosen.len());
-    for secret in chosen {
-        let context = encryption_context(app_id, &secret.scope, &secret.name);
-        let label = format!("secret:{}", secret.name);
-        let value = caps
-            .kms_decrypt(&secret.ciphertext, &context, &label)
-            .map_err(|error| match error.code {
+) -> Decrypting<C::Sealed> {
+    let started = chosen
+        .into_iter()
+        .map(|secret| {
+            let context = encryption_context(app_id, &secret.scope, &secret.name);
+            let label = format!("secret:{}", secret.name);
+            let decrypting = caps.start_kms_decrypt(&secret.ciphertext, &context, &label);
+            (secret, decrypting)
+        })
+        .collect();
+    Decrypting {
+        app_id: app_id.to_string(),
+        started,
+    }
+}
+
+impl<S: 'static> Decrypting<S> {
+    /// Nothing to decrypt (code not trusted with the secrets).
+    pub fn none() -> Self {
+        Self {
+            app_id: String::new(),
+            started: Vec::new(),
+        }
+    }
+
+    /// The sealed handles, sorted by name; the first secret that does not
+    /// decrypt fails them all.
+    pub fn wait(self) -> Result<Vec<(String, S)>, Failure> {
+        let app_id = self.app_id;
+        let mut sealed = Vec::with_capacity(self.started.len());
+        for (secret, decrypting) in self.started {
+            let value = decrypting.wait().map_err(|error| match error.code {
                 // KMS cannot tell a ciphertext made under another key or
                 // context from a damaged one: say both.
                 ErrorCode::Denied | ErrorCode::Invalid | ErrorCode::NotFound => {
@@ -160,9 +190,10 @@ pub fn decrypt<C: Capabilities>(
                 }
                 _ => Failure::at(&format!("decrypt secret {}", secret.name), &error),
             })?;
-        sealed.push((secret.name, value));
+            sealed.push((secret.name, value));
+        }
+        Ok(sealed)
     }
-    Ok(sealed)
 }
 
 fn read_all<C: Capabilities>(caps: &mut C, app_id: &str) -> CapResult<Vec<Item>> {

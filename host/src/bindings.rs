@@ -11,6 +11,14 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "envmgr:environments/sealed.sealed-value": crate::capabilities::sealed::SealedValue,
+        "envmgr:environments/sealed.future-sealed-value": crate::capabilities::sealed::FutureSealedValue,
+        "envmgr:environments/dynamodb.future-item": crate::capabilities::dynamodb::FutureItem,
+        "envmgr:environments/dynamodb.future-page": crate::capabilities::dynamodb::FuturePage,
+        "envmgr:environments/dynamodb.future-write": crate::capabilities::dynamodb::FutureWrite,
+        "envmgr:environments/runtime.future-created": crate::capabilities::runtime::FutureCreated,
+        // The pollables started calls are waited with are wasmtime-wasi's,
+        // so `wasi:io/poll.poll` (linked with WASI) waits for them.
+        "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
     },
 });
 

@@ -1,12 +1,17 @@
-//! Watching the guest's capability calls: a transcript of every call, and
-//! scripted faults that make chosen calls fail. The mock host uses both; the
-//! production daemon neither (its calls go to tracing instead).
+//! Watching the guest's capability calls: a transcript of every call (and
+//! when each ran, for what overlapped), and scripted faults that make chosen
+//! calls fail or take time. The mock host uses both; the production daemon
+//! neither (its calls go to tracing instead).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::capabilities::{Error, ErrorCode, error};
 
@@ -29,6 +34,8 @@ pub enum Call {
     DynamodbTransactWrite,
     DynamodbUpdate,
     KmsDecrypt,
+    KeysGenerate,
+    KeysVerifyReport,
     AnalyticsTrack,
     RuntimeCreate,
     ConfigGet,
@@ -62,6 +69,8 @@ impl Call {
             Self::DynamodbTransactWrite => "dynamodb.transact-write",
             Self::DynamodbUpdate => "dynamodb.update",
             Self::KmsDecrypt => "kms.decrypt",
+            Self::KeysGenerate => "keys.generate",
+            Self::KeysVerifyReport => "keys.verify-report",
             Self::AnalyticsTrack => "analytics.track",
             Self::RuntimeCreate => "runtime.create",
             Self::ConfigGet => "config.get",
@@ -90,30 +99,73 @@ impl fmt::Display for Entry {
     }
 }
 
-/// The calls made so far, in order.
+/// When one call ran (tokio's clock: virtual under `tokio::time::pause`,
+/// so a test can script latencies and assert what overlapped exactly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub call: Call,
+    pub started: Instant,
+    pub ended: Instant,
+}
+
+impl Span {
+    /// Whether the two calls were in flight at the same time.
+    pub fn overlaps(&self, other: &Span) -> bool {
+        self.started < other.ended && other.started < self.ended
+    }
+}
+
+#[derive(Default)]
+struct Recorded {
+    entries: Vec<Entry>,
+    spans: Vec<Span>,
+}
+
+/// The calls made so far, in the order they ended, and when each ran.
 #[derive(Clone, Default)]
-pub struct Transcript(Arc<Mutex<Vec<Entry>>>);
+pub struct Transcript(Arc<Mutex<Recorded>>);
+
+/// Where a transcript ended at some point.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    entries: usize,
+    spans: usize,
+}
 
 impl Transcript {
     pub fn record(&self, entry: Entry) {
-        lock(&self.0).push(entry);
+        lock(&self.0).entries.push(entry);
+    }
+
+    pub fn record_span(&self, span: Span) {
+        lock(&self.0).spans.push(span);
     }
 
     /// Everything recorded since the last `take`.
     pub fn take(&self) -> Vec<Entry> {
-        std::mem::take(&mut *lock(&self.0))
+        let mut recorded = lock(&self.0);
+        recorded.spans.clear();
+        std::mem::take(&mut recorded.entries)
     }
 
     /// Where the transcript ends now.
-    pub fn mark(&self) -> usize {
-        lock(&self.0).len()
+    pub fn mark(&self) -> Mark {
+        let recorded = lock(&self.0);
+        Mark {
+            entries: recorded.entries.len(),
+            spans: recorded.spans.len(),
+        }
     }
 
     /// Everything recorded since `mark`, removed from the transcript.
-    pub fn take_from(&self, mark: usize) -> Vec<Entry> {
-        let mut entries = lock(&self.0);
-        let mark = mark.min(entries.len());
-        entries.drain(mark..).collect()
+    pub fn take_from(&self, mark: Mark) -> (Vec<Entry>, Vec<Span>) {
+        let mut recorded = lock(&self.0);
+        let entries = mark.entries.min(recorded.entries.len());
+        let spans = mark.spans.min(recorded.spans.len());
+        (
+            recorded.entries.drain(entries..).collect(),
+            recorded.spans.drain(spans..).collect(),
+        )
     }
 }
 
@@ -135,6 +187,18 @@ struct FaultState {
     counts: HashMap<Call, u32>,
     rules: Vec<(Call, Hit, Error)>,
     interleaved: Vec<(Call, Hit, Interleaved)>,
+    latencies: HashMap<Call, Duration>,
+}
+
+/// What is scripted for one call.
+#[derive(Default)]
+pub struct Scripted {
+    /// The error that replaces the call.
+    pub fault: Option<Error>,
+    /// What runs right before it.
+    pub interleaved: Option<Interleaved>,
+    /// How long it takes.
+    pub latency: Option<Duration>,
 }
 
 fn hits(hit: Hit, count: u32) -> bool {
@@ -166,14 +230,21 @@ impl Faults {
         lock(&self.0).interleaved.push((call, hit, action));
     }
 
+    /// Every `call` of this kind takes `latency` (answer or scripted fault
+    /// alike), as a remote dependency would.
+    pub fn delay(&self, call: Call, latency: Duration) {
+        lock(&self.0).latencies.insert(call, latency);
+    }
+
     pub fn clear(&self) {
         let mut state = lock(&self.0);
         state.rules.clear();
         state.interleaved.clear();
+        state.latencies.clear();
     }
 
-    /// Count a call; the fault scripted for it and what runs before it.
-    pub fn on_call(&self, call: Call) -> (Option<Error>, Option<Interleaved>) {
+    /// Count a call; what is scripted for it.
+    pub fn on_call(&self, call: Call) -> Scripted {
         let mut state = lock(&self.0);
         let count = state.counts.entry(call).or_insert(0);
         *count += 1;
@@ -188,7 +259,45 @@ impl Faults {
             .iter()
             .find(|(c, hit, _)| *c == call && hits(*hit, count))
             .map(|(_, _, action)| action.clone());
-        (fault, action)
+        Scripted {
+            fault,
+            interleaved: action,
+            latency: state.latencies.get(&call).copied(),
+        }
+    }
+}
+
+/// Calls under way (the mock host waits for the ones a message started
+/// before it hands back that message's transcript).
+#[derive(Clone, Default)]
+pub struct CallsInFlight(Arc<(AtomicUsize, tokio::sync::Notify)>);
+
+/// One call under way; it ends when dropped.
+pub struct InFlight(CallsInFlight);
+
+impl CallsInFlight {
+    pub fn start(&self) -> InFlight {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// Wait until no call is under way.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.0.0.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.0.1.notify_waiters();
+        }
     }
 }
 
@@ -197,14 +306,30 @@ impl Faults {
 pub struct Observer {
     pub transcript: Option<Transcript>,
     pub faults: Option<Faults>,
+    pub in_flight: Option<CallsInFlight>,
 }
 
 impl Observer {
-    /// Before a call: what to run first, and the fault that replaces it.
-    pub fn before(&self, call: Call) -> (Option<Error>, Option<Interleaved>) {
+    /// Before a call: what is scripted for it.
+    pub fn before(&self, call: Call) -> Scripted {
         self.faults
             .as_ref()
-            .map_or((None, None), |f| f.on_call(call))
+            .map_or_else(Scripted::default, |f| f.on_call(call))
+    }
+
+    /// A call starts; counted until the guard drops.
+    pub fn started(&self) -> Option<InFlight> {
+        self.in_flight.as_ref().map(CallsInFlight::start)
+    }
+
+    pub fn span(&self, call: Call, started: Instant) {
+        if let Some(transcript) = &self.transcript {
+            transcript.record_span(Span {
+                call,
+                started,
+                ended: Instant::now(),
+            });
+        }
     }
 
     pub fn record(

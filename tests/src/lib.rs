@@ -44,9 +44,9 @@ pub const CHAOS_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_CHAOS_WASM"));
 pub const FAULTY_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_FAULTY_WASM"));
 
 /// The builtin logic as the previous release built it, for contract
-/// `envmgr:environments@0.1.0`: a logic version installed before a host
+/// `envmgr:environments@0.2.0`: a logic version installed before a host
 /// upgrade, which the new host must still run.
-pub const PREVIOUS_CONTRACT_LOGIC: &[u8] = include_bytes!("../fixtures/logic/envmgr-0.1.0.wasm");
+pub const PREVIOUS_CONTRACT_LOGIC: &[u8] = include_bytes!("../fixtures/logic/envmgr-0.2.0.wasm");
 
 /// The smallest component: valid, but exports nothing (the wrong world).
 pub const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
@@ -232,6 +232,48 @@ pub fn http_get(port: u16, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// What a delivery that took the environment's lease and crashed leaves:
+/// the lease item, expired, its holder about to make a deployment of `sha`
+/// (and maybe a comment) it never recorded.
+pub fn a_crashed_holder_left(host: &MockHost, branch: &str, pending_sha: &str) {
+    let env_id = envmgr_guest::environment::environment_id(APP_ID, branch);
+    let text = |name: &str, value: &str| {
+        (
+            name.to_string(),
+            envmgr::capabilities::dynamodb::AttributeValue::S(value.into()),
+        )
+    };
+    let number = |name: &str, value: u64| {
+        (
+            name.to_string(),
+            envmgr::capabilities::dynamodb::AttributeValue::N(value.to_string()),
+        )
+    };
+    host.tables
+        .put(
+            "environments",
+            vec![
+                text("pk", &format!("ENVIRONMENT#{env_id}")),
+                text("sk", "LEASE"),
+                text("entity", "lease"),
+                text("holder", "crashed-delivery"),
+                text("holderVersion", "0000000000000#x"),
+                number("expiresAt", 1),
+                number("renewedAt", 0),
+                text("leaseRev", "crashed-delivery.3"),
+                text("wanted", ""),
+                number("commentId", 0),
+                text("commentUrl", ""),
+                text("commentDigest", ""),
+                number("deploymentId", 0),
+                text("deploymentSha", ""),
+                text("deploymentStatus", ""),
+                text("pendingDeploymentSha", pending_sha),
+            ],
+        )
+        .expect("the environments table");
 }
 
 /// The string attribute `name` of an item.

@@ -17,6 +17,7 @@ use envmgr::capabilities::github::{
     DeploymentStatus as HostStatus, NewDeployment as HostNewDeployment,
     NewDeploymentStatus as HostNewStatus, Repository as HostRepository,
 };
+use envmgr::capabilities::keys::{KeyPair, verify_report};
 use envmgr::capabilities::runtime::RuntimeRequest as HostRuntimeRequest;
 use envmgr::capabilities::sealed::Secret;
 use envmgr::capabilities::{Error as HostError, ErrorCode as HostCode};
@@ -463,6 +464,7 @@ impl Capabilities for Native<'_> {
                 .iter()
                 .map(|(name, value)| (name.clone(), (*value).clone()))
                 .collect(),
+            signing_key: request.signing_key.cloned(),
         };
         ready(self.backends.runtime.create(&plain))
             .map(|created| RuntimeCreated {
@@ -470,5 +472,41 @@ impl Capabilities for Native<'_> {
                 url: created.url,
             })
             .map_err(error)
+    }
+
+    /// As the mock host makes them: reproducible from what they are for.
+    fn keys_generate(
+        &mut self,
+        app_id: &str,
+        environment_id: &str,
+        request_version: &str,
+    ) -> CapResult<SigningKey<Secret>> {
+        let pair = KeyPair::reproducible(environment_id, request_version).map_err(|e| {
+            CapabilityError {
+                code: ErrorCode::Unavailable,
+                message: e.to_string(),
+                retry_after_ms: None,
+            }
+        })?;
+        let context = key_context(app_id, environment_id, request_version);
+        let ciphertext = ready(
+            self.backends
+                .kms
+                .encrypt(pair.private_jwk.expose(), &context),
+        )
+        .map_err(error)?;
+        Ok(SigningKey {
+            public_jwk: pair.public_jwk,
+            private_key: pair.private_jwk,
+            ciphertext,
+        })
+    }
+
+    fn keys_verify_report(&mut self, jws: &str, public_jwk: &str) -> CapResult<String> {
+        verify_report(jws, public_jwk).map_err(|why| CapabilityError {
+            code: ErrorCode::Invalid,
+            message: format!("status report: {why}"),
+            retry_after_ms: None,
+        })
     }
 }

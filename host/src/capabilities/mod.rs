@@ -12,8 +12,10 @@ pub mod analytics;
 pub mod config;
 pub mod dynamodb;
 pub mod github;
+pub mod keys;
 pub mod kms;
 pub mod logging;
+pub mod pending;
 pub mod runtime;
 pub mod sealed;
 
@@ -127,12 +129,19 @@ impl Backends {
         E: From<Error> + Describe + Scrub,
     {
         let observer = &self.observer;
-        let (fault, interleaved) = observer.before(call);
-        if let Some(action) = interleaved {
+        let scripted = observer.before(call);
+        if let Some(action) = scripted.interleaved {
             action().await;
         }
+        // Counted from here: an interleaved delivery waits for the calls in
+        // flight, never for the one it runs in front of.
+        let _in_flight = observer.started();
+        let started = tokio::time::Instant::now();
+        if let Some(latency) = scripted.latency {
+            tokio::time::sleep(latency).await;
+        }
         let raised = crate::health::raised();
-        let result = match fault {
+        let result = match scripted.fault {
             Some(fault) => Err(E::from(fault)),
             None => run.await,
         };
@@ -165,6 +174,7 @@ impl Backends {
             Ok(value) => Ok(value.scrub(redactor)),
             Err(error) => Err(error.scrub(redactor)),
         };
+        observer.span(call, started);
         observer.record(call, request, || match &result {
             Ok(_) => "ok".to_string(),
             Err(error) => error.describe(),

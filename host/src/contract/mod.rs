@@ -5,8 +5,30 @@
 
 pub mod previous;
 
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::envmgr::environments as now;
+use crate::bindings::wasi;
+use crate::engine::Session;
+
 /// The contract version of `wit/envmgr.wit`.
-pub const CURRENT: &str = "0.2.0";
+pub const CURRENT: &str = "0.3.0";
 
 /// Every contract version this host runs, newest first.
 pub const LINKED: [&str; 2] = [CURRENT, previous::VERSION];
+
+/// Define the current world's imports in `linker`, which holds WASI
+/// already: `wasi:io/poll` (the pollables of started calls) is WASI's own.
+pub fn add_current_to_linker(linker: &mut Linker<Session>) -> wasmtime::Result<()> {
+    wasi::logging::logging::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    wasi::config::store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::sealed::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::github::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::dynamodb::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::kms::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::keys::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::analytics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::runtime::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}

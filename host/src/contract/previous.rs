@@ -1,13 +1,12 @@
-//! `envmgr:environments@0.1.0`, the previous contract, linked for one
+//! `envmgr:environments@0.2.0`, the previous contract, linked for one
 //! release so that logic versions installed before a host upgrade keep
 //! running while the new host rolls out.
 //!
-//! Every 0.1 import is served by the current (0.2) implementation: the
-//! arguments are converted up, the answers down. What 0.1 lacks, it does
-//! without: its messages carry no delivery token (such a logic version
-//! takes no lease), its runtime calls no request version (the Runtime
-//! Service accepts them unfenced, see docs/runtime-service.md), and it
-//! never defers.
+//! Every 0.2 import is served by the current (0.3) implementation: the
+//! arguments are converted up, the answers down. What 0.2 lacks, it does
+//! without: it starts no call (each is made and waited for in turn), and
+//! its runtime calls carry no signing key (its environments get no status
+//! reports: they stay `runtime-requested`).
 
 use wasmtime::component::{HasSelf, Linker, Resource};
 
@@ -15,11 +14,11 @@ use crate::bindings::envmgr::environments as now;
 use crate::capabilities::sealed::SealedValue;
 use crate::engine::Session;
 
-/// The 0.1 world's bindings; its `wasi:*` imports are the current ones.
+/// The 0.2 world's bindings; its `wasi:*` imports are the current ones.
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "environment-manager",
-        path: "../wit/previous/0.1.0",
+        path: "../wit/previous/0.2.0",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -33,9 +32,17 @@ pub mod bindings {
 use bindings::envmgr::environments as then;
 
 /// The contract version these bindings are for.
-pub const VERSION: &str = "0.1.0";
+pub const VERSION: &str = "0.2.0";
 
-/// Define the 0.1 interfaces of envmgr in `linker` (which holds WASI and the
+/// Whether a component import (`envmgr:environments/github@0.2.0`) is one
+/// of this contract's.
+pub fn is_its_import(name: &str) -> bool {
+    name.strip_prefix("envmgr:environments/")
+        .and_then(|rest| rest.split_once('@'))
+        .is_some_and(|(_, version)| version == VERSION)
+}
+
+/// Define the 0.2 interfaces of envmgr in `linker` (which holds WASI and the
 /// current world already; `wasi:*` is shared).
 pub fn add_to_linker(linker: &mut Linker<Session>) -> wasmtime::Result<()> {
     then::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
@@ -274,27 +281,35 @@ record!(
     now::runtime::Created { runtime_id, url }
 );
 
-/// The message as 0.1 sees it: no delivery token, no deferral count.
-pub fn message(message: &now::types::Message) -> then::types::Message {
-    then::types::Message {
-        id: message.id.clone(),
-        source_queue: message.source_queue.clone(),
-        body: message.body.clone(),
-        attributes: message.attributes.clone(),
-        receive_count: message.receive_count,
-        sent_at_ms: message.sent_at_ms,
+record!(
+    then::types::Message,
+    now::types::Message {
+        id,
+        source_queue,
+        body,
+        attributes,
+        receive_count,
+        sent_at_ms,
+        delivery_token,
+        deferrals,
     }
+);
+record!(
+    then::types::Deferral,
+    now::types::Deferral { until_ms, reason }
+);
+cases!(then::types::Outcome, now::types::Outcome { ; Done, Skipped, Deferred });
+
+/// The message as 0.2 sees it: the same.
+pub fn message(message: &now::types::Message) -> then::types::Message {
+    message.clone().convert()
 }
 
-/// What a 0.1 logic version returned, in current terms.
+/// What a 0.2 logic version returned, in current terms.
 pub fn handled(
     handled: Result<then::types::Outcome, then::types::Failure>,
 ) -> Result<now::types::Outcome, now::types::Failure> {
-    match handled {
-        Ok(then::types::Outcome::Done(what)) => Ok(now::types::Outcome::Done(what)),
-        Ok(then::types::Outcome::Skipped(why)) => Ok(now::types::Outcome::Skipped(why)),
-        Err(failure) => Err(failure.convert()),
-    }
+    handled.convert()
 }
 
 impl then::types::Host for Session {}
@@ -558,11 +573,12 @@ impl then::runtime::Host for Session {
             repository: request.repository,
             branch: request.branch,
             sha: request.sha,
-            // 0.1 sends none: the Runtime Service accepts it unfenced.
-            request_version: String::new(),
+            request_version: request.request_version,
             entrypoint: request.entrypoint,
             installation_token: request.installation_token,
             secrets: request.secrets.convert(),
+            // 0.2 makes no signing key: its runtimes send no reports.
+            signing_key: None,
         };
         Ok(now::runtime::Host::create(self, request).await?.convert())
     }

@@ -1,6 +1,8 @@
-//! Deletes finished messages in batches of up to ten per call.
-
-use std::time::Duration;
+//! Deletes finished messages, up to ten per call, without holding any back:
+//! a delete goes out as soon as the previous call returned, with every
+//! other one that finished meanwhile. A lone message is deleted at once;
+//! under load the deletes that arrive during one call make the next batch
+//! (the way a database groups commits), so batching costs no waiting.
 
 use std::sync::Arc;
 
@@ -8,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::Queue;
 
-/// How long a finished message may wait for others to share its delete call.
-const LINGER: Duration = Duration::from_millis(50);
+/// SQS's most entries in one `DeleteMessageBatch`.
+const MAX_BATCH: usize = 10;
 
 #[derive(Clone)]
 pub struct Deleter {
@@ -44,35 +46,39 @@ impl Deleter {
 /// A failed delete only means the message comes back: every step of the
 /// flow is idempotent, so the queue logs it and nothing retries here.
 async fn run(queue: Arc<dyn Queue>, mut receiver: mpsc::Receiver<Command>) {
-    let mut pending: Vec<String> = Vec::new();
-    loop {
-        let command = if pending.is_empty() {
-            receiver.recv().await
-        } else {
-            match tokio::time::timeout(LINGER, receiver.recv()).await {
-                Ok(command) => command,
-                Err(_) => {
-                    queue.delete(&std::mem::take(&mut pending)).await;
-                    continue;
-                }
-            }
+    let mut stopping = None;
+    while stopping.is_none() {
+        let Some(first) = receiver.recv().await else {
+            return;
         };
-        match command {
-            Some(Command::Delete(receipt)) => {
-                pending.push(receipt);
-                if pending.len() == 10 {
-                    queue.delete(&std::mem::take(&mut pending)).await;
-                }
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut next = Some(first);
+        // The first, and whatever else is waiting already.
+        while let Some(command) = next.take() {
+            match command {
+                Command::Delete(receipt) => batch.push(receipt),
+                Command::Stop(done) => stopping = Some(done),
             }
-            Some(Command::Stop(done)) => {
-                queue.delete(&std::mem::take(&mut pending)).await;
-                let _ = done.send(());
-                return;
+            if batch.len() == MAX_BATCH {
+                queue.delete(&std::mem::take(&mut batch)).await;
             }
-            None => {
-                queue.delete(&std::mem::take(&mut pending)).await;
-                return;
+            if stopping.is_none() {
+                next = receiver.try_recv().ok();
             }
         }
+        if !batch.is_empty() {
+            queue.delete(&batch).await;
+        }
+    }
+    // Deletes sent before the stop are all in: the senders are done.
+    let mut rest = Vec::new();
+    while let Ok(Command::Delete(receipt)) = receiver.try_recv() {
+        rest.push(receipt);
+    }
+    for batch in rest.chunks(MAX_BATCH) {
+        queue.delete(batch).await;
+    }
+    if let Some(done) = stopping {
+        let _ = done.send(());
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
 };
@@ -24,7 +24,7 @@ pub use clock::ManualClock;
 pub use limits::{Limits, MemoryLimitExceeded};
 pub use session::Session;
 
-use crate::bindings::{EnvironmentManager, EnvironmentManagerPre, Failure, Message, Outcome};
+use crate::bindings::{EnvironmentManagerPre, Failure, Message, Outcome};
 use crate::capabilities::Backends;
 use crate::contract;
 use limits::MemoryLimiter;
@@ -148,7 +148,7 @@ impl Engine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        EnvironmentManager::add_to_linker::<_, HasSelf<_>>(&mut linker, |session| session)?;
+        contract::add_current_to_linker(&mut linker)?;
         contract::previous::add_to_linker(&mut linker)?;
 
         let ticker = EpochTicker::start(&engine);
@@ -225,12 +225,26 @@ impl Engine {
             .instantiate_pre(compiled)
             .map_err(anyhow::Error::from)
             .with_context(mismatch)?;
-        let (contract, pre) = match EnvironmentManagerPre::new(linked.clone()) {
+        // Both worlds export the same `handle`, so a component of either
+        // would type-check as the current one: the version it imports says
+        // which it is.
+        let imports_previous = compiled
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| contract::previous::is_its_import(name));
+        let current = match imports_previous {
+            false => EnvironmentManagerPre::new(linked.clone()).map_err(Some),
+            true => Err(None),
+        };
+        let (contract, pre) = match current {
             Ok(pre) => (contract::CURRENT, Pre::Current(pre)),
             Err(current) => {
                 match contract::previous::bindings::EnvironmentManagerPre::new(linked) {
                     Ok(pre) => (contract::previous::VERSION, Pre::Previous(pre)),
-                    Err(_) => return Err(anyhow::Error::from(current).context(mismatch())),
+                    Err(previous) => {
+                        let why = current.unwrap_or(previous);
+                        return Err(anyhow::Error::from(why).context(mismatch()));
+                    }
                 }
             }
         };
@@ -258,6 +272,7 @@ impl Engine {
                 redactor: crate::redact::Redactor::new(backends.credentials.clone()),
                 backends,
                 logic_version: logic.id.clone(),
+                deadline: std::time::Instant::now() + deadline,
             },
         );
         store.limiter(|session| &mut session.limiter);

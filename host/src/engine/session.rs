@@ -20,6 +20,9 @@ pub struct Session {
     /// Knows the process's credentials and every plaintext this message
     /// holds: what dependencies send back passes it.
     pub(crate) redactor: crate::redact::Redactor,
+    /// When the message's deadline passes: a call the guest started ends by
+    /// then.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl WasiView for Session {

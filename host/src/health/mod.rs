@@ -44,7 +44,7 @@ pub struct Suspicion {
 
 /// What one message's run carries: the suspicions raised, and the health
 /// that confirms them.
-struct Watch {
+pub struct Watch {
     suspicions: Mutex<Vec<Suspicion>>,
     health: Option<Arc<Health>>,
 }
@@ -94,6 +94,20 @@ pub async fn confirm() -> Option<Vec<Problem>> {
         None
     } else {
         Some(health.problems())
+    }
+}
+
+/// What watches the current message (None outside one): handed to a call
+/// the message started, which runs on a task of its own.
+pub fn current_watch() -> Option<Arc<Watch>> {
+    WATCH.try_with(Arc::clone).ok()
+}
+
+/// Run `work` under `watch` (the message that started it), if any.
+pub async fn within<F: Future>(watch: Option<Arc<Watch>>, work: F) -> F::Output {
+    match watch {
+        Some(watch) => WATCH.scope(watch, work).await,
+        None => work.await,
     }
 }
 

@@ -221,8 +221,8 @@ fn pushes() -> (String, String) {
 /// `reference` (the builtin version) working on one environment at once,
 /// in each role: the holder must make the other wait, a newer request must
 /// wait for an older holder without acting, and an older request meeting a
-/// newer holder must do nothing. A version that ignores the lease (one built
-/// for contract 0.1) fails here.
+/// newer holder must do nothing. A version that ignores the lease (as one
+/// built for contract 0.1 did) fails here.
 pub async fn concurrency_check(
     engine: &Arc<Engine>,
     candidate: Arc<Logic>,

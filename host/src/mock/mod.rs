@@ -28,7 +28,7 @@ use crate::capabilities::github::mock::MockGitHub;
 use crate::capabilities::kms::mock::MockKms;
 use crate::capabilities::runtime::mock::MockRuntime;
 use crate::engine::{Engine, Handled, Limits, Logic, ManualClock, RunError};
-use crate::observe::{Entry, Faults, Observer, Transcript};
+use crate::observe::{CallsInFlight, Entry, Faults, Observer, Span, Transcript};
 
 /// The logical tables the mock host knows.
 pub const TABLES: [&str; 3] = ["environments", "secrets", "apps"];
@@ -64,6 +64,8 @@ pub struct MockHost {
 pub struct Delivery {
     pub result: Result<Handled, RunError>,
     pub transcript: Vec<Entry>,
+    /// When each call ran, in the order they ended.
+    pub spans: Vec<Span>,
 }
 
 impl MockHost {
@@ -95,6 +97,7 @@ impl MockHost {
             observer: Observer {
                 transcript: Some(transcript.clone()),
                 faults: Some(faults.clone()),
+                in_flight: Some(CallsInFlight::default()),
             },
             clock: Some(clock.clone()),
             credentials: crate::redact::Credentials::default(),
@@ -177,9 +180,16 @@ impl MockHost {
             .engine
             .run(&self.logic, self.backends.clone(), message)
             .await;
+        // A call the message started and never waited for still ends (none
+        // is cancelled): its entry belongs to this delivery.
+        if let Some(in_flight) = &self.backends.observer.in_flight {
+            in_flight.idle().await;
+        }
+        let (transcript, spans) = self.transcript.take_from(mark);
         Delivery {
             result,
-            transcript: self.transcript.take_from(mark),
+            transcript,
+            spans,
         }
     }
 }

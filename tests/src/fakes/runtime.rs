@@ -47,6 +47,8 @@ enum Scripted {
 #[derive(Default)]
 struct Inner {
     requests: Vec<(String, Value)>,
+    /// When each create request arrived, in order.
+    arrivals: Vec<std::time::Instant>,
     /// Key → (fingerprint, runtime id).
     runtimes: BTreeMap<String, (Value, String)>,
     scripted: Vec<Scripted>,
@@ -128,6 +130,12 @@ impl FakeRuntime {
         self.lock().delay = by;
     }
 
+    /// When each create request arrived (after its headers and body were
+    /// checked), in order: the latency benchmark's "runtime requested".
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.lock().arrivals.clone()
+    }
+
     /// (idempotency key, body) of every request, failed ones included.
     pub fn requests(&self) -> Vec<(String, Value)> {
         self.lock().requests.clone()
@@ -161,11 +169,12 @@ impl FakeRuntime {
 }
 
 /// The request without what legitimately changes between deliveries: the
-/// installation token and the secret values.
+/// installation token, the secret values and key material.
 fn fingerprint(body: &Value) -> Value {
     let mut print = body.clone();
     if let Some(object) = print.as_object_mut() {
         object.remove("installationToken");
+        object.remove("signingKey");
         if let Some(secrets) = object.get_mut("secrets").and_then(Value::as_object_mut) {
             for value in secrets.values_mut() {
                 *value = Value::Null;
@@ -240,6 +249,7 @@ async fn create(
     let delay = {
         let mut inner = fake.lock();
         inner.requests.push((key.clone(), body.clone()));
+        inner.arrivals.push(std::time::Instant::now());
         if !inner.scripted.is_empty() {
             let scripted = inner.scripted.remove(0);
             drop(inner);

@@ -8,13 +8,18 @@ pub mod mock;
 pub mod transaction;
 
 use async_trait::async_trait;
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::DynPollable;
 
-use crate::bindings::envmgr::environments::dynamodb::Host;
 pub use crate::bindings::envmgr::environments::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest,
     UpdateItem, Write, WriteError,
 };
-use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::bindings::envmgr::environments::dynamodb::{
+    Host, HostFutureItem, HostFuturePage, HostFutureWrite,
+};
+use crate::capabilities::pending::Pending;
+use crate::capabilities::{CapResult, Error, ErrorCode, error};
 use crate::engine::Session;
 use crate::observe::Call;
 
@@ -145,6 +150,37 @@ fn show_write(write: &Write) -> String {
     }
 }
 
+/// A query as the transcript shows it.
+fn show_query(request: &QueryRequest) -> String {
+    format!(
+        "{} pk={} sk^={} limit={} after={}",
+        request.table,
+        request.partition,
+        request.sort_prefix.as_deref().unwrap_or(""),
+        request
+            .limit
+            .map_or_else(|| "none".to_string(), |l| l.to_string()),
+        request
+            .start_after
+            .as_ref()
+            .map(show_item)
+            .unwrap_or_default()
+    )
+}
+
+/// A transaction as the transcript shows it.
+fn show_writes(writes: &[Write]) -> String {
+    let writes: Vec<String> = writes.iter().map(show_write).collect();
+    format!("[{}]", writes.join("; "))
+}
+
+/// A `get` the guest started.
+pub type FutureItem = Pending<CapResult<Option<Item>>>;
+/// A `query` the guest started.
+pub type FuturePage = Pending<CapResult<Page>>;
+/// A `transact-write` the guest started.
+pub type FutureWrite = Pending<Result<(), WriteError>>;
+
 impl Host for Session {
     async fn get(&mut self, table: String, key: Item) -> wasmtime::Result<CapResult<Option<Item>>> {
         let b = self.backends.clone();
@@ -162,22 +198,7 @@ impl Host for Session {
         Ok(self
             .invoke(
                 Call::DynamodbQuery,
-                || {
-                    format!(
-                        "{} pk={} sk^={} limit={} after={}",
-                        request.table,
-                        request.partition,
-                        request.sort_prefix.as_deref().unwrap_or(""),
-                        request
-                            .limit
-                            .map_or_else(|| "none".to_string(), |l| l.to_string()),
-                        request
-                            .start_after
-                            .as_ref()
-                            .map(show_item)
-                            .unwrap_or_default()
-                    )
-                },
+                || show_query(&request),
                 b.dynamodb.query(&request),
             )
             .await)
@@ -191,10 +212,7 @@ impl Host for Session {
         Ok(self
             .invoke(
                 Call::DynamodbTransactWrite,
-                || {
-                    let writes: Vec<String> = writes.iter().map(show_write).collect();
-                    format!("[{}]", writes.join("; "))
-                },
+                || show_writes(&writes),
                 b.dynamodb.transact_write(&writes),
             )
             .await)
@@ -209,6 +227,108 @@ impl Host for Session {
                 b.dynamodb.update(&request),
             )
             .await)
+    }
+
+    async fn start_get(
+        &mut self,
+        table: String,
+        key: Item,
+    ) -> wasmtime::Result<Resource<FutureItem>> {
+        let b = self.backends.clone();
+        let request = format!("{table} {}", show_item(&key));
+        let call = self.invoke(Call::DynamodbGet, || request, async move {
+            b.dynamodb.get(&table, &key).await
+        });
+        self.start(call).await
+    }
+
+    async fn start_query(
+        &mut self,
+        request: QueryRequest,
+    ) -> wasmtime::Result<Resource<FuturePage>> {
+        let b = self.backends.clone();
+        let shown = show_query(&request);
+        let call = self.invoke(Call::DynamodbQuery, || shown, async move {
+            b.dynamodb.query(&request).await
+        });
+        self.start(call).await
+    }
+
+    async fn start_transact_write(
+        &mut self,
+        writes: Vec<Write>,
+    ) -> wasmtime::Result<Resource<FutureWrite>> {
+        let b = self.backends.clone();
+        let shown = show_writes(&writes);
+        let call = self.invoke(Call::DynamodbTransactWrite, || shown, async move {
+            b.dynamodb.transact_write(&writes).await
+        });
+        self.start(call).await
+    }
+}
+
+/// The guest's side of a started call's answer: `none` while it runs.
+fn answer<T, E: From<Error>>(taken: Option<Result<Result<T, E>, Error>>) -> Option<Result<T, E>> {
+    taken.map(|answer| answer.unwrap_or_else(|error| Err(E::from(error))))
+}
+
+impl HostFutureItem for Session {
+    async fn subscribe(
+        &mut self,
+        handle: Resource<FutureItem>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        Session::subscribe(self, handle)
+    }
+
+    async fn get(
+        &mut self,
+        handle: Resource<FutureItem>,
+    ) -> wasmtime::Result<Option<CapResult<Option<Item>>>> {
+        Ok(answer(self.take_answer(&handle)?))
+    }
+
+    async fn drop(&mut self, handle: Resource<FutureItem>) -> wasmtime::Result<()> {
+        self.forget(handle)
+    }
+}
+
+impl HostFuturePage for Session {
+    async fn subscribe(
+        &mut self,
+        handle: Resource<FuturePage>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        Session::subscribe(self, handle)
+    }
+
+    async fn get(
+        &mut self,
+        handle: Resource<FuturePage>,
+    ) -> wasmtime::Result<Option<CapResult<Page>>> {
+        Ok(answer(self.take_answer(&handle)?))
+    }
+
+    async fn drop(&mut self, handle: Resource<FuturePage>) -> wasmtime::Result<()> {
+        self.forget(handle)
+    }
+}
+
+impl HostFutureWrite for Session {
+    async fn subscribe(
+        &mut self,
+        handle: Resource<FutureWrite>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        Session::subscribe(self, handle)
+    }
+
+    async fn get(
+        &mut self,
+        handle: Resource<FutureWrite>,
+    ) -> wasmtime::Result<Option<Result<(), WriteError>>> {
+        Ok(answer(self.take_answer(&handle)?))
+    }
+
+    async fn drop(&mut self, handle: Resource<FutureWrite>) -> wasmtime::Result<()> {
+        self.forget(handle)
     }
 }
 

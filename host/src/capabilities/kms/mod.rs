@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use wasmtime::component::Resource;
 
 use crate::bindings::envmgr::environments::kms::Host;
-use crate::capabilities::sealed::{SealedValue, Secret};
+use crate::capabilities::sealed::{FutureSealedValue, SealedValue, Secret};
 use crate::capabilities::{CapResult, Error};
 use crate::engine::Session;
 use crate::observe::Call;
@@ -87,6 +87,26 @@ impl Host for Session {
             Ok(secret) => Ok(Ok(self.seal(label, secret)?)),
             Err(error) => Ok(Err(error)),
         }
+    }
+
+    async fn start_decrypt(
+        &mut self,
+        ciphertext: Vec<u8>,
+        encryption_context: Vec<(String, String)>,
+        label: String,
+    ) -> wasmtime::Result<Resource<FutureSealedValue>> {
+        let b = self.backends.clone();
+        let request = format!(
+            "<{} bytes> context={encryption_context:?} label={label}",
+            ciphertext.len()
+        );
+        let call = self.invoke(Call::KmsDecrypt, || request, async move {
+            b.kms
+                .decrypt(&as_written(&ciphertext), &encryption_context)
+                .await
+        });
+        self.start(async move { call.await.map(|secret| (label, secret)) })
+            .await
     }
 }
 

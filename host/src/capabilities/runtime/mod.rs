@@ -8,8 +8,11 @@ pub mod mock;
 use async_trait::async_trait;
 
 pub use crate::bindings::envmgr::environments::runtime::Created;
-use crate::bindings::envmgr::environments::runtime::{CreateRequest, Host};
+use wasmtime::component::Resource;
+
+use crate::bindings::envmgr::environments::runtime::{CreateRequest, Host, HostFutureCreated};
 use crate::capabilities::CapResult;
+use crate::capabilities::pending::Pending;
 use crate::capabilities::sealed::Secret;
 use crate::engine::Session;
 use crate::observe::Call;
@@ -24,11 +27,16 @@ pub struct RuntimeRequest {
     pub repository: String,
     pub branch: String,
     pub sha: String,
-    /// The fencing token; empty from a logic version of contract 0.1.
+    /// The fencing token (empty only from logic of contract 0.1, which
+    /// hosts no longer run).
     pub request_version: String,
     pub entrypoint: String,
     pub installation_token: Option<Secret>,
     pub secrets: Vec<(String, Secret)>,
+    /// The environment's private signing key for this request (a JWK), for
+    /// the runtime's status reports; none from a logic version of contract
+    /// 0.2.
+    pub signing_key: Option<Secret>,
 }
 
 impl RuntimeRequest {
@@ -50,6 +58,14 @@ impl RuntimeRequest {
             "entrypoint": self.entrypoint,
             "installationToken": self.installation_token.as_ref().map(&show),
             "secrets": secrets,
+            // The JWK as an object; a mask (for a record) as the string it is.
+            "signingKey": self.signing_key.as_ref().map(|key| {
+                let shown = show(key);
+                serde_json::from_str::<serde_json::Value>(shown)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .unwrap_or_else(|| shown.into())
+            }),
         });
         if !self.request_version.is_empty() {
             body["requestVersion"] = self.request_version.as_str().into();
@@ -69,8 +85,16 @@ pub trait Runtime: Send + Sync {
     }
 }
 
-impl Host for Session {
-    async fn create(&mut self, request: CreateRequest) -> wasmtime::Result<CapResult<Created>> {
+/// A `create` the guest started.
+pub type FutureCreated = Pending<CapResult<Created>>;
+
+impl Session {
+    /// The guest's request with its sealed values opened, and how the
+    /// transcript shows it (labels, never plaintext).
+    fn runtime_request(
+        &self,
+        request: &CreateRequest,
+    ) -> wasmtime::Result<(RuntimeRequest, String)> {
         let installation_token = request
             .installation_token
             .as_ref()
@@ -81,28 +105,35 @@ impl Host for Session {
             .iter()
             .map(|secret| Ok((secret.name.clone(), self.unseal(&secret.value)?)))
             .collect::<wasmtime::Result<Vec<_>>>()?;
-        let transcript_text = || {
-            let secrets: Vec<String> = secrets
-                .iter()
-                .map(|(name, (label, _))| format!("{name}=<{label}>"))
-                .collect();
-            format!(
-                "key={} env={} ({}) {}@{} {} version={} entrypoint={} token={} secrets=[{}]",
-                request.idempotency_key,
-                request.environment_id,
-                request.environment_type,
-                request.repository,
-                request.branch,
-                request.sha,
-                request.request_version,
-                request.entrypoint,
-                installation_token
-                    .as_ref()
-                    .map(|(label, _)| format!("<{label}>"))
-                    .unwrap_or_else(|| "none".into()),
-                secrets.join(", ")
-            )
+        let signing_key = request
+            .signing_key
+            .as_ref()
+            .map(|handle| self.unseal(handle))
+            .transpose()?;
+        let label = |sealed: &Option<(String, Secret)>| {
+            sealed
+                .as_ref()
+                .map(|(label, _)| format!("<{label}>"))
+                .unwrap_or_else(|| "none".into())
         };
+        let shown_secrets: Vec<String> = secrets
+            .iter()
+            .map(|(name, (label, _))| format!("{name}=<{label}>"))
+            .collect();
+        let shown = format!(
+            "key={} env={} ({}) {}@{} {} version={} entrypoint={} token={} secrets=[{}] signing-key={}",
+            request.idempotency_key,
+            request.environment_id,
+            request.environment_type,
+            request.repository,
+            request.branch,
+            request.sha,
+            request.request_version,
+            request.entrypoint,
+            label(&installation_token),
+            shown_secrets.join(", "),
+            label(&signing_key),
+        );
         let plain = RuntimeRequest {
             idempotency_key: request.idempotency_key.clone(),
             app_id: request.app_id.clone(),
@@ -113,20 +144,58 @@ impl Host for Session {
             sha: request.sha.clone(),
             request_version: request.request_version.clone(),
             entrypoint: request.entrypoint.clone(),
-            installation_token: installation_token.as_ref().map(|(_, s)| s.clone()),
+            installation_token: installation_token.map(|(_, secret)| secret),
             secrets: secrets
-                .iter()
-                .map(|(name, (_, secret))| (name.clone(), secret.clone()))
+                .into_iter()
+                .map(|(name, (_, secret))| (name, secret))
                 .collect(),
+            signing_key: signing_key.map(|(_, secret)| secret),
         };
+        Ok((plain, shown))
+    }
+}
+
+impl Host for Session {
+    async fn create(&mut self, request: CreateRequest) -> wasmtime::Result<CapResult<Created>> {
+        let (plain, shown) = self.runtime_request(&request)?;
         let b = self.backends.clone();
         Ok(self
-            .invoke(
-                Call::RuntimeCreate,
-                transcript_text,
-                b.runtime.create(&plain),
-            )
+            .invoke(Call::RuntimeCreate, || shown, b.runtime.create(&plain))
             .await)
+    }
+
+    async fn start_create(
+        &mut self,
+        request: CreateRequest,
+    ) -> wasmtime::Result<Resource<FutureCreated>> {
+        let (plain, shown) = self.runtime_request(&request)?;
+        let b = self.backends.clone();
+        let call = self.invoke(Call::RuntimeCreate, || shown, async move {
+            b.runtime.create(&plain).await
+        });
+        self.start(call).await
+    }
+}
+
+impl HostFutureCreated for Session {
+    async fn subscribe(
+        &mut self,
+        handle: Resource<FutureCreated>,
+    ) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        Session::subscribe(self, handle)
+    }
+
+    async fn get(
+        &mut self,
+        handle: Resource<FutureCreated>,
+    ) -> wasmtime::Result<Option<CapResult<Created>>> {
+        Ok(self
+            .take_answer(&handle)?
+            .map(|answer| answer.unwrap_or_else(Err)))
+    }
+
+    async fn drop(&mut self, handle: Resource<FutureCreated>) -> wasmtime::Result<()> {
+        self.forget(handle)
     }
 }
 

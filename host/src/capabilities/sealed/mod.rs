@@ -4,7 +4,9 @@ use std::fmt;
 
 use wasmtime::component::Resource;
 
-use crate::bindings::envmgr::environments::sealed::{Host, HostSealedValue};
+use crate::bindings::envmgr::environments::sealed::{Host, HostFutureSealedValue, HostSealedValue};
+use crate::capabilities::pending::Pending;
+use crate::capabilities::{CapResult, Error};
 use crate::engine::Session;
 
 /// Plaintext only the host may read. Debug output is redacted, so a secret
@@ -29,13 +31,53 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret a dependency hands back (a decrypted value, a minted token) is
+/// not redacted, which would break it: it is made known to the message's
+/// redactor the moment it arrives, before any later answer is scrubbed (a
+/// started call may answer while another is still on its way, long before
+/// the guest takes this one and it is sealed).
+impl crate::redact::Scrub for Secret {
+    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
+        redactor.add(self.expose());
+        self
+    }
+}
+
 /// What a guest's `sealed-value` handle points at.
 pub struct SealedValue {
     pub label: String,
     pub(crate) secret: Secret,
 }
 
+/// A token being minted or a secret being decrypted for the guest: its
+/// label and plaintext, sealed when the guest takes it.
+pub type FutureSealedValue = Pending<CapResult<(String, Secret)>>;
+
 impl Host for Session {}
+
+impl HostFutureSealedValue for Session {
+    async fn subscribe(
+        &mut self,
+        handle: Resource<FutureSealedValue>,
+    ) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        Session::subscribe(self, handle)
+    }
+
+    async fn get(
+        &mut self,
+        handle: Resource<FutureSealedValue>,
+    ) -> wasmtime::Result<Option<Result<Resource<SealedValue>, Error>>> {
+        match self.take_answer(&handle)? {
+            None => Ok(None),
+            Some(Ok(Ok((label, secret)))) => Ok(Some(Ok(self.seal(label, secret)?))),
+            Some(Ok(Err(error)) | Err(error)) => Ok(Some(Err(error))),
+        }
+    }
+
+    async fn drop(&mut self, handle: Resource<FutureSealedValue>) -> wasmtime::Result<()> {
+        self.forget(handle)
+    }
+}
 
 impl HostSealedValue for Session {
     async fn label(&mut self, handle: Resource<SealedValue>) -> wasmtime::Result<String> {
