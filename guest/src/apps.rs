@@ -52,11 +52,16 @@ pub fn resolve<C: Capabilities>(caps: &mut C, request: &CreateRequest) -> Result
                 .to_string()
         }
     };
+    read(caps, &app_id)
+}
+
+/// The app record of `app_id`.
+pub fn read<C: Capabilities>(caps: &mut C, app_id: &str) -> Result<App, Failure> {
     let record = caps
         .db_get(TABLE, &key(format!("APP#{app_id}"), "#".into()))
         .map_err(failed("read the app record"))?
         .ok_or_else(|| Failure::permanent(format!("app {app_id} not found in the apps table")))?;
-    parse(&app_id, &record)
+    parse(app_id, &record)
 }
 
 fn parse(app_id: &str, record: &Item) -> Result<App, Failure> {

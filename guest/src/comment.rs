@@ -14,18 +14,25 @@ use crate::trust::Withheld;
 
 /// How far the environment got, as the comment shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Recorded; the runtime is being requested.
+pub enum Status<'a> {
+    /// Recorded; the runtime is being requested, or starting.
     Deploying,
-    /// Failed permanently; the record's `failureReason` says why.
-    Failed,
+    /// The runtime reported it up.
+    Ready,
+    /// Failed: the request for good, or the runtime reported so. The
+    /// category (a runtime's report) is shown; the reason stays on the
+    /// record (`failureReason`), which not everyone reading the pull request
+    /// should see.
+    Failed(Option<&'a str>),
 }
 
-impl Status {
-    fn label(self) -> &'static str {
+impl Status<'_> {
+    fn label(self) -> String {
         match self {
-            Self::Deploying => "🔄 Deploying",
-            Self::Failed => "❌ Failed",
+            Self::Deploying => "🔄 Deploying".to_string(),
+            Self::Ready => "✅ Ready".to_string(),
+            Self::Failed(None) => "❌ Failed".to_string(),
+            Self::Failed(Some(category)) => format!("❌ Failed ({})", text(category)),
         }
     }
 }
@@ -35,8 +42,9 @@ impl Status {
 pub struct View<'a> {
     pub environment: &'a Environment,
     pub app_name: &'a str,
-    pub status: Status,
-    /// Where the environment answers; not shown once it failed.
+    pub status: Status<'a>,
+    /// Where the environment answers (deploying, ready), or where to read
+    /// more about its failure.
     pub url: Option<&'a str>,
     /// From the capability clock, so rendering is deterministic.
     pub updated_at_ms: u64,
@@ -75,8 +83,9 @@ pub fn render(view: &View<'_>) -> String {
     // Only a URL safe to offer people becomes a link (https, or a
     // `localhost` name), escaped so it cannot end the link or the cell.
     let link = match (view.status, view.url.and_then(display::link_target)) {
-        (Status::Deploying, Some(url)) => format!("[Visit {kind}]({url})"),
-        _ => "—".to_string(),
+        (Status::Deploying | Status::Ready, Some(url)) => format!("[Visit {kind}]({url})"),
+        (Status::Failed(_), Some(url)) => format!("[Details]({url})"),
+        (_, None) => "—".to_string(),
     };
     let mut body = format!(
         "{marker}\n\
@@ -321,10 +330,33 @@ mod tests {
     fn failed_shows_no_link() {
         let env = preview("feature/login");
         let rendered = render(&View {
-            status: Status::Failed,
-            ..view(&env, Some(&url(&env)))
+            status: Status::Failed(None),
+            ..view(&env, None)
         });
         assert_snapshot("failed", &rendered);
+    }
+
+    #[test]
+    fn ready_links_the_environment() {
+        let env = preview("feature/login");
+        let rendered = render(&View {
+            status: Status::Ready,
+            ..view(&env, Some(&url(&env)))
+        });
+        assert_snapshot("ready", &rendered);
+    }
+
+    #[test]
+    fn a_reported_failure_shows_its_category_and_where_to_read_more() {
+        let env = preview("feature/login");
+        let rendered = render(&View {
+            status: Status::Failed(Some("health-check")),
+            ..view(
+                &env,
+                Some("https://logs.example.com/env_4ccb1407cf7edbdc5866"),
+            )
+        });
+        assert_snapshot("failed-reported", &rendered);
     }
 
     #[test]

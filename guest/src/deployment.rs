@@ -147,6 +147,32 @@ pub fn in_progress(
     }
 }
 
+/// The status once the runtime reported the environment up: GitHub shows
+/// "View deployment" and retires the environment's older deployments.
+pub fn ready(environment_url: Option<String>, log_url: Option<String>) -> NewDeploymentStatus {
+    NewDeploymentStatus {
+        state: DeploymentState::Success,
+        description: "Ready".to_string(),
+        environment_url: environment_url
+            .filter(|url| crate::display::link_target(url).as_deref() == Some(url.as_str())),
+        log_url,
+    }
+}
+
+/// The status once the runtime reported that it failed: the category, not
+/// the reason (which stays on the record).
+pub fn failed(category: &str, log_url: Option<String>) -> NewDeploymentStatus {
+    NewDeploymentStatus {
+        state: DeploymentState::Failure,
+        description: clip(&format!(
+            "Failed ({}): the environment's record says why",
+            crate::display::neutralise(category)
+        )),
+        environment_url: None,
+        log_url,
+    }
+}
+
 /// The status once the request failed for good. The reason stays on the
 /// record (as with the comment): a deployment is shown to everyone who can
 /// read the repository.

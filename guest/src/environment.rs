@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::apps::App;
 use crate::capabilities::{Condition, Item, Update, Value, Write};
-use crate::item::{b, key, n, s};
+use crate::item::{b, get_b, get_s, get_u64, key, n, s};
 use crate::request::{CreateRequest, EnvironmentType};
 use crate::trust::{self, Withheld};
 
@@ -17,8 +17,11 @@ pub const TABLE: &str = "environments";
 pub const STATUS_CREATING: &str = "creating";
 /// Status once the Runtime Service accepted the create call.
 pub const STATUS_RUNTIME_REQUESTED: &str = "runtime-requested";
-/// Status when the request failed permanently after the record was written.
+/// Status when the request failed permanently after the record was written,
+/// or the runtime reported that it failed.
 pub const STATUS_FAILED: &str = "failed";
+/// Status once the runtime reported the environment up.
+pub const STATUS_READY: &str = "ready";
 
 /// One environment at one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub struct Environment {
     pub sha: String,
     pub entrypoint: String,
     pub pull_request: Option<u64>,
+    /// The GitHub App installation the request came through (kept so a
+    /// status report can show itself on the pull request).
+    pub installation_id: u64,
     pub requested_at_ms: u64,
     /// Orders requests for this environment: `{requestedAt:013}#{sha}`. A
     /// write only applies when the stored version is absent or not newer, so
@@ -73,6 +79,7 @@ impl Environment {
                 .clone()
                 .unwrap_or_else(|| app.entrypoint.clone()),
             pull_request: request.pull_request.as_ref().map(|p| p.number),
+            installation_id: request.installation_id,
             requested_at_ms: request.requested_at_ms,
             request_version: format!("{:013}#{}", request.requested_at_ms, request.sha),
             secrets_withheld,
@@ -129,10 +136,12 @@ impl Environment {
 
     /// Record the runtime on all three items, unless a newer request has
     /// taken the environment over in the meantime.
+    /// With what the runtime reported already, if it did.
     pub fn runtime_requested(
         &self,
         runtime_id: &str,
         url: Option<&str>,
+        report: Option<&crate::report::Report>,
         updated_at_ms: u64,
     ) -> Vec<Write> {
         let mut set = vec![
@@ -142,6 +151,12 @@ impl Environment {
         ];
         if let Some(url) = url {
             set.push(s("url", url));
+        }
+        if let Some(report) = report {
+            // One update of each item: what the report sets replaces.
+            let reported = report_attributes(report);
+            set.retain(|(name, _)| !reported.iter().any(|(r, _)| r == name));
+            set.extend(reported);
         }
         self.status_update(set)
     }
@@ -154,6 +169,52 @@ impl Environment {
             s("failureReason", reason),
             n("updatedAt", updated_at_ms),
         ])
+    }
+
+    /// The environment as its canonical item holds it (None when the item
+    /// is not one envmgr wrote).
+    pub fn read(item: &Item) -> Option<Self> {
+        let text = |name| get_s(item, name).map(str::to_string);
+        let environment_type = match get_s(item, "environmentType")? {
+            "preview" => EnvironmentType::Preview,
+            "production" => EnvironmentType::Production,
+            _ => return None,
+        };
+        let signing_key = match (text("publicKey"), get_b(item, "signingKeyCiphertext")) {
+            (Some(public_jwk), Some(ciphertext)) => Some(StoredKey {
+                public_jwk,
+                ciphertext: ciphertext.to_vec(),
+            }),
+            _ => None,
+        };
+        Some(Self {
+            id: text("environmentId")?,
+            app_id: text("appId")?,
+            environment_type,
+            repository: text("repository")?,
+            branch: text("branch")?,
+            sha: text("sha")?,
+            entrypoint: text("entrypoint").unwrap_or_default(),
+            pull_request: get_u64(item, "pullRequest"),
+            installation_id: get_u64(item, "installationId").unwrap_or(0),
+            requested_at_ms: get_u64(item, "requestedAt").unwrap_or(0),
+            request_version: text("requestVersion")?,
+            secrets_withheld: trust::from_codes(
+                get_s(item, "secretsWithheld").unwrap_or(""),
+                get_s(item, "untrustedAuthor"),
+            ),
+            logic_version: text("logicVersion"),
+            secrets_skipped: Vec::new(),
+            signing_key,
+        })
+    }
+
+    /// Record what the runtime reported on all three items, unless a newer
+    /// request has taken the environment over.
+    pub fn reported(&self, report: &crate::report::Report, updated_at_ms: u64) -> Vec<Write> {
+        let mut set = report_attributes(report);
+        set.push(n("updatedAt", updated_at_ms));
+        self.status_update(set)
     }
 
     /// Store the signing key on the canonical item of a record already at
@@ -219,9 +280,17 @@ impl Environment {
         if let Some(number) = self.pull_request {
             item.push(n("pullRequest", number));
         }
+        if self.installation_id != 0 {
+            item.push(n("installationId", self.installation_id));
+        }
         if !self.secrets_withheld.is_empty() {
             // For operators: why this runtime has no secrets and no token.
             item.push(s("secretsWithheld", &trust::codes(&self.secrets_withheld)));
+            for reason in &self.secrets_withheld {
+                if let Withheld::UntrustedAuthor(Some(login)) = reason {
+                    item.push(s("untrustedAuthor", login));
+                }
+            }
         }
         if let Some(version) = &self.logic_version {
             item.push(s("logicVersion", version));
@@ -238,6 +307,32 @@ impl Environment {
         }
         item
     }
+}
+
+/// What a report sets on the record.
+fn report_attributes(report: &crate::report::Report) -> Item {
+    let mut set = vec![
+        s("status", report.state.status()),
+        n("reportSeq", report.seq),
+    ];
+    match report.state {
+        crate::report::State::Ready => {
+            if let Some(url) = &report.url {
+                set.push(s("url", url));
+            }
+        }
+        crate::report::State::Failed => {
+            set.push(s("failureCategory", &report.category));
+            set.push(s(
+                "failureReason",
+                report
+                    .reason
+                    .as_deref()
+                    .unwrap_or("the runtime gave no reason"),
+            ));
+        }
+    }
+    set
 }
 
 /// Stable per (app, branch), so every request for a branch finds the same
@@ -286,6 +381,7 @@ pub(crate) fn example(
         sha: sha.into(),
         entrypoint: "src/server.ts".into(),
         pull_request: Some(7),
+        installation_id: 4242,
         requested_at_ms,
         request_version: format!("{requested_at_ms:013}#{sha}"),
         secrets_withheld: Vec::new(),

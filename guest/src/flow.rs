@@ -13,18 +13,23 @@
 //! older holder waits (`deferred`), and the older one stops at its next
 //! fence. So the newest request is the last to act, at the Runtime Service
 //! and on GitHub.
+//!
+//! The runtime then reports back (`status_report`, below): signed with the
+//! environment's key for the request, its report turns the environment
+//! ready or failed, on the record, the comment and the deployment.
 
 use crate::apps::{self, App};
 use crate::capabilities::{
-    CapResult, Capabilities, LogLevel, RuntimeCreated, RuntimeRequest, Started, TrackEvent,
-    WriteError, key_context,
+    CapResult, Capabilities, LogLevel, Repository, RuntimeCreated, RuntimeRequest, Started,
+    TrackEvent, WriteError, key_context,
 };
 use crate::comment::{self, Shown, Status};
 use crate::deployment::{self, Target};
-use crate::environment::{Environment, STATUS_CREATING, STATUS_RUNTIME_REQUESTED, StoredKey};
+use crate::environment::{Environment, STATUS_CREATING, StoredKey};
 use crate::item::{get_b, get_s};
 use crate::lease::{self, Contended, Lease, Stop};
 use crate::outcome::{Failure, FailureKind, Outcome, failed};
+use crate::report::{self, Report};
 use crate::request::{self, BadInput, CreateRequest, Parsed};
 use crate::secrets;
 use crate::trust;
@@ -54,6 +59,11 @@ pub const FAIL_MARKER: &str = "envmgr-test-fail";
 
 /// Config key: the version of this logic the host runs, for the comment.
 pub const LOGIC_VERSION: &str = "logic-version";
+
+/// Config key: the hosts a runtime's reported URL may have, comma-separated
+/// (`*.example.com` for any subdomain). Unset: the host of the preview URL
+/// (`preview-url-template`), else any https URL.
+pub const REPORT_URL_HOSTS: &str = "report-url-hosts";
 
 /// Why provisioning ended early: a failure, or the lease's verdict.
 enum Halt {
@@ -85,6 +95,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     }
     let request = match request::parse(&message.body) {
         Ok(Parsed::Create(request)) => *request,
+        Ok(Parsed::Report(jws)) => return status_report(caps, message, &jws),
         Ok(Parsed::Ignored(reason)) => return Ok(Outcome::Skipped(reason)),
         Err(BadInput(reason)) => return Err(Failure::permanent(reason)),
     };
@@ -125,7 +136,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
 
     // 2. The environment's record and lease, in one read. A request older
     // than the one the record holds has nothing to do.
-    let (record, seen) = lease::read(caps, &env.id)?;
+    let (record, seen, stored_report) = lease::read_all(caps, &env.id)?;
     let held_version = record
         .as_ref()
         .and_then(|item| get_s(item, "requestVersion"));
@@ -133,11 +144,13 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         return Ok(Outcome::Skipped(stale_reason(&env, held)));
     }
     // What the record already holds of this very request (a redelivery).
-    let recorded = record
+    let mut recorded = record
         .as_ref()
         .filter(|_| held_version == Some(env.request_version.as_str()))
         .map(Recorded::read)
         .unwrap_or_default();
+    // And what the runtime reported of it already.
+    recorded.report = Report::stored(stored_report.as_ref(), &env.request_version);
 
     // The request's signing key, which the runtime signs its status reports
     // with: the record's, or made now and stored with the record before the
@@ -204,7 +217,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         Err(Halt::Stop(stop)) => stopped(&env, stop),
         Err(Halt::Fail(failure)) => {
             if failure.kind == FailureKind::Permanent {
-                mark_failed(caps, &request, &app, &env, &mut lease, &failure);
+                mark_failed(caps, &app, &env, &mut lease, &failure);
             }
             Err(failure)
         }
@@ -233,6 +246,8 @@ struct Recorded {
     runtime: Option<RuntimeCreated>,
     /// The request's signing key.
     key: Option<StoredKey>,
+    /// The runtime's newest report on this request.
+    report: Option<Report>,
 }
 
 /// Where the runtime's signing key comes from.
@@ -253,9 +268,10 @@ enum Runtime {
 
 impl Recorded {
     fn read(item: &crate::capabilities::Item) -> Self {
-        let runtime = (get_s(item, "status") == Some(STATUS_RUNTIME_REQUESTED))
-            .then(|| get_s(item, "runtimeId"))
-            .flatten()
+        // Requested, and maybe reported on since (ready, failed): the runtime
+        // id stays on the record either way.
+        let runtime = get_s(item, "runtimeId")
+            .filter(|id| !id.is_empty())
             .map(|id| RuntimeCreated {
                 runtime_id: id.to_string(),
                 url: get_s(item, "url").map(str::to_string),
@@ -274,6 +290,7 @@ impl Recorded {
             exists: true,
             runtime,
             key,
+            report: None,
         }
     }
 }
@@ -318,26 +335,42 @@ fn provision<C: Capabilities>(
     // 5. The pull-request comment, created or updated in place (the fence
     // before the runtime call fences it too). With a configured preview URL
     // it goes out while the runtime is being created; without one it waits
-    // for the runtime's URL, so the first comment already links it.
+    // for the runtime's URL, so the first comment already links it. It
+    // shows what the runtime reported, if it did already.
     let preview = preview_url(caps, env);
-    let (created, shown) = match runtime {
+    let (created, report, shown) = match runtime {
         Runtime::Recorded(created) => {
-            let url = preview.or_else(|| created.url.clone());
-            let shown =
-                show_on_pull_request(caps, request, app, env, lease, Status::Deploying, url);
-            (created, shown)
+            let report = recorded.report;
+            let fallback = preview.or_else(|| created.url.clone());
+            let (status, url) = presented(caps, env, report.as_ref(), fallback);
+            let shown = show_comment(caps, env, &app.name, lease, status, url);
+            (created, report, shown)
         }
         Runtime::Requested(started) if preview.is_some() => {
-            let shown =
-                show_on_pull_request(caps, request, app, env, lease, Status::Deploying, preview);
-            (runtime_created(caps, env, lease, started)?, shown)
+            let shown = show_comment(
+                caps,
+                env,
+                &app.name,
+                lease,
+                Status::Deploying,
+                preview.clone(),
+            );
+            let (created, report) = runtime_created(caps, env, lease, started)?;
+            let shown = match &report {
+                // The runtime reported before the create was recorded.
+                Some(report) => {
+                    let (status, url) = presented(caps, env, Some(report), preview);
+                    show_comment(caps, env, &app.name, lease, status, url)
+                }
+                None => shown,
+            };
+            (created, report, shown)
         }
         Runtime::Requested(started) => {
-            let created = runtime_created(caps, env, lease, started)?;
-            let url = created.url.clone();
-            let shown =
-                show_on_pull_request(caps, request, app, env, lease, Status::Deploying, url);
-            (created, shown)
+            let (created, report) = runtime_created(caps, env, lease, started)?;
+            let (status, url) = presented(caps, env, report.as_ref(), created.url.clone());
+            let shown = show_comment(caps, env, &app.name, lease, status, url);
+            (created, report, shown)
         }
     };
     // The runtime is requested: a comment GitHub refuses for good does not
@@ -380,13 +413,21 @@ fn provision<C: Capabilities>(
 
     // 7. The GitHub deployment of this commit, found or created (what
     // earlier requests left on GitHub retired first), in progress at the
-    // runtime's URL (else the preview's): GitHub's "View deployment". A
-    // status already saying the same is not repeated; GitHub refusing the
-    // deployment for good does not fail the environment.
-    let github = deployment_target(request, env);
+    // runtime's URL (else the preview's): GitHub's "View deployment"; or
+    // as the runtime reported. A status already saying the same is not
+    // repeated; GitHub refusing the deployment for good does not fail the
+    // environment.
+    let repo = repository_of(env);
+    let github = deployment_target(env, &repo);
     if let Some(ensured) = deployment::ensure(caps, &github, lease)? {
-        let url = created.url.clone().or_else(|| preview_url(caps, env));
-        let status = deployment::in_progress(&created.runtime_id, url, comment.map(|c| c.html_url));
+        let log_url = comment.map(|c| c.html_url);
+        let status = match &report {
+            None => {
+                let url = created.url.clone().or_else(|| preview_url(caps, env));
+                deployment::in_progress(&created.runtime_id, url, log_url)
+            }
+            Some(report) => deployment_status(caps, env, report, log_url),
+        };
         deployment::report(caps, &github, ensured, &status, lease)?;
     }
 
@@ -398,6 +439,13 @@ fn provision<C: Capabilities>(
         env.sha,
         created.runtime_id
     );
+    if let Some(report) = &report {
+        done.push_str(&format!(
+            ", {} (report {})",
+            report.state.status(),
+            report.seq
+        ));
+    }
     if !trusted {
         let reasons = trust::codes(&env.secrets_withheld);
         done.push_str(&format!(" without secrets ({reasons})"));
@@ -468,53 +516,144 @@ fn request_runtime<C: Capabilities>(
     }))
 }
 
-/// The runtime's answer, recorded.
+/// The runtime's answer, recorded; with what the runtime reported already,
+/// if it did (merged into the record).
 fn runtime_created<C: Capabilities>(
     caps: &mut C,
     env: &Environment,
     lease: &mut Lease,
     started: Started<CapResult<RuntimeCreated>>,
-) -> Result<RuntimeCreated, Halt> {
+) -> Result<(RuntimeCreated, Option<Report>), Halt> {
     let created = started.wait().map_err(failed("create the runtime"))?;
-    record_runtime(caps, env, lease, &created)?;
-    Ok(created)
+    let report = record_runtime(caps, env, lease, &created)?;
+    Ok((created, report))
 }
 
 /// Record the runtime on all three items, in one transaction with the
-/// lease's renewal: only while this delivery holds the environment.
+/// lease's renewal: only while this delivery holds the environment. A
+/// report the runtime sent before this (it is stored, not applied: the
+/// create was under way) is merged: the record says ready or failed.
 fn record_runtime<C: Capabilities>(
     caps: &mut C,
     env: &Environment,
     lease: &mut Lease,
     created: &RuntimeCreated,
-) -> Result<(), Halt> {
-    let now = caps.now_ms();
-    let mut writes = env.runtime_requested(&created.runtime_id, created.url.as_deref(), now);
-    let (renewal, rev) = lease.renewal(now);
-    let lease_index = writes.len() as u32;
-    writes.push(renewal);
-    match caps.db_transact_write(&writes) {
-        Ok(()) => {
-            lease.committed(rev);
-            Ok(())
+) -> Result<Option<Report>, Halt> {
+    let mut report = None;
+    for _ in 0..2 {
+        let now = caps.now_ms();
+        let mut writes = env.runtime_requested(
+            &created.runtime_id,
+            created.url.as_deref(),
+            report.as_ref(),
+            now,
+        );
+        let report_check = match &report {
+            Some(_) => None,
+            None => {
+                writes.push(report::none_for(&env.id, &env.request_version));
+                Some(writes.len() as u32 - 1)
+            }
+        };
+        let (renewal, rev) = lease.renewal(now);
+        let lease_index = writes.len() as u32;
+        writes.push(renewal);
+        match caps.db_transact_write(&writes) {
+            Ok(()) => {
+                lease.committed(rev);
+                return Ok(report);
+            }
+            Err(WriteError::ConditionFailed(failed)) if failed.contains(&lease_index) => {
+                return Err(Halt::Stop(lease.why_lost(caps)?));
+            }
+            Err(WriteError::ConditionFailed(failed))
+                if report_check.is_some_and(|check| failed == [check]) =>
+            {
+                let (_, _, stored) = lease::read_all(caps, &env.id)?;
+                report = Report::stored(stored.as_ref(), &env.request_version);
+                if report.is_none() {
+                    return Err(Failure::retryable(format!(
+                        "a status report of environment {} was stored and is gone",
+                        env.id
+                    ))
+                    .into());
+                }
+            }
+            Err(WriteError::ConditionFailed(_)) => {
+                // The record moved on without the lease (a logic version that
+                // does not take it, during an upgrade).
+                let (record, _) = lease::read(caps, &env.id)?;
+                let newer = record
+                    .as_ref()
+                    .and_then(|r| get_s(r, "requestVersion"))
+                    .unwrap_or("(unknown)")
+                    .to_string();
+                return Err(Halt::Stop(Stop::Stale { newer }));
+            }
+            Err(WriteError::Failed(error)) => {
+                return Err(Failure::at("record the runtime on the environment", &error).into());
+            }
         }
-        Err(WriteError::ConditionFailed(failed)) if failed.contains(&lease_index) => {
-            Err(Halt::Stop(lease.why_lost(caps)?))
+    }
+    Err(Failure::retryable(format!(
+        "the status reports of environment {} kept changing while recording its runtime",
+        env.id
+    ))
+    .into())
+}
+
+/// How the comment shows the environment: deploying (at `fallback_url`),
+/// or as the runtime reported it, with its URL when the URL is one the
+/// environment may have (`report-url-hosts`).
+fn presented<'a, C: Capabilities>(
+    caps: &mut C,
+    env: &Environment,
+    report: Option<&'a Report>,
+    fallback_url: Option<String>,
+) -> (Status<'a>, Option<String>) {
+    match report {
+        None => (Status::Deploying, fallback_url),
+        Some(report) => {
+            let url = report_url(caps, env, report);
+            match report.state {
+                report::State::Ready => (Status::Ready, url.or(fallback_url)),
+                report::State::Failed => (Status::Failed(Some(&report.category)), url),
+            }
         }
-        Err(WriteError::ConditionFailed(_)) => {
-            // The record moved on without the lease (a logic version that
-            // does not take it, during an upgrade).
-            let (record, _) = lease::read(caps, &env.id)?;
-            let newer = record
-                .as_ref()
-                .and_then(|r| get_s(r, "requestVersion"))
-                .unwrap_or("(unknown)")
-                .to_string();
-            Err(Halt::Stop(Stop::Stale { newer }))
-        }
-        Err(WriteError::Failed(error)) => {
-            Err(Failure::at("record the runtime on the environment", &error).into())
-        }
+    }
+}
+
+/// The report's URL, if the environment may have it.
+fn report_url<C: Capabilities>(caps: &mut C, env: &Environment, report: &Report) -> Option<String> {
+    let url = report.url.clone()?;
+    let template = caps.config(PREVIEW_URL_TEMPLATE);
+    let hosts = caps.config(REPORT_URL_HOSTS);
+    if report::url_allowed(&url, hosts.as_deref(), template.as_deref(), &env.id) {
+        Some(url)
+    } else {
+        caps.log(
+            LogLevel::Warn,
+            "report",
+            &format!(
+                "the status report of environment {} names a URL it may not have; not shown",
+                env.id
+            ),
+        );
+        None
+    }
+}
+
+/// The deployment status a report gives.
+fn deployment_status<C: Capabilities>(
+    caps: &mut C,
+    env: &Environment,
+    report: &Report,
+    log_url: Option<String>,
+) -> crate::capabilities::NewDeploymentStatus {
+    let url = report_url(caps, env, report);
+    match report.state {
+        report::State::Ready => deployment::ready(url.or_else(|| preview_url(caps, env)), log_url),
+        report::State::Failed => deployment::failed(&report.category, url.or(log_url)),
     }
 }
 
@@ -523,7 +662,6 @@ fn record_runtime<C: Capabilities>(
 /// failure itself goes to the dead-letter queue whatever happens here.
 fn mark_failed<C: Capabilities>(
     caps: &mut C,
-    request: &CreateRequest,
     app: &App,
     env: &Environment,
     lease: &mut Lease,
@@ -556,7 +694,7 @@ fn mark_failed<C: Capabilities>(
             return;
         }
     }
-    let comment = match show_on_pull_request(caps, request, app, env, lease, Status::Failed, None) {
+    let comment = match show_comment(caps, env, &app.name, lease, Status::Failed(None), None) {
         Ok(comment) => comment,
         Err(not_shown) => {
             caps.log(
@@ -570,7 +708,8 @@ fn mark_failed<C: Capabilities>(
             None
         }
     };
-    let github = deployment_target(request, env);
+    let repo = repository_of(env);
+    let github = deployment_target(env, &repo);
     let log_url = comment.map(|c| c.html_url);
     let shown = deployment::ensure(caps, &github, lease).and_then(|ensured| match ensured {
         Some(ensured) => deployment::report(
@@ -613,24 +752,23 @@ fn stopped(env: &Environment, stop: Stop) -> Result<Outcome, Failure> {
     }
 }
 
-/// Create or update the pull-request comment, when the request has a pull
-/// request; returns it.
-fn show_on_pull_request<C: Capabilities>(
+/// Create or update the pull-request comment, when the environment has a
+/// pull request; returns it.
+fn show_comment<C: Capabilities>(
     caps: &mut C,
-    request: &CreateRequest,
-    app: &App,
     env: &Environment,
+    app_name: &str,
     lease: &mut Lease,
-    status: Status,
+    status: Status<'_>,
     url: Option<String>,
 ) -> Result<Option<Shown>, Halt> {
-    let Some(pull_request) = &request.pull_request else {
+    let Some(pull_request) = env.pull_request else {
         return Ok(None);
     };
     let logic_version = caps.config(LOGIC_VERSION);
     let body = comment::render(&comment::View {
         environment: env,
-        app_name: &app.name,
+        app_name,
         status,
         url: url.as_deref(),
         updated_at_ms: env.requested_at_ms,
@@ -638,14 +776,26 @@ fn show_on_pull_request<C: Capabilities>(
     });
     let shown = comment::upsert(
         caps,
-        request.installation_id,
-        &request.repository,
-        pull_request.number,
-        &app.id,
+        env.installation_id,
+        &repository_of(env),
+        pull_request,
+        &env.app_id,
         &body,
         &mut lease.github,
     )?;
     Ok(Some(shown))
+}
+
+/// The environment's repository as GitHub names it.
+fn repository_of(env: &Environment) -> Repository {
+    let (owner, name) = env
+        .repository
+        .split_once('/')
+        .unwrap_or(("", &env.repository));
+    Repository {
+        owner: owner.to_string(),
+        name: name.to_string(),
+    }
 }
 
 /// The configured preview URL of the environment, if any.
@@ -654,13 +804,202 @@ fn preview_url<C: Capabilities>(caps: &mut C, env: &Environment) -> Option<Strin
         .map(|template| template.replace("{environment}", &env.id))
 }
 
-/// Where the request's GitHub deployments go.
-fn deployment_target<'a>(request: &'a CreateRequest, env: &'a Environment) -> Target<'a> {
+/// Where the environment's GitHub deployments go.
+fn deployment_target<'a>(env: &'a Environment, repo: &'a Repository) -> Target<'a> {
     Target {
-        installation_id: request.installation_id,
-        repo: &request.repository,
+        installation_id: env.installation_id,
+        repo,
         environment: env,
     }
+}
+
+/// A runtime's status report (`report.rs` has the rules): checked against
+/// the environment's key, stored, and applied once the create is recorded.
+fn status_report<C: Capabilities>(
+    caps: &mut C,
+    message: &Message,
+    jws: &str,
+) -> Result<Outcome, Failure> {
+    let (environment_id, version) = report::unverified(jws)?;
+    let (record, seen, stored) = lease::read_all(caps, &environment_id)?;
+    let Some(record) = record else {
+        return Err(report::refused(&format!(
+            "environment {environment_id} does not exist"
+        )));
+    };
+    let held = get_s(&record, "requestVersion").unwrap_or("");
+    if version.as_str() < held {
+        return Ok(Outcome::Skipped(format!(
+            "status report for request {version} of environment {environment_id}, \
+             which holds newer request {held}"
+        )));
+    }
+    if version.as_str() > held {
+        return Err(report::refused(&format!(
+            "environment {environment_id} never had request {version}"
+        )));
+    }
+    let env = Environment::read(&record).ok_or_else(|| {
+        report::refused(&format!(
+            "the record of environment {environment_id} is not one envmgr wrote"
+        ))
+    })?;
+    let Some(key) = &env.signing_key else {
+        return Err(report::refused(&format!(
+            "environment {environment_id} has no signing key for request {version} \
+             (its logic made none): no report of it can be checked"
+        )));
+    };
+    let claims = caps
+        .keys_verify_report(jws, &key.public_jwk)
+        .map_err(|error| report::not_verified(&environment_id, &error))?;
+    let report = report::checked(&claims, &environment_id, &version, message.sent_at_ms)?;
+    if let Some(newest) = Report::stored(stored.as_ref(), &version)
+        && newest.seq >= report.seq
+    {
+        return Ok(Outcome::Skipped(format!(
+            "status report {} of environment {environment_id}: report {} is applied already",
+            report.seq, newest.seq
+        )));
+    }
+    match caps.db_transact_write(&[report.write()]) {
+        Ok(()) => {}
+        Err(WriteError::ConditionFailed(_)) => {
+            return Ok(Outcome::Skipped(format!(
+                "status report {} of environment {environment_id}: a later one was stored first",
+                report.seq
+            )));
+        }
+        Err(WriteError::Failed(error)) => {
+            return Err(Failure::at("store the status report", &error));
+        }
+    }
+    // A create still under way (no runtime on the record yet) merges the
+    // report with its last write: nothing more to do here.
+    if get_s(&record, "runtimeId").is_none_or(str::is_empty) {
+        return Ok(Outcome::Done(format!(
+            "status report {} ({}) of environment {environment_id} stored; the create under way shows it",
+            report.seq,
+            report.state.status()
+        )));
+    }
+
+    let ttl_ms = caps
+        .config(lease::TTL_KEY)
+        .and_then(|ttl| ttl.parse().ok())
+        .unwrap_or(lease::DEFAULT_TTL_MS);
+    let taken = lease::take(
+        caps,
+        &env.id,
+        &version,
+        &message.delivery_token,
+        ttl_ms,
+        seen,
+        None,
+    )?;
+    let mut lease = match taken {
+        Ok(lease) => lease,
+        Err(Contended::Stale { newer }) => return Ok(Outcome::Skipped(stale_reason(&env, &newer))),
+        Err(Contended::Wait { until_ms, reason }) => {
+            return Ok(Outcome::Deferred { until_ms, reason });
+        }
+    };
+    let ended = match apply_report(caps, &env, &mut lease) {
+        Ok(outcome) => Ok(outcome),
+        Err(Halt::Stop(stop)) => stopped(&env, stop),
+        Err(Halt::Fail(failure)) => Err(failure),
+    };
+    if let Err(not_released) = lease.release(caps) {
+        caps.log(
+            LogLevel::Warn,
+            "lease",
+            &format!(
+                "lease not released (it expires by itself): {}",
+                not_released.reason
+            ),
+        );
+    }
+    ended
+}
+
+/// Holding the lease: the newest stored report of the record's request on
+/// the record, the pull-request comment and the GitHub deployment.
+fn apply_report<C: Capabilities>(
+    caps: &mut C,
+    env: &Environment,
+    lease: &mut Lease,
+) -> Result<Outcome, Halt> {
+    let (record, _, stored) = lease::read_all(caps, &env.id)?;
+    let held = record.as_ref().and_then(|r| get_s(r, "requestVersion"));
+    if held != Some(env.request_version.as_str()) {
+        return Err(Halt::Stop(Stop::Stale {
+            newer: held.unwrap_or("(none)").to_string(),
+        }));
+    }
+    let Some(report) = Report::stored(stored.as_ref(), &env.request_version) else {
+        return Err(Failure::retryable(format!(
+            "the status report of environment {} is gone",
+            env.id
+        ))
+        .into());
+    };
+    let applied = record
+        .as_ref()
+        .and_then(|r| crate::item::get_u64(r, "reportSeq"))
+        .unwrap_or(0);
+    if applied < report.seq {
+        let at = caps.now_ms();
+        let mut writes = env.reported(&report, at);
+        let (renewal, rev) = lease.renewal(at);
+        let lease_index = writes.len() as u32;
+        writes.push(renewal);
+        match caps.db_transact_write(&writes) {
+            Ok(()) => lease.committed(rev),
+            Err(WriteError::ConditionFailed(failed)) if failed.contains(&lease_index) => {
+                return Err(Halt::Stop(lease.why_lost(caps)?));
+            }
+            Err(WriteError::ConditionFailed(_)) => {
+                return Err(Halt::Stop(Stop::Stale {
+                    newer: "(a newer request)".to_string(),
+                }));
+            }
+            Err(WriteError::Failed(error)) => {
+                return Err(Failure::at("record the status report", &error).into());
+            }
+        }
+    }
+
+    // The pull request and the deployment show it; GitHub refusing for
+    // good costs them, not the report.
+    let app_name = crate::apps::read(caps, &env.app_id)
+        .map(|app| app.name)
+        .unwrap_or_else(|_| env.app_id.clone());
+    let preview = preview_url(caps, env);
+    let (status, url) = presented(caps, env, Some(&report), preview);
+    let comment = match show_comment(caps, env, &app_name, lease, status, url) {
+        Ok(comment) => comment,
+        Err(Halt::Fail(failure)) if failure.kind == FailureKind::Permanent => {
+            caps.log(
+                LogLevel::Warn,
+                "comment",
+                &format!("the pull-request comment is not shown: {}", failure.reason),
+            );
+            None
+        }
+        Err(halt) => return Err(halt),
+    };
+    let repo = repository_of(env);
+    let github = deployment_target(env, &repo);
+    if let Some(ensured) = deployment::ensure(caps, &github, lease)? {
+        let status = deployment_status(caps, env, &report, comment.map(|c| c.html_url));
+        deployment::report(caps, &github, ensured, &status, lease)?;
+    }
+    Ok(Outcome::Done(format!(
+        "environment {} is {} (status report {})",
+        env.id,
+        report.state.status(),
+        report.seq
+    )))
 }
 
 /// Why the request does not apply: a newer one holds the environment.

@@ -154,6 +154,16 @@ pub fn read<C: Capabilities>(
     caps: &mut C,
     environment_id: &str,
 ) -> Result<(Option<Item>, LeaseState), Failure> {
+    read_all(caps, environment_id).map(|(record, lease, _)| (record, lease))
+}
+
+/// The record item, the lease item and the status report item of an
+/// environment, in one query (their sort keys `#` < `LEASE` < `REPORT` come
+/// first in the partition).
+pub fn read_all<C: Capabilities>(
+    caps: &mut C,
+    environment_id: &str,
+) -> Result<(Option<Item>, LeaseState, Option<Item>), Failure> {
     let page = caps
         .db_query(&crate::capabilities::Query {
             table: TABLE.to_string(),
@@ -165,14 +175,16 @@ pub fn read<C: Capabilities>(
         .map_err(crate::outcome::failed("read the environment"))?;
     let mut record = None;
     let mut lease = None;
+    let mut report = None;
     for item in page.items {
         match get_s(&item, "sk") {
             Some("#") => record = Some(item),
             Some(SORT_KEY) => lease = Some(item),
+            Some(crate::report::SORT_KEY) => report = Some(item),
             _ => {}
         }
     }
-    Ok((record, LeaseState::read(lease.as_ref())))
+    Ok((record, LeaseState::read(lease.as_ref()), report))
 }
 
 /// Why a delivery does not get the environment now.

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod item;
 pub mod lease;
 pub mod outcome;
+pub mod report;
 pub mod request;
 pub mod secrets;
 #[cfg(test)]

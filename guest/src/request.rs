@@ -86,6 +86,8 @@ pub enum Origin {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     Create(Box<CreateRequest>),
+    /// A runtime's status report: the compact JWS (docs/messages.md).
+    Report(String),
     /// A well-formed message the flow does not act on, with the reason.
     Ignored(String),
 }
@@ -333,6 +335,22 @@ struct ApiPullRequest {
 /// The API request versions this logic understands.
 const API_VERSION: u32 = 1;
 
+/// A runtime's status report, as the Runtime Service puts it on the `api`
+/// queue.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportEnvelope {
+    #[allow(dead_code)]
+    version: u32,
+    #[allow(dead_code)]
+    kind: String,
+    report: String,
+}
+
+/// The longest report accepted: far more than a report needs, far less
+/// than a queue message can hold.
+const MAX_REPORT_BYTES: usize = 16 << 10;
+
 fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, BadInput> {
     if version.as_ref().and_then(|v| v.as_u64()) != Some(u64::from(API_VERSION)) {
         return Err(BadInput(format!(
@@ -340,12 +358,28 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
             version.map_or_else(|| "(missing)".into(), |v| v.to_string())
         )));
     }
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    let kind: Kind = typed(body).map_err(|e| BadInput(format!("malformed API request: {e}")))?;
+    if kind.kind == "runtime-status" {
+        let envelope: ReportEnvelope =
+            typed(body).map_err(|e| BadInput(format!("malformed runtime status report: {e}")))?;
+        if envelope.report.len() > MAX_REPORT_BYTES {
+            return Err(BadInput(format!(
+                "the runtime status report has {} bytes, more than {MAX_REPORT_BYTES}",
+                envelope.report.len()
+            )));
+        }
+        return Ok(Parsed::Report(envelope.report));
+    }
     let api: ApiRequest =
         typed(body).map_err(|e| BadInput(format!("malformed API request: {e}")))?;
     debug_assert_eq!(api.version, API_VERSION);
     if api.kind != "create-environment" {
         return Err(BadInput(format!(
-            "unknown API request kind `{}`; this logic handles `create-environment`",
+            "unknown API request kind `{}`; this logic handles `create-environment` and `runtime-status`",
             api.kind
         )));
     }

@@ -39,6 +39,19 @@ pub fn codes(reasons: &[Withheld]) -> String {
     codes.join(",")
 }
 
+/// The reasons from their codes as recorded, and the author's login as
+/// recorded (`untrustedAuthor`).
+pub fn from_codes(codes: &str, author: Option<&str>) -> Vec<Withheld> {
+    codes
+        .split(',')
+        .filter_map(|code| match code.trim() {
+            "fork" => Some(Withheld::Fork),
+            "untrusted-author" => Some(Withheld::UntrustedAuthor(author.map(str::to_string))),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Every reason the request's code may not have the secrets and a token;
 /// empty when it may. All of them, so whoever reads the comment learns
 /// everything they would have to change at once.

@@ -390,6 +390,33 @@ impl Stack {
         }
     }
 
+    /// The fake Runtime Service reports `state` on every runtime it
+    /// creates, `after` its answer, through `envmgr send --queue api` as a
+    /// real one puts its reports on the queue.
+    pub fn runtime_reports(&self, after: std::time::Duration, state: &str) {
+        let command = self.command(&[]);
+        let program = command.get_program().to_owned();
+        let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> = command
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
+        self.runtime.report(
+            after,
+            state,
+            std::sync::Arc::new(move |body: String| {
+                let sent = Command::new(&program)
+                    .env_clear()
+                    .envs(envs.iter().cloned())
+                    .args(["send", "--queue", "api", "--body", &body])
+                    .output();
+                assert!(
+                    sent.is_ok_and(|o| o.status.success()),
+                    "sending a status report"
+                );
+            }),
+        );
+    }
+
     /// Put `body` on a queue with `envmgr send`.
     pub fn send(&self, queue: &str, body: &str) {
         self.ok(&["send", "--queue", queue, "--body", body]);

@@ -67,6 +67,18 @@ struct Inner {
     token_revoked: bool,
     /// Health calls answered.
     health_checks: u64,
+    /// How this service reports on the runtimes it creates, if it does.
+    reporting: Option<Reporting>,
+}
+
+/// Puts a status report's body on the `api` queue (docs/messages.md).
+pub type ReportSender = Arc<dyn Fn(String) + Send + Sync>;
+
+#[derive(Clone)]
+struct Reporting {
+    after: Duration,
+    state: String,
+    send: ReportSender,
 }
 
 #[derive(Clone, Default)]
@@ -119,6 +131,18 @@ impl FakeRuntime {
     /// every call is answered 401.
     pub fn revoke_token(&self, revoked: bool) {
         self.lock().token_revoked = revoked;
+    }
+
+    /// Report on every runtime created from now on, `after` answering the
+    /// create, as a real Runtime Service does: a `state` report (`ready`,
+    /// `failed`) signed with the request's signing key, put on the queue
+    /// with `send`. A request without a key gets no report.
+    pub fn report(&self, after: Duration, state: &str, send: ReportSender) {
+        self.lock().reporting = Some(Reporting {
+            after,
+            state: state.to_string(),
+            send,
+        });
     }
 
     /// How many health calls were answered.
@@ -341,6 +365,9 @@ async fn create(
         None => {
             let id = format!("rt_{number}");
             inner.runtimes.insert(key, (print, id.clone()));
+            if let Some(reporting) = inner.reporting.clone() {
+                send_report(reporting, &body);
+            }
             (StatusCode::CREATED, id)
         }
     };
@@ -350,6 +377,42 @@ async fn create(
         Json(json!({ "runtimeId": id, "url": format!("https://{environment}.runtime.test") })),
     )
         .into_response()
+}
+
+/// The report a runtime sends once it is up (or not): signed with the
+/// request's key, its first (`seq` 1), valid for five minutes.
+fn send_report(reporting: Reporting, body: &Value) {
+    let Some(key) = body.get("signingKey").filter(|k| k.is_object()) else {
+        return;
+    };
+    let key = key.to_string();
+    let environment = body["environmentId"].as_str().unwrap_or("").to_string();
+    let version = body["requestVersion"].as_str().unwrap_or("").to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(reporting.after).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut claims = json!({
+            "sub": environment,
+            "ver": version,
+            "state": reporting.state,
+            "iat": now,
+            "exp": now + 300,
+            "jti": format!("{environment}/{version}/1"),
+            "seq": 1,
+        });
+        if reporting.state == "ready" {
+            claims["url"] = format!("https://{environment}.preview.test").into();
+        } else {
+            claims["category"] = "start".into();
+            claims["reason"] = "the process exited with status 1".into();
+        }
+        let report = envmgr::capabilities::keys::sign_report(&key, &claims).expect("a report");
+        let envelope = json!({"version": 1, "kind": "runtime-status", "report": report});
+        let send = reporting.send;
+        let _ = tokio::task::spawn_blocking(move || send(envelope.to_string())).await;
+    });
 }
 
 #[cfg(test)]

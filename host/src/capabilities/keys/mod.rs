@@ -80,6 +80,24 @@ impl KeyPair {
     }
 }
 
+/// A status report as a Runtime Service makes one: `claims` signed with the
+/// environment's private key (`private_jwk`, as the create request carried
+/// it), a compact JWS with `alg: EdDSA` (docs/runtime-service.md).
+pub fn sign_report(private_jwk: &str, claims: &serde_json::Value) -> anyhow::Result<String> {
+    let jwk: serde_json::Value = serde_json::from_str(private_jwk)?;
+    let seed = jwk["d"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the JWK has no private key `d`"))?;
+    let seed = URL_SAFE_NO_PAD.decode(seed)?;
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|e| anyhow::anyhow!("an Ed25519 key from its seed: {e}"))?;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signed = format!("{header}.{payload}");
+    let signature = URL_SAFE_NO_PAD.encode(pair.sign(signed.as_bytes()).as_ref());
+    Ok(format!("{signed}.{signature}"))
+}
+
 /// The claims of `jws` if it is a compact JWS signed with EdDSA by the key
 /// `public_jwk`. Every other algorithm (`none`, HMAC, RSA, ECDSA) is
 /// refused, and the header's key hints (`jku`, `jwk`, `x5u`, `kid`) are
