@@ -369,7 +369,7 @@ async fn capability_failures_are_classified() {
             Call::DynamodbQuery,
             Throttled,
             FailureKind::Retryable,
-            "read the app's secrets",
+            "read the environment",
         ),
         (
             Call::KmsDecrypt,
@@ -444,6 +444,14 @@ async fn capability_failures_are_classified() {
             "{call} {code:?}: `{reason}` lacks `{step}`"
         );
     }
+    // The second query: the app's secrets (read once the record says the
+    // runtime still needs them).
+    let host = seeded_host();
+    host.faults
+        .inject(Call::DynamodbQuery, Hit::Nth(2), Throttled, "injected");
+    let (got, reason) = failure(&host.deliver(&host.message("probot", &opened())).await);
+    assert_eq!(got, FailureKind::Retryable, "{reason}");
+    assert!(reason.contains("read the app's secrets"), "{reason}");
     // What is only looked for where an earlier holder may have made it.
     for (call, step) in [
         (Call::GithubListComments, "find the pull-request comment"),

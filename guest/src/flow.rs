@@ -123,17 +123,6 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     let mut env = Environment::new(&app, &request, withheld);
     env.logic_version = caps.config(LOGIC_VERSION);
 
-    // The secrets that apply, read before anything is written (decrypted
-    // later): an item that breaks the rules is skipped and noted on the
-    // record, not fatal for every request of the app. Not even read for code
-    // the app does not trust with them.
-    let chosen = if env.secrets_withheld.is_empty() {
-        secrets::choose(caps, &app.id, env.environment_type, &env.id)?
-    } else {
-        secrets::Chosen::default()
-    };
-    env.secrets_skipped = chosen.skipped.clone();
-
     // 2. The environment's record and lease, in one read. A request older
     // than the one the record holds has nothing to do.
     let (record, seen, stored_report) = lease::read_all(caps, &env.id)?;
@@ -151,6 +140,17 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
         .unwrap_or_default();
     // And what the runtime reported of it already.
     recorded.report = Report::stored(stored_report.as_ref(), &env.request_version);
+
+    // The secrets that apply, read before anything is written (decrypted
+    // later): an item that breaks the rules is skipped and noted on the
+    // record, not fatal for every request of the app. Not even read for code
+    // the app does not trust with them, nor once the runtime has them.
+    let chosen = if env.secrets_withheld.is_empty() && recorded.runtime.is_none() {
+        secrets::choose(caps, &app.id, env.environment_type, &env.id)?
+    } else {
+        secrets::Chosen::default()
+    };
+    env.secrets_skipped = chosen.skipped.clone();
 
     // The request's signing key, which the runtime signs its status reports
     // with: the record's, or made now and stored with the record before the
