@@ -7,11 +7,13 @@
 //! another): WAL journaling lets readers and one writer work at once, and a
 //! busy timeout makes writers wait for each other instead of failing.
 //!
-//! Within a process, two threads own the connections and are fed by
-//! channels, so no call hops through a blocking pool: one runs every write
-//! with **group commit** (the concurrent messages' transactions committed
-//! together, each all-or-nothing: [`writer`]), the other runs reads, which
-//! WAL never makes wait for a write.
+//! Within a process, no call hops through a blocking pool: one thread owns
+//! the writing connection, fed by a channel, and runs every write with
+//! **group commit** (the concurrent messages' transactions committed
+//! together, each all-or-nothing: [`writer`]); reads run where they are
+//! asked for, on a connection of a small pool: WAL never makes a read wait
+//! for a writer, and a read (an indexed lookup, tens of microseconds) costs
+//! less than the two thread wake-ups a hop would.
 //!
 //! **Durability** is chosen per operation ([`Durability`]): what a producer
 //! or an operator writes (`send`, admin commands, the logic pointer) is on
@@ -63,14 +65,13 @@ pub enum Durability {
     SurvivesPowerLoss,
 }
 
-/// A read job: runs on the reading thread and answers its caller itself.
-type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
-
 /// An open database file, shared by every local backend of a process.
 #[derive(Clone)]
 pub struct Store {
     writes: mpsc::Sender<Job>,
-    reads: mpsc::Sender<ReadJob>,
+    /// Reading connections not in use; one more is opened when all are
+    /// (at most one per thread reading at once).
+    readers: Arc<Mutex<Vec<Connection>>>,
     /// For [`Store::read`], opened on first use: synchronous callers
     /// (commands that show what the file holds, tests).
     inspector: Arc<OnceLock<Mutex<Connection>>>,
@@ -115,18 +116,9 @@ impl Store {
         let reader = connect(path)?;
         let writes = writer::start(connection, "envmgr-db-writer".into())
             .context("starting the database writer thread")?;
-        let (reads, jobs) = mpsc::channel::<ReadJob>();
-        std::thread::Builder::new()
-            .name("envmgr-db-reader".into())
-            .spawn(move || {
-                for job in jobs {
-                    job(&reader);
-                }
-            })
-            .context("starting the database reader thread")?;
         Ok(Self {
             writes,
-            reads,
+            readers: Arc::new(Mutex::new(vec![reader])),
             inspector: Arc::default(),
             _checkpoints: Arc::new(checkpoints),
             path: path.to_path_buf(),
@@ -198,25 +190,26 @@ impl Store {
         }
     }
 
-    /// Run a read on the reading connection. It sees every write that was
-    /// answered before it was asked for.
+    /// Run a read, here, on a reading connection of the pool. It sees every
+    /// write that was answered before it was asked for. (Async for the
+    /// callers' sake: a read in WAL mode does not wait for writers.)
     pub async fn query<T, F>(&self, work: F) -> rusqlite::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel();
-        let job: ReadJob = Box::new(move |connection| {
-            let _ = answer.send(writer::guarded(|| work(connection)));
-        });
-        if self.reads.send(job).is_err() {
-            return Err(stopped("reader"));
-        }
-        match answered.await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => Err(stopped("reader")),
-        }
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let reader = match pooled {
+            Some(reader) => reader,
+            None => connect(&self.path)
+                .map_err(|e| writer::failure(rusqlite::ffi::SQLITE_CANTOPEN, &format!("{e:#}")))?,
+        };
+        let result = work(&reader);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(reader);
+        result
     }
 
     /// Synchronous reading, for commands that show what the file holds.
