@@ -32,7 +32,8 @@
 //! drains; figures are medians over runs), `ENVMGR_UNDER_TEST` (another
 //! binary), `ENVMGR_BENCH_BASELINE` (a second binary, e.g. an older
 //! commit's build: its runs are interleaved with these and its table
-//! printed first).
+//! printed first); `ENVMGR__...` overrides are passed on to every command
+//! (the table is for the defaults: say so when quoting another setting).
 //!
 //! The two sandbox rows of the table (per-message overhead native vs
 //! component; the fixed cost of a refused message) come from
@@ -298,13 +299,16 @@ fn one_run(binary: &Path, dir: &Path, template: &serde_json::Value, messages: us
     figures
 }
 
-/// The binary with only the data directory (no config: every default).
+/// The binary with only the data directory (no config: every default),
+/// and the `ENVMGR__` overrides the bench was given, if any (to measure
+/// another setting, e.g. `ENVMGR__QUEUES__PROBOT__MAX_IN_FLIGHT`).
 fn envmgr(binary: &Path, data: &Path) -> Command {
     let mut command = Command::new(binary);
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ENVMGR_DATA_DIR", data)
+        .envs(std::env::vars().filter(|(name, _)| name.starts_with("ENVMGR__")))
         .stdin(Stdio::null());
     command
 }
