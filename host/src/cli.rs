@@ -568,7 +568,7 @@ pub(crate) async fn assemble(
     let services = platform.services(settings, &credentials)?;
     let backends = Arc::new(Backends {
         github: services.github,
-        dynamodb: platform.tables.clone(),
+        dynamodb: platform.consumer_tables.clone(),
         kms: platform.kms.clone(),
         analytics: services.analytics,
         runtime: services.runtime,

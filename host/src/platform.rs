@@ -27,7 +27,7 @@ use crate::capabilities::runtime::Runtime;
 use crate::capabilities::runtime::http::HttpRuntime;
 use crate::capabilities::runtime::local::LocalRuntime;
 use crate::config::{Backend, Settings, read_secret};
-use crate::local::Store;
+use crate::local::{Durability, Store};
 use crate::logic::registry::Registry;
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
@@ -36,8 +36,14 @@ use crate::redact::Credentials;
 
 /// The data side of a deployment: tables, KMS and queues.
 pub struct Platform {
-    /// The tables the logic may use.
+    /// The tables the logic may use, as admin commands write them: on the
+    /// local backend a write is on the disk before it returns.
     pub tables: Arc<dyn Tables>,
+    /// The same tables as the logic writes them while serving: on the local
+    /// backend a write survives a crash of the process, and a power loss
+    /// may lose the last ones (the message then comes back; see
+    /// docs/performance.md). On aws the same as `tables`.
+    pub consumer_tables: Arc<dyn Tables>,
     pub kms: Arc<dyn Kms>,
     /// The host's own `logic` table: versions and the active pointer.
     logic_tables: Arc<dyn Tables>,
@@ -65,6 +71,10 @@ impl Platform {
                 let store = Store::open_dir(&settings.local.data_dir)?;
                 Self {
                     tables: Arc::new(LocalTables::new(store.clone(), settings.tables.mapping())),
+                    consumer_tables: Arc::new(
+                        LocalTables::new(store.clone(), settings.tables.mapping())
+                            .with_durability(Durability::SurvivesCrash),
+                    ),
                     logic_tables: Arc::new(LocalTables::new(
                         store.clone(),
                         settings.tables.logic_mapping(),
@@ -75,8 +85,11 @@ impl Platform {
             }
             Backend::Aws => {
                 let sdk = crate::aws::sdk_config(&settings.aws).await;
+                let tables: Arc<dyn Tables> =
+                    Arc::new(AwsTables::new(&sdk, settings.tables.mapping()));
                 Self {
-                    tables: Arc::new(AwsTables::new(&sdk, settings.tables.mapping())),
+                    consumer_tables: tables.clone(),
+                    tables,
                     logic_tables: Arc::new(AwsTables::new(&sdk, settings.tables.logic_mapping())),
                     kms: Arc::new(AwsKms::new(&sdk, &settings.kms.key_id)),
                     place: Place::Aws(Box::new(sdk)),

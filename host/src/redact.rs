@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, RwLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
@@ -248,7 +248,10 @@ fn compile(secrets: &[String]) -> Compiled {
         })
         .filter(|form| form.len() >= SHORTEST_FOUND)
         .collect();
-    let short = AhoCorasick::builder().build(short_forms.iter()).ok();
+    let short = AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
+        .build(short_forms.iter())
+        .ok();
     let mut needles: BTreeSet<String> = BTreeSet::new();
     for secret in secrets.iter().filter(|s| s.len() >= MIN_SECRET_BYTES) {
         needles.insert(secret.clone());
@@ -259,7 +262,12 @@ fn compile(secrets: &[String]) -> Compiled {
         }
     }
     let needles: Vec<String> = needles.into_iter().collect();
+    // Built for each message (its secrets are part of it) and run over a few
+    // short texts: a contiguous NFA builds many times faster than the DFA
+    // the builder would pick for this many needles, which dominated a
+    // message's CPU time on the local backend (docs/performance.md).
     let automaton = AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(&needles)
         .ok();

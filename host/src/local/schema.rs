@@ -48,6 +48,9 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
             created_at_ms INTEGER NOT NULL,
             updated_at_ms INTEGER NOT NULL
         );
+        -- A pull request's comments, looked up for every message.
+        CREATE INDEX IF NOT EXISTS github_comments_by_issue
+            ON github_comments (repository, issue);
         -- Deployments as GitHub would list them on the environments page,
         -- with their statuses (the newest is the deployment's state).
         CREATE TABLE IF NOT EXISTS github_deployments (
@@ -101,6 +104,10 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
             calls           INTEGER NOT NULL,
             created_at_ms   INTEGER NOT NULL
         );
+        -- The newest request accepted per environment (the fencing check of
+        -- every create): without it each create reads every request.
+        CREATE INDEX IF NOT EXISTS runtime_requests_by_environment
+            ON runtime_requests (json_extract(request, '$.environmentId'));
         ",
     )
 }

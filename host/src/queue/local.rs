@@ -2,6 +2,13 @@
 //! timeout, receive count, and the redrive to the dead-letter queue after
 //! `max_receive_count` receives. Messages survive a restart: one in flight
 //! when the process died comes back when its visibility timeout ends.
+//!
+//! Durability per operation ([`Durability`]): a message sent, and what the
+//! `dlq` commands do, is on the disk before the call returns; the consumer's
+//! receives, deletes, visibility changes, deferrals and dead-letter copies
+//! survive a crash of the process, and a power loss may undo the last of
+//! them, which makes a message come back (a delete is never kept without
+//! what was committed before it).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,10 +22,11 @@ use super::{
 };
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
-use crate::local::{Store, now_ms, random_hex};
+use crate::local::{Durability, Store, now_ms, random_hex};
 
-/// How often a long poll looks again (another process may have sent).
-const POLL_EVERY: Duration = Duration::from_millis(100);
+/// How often a long poll looks again (another process may have sent). A
+/// look is a read, which never waits for a writer: cheap enough to be often.
+const POLL_EVERY: Duration = Duration::from_millis(25);
 
 pub struct LocalQueue {
     store: Store,
@@ -50,16 +58,14 @@ impl LocalQueue {
         let visibility_ms = i64::from(self.settings.visibility_timeout_seconds) * 1_000;
         let logical = self.logical.clone();
         self.store
-            .transaction(move |tx| {
+            .write(Durability::SurvivesCrash, move |tx| {
                 let now = now_ms();
                 let mut received = Vec::new();
                 for row in visible(tx, &queue, now, max)? {
                     let receive_count = row.receive_count;
                     if receive_count >= max_receives {
-                        tx.execute(
-                            "UPDATE messages SET queue = ?2, receipt = NULL, visible_at_ms = ?3
-                             WHERE seq = ?1",
-                            params![row.seq, dead_letter, now],
+                        tx.prepare_cached("UPDATE messages SET queue = ?2, receipt = NULL, visible_at_ms = ?3
+                             WHERE seq = ?1")?.execute(params![row.seq, dead_letter, now],
                         )?;
                         tracing::warn!(queue = %logical, message_id = %row.id, receive_count, "received too often: moved to the dead-letter queue");
                         continue;
@@ -87,6 +93,35 @@ impl LocalQueue {
     }
 }
 
+/// When the next message of a queue is visible, as a long poll needs to know.
+enum NextVisible {
+    Now,
+    In(Duration),
+    /// The queue is empty.
+    Never,
+}
+
+impl LocalQueue {
+    /// A read: whether a message is visible, or how long until one is.
+    async fn next_visible(&self) -> rusqlite::Result<NextVisible> {
+        let queue = self.settings.name.clone();
+        let earliest: Option<i64> = self
+            .store
+            .query(move |connection| {
+                connection
+                    .prepare_cached("SELECT MIN(visible_at_ms) FROM messages WHERE queue = ?1")?
+                    .query_row([queue], |row| row.get(0))
+            })
+            .await?;
+        let now = now_ms();
+        Ok(match earliest {
+            None => NextVisible::Never,
+            Some(at) if at <= now => NextVisible::Now,
+            Some(at) => NextVisible::In(Duration::from_millis((at - now) as u64)),
+        })
+    }
+}
+
 /// A visible message as stored.
 struct Row {
     seq: i64,
@@ -101,7 +136,7 @@ struct Row {
 /// Up to `max` messages of `queue` visible at `now`, the longest waiting
 /// first.
 fn visible(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     queue: &str,
     now: i64,
     max: usize,
@@ -126,13 +161,13 @@ fn visible(
 
 /// Receive one message: counted, hidden until `until_ms` under a fresh
 /// receipt, which is returned.
-fn hide(tx: &rusqlite::Transaction<'_>, seq: i64, until_ms: i64) -> rusqlite::Result<String> {
+fn hide(tx: &rusqlite::Connection, seq: i64, until_ms: i64) -> rusqlite::Result<String> {
     let receipt = random_hex(16);
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE messages SET receive_count = receive_count + 1, receipt = ?2,
          visible_at_ms = ?3 WHERE seq = ?1",
-        params![seq, receipt, until_ms],
-    )?;
+    )?
+    .execute(params![seq, receipt, until_ms])?;
     Ok(receipt)
 }
 
@@ -201,6 +236,7 @@ fn encode_attributes(attributes: &[(String, Attribute)]) -> String {
 /// Put a message on `queue` in one statement.
 async fn enqueue(
     store: &Store,
+    durability: Durability,
     queue: String,
     body: String,
     attributes: Vec<(String, Attribute)>,
@@ -209,13 +245,14 @@ async fn enqueue(
     let attributes = encode_attributes(&attributes);
     let stored = id.clone();
     store
-        .run(move |connection| {
+        .write(durability, move |connection| {
             let now = now_ms();
-            connection.execute(
-                "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
+            connection
+                .prepare_cached(
+                    "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![stored, queue, body, attributes, now],
-            )
+                )?
+                .execute(params![stored, queue, body, attributes, now])
         })
         .await?;
     Ok(id)
@@ -236,14 +273,30 @@ fn message_id() -> String {
 
 #[async_trait]
 impl Queue for LocalQueue {
+    /// Long polling: a read looks for a visible message, and only then a
+    /// write takes it, so an empty queue costs no write lock; between looks
+    /// it sleeps [`POLL_EVERY`], or less when a hidden message's time comes
+    /// sooner.
     async fn receive(&self, max: usize) -> anyhow::Result<Vec<Received>> {
         let deadline = Instant::now() + Duration::from_secs(self.settings.wait_seconds as u64);
         loop {
-            let received = self.take(max.clamp(1, 10)).await?;
-            if !received.is_empty() || Instant::now() >= deadline {
-                return Ok(received);
+            let wait = match self.next_visible().await? {
+                NextVisible::Now => {
+                    let received = self.take(max.clamp(1, 10)).await?;
+                    if !received.is_empty() {
+                        return Ok(received);
+                    }
+                    // Another consumer took them first.
+                    POLL_EVERY
+                }
+                NextVisible::In(wait) => wait.min(POLL_EVERY),
+                NextVisible::Never => POLL_EVERY,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::time::sleep(wait.min(deadline - now)).await;
         }
     }
 
@@ -252,11 +305,10 @@ impl Queue for LocalQueue {
         let seconds = i64::from(seconds.clamp(0, 43_200));
         let changed = self
             .store
-            .run(move |connection| {
-                connection.execute(
-                    "UPDATE messages SET visible_at_ms = ?2 WHERE receipt = ?1",
-                    params![receipt, now_ms() + seconds * 1_000],
-                )
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection
+                    .prepare_cached("UPDATE messages SET visible_at_ms = ?2 WHERE receipt = ?1")?
+                    .execute(params![receipt, now_ms() + seconds * 1_000])
             })
             .await?;
         if changed == 0 {
@@ -271,10 +323,12 @@ impl Queue for LocalQueue {
         let receipts = receipts.to_vec();
         let result = self
             .store
-            .transaction(move |tx| {
+            .write(Durability::SurvivesCrash, move |tx| {
                 let mut stale = 0;
                 for receipt in &receipts {
-                    if tx.execute("DELETE FROM messages WHERE receipt = ?1", [receipt])? == 0 {
+                    let mut statement =
+                        tx.prepare_cached("DELETE FROM messages WHERE receipt = ?1")?;
+                    if statement.execute([receipt])? == 0 {
                         stale += 1;
                     }
                 }
@@ -297,6 +351,7 @@ impl Queue for LocalQueue {
         let attributes = why.attributes(received, now_ms().max(0) as u64);
         enqueue(
             &self.store,
+            Durability::SurvivesCrash,
             self.settings.dead_letter_name(),
             received.message.body.clone(),
             attributes,
@@ -313,6 +368,7 @@ impl Queue for LocalQueue {
         super::check_size(body, attributes, self.settings.max_message_bytes)?;
         enqueue(
             &self.store,
+            Durability::SurvivesPowerLoss,
             self.settings.name.clone(),
             body.to_string(),
             attributes.to_vec(),
@@ -324,6 +380,7 @@ impl Queue for LocalQueue {
         super::check_size(body, &[], self.settings.max_message_bytes)?;
         enqueue(
             &self.store,
+            Durability::SurvivesPowerLoss,
             self.settings.name.clone(),
             body.to_string(),
             Vec::new(),
@@ -348,13 +405,14 @@ impl Queue for LocalQueue {
         let delay_ms = delay.min(MAX_DELAY).as_millis() as i64;
         let changed = self
             .store
-            .run(move |connection| {
-                connection.execute(
-                    "UPDATE messages SET visible_at_ms = ?2, receipt = NULL,
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE messages SET visible_at_ms = ?2, receipt = NULL,
                      receive_count = MAX(receive_count - 1, 0), attributes = ?3
                      WHERE receipt = ?1",
-                    params![receipt, now_ms() + delay_ms, attributes],
-                )
+                    )?
+                    .execute(params![receipt, now_ms() + delay_ms, attributes])
             })
             .await?;
         if changed == 0 {
@@ -378,7 +436,7 @@ impl Queue for LocalQueue {
         let max = max.clamp(1, 10);
         Ok(self
             .store
-            .transaction(move |tx| {
+            .write(Durability::SurvivesPowerLoss, move |tx| {
                 let now = now_ms();
                 let mut received = Vec::new();
                 for row in visible(tx, &queue, now, max)? {
@@ -416,28 +474,26 @@ impl Queue for LocalQueue {
             .store
             .query(move |connection| {
                 let now = now_ms();
-                let (visible, in_flight, delayed, oldest_sent_ms) = connection.query_row(
-                    "SELECT
+                let (visible, in_flight, delayed, oldest_sent_ms) = connection
+                    .prepare_cached(
+                        "SELECT
                        COUNT(*) FILTER (WHERE visible_at_ms <= ?2),
                        COUNT(*) FILTER (WHERE visible_at_ms > ?2 AND receipt IS NOT NULL),
                        COUNT(*) FILTER (WHERE visible_at_ms > ?2 AND receipt IS NULL),
                        MIN(sent_at_ms)
                      FROM messages WHERE queue = ?1",
-                    params![queue, now],
-                    |row| {
+                    )?
+                    .query_row(params![queue, now], |row| {
                         Ok((
                             row.get::<_, i64>(0)?,
                             row.get::<_, i64>(1)?,
                             row.get::<_, i64>(2)?,
                             row.get::<_, Option<i64>>(3)?,
                         ))
-                    },
-                )?;
-                let dead_letters: i64 = connection.query_row(
-                    "SELECT COUNT(*) FROM messages WHERE queue = ?1",
-                    [dead_letter],
-                    |row| row.get(0),
-                )?;
+                    })?;
+                let dead_letters: i64 = connection
+                    .prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")?
+                    .query_row([dead_letter], |row| row.get(0))?;
                 Ok(QueueState {
                     visible: visible as u64,
                     in_flight: in_flight as u64,
@@ -467,19 +523,20 @@ impl LocalQueue {
         let all = receipts.clone();
         let result = self
             .store
-            .transaction(move |tx| {
+            .write(Durability::SurvivesPowerLoss, move |tx| {
                 let now = now_ms();
                 let mut stale = Vec::new();
                 for receipt in receipts {
                     let changed = match action {
-                        ByReceipt::Release => tx.execute(
-                            "UPDATE messages SET visible_at_ms = ?2, receipt = NULL
+                        ByReceipt::Release => tx
+                            .prepare_cached(
+                                "UPDATE messages SET visible_at_ms = ?2, receipt = NULL
                              WHERE receipt = ?1",
-                            params![receipt, now],
-                        )?,
-                        ByReceipt::Delete => {
-                            tx.execute("DELETE FROM messages WHERE receipt = ?1", [&receipt])?
-                        }
+                            )?
+                            .execute(params![receipt, now])?,
+                        ByReceipt::Delete => tx
+                            .prepare_cached("DELETE FROM messages WHERE receipt = ?1")?
+                            .execute([&receipt])?,
                     };
                     if changed == 0 {
                         stale.push((
@@ -551,6 +608,7 @@ pub async fn enqueue_with_attributes(
 ) -> anyhow::Result<String> {
     enqueue(
         store,
+        Durability::SurvivesPowerLoss,
         queue.to_string(),
         body.to_string(),
         attributes.to_vec(),

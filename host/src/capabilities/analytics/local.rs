@@ -1,12 +1,13 @@
 //! Segment recorded in the embedded database: one row per event message id
-//! (Segment deduplicates on it too).
+//! (Segment deduplicates on it too). The consumer's record: it survives a
+//! crash of the process ([`Durability::SurvivesCrash`]).
 
 use async_trait::async_trait;
 use rusqlite::params;
 
 use super::{Analytics, TrackEvent};
 use crate::capabilities::CapResult;
-use crate::local::{Store, now_ms, unavailable};
+use crate::local::{Durability, Store, now_ms, unavailable};
 
 pub struct LocalAnalytics {
     store: Store,
@@ -45,19 +46,20 @@ impl Analytics for LocalAnalytics {
         let name = event.event.clone();
         let added = self
             .store
-            .run(move |connection| {
-                connection.execute(
-                    "INSERT OR IGNORE INTO analytics_events
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO analytics_events
                        (message_id, event, user_id, properties, tracked_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
+                    )?
+                    .execute(params![
                         event.message_id,
                         event.event,
                         event.user_id,
                         event.properties_json,
                         now_ms()
-                    ],
-                )
+                    ])
             })
             .await
             .map_err(unavailable)?;

@@ -1,13 +1,16 @@
 //! Tables in the embedded database. Items are stored as DynamoDB JSON under
-//! (physical table, pk, sk); a transaction is one SQLite transaction holding
-//! the write lock, so conditions and writes are atomic across processes too.
+//! (physical table, pk, sk); a transaction is one job of the store's group
+//! commit (a savepoint inside a transaction holding the write lock), so
+//! conditions and writes are atomic across processes too, and a refused
+//! condition undoes the transaction's writes alone.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rusqlite::{OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use serde_json::{Value, json};
 
 use super::transaction::{self, ItemStore, Key};
@@ -16,23 +19,36 @@ use super::{
     primary_key, query_limit,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Store, unavailable};
+use crate::local::{Durability, Store, unavailable};
 
 pub struct LocalTables {
     store: Store,
-    /// Logical → physical table name.
-    tables: BTreeMap<String, String>,
+    /// Logical → physical table name (shared with each transaction).
+    tables: Arc<BTreeMap<String, String>>,
+    /// What its writes survive: admin commands and the logic pointer a
+    /// power loss; the consumer's (the logic's items) a crash.
+    durability: Durability,
 }
 
 impl LocalTables {
+    /// Tables whose writes are on the disk before they return (admin
+    /// commands, the logic pointer).
     pub fn new<'a>(store: Store, mapping: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Self {
             store,
-            tables: mapping
-                .into_iter()
-                .map(|(logical, physical)| (logical.to_string(), physical.to_string()))
-                .collect(),
+            tables: Arc::new(
+                mapping
+                    .into_iter()
+                    .map(|(logical, physical)| (logical.to_string(), physical.to_string()))
+                    .collect(),
+            ),
+            durability: Durability::SurvivesPowerLoss,
         }
+    }
+
+    /// The same tables with writes of `durability`.
+    pub fn with_durability(self, durability: Durability) -> Self {
+        Self { durability, ..self }
     }
 
     /// Every item of a logical table in key order (for `show` and tests).
@@ -60,70 +76,64 @@ fn physical(tables: &BTreeMap<String, String>, logical: &str) -> CapResult<Strin
 }
 
 /// A SQLite transaction seen as item storage.
-struct InTransaction<'a, 'c> {
-    tx: &'a Transaction<'c>,
+struct InTransaction<'a> {
+    tx: &'a Connection,
     tables: &'a BTreeMap<String, String>,
 }
 
-impl ItemStore for InTransaction<'_, '_> {
+impl ItemStore for InTransaction<'_> {
     fn load(&mut self, table: &str, key: &Key) -> CapResult<Option<Item>> {
+        let physical = physical(self.tables, table)?;
         let text: Option<String> = self
             .tx
-            .query_row(
-                "SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
-                params![physical(self.tables, table)?, key.0, key.1],
-                |row| row.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![physical, key.0, key.1], |row| row.get(0))
+                    .optional()
+            })
             .map_err(unavailable)?;
         text.as_deref().map(decode).transpose()
     }
 
     fn save(&mut self, table: &str, key: Key, item: Item) -> CapResult<()> {
+        let (physical, text) = (physical(self.tables, table)?, encode(&item)?);
         self.tx
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
-                params![physical(self.tables, table)?, key.0, key.1, encode(&item)?],
             )
+            .and_then(|mut statement| statement.execute(params![physical, key.0, key.1, text]))
             .map(drop)
             .map_err(unavailable)
     }
 
     fn remove(&mut self, table: &str, key: &Key) -> CapResult<()> {
+        let physical = physical(self.tables, table)?;
         self.tx
-            .execute(
-                "DELETE FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
-                params![physical(self.tables, table)?, key.0, key.1],
-            )
+            .prepare_cached("DELETE FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3")
+            .and_then(|mut statement| statement.execute(params![physical, key.0, key.1]))
             .map(drop)
             .map_err(unavailable)
     }
 }
 
 impl LocalTables {
-    /// Run `work` on the items in one SQLite transaction; an `Err` rolls it
-    /// back.
+    /// Run `work` on the items as one all-or-nothing transaction; an `Err`
+    /// undoes it.
     async fn atomically<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: Send + 'static + From<crate::capabilities::Error>,
-        F: FnOnce(&mut InTransaction<'_, '_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut InTransaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let tables = self.tables.clone();
         let result = self
             .store
-            .run(move |connection| {
-                let tx = connection
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let outcome = work(&mut InTransaction {
-                    tx: &tx,
+            .write_or_undo(self.durability, move |connection| {
+                Ok(work(&mut InTransaction {
+                    tx: connection,
                     tables: &tables,
-                });
-                // Dropping the transaction without commit rolls it back.
-                if outcome.is_ok() {
-                    tx.commit()?;
-                }
-                Ok(outcome)
+                }))
             })
             .await;
         result.unwrap_or_else(|e| Err(E::from(unavailable(e))))
@@ -144,11 +154,10 @@ impl Tables for LocalTables {
             .store
             .query(move |connection| {
                 connection
-                    .query_row(
+                    .prepare_cached(
                         "SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
-                        params![table, pk, sk],
-                        |row| row.get(0),
-                    )
+                    )?
+                    .query_row(params![table, pk, sk], |row| row.get(0))
                     .optional()
             })
             .await

@@ -3,6 +3,8 @@
 //! environments page would list them, installation tokens are issued
 //! (random, valid for nothing) and their issue recorded without the value.
 //! Any installation id is accepted: there is no GitHub App to check against.
+//! What it records is the consumer's: it survives a crash of the process
+//! ([`Durability::SurvivesCrash`]).
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
@@ -13,7 +15,7 @@ use super::{
 };
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Store, now_ms, random_hex, unavailable};
+use crate::local::{Durability, Store, now_ms, random_hex, unavailable};
 
 pub struct LocalGitHub {
     store: Store,
@@ -217,12 +219,10 @@ impl GitHub for LocalGitHub {
         let stored = repository.clone();
         let id = self
             .store
-            .run(move |connection| {
+            .write(Durability::SurvivesCrash, move |connection| {
                 let now = now_ms();
-                connection.execute(
-                    "INSERT INTO github_comments (repository, issue, body, created_at_ms, updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![stored, issue_number as i64, text, now],
+                connection.prepare_cached("INSERT INTO github_comments (repository, issue, body, created_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?4)")?.execute(params![stored, issue_number as i64, text, now],
                 )?;
                 Ok(connection.last_insert_rowid() as u64)
             })
@@ -248,12 +248,13 @@ impl GitHub for LocalGitHub {
         let stored = repository.clone();
         let issue = self
             .store
-            .run(move |connection| {
-                connection.execute(
-                    "UPDATE github_comments SET body = ?3, updated_at_ms = ?4
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE github_comments SET body = ?3, updated_at_ms = ?4
                      WHERE id = ?1 AND repository = ?2",
-                    params![comment_id as i64, stored, text, now_ms()],
-                )?;
+                    )?
+                    .execute(params![comment_id as i64, stored, text, now_ms()])?;
                 connection
                     .query_row(
                         "SELECT issue FROM github_comments WHERE id = ?1 AND repository = ?2",
@@ -286,11 +287,12 @@ impl GitHub for LocalGitHub {
     ) -> CapResult<()> {
         let repository = full_name(repo);
         self.store
-            .run(move |connection| {
-                connection.execute(
-                    "DELETE FROM github_comments WHERE id = ?1 AND repository = ?2",
-                    params![comment_id as i64, repository],
-                )
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection
+                    .prepare_cached(
+                        "DELETE FROM github_comments WHERE id = ?1 AND repository = ?2",
+                    )?
+                    .execute(params![comment_id as i64, repository])
             })
             .await
             .map_err(unavailable)?;
@@ -308,7 +310,7 @@ impl GitHub for LocalGitHub {
         let repository = full_name(repo);
         let (sha, environment, task) = (sha.to_string(), environment.to_string(), task.to_string());
         self.store
-            .run(move |connection| {
+            .query(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT id, sha, environment, task, payload FROM github_deployments
                      WHERE repository = ?1 AND sha = ?2 AND environment = ?3 AND task = ?4
@@ -347,12 +349,10 @@ impl GitHub for LocalGitHub {
         let stored = new.clone();
         let id = self
             .store
-            .run(move |connection| {
-                connection.execute(
-                    "INSERT INTO github_deployments (repository, sha, environment, task, payload,
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection.prepare_cached("INSERT INTO github_deployments (repository, sha, environment, task, payload,
                          description, transient_environment, production_environment, created_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(params![
                         repository,
                         stored.sha,
                         stored.environment,
@@ -386,7 +386,7 @@ impl GitHub for LocalGitHub {
     ) -> CapResult<Vec<DeploymentStatus>> {
         let repository = full_name(repo);
         self.store
-            .run(move |connection| {
+            .query(move |connection| {
                 if !deployment_exists(connection, &repository, deployment_id)? {
                     return Ok(None);
                 }
@@ -414,31 +414,27 @@ impl GitHub for LocalGitHub {
         let stored = new.clone();
         let id = self
             .store
-            .run(move |connection| {
-                // Immediate: the write lock from the start, so another
-                // process's commit between this read and write is waited
-                // for (busy timeout) instead of refused at once.
-                let transaction = connection
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if !deployment_exists(&transaction, &repository, deployment_id)? {
+            // One transaction holding the write lock: no other process
+            // commits between this read and the write.
+            .write(Durability::SurvivesCrash, move |transaction| {
+                if !deployment_exists(transaction, &repository, deployment_id)? {
                     return Ok(None);
                 }
-                transaction.execute(
-                    "INSERT INTO github_deployment_statuses
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO github_deployment_statuses
                          (deployment, state, description, environment_url, log_url, created_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
+                    )?
+                    .execute(params![
                         deployment_id as i64,
                         state_name(stored.state),
                         stored.description,
                         stored.environment_url,
                         stored.log_url,
                         now_ms()
-                    ],
-                )?;
-                let id = transaction.last_insert_rowid() as u64;
-                transaction.commit()?;
-                Ok(Some(id))
+                    ])?;
+                Ok(Some(transaction.last_insert_rowid() as u64))
             })
             .await
             .map_err(unavailable)?
@@ -462,38 +458,28 @@ impl GitHub for LocalGitHub {
         let repository = full_name(repo);
         let refused = self
             .store
-            .run(move |connection| {
-                // Immediate: the write lock from the start, so another
-                // process's commit between this read and write is waited
-                // for (busy timeout) instead of refused at once.
-                let transaction = connection
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if !deployment_exists(&transaction, &repository, deployment_id)? {
+            // One transaction holding the write lock: no other process
+            // commits between these reads and the writes.
+            .write(Durability::SurvivesCrash, move |transaction| {
+                if !deployment_exists(transaction, &repository, deployment_id)? {
                     return Ok(false);
                 }
                 // As GitHub: "If the repository has more than one
                 // deployment, you can only delete inactive deployments."
-                let others: i64 = transaction.query_row(
-                    "SELECT COUNT(*) FROM github_deployments WHERE repository = ?1 AND id != ?2",
-                    params![repository, deployment_id as i64],
+                let others: i64 = transaction.prepare_cached("SELECT COUNT(*) FROM github_deployments WHERE repository = ?1 AND id != ?2")?.query_row(params![repository, deployment_id as i64],
                     |row| row.get(0),
                 )?;
-                let state = statuses_of(&transaction, deployment_id)?
+                let state = statuses_of(transaction, deployment_id)?
                     .last()
                     .map(|s| s.state);
                 let retired = state == Some(DeploymentState::Inactive);
                 if others > 0 && !retired {
                     return Ok(true);
                 }
-                transaction.execute(
-                    "DELETE FROM github_deployment_statuses WHERE deployment = ?1",
-                    params![deployment_id as i64],
+                transaction.prepare_cached("DELETE FROM github_deployment_statuses WHERE deployment = ?1")?.execute(params![deployment_id as i64],
                 )?;
-                transaction.execute(
-                    "DELETE FROM github_deployments WHERE id = ?1",
-                    params![deployment_id as i64],
+                transaction.prepare_cached("DELETE FROM github_deployments WHERE id = ?1")?.execute(params![deployment_id as i64],
                 )?;
-                transaction.commit()?;
                 Ok(false)
             })
             .await
@@ -514,12 +500,13 @@ impl GitHub for LocalGitHub {
     ) -> CapResult<Secret> {
         let repository = full_name(repo);
         self.store
-            .run(move |connection| {
-                connection.execute(
-                    "INSERT INTO github_tokens (installation, repository, issued_at_ms)
+            .write(Durability::SurvivesCrash, move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO github_tokens (installation, repository, issued_at_ms)
                      VALUES (?1, ?2, ?3)",
-                    params![installation_id as i64, repository, now_ms()],
-                )
+                    )?
+                    .execute(params![installation_id as i64, repository, now_ms()])
             })
             .await
             .map_err(unavailable)?;

@@ -9,7 +9,7 @@ use super::Kms;
 use super::aead::{ContextKey, NONCE_LEN};
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Store, now_ms};
+use crate::local::{Durability, Store, now_ms};
 
 pub struct LocalKms {
     key: ContextKey,
@@ -38,7 +38,7 @@ impl LocalKms {
         let mut fresh = [0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
         let bytes: Vec<u8> = store
-            .transaction(move |tx| {
+            .write(Durability::SurvivesPowerLoss, move |tx| {
                 tx.execute(
                     "INSERT OR IGNORE INTO kms_keys (alias, key, created_at_ms) VALUES (?1, ?2, ?3)",
                     params![alias, fresh.to_vec(), now_ms()],

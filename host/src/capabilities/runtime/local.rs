@@ -1,13 +1,15 @@
 //! The Runtime Service recorded in the embedded database: one runtime per
 //! idempotency key, the request kept as it would be sent with every secret
 //! value and the token masked. Nothing runs; the URL is where it would be.
+//! The consumer's record: it survives a crash of the process
+//! ([`Durability::SurvivesCrash`]).
 
 use async_trait::async_trait;
 use rusqlite::params;
 
 use super::{Created, Runtime, RuntimeRequest};
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Store, now_ms, unavailable};
+use crate::local::{Durability, Store, now_ms, unavailable};
 
 /// What a recorded request shows in place of a secret value.
 pub const MASK: &str = "****";
@@ -63,13 +65,11 @@ impl Runtime for LocalRuntime {
         let version = request.request_version.clone();
         let recorded = self
             .store
-            .transaction(move |tx| {
+            .write(Durability::SurvivesCrash, move |tx| {
                 // The fencing token: a create older than the newest accepted
                 // for the environment is refused (docs/runtime-service.md).
-                let newest: Option<String> = tx.query_row(
-                    "SELECT MAX(json_extract(request, '$.requestVersion')) FROM runtime_requests
-                     WHERE json_extract(request, '$.environmentId') = ?1",
-                    [&environment_id],
+                let newest: Option<String> = tx.prepare_cached("SELECT MAX(json_extract(request, '$.requestVersion')) FROM runtime_requests
+                     WHERE json_extract(request, '$.environmentId') = ?1")?.query_row([&environment_id],
                     |row| row.get(0),
                 )?;
                 if let Some(newest) = newest.filter(|n| !version.is_empty() && version < *n) {
@@ -78,16 +78,12 @@ impl Runtime for LocalRuntime {
                 // The runtime id follows from the key: the same key, the same runtime.
                 let runtime_id = format!("rt_{}", &crate::engine::hex_sha256(key.as_bytes())[..16]);
                 let url = format!("http://{environment_id}.localhost");
-                tx.execute(
-                    "INSERT INTO runtime_requests
+                tx.prepare_cached("INSERT INTO runtime_requests
                        (idempotency_key, runtime_id, url, request, calls, created_at_ms)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)
-                     ON CONFLICT (idempotency_key) DO UPDATE SET calls = calls + 1",
-                    params![key, runtime_id, url, body, now_ms()],
+                     ON CONFLICT (idempotency_key) DO UPDATE SET calls = calls + 1")?.execute(params![key, runtime_id, url, body, now_ms()],
                 )?;
-                tx.query_row(
-                    "SELECT runtime_id, url, calls FROM runtime_requests WHERE idempotency_key = ?1",
-                    [&key],
+                tx.prepare_cached("SELECT runtime_id, url, calls FROM runtime_requests WHERE idempotency_key = ?1")?.query_row([&key],
                     |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)),
                 )
                 .map(Ok)
