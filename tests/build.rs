@@ -1,4 +1,5 @@
-//! Builds the misbehaving test guests as components: `tests/guests/chaos`,
+//! Builds the test guests as components: `tests/guests/chaos` (it
+//! misbehaves), `tests/guests/other-world` (a component of another world),
 //! and the real logic with the `fail-on-marker` feature (a canary that
 //! passes its self-check and fails in production).
 
@@ -10,6 +11,11 @@ fn main() {
         "envmgr-chaos-guest",
         "tests/guests/chaos",
         "ENVMGR_CHAOS_WASM",
+    );
+    build_component::build_component(
+        "envmgr-other-world-guest",
+        "tests/guests/other-world",
+        "ENVMGR_OTHER_WORLD_WASM",
     );
     build_component::build_component_with_features(
         "envmgr-guest",

@@ -328,10 +328,23 @@ async fn a_trapping_guest_is_retried_then_dead_lettered_by_the_queue(backend: Ba
     })
     .await;
     assert_eq!(stack.messages_in(&stack.queue_name("api")).await, 0);
-    assert!(
-        stack.logs().contains("trapped"),
-        "the trap is logged as such"
-    );
+    // The host retried each of the two receives the queue allows; it did
+    // not dead-letter the trap itself.
+    let logs = stack.logs();
+    let retries: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("will retry") && l.contains("the logic trapped"))
+        .collect();
+    assert_eq!(retries.len(), 2, "{logs}");
+    assert!(retries[0].contains("receive_count=1"), "{}", retries[0]);
+    assert!(retries[1].contains("receive_count=2"), "{}", retries[1]);
+    assert!(!logs.contains("dead-lettered reason="), "{logs}");
+    // The queue moved the original: it carries none of the metadata of a
+    // copy the host makes.
+    let dead = stack.dead_letters("api").await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "trap");
+    assert!(!dead[0].1.contains_key("envmgr.reason"), "{:?}", dead[0].1);
     assert!(terminate(&mut daemon).success());
 }
 
@@ -343,39 +356,145 @@ async fn kill_9_mid_message_then_restart_completes_it_once(backend: Backend) {
             ..Options::default()
         },
     );
-    stack.runtime.delay(Duration::from_secs(2));
+    // Both messages are killed at the runtime call: their records written,
+    // their comment and deployments made, their leases held.
+    stack.runtime.hold();
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
-    eventually("the runtime call under way", WAIT, || async {
-        !stack.runtime.requests().is_empty()
+    send(&stack, "api", &example("api-production.json"));
+    eventually("both runtime calls under way", WAIT, || async {
+        let requests = stack.runtime.requests();
+        let environments: std::collections::BTreeSet<_> = requests
+            .iter()
+            .map(|(_, b)| b["environmentId"].to_string())
+            .collect();
+        environments.len() == 2
     })
     .await;
     daemon.kill().expect("kill -9");
     daemon.wait().unwrap();
-    stack.runtime.delay(Duration::ZERO);
+    stack.runtime.release();
 
     let mut restarted = stack.serve();
     // moto's queue counts can read 0 for a moment while the message is in
-    // flight: wait for the runtime as well.
-    eventually("the message done after its lease ran out", WAIT, || async {
-        stack.runtime.runtimes().len() == 1
+    // flight: wait for the runtimes as well.
+    eventually("both done after their leases ran out", WAIT, || async {
+        stack.runtime.runtimes().len() == 2
             && stack.messages_in(&stack.queue_name("probot")).await == 0
+            && stack.messages_in(&stack.queue_name("api")).await == 0
     })
     .await;
-    let requests = stack.runtime.requests();
-    assert!(requests.iter().all(|(key, _)| *key == requests[0].0));
-    assert_eq!(stack.environment_items().await.len(), 3, "one environment");
-    assert_eq!(
-        stack.github.comments("acme/shop", 7).len(),
-        1,
-        "one comment"
-    );
-    assert_eq!(
-        stack.github.deployments("acme/shop").len(),
-        1,
-        "one deployment"
-    );
     assert!(terminate(&mut restarted).success());
+
+    // Each environment asked for one runtime, under one key, however
+    // often it was sent.
+    let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, body) in stack.runtime.requests() {
+        let environment = body["environmentId"].as_str().unwrap().to_string();
+        keys.entry(environment).or_default().push(key);
+    }
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for sent in keys.values() {
+        assert!(sent.iter().all(|k| *k == sent[0]), "{keys:?}");
+    }
+    let runtimes = stack.runtime.runtimes();
+    // Every record item at its runtime, every lease released.
+    let table = stack.environment_table().await;
+    let records: Vec<_> = table
+        .iter()
+        .filter(|i| s(i, "entity") == "environment")
+        .collect();
+    assert_eq!(records.len(), 6, "three items per environment");
+    for item in &records {
+        assert_eq!(s(item, "status"), "runtime-requested", "{item:?}");
+        let key = &keys[s(item, "environmentId")][0];
+        assert_eq!(s(item, "runtimeId"), runtimes[key], "{item:?}");
+    }
+    let leases: Vec<_> = table.iter().filter(|i| s(i, "entity") == "lease").collect();
+    assert_eq!(leases.len(), 2);
+    for lease in leases {
+        assert_eq!(
+            (s(lease, "holder"), s(lease, "expiresAt")),
+            ("", "0"),
+            "{lease:?}"
+        );
+    }
+    // One comment, one deployment per environment, in progress once at
+    // its runtime's URL.
+    assert_eq!(stack.github.comments("acme/shop", 7).len(), 1);
+    let deployments = stack.github.deployments("acme/shop");
+    assert_eq!(deployments.len(), 2);
+    for deployment in &deployments {
+        let states: Vec<_> = deployment
+            .statuses
+            .iter()
+            .map(|s| s["state"].clone())
+            .collect();
+        assert_eq!(states, ["in_progress"], "{deployment:?}");
+        let environment = deployment.deployment["payload"]["environmentId"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            deployment.statuses[0]["environment_url"],
+            format!("https://{environment}.runtime.test").as_str()
+        );
+    }
+    for queue in ["probot", "api"] {
+        assert!(stack.dead_letters(queue).await.is_empty(), "{queue}");
+    }
+    assert!(
+        stack.runtime.refused().is_empty(),
+        "{:?}",
+        stack.runtime.refused()
+    );
+    assert!(
+        stack.github.rejected().is_empty(),
+        "{:?}",
+        stack.github.rejected()
+    );
+}
+
+/// Past `[shutdown] grace_seconds` the message in flight is aborted and
+/// made visible at once (visibility 0), and the log does not claim a drain.
+async fn sigterm_past_the_grace_period_releases_the_message_at_once(backend: Backend) {
+    let stack = shop(
+        "abort",
+        Options {
+            backend,
+            grace_seconds: 1,
+            // Without the release it would stay hidden this long.
+            visibility_seconds: 60,
+            // Only the grace period ends the held call.
+            deadline_seconds: 30,
+            env: vec![("ENVMGR__RUNTIME__TIMEOUT_MS".into(), "30000".into())],
+            ..Options::default()
+        },
+    );
+    stack.runtime.hold();
+    let mut daemon = stack.serve();
+    send(&stack, "probot", &example("pull-request-opened.json"));
+    eventually("the runtime call under way", WAIT, || async {
+        stack.runtime.requests().len() == 1
+    })
+    .await;
+    let status = terminate(&mut daemon);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        stack.depths(&stack.queue_name("probot")).await,
+        (1, 0),
+        "visible again at once"
+    );
+    stack.runtime.release();
+    let logs = stack.logs();
+    assert!(logs.contains("released unfinished message"), "{logs}");
+    assert!(
+        logs.contains(
+            "grace period over: unfinished messages aborted and released; bye released=1"
+        ),
+        "{logs}"
+    );
+    assert!(!logs.contains("drained"), "{logs}");
+    assert!(stack.runtime.runtimes().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -596,20 +715,25 @@ async fn a_runtime_refusal_is_dead_lettered_with_the_services_reason(backend: Ba
     );
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
-    let dead_letter = format!("{}-dlq", stack.queue_name("probot"));
-    eventually("dead-lettered at once", WAIT, || async {
-        stack.messages_in(&dead_letter).await == 1
-    })
-    .await;
-    let logs = stack.logs();
+    let dead = stack.dead_letter("probot", WAIT).await;
+    let reason = &dead["envmgr.reason"];
     assert!(
-        logs.contains("runtime service answered 422")
-            && logs.contains("does not exist at this commit"),
-        "the reason reaches the dead letter"
+        reason.contains("runtime service answered 422")
+            && reason.contains("does not exist at this commit"),
+        "the service's reason on the dead letter: {reason}"
     );
+    assert_eq!(dead["envmgr.receiveCount"], "1", "dead-lettered at once");
+    assert_eq!(dead["envmgr.sourceQueue"], "probot");
     // The record says why, too.
     let items = stack.environment_items().await;
-    assert!(items.iter().all(|i| s(i, "status") == "failed"));
+    assert_eq!(items.len(), 3);
+    for item in &items {
+        assert_eq!(s(item, "status"), "failed");
+        assert!(
+            s(item, "failureReason").contains("does not exist at this commit"),
+            "{item:?}"
+        );
+    }
     assert!(terminate(&mut daemon).success());
 }
 
@@ -643,6 +767,7 @@ envmgr_tests::on_both_backends!(
     sigterm_lets_the_message_in_flight_finish,
     a_trapping_guest_is_retried_then_dead_lettered_by_the_queue,
     kill_9_mid_message_then_restart_completes_it_once,
+    sigterm_past_the_grace_period_releases_the_message_at_once,
     a_stale_request_loses_and_a_redelivery_changes_nothing,
     segment_down_never_fails_a_message,
     a_runtime_refusal_is_dead_lettered_with_the_services_reason,

@@ -585,6 +585,22 @@ async fn a_failed_analytics_call_never_fails_the_flow() {
     assert!(warning.result.contains("segment down"), "{warning}");
 }
 
+/// The `key=` of every runtime call in a transcript, the failed ones
+/// included: what the Runtime Service would have been sent.
+fn runtime_keys(transcript: &[envmgr::observe::Entry]) -> Vec<String> {
+    transcript
+        .iter()
+        .filter(|e| e.call == Call::RuntimeCreate)
+        .map(|e| {
+            e.request
+                .strip_prefix("key=")
+                .and_then(|rest| rest.split(' ').next())
+                .expect("the transcript names the key")
+                .to_string()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
     let host = seeded_host();
@@ -601,28 +617,57 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
         "503 Service Unavailable",
     );
     let mut message = host.message("probot", &opened());
+    let mut transcript = Vec::new();
     for attempt in 1..=2 {
         message.receive_count = attempt;
-        let reason = retryable(&host.deliver(&message).await);
+        let delivery = host.deliver(&message).await;
+        let reason = retryable(&delivery);
         assert!(reason.contains("503"), "{reason}");
+        transcript.extend(delivery.transcript);
+        // The queue's backoff: each retry comes later.
+        host.clock.advance(std::time::Duration::from_secs(30));
     }
     message.receive_count = 3;
     let delivery = host.deliver(&message).await;
-    assert!(
-        matches!(delivery.result, Ok(Ok(Outcome::Done(_)))),
-        "{:?}",
-        delivery.result
-    );
+    assert_done(&delivery);
+    transcript.extend(delivery.transcript);
 
+    // Every try asked for the same runtime: a service that did create it
+    // before its answer was lost finds it by the key.
+    let keys = runtime_keys(&transcript);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    let runtimes = host.runtime.runtimes();
+    assert_eq!(
+        runtimes.keys().collect::<Vec<_>>(),
+        [&keys[0]],
+        "one runtime, under that key"
+    );
     // Retryable failures leave the record creating, never failed.
     assert_eq!(records(&host).len(), 3);
-    assert_eq!(host.github.comments(REPO, 7).len(), 1);
-    assert_eq!(host.runtime.runtimes().len(), 1, "one runtime");
     let statuses: Vec<_> = records(&host)
         .iter()
         .map(|i| attr(i, "status").unwrap().to_string())
         .collect();
     assert!(statuses.iter().all(|s| s == "runtime-requested"));
+    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+    // One deployment, in progress once; one event, keyed by the request.
+    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
+    let events = host.analytics.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].message_id, format!("envmgr-{}", keys[0]));
+}
+
+/// Successful transactions that put the environment's record items.
+fn record_puts(transcript: &[envmgr::observe::Entry]) -> usize {
+    transcript
+        .iter()
+        .filter(|e| {
+            e.call == Call::DynamodbTransactWrite
+                && e.result == "ok"
+                && e.request.contains("put environments {pk=ENVIRONMENT#")
+        })
+        .count()
 }
 
 #[tokio::test]
@@ -635,10 +680,18 @@ async fn a_transaction_conflict_then_success_writes_once() {
         "TransactionConflict",
     );
     let message = host.message("probot", &opened());
-    retryable(&host.deliver(&message).await);
+    let first = host.deliver(&message).await;
+    retryable(&first);
     untouched(&host);
-    let delivery = host.deliver(&message).await;
-    assert!(matches!(delivery.result, Ok(Ok(Outcome::Done(_)))));
+    assert_eq!(record_puts(&first.transcript), 0);
+    let second = host.deliver(&message).await;
+    assert_done(&second);
+    assert_eq!(record_puts(&second.transcript), 1, "written once");
+    // Delivered once more (a delete that did not reach the queue): the
+    // record holds this request already and is not written again.
+    let third = host.deliver(&message).await;
+    assert_done(&third);
+    assert_eq!(record_puts(&third.transcript), 0, "not rewritten");
     assert_eq!(records(&host).len(), 3);
 }
 

@@ -991,6 +991,41 @@ async fn the_mock_host_is_deterministic() {
         delivery.transcript.iter().map(|e| e.to_string()).collect()
     }
     assert_eq!(run().await, run().await);
+
+    // What the guest draws from WASI itself: random bytes, std's hash
+    // keys and the wall clock (the chaos guest reports them).
+    let (engine, _) = shared_logic();
+    let chaos = std::sync::Arc::new(engine.load(CHAOS_LOGIC).expect("the chaos guest"));
+    let draw = |deterministic: bool| {
+        let host = MockHost::new(
+            engine.clone(),
+            chaos.clone(),
+            envmgr::mock::default_config(),
+        );
+        let mut backends = (**host.backends()).clone();
+        if !deterministic {
+            // As `serve` runs it: the system's clock and randomness.
+            backends.clock = None;
+        }
+        let message = host.message("api", "entropy");
+        let (engine, chaos) = (engine.clone(), chaos.clone());
+        async move {
+            match engine
+                .run(&chaos, std::sync::Arc::new(backends), &message)
+                .await
+            {
+                Ok(Ok(Outcome::Done(drawn))) => drawn,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let (first, second) = (draw(true).await, draw(true).await);
+    assert!(first.contains("filled=true"), "{first}");
+    assert_eq!(first, second, "the mock host's randomness or clock varies");
+    let start = format!("wall-ms={}", envmgr::mock::START_MS);
+    assert!(first.ends_with(&start), "the manual clock: {first}");
+    // The probe does see randomness where there is some.
+    assert_ne!(draw(false).await, draw(false).await);
 }
 
 #[tokio::test]

@@ -73,8 +73,15 @@ async fn a_memory_bomb_ends_at_the_memory_limit() {
 
 #[tokio::test]
 async fn the_guest_sees_no_environment_files_or_network() {
+    // A port that does listen: a refused connection would look the same as
+    // a sandbox that forbids sockets, an accepted one cannot.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
     let host = chaos_host();
-    let delivery = host.deliver(&host.message("api", "ambient")).await;
+    let delivery = host
+        .deliver(&host.message("api", &format!("ambient:{port}")))
+        .await;
     match delivery.result {
         Ok(Ok(Outcome::Done(seen))) => assert_eq!(
             seen, "vars=0 args=0 root=None file=false tcp=false",
@@ -82,16 +89,133 @@ async fn the_guest_sees_no_environment_files_or_network() {
         ),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "the guest reached the listener"
+    );
+    // The port was open all along: the test itself gets through.
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut accepted = None;
+    for _ in 0..100 {
+        match listener.accept() {
+            Ok(connection) => {
+                accepted = Some(connection);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    assert!(accepted.is_some(), "the listener takes connections");
+}
+
+/// Through the real binary (`envmgr try --logic`): what the guest writes to
+/// stdout and stderr reaches neither of the process's, and it reads nothing
+/// of the process's stdin.
+#[test]
+fn the_guest_has_no_stdio() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("envmgr-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let logic = dir.join("chaos.wasm");
+    std::fs::write(&logic, CHAOS_LOGIC).unwrap();
+    let message = dir.join("stdio.txt");
+    std::fs::write(&message, "stdio").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_envmgr-under-test"))
+        .args(["try", "--queue", "api", "--logic"])
+        .arg(&logic)
+        .arg(&message)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Ignored if the process exits without reading it.
+    let _ = stdin.write_all(b"what the host process was given on stdin\n");
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // The guest's writes succeeded (into nothing) and stdin was empty.
+    assert!(
+        stdout.contains("=> done: stdout-write-ok=true stderr-write-ok=true stdin-bytes=0"),
+        "{stdout}"
+    );
+    for marker in [CHAOS_STDOUT_MARKER, CHAOS_STDERR_MARKER] {
+        assert!(
+            !stdout.contains(marker) && !stderr.contains(marker),
+            "the guest's {marker} reached the host's output:\n{stdout}\n{stderr}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_component_of_another_world_is_refused() {
     let (engine, _) = shared_logic();
-    // A core module, not a component.
-    let error = engine.load(b"\0asm\x01\0\0\0").unwrap_err();
+    // A real component: it compiles to native code...
+    engine
+        .precompile(OTHER_WORLD_LOGIC)
+        .expect("a valid component");
+    // ... and only the world check refuses it.
+    let error = engine.load(OTHER_WORLD_LOGIC).unwrap_err();
+    let text = format!("{error:#}");
     assert!(
-        format!("{error:#}").contains("not a valid component"),
-        "{error:#}"
+        text.contains("does not match the envmgr:environments world"),
+        "{text}"
+    );
+    assert!(!text.contains("not a valid component"), "{text}");
+}
+
+/// A capability call that never answers (a dependency holding the
+/// connection open) ends at the message deadline: epochs cannot interrupt
+/// the host, the host's own timer does.
+#[tokio::test]
+async fn a_hung_host_call_ends_at_the_deadline() {
+    let engine = Arc::new(
+        Engine::new(Limits {
+            deadline: Duration::from_millis(500),
+            ..Limits::default()
+        })
+        .unwrap(),
+    );
+    let logic = Arc::new(engine.load(envmgr::BUILTIN_LOGIC).unwrap());
+    let host = MockHost::new(engine, logic, default_config());
+    seed_app(&host, APP_ID, APP_NAME, REPO);
+    host.github.add_installation(INSTALLATION);
+    host.faults.interleave(
+        Call::RuntimeCreate,
+        Hit::Every,
+        Arc::new(|| Box::pin(std::future::pending())),
+    );
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    // The bound only keeps a broken build from hanging the suite.
+    let delivery = tokio::time::timeout(
+        Duration::from_secs(60),
+        host.deliver(&host.message("probot", &body)),
+    )
+    .await
+    .expect("the hung call outlived the deadline");
+    assert_eq!(
+        delivery.result.unwrap_err(),
+        RunError::Timeout(Duration::from_millis(500))
+    );
+    still_serves_builtin(&host).await;
+}
+
+/// The host that timed out takes the next message.
+async fn still_serves_builtin(host: &MockHost) {
+    host.faults.clear();
+    let body = api_request("production", "main", SHA_2, "2026-11-28T12:00:00Z");
+    let delivery = host.deliver(&host.message("api", &body)).await;
+    assert!(
+        matches!(delivery.result, Ok(Ok(Outcome::Done(_)))),
+        "{:?}",
+        delivery.result
     );
 }
 

@@ -235,13 +235,18 @@ async fn activation_under_load_loses_nothing(backend: Backend) {
         Options {
             backend,
             extra_config: "[logic]\npoll_ms = 200\n".into(),
+            // Nothing but the test ends the held runtime calls, however
+            // long install and activate take on a busy machine.
+            visibility_seconds: 91,
+            deadline_seconds: 90,
+            env: vec![("ENVMGR__RUNTIME__TIMEOUT_MS".into(), "90000".into())],
             ..Options::default()
         },
     );
     let v2_file = write(&stack, "v2.wasm", &v2_bytes);
-    // The first messages are held at the runtime call across the swap.
-    stack.runtime.delay(Duration::from_millis(2_500));
-    let mut daemon = stack.serve();
+    // The first messages are held at the runtime call until after the swap.
+    stack.runtime.hold();
+    let (mut daemon, log) = stack.serve_logged();
     for i in 0..3 {
         stack.send("api", &request(&format!("early/{i}")));
     }
@@ -285,11 +290,11 @@ async fn activation_under_load_loses_nothing(backend: Backend) {
     };
     logic_ok(&stack, &["install", &v2_file, "--tag", "v2"]);
     logic_ok(&stack, &["activate", "v2"]);
-    stack.runtime.delay(Duration::ZERO);
     eventually("the daemon swapped to v2", WAIT, || async {
         stack.logs().contains("logic versions swapped")
     })
     .await;
+    stack.runtime.release();
     sender.join().unwrap();
     for i in 0..3 {
         stack.send("api", &request(&format!("after/{i}")));
@@ -304,6 +309,36 @@ async fn activation_under_load_loses_nothing(backend: Backend) {
     .await;
     let dead = format!("{}-dlq", stack.queue_name("api"));
     assert_eq!(stack.messages_in(&dead).await, 0, "nothing failed");
+    // The order in the daemon's log: the early messages were received
+    // before the swap and finished after it, on v1.
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let at = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
+    let swapped = at(&|l| l.contains("logic versions swapped")).expect("the swap");
+    let early: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains(": received "))
+        .take(3)
+        .map(|l| {
+            let id = l.split("message_id=").nth(1).expect("a message id");
+            id.split(' ').next().unwrap().to_string()
+        })
+        .collect();
+    for id in &early {
+        let received = at(&|l| l.contains(id.as_str()) && l.contains(": received "));
+        let finished = at(&|l| l.contains(id.as_str()) && l.contains("message finished"))
+            .unwrap_or_else(|| panic!("{id} never finished"));
+        assert!(received < Some(swapped), "{id} received after the swap");
+        assert!(finished > swapped, "{id} finished before the swap");
+        assert!(
+            lines[finished].contains(&format!("logic={}", &v1[..12])),
+            "{}",
+            lines[finished]
+        );
+    }
     assert_eq!(stack.runtime.requests().len(), 27, "nothing was retried");
     let versions = by_branch(&stack.environment_items().await);
     assert_eq!(versions.len(), 27);

@@ -403,10 +403,42 @@ mod tests {
         assert_eq!(environment_id("app", "main").len(), "env_".len() + 20);
     }
 
+    /// The request version `Environment::new` makes: a request made later
+    /// sorts after, whatever the digits of its time or its commit.
     #[test]
     fn versions_sort_by_time() {
-        let older = format!("{:013}#{}", 999_u64, "f".repeat(40));
-        let newer = format!("{:013}#{}", 1_000_u64, "0".repeat(40));
-        assert!(older < newer);
+        let app = App {
+            id: "app_shop".into(),
+            name: "Shop".into(),
+            repository: "acme/shop".into(),
+            entrypoint: "src/server.ts".into(),
+            fork_secrets: false,
+            trusted_authors: None,
+        };
+        let version = |requested_at_ms: u64, sha: &str| {
+            let request = CreateRequest {
+                app: crate::request::AppRef::Id("app_shop".into()),
+                environment_type: EnvironmentType::Preview,
+                repository: crate::capabilities::Repository {
+                    owner: "acme".into(),
+                    name: "shop".into(),
+                },
+                branch: "feature/login".into(),
+                sha: sha.into(),
+                pull_request: None,
+                installation_id: 4242,
+                entrypoint: None,
+                requester: "user_123".into(),
+                requested_at_ms,
+                origin: crate::request::Origin::Platform,
+            };
+            Environment::new(&app, &request, Vec::new()).request_version
+        };
+        // Fewer digits and a higher commit, yet older.
+        let older = version(999, &"f".repeat(40));
+        let newer = version(1_000, &"0".repeat(40));
+        assert!(older < newer, "{older} sorts after {newer}");
+        // One time: the commit decides, so two pushes at once still order.
+        assert!(version(1_000, &"a".repeat(40)) < version(1_000, &"b".repeat(40)));
     }
 }

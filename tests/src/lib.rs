@@ -38,6 +38,16 @@ pub fn api_preview(edit: impl FnOnce(&mut serde_json::Value)) -> String {
 /// tests/guests/chaos: it traps, loops, or bombs memory on request.
 pub const CHAOS_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_CHAOS_WASM"));
 
+/// A real component of another world (tests/guests/other-world): it
+/// exports a `handle` of another type and links against the host's WASI,
+/// so only the world check refuses it.
+pub const OTHER_WORLD_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_OTHER_WORLD_WASM"));
+
+/// The lines the chaos guest's `stdio` probe writes to its stdout and
+/// stderr (tests/guests/chaos): they must reach no output of the host.
+pub const CHAOS_STDOUT_MARKER: &str = "envmgr-chaos-guest-wrote-this-to-stdout";
+pub const CHAOS_STDERR_MARKER: &str = "envmgr-chaos-guest-wrote-this-to-stderr";
+
 /// The real logic built with the `fail-on-marker` feature: passes the
 /// install self-check, and fails every message naming
 /// `envmgr-test-fail` — a canary that must be rolled back.

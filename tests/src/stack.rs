@@ -53,6 +53,8 @@ pub struct Stack {
     pub config: PathBuf,
     /// The proxy envmgr reaches moto through, when asked for.
     pub outage: Option<Outage>,
+    /// [`Options::env`].
+    env: Vec<(String, String)>,
     /// Every `serve` started: killed when the stack goes, so a failed test
     /// leaves no daemon behind.
     children: std::sync::Mutex<Vec<u32>>,
@@ -93,11 +95,15 @@ pub struct Options {
     pub grace_seconds: u32,
     /// A logic component to serve instead of the builtin one.
     pub logic: Option<&'static [u8]>,
-    /// Put a proxy between envmgr and moto that the test can cut.
+    /// Put a proxy between envmgr and moto that the test can cut, and
+    /// that counts the SQS calls passing through ([`Outage::sqs_calls`]).
     pub cuttable: bool,
     /// More TOML appended to the config (sections not written otherwise,
     /// e.g. `[logic]`, `[admin]`).
     pub extra_config: String,
+    /// `ENVMGR__…` overrides for every command, for keys of sections the
+    /// stack writes itself (e.g. `ENVMGR__QUEUES__API__MAX_IN_FLIGHT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -111,6 +117,7 @@ impl Default for Options {
             logic: None,
             cuttable: false,
             extra_config: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -209,6 +216,7 @@ impl Stack {
             dir,
             config: config_path,
             outage,
+            env: options.env,
             children: std::sync::Mutex::default(),
         };
         stack.ok(&["init"]);
@@ -230,7 +238,8 @@ impl Stack {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("ENVMGR_LOG", "info,aws=warn,hyper=warn");
+            .env("ENVMGR_LOG", "info,aws=warn,hyper=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -510,6 +519,41 @@ impl Stack {
                     .values()
                     .map(|v| v.parse::<u64>().unwrap_or(0))
                     .sum()
+            }
+        }
+    }
+
+    /// Messages in a queue (by its full name): (visible, in flight). A
+    /// deferred message (SQS: a delayed copy) counts in neither on SQS and
+    /// as in flight locally.
+    pub async fn depths(&self, queue: &str) -> (u64, u64) {
+        match self.backend {
+            Backend::Local => {
+                envmgr::queue::local::depth(&self.store(), queue).expect("queue depth")
+            }
+            Backend::Aws => {
+                let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+                let url = self.queue_url(&sqs, queue).await;
+                let attributes = sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .expect("attributes")
+                    .attributes
+                    .unwrap_or_default();
+                let count = |name: QueueAttributeName| {
+                    attributes
+                        .get(&name)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                (
+                    count(QueueAttributeName::ApproximateNumberOfMessages),
+                    count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                )
             }
         }
     }
@@ -817,21 +861,25 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// A TCP proxy in front of moto that the test can cut and restore: the
-/// daemon sees AWS become unreachable while moto keeps its state.
+/// daemon sees AWS become unreachable while moto keeps its state. It also
+/// notes the SQS action of every request passing through.
 pub struct Outage {
     pub endpoint: String,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sqs_calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Outage {
     pub fn in_front_of(moto: &Moto) -> Self {
-        use std::sync::Arc;
         use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(false));
+        let sqs_calls: Arc<Mutex<Vec<String>>> = Arc::default();
         let target = ("127.0.0.1", moto.port);
         let cut = down.clone();
+        let calls = sqs_calls.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if cut.load(Ordering::SeqCst) {
@@ -844,9 +892,13 @@ impl Outage {
                 let cut = cut.clone();
                 let pipe = |mut from: std::net::TcpStream,
                             mut to: std::net::TcpStream,
-                            cut: Arc<AtomicBool>| {
+                            cut: Arc<AtomicBool>,
+                            calls: Option<Arc<Mutex<Vec<String>>>>| {
                     std::thread::spawn(move || {
                         let mut buffer = [0u8; 16 * 1024];
+                        // The end of the last read: a header split between
+                        // two reads is still seen whole.
+                        let mut carry: Vec<u8> = Vec::new();
                         use std::io::{Read, Write};
                         while let Ok(n) = from.read(&mut buffer) {
                             if n == 0
@@ -854,6 +906,10 @@ impl Outage {
                                 || to.write_all(&buffer[..n]).is_err()
                             {
                                 break;
+                            }
+                            if let Some(calls) = &calls {
+                                carry.extend_from_slice(&buffer[..n]);
+                                note_sqs_calls(&mut carry, calls);
                             }
                         }
                         let _ = to.shutdown(std::net::Shutdown::Both);
@@ -863,11 +919,16 @@ impl Outage {
                     client.try_clone().unwrap(),
                     server.try_clone().unwrap(),
                     cut.clone(),
+                    Some(calls.clone()),
                 );
-                pipe(server, client, cut);
+                pipe(server, client, cut, None);
             }
         });
-        Self { endpoint, down }
+        Self {
+            endpoint,
+            down,
+            sqs_calls,
+        }
     }
 
     pub fn cut(&self) {
@@ -877,4 +938,46 @@ impl Outage {
     pub fn restore(&self) {
         self.down.store(false, Ordering::SeqCst);
     }
+
+    /// How many requests of this SQS action (`ChangeMessageVisibility`,
+    /// `DeleteMessageBatch`, ...) passed through so far.
+    pub fn sqs_calls(&self, action: &str) -> usize {
+        self.sqs_calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|a| *a == action)
+            .count()
+    }
+}
+
+/// The SQS JSON protocol names the action in a header,
+/// `X-Amz-Target: AmazonSQS.{Action}`: note each complete one in `seen`,
+/// keep what may be the start of the next in `carry`.
+fn note_sqs_calls(carry: &mut Vec<u8>, calls: &std::sync::Mutex<Vec<String>>) {
+    const PREFIX: &[u8] = b"AmazonSQS.";
+    let mut from = 0;
+    while let Some(at) = carry[from..]
+        .windows(PREFIX.len())
+        .position(|w| w == PREFIX)
+        .map(|p| from + p)
+    {
+        let name_start = at + PREFIX.len();
+        let Some(end) = carry[name_start..]
+            .iter()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .map(|p| name_start + p)
+        else {
+            // The name goes on in the next read.
+            carry.drain(..at);
+            return;
+        };
+        calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(String::from_utf8_lossy(&carry[name_start..end]).into_owned());
+        from = end;
+    }
+    let keep = carry.len().saturating_sub(PREFIX.len());
+    carry.drain(..keep.max(from).min(carry.len()));
 }

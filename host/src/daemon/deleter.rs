@@ -82,3 +82,81 @@ async fn run(queue: Arc<dyn Queue>, mut receiver: mpsc::Receiver<Command>) {
         let _ = done.send(());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::queue::{Attribute, DeadLetter, Deferral, QueueState, Received, ReceivedDeadLetter};
+
+    /// A queue that notes each delete call's receipts.
+    #[derive(Default)]
+    struct Deletes(Mutex<Vec<Vec<String>>>);
+
+    #[async_trait]
+    impl Queue for Deletes {
+        async fn delete(&self, receipts: &[String]) {
+            self.0.lock().unwrap().push(receipts.to_vec());
+        }
+        async fn receive(&self, _max: usize) -> anyhow::Result<Vec<Received>> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn change_visibility(&self, _receipt: &str, _seconds: i32) -> anyhow::Result<()> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn dead_letter(&self, _: &Received, _: &DeadLetter<'_>) -> anyhow::Result<()> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn send(&self, _body: &str) -> anyhow::Result<String> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn send_with_attributes(
+            &self,
+            _body: &str,
+            _attributes: &[(String, Attribute)],
+        ) -> anyhow::Result<String> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn defer(&self, _: &Received, _: Duration) -> anyhow::Result<Deferral> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn receive_dead_letters(
+            &self,
+            _max: usize,
+            _hide_for: Duration,
+        ) -> anyhow::Result<Vec<ReceivedDeadLetter>> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn release_dead_letters(&self, _receipts: &[String]) -> Vec<(String, String)> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn delete_dead_letters(&self, _receipts: &[String]) -> Vec<(String, String)> {
+            unreachable!("the deleter only deletes")
+        }
+        async fn state(&self) -> anyhow::Result<QueueState> {
+            unreachable!("the deleter only deletes")
+        }
+    }
+
+    /// README: finished messages are deleted with `DeleteMessageBatch`, up
+    /// to 10 per call. On one thread the deleter runs only once all 25 are
+    /// queued, so the batches do not depend on timing.
+    #[tokio::test(flavor = "current_thread")]
+    async fn finished_messages_are_deleted_ten_per_call() {
+        let queue = Arc::new(Deletes::default());
+        let deleter = Deleter::start(queue.clone());
+        let receipts: Vec<String> = (0..25).map(|i| format!("r{i}")).collect();
+        for receipt in &receipts {
+            deleter.delete(receipt).await;
+        }
+        deleter.flush_and_stop().await;
+        let calls = queue.0.lock().unwrap().clone();
+        let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        assert_eq!(calls.concat(), receipts, "each once, in order");
+    }
+}

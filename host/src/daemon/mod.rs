@@ -139,11 +139,16 @@ impl Daemon {
         // A queue loop ending early (a bug) stops the daemon the orderly way:
         // the other queues still drain, and the error is reported after.
         let mut failure = None;
+        // Messages the grace period cut short, over every queue.
+        let mut released = 0;
         tokio::select! {
             _ = shutdown => {}
             Some(ended) = loops.join_next() => {
                 let outcome = match &ended {
-                    Ok(()) => "returned".to_string(),
+                    Ok(n) => {
+                        released += n;
+                        "returned".to_string()
+                    }
                     Err(e) => e.to_string(),
                 };
                 error!(%outcome, "a queue loop ended unexpectedly; stopping");
@@ -156,22 +161,32 @@ impl Daemon {
         }
         let _ = stop_tx.send(true);
         while let Some(result) = loops.join_next().await {
-            if result.is_err() {
-                failure = Some("a queue loop panicked");
+            match result {
+                Ok(n) => released += n,
+                Err(_) => failure = Some("a queue loop panicked"),
             }
         }
         if let Some(admin) = &daemon.admin {
             admin.set_phase(endpoint::Phase::Closed);
         }
-        info!("drained; bye");
+        // "drained" only when every message in flight finished.
+        if released == 0 {
+            info!("drained; bye");
+        } else {
+            warn!(
+                released,
+                "grace period over: unfinished messages aborted and released; bye"
+            );
+        }
         match failure {
             Some(what) => Err(anyhow::anyhow!(what)),
             None => Ok(()),
         }
     }
 
-    /// One queue's receive loop, then its drain.
-    async fn consume(self: Arc<Self>, index: usize, mut stop: watch::Receiver<bool>) {
+    /// One queue's receive loop, then its drain; returns how many messages
+    /// the grace period cut short.
+    async fn consume(self: Arc<Self>, index: usize, mut stop: watch::Receiver<bool>) -> usize {
         let (logical, settings, queue) = &self.queues[index];
         let permits = Arc::new(Semaphore::new(settings.max_in_flight));
         let in_flight: InFlight = Arc::default();
@@ -271,6 +286,7 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .drain()
             .collect();
+        let released = left.len();
         for (receipt, message_id) in left {
             // Someone else can take it at once instead of after the lease.
             match queue.change_visibility(&receipt, 0).await {
@@ -281,6 +297,7 @@ impl Daemon {
             }
         }
         deleter.flush_and_stop().await;
+        released
     }
 
     /// Run one message and carry out what its result means.

@@ -69,6 +69,10 @@ struct Inner {
     health_checks: u64,
     /// How this service reports on the runtimes it creates, if it does.
     reporting: Option<Reporting>,
+    /// Creates past the schema check and not yet answered, and the most
+    /// there ever were at once.
+    in_flight: u32,
+    most_in_flight: u32,
 }
 
 /// Puts a status report's body on the `api` queue (docs/messages.md).
@@ -81,9 +85,20 @@ struct Reporting {
     send: ReportSender,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FakeRuntime {
     inner: Arc<Mutex<Inner>>,
+    /// True while creates are held: each waits, unanswered, until released.
+    held: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for FakeRuntime {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            held: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 impl FakeRuntime {
@@ -158,6 +173,24 @@ impl FakeRuntime {
     /// checked), in order: the latency benchmark's "runtime requested".
     pub fn arrivals(&self) -> Vec<std::time::Instant> {
         self.lock().arrivals.clone()
+    }
+
+    /// Hold every create (recorded, unanswered) until [`release`]: a
+    /// caller waits on an event the test controls, not on a duration.
+    ///
+    /// [`release`]: FakeRuntime::release
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Answer the held creates and stop holding.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// The most creates the service was working on at once.
+    pub fn most_in_flight(&self) -> u32 {
+        self.lock().most_in_flight
     }
 
     /// (idempotency key, body) of every request, failed ones included.
@@ -331,7 +364,21 @@ async fn create(
             ),
         );
     }
+    {
+        let mut inner = fake.lock();
+        inner.in_flight += 1;
+        inner.most_in_flight = inner.most_in_flight.max(inner.in_flight);
+    }
+    // Counted out however the request ends (answered, or the caller gone).
+    struct Leaving(FakeRuntime);
+    impl Drop for Leaving {
+        fn drop(&mut self) {
+            self.0.lock().in_flight -= 1;
+        }
+    }
+    let _leaving = Leaving(fake.clone());
     tokio::time::sleep(delay).await;
+    let _ = fake.held.subscribe().wait_for(|held| !held).await;
     let print = fingerprint(&body);
     let mut inner = fake.lock();
     let environment = body["environmentId"].as_str().unwrap_or("").to_string();
