@@ -1,6 +1,7 @@
 //! `envmgr demo`, the README's first command: from a fresh data directory it
 //! creates a preview and a production environment on the local backend and
-//! shows them, with no secret value anywhere in what it prints.
+//! shows them, with no secret value anywhere in what it prints; the local
+//! Runtime Service's signed status reports turn both ready.
 
 use std::process::Command;
 
@@ -33,8 +34,10 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
     assert!(ok, "the demo failed:\n{output}");
     for expected in [
         "== environments (2) ==",
-        "preview acme/shop @ feature/login · status runtime-requested",
-        "production acme/shop @ main · status runtime-requested",
+        "preview acme/shop @ feature/login · status ready",
+        "production acme/shop @ main · status ready",
+        "| ✅ Ready |",
+        "success \"Ready\"",
         "<!-- envmgr:comment app=app_shop -->",
         "[Visit preview](http://env_",
         "== GitHub deployments (2) ==",
@@ -52,6 +55,21 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
     }
     assert_eq!(
         output.matches(": Deleted — done: environment").count(),
+        4,
+        "{output}"
+    );
+    // Each runtime's report applied once: the record, comment, deployment.
+    let reports_applied = output
+        .lines()
+        .filter(|line| {
+            line.contains(": Deleted — done: environment ")
+                && line.ends_with(" is ready (status report 1)")
+        })
+        .count();
+    assert_eq!(reports_applied, 2, "{output}");
+    assert_eq!(output.matches("success \"Ready\"").count(), 2, "{output}");
+    assert_eq!(
+        output.matches("    status report: {").count(),
         2,
         "{output}"
     );

@@ -89,12 +89,13 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     println!("  api    <- platform API: production environment for acme/shop@main ({id})");
 
     println!(
-        "\n[3/4] running the daemon (logic {}) until both are handled",
+        "\n[3/4] running the daemon (logic {}) until both are handled, and the status\n      report each runtime sends once it is up (the local Runtime Service reports `ready`)",
         crate::logic::short(&running.daemon.versions.current().active.id)
     );
     let mut outcomes = Vec::new();
     let all_handled = async {
-        while outcomes.len() < 2 {
+        // Two creates, then each runtime's report on the `api` queue.
+        while outcomes.len() < 4 {
             let Some(end) = finished.recv().await else {
                 break;
             };

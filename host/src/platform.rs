@@ -209,7 +209,10 @@ impl Platform {
                 Duration::from_millis(runtime.timeout_ms),
                 runtime.retries,
             )?),
-            (None, Some(store)) => Arc::new(LocalRuntime::new(store.clone())),
+            (None, Some(store)) => Arc::new(LocalRuntime::new(
+                store.clone(),
+                settings.queues.get("api").map(|queue| queue.name.clone()),
+            )),
             (None, None) => {
                 anyhow::bail!("config key `runtime`: the aws backend needs the Runtime Service url")
             }

@@ -33,22 +33,28 @@ pub fn everything(store: &Store, settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// The environment items, grouped by environment (three per environment),
-/// each with its lease.
+/// each with its lease and the newest status report of its runtime.
 pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
     let tables = LocalTables::new(store.clone(), settings.tables.mapping());
     let mut grouped: BTreeMap<String, Vec<Item>> = BTreeMap::new();
     let mut leases: BTreeMap<String, Item> = BTreeMap::new();
+    let mut reports: BTreeMap<String, Item> = BTreeMap::new();
     for item in tables.scan("environments")? {
-        if text(&item, "entity") == Some("lease") {
-            let id = text(&item, "pk")
-                .and_then(|pk| pk.strip_prefix("ENVIRONMENT#"))
-                .unwrap_or("?")
-                .to_string();
-            leases.insert(id, item);
-            continue;
-        }
-        let id = text(&item, "environmentId").unwrap_or("?").to_string();
-        grouped.entry(id).or_default().push(item);
+        // The lease and the report are the environment's, not a copy of it.
+        let kept = match text(&item, "entity") {
+            Some("lease") => &mut leases,
+            Some("report") => &mut reports,
+            _ => {
+                let id = text(&item, "environmentId").unwrap_or("?").to_string();
+                grouped.entry(id).or_default().push(item);
+                continue;
+            }
+        };
+        let id = text(&item, "pk")
+            .and_then(|pk| pk.strip_prefix("ENVIRONMENT#"))
+            .unwrap_or("?")
+            .to_string();
+        kept.insert(id, item);
     }
     println!("\n== environments ({}) ==", grouped.len());
     for (id, items) in &grouped {
@@ -80,6 +86,9 @@ pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
                     .unwrap_or_default(),
                 text(lease, "holderVersion").unwrap_or("-"),
             );
+        }
+        if let Some(report) = reports.get(id) {
+            println!("    status report: {}", show_item(report));
         }
     }
     Ok(())

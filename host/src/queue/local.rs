@@ -241,20 +241,38 @@ async fn enqueue(
     body: String,
     attributes: Vec<(String, Attribute)>,
 ) -> anyhow::Result<String> {
-    let id = message_id();
     let attributes = encode_attributes(&attributes);
-    let stored = id.clone();
-    store
+    Ok(store
         .write(durability, move |connection| {
-            let now = now_ms();
-            connection
-                .prepare_cached(
-                    "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                )?
-                .execute(params![stored, queue, body, attributes, now])
+            insert(connection, &queue, &body, &attributes)
         })
-        .await?;
+        .await?)
+}
+
+/// A message put on `queue` inside the caller's transaction (e.g. the local
+/// Runtime Service's status report, sent with the runtime it records), its
+/// new id returned.
+pub fn enqueue_in(
+    connection: &rusqlite::Connection,
+    queue: &str,
+    body: &str,
+) -> rusqlite::Result<String> {
+    insert(connection, queue, body, &encode_attributes(&[]))
+}
+
+fn insert(
+    connection: &rusqlite::Connection,
+    queue: &str,
+    body: &str,
+    attributes: &str,
+) -> rusqlite::Result<String> {
+    let id = message_id();
+    connection
+        .prepare_cached(
+            "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?
+        .execute(params![id, queue, body, attributes, now_ms()])?;
     Ok(id)
 }
 

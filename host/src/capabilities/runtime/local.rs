@@ -3,6 +3,12 @@
 //! value and the token masked. Nothing runs; the URL is where it would be.
 //! The consumer's record: it survives a crash of the process
 //! ([`Durability::SurvivesCrash`]).
+//!
+//! It also plays the Runtime Service's part in the lifecycle
+//! (docs/runtime-service.md, "Status reports"): a runtime created with a
+//! signing key reports itself `ready` on the `api` queue, signed with that
+//! key, in the same transaction that records it, so the local backend
+//! shows an environment go from deploying to ready as production would.
 
 use async_trait::async_trait;
 use rusqlite::params;
@@ -16,12 +22,42 @@ pub const MASK: &str = "****";
 
 pub struct LocalRuntime {
     store: Store,
+    /// The queue status reports go to (the `api` queue's name), if any.
+    reports_to: Option<String>,
 }
 
 impl LocalRuntime {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, reports_to: Option<String>) -> Self {
+        Self { store, reports_to }
     }
+}
+
+/// How long a report stays valid, as the fake and a real service sign it.
+const REPORT_VALID_FOR_S: i64 = 300;
+
+/// The first status report of a runtime just created: `ready` at `url`,
+/// signed with the request's key, as the body of an `api` message.
+fn ready_report(request: &RuntimeRequest, url: &str) -> anyhow::Result<Option<String>> {
+    let Some(key) = &request.signing_key else {
+        return Ok(None);
+    };
+    let now = now_ms() / 1000;
+    let environment = &request.environment_id;
+    let version = &request.request_version;
+    let claims = serde_json::json!({
+        "sub": environment,
+        "ver": version,
+        "state": "ready",
+        "url": url,
+        "iat": now,
+        "exp": now + REPORT_VALID_FOR_S,
+        "jti": format!("{environment}/{version}/1"),
+        "seq": 1,
+    });
+    let report = crate::capabilities::keys::sign_report(key.expose(), &claims)?;
+    Ok(Some(
+        serde_json::json!({"version": 1, "kind": "runtime-status", "report": report}).to_string(),
+    ))
 }
 
 /// A recorded runtime, for `show` and tests.
@@ -63,6 +99,19 @@ impl Runtime for LocalRuntime {
         let body = request.body(|_| MASK).to_string();
         let environment_id = request.environment_id.clone();
         let version = request.request_version.clone();
+        let url = format!("http://{environment_id}.localhost");
+        // Signed before the transaction (it needs no database), sent in it.
+        let report = match &self.reports_to {
+            Some(queue) => ready_report(request, &url)
+                .map_err(|e| {
+                    error(
+                        ErrorCode::Invalid,
+                        format!("runtime (local): the signing key: {e:#}"),
+                    )
+                })?
+                .map(|body| (queue.clone(), body)),
+            None => None,
+        };
         let recorded = self
             .store
             .write(Durability::SurvivesCrash, move |tx| {
@@ -77,16 +126,20 @@ impl Runtime for LocalRuntime {
                 }
                 // The runtime id follows from the key: the same key, the same runtime.
                 let runtime_id = format!("rt_{}", &crate::engine::hex_sha256(key.as_bytes())[..16]);
-                let url = format!("http://{environment_id}.localhost");
                 tx.prepare_cached("INSERT INTO runtime_requests
                        (idempotency_key, runtime_id, url, request, calls, created_at_ms)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)
                      ON CONFLICT (idempotency_key) DO UPDATE SET calls = calls + 1")?.execute(params![key, runtime_id, url, body, now_ms()],
                 )?;
-                tx.prepare_cached("SELECT runtime_id, url, calls FROM runtime_requests WHERE idempotency_key = ?1")?.query_row([&key],
+                let found = tx.prepare_cached("SELECT runtime_id, url, calls FROM runtime_requests WHERE idempotency_key = ?1")?.query_row([&key],
                     |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)),
-                )
-                .map(Ok)
+                )?;
+                // A runtime reports once, when it is first created; a
+                // redelivery's call only finds it.
+                if let (1, Some((queue, body))) = (found.2, &report) {
+                    crate::queue::local::enqueue_in(tx, queue, body)?;
+                }
+                Ok(Ok(found))
             })
             .await
             .map_err(unavailable)?;
