@@ -273,7 +273,20 @@ fn settle<C: Capabilities>(
 mod tests {
     use super::*;
     use crate::request::EnvironmentType;
-    use crate::snapshot::assert_snapshot;
+
+    /// The rendered text against `guest/tests/snapshots/{name}.snap`, so a
+    /// change to what people see shows up in review as a diff of that
+    /// file. `INSTA_UPDATE=always cargo test -p envmgr-guest` writes them
+    /// anew (or `cargo insta review`, with cargo-insta installed).
+    fn assert_snapshot(name: &str, rendered: &str) {
+        insta::with_settings!({
+            snapshot_path => "../tests/snapshots",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(name, rendered);
+        });
+    }
 
     const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";
     const LOGIC: &str = "9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b";

@@ -20,8 +20,6 @@ pub mod outcome;
 pub mod report;
 pub mod request;
 pub mod secrets;
-#[cfg(test)]
-mod snapshot;
 pub mod time;
 pub mod trust;
 
