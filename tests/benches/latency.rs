@@ -142,7 +142,9 @@ async fn main() {
     let store = stack.store();
     let mut daemon = stack.serve();
 
-    let commit = |n: usize, push: usize| format!("{:040x}", n * 1_000 + push + 0xabc000);
+    // A push's commit differs from the last in its first digits too, as
+    // real ones do: the comment shows seven.
+    let commit = |n: usize, push: usize| format!("{:04x}{:036x}", 0xabc0 + push, n);
     let at =
         |n: usize, push: usize| format!("2026-11-29T{:02}:{:02}:{:02}Z", 1 + n / 60, n % 60, push);
     // Warm up: the logic compiled, the installation's token minted.

@@ -40,10 +40,14 @@ const TABLES_PER_COMPONENT: u32 = 8;
 
 /// Memory the pool keeps mapped between messages and resets with a memset
 /// instead of returning to the kernel. Resetting the pages a message dirtied
-/// is most of the fixed per-message cost; measured with the create_flow
-/// bench (rejected_message/component): 16 KiB 40 µs, 64 KiB 42 µs,
-/// 256 KiB 48 µs, 4 MiB 48 µs, and 64 KiB was the fastest full flow.
-const KEEP_RESIDENT_BYTES: usize = 64 << 10;
+/// is most of the fixed per-message cost: past this size the pool returns
+/// pages with `madvise`, whose page faults and TLB shootdowns (IPIs to the
+/// other cores) were half of a `perf` profile of an instance's life.
+/// Measured with the create_flow bench (interleaved medians, this machine,
+/// contract 0.3.0): 64 KiB: component 84.7 µs, floor 22.0 µs; 1 MiB: 95.4,
+/// 29.8; 4 MiB: 75.3, 19.4; 16 MiB: 74.6, 19.2. It costs resident memory
+/// only where a message touched it, at most this much per pool slot.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
 /// Compiles logic versions and runs messages through them.
 pub struct Engine {
