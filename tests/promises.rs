@@ -95,7 +95,7 @@ async fn a_slow_message_has_its_visibility_renewed(backend: Backend) {
             // only later), for as long as it is there.
             let seen = std::sync::Mutex::new(Vec::new());
             eventually("the message done", WAIT, || async {
-                let now = envmgr::local::now_ms();
+                let now = envmgr::support::now_ms();
                 let leases = local_visible_at(&stack, &queue);
                 let hidden = leases.values().copied().filter(|at| *at > now);
                 seen.lock().unwrap().extend(hidden);

@@ -52,7 +52,7 @@ async fn store_kms_probe(platform: &Platform, settings: &Settings) -> anyhow::Re
             ("keyId".into(), AttributeValue::S(key_id.clone())),
             (
                 "storedAt".into(),
-                AttributeValue::N(crate::local::now_ms().to_string()),
+                AttributeValue::N(crate::support::now_ms().to_string()),
             ),
         ],
         condition: Condition::None,

@@ -87,7 +87,10 @@ where
         ),
         _ => (
             ErrorCode::Unavailable,
-            format!("{operation}: no answer: {}", error_chain(error)),
+            format!(
+                "{operation}: no answer: {}",
+                crate::support::error_chain(error)
+            ),
         ),
     };
     Error {
@@ -129,16 +132,4 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     anyhow::anyhow!(capability_error(operation, error).message)
-}
-
-/// An error and its sources on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -4,6 +4,32 @@
 
 use std::time::Duration;
 
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `bytes` random bytes as lowercase hex (receipts, ids, local tokens).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the OS random source is available");
+    hex::encode(buffer)
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A duration as log fields and messages show it: seconds, to the
 /// millisecond (`5s`, `1.5s`, `0.25s`). Not `Debug`, whose unit changes
 /// with the size (`500ms`, `5s`).

@@ -368,7 +368,7 @@ impl Daemon {
                 let wait = Duration::from_millis(
                     deferral
                         .until_ms
-                        .saturating_sub(crate::local::now_ms().max(0) as u64),
+                        .saturating_sub(crate::support::now_ms().max(0) as u64),
                 )
                 .clamp(Duration::from_secs(1), crate::queue::MAX_DELAY);
                 match queue.defer(received, wait).await {

@@ -267,20 +267,6 @@ pub fn unavailable(e: rusqlite::Error) -> Error {
     error(ErrorCode::Unavailable, format!("local database: {e}"))
 }
 
-/// Now, in milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// `bytes` random bytes as lowercase hex (receipts, ids, local tokens).
-pub fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    getrandom::fill(&mut buffer).expect("the OS random source is available");
-    hex::encode(buffer)
-}
-
 /// Create `dir` (and parents) readable and writable by this user only: the
 /// database holds the local KMS key next to the ciphertexts, and the logic
 /// cache holds native code the host runs.
@@ -296,6 +282,7 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::support::random_hex;
 
     fn store() -> (Store, PathBuf) {
         let dir = std::env::temp_dir().join(format!("envmgr-store-{}", random_hex(6)));

@@ -14,7 +14,7 @@ use crate::logic::{Pointer, VersionInfo, activated, install, promoted, rolled_ba
 use crate::platform::Platform;
 
 fn now_ms() -> u64 {
-    crate::local::now_ms().max(0) as u64
+    crate::support::now_ms().max(0) as u64
 }
 
 /// What `install` printed.

@@ -46,7 +46,7 @@ fn host_id() -> String {
     format!(
         "{hostname}:{}:{}",
         std::process::id(),
-        crate::local::random_hex(3)
+        crate::support::random_hex(3)
     )
 }
 
@@ -179,7 +179,7 @@ pub struct CanaryStatus {
 }
 
 fn now_ms() -> u64 {
-    crate::local::now_ms().max(0) as u64
+    crate::support::now_ms().max(0) as u64
 }
 
 impl Versions {

@@ -746,7 +746,7 @@ fn base64_of(blob: &[u8]) -> String {
 }
 
 fn now_ms() -> u64 {
-    crate::local::now_ms().max(0) as u64
+    crate::support::now_ms().max(0) as u64
 }
 
 /// At most `limit` characters, with `…` when cut.
@@ -963,8 +963,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_letter_whose_send_fails_stays_and_the_others_move() {
-        use crate::local::{Store, random_hex};
+        use crate::local::Store;
         use crate::queue::local::{LocalQueue, enqueue_with_attributes, messages};
+        use crate::support::random_hex;
         let dir = std::env::temp_dir().join(format!("envmgr-dlq-{}", random_hex(6)));
         let store = Store::open_dir(&dir).unwrap();
         let settings = QueueSettings {

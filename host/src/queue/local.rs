@@ -22,7 +22,8 @@ use super::{
 };
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
-use crate::local::{Durability, Store, now_ms, random_hex};
+use crate::local::{Durability, Store};
+use crate::support::{now_ms, random_hex};
 
 /// How often a long poll looks again (another process may have sent). A
 /// look is a read, which never waits for a writer: cheap enough to be often.

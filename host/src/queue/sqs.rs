@@ -18,7 +18,7 @@ use super::{
 use crate::aws::operation_failed;
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
-use crate::local::random_hex;
+use crate::support::random_hex;
 
 /// One SQS queue and its dead-letter queue.
 pub struct SqsQueue {
@@ -111,7 +111,7 @@ fn not_done<E: std::error::Error + 'static>(
     match answer {
         Ok(refused) => failed_entries(chunk, refused),
         Err(e) => {
-            let why = crate::aws::error_chain(&e);
+            let why = crate::support::error_chain(&e);
             chunk.iter().map(|r| (r.clone(), why.clone())).collect()
         }
     }
@@ -272,7 +272,7 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(&self.dead_letter_url)
             .message_body(&received.message.body);
-        let now = crate::local::now_ms().max(0) as u64;
+        let now = crate::support::now_ms().max(0) as u64;
         for (name, value) in why.attributes(received, now) {
             send = send.message_attributes(name, sqs_attribute(&value)?);
         }

@@ -7,7 +7,8 @@ use rusqlite::params;
 
 use super::{Analytics, TrackEvent};
 use crate::capabilities::CapResult;
-use crate::local::{Durability, Store, now_ms, unavailable};
+use crate::local::{Durability, Store, unavailable};
+use crate::support::now_ms;
 
 pub struct LocalAnalytics {
     store: Store,

@@ -190,7 +190,7 @@ async fn send(target: &Target<'_>, events: Vec<TrackEvent>, counters: &SegmentCo
                 tracing::warn!(status, %reason, attempt, "segment batch refused")
             }
             Err(e) => {
-                let error = redactor.clean(&crate::aws::error_chain(&e));
+                let error = redactor.clean(&crate::support::error_chain(&e));
                 tracing::warn!(%error, attempt, "segment batch not sent")
             }
         }

@@ -330,7 +330,7 @@ mod tests {
 
     fn tables() -> (LocalTables, std::path::PathBuf) {
         let dir =
-            std::env::temp_dir().join(format!("envmgr-tables-{}", crate::local::random_hex(6)));
+            std::env::temp_dir().join(format!("envmgr-tables-{}", crate::support::random_hex(6)));
         let store = Store::open_dir(&dir).unwrap();
         (LocalTables::new(store, [("environments", "envs")]), dir)
     }

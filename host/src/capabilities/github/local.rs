@@ -15,7 +15,8 @@ use super::{
 };
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Durability, Store, now_ms, random_hex, unavailable};
+use crate::local::{Durability, Store, unavailable};
+use crate::support::{now_ms, random_hex};
 
 pub struct LocalGitHub {
     store: Store,

@@ -9,7 +9,8 @@ use super::Kms;
 use super::aead::{ContextKey, NONCE_LEN};
 use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Durability, Store, now_ms};
+use crate::local::{Durability, Store};
+use crate::support::now_ms;
 
 pub struct LocalKms {
     key: ContextKey,
@@ -92,7 +93,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_persists_and_the_context_is_enforced() {
-        let dir = std::env::temp_dir().join(format!("envmgr-kms-{}", crate::local::random_hex(6)));
+        let dir =
+            std::env::temp_dir().join(format!("envmgr-kms-{}", crate::support::random_hex(6)));
         let store = Store::open_dir(&dir).unwrap();
         let kms = LocalKms::open(&store, "alias/envmgr").await.unwrap();
         let sealed = kms.encrypt("hunter2", &context("preview")).await.unwrap();

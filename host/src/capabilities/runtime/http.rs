@@ -53,7 +53,7 @@ impl HttpRuntime {
             .map_err(|e| {
                 error(
                     ErrorCode::Unavailable,
-                    format!("runtime service: {}", crate::aws::error_chain(&e)),
+                    format!("runtime service: {}", crate::support::error_chain(&e)),
                 )
             })?;
         let status = response.status().as_u16();
@@ -131,7 +131,10 @@ impl Runtime for HttpRuntime {
             .map_err(|e| {
                 error(
                     ErrorCode::Unavailable,
-                    format!("runtime service health: {}", crate::aws::error_chain(&e)),
+                    format!(
+                        "runtime service health: {}",
+                        crate::support::error_chain(&e)
+                    ),
                 )
             })?;
         let status = response.status().as_u16();

@@ -15,7 +15,8 @@ use rusqlite::params;
 
 use super::{Created, Runtime, RuntimeRequest};
 use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::local::{Durability, Store, now_ms, unavailable};
+use crate::local::{Durability, Store, unavailable};
+use crate::support::now_ms;
 
 /// What a recorded request shows in place of a secret value.
 pub const MASK: &str = "****";

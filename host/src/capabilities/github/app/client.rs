@@ -162,7 +162,7 @@ impl Answer {
                 ErrorCode::Unavailable,
                 format!(
                     "github {what}: the page did not parse: {}",
-                    crate::aws::error_chain(e)
+                    crate::support::error_chain(e)
                 ),
             )
         };
@@ -452,7 +452,7 @@ impl GitHubApp {
         let no_answer = |e: octocrab::Error| {
             error(
                 ErrorCode::Unavailable,
-                format!("github {what}: {}", crate::aws::error_chain(&e)),
+                format!("github {what}: {}", crate::support::error_chain(&e)),
             )
         };
         let response = self.http.execute(request).await.map_err(no_answer)?;
