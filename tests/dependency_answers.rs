@@ -227,9 +227,15 @@ async fn runtime_4xx_answers_become_the_contracts_error_codes_and_are_not_retrie
 async fn a_long_runtime_refusal_reaches_the_logic_cut_to_500_characters() {
     let (fake, url) = FakeRuntime::start();
     let host = seeded_host();
+    // A secret the service quotes back, as "invalid request: {...}" does.
+    const CANARY: &str = "postgres://shop:canary-7f3a91@db/shop";
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", CANARY);
     let mut backends = (**host.backends()).clone();
     backends.runtime = Arc::new(runtime_client(&url, 0));
-    let said = format!("entrypoint not found; {}", "details ".repeat(300));
+    let said = format!(
+        "entrypoint not found; request {{\"DATABASE_URL\": \"{CANARY}\"}} {}",
+        "details ".repeat(300)
+    );
     fake.reject_next(422, &said);
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     let (engine, logic) = shared_logic();
@@ -248,11 +254,18 @@ async fn a_long_runtime_refusal_reaches_the_logic_cut_to_500_characters() {
         .split_once("runtime service answered 422")
         .unwrap_or_else(|| panic!("{reason}"));
     assert!(answer.contains("entrypoint not found"), "{reason}");
+    assert!(!reason.contains(CANARY), "the secret came back: {reason}");
+    assert!(answer.contains("[redacted]"), "{reason}");
     // "runtime service answered 422: " and what fits of the answer.
     let quoted = "runtime service answered 422".len() + answer.chars().count();
     assert!(quoted <= 500, "{quoted} characters: {reason}");
-    for item in records(&host) {
-        let stored = attr(&item, "failureReason").unwrap_or_default();
+    let records = records(&host);
+    assert_eq!(records.len(), 3, "the environment's three items");
+    for item in records {
+        let stored =
+            attr(&item, "failureReason").unwrap_or_else(|| panic!("no failureReason on {item:?}"));
+        assert!(stored.contains("entrypoint not found"), "{stored}");
+        assert!(!stored.contains(CANARY), "the secret was stored: {stored}");
         assert!(stored.chars().count() <= reason.chars().count(), "{stored}");
     }
 }

@@ -93,15 +93,29 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         crate::logic::short(&running.daemon.versions.current().active.id)
     );
     let mut outcomes = Vec::new();
+    let queue_names: Vec<String> = settings.queues.values().map(|q| q.name.clone()).collect();
     let all_handled = async {
-        // Two creates, then each runtime's report on the `api` queue.
-        while outcomes.len() < 4 {
-            let Some(end) = finished.recv().await else {
+        // Two creates, then each runtime's report on the `api` queue. A
+        // report that meets its create's lease is deferred and comes back,
+        // so the end is both queues empty, not a count of messages.
+        loop {
+            tokio::select! {
+                end = finished.recv() => match end {
+                    // A retry or a deferral is not an end: it comes back.
+                    Some(end) if !matches!(end.disposition, Disposition::Retry(_) | Disposition::Deferred(_)) => {
+                        outcomes.push(end);
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                // Deletes are committed after the end is reported.
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+            let empty = queue_names
+                .iter()
+                .all(|queue| matches!(crate::queue::local::depth(&store, queue), Ok((0, 0))));
+            if outcomes.len() >= 2 && empty {
                 break;
-            };
-            // A retry is not an end: the message comes back.
-            if !matches!(end.disposition, Disposition::Retry(_)) {
-                outcomes.push(end);
             }
         }
     };

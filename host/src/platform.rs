@@ -212,6 +212,7 @@ impl Platform {
             (None, Some(store)) => Arc::new(LocalRuntime::new(
                 store.clone(),
                 settings.queues.get("api").map(|queue| queue.name.clone()),
+                settings.logic_config.get("preview-url-template").cloned(),
             )),
             (None, None) => {
                 anyhow::bail!("config key `runtime`: the aws backend needs the Runtime Service url")

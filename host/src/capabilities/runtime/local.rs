@@ -25,11 +25,24 @@ pub struct LocalRuntime {
     store: Store,
     /// The queue status reports go to (the `api` queue's name), if any.
     reports_to: Option<String>,
+    /// Where runtimes are reached (`preview-url-template`), if configured:
+    /// the URL a runtime is recorded at and reports, so the report's link
+    /// is one the logic allows; else `http://{environment}.localhost`.
+    url_template: Option<String>,
 }
 
 impl LocalRuntime {
-    pub fn new(store: Store, reports_to: Option<String>) -> Self {
-        Self { store, reports_to }
+    pub fn new(store: Store, reports_to: Option<String>, url_template: Option<String>) -> Self {
+        if reports_to.is_none() {
+            tracing::warn!(
+                "runtime (local): no `api` queue is configured, so no status report is sent; environments stay runtime-requested"
+            );
+        }
+        Self {
+            store,
+            reports_to,
+            url_template,
+        }
     }
 }
 
@@ -100,7 +113,10 @@ impl Runtime for LocalRuntime {
         let body = request.body(|_| MASK).to_string();
         let environment_id = request.environment_id.clone();
         let version = request.request_version.clone();
-        let url = format!("http://{environment_id}.localhost");
+        let url = match &self.url_template {
+            Some(template) => template.replace("{environment}", &environment_id),
+            None => format!("http://{environment_id}.localhost"),
+        };
         // Signed before the transaction (it needs no database), sent in it.
         let report = match &self.reports_to {
             Some(queue) => ready_report(request, &url)
