@@ -187,10 +187,17 @@ async fn a_hung_host_call_ends_at_the_deadline() {
     let host = MockHost::new(engine, logic, default_config());
     seed_app(&host, APP_ID, APP_NAME, REPO);
     host.github.add_installation(INSTALLATION);
+    // The call that hangs, and proof it was reached: a deadline that fired
+    // before it (a slow machine) would test nothing.
+    let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = reached.clone();
     host.faults.interleave(
         Call::RuntimeCreate,
         Hit::Every,
-        Arc::new(|| Box::pin(std::future::pending())),
+        Arc::new(move || {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        }),
     );
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     // The bound only keeps a broken build from hanging the suite.
@@ -203,6 +210,10 @@ async fn a_hung_host_call_ends_at_the_deadline() {
     assert_eq!(
         delivery.result.unwrap_err(),
         RunError::Timeout(Duration::from_millis(500))
+    );
+    assert!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        "the deadline came before the runtime call"
     );
     still_serves_builtin(&host).await;
 }
