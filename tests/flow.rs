@@ -596,6 +596,66 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
     assert_eq!(states(&deployments[1]), [DeploymentState::InProgress]);
 }
 
+/// A force-push back to a commit deployed before: its deployment shows the
+/// state again; no second deployment of one commit, and no list of
+/// GitHub's deployments to find it (the lease item remembers it).
+#[tokio::test]
+async fn a_push_back_to_an_earlier_commit_reuses_its_deployment() {
+    let host = seeded_host();
+    let event = |action, sha, at| pull_request_event(action, 7, "feature/login", sha, at);
+    done(
+        &host
+            .deliver(&host.message("probot", &event("opened", SHA_1, "2026-11-28T11:00:00Z")))
+            .await,
+    );
+    done(
+        &host
+            .deliver(&host.message(
+                "probot",
+                &event("synchronize", SHA_2, "2026-11-28T11:30:00Z"),
+            ))
+            .await,
+    );
+    let back = host
+        .deliver(&host.message(
+            "probot",
+            &event("synchronize", SHA_1, "2026-11-28T12:00:00Z"),
+        ))
+        .await;
+    done(&back);
+    assert_eq!(
+        count(&back, Call::GithubFindDeployments),
+        0,
+        "{:?}",
+        calls(&back)
+    );
+    assert_eq!(
+        count(&back, Call::GithubCreateDeployment),
+        0,
+        "{:?}",
+        calls(&back)
+    );
+
+    let deployments = deployments(&host);
+    let shas: Vec<&str> = deployments
+        .iter()
+        .map(|d| d.deployment.sha.as_str())
+        .collect();
+    assert_eq!(shas, [SHA_1, SHA_2], "one deployment per commit");
+    assert_eq!(
+        states(&deployments[0]),
+        [
+            DeploymentState::InProgress,
+            DeploymentState::Inactive,
+            DeploymentState::InProgress
+        ]
+    );
+    assert_eq!(
+        states(&deployments[1]),
+        [DeploymentState::InProgress, DeploymentState::Inactive]
+    );
+}
+
 #[tokio::test]
 async fn a_stale_request_never_overwrites_a_newer_one() {
     let host = seeded_host();

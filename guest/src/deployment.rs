@@ -219,13 +219,24 @@ pub fn ensure<C: Capabilities>(
     lease: &mut Lease,
 ) -> Result<Option<Ensured>, Stop> {
     let mine = target.environment.sha.clone();
-    // Only a holder that marked this commit pending (and did not live to
-    // record the deployment) can have made one: only then is it looked for.
-    let maybe_made = lease.github.pending_sha.as_deref() == Some(mine.as_str());
+    // A deployment of this commit can exist only if a holder marked it
+    // pending (and did not live to record it), or the environment's history
+    // is not all known; only then is it looked for.
+    let maybe_made = lease.github.pending_sha.as_deref() == Some(mine.as_str())
+        || !lease.github.history_complete;
     retire_previous(caps, target, &mut lease.github)?;
     if lease.github.deployment_sha.as_deref() == Some(mine.as_str())
         && let Some(id) = lease.github.deployment_id
     {
+        return Ok(Some(Ensured { id, created: false }));
+    }
+    // A push back to a commit deployed before: its deployment shows the
+    // state again (one deployment per environment and commit).
+    if let Some(id) = lease.github.take_retired(&mine) {
+        let github = &mut lease.github;
+        github.deployment_id = Some(id);
+        github.deployment_sha = Some(mine);
+        github.deployment_status = None;
         return Ok(Some(Ensured { id, created: false }));
     }
     lease.github.pending_sha = Some(mine.clone());
@@ -291,6 +302,7 @@ fn retire_previous<C: Capabilities>(
             github.deployment_status = None;
             return Err(failed);
         }
+        github.remember_retired(&sha, id);
         github.deployment_id = None;
         github.deployment_sha = None;
         github.deployment_status = None;
@@ -299,8 +311,12 @@ fn retire_previous<C: Capabilities>(
         && pending != mine
     {
         let step = "find a deployment an earlier request left";
-        for stray in find(caps, target, &pending, step)?.unwrap_or_default() {
+        let strays = find(caps, target, &pending, step)?.unwrap_or_default();
+        for stray in &strays {
             retire_superseded(caps, target, stray.id, false)?;
+        }
+        if let Some(kept) = strays.iter().map(|d| d.id).min() {
+            github.remember_retired(&pending, kept);
         }
         github.pending_sha = None;
     }

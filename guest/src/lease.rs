@@ -63,10 +63,40 @@ pub struct GitHubState {
     /// A deployment is about to be (or was, by a delivery that did not live
     /// to record its id) created for this commit.
     pub pending_sha: Option<String>,
+    /// The environment's earlier deployments, retired, by commit (oldest
+    /// first, at most [`RETIRED_KEPT`]): a push back to one of them shows
+    /// its state on that deployment again instead of making a second.
+    pub retired: Vec<(String, u64)>,
+    /// `retired` names every deployment the environment ever had besides
+    /// the newest (true from the environment's first holder until the list
+    /// drops one): a commit not in it never had one, so none is looked for.
+    pub history_complete: bool,
     /// This holder made the lease item: no delivery held the environment
     /// before, so nothing of it exists on GitHub and nothing need be looked
     /// for. Not stored.
     pub first_holder: bool,
+}
+
+/// How many retired deployments the lease item remembers by commit.
+pub const RETIRED_KEPT: usize = 32;
+
+impl GitHubState {
+    /// Remember a deployment retired for `sha` (the oldest is forgotten past
+    /// [`RETIRED_KEPT`], and the history is then no longer complete).
+    pub fn remember_retired(&mut self, sha: &str, id: u64) {
+        self.retired.retain(|(kept, _)| kept != sha);
+        self.retired.push((sha.to_string(), id));
+        if self.retired.len() > RETIRED_KEPT {
+            self.retired.remove(0);
+            self.history_complete = false;
+        }
+    }
+
+    /// The retired deployment of `sha`, taken out of the list.
+    pub fn take_retired(&mut self, sha: &str) -> Option<u64> {
+        let at = self.retired.iter().position(|(kept, _)| kept == sha)?;
+        Some(self.retired.remove(at).1)
+    }
 }
 
 impl GitHubState {
@@ -85,6 +115,16 @@ impl GitHubState {
             deployment_sha: text("deploymentSha"),
             deployment_status: text("deploymentStatus"),
             pending_sha: text("pendingDeploymentSha"),
+            retired: get_s(item, "retiredDeployments")
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|entry| {
+                    let (sha, id) = entry.split_once('=')?;
+                    Some((sha.to_string(), id.parse().ok()?))
+                })
+                .collect(),
+            // Absent on a lease item written before the list was kept.
+            history_complete: get_s(item, "deploymentHistory") == Some("complete"),
             first_holder: false,
         }
     }
@@ -100,6 +140,23 @@ impl GitHubState {
             s("deploymentSha", &text(&self.deployment_sha)),
             s("deploymentStatus", &text(&self.deployment_status)),
             s("pendingDeploymentSha", &text(&self.pending_sha)),
+            s(
+                "retiredDeployments",
+                &self
+                    .retired
+                    .iter()
+                    .map(|(sha, id)| format!("{sha}={id}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            s(
+                "deploymentHistory",
+                if self.history_complete {
+                    "complete"
+                } else {
+                    "partial"
+                },
+            ),
         ]
     }
 }
@@ -306,7 +363,14 @@ pub fn take<C: Capabilities>(
             set.push(s("wanted", ""));
         }
         if seen.rev.is_none() {
-            set.extend(GitHubState::default().attributes());
+            // A new environment: nothing of it on GitHub, its history whole.
+            set.extend(
+                GitHubState {
+                    history_complete: true,
+                    ..GitHubState::default()
+                }
+                .attributes(),
+            );
         }
         let lease_write = Write::Update(Update {
             table: TABLE.to_string(),
@@ -328,6 +392,7 @@ pub fn take<C: Capabilities>(
                     writes: 1,
                     github: GitHubState {
                         first_holder,
+                        history_complete: seen.github.history_complete || first_holder,
                         ..seen.github
                     },
                 }));
@@ -542,9 +607,35 @@ mod tests {
             deployment_sha: Some("s".into()),
             deployment_status: None,
             pending_sha: Some("p".into()),
+            retired: vec![("a".into(), 3), ("b".into(), 5)],
+            history_complete: true,
             first_holder: false,
         };
         let item = state.attributes();
         assert_eq!(GitHubState::read(&item), state);
+        let none = GitHubState::default();
+        assert_eq!(GitHubState::read(&none.attributes()), none);
+    }
+
+    #[test]
+    fn the_retired_list_forgets_the_oldest_and_then_is_partial() {
+        let mut state = GitHubState {
+            history_complete: true,
+            ..GitHubState::default()
+        };
+        for i in 0..RETIRED_KEPT as u64 {
+            state.remember_retired(&format!("sha{i}"), i);
+        }
+        state.remember_retired("sha0", 100);
+        assert!(
+            state.history_complete,
+            "a commit seen again is not a new entry"
+        );
+        assert_eq!(state.retired.last(), Some(&("sha0".to_string(), 100)));
+        state.remember_retired("one-more", 200);
+        assert!(!state.history_complete);
+        assert_eq!(state.retired.len(), RETIRED_KEPT);
+        assert_eq!(state.take_retired("one-more"), Some(200));
+        assert_eq!(state.take_retired("one-more"), None);
     }
 }
