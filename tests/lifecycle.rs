@@ -156,6 +156,51 @@ async fn a_ready_report_shows_the_environment_ready_everywhere() {
     );
 }
 
+/// A report stored but not applied (its delivery stored it, then could not
+/// take the environment: the create held it, or the store failed after)
+/// is applied by its redelivery, not skipped as if it had been.
+#[tokio::test]
+async fn a_report_stored_but_not_applied_is_applied_by_its_redelivery() {
+    let host = host();
+    let created = host.deliver(&host.message("probot", &opened())).await;
+    assert!(matches!(outcome(&created), Outcome::Done(_)));
+    let transacts = created
+        .transcript
+        .iter()
+        .filter(|e| e.call == Call::DynamodbTransactWrite)
+        .count() as u32;
+    host.clock.advance(Duration::from_secs(20));
+    let jws = sign_report(&private_key(&host, 0), &claims(&host, "ready", 1)).unwrap();
+    // The report's first write stores it; its second, taking the lease,
+    // fails (retryable): stored, not applied.
+    host.faults.inject(
+        Call::DynamodbTransactWrite,
+        Hit::Nth(transacts + 2),
+        envmgr::capabilities::ErrorCode::Unavailable,
+        "injected",
+    );
+    let first = report(&host, &jws).await;
+    assert!(
+        matches!(&first.result, Ok(Err(failure)) if failure.kind == envmgr::FailureKind::Retryable),
+        "{:?}",
+        first.result
+    );
+    assert_eq!(attr(&canonical(&host), "status"), Some("runtime-requested"));
+    host.faults.clear();
+
+    let again = report(&host, &jws).await;
+    assert!(
+        matches!(outcome(&again), Outcome::Done(what) if what.contains("ready")),
+        "{:?}",
+        again.result
+    );
+    for item in records(&host) {
+        assert_eq!(attr(&item, "status"), Some("ready"));
+        assert_eq!(attr(&item, "reportSeq"), Some("1"));
+    }
+    assert!(host.github.comments(REPO, 7)[0].body.contains("✅ Ready"));
+}
+
 #[tokio::test]
 async fn a_failed_report_shows_the_category_and_keeps_the_reason_on_the_record() {
     let host = opened_and_requested().await;

@@ -821,7 +821,7 @@ fn status_report<C: Capabilities>(
     jws: &str,
 ) -> Result<Outcome, Failure> {
     let (environment_id, version) = report::unverified(jws)?;
-    let (record, seen, stored) = lease::read_all(caps, &environment_id)?;
+    let (record, _, stored) = lease::read_all(caps, &environment_id)?;
     let Some(record) = record else {
         return Err(report::refused(&format!(
             "environment {environment_id} does not exist"
@@ -854,33 +854,51 @@ fn status_report<C: Capabilities>(
         .keys_verify_report(jws, &key.public_jwk)
         .map_err(|error| report::not_verified(&environment_id, &error))?;
     let report = report::checked(&claims, &environment_id, &version, message.sent_at_ms)?;
-    if let Some(newest) = Report::stored(stored.as_ref(), &version)
-        && newest.seq >= report.seq
-    {
+    // Applied means on the record (`reportSeq`), not only stored: a report
+    // stored while the create held the environment is applied later.
+    let applied =
+        |record: &crate::capabilities::Item| crate::item::get_u64(record, "reportSeq").unwrap_or(0);
+    if applied(&record) >= report.seq {
         return Ok(Outcome::Skipped(format!(
             "status report {} of environment {environment_id}: report {} is applied already",
-            report.seq, newest.seq
+            report.seq,
+            applied(&record)
         )));
     }
-    match caps.db_transact_write(&[report.write()]) {
-        Ok(()) => {}
-        Err(WriteError::ConditionFailed(_)) => {
-            return Ok(Outcome::Skipped(format!(
-                "status report {} of environment {environment_id}: a later one was stored first",
-                report.seq
-            )));
-        }
-        Err(WriteError::Failed(error)) => {
-            return Err(Failure::at("store the status report", &error));
+    let stored_already =
+        Report::stored(stored.as_ref(), &version).is_some_and(|newest| newest.seq >= report.seq);
+    if !stored_already {
+        match caps.db_transact_write(&[report.write()]) {
+            // A later one stored first: applied below, with it.
+            Ok(()) | Err(WriteError::ConditionFailed(_)) => {}
+            Err(WriteError::Failed(error)) => {
+                return Err(Failure::at("store the status report", &error));
+            }
         }
     }
-    // A create still under way (no runtime on the record yet) merges the
-    // report with its last write: nothing more to do here.
+    // Read again: a create that recorded its runtime since the first read
+    // did so without this report (its check found none stored), so it is
+    // applied here; a create that has not yet finds it stored and merges it.
+    let (record, seen, _) = lease::read_all(caps, &environment_id)?;
+    let record = record
+        .ok_or_else(|| report::refused(&format!("environment {environment_id} does not exist")))?;
+    if get_s(&record, "requestVersion") != Some(version.as_str()) {
+        return Ok(Outcome::Skipped(format!(
+            "status report for request {version} of environment {environment_id}, \
+             which moved on to a newer request"
+        )));
+    }
     if get_s(&record, "runtimeId").is_none_or(str::is_empty) {
         return Ok(Outcome::Done(format!(
             "status report {} ({}) of environment {environment_id} stored; the create under way shows it",
             report.seq,
             report.state.status()
+        )));
+    }
+    if applied(&record) >= report.seq {
+        return Ok(Outcome::Skipped(format!(
+            "status report {} of environment {environment_id}: the create merged it",
+            report.seq
         )));
     }
 

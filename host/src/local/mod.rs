@@ -22,6 +22,7 @@
 //! the process, and a power loss may lose its last commits, which only
 //! makes messages come back (docs/performance.md).
 
+mod changes;
 mod schema;
 mod writer;
 
@@ -77,6 +78,8 @@ pub struct Store {
     inspector: Arc<OnceLock<Mutex<Connection>>>,
     /// Dropped with the last clone: the checkpointing thread then ends.
     _checkpoints: Arc<mpsc::Sender<()>>,
+    /// Wakes a long poll when the file changes (any process's commit).
+    changes: Arc<changes::Changes>,
     path: PathBuf,
 }
 
@@ -121,12 +124,18 @@ impl Store {
             readers: Arc::new(Mutex::new(vec![reader])),
             inspector: Arc::default(),
             _checkpoints: Arc::new(checkpoints),
+            changes: Arc::new(changes::Changes::watch(path)),
             path: path.to_path_buf(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What wakes a waiter when the file changes, and whether it can.
+    pub fn changes(&self) -> &changes::Changes {
+        &self.changes
     }
 
     /// Run `work` as one all-or-nothing transaction, committed with the

@@ -27,7 +27,14 @@ use crate::support::{now_ms, random_hex};
 
 /// How often a long poll looks again (another process may have sent). A
 /// look is a read, which never waits for a writer: cheap enough to be often.
+/// How often an empty queue looks again when nothing wakes it: a commit
+/// to the file (by any process) wakes it where the file is watched, so
+/// there the look is only a safety net.
 const POLL_EVERY: Duration = Duration::from_millis(25);
+const POLL_EVERY_WATCHED: Duration = Duration::from_millis(250);
+/// After a wake-up the queue looks again 1, 2, 4 and 8 ms later, then
+/// listens for the next change.
+const SETTLED_AFTER: Duration = Duration::from_millis(8);
 
 pub struct LocalQueue {
     store: Store,
@@ -293,12 +300,29 @@ fn message_id() -> String {
 #[async_trait]
 impl Queue for LocalQueue {
     /// Long polling: a read looks for a visible message, and only then a
-    /// write takes it, so an empty queue costs no write lock; between looks
-    /// it sleeps [`POLL_EVERY`], or less when a hidden message's time comes
-    /// sooner.
+    /// write takes it, so an empty queue costs no write lock. Between looks
+    /// it waits for the file to change (a commit by any process, where the
+    /// file is watched), a hidden message's time to come, or the poll
+    /// interval ([`POLL_EVERY`], [`POLL_EVERY_WATCHED`]).
     async fn receive(&self, max: usize) -> anyhow::Result<Vec<Received>> {
         let deadline = Instant::now() + Duration::from_secs(self.settings.wait_seconds as u64);
+        let changes = self.store.changes();
+        let poll = if changes.watched() {
+            POLL_EVERY_WATCHED
+        } else {
+            POLL_EVERY
+        };
+        // After a wake-up, looks again soon, then less soon: the WAL file
+        // changes as a commit is written, a moment before it is visible to
+        // readers (after its flush and the index update). Wake-ups are
+        // bounded to one per settling (~15 ms) however busy the file is.
+        let mut settling: Option<Duration> = None;
         loop {
+            // Listening before looking: a commit between the look and the
+            // wait still wakes it.
+            let changed = changes.notify().notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             let wait = match self.next_visible().await? {
                 NextVisible::Now => {
                     let received = self.take(max.clamp(1, 10)).await?;
@@ -306,16 +330,27 @@ impl Queue for LocalQueue {
                         return Ok(received);
                     }
                     // Another consumer took them first.
-                    POLL_EVERY
+                    poll
                 }
-                NextVisible::In(wait) => wait.min(POLL_EVERY),
-                NextVisible::Never => POLL_EVERY,
+                NextVisible::In(wait) => wait.min(poll),
+                NextVisible::Never => poll,
             };
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            tokio::time::sleep(wait.min(deadline - now)).await;
+            match settling {
+                // Settling: the looks are timed, and the file's further
+                // changes (every commit of a busy daemon) wake no one.
+                Some(soon) => {
+                    settling = (soon < SETTLED_AFTER).then_some(soon * 2);
+                    tokio::time::sleep(wait.min(soon).min(deadline - now)).await;
+                }
+                None => tokio::select! {
+                    () = &mut changed => settling = Some(Duration::from_millis(1)),
+                    () = tokio::time::sleep(wait.min(deadline - now)) => {}
+                },
+            }
         }
     }
 
