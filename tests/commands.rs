@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use envmgr::engine::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
-use envmgr_tests::{OTHER_WORLD_LOGIC, PREVIOUS_CONTRACT_LOGIC, variant};
+use envmgr_tests::{ADD_SHOP_APP, OTHER_WORLD_LOGIC, PREVIOUS_CONTRACT_LOGIC, variant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(60);
@@ -204,18 +204,7 @@ async fn set_secret_reads_a_value_file_and_scopes_to_one_environment(backend: Ba
             ..Options::default()
         },
     );
-    ok(
-        &stack,
-        &[
-            "add-app",
-            "--id",
-            "app_shop",
-            "--name",
-            "Shop",
-            "--repository",
-            "acme/shop",
-        ],
-    );
+    ok(&stack, &ADD_SHOP_APP);
     let preview = envmgr_guest::environment::environment_id("app_shop", "feature/login");
     let write = |name: &str, content: &str| {
         let file = stack.dir.join(name);

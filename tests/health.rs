@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
-use envmgr_tests::{free_port, http_get};
+use envmgr_tests::{ADD_SHOP_APP, free_port, http_get};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(60);
@@ -364,19 +364,7 @@ async fn commands_before_init_name_what_is_missing() {
     };
 
     let apps = format!("{}-apps-typo", stack.prefix);
-    let said = run(
-        &[
-            "add-app",
-            "--id",
-            "app_shop",
-            "--name",
-            "Shop",
-            "--repository",
-            "acme/shop",
-        ],
-        "ENVMGR__TABLES__APPS",
-        &apps,
-    );
+    let said = run(&ADD_SHOP_APP, "ENVMGR__TABLES__APPS", &apps);
     assert!(
         said.contains(&apps) && said.contains("envmgr init"),
         "{said}"

@@ -341,20 +341,7 @@ fn seed(binary: &Path, data: &Path) {
         assert!(child.wait().expect("envmgr").success(), "envmgr {args:?}");
     };
     run(&["init"], None);
-    run(
-        &[
-            "add-app",
-            "--id",
-            "app_shop",
-            "--name",
-            "Shop",
-            "--repository",
-            "acme/shop",
-            "--entrypoint",
-            "src/server.ts",
-        ],
-        None,
-    );
+    run(&envmgr_tests::ADD_SHOP_APP, None);
     for (scope, name, value) in [
         ("global", "DATABASE_URL", "postgres://shop@db/shop"),
         ("preview", "STRIPE_KEY", "sk_test_bench"),

@@ -38,6 +38,20 @@ pub fn api_preview(edit: impl FnOnce(&mut serde_json::Value)) -> String {
 /// tests/guests/chaos: it traps, loops, or bombs memory on request.
 pub const CHAOS_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_CHAOS_WASM"));
 
+/// `envmgr add-app` for the Shop app of docs/examples (acme/shop, its
+/// entrypoint `src/server.ts`).
+pub const ADD_SHOP_APP: [&str; 9] = [
+    "add-app",
+    "--id",
+    "app_shop",
+    "--name",
+    "Shop",
+    "--repository",
+    "acme/shop",
+    "--entrypoint",
+    "src/server.ts",
+];
+
 /// A real component of another world (tests/guests/other-world): it
 /// exports a `handle` of another type and links against the host's WASI,
 /// so only the world check refuses it.

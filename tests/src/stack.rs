@@ -374,17 +374,7 @@ impl Stack {
     /// The Shop app (acme/shop, as in docs/examples) and two secrets:
     /// `DATABASE_URL` for every environment, `STRIPE_KEY` for previews.
     pub fn seed_shop(&self, database_url: &str, stripe_key: &str) {
-        self.ok(&[
-            "add-app",
-            "--id",
-            "app_shop",
-            "--name",
-            "Shop",
-            "--repository",
-            "acme/shop",
-            "--entrypoint",
-            "src/server.ts",
-        ]);
+        self.ok(&crate::ADD_SHOP_APP);
         for (scope, name, value) in [
             ("global", "DATABASE_URL", database_url),
             ("preview", "STRIPE_KEY", stripe_key),
@@ -506,24 +496,18 @@ impl Stack {
                 visible + in_flight
             }
             Backend::Aws => {
-                let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
-                let url = self.queue_url(&sqs, queue).await;
-                let attributes = sqs
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    // A deferred message waits as a delayed copy.
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-                    .send()
-                    .await
-                    .expect("attributes")
-                    .attributes
-                    .unwrap_or_default();
-                attributes
-                    .values()
-                    .map(|v| v.parse::<u64>().unwrap_or(0))
-                    .sum()
+                // A deferred message waits as a delayed copy.
+                let counts = self
+                    .queue_counts(
+                        queue,
+                        &[
+                            QueueAttributeName::ApproximateNumberOfMessages,
+                            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+                        ],
+                    )
+                    .await;
+                counts.iter().sum()
             }
         }
     }
@@ -537,30 +521,42 @@ impl Stack {
                 envmgr::queue::local::depth(&self.store(), queue).expect("queue depth")
             }
             Backend::Aws => {
-                let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
-                let url = self.queue_url(&sqs, queue).await;
-                let attributes = sqs
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    .send()
-                    .await
-                    .expect("attributes")
-                    .attributes
-                    .unwrap_or_default();
-                let count = |name: QueueAttributeName| {
-                    attributes
-                        .get(&name)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                (
-                    count(QueueAttributeName::ApproximateNumberOfMessages),
-                    count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-                )
+                let counts = self
+                    .queue_counts(
+                        queue,
+                        &[
+                            QueueAttributeName::ApproximateNumberOfMessages,
+                            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                        ],
+                    )
+                    .await;
+                (counts[0], counts[1])
             }
         }
+    }
+
+    /// SQS's counts `names` of a queue (by its full name), in that order.
+    async fn queue_counts(&self, queue: &str, names: &[QueueAttributeName]) -> Vec<u64> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+        let url = self.queue_url(&sqs, queue).await;
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .unwrap_or_default();
+        names
+            .iter()
+            .map(|name| {
+                attributes
+                    .get(name)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 
     /// Every message in the dead-letter queue of a logical queue: (body,
