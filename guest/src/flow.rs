@@ -222,18 +222,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
             Err(failure)
         }
     };
-    // Whatever the outcome, the next delivery need not wait for the lease
-    // to expire.
-    if let Err(not_released) = lease.release(caps) {
-        caps.log(
-            LogLevel::Warn,
-            "lease",
-            &format!(
-                "lease not released (it expires by itself): {}",
-                not_released.reason
-            ),
-        );
-    }
+    release(caps, &mut lease);
     ended
 }
 
@@ -927,16 +916,7 @@ fn status_report<C: Capabilities>(
         Err(Halt::Stop(stop)) => stopped(&env, stop),
         Err(Halt::Fail(failure)) => Err(failure),
     };
-    if let Err(not_released) = lease.release(caps) {
-        caps.log(
-            LogLevel::Warn,
-            "lease",
-            &format!(
-                "lease not released (it expires by itself): {}",
-                not_released.reason
-            ),
-        );
-    }
+    release(caps, &mut lease);
     ended
 }
 
@@ -1026,4 +1006,19 @@ fn stale_reason(env: &Environment, newer: &str) -> String {
         "stale request: environment {} already holds request {}, newer than {}",
         env.id, newer, env.request_version
     )
+}
+
+/// Release the lease whatever the outcome, so the next delivery need not
+/// wait for it to expire; a failed release is logged (it expires by itself).
+fn release<C: Capabilities>(caps: &mut C, lease: &mut Lease) {
+    if let Err(not_released) = lease.release(caps) {
+        caps.log(
+            LogLevel::Warn,
+            "lease",
+            &format!(
+                "lease not released (it expires by itself): {}",
+                not_released.reason
+            ),
+        );
+    }
 }
