@@ -1,7 +1,8 @@
 //! Builds the test guests as components: `tests/guests/chaos` (it
 //! misbehaves), `tests/guests/other-world` (a component of another world),
 //! and the real logic with the `fail-on-marker` feature (a canary that
-//! passes its self-check and fails in production).
+//! passes its self-check and fails in production) and with the
+//! `reworded-comment` feature (a candidate whose comment reads differently).
 
 #[path = "../host/build_component.rs"]
 mod build_component;
@@ -22,5 +23,11 @@ fn main() {
         "guest",
         "ENVMGR_FAULTY_WASM",
         &["fail-on-marker"],
+    );
+    build_component::build_component_with_features(
+        "envmgr-guest",
+        "guest",
+        "ENVMGR_REWORDED_WASM",
+        &["reworded-comment"],
     );
 }

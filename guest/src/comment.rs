@@ -12,6 +12,14 @@ use crate::outcome::{Failure, failed};
 use crate::time::format_utc_minutes;
 use crate::trust::Withheld;
 
+/// How the heading names the branch. A build with the `reworded-comment`
+/// feature words it differently and changes nothing else: the candidate
+/// the replay tests compare (and the README's example change).
+#[cfg(not(feature = "reworded-comment"))]
+const HEADING: &str = "environment for";
+#[cfg(feature = "reworded-comment")]
+const HEADING: &str = "environment built from";
+
 /// How far the environment got, as the comment shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status<'a> {
@@ -89,7 +97,7 @@ pub fn render(view: &View<'_>) -> String {
     };
     let mut body = format!(
         "{marker}\n\
-         **{app}** · {kind} environment for {branch}\n\
+         **{app}** · {kind} {HEADING} {branch}\n\
          \n\
          | Environment | Status | Commit | Preview | Updated |\n\
          | :--- | :--- | :--- | :--- | :--- |\n\

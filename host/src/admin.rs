@@ -75,7 +75,11 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         .context("the aws backend has an SDK config")?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let tables = settings.tables.mapping().into_iter();
-    for (logical, physical) in tables.chain(settings.tables.logic_mapping()) {
+    let own = settings.tables.logic_mapping().into_iter();
+    for (logical, physical) in tables
+        .chain(own)
+        .chain(settings.tables.recordings_mapping())
+    {
         let exists = dynamodb.describe_table().table_name(physical).send().await;
         match exists {
             Ok(_) => println!("table {physical} ({logical}): exists"),
@@ -107,6 +111,37 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
             }
             Err(e) => return Err(operation_failed("DescribeTable", &e)),
         }
+    }
+
+    // Recordings expire (TTL deletion is lazy: readers skip what expired).
+    let recordings = &settings.tables.recordings;
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(recordings)
+        .send()
+        .await
+        .map_err(|e| operation_failed("DescribeTimeToLive", &e))?;
+    let on = ttl
+        .time_to_live_description()
+        .and_then(|d| d.attribute_name())
+        == Some("expiresAt");
+    if on {
+        println!("table {recordings}: TTL on expiresAt");
+    } else {
+        dynamodb
+            .update_time_to_live()
+            .table_name(recordings)
+            .time_to_live_specification(
+                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expiresAt")
+                    .build()
+                    .context("a TTL specification")?,
+            )
+            .send()
+            .await
+            .map_err(|e| operation_failed("UpdateTimeToLive", &e))?;
+        println!("table {recordings}: TTL turned on for expiresAt");
     }
 
     let sqs = aws_sdk_sqs::Client::new(sdk);

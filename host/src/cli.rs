@@ -7,6 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::record::recorder::Recorder;
+use crate::record::replay::FailOn;
+
 use crate::admin;
 use crate::capabilities::Backends;
 use crate::capabilities::analytics::segment::SegmentAnalytics;
@@ -147,11 +150,57 @@ enum Command {
         /// The component file.
         file: PathBuf,
     },
+    /// Recorded messages (`[record]`): list them, export them as files.
+    Record {
+        #[command(subcommand)]
+        command: RecordCommand,
+    },
     /// Dead letters: list, show, move back to their queue (redrive) or
     /// delete (purge), on either backend.
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+}
+
+/// Which recordings: the newest (100 by default), since a time, or chosen
+/// messages.
+#[derive(clap::Args)]
+struct Pick {
+    /// The newest N recordings.
+    #[arg(long, value_name = "N", conflicts_with_all = ["since", "messages"])]
+    last: Option<usize>,
+    /// Recordings since a time: RFC 3339 or an age (`90m`, `6h`, `2d`).
+    #[arg(long, value_name = "TIME", conflicts_with = "messages")]
+    since: Option<String>,
+    /// The newest recording of this message (repeatable).
+    #[arg(long = "message", value_name = "ID")]
+    messages: Vec<String>,
+}
+
+impl Pick {
+    fn selection(&self) -> anyhow::Result<crate::record::store::Selection> {
+        crate::record::commands::selection(self.last, self.since.as_deref(), &self.messages)
+    }
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// The recorded messages: when, which, the logic version, the outcome.
+    List {
+        #[command(flatten)]
+        pick: Pick,
+    },
+    /// Write recordings to DIR as JSON files, with the components of the
+    /// versions that handled them, for `logic replay --from DIR`.
+    Export {
+        dir: PathBuf,
+        #[command(flatten)]
+        pick: Pick,
+        /// Replace titles, bodies, logins, e-mail addresses and repository
+        /// names with stand-ins, consistently.
+        #[arg(long)]
+        scrub: bool,
     },
 }
 
@@ -209,15 +258,64 @@ enum LogicCommand {
         /// A name for it (`v2`, `2026-11-28`), usable instead of the sha256.
         #[arg(long)]
         tag: Option<String>,
+        /// Also replay the last N recorded messages through it: refused if
+        /// it fails where the version that handled them did not.
+        #[arg(long, value_name = "N")]
+        replay: Option<usize>,
+        /// With --replay: refuse on differences too (`differ`), or only on
+        /// failures (`fail`, the default).
+        #[arg(long, value_enum, default_value = "fail", requires = "replay")]
+        fail_on: FailOn,
     },
-    /// Make a version active, or give it a share of messages as a canary.
+    /// Make a version active, give it a share of messages as a canary, or
+    /// run it as a shadow beside the active one.
     Activate {
         /// sha256, a unique prefix of it, a tag, or `builtin`.
         version: String,
         /// Percent of messages for the version (1 to 99); the active one
         /// keeps the rest.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "shadow")]
         canary: Option<u8>,
+        /// Run it on every recorded message beside the version that handled
+        /// it, in the mock host against the recording, applying nothing;
+        /// verdicts in `/metrics`, `logic list` and `logic replay
+        /// --shadow-report`.
+        #[arg(long)]
+        shadow: bool,
+    },
+    /// Stop the shadow version.
+    StopShadow,
+    /// Run recorded messages through CANDIDATE and through the version that
+    /// handled each (or --against), every call answered from the
+    /// recording, and say per message: identical, differs (with the
+    /// difference), fails or not replayable.
+    Replay {
+        /// A component file, or an installed version (sha256, prefix, tag,
+        /// `builtin`).
+        #[arg(required_unless_present = "shadow_report")]
+        candidate: Option<String>,
+        /// Compare with this version (file or name) instead.
+        #[arg(long)]
+        against: Option<String>,
+        #[command(flatten)]
+        pick: Pick,
+        /// Exported recordings (`envmgr record export`) instead of the
+        /// deployment's.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// Intentional differences: a TOML file of `[[change]]` with `path`
+        /// (`github.create-comment.body`; `*` one segment, `**` any) and
+        /// `pattern` (a regex the candidate's value matches).
+        #[arg(long, value_name = "FILE")]
+        expect: Option<PathBuf>,
+        /// Exit with status 1 on a difference or a failure (`differ`), or
+        /// on a failure (`fail`); also when nothing was replayable.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+        /// Instead: the shadow version's verdicts over every host, and its
+        /// runs that differed or failed.
+        #[arg(long, conflicts_with_all = ["against", "from", "expect", "fail_on"])]
+        shadow_report: bool,
     },
     /// Make the canary the active version.
     Promote,
@@ -247,21 +345,75 @@ pub fn main() -> anyhow::Result<()> {
             init_logs(LogFormat::Human);
             runtime.block_on(crate::demo::run(dir))
         }
+        Command::Logic {
+            command:
+                LogicCommand::Replay {
+                    ref candidate,
+                    ref against,
+                    ref pick,
+                    ref from,
+                    ref expect,
+                    fail_on,
+                    shadow_report: false,
+                },
+        } => {
+            init_logs(LogFormat::Human);
+            let settings = settings()?;
+            let request = crate::record::commands::ReplayRequest {
+                candidate: candidate.as_deref().unwrap_or_default(),
+                against: against.as_deref(),
+                selection: pick.selection()?,
+                from: from.as_deref(),
+                expected: expect.as_deref(),
+                fail_on,
+            };
+            runtime.block_on(async {
+                // Recordings from files need no deployment at all.
+                let platform = match from {
+                    Some(_) => None,
+                    None => Some(Platform::connect(&settings).await?),
+                };
+                crate::record::commands::replay(&settings, platform.as_ref(), &request).await?;
+                Ok(())
+            })
+        }
         Command::Logic { ref command } => {
             init_logs(LogFormat::Human);
             let settings = settings()?;
             runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 match command {
-                    LogicCommand::Install { file, tag } => {
-                        commands::install(&platform, &settings, file, tag.as_deref()).await
+                    LogicCommand::Install {
+                        file,
+                        tag,
+                        replay,
+                        fail_on,
+                    } => {
+                        let replay = replay.map(|last| (last, *fail_on));
+                        commands::install(&platform, &settings, file, tag.as_deref(), replay).await
                     }
-                    LogicCommand::Activate { version, canary } => {
-                        commands::activate(&platform, &settings, version, *canary).await
+                    LogicCommand::Activate {
+                        version,
+                        canary,
+                        shadow: false,
+                    } => commands::activate(&platform, &settings, version, *canary).await,
+                    LogicCommand::Activate {
+                        version,
+                        shadow: true,
+                        ..
+                    } => commands::shadow(&platform, &settings, Some(version)).await,
+                    LogicCommand::StopShadow => commands::shadow(&platform, &settings, None).await,
+                    LogicCommand::Replay { candidate, .. } => {
+                        crate::record::commands::shadow_report(
+                            &settings,
+                            &platform,
+                            candidate.as_deref(),
+                        )
+                        .await
                     }
                     LogicCommand::Promote => commands::promote(&platform).await,
                     LogicCommand::Rollback => commands::rollback(&platform).await,
-                    LogicCommand::List => commands::list(&platform).await,
+                    LogicCommand::List => commands::list(&platform, &settings).await,
                 }
             })
         }
@@ -407,6 +559,29 @@ pub fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Record { ref command } => {
+            init_logs(LogFormat::Human);
+            let settings = settings()?;
+            runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                match command {
+                    RecordCommand::List { pick } => {
+                        crate::record::commands::list(&settings, &platform, &pick.selection()?)
+                            .await
+                    }
+                    RecordCommand::Export { dir, pick, scrub } => {
+                        crate::record::commands::export(
+                            &settings,
+                            &platform,
+                            &pick.selection()?,
+                            dir,
+                            *scrub,
+                        )
+                        .await
+                    }
+                }
+            })
+        }
         Command::Dlq { ref command } => {
             init_logs(LogFormat::Human);
             let settings = settings()?;
@@ -537,12 +712,21 @@ pub(crate) struct Assembled {
     pub daemon: Daemon,
     pub platform: Arc<Platform>,
     segment: Option<Arc<SegmentAnalytics>>,
+    /// The recorder's worker: it stores what is queued once serving ends.
+    recording: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Assembled {
     /// Serve until `shutdown`, then flush what the services buffer (Segment).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let served = self.daemon.run(shutdown).await;
+        // The daemon (and with it the recorder's queue) is gone: the worker
+        // stores what is left, for a while.
+        if let Some(worker) = self.recording
+            && tokio::time::timeout(RECORDING_FLUSH, worker).await.is_err()
+        {
+            tracing::warn!("recordings still queued at shutdown were dropped");
+        }
         if let Some(segment) = self.segment {
             segment.flush_and_stop().await;
         }
@@ -636,6 +820,18 @@ pub(crate) async fn assemble(
         health.probes().add_queue(logical, queue.clone());
         queues.push((logical.clone(), queue_settings.clone(), queue));
     }
+    let (recorder, recording) = match settings.record.enabled {
+        true => {
+            let (recorder, worker) = Recorder::start(
+                platform.recordings(settings),
+                engine.clone(),
+                versions.clone(),
+                versions.host_id().to_string(),
+            );
+            (Some(recorder), Some(worker))
+        }
+        false => (None, None),
+    };
     Ok(Some(Assembled {
         daemon: Daemon {
             engine,
@@ -646,11 +842,16 @@ pub(crate) async fn assemble(
             grace: Duration::from_secs(settings.shutdown.grace_seconds),
             finished,
             admin,
+            recorder,
         },
         platform,
         segment: services.segment,
+        recording,
     }))
 }
+
+/// How long the recorder may take to store what is queued at shutdown.
+const RECORDING_FLUSH: Duration = Duration::from_secs(5);
 
 /// SIGTERM or SIGINT.
 async fn try_messages(

@@ -53,6 +53,41 @@ pub struct Settings {
     pub logic: LogicSettings,
     #[serde(default)]
     pub admin: Admin,
+    #[serde(default)]
+    pub record: Record,
+}
+
+/// Recording handled messages for `envmgr logic replay` and shadow runs
+/// (`host/src/record/`). Recordings hold what messages carry (titles,
+/// logins, repository names): kept briefly by default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Record {
+    /// Off: nothing is recorded (and no shadow runs).
+    pub enabled: bool,
+    /// The share of messages recorded, 0.0 to 1.0. A shadow version runs
+    /// on these only.
+    pub sample: f64,
+    /// How long a recording is kept (DynamoDB TTL on aws).
+    pub retention_hours: u64,
+    /// Local backend: at most this many stored items (one per message
+    /// unless its recording passes 300 KB compressed); the oldest go first.
+    pub max_entries: u64,
+    /// Recordings waiting to be stored; past this they are dropped and
+    /// counted, never waited for.
+    pub queue: usize,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample: 1.0,
+            retention_hours: 72,
+            max_entries: 10_000,
+            queue: 256,
+        }
+    }
 }
 
 /// Logic versions: where native code is cached, how often hosts look at the
@@ -145,6 +180,9 @@ pub struct Tables {
     /// The host's own: logic versions and the active pointer. Never mapped
     /// for the logic, so no logic version can move the pointer.
     pub logic: String,
+    /// The host's own: recorded messages (`[record]`), never mapped for the
+    /// logic.
+    pub recordings: String,
 }
 
 impl Default for Tables {
@@ -154,6 +192,7 @@ impl Default for Tables {
             secrets: "envmgr-secrets".into(),
             apps: "envmgr-apps".into(),
             logic: "envmgr-logic".into(),
+            recordings: "envmgr-recordings".into(),
         }
     }
 }
@@ -171,6 +210,11 @@ impl Tables {
     /// The host's logic-version table, alone.
     pub fn logic_mapping(&self) -> [(&'static str, &str); 1] {
         [("logic", &self.logic)]
+    }
+
+    /// The host's recordings table, alone.
+    pub fn recordings_mapping(&self) -> [(&'static str, &str); 1] {
+        [(crate::record::store::TABLE, &self.recordings)]
     }
 }
 
@@ -551,6 +595,15 @@ impl Settings {
         }
         if self.limits.memory_mib < 8 {
             bail!("config key `limits.memory_mib`: at least 8");
+        }
+        if !(0.0..=1.0).contains(&self.record.sample) {
+            bail!("config key `record.sample`: a share from 0.0 to 1.0");
+        }
+        if self.record.retention_hours == 0 || self.record.retention_hours > 24 * 90 {
+            bail!("config key `record.retention_hours`: 1 to 2160 (90 days)");
+        }
+        if self.record.queue == 0 {
+            bail!("config key `record.queue`: at least 1");
         }
         if let Some(segment) = &self.segment {
             if segment.batch_size == 0 || segment.buffer < segment.batch_size {

@@ -10,6 +10,8 @@
 //!   embedded database file) or `aws`.
 //! - [`mock`]: the mock host for tests and guest authors.
 //! - [`observe`]: transcript and scripted faults.
+//! - [`record`]: handled messages recorded, replayed against a candidate,
+//!   and shadow runs.
 //! - [`health`]: a fault of the host is not a fault of the message (probes,
 //!   pause, recovery); [`metrics`]: what `/metrics` serves.
 //! - [`demo`], [`show`], [`admin`], [`cli`]: the commands.
@@ -33,6 +35,7 @@ pub mod mock;
 pub mod observe;
 pub mod platform;
 pub mod queue;
+pub mod record;
 pub mod redact;
 pub mod show;
 pub mod support;

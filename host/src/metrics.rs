@@ -31,6 +31,29 @@ pub fn dependency_error(dependency: &str, kind: &str) {
         .inc();
 }
 
+static RECORDINGS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
+static RECORDED_BYTES: LazyLock<Counter> = LazyLock::new(Counter::default);
+static SHADOW_RUNS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
+
+/// Count one recording `stored`, `dropped` (the queue was full) or
+/// `failed` (the store refused), and the compressed bytes stored.
+pub fn recording(result: &str, bytes: usize) {
+    RECORDINGS
+        .get_or_create(&vec![("result", result.to_string())])
+        .inc();
+    RECORDED_BYTES.inc_by(bytes as u64);
+}
+
+/// Count one shadow run of `version` (its short id) by its verdict.
+pub fn shadow_run(version: &str, verdict: &str) {
+    SHADOW_RUNS
+        .get_or_create(&vec![
+            ("version", version.to_string()),
+            ("verdict", verdict.to_string()),
+        ])
+        .inc();
+}
+
 /// One scrape: the process's counters and the figures read for it.
 pub struct Scrape {
     registry: Registry,
@@ -43,6 +66,21 @@ impl Default for Scrape {
             "envmgr_dependency_errors",
             "Failed capability calls, by dependency and error code",
             DEPENDENCY_ERRORS.clone(),
+        );
+        registry.register(
+            "envmgr_recordings",
+            "Handled messages recorded, by result: stored, dropped (the queue was full) or failed",
+            RECORDINGS.clone(),
+        );
+        registry.register(
+            "envmgr_recorded_bytes",
+            "Compressed bytes of recordings stored",
+            RECORDED_BYTES.clone(),
+        );
+        registry.register(
+            "envmgr_shadow_runs",
+            "Shadow runs by version and verdict: identical, differs, fails, not_replayable",
+            SHADOW_RUNS.clone(),
         );
         Self { registry }
     }

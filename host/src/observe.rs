@@ -43,6 +43,37 @@ pub enum Call {
 }
 
 impl Call {
+    /// Every call, in the WIT's order.
+    pub const ALL: [Call; 22] = [
+        Self::GithubAuthenticate,
+        Self::GithubListComments,
+        Self::GithubCreateComment,
+        Self::GithubUpdateComment,
+        Self::GithubDeleteComment,
+        Self::GithubCreateInstallationToken,
+        Self::GithubFindDeployments,
+        Self::GithubCreateDeployment,
+        Self::GithubListDeploymentStatuses,
+        Self::GithubCreateDeploymentStatus,
+        Self::GithubDeleteDeployment,
+        Self::DynamodbGet,
+        Self::DynamodbQuery,
+        Self::DynamodbTransactWrite,
+        Self::DynamodbUpdate,
+        Self::KmsDecrypt,
+        Self::KeysGenerate,
+        Self::KeysVerifyReport,
+        Self::AnalyticsTrack,
+        Self::RuntimeCreate,
+        Self::ConfigGet,
+        Self::Log,
+    ];
+
+    /// The call `interface.function` names.
+    pub fn named(name: &str) -> Option<Call> {
+        Self::ALL.into_iter().find(|call| call.name() == name)
+    }
+
     /// The interface, as in the WIT: `github`, `dynamodb`, `kms`, ….
     pub fn dependency(self) -> &'static str {
         let name = self.name();
@@ -307,6 +338,10 @@ pub struct Observer {
     pub transcript: Option<Transcript>,
     pub faults: Option<Faults>,
     pub in_flight: Option<CallsInFlight>,
+    /// This message is recorded: its calls, clock and random go on tape.
+    pub tape: Option<crate::record::tape::Tape>,
+    /// This message is replayed: its calls are answered from a recording.
+    pub replay: Option<Arc<crate::record::tape::Replayer>>,
 }
 
 impl Observer {

@@ -103,6 +103,29 @@ impl Platform {
         self.logic_tables.clone()
     }
 
+    /// Recorded messages and shadow results (`[record]`): on the local
+    /// backend a table in the database file (writes not waiting for the
+    /// disk), on aws the recordings table `init` creates.
+    pub fn recordings(&self, settings: &Settings) -> crate::record::store::Recordings {
+        use crate::record::store::Recordings;
+        let mapping = settings.tables.recordings_mapping();
+        match &self.place {
+            Place::Local(store) => Recordings::new(
+                Arc::new(
+                    LocalTables::new(store.clone(), mapping)
+                        .with_durability(Durability::SurvivesCrash),
+                ),
+                Some((store.clone(), settings.tables.recordings.clone())),
+                settings.record.clone(),
+            ),
+            Place::Aws(sdk) => Recordings::new(
+                Arc::new(AwsTables::new(sdk, mapping)),
+                None,
+                settings.record.clone(),
+            ),
+        }
+    }
+
     /// Installed logic versions and the shared pointer.
     pub fn registry(&self) -> Registry {
         Registry::new(self.logic_tables.clone(), crate::BUILTIN_LOGIC)

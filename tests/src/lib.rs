@@ -67,6 +67,11 @@ pub const CHAOS_STDERR_MARKER: &str = "envmgr-chaos-guest-wrote-this-to-stderr";
 /// `envmgr-test-fail` — a canary that must be rolled back.
 pub const FAULTY_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_FAULTY_WASM"));
 
+/// The real logic built with the `reworded-comment` feature: the comment's
+/// heading reads differently, nothing else changes — a candidate a replay
+/// must find different in the comment only.
+pub const REWORDED_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_REWORDED_WASM"));
+
 /// The builtin logic as the previous release built it, for contract
 /// `envmgr:environments@0.2.0`: a logic version installed before a host
 /// upgrade, which the new host must still run.

@@ -26,6 +26,7 @@ use crate::bindings::envmgr::environments::dynamodb::WriteError;
 pub use crate::bindings::{Error, ErrorCode};
 use crate::engine::{ManualClock, Session};
 use crate::observe::{Call, Observer};
+use crate::record::values::Recordable;
 use crate::redact::{Credentials, Redactor, Scrub};
 
 /// A capability call's result, as the guest sees it.
@@ -114,21 +115,37 @@ impl From<Error> for WriteError {
 }
 
 impl Backends {
+    /// The same backends, with one message's calls going on `tape`.
+    pub fn taped(&self, tape: crate::record::tape::Tape) -> Self {
+        let mut backends = self.clone();
+        backends.observer.tape = Some(tape);
+        backends
+    }
+
     /// Run one capability call: a scripted fault replaces it if one is due,
     /// the transcript records it (request text built only if recorded), and
     /// what the dependency sent back is redacted before the guest sees it.
+    /// A message being recorded puts the typed request and the answer on its
+    /// tape; a replayed one is answered from its recording instead, and
+    /// `run` never starts.
     pub(crate) async fn invoke<T, E>(
         &self,
         redactor: &Redactor,
         call: Call,
         request: impl FnOnce() -> String,
+        typed: Option<serde_json::Value>,
         run: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E>
     where
-        T: Scrub,
-        E: From<Error> + Describe + Scrub,
+        T: Scrub + Recordable,
+        E: From<Error> + Describe + Scrub + Recordable,
     {
         let observer = &self.observer;
+        if let Some(replayer) = &observer.replay {
+            let result = replayed(replayer, call, typed.unwrap_or_default());
+            observer.record(call, request, || shown(&result));
+            return result;
+        }
         let scripted = observer.before(call);
         if let Some(action) = scripted.interleaved {
             action().await;
@@ -175,11 +192,45 @@ impl Backends {
             Err(error) => Err(error.scrub(redactor)),
         };
         observer.span(call, started);
-        observer.record(call, request, || match &result {
-            Ok(_) => "ok".to_string(),
-            Err(error) => error.describe(),
-        });
+        observer.record(call, request, || shown(&result));
+        if let (Some(tape), Some(typed)) = (&observer.tape, typed) {
+            tape.call(call, typed, crate::record::tape::answer(&result));
+        }
         result
+    }
+}
+
+/// A result as the transcript shows it.
+fn shown<T, E: Describe>(result: &Result<T, E>) -> String {
+    match result {
+        Ok(_) => "ok".to_string(),
+        Err(error) => error.describe(),
+    }
+}
+
+/// A replayed call's answer: the recording's, or `unavailable` when it has
+/// none (the replay then calls the message not replayable).
+fn replayed<T: Recordable, E: From<Error> + Recordable>(
+    replayer: &crate::record::tape::Replayer,
+    call: Call,
+    request: serde_json::Value,
+) -> Result<T, E> {
+    let unanswered = |why: &str| {
+        Err(E::from(error(
+            ErrorCode::Unavailable,
+            format!("not replayable: {why}"),
+        )))
+    };
+    match replayer.answer(call, &request) {
+        Some(answer) => match crate::record::tape::answered::<T, E>(&answer) {
+            Some(result) => result,
+            None => {
+                let why = "the recorded answer is not of this call's type";
+                replayer.unanswerable(call, why);
+                unanswered(why)
+            }
+        },
+        None => unanswered(&format!("the recording has no answer for {call}")),
     }
 }
 
@@ -209,15 +260,26 @@ impl Session {
         &self,
         call: Call,
         request: impl FnOnce() -> String + Send + 'a,
+        typed: Option<serde_json::Value>,
         run: impl Future<Output = Result<T, E>> + Send + 'a,
     ) -> impl Future<Output = Result<T, E>> + Send + 'a
     where
-        T: Scrub + Send + 'a,
-        E: From<Error> + Describe + Scrub + Send + 'a,
+        T: Scrub + Recordable + Send + 'a,
+        E: From<Error> + Describe + Scrub + Recordable + Send + 'a,
     {
         let backends = self.backends.clone();
         let redactor = self.redactor.clone();
-        async move { backends.invoke(&redactor, call, request, run).await }
+        async move { backends.invoke(&redactor, call, request, typed, run).await }
+    }
+
+    /// A call's request in the recording's typed form, built only when this
+    /// message is recorded or replayed.
+    pub(crate) fn typed(
+        &self,
+        request: impl FnOnce() -> serde_json::Value,
+    ) -> Option<serde_json::Value> {
+        let observer = &self.backends.observer;
+        (observer.tape.is_some() || observer.replay.is_some()).then(request)
     }
 }
 

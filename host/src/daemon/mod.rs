@@ -40,6 +40,8 @@ use crate::engine::{Engine, Logic, RunError};
 use crate::health::{Health, Problem};
 use crate::logic::serving::{Ending, Versions};
 use crate::queue::{DeadLetter, Deferral, Queue, Received};
+use crate::record::Recording;
+use crate::record::recorder::{Handled, Recorder};
 use crate::support::seconds;
 use deleter::Deleter;
 
@@ -66,6 +68,8 @@ pub struct Daemon {
     /// The admin endpoint (`/healthz`, `/readyz`, `/metrics`, `/status`),
     /// if configured: up since start-up.
     pub admin: Option<Arc<endpoint::Admin>>,
+    /// Takes handled messages' recordings after the ack (`[record]`).
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// How one delivery of a message ended.
@@ -304,7 +308,7 @@ impl Daemon {
     async fn handle(
         &self,
         index: usize,
-        logic: &Logic,
+        logic: &Arc<Logic>,
         received: &Received,
         deleter: &Deleter,
     ) -> Disposition {
@@ -318,9 +322,14 @@ impl Daemon {
             receipt.to_string(),
             settings.visibility_timeout_seconds,
         );
+        let tape = self.recorder.as_ref().and_then(|r| r.tape(message));
+        let backends = match &tape {
+            Some(tape) => Arc::new(self.backends.taped(tape.clone())),
+            None => self.backends.clone(),
+        };
         let (result, _suspicions) = crate::health::watched(
             Some(self.health.clone()),
-            self.engine.run(logic, self.backends.clone(), message),
+            self.engine.run(logic, backends, message),
         )
         .await;
         drop(_lease);
@@ -424,6 +433,21 @@ impl Daemon {
                     warn!(error = %e, "could not set the backoff; the message returns after its lease");
                 }
             }
+        }
+        // Acknowledged: the recording goes its own way, never waited for.
+        if let (Some(recorder), Some(tape)) = (&self.recorder, tape) {
+            recorder.submit(Handled {
+                recording: Recording::of(
+                    logic,
+                    logical,
+                    message,
+                    &self.backends.config,
+                    crate::support::now_ms().max(0) as u64,
+                    summary.clone(),
+                    tape.taken(),
+                ),
+                logic: logic.clone(),
+            });
         }
         if let Some(finished) = &self.finished {
             let _ = finished.send(Finished {

@@ -278,6 +278,19 @@ impl Engine {
         backends: Arc<Backends>,
         message: &Message,
     ) -> Result<Handled, RunError> {
+        self.run_as(logic, &logic.id, backends, message).await
+    }
+
+    /// [`run`](Self::run), the logic told it is version `version` (a
+    /// replay gives both versions it compares the same name, so that what
+    /// the logic derives from its name cannot differ).
+    pub async fn run_as(
+        &self,
+        logic: &Logic,
+        version: &str,
+        backends: Arc<Backends>,
+        message: &Message,
+    ) -> Result<Handled, RunError> {
         let deadline = self.limits.deadline;
         let wasi = sandbox_wasi(&backends);
         let mut store = Store::new(
@@ -290,7 +303,7 @@ impl Engine {
                 },
                 redactor: crate::redact::Redactor::new(backends.credentials.clone()),
                 backends,
-                logic_version: logic.id.clone(),
+                logic_version: version.to_string(),
                 deadline: std::time::Instant::now() + deadline,
             },
         );
@@ -357,6 +370,32 @@ fn sandbox_wasi(backends: &Backends) -> wasmtime_wasi::WasiCtx {
             .secure_random(wasmtime_wasi::Deterministic::new(vec![7, 13, 42, 99]))
             .insecure_random(wasmtime_wasi::Deterministic::new(vec![3, 5, 8, 21]))
             .insecure_random_seed(0x0e17_a5e3);
+    }
+    use crate::record::tape::{
+        ReplayedClock, ReplayedRandom, SystemClock, TapedClock, TapedRandom,
+    };
+    if let Some(replayer) = &backends.observer.replay {
+        builder
+            .wall_clock(ReplayedClock {
+                replayer: replayer.clone(),
+                otherwise_ms: backends.clock.as_ref().map_or(0, ManualClock::now_ms),
+            })
+            .secure_random(ReplayedRandom(replayer.clone()));
+    } else if let Some(tape) = &backends.observer.tape {
+        let tape = tape.clone();
+        match &backends.clock {
+            Some(clock) => builder.wall_clock(TapedClock {
+                inner: clock.clone(),
+                tape: tape.clone(),
+            }),
+            None => builder.wall_clock(TapedClock {
+                inner: SystemClock,
+                tape: tape.clone(),
+            }),
+        };
+        if backends.clock.is_none() {
+            builder.secure_random(TapedRandom(tape));
+        }
     }
     builder.build()
 }

@@ -23,6 +23,7 @@ pub async fn install(
     settings: &Settings,
     file: &Path,
     tag: Option<&str>,
+    replay: Option<(usize, crate::record::replay::FailOn)>,
 ) -> anyhow::Result<()> {
     let component = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     if tag.is_some_and(|t| t.is_empty() || t.contains(',') || t == crate::logic::BUILTIN_TAG) {
@@ -36,9 +37,23 @@ pub async fn install(
     {
         anyhow::bail!("the tag `{tag}` already names {}", existing.id);
     }
+    // Recorded traffic first: a version refused by it is never stored.
+    let replayed = match replay {
+        Some((last, fail_on)) => {
+            let logic = Arc::new(cache.engine().load(&component)?);
+            let said =
+                crate::record::commands::install_check(settings, platform, logic, last, fail_on)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("refused {}: {e:#}", crate::engine::hex_sha256(&component))
+                    })?;
+            format!("; {said}")
+        }
+        None => String::new(),
+    };
     let installed = install::install(&registry, &cache, component, tag, now_ms()).await?;
     println!(
-        "installed {}{} — world ok, compiled in {} ms and cached; self-check: {}",
+        "installed {}{} — world ok, compiled in {} ms and cached; self-check: {}{replayed}",
         installed.id,
         tag.map(|t| format!(" ({t})")).unwrap_or_default(),
         installed.compile_ms,
@@ -78,6 +93,33 @@ pub async fn activate(
     let builtin = registry.builtin_id().to_string();
     let pointer = change_pointer(&registry, |current| {
         activated(current, &builtin, &version.id, canary, now_ms())
+    })
+    .await?;
+    println!("{} (revision {})", pointer.reason, pointer.revision);
+    Ok(())
+}
+
+/// `activate --shadow` (a version) and `stop-shadow` (none).
+pub async fn shadow(
+    platform: &Platform,
+    settings: &Settings,
+    name: Option<&str>,
+) -> anyhow::Result<()> {
+    let registry = platform.registry();
+    let version = match name {
+        Some(name) => {
+            let version = registry.resolve(name).await?;
+            refuse_unless_every_host_runs(&registry, settings, &version).await?;
+            Some(version.id)
+        }
+        None => None,
+    };
+    if version.is_some() && !settings.record.enabled {
+        println!("note: [record] enabled = false here: hosts with recording off run no shadow");
+    }
+    let builtin = registry.builtin_id().to_string();
+    let pointer = change_pointer(&registry, |current| {
+        crate::logic::shadowed(current, &builtin, version.as_deref(), now_ms())
     })
     .await?;
     println!("{} (revision {})", pointer.reason, pointer.revision);
@@ -162,8 +204,9 @@ pub async fn rollback(platform: &Platform) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn list(platform: &Platform) -> anyhow::Result<()> {
+pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
     let registry = platform.registry();
+    let recordings = platform.recordings(settings);
     let pointer = registry.pointer().await?;
     let active = pointer
         .as_ref()
@@ -183,6 +226,17 @@ pub async fn list(platform: &Platform) -> anyhow::Result<()> {
             .is_some_and(|p| p.history.last() == Some(&version.id))
         {
             roles.push("previous".to_string());
+        }
+        if pointer
+            .as_ref()
+            .is_some_and(|p| p.shadow.as_ref() == Some(&version.id))
+        {
+            roles.push("shadow".to_string());
+        }
+        // Shadow verdicts over every host, for any version that had some.
+        let tally = recordings.shadow_counts(&version.id).await?;
+        if tally.total() > 0 {
+            roles.push(format!("shadow runs: {tally}"));
         }
         println!(
             "{}  {:<12} {:>8} bytes  contract {:<7} {}",

@@ -32,6 +32,9 @@ pub struct Pointer {
     pub revision: u64,
     pub active: String,
     pub canary: Option<Canary>,
+    /// Runs beside the active version on recorded live traffic, applying
+    /// nothing (`logic activate --shadow`); its verdicts are counted.
+    pub shadow: Option<String>,
     /// Earlier actives, the latest last: what `rollback` returns to.
     pub history: Vec<String>,
     pub changed_at_ms: u64,
@@ -79,6 +82,7 @@ pub fn activated(
             }
             Pointer {
                 revision,
+                shadow: current.and_then(|p| p.shadow.clone()),
                 active,
                 canary: Some(Canary {
                     version: version.to_string(),
@@ -96,6 +100,10 @@ pub fn activated(
             }
             Pointer {
                 revision,
+                // The shadow has served its purpose once it is active.
+                shadow: current
+                    .and_then(|p| p.shadow.clone())
+                    .filter(|shadow| shadow != version),
                 active: version.to_string(),
                 canary: None,
                 history,
@@ -103,6 +111,31 @@ pub fn activated(
                 reason: format!("activated {}", short(version)),
             }
         }
+    })
+}
+
+/// The pointer with `version` as the shadow (none: no shadow).
+pub fn shadowed(
+    current: Option<&Pointer>,
+    builtin: &str,
+    version: Option<&str>,
+    now_ms: u64,
+) -> anyhow::Result<Pointer> {
+    let active = current.map_or(builtin, |p| p.active.as_str());
+    if version == Some(active) {
+        anyhow::bail!("{active} is the active version; a shadow runs beside it");
+    }
+    Ok(Pointer {
+        revision: current.map_or(1, |p| p.revision + 1),
+        active: active.to_string(),
+        canary: current.and_then(|p| p.canary.clone()),
+        shadow: version.map(str::to_string),
+        history: current.map(|p| p.history.clone()).unwrap_or_default(),
+        changed_at_ms: now_ms,
+        reason: match version {
+            Some(version) => format!("shadow {}", short(version)),
+            None => "shadow stopped".to_string(),
+        },
     })
 }
 
@@ -117,6 +150,10 @@ pub fn promoted(current: &Pointer, now_ms: u64) -> anyhow::Result<Pointer> {
     trim(&mut history);
     Ok(Pointer {
         revision: current.revision + 1,
+        shadow: current
+            .shadow
+            .clone()
+            .filter(|shadow| *shadow != canary.version),
         active: canary.version.clone(),
         canary: None,
         history,
@@ -143,6 +180,7 @@ pub fn rolled_back(current: &Pointer, reason: &str, now_ms: u64) -> anyhow::Resu
         .ok_or_else(|| anyhow::anyhow!("there is no previous version to roll back to"))?;
     Ok(Pointer {
         revision: current.revision + 1,
+        shadow: current.shadow.clone(),
         active: previous,
         canary: None,
         history,

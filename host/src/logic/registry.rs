@@ -4,7 +4,7 @@
 //!
 //! | pk | sk | what |
 //! |---|---|---|
-//! | `POINTER` | `#` | `active`, `canary`, `canaryPercent`, `history` (comma-separated), `revision`, `changedAt`, `reason` |
+//! | `POINTER` | `#` | `active`, `canary`, `canaryPercent`, `shadow`, `history` (comma-separated), `revision`, `changedAt`, `reason` |
 //! | `VERSION` | `{sha256}` | `tag`, `size`, `chunks`, `installedAt`, `contract` — written last: its presence means the version is complete |
 //! | `COMPONENT#{sha256}` | `{0000}`… | `data`: the component in chunks under DynamoDB's item size limit |
 //! | `HOST` | `{host id}` | a serving host's heartbeat: `contracts` it links (comma-separated), `seenAt`, `build` |
@@ -300,6 +300,7 @@ impl Registry {
                 version,
                 percent: number(&item, "canaryPercent").unwrap_or(0).min(99) as u8,
             }),
+            shadow: text(&item, "shadow"),
             history: text(&item, "history")
                 .map(|h| {
                     h.split(',')
@@ -323,6 +324,9 @@ impl Registry {
             n("changedAt", next.changed_at_ms),
             s("reason", &next.reason),
         ]);
+        if let Some(shadow) = &next.shadow {
+            item.push(s("shadow", shadow));
+        }
         if let Some(canary) = &next.canary {
             item.extend([
                 s("canary", &canary.version),

@@ -113,6 +113,8 @@ pub struct Serving {
     pub revision: Option<u64>,
     pub active: Arc<Logic>,
     pub canary: Option<(Arc<Logic>, u8)>,
+    /// Run beside on recorded traffic, applying nothing.
+    pub shadow: Option<Arc<Logic>>,
     /// When the pointer moved (its `changed_at`), for the swap figures.
     changed_at_ms: u64,
     first_message_logged: std::sync::atomic::AtomicBool,
@@ -244,6 +246,11 @@ impl Versions {
             rollback_requested: Mutex::default(),
             last_swap: Mutex::default(),
         }
+    }
+
+    /// This host's name in the heartbeats (and its shadow counts).
+    pub fn host_id(&self) -> &str {
+        &self.host_id
     }
 
     pub fn current(&self) -> Arc<Serving> {
@@ -532,6 +539,7 @@ fn serving(
         revision,
         active: Arc::new(active),
         canary: canary.map(|(logic, percent)| (Arc::new(logic), percent)),
+        shadow: None,
         changed_at_ms,
         first_message_logged: std::sync::atomic::AtomicBool::new(revision.is_none()),
     }
@@ -548,6 +556,7 @@ async fn load(
         current.and_then(|c| {
             std::iter::once(&c.active)
                 .chain(c.canary.as_ref().map(|(l, _)| l))
+                .chain(&c.shadow)
                 .find(|l| l.id == id)
                 .cloned()
         })
@@ -566,10 +575,15 @@ async fn load(
         Some(canary) => Some((get(canary.version.clone()).await?, canary.percent)),
         None => None,
     };
+    let shadow = match &pointer.shadow {
+        Some(shadow) => Some(get(shadow.clone()).await?),
+        None => None,
+    };
     Ok(Serving {
         revision: Some(pointer.revision),
         active,
         canary,
+        shadow,
         changed_at_ms: pointer.changed_at_ms,
         first_message_logged: std::sync::atomic::AtomicBool::new(false),
     })

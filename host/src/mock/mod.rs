@@ -98,6 +98,7 @@ impl MockHost {
                 transcript: Some(transcript.clone()),
                 faults: Some(faults.clone()),
                 in_flight: Some(CallsInFlight::default()),
+                ..Observer::default()
             },
             clock: Some(clock.clone()),
             credentials: crate::redact::Credentials::default(),
@@ -191,6 +192,39 @@ impl MockHost {
             transcript,
             spans,
         }
+    }
+}
+
+impl MockHost {
+    /// [`deliver`](Self::deliver), recorded as `serve` records a message:
+    /// the run and its recording (handled now, by the mock clock).
+    pub async fn deliver_recorded(
+        &self,
+        message: &Message,
+    ) -> (Delivery, crate::record::Recording) {
+        let tape = crate::record::tape::Tape::default();
+        let backends = Arc::new(self.backends.taped(tape.clone()));
+        let mark = self.transcript.mark();
+        let result = self.engine.run(&self.logic, backends, message).await;
+        if let Some(in_flight) = &self.backends.observer.in_flight {
+            in_flight.idle().await;
+        }
+        let (transcript, spans) = self.transcript.take_from(mark);
+        let recording = crate::record::Recording::of(
+            &self.logic,
+            &message.source_queue,
+            message,
+            &self.backends.config,
+            self.clock.now_ms(),
+            crate::engine::summary(&result),
+            tape.taken(),
+        );
+        let delivery = Delivery {
+            result,
+            transcript,
+            spans,
+        };
+        (delivery, recording)
     }
 }
 

@@ -32,6 +32,14 @@ impl Host for Session {
                         event.event, event.user_id, event.properties_json, event.message_id
                     )
                 },
+                self.typed(|| {
+                    serde_json::json!({
+                        "event": event.event,
+                        "user-id": event.user_id,
+                        "properties-json": event.properties_json,
+                        "message-id": event.message_id,
+                    })
+                }),
                 b.analytics.track(&event),
             )
             .await)

@@ -23,6 +23,11 @@ impl Config {
         }
     }
 
+    /// Every value the operator set, as the recording keeps them.
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
     }

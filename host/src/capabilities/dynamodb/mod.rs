@@ -22,6 +22,8 @@ use crate::capabilities::pending::Pending;
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 use crate::engine::Session;
 use crate::observe::Call;
+use crate::record::values;
+use serde_json::json;
 
 /// A table store (aws-sdk-dynamodb, the embedded database, or in memory).
 #[async_trait]
@@ -188,6 +190,7 @@ impl Host for Session {
             .invoke(
                 Call::DynamodbGet,
                 || format!("{table} {}", show_item(&key)),
+                self.typed(|| json!({ "table": table, "key": values::item(&key) })),
                 b.dynamodb.get(&table, &key),
             )
             .await)
@@ -199,6 +202,7 @@ impl Host for Session {
             .invoke(
                 Call::DynamodbQuery,
                 || show_query(&request),
+                self.typed(|| values::query(&request)),
                 b.dynamodb.query(&request),
             )
             .await)
@@ -213,6 +217,7 @@ impl Host for Session {
             .invoke(
                 Call::DynamodbTransactWrite,
                 || show_writes(&writes),
+                self.typed(|| values::writes(&writes)),
                 b.dynamodb.transact_write(&writes),
             )
             .await)
@@ -224,6 +229,7 @@ impl Host for Session {
             .invoke(
                 Call::DynamodbUpdate,
                 || show_write(&Write::Update(request.clone())),
+                self.typed(|| values::update(&request)),
                 b.dynamodb.update(&request),
             )
             .await)
@@ -236,7 +242,8 @@ impl Host for Session {
     ) -> wasmtime::Result<Resource<FutureItem>> {
         let b = self.backends.clone();
         let request = format!("{table} {}", show_item(&key));
-        let call = self.invoke(Call::DynamodbGet, || request, async move {
+        let typed = self.typed(|| json!({ "table": table, "key": values::item(&key) }));
+        let call = self.invoke(Call::DynamodbGet, || request, typed, async move {
             b.dynamodb.get(&table, &key).await
         });
         self.start(call).await
@@ -248,7 +255,8 @@ impl Host for Session {
     ) -> wasmtime::Result<Resource<FuturePage>> {
         let b = self.backends.clone();
         let shown = show_query(&request);
-        let call = self.invoke(Call::DynamodbQuery, || shown, async move {
+        let typed = self.typed(|| values::query(&request));
+        let call = self.invoke(Call::DynamodbQuery, || shown, typed, async move {
             b.dynamodb.query(&request).await
         });
         self.start(call).await
@@ -260,7 +268,8 @@ impl Host for Session {
     ) -> wasmtime::Result<Resource<FutureWrite>> {
         let b = self.backends.clone();
         let shown = show_writes(&writes);
-        let call = self.invoke(Call::DynamodbTransactWrite, || shown, async move {
+        let typed = self.typed(|| values::writes(&writes));
+        let call = self.invoke(Call::DynamodbTransactWrite, || shown, typed, async move {
             b.dynamodb.transact_write(&writes).await
         });
         self.start(call).await

@@ -17,6 +17,8 @@ use crate::capabilities::sealed::{FutureSealedValue, SealedValue, Secret};
 use crate::capabilities::{CapResult, Error};
 use crate::engine::Session;
 use crate::observe::Call;
+use crate::record::values;
+use serde_json::json;
 
 /// A GitHub backend (octocrab against api.github.com or Enterprise, the
 /// embedded recorder, or the in-memory mock).
@@ -146,6 +148,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubAuthenticate,
                 || format!("installation={installation_id}"),
+                self.typed(|| json!({ "installation-id": installation_id })),
                 b.github.authenticate(installation_id),
             )
             .await)
@@ -163,6 +166,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubListComments,
                 || format!("{}#{issue_number} marker={marker:?}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "issue-number": issue_number, "marker": marker })),
                 b.github
                     .list_comments(installation_id, &repo, issue_number, &marker),
             )
@@ -181,6 +185,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubCreateComment,
                 || format!("{}#{issue_number} body={body:?}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "issue-number": issue_number, "body": body })),
                 b.github
                     .create_comment(installation_id, &repo, issue_number, &body),
             )
@@ -199,6 +204,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubUpdateComment,
                 || format!("{} comment={comment_id} body={body:?}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "comment-id": comment_id, "body": body })),
                 b.github
                     .update_comment(installation_id, &repo, comment_id, &body),
             )
@@ -216,6 +222,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubDeleteComment,
                 || format!("{} comment={comment_id}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "comment-id": comment_id })),
                 b.github.delete_comment(installation_id, &repo, comment_id),
             )
             .await)
@@ -239,6 +246,7 @@ impl Host for Session {
                         show(&repo)
                     )
                 },
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "sha": sha, "environment": environment, "task": task })),
                 b.github
                     .find_deployments(installation_id, &repo, &sha, &environment, &task),
             )
@@ -266,6 +274,7 @@ impl Host for Session {
                     deployment.production_environment
                 )
             },
+            self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment": values::new_deployment(&deployment) })),
             b.github
                 .create_deployment(installation_id, &repo, &deployment),
         )
@@ -283,6 +292,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubListDeploymentStatuses,
                 || format!("{} deployment={deployment_id}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment-id": deployment_id })),
                 b.github
                     .list_deployment_statuses(installation_id, &repo, deployment_id),
             )
@@ -309,6 +319,7 @@ impl Host for Session {
                     status.log_url
                 )
             },
+            self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment-id": deployment_id, "status": values::new_deployment_status(&status) })),
             b.github
                 .create_deployment_status(installation_id, &repo, deployment_id, &status),
         )
@@ -326,6 +337,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubDeleteDeployment,
                 || format!("{} deployment={deployment_id}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment-id": deployment_id })),
                 b.github
                     .delete_deployment(installation_id, &repo, deployment_id),
             )
@@ -342,6 +354,7 @@ impl Host for Session {
             .invoke(
                 Call::GithubCreateInstallationToken,
                 || format!("installation={installation_id} repo={}", show(&repo)),
+                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo) })),
                 b.github.create_installation_token(installation_id, &repo),
             )
             .await;
@@ -361,9 +374,13 @@ impl Host for Session {
         let b = self.backends.clone();
         let label = format!("github-token:{}", show(&repo));
         let request = format!("installation={installation_id} repo={}", show(&repo));
+        let typed = self.typed(
+            || json!({ "installation-id": installation_id, "repo": values::repository(&repo) }),
+        );
         let call = self.invoke(
             Call::GithubCreateInstallationToken,
             || request,
+            typed,
             async move {
                 b.github
                     .create_installation_token(installation_id, &repo)

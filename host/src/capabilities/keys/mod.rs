@@ -142,6 +142,32 @@ crate::nothing_to_scrub!(Ciphertext);
 /// pull request, so no secret of the process or the message may be in it.
 struct Claims(String);
 
+impl crate::record::values::Recordable for Ciphertext {
+    fn record(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(&self.0)
+            .into()
+    }
+    fn replayed(value: &serde_json::Value) -> Option<Self> {
+        use base64::Engine as _;
+        let text = value.as_str()?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .map(Ciphertext)
+    }
+}
+
+impl crate::record::values::Recordable for Claims {
+    fn record(&self) -> serde_json::Value {
+        self.0.clone().into()
+    }
+    fn replayed(value: &serde_json::Value) -> Option<Self> {
+        value.as_str().map(|claims| Claims(claims.to_string()))
+    }
+}
+
 impl crate::redact::Scrub for Claims {
     fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
         Claims(redactor.scrub_value(&self.0))
@@ -186,6 +212,13 @@ impl Host for Session {
             .invoke(
                 Call::KeysGenerate,
                 || format!("app={app_id} env={environment_id} version={request_version}"),
+                self.typed(|| {
+                    serde_json::json!({
+                        "app-id": app_id,
+                        "environment-id": environment_id,
+                        "request-version": request_version,
+                    })
+                }),
                 async move { b.kms.encrypt(&plaintext, &context).await.map(Ciphertext) },
             )
             .await;
@@ -209,8 +242,9 @@ impl Host for Session {
         public_jwk: String,
     ) -> wasmtime::Result<CapResult<String>> {
         let shown = format!("<{} bytes> key={public_jwk}", jws.len());
+        let typed = self.typed(|| serde_json::json!({ "jws": jws, "public-jwk": public_jwk }));
         Ok(self
-            .invoke(Call::KeysVerifyReport, || shown, async move {
+            .invoke(Call::KeysVerifyReport, || shown, typed, async move {
                 verify_report(&jws, &public_jwk)
                     .map(Claims)
                     .map_err(|why| error(ErrorCode::Invalid, format!("status report: {why}")))

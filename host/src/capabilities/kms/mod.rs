@@ -59,6 +59,24 @@ pub fn as_written(ciphertext: &[u8]) -> Cow<'_, [u8]> {
     Cow::Borrowed(ciphertext)
 }
 
+/// A decrypt as the recording holds it: the ciphertext by its digest
+/// (what identifies it; the bytes themselves are no use to a replay).
+fn decrypt_request(
+    ciphertext: &[u8],
+    context: &[(String, String)],
+    label: &str,
+) -> serde_json::Value {
+    let context: BTreeMap<&str, &str> = context
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    serde_json::json!({
+        "ciphertext-sha256": crate::engine::hex_sha256(ciphertext),
+        "encryption-context": context,
+        "label": label,
+    })
+}
+
 impl Host for Session {
     async fn decrypt(
         &mut self,
@@ -76,6 +94,7 @@ impl Host for Session {
                         ciphertext.len()
                     )
                 },
+                self.typed(|| decrypt_request(&ciphertext, &encryption_context, &label)),
                 async {
                     b.kms
                         .decrypt(&as_written(&ciphertext), &encryption_context)
@@ -100,7 +119,8 @@ impl Host for Session {
             "<{} bytes> context={encryption_context:?} label={label}",
             ciphertext.len()
         );
-        let call = self.invoke(Call::KmsDecrypt, || request, async move {
+        let typed = self.typed(|| decrypt_request(&ciphertext, &encryption_context, &label));
+        let call = self.invoke(Call::KmsDecrypt, || request, typed, async move {
             b.kms
                 .decrypt(&as_written(&ciphertext), &encryption_context)
                 .await

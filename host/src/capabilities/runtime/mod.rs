@@ -94,7 +94,7 @@ impl Session {
     fn runtime_request(
         &self,
         request: &CreateRequest,
-    ) -> wasmtime::Result<(RuntimeRequest, String)> {
+    ) -> wasmtime::Result<(RuntimeRequest, String, Option<serde_json::Value>)> {
         let installation_token = request
             .installation_token
             .as_ref()
@@ -134,6 +134,31 @@ impl Session {
             shown_secrets.join(", "),
             label(&signing_key),
         );
+        // The recording's form: every field, sealed values by their labels.
+        let typed = self.typed(|| {
+            let sealed = |sealed: &Option<(String, Secret)>| {
+                sealed
+                    .as_ref()
+                    .map(|(label, _)| serde_json::json!({ "sealed": label }))
+            };
+            serde_json::json!({
+                "idempotency-key": request.idempotency_key,
+                "app-id": request.app_id,
+                "environment-id": request.environment_id,
+                "environment-type": request.environment_type,
+                "repository": request.repository,
+                "branch": request.branch,
+                "sha": request.sha,
+                "request-version": request.request_version,
+                "entrypoint": request.entrypoint,
+                "installation-token": sealed(&installation_token),
+                "secrets": secrets
+                    .iter()
+                    .map(|(name, (label, _))| serde_json::json!({ "name": name, "value": { "sealed": label } }))
+                    .collect::<Vec<_>>(),
+                "signing-key": sealed(&signing_key),
+            })
+        });
         let plain = RuntimeRequest {
             idempotency_key: request.idempotency_key.clone(),
             app_id: request.app_id.clone(),
@@ -151,16 +176,21 @@ impl Session {
                 .collect(),
             signing_key: signing_key.map(|(_, secret)| secret),
         };
-        Ok((plain, shown))
+        Ok((plain, shown, typed))
     }
 }
 
 impl Host for Session {
     async fn create(&mut self, request: CreateRequest) -> wasmtime::Result<CapResult<Created>> {
-        let (plain, shown) = self.runtime_request(&request)?;
+        let (plain, shown, typed) = self.runtime_request(&request)?;
         let b = self.backends.clone();
         Ok(self
-            .invoke(Call::RuntimeCreate, || shown, b.runtime.create(&plain))
+            .invoke(
+                Call::RuntimeCreate,
+                || shown,
+                typed,
+                b.runtime.create(&plain),
+            )
             .await)
     }
 
@@ -168,9 +198,9 @@ impl Host for Session {
         &mut self,
         request: CreateRequest,
     ) -> wasmtime::Result<Resource<FutureCreated>> {
-        let (plain, shown) = self.runtime_request(&request)?;
+        let (plain, shown, typed) = self.runtime_request(&request)?;
         let b = self.backends.clone();
-        let call = self.invoke(Call::RuntimeCreate, || shown, async move {
+        let call = self.invoke(Call::RuntimeCreate, || shown, typed, async move {
             b.runtime.create(&plain).await
         });
         self.start(call).await

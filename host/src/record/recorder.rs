@@ -1,0 +1,206 @@
+//! After the ack: recorded messages go through a bounded queue to one
+//! worker that stores them and, while a shadow version is set, runs it
+//! beside the version that handled each one. The message's path only takes
+//! the tape and hands it over (`try_send`): when the queue is full the
+//! recording is dropped and counted, and nothing ever waits for it.
+//!
+//! | step | where | on failure |
+//! |---|---|---|
+//! | tape calls, clock, random | the message's run | — (in memory) |
+//! | hand over | after the message's disposition | queue full: dropped, counted, logged at debug |
+//! | store | the worker | counted as failed, warned; the message is long done |
+//! | prune (local) | the worker, every 64 stores | warned |
+//! | shadow run | the worker, in the mock host against the recording | counted as its verdict; differing and failing runs kept for `--shadow-report` |
+
+use std::collections::BTreeMap;
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::bindings::Message;
+use crate::config::Record as Settings;
+use crate::engine::{Engine, Logic};
+use crate::logic::serving::Versions;
+use crate::logic::short;
+use crate::record::Recording;
+use crate::record::replay::{Expectations, Replaying, Tally, Verdict};
+use crate::record::store::Recordings;
+use crate::record::tape::Tape;
+
+/// Stores between two prunes of the local table.
+const PRUNE_EVERY: u64 = 64;
+/// How often a host writes its shadow counts to the shared store.
+const COUNTS_EVERY: Duration = Duration::from_secs(2);
+
+/// A handled message on its way to the store.
+pub struct Handled {
+    pub recording: Recording,
+    /// The version that handled it (a shadow runs beside it).
+    pub logic: Arc<Logic>,
+}
+
+pub struct Recorder {
+    settings: Settings,
+    sender: mpsc::Sender<Handled>,
+}
+
+/// Whether this delivery is in the sample: by its delivery token, so the
+/// share holds over any mix of messages.
+fn sampled(settings: &Settings, message: &Message) -> bool {
+    if settings.sample >= 1.0 {
+        return true;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    message.delivery_token.hash(&mut hasher);
+    (hasher.finish() as f64 / u64::MAX as f64) < settings.sample
+}
+
+impl Recorder {
+    /// The recorder and its worker; the worker ends once every sender is
+    /// gone and the queue is empty.
+    pub fn start(
+        recordings: Recordings,
+        engine: Arc<Engine>,
+        versions: Arc<Versions>,
+        host: String,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let settings = recordings.settings().clone();
+        let (sender, receiver) = mpsc::channel(settings.queue);
+        let worker = Worker {
+            recordings,
+            engine,
+            versions,
+            host,
+            stored: 0,
+            expected: Expectations::default(),
+            tallies: BTreeMap::new(),
+            counts_written: Instant::now(),
+        };
+        let handle = tokio::spawn(worker.run(receiver));
+        (Arc::new(Self { settings, sender }), handle)
+    }
+
+    /// A tape for this message, if it is recorded.
+    pub fn tape(&self, message: &Message) -> Option<Tape> {
+        (self.settings.enabled && sampled(&self.settings, message)).then(Tape::default)
+    }
+
+    /// Hand a handled message over; never waits.
+    pub fn submit(&self, handled: Handled) {
+        if let Err(e) = self.sender.try_send(handled) {
+            crate::metrics::recording("dropped", 0);
+            let why = match e {
+                mpsc::error::TrySendError::Full(_) => "the recording queue is full",
+                mpsc::error::TrySendError::Closed(_) => "the recorder stopped",
+            };
+            debug!(why, "recording dropped");
+        }
+    }
+}
+
+struct Worker {
+    recordings: Recordings,
+    engine: Arc<Engine>,
+    versions: Arc<Versions>,
+    host: String,
+    stored: u64,
+    expected: Expectations,
+    /// Shadow verdicts per version since this host started.
+    tallies: BTreeMap<String, (Tally, bool)>,
+    counts_written: Instant,
+}
+
+impl Worker {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Handled>) {
+        while let Some(handled) = receiver.recv().await {
+            self.store(&handled.recording).await;
+            self.shadow(&handled).await;
+            if self.counts_written.elapsed() >= COUNTS_EVERY {
+                self.write_counts().await;
+            }
+        }
+        self.write_counts().await;
+    }
+
+    async fn store(&mut self, recording: &Recording) {
+        match self.recordings.put(recording).await {
+            Ok(bytes) => {
+                crate::metrics::recording("stored", bytes);
+                self.stored += 1;
+                if self.stored % PRUNE_EVERY == 1
+                    && let Err(e) = self.recordings.prune(now_ms()).await
+                {
+                    warn!(error = %format!("{e:#}"), "recordings not pruned");
+                }
+            }
+            Err(e) => {
+                crate::metrics::recording("failed", 0);
+                warn!(message_id = %recording.message.id, error = %format!("{e:#}"), "recording not stored");
+            }
+        }
+    }
+
+    async fn shadow(&mut self, handled: &Handled) {
+        let Some(shadow) = self.versions.current().shadow.clone() else {
+            return;
+        };
+        if shadow.id == handled.logic.id {
+            return;
+        }
+        let replaying = Replaying {
+            engine: &self.engine,
+            expected: &self.expected,
+        };
+        let verdict = replaying
+            .verdict(&handled.recording, &handled.logic, &shadow)
+            .await;
+        crate::metrics::shadow_run(short(&shadow.id), verdict.label());
+        let (tally, dirty) = self.tallies.entry(shadow.id.clone()).or_default();
+        tally.add(&verdict);
+        *dirty = true;
+        if !matches!(verdict, Verdict::Identical { .. }) {
+            info!(
+                message_id = %handled.recording.message.id,
+                shadow = short(&shadow.id),
+                verdict = verdict.name(),
+                "shadow run"
+            );
+            let kept = self
+                .recordings
+                .put_shadow_result(
+                    &shadow.id,
+                    &handled.recording,
+                    verdict.name(),
+                    &verdict.explained(),
+                )
+                .await;
+            if let Err(e) = kept {
+                warn!(error = %format!("{e:#}"), "shadow result not stored");
+            }
+        }
+    }
+
+    async fn write_counts(&mut self) {
+        self.counts_written = Instant::now();
+        for (version, (tally, dirty)) in &mut self.tallies {
+            if !*dirty {
+                continue;
+            }
+            match self
+                .recordings
+                .put_shadow_counts(version, &self.host, tally, now_ms())
+                .await
+            {
+                Ok(()) => *dirty = false,
+                Err(e) => warn!(error = %format!("{e:#}"), "shadow counts not stored"),
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    crate::support::now_ms().max(0) as u64
+}

@@ -1,0 +1,426 @@
+//! Recordings on the deployment's own backend, through the same
+//! [`Tables`] as everything else: a table in the database file (local) or
+//! the DynamoDB table `init` creates (aws), never mapped for the logic.
+//!
+//! | pk | sk | what |
+//! |---|---|---|
+//! | `REC#{hour}` | `{handled ms}#{message id}#{receive count}#{chunk}` | `data`: the recording as gzip'd JSON, cut in chunks under DynamoDB's 400 KB item limit; `chunks`, `messageId`, `logic`, `expiresAt` |
+//! | `SHADOWED#{version}` | `{handled ms}#{message id}#{receive count}` | a shadow run that differed or failed: `verdict`, `explained`, `expiresAt` |
+//! | `SHADOWCOUNT#{version}` | `{host}` | one host's shadow verdicts so far: `identical`, `differs`, `fails`, `notReplayable`, `seenAt` |
+//!
+//! `{hour}` is hours since the Unix epoch: a time range is a run of
+//! partitions. Bounded by time on both backends: `expiresAt` (seconds) is
+//! DynamoDB's TTL attribute (`init` turns TTL on), and since TTL deletion is
+//! lazy every read skips what has expired. The local table is also pruned,
+//! oldest first, to `max_entries`.
+
+use std::io::{Read as _, Write as _};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::capabilities::Describe as _;
+use crate::capabilities::dynamodb::{
+    AttributeValue, Condition, Item, PutItem, QueryRequest, Tables, UpdateItem, Write,
+};
+use crate::config::Record as Settings;
+use crate::record::Recording;
+use crate::record::replay::Tally;
+
+/// The logical table.
+pub const TABLE: &str = "recordings";
+/// Well under DynamoDB's 400 KB item limit with the other attributes.
+const CHUNK_BYTES: usize = 300 << 10;
+const HOUR_MS: u64 = 3_600_000;
+
+/// Which recordings to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The newest n.
+    Last(usize),
+    /// Everything handled since this time (ms since the epoch).
+    Since(u64),
+    /// The newest delivery of each of these messages.
+    Messages(Vec<String>),
+}
+
+/// A shadow run kept for `logic replay --shadow-report`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShadowResult {
+    pub message: String,
+    pub handled_at_ms: u64,
+    pub verdict: String,
+    pub explained: String,
+}
+
+#[derive(Clone)]
+pub struct Recordings {
+    tables: Arc<dyn Tables>,
+    /// The database file, where the table is pruned to `max_entries`.
+    local: Option<(crate::local::Store, String)>,
+    settings: Settings,
+}
+
+fn s(name: &str, value: impl Into<String>) -> (String, AttributeValue) {
+    (name.to_string(), AttributeValue::S(value.into()))
+}
+
+fn n(name: &str, value: u64) -> (String, AttributeValue) {
+    (name.to_string(), AttributeValue::N(value.to_string()))
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::S(s) if n == name => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::N(s) if n == name => s.parse().ok(),
+        _ => None,
+    })
+}
+
+fn data(item: &Item) -> Option<&[u8]> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::B(b) if n == "data" => Some(b.as_slice()),
+        _ => None,
+    })
+}
+
+fn failed(what: &str) -> impl Fn(crate::capabilities::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {}", e.describe())
+}
+
+/// Gzip'd JSON.
+pub fn pack(recording: &Recording) -> anyhow::Result<Vec<u8>> {
+    let json = serde_json::to_vec(recording)?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&json)?;
+    Ok(encoder.finish()?)
+}
+
+pub fn unpack(packed: &[u8]) -> anyhow::Result<Recording> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(packed).read_to_end(&mut json)?;
+    let recording: Recording = serde_json::from_slice(&json)?;
+    if recording.format != super::FORMAT {
+        anyhow::bail!(
+            "a recording of format {}; this host reads format {}",
+            recording.format,
+            super::FORMAT
+        );
+    }
+    Ok(recording)
+}
+
+impl Recordings {
+    pub fn new(
+        tables: Arc<dyn Tables>,
+        local: Option<(crate::local::Store, String)>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            tables,
+            local,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn expires_at_s(&self, from_ms: u64) -> u64 {
+        from_ms / 1_000 + self.settings.retention_hours * 3_600
+    }
+
+    /// Store one recording (one write of all its chunks).
+    pub async fn put(&self, recording: &Recording) -> anyhow::Result<usize> {
+        let packed = pack(recording)?;
+        let chunks: Vec<&[u8]> = packed.chunks(CHUNK_BYTES).collect();
+        let pk = format!("REC#{:08}", recording.handled_at_ms / HOUR_MS);
+        let base = format!(
+            "{:013}#{}#{}",
+            recording.handled_at_ms, recording.message.id, recording.message.receive_count
+        );
+        let writes: Vec<Write> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                Write::Put(PutItem {
+                    table: TABLE.into(),
+                    item: vec![
+                        s("pk", &pk),
+                        s("sk", format!("{base}#{i:03}")),
+                        ("data".into(), AttributeValue::B(chunk.to_vec())),
+                        n("chunks", chunks.len() as u64),
+                        s("messageId", &recording.message.id),
+                        s("logic", &recording.logic),
+                        n("expiresAt", self.expires_at_s(recording.handled_at_ms)),
+                    ],
+                    condition: Condition::None,
+                })
+            })
+            .collect();
+        // DynamoDB takes at most 100 writes a transaction: a recording over
+        // 30 MB is not kept.
+        if writes.len() > 100 {
+            anyhow::bail!("a recording of {} bytes is too large to keep", packed.len());
+        }
+        self.tables
+            .transact_write(&writes)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing a recording: {}", e.describe()))?;
+        Ok(packed.len())
+    }
+
+    async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = self
+                .tables
+                .query(&QueryRequest {
+                    table: TABLE.into(),
+                    partition: pk.to_string(),
+                    sort_prefix: None,
+                    limit: Some(100),
+                    start_after: start_after.take(),
+                })
+                .await
+                .map_err(failed("reading recordings"))?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => start_after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// The recordings of one hour, oldest first; expired and incomplete ones
+    /// (being pruned, or half-written by a crash) left out.
+    async fn hour(&self, hour: u64, now_ms: u64) -> anyhow::Result<Vec<Recording>> {
+        let items = self.partition(&format!("REC#{hour:08}")).await?;
+        let mut recordings = Vec::new();
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut current: Option<String> = None;
+        for item in &items {
+            if number(item, "expiresAt").is_some_and(|at| at * 1_000 <= now_ms) {
+                continue;
+            }
+            let sk = text(item, "sk").unwrap_or_default();
+            let Some((base, _chunk)) = sk.rsplit_once('#') else {
+                continue;
+            };
+            if current.as_deref() != Some(base) {
+                parts.clear();
+                current = Some(base.to_string());
+            }
+            parts.extend(data(item));
+            if number(item, "chunks").is_some_and(|c| c as usize == parts.len()) {
+                let packed = parts.concat();
+                match unpack(&packed) {
+                    Ok(recording) => recordings.push(recording),
+                    Err(e) => {
+                        tracing::warn!(recording = %base, error = %e, "skipping a recording that does not read")
+                    }
+                }
+                parts.clear();
+            }
+        }
+        Ok(recordings)
+    }
+
+    /// The chosen recordings, oldest first.
+    pub async fn select(
+        &self,
+        selection: &Selection,
+        now_ms: u64,
+    ) -> anyhow::Result<Vec<Recording>> {
+        let newest = now_ms / HOUR_MS;
+        let oldest = now_ms.saturating_sub(self.settings.retention_hours * HOUR_MS) / HOUR_MS;
+        let mut chosen = Vec::new();
+        match selection {
+            Selection::Last(count) => {
+                for hour in (oldest..=newest).rev() {
+                    let mut recordings = self.hour(hour, now_ms).await?;
+                    recordings.append(&mut chosen);
+                    chosen = recordings;
+                    if chosen.len() >= *count {
+                        break;
+                    }
+                }
+                let excess = chosen.len().saturating_sub(*count);
+                chosen.drain(..excess);
+            }
+            Selection::Since(since_ms) => {
+                for hour in (since_ms / HOUR_MS).max(oldest)..=newest {
+                    chosen.extend(
+                        self.hour(hour, now_ms)
+                            .await?
+                            .into_iter()
+                            .filter(|r| r.handled_at_ms >= *since_ms),
+                    );
+                }
+            }
+            Selection::Messages(ids) => {
+                for hour in oldest..=newest {
+                    chosen.extend(
+                        self.hour(hour, now_ms)
+                            .await?
+                            .into_iter()
+                            .filter(|r| ids.contains(&r.message.id)),
+                    );
+                }
+                // The newest delivery of each.
+                let mut newest_of = std::collections::BTreeMap::new();
+                for recording in chosen.drain(..) {
+                    newest_of.insert(recording.message.id.clone(), recording);
+                }
+                chosen = newest_of.into_values().collect();
+                chosen.sort_by_key(|r| r.handled_at_ms);
+                let missing: Vec<&String> = ids
+                    .iter()
+                    .filter(|id| !chosen.iter().any(|r| &&r.message.id == id))
+                    .collect();
+                if !missing.is_empty() {
+                    anyhow::bail!(
+                        "no recording of {} within the last {} hours",
+                        missing
+                            .iter()
+                            .map(|id| id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        self.settings.retention_hours
+                    );
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Local only: drop what expired and, past `max_entries`, the oldest.
+    /// Returns how many items went.
+    pub async fn prune(&self, now_ms: u64) -> anyhow::Result<usize> {
+        let Some((store, physical)) = &self.local else {
+            return Ok(0);
+        };
+        let physical = physical.clone();
+        let keep = self.settings.max_entries as i64;
+        let now_s = (now_ms / 1_000) as i64;
+        let removed = store
+            .write(crate::local::Durability::SurvivesCrash, move |connection| {
+                let expired = connection.execute(
+                    "DELETE FROM items WHERE tbl = ?1 AND pk NOT LIKE 'SHADOWCOUNT#%'
+                       AND CAST(json_extract(item, '$.expiresAt.N') AS INTEGER) <= ?2",
+                    rusqlite::params![physical, now_s],
+                )?;
+                let oldest = connection.execute(
+                    "DELETE FROM items WHERE tbl = ?1 AND pk LIKE 'REC#%' AND (pk, sk) IN (
+                       SELECT pk, sk FROM items WHERE tbl = ?1 AND pk LIKE 'REC#%'
+                       ORDER BY pk DESC, sk DESC LIMIT -1 OFFSET ?2)",
+                    rusqlite::params![physical, keep],
+                )?;
+                Ok(expired + oldest)
+            })
+            .await
+            .context("pruning recordings")?;
+        Ok(removed)
+    }
+
+    /// Keep a shadow run that differed or failed.
+    pub async fn put_shadow_result(
+        &self,
+        version: &str,
+        recording: &Recording,
+        verdict: &str,
+        explained: &str,
+    ) -> anyhow::Result<()> {
+        let item = vec![
+            s("pk", format!("SHADOWED#{version}")),
+            s(
+                "sk",
+                format!(
+                    "{:013}#{}#{}",
+                    recording.handled_at_ms, recording.message.id, recording.message.receive_count
+                ),
+            ),
+            s("messageId", &recording.message.id),
+            s("verdict", verdict),
+            s("explained", crate::redact::cut(explained, 20_000)),
+            n("handledAt", recording.handled_at_ms),
+            n("expiresAt", self.expires_at_s(recording.handled_at_ms)),
+        ];
+        self.tables
+            .transact_write(&[Write::Put(PutItem {
+                table: TABLE.into(),
+                item,
+                condition: Condition::None,
+            })])
+            .await
+            .map_err(|e| anyhow::anyhow!("storing a shadow result: {}", e.describe()))
+    }
+
+    /// The kept shadow runs of a version, oldest first.
+    pub async fn shadow_results(
+        &self,
+        version: &str,
+        now_ms: u64,
+    ) -> anyhow::Result<Vec<ShadowResult>> {
+        Ok(self
+            .partition(&format!("SHADOWED#{version}"))
+            .await?
+            .iter()
+            .filter(|item| number(item, "expiresAt").is_none_or(|at| at * 1_000 > now_ms))
+            .map(|item| ShadowResult {
+                message: text(item, "messageId").unwrap_or_default().to_string(),
+                handled_at_ms: number(item, "handledAt").unwrap_or(0),
+                verdict: text(item, "verdict").unwrap_or_default().to_string(),
+                explained: text(item, "explained").unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+
+    /// One host's shadow verdicts for a version so far (the host's own
+    /// item: hosts never write each other's).
+    pub async fn put_shadow_counts(
+        &self,
+        version: &str,
+        host: &str,
+        tally: &Tally,
+        now_ms: u64,
+    ) -> anyhow::Result<()> {
+        let update = UpdateItem {
+            table: TABLE.into(),
+            key: vec![s("pk", format!("SHADOWCOUNT#{version}")), s("sk", host)],
+            set: vec![
+                n("identical", tally.identical as u64),
+                n("differs", tally.differs as u64),
+                n("fails", tally.fails as u64),
+                n("notReplayable", tally.not_replayable as u64),
+                n("seenAt", now_ms),
+            ],
+            condition: Condition::None,
+        };
+        self.tables
+            .update(&update)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing shadow counts: {}", e.describe()))
+    }
+
+    /// A version's shadow verdicts summed over every host.
+    pub async fn shadow_counts(&self, version: &str) -> anyhow::Result<Tally> {
+        let mut tally = Tally::default();
+        for item in self.partition(&format!("SHADOWCOUNT#{version}")).await? {
+            let count = |name: &str| number(&item, name).unwrap_or(0) as usize;
+            tally.identical += count("identical");
+            tally.differs += count("differs");
+            tally.fails += count("fails");
+            tally.not_replayable += count("notReplayable");
+        }
+        Ok(tally)
+    }
+}
