@@ -188,7 +188,7 @@ impl Stack {
             "{backend}\n\
              # Also where the aws backend caches native code of logic versions.\n\
              [local]\ndata_dir = \"{dir}/data\"\n\n\
-             [tables]\nenvironments = \"{prefix}-environments\"\nsecrets = \"{prefix}-secrets\"\napps = \"{prefix}-apps\"\nlogic = \"{prefix}-logic\"\n\n\
+             [tables]\nenvironments = \"{prefix}-environments\"\nsecrets = \"{prefix}-secrets\"\napps = \"{prefix}-apps\"\nlogic = \"{prefix}-logic\"\nrecordings = \"{prefix}-recordings\"\n\n\
              [kms]\nkey_id = \"alias/{prefix}\"\n\n\
              {probot}\n{api}\n\
              [github]\napp_id = {app_id}\nprivate_key_file = \"{dir}/github-app.pem\"\napi_url = \"{github_url}\"\n\n\
@@ -291,6 +291,12 @@ impl Stack {
 
     /// Start `envmgr serve`; the process and the file it logs to.
     pub fn serve_logged(&self) -> (Child, PathBuf) {
+        self.serve_with(&[])
+    }
+
+    /// Start `envmgr serve` with more `ENVMGR__…` overrides (e.g. each
+    /// daemon its own admin port); the process and the file it logs to.
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> (Child, PathBuf) {
         static RUNS: AtomicU32 = AtomicU32::new(0);
         let log = self
             .dir
@@ -304,6 +310,7 @@ impl Stack {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = self
             .command(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

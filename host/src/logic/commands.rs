@@ -41,12 +41,18 @@ pub async fn install(
     let replayed = match replay {
         Some((last, fail_on)) => {
             let logic = Arc::new(cache.engine().load(&component)?);
-            let said =
-                crate::record::commands::install_check(settings, platform, logic, last, fail_on)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("refused {}: {e:#}", crate::engine::hex_sha256(&component))
-                    })?;
+            let said = crate::record::commands::install_check(
+                settings,
+                platform,
+                cache.engine(),
+                logic,
+                last,
+                fail_on,
+            )
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("refused {}: {e:#}", crate::engine::hex_sha256(&component))
+            })?;
             format!("; {said}")
         }
         None => String::new(),

@@ -278,6 +278,7 @@ fn shown_time(ms: u64) -> String {
 pub async fn install_check(
     settings: &Settings,
     platform: &Platform,
+    engine: &Engine,
     logic: Arc<Logic>,
     last: usize,
     fail_on: FailOn,
@@ -289,9 +290,8 @@ pub async fn install_check(
     if recordings.is_empty() {
         return Ok("replay: no recordings yet".to_string());
     }
-    let engine = Engine::new(settings.limits())?;
     let mut components = Components {
-        engine: &engine,
+        engine,
         from: None,
         platform: Some(platform),
         loaded: HashMap::new(),

@@ -115,9 +115,16 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self, mut receiver: mpsc::Receiver<Handled>) {
-        while let Some(handled) = receiver.recv().await {
-            self.store(&handled.recording).await;
-            self.shadow(&handled).await;
+        loop {
+            // Idle, the counts are still written: the last of a burst too.
+            match tokio::time::timeout(COUNTS_EVERY, receiver.recv()).await {
+                Ok(Some(handled)) => {
+                    self.store(&handled.recording).await;
+                    self.shadow(&handled).await;
+                }
+                Ok(None) => break,
+                Err(_idle) => {}
+            }
             if self.counts_written.elapsed() >= COUNTS_EVERY {
                 self.write_counts().await;
             }
