@@ -823,7 +823,7 @@ pub(crate) async fn assemble(
     let (recorder, recording) = match settings.record.enabled {
         true => {
             let (recorder, worker) = Recorder::start(
-                platform.recordings(settings),
+                platform.recordings(settings)?,
                 engine.clone(),
                 versions.clone(),
                 versions.host_id().to_string(),

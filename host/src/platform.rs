@@ -56,6 +56,9 @@ enum Place {
 }
 
 /// The services the logic calls out to.
+/// The local backend's recordings, beside its database file.
+pub const RECORDINGS_FILE: &str = "recordings.db";
+
 pub struct Services {
     pub github: Arc<dyn GitHub>,
     pub analytics: Arc<dyn Analytics>,
@@ -104,26 +107,35 @@ impl Platform {
     }
 
     /// Recorded messages and shadow results (`[record]`): on the local
-    /// backend a table in the database file (writes not waiting for the
-    /// disk), on aws the recordings table `init` creates.
-    pub fn recordings(&self, settings: &Settings) -> crate::record::store::Recordings {
+    /// backend a database file of their own beside the main one
+    /// ([`RECORDINGS_FILE`]: writing them into the main file would wake
+    /// every local queue's long poll after each message), on aws the
+    /// recordings table `init` creates.
+    pub fn recordings(
+        &self,
+        settings: &Settings,
+    ) -> anyhow::Result<crate::record::store::Recordings> {
         use crate::record::store::Recordings;
         let mapping = settings.tables.recordings_mapping();
-        match &self.place {
-            Place::Local(store) => Recordings::new(
-                Arc::new(
-                    LocalTables::new(store.clone(), mapping)
-                        .with_durability(Durability::SurvivesCrash),
-                ),
-                Some((store.clone(), settings.tables.recordings.clone())),
-                settings.record.clone(),
-            ),
+        Ok(match &self.place {
+            Place::Local(store) => {
+                let dir = store.path().parent().unwrap_or(std::path::Path::new("."));
+                let own = Store::open(&dir.join(RECORDINGS_FILE))?;
+                Recordings::new(
+                    Arc::new(
+                        LocalTables::new(own.clone(), mapping)
+                            .with_durability(Durability::SurvivesCrash),
+                    ),
+                    Some((own, settings.tables.recordings.clone())),
+                    settings.record.clone(),
+                )
+            }
             Place::Aws(sdk) => Recordings::new(
                 Arc::new(AwsTables::new(sdk, mapping)),
                 None,
                 settings.record.clone(),
             ),
-        }
+        })
     }
 
     /// Installed logic versions and the shared pointer.

@@ -3,7 +3,9 @@
 //! message is done (its delete committed).
 //!
 //! `cargo bench -p envmgr-tests --bench latency` (release build; add
-//! `-- --runs N` for more than 15 messages of each kind)
+//! `-- --runs N` for more than 15 messages of each kind; `-- --recording`
+//! runs the table twice, `[record]` off then on, to show what recording
+//! handled messages costs them)
 //!
 //! The real binary serves the local backend, with a local GitHub that
 //! answers every request after 100 ms (and one at 0 ms) and a Runtime
@@ -140,25 +142,48 @@ async fn main() {
         .github
         .add_installation(Installation::new(INSTALLATION, "acme"));
     let store = stack.store();
-    let mut daemon = stack.serve();
+    let compare_recording = std::env::args().any(|a| a == "--recording");
+    let modes: &[(&str, &str)] = if compare_recording {
+        &[("false", " — recording off"), ("true", " — recording on")]
+    } else {
+        &[("true", "")]
+    };
+    for (round, (enabled, mode)) in modes.iter().enumerate() {
+        let mut daemon = stack.serve_with(&[("ENVMGR__RECORD__ENABLED", enabled)]).0;
+        table(&stack, &store, runs, round * 2_000, mode).await;
+        envmgr_tests::stack::terminate(&mut daemon);
+    }
+}
 
+/// The table for one daemon; pull requests numbered from `first`.
+async fn table(stack: &Stack, store: &envmgr::local::Store, runs: usize, first: usize, mode: &str) {
     // A push's commit differs from the last in its first digits too, as
     // real ones do: the comment shows seven.
     let commit = |n: usize, push: usize| format!("{:04x}{:036x}", 0xabc0 + push, n);
-    let at =
-        |n: usize, push: usize| format!("2026-11-29T{:02}:{:02}:{:02}Z", 1 + n / 60, n % 60, push);
+    let at = |n: usize, push: usize| {
+        format!(
+            "2026-11-{:02}T{:02}:{:02}:{:02}Z",
+            1 + n / 1_440,
+            (n / 60) % 24,
+            n % 60,
+            push
+        )
+    };
     // Warm up: the logic compiled, the installation's token minted.
-    stack.github.add_pull_request(REPO, 900);
-    stack.github.add_commit(REPO, &commit(900, 0));
-    let warm_up = pull_request_event("opened", 900, "bench/warm-up", &commit(900, 0), &at(0, 0));
-    measure(&stack, &store, &warm_up).await;
+    let warm = first + 900;
+    stack.github.add_pull_request(REPO, warm as u64);
+    stack.github.add_commit(REPO, &commit(warm, 0));
+    let branch = format!("bench/warm-up-{first}");
+    let warm_up = pull_request_event("opened", warm as u64, &branch, &commit(warm, 0), &at(0, 0));
+    let runtimes = stack.runtime.runtimes().len();
+    measure(stack, store, &warm_up).await;
     eventually("warmed up", Duration::from_secs(30), || async {
-        stack.runtime.runtimes().len() == 1
+        stack.runtime.runtimes().len() == runtimes + 1
     })
     .await;
 
     println!(
-        "\nGitHub {} ms a request, Runtime Service {} ms; {runs} messages of each kind, one at a time; medians",
+        "\nGitHub {} ms a request, Runtime Service {} ms; {runs} messages of each kind, one at a time; medians{mode}",
         GITHUB_LATENCY.as_millis(),
         RUNTIME_LATENCY.as_millis()
     );
@@ -171,21 +196,20 @@ async fn main() {
         stack.runtime.delay(RUNTIME_LATENCY);
         let (mut opened, mut pushed, mut again) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..runs {
-            let n = i + if latency.is_zero() { 500 } else { 1 };
+            let n = first + i + if latency.is_zero() { 500 } else { 1 };
             let branch = format!("bench/{n}");
             stack.github.add_pull_request(REPO, n as u64);
             stack.github.add_commit(REPO, &commit(n, 0));
             stack.github.add_commit(REPO, &commit(n, 1));
             let body = pull_request_event("opened", n as u64, &branch, &commit(n, 0), &at(n, 0));
-            opened.push(measure(&stack, &store, &body).await);
+            opened.push(measure(stack, store, &body).await);
             let push =
                 pull_request_event("synchronize", n as u64, &branch, &commit(n, 1), &at(n, 1));
-            pushed.push(measure(&stack, &store, &push).await);
-            again.push(measure(&stack, &store, &push).await);
+            pushed.push(measure(stack, store, &push).await);
+            again.push(measure(stack, store, &push).await);
         }
         row(&format!("`opened`{label}"), &opened);
         row(&format!("`synchronize`{label}"), &pushed);
         row(&format!("redelivery{label}"), &again);
     }
-    envmgr_tests::stack::terminate(&mut daemon);
 }

@@ -212,7 +212,7 @@ pub async fn rollback(platform: &Platform) -> anyhow::Result<()> {
 
 pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
     let registry = platform.registry();
-    let recordings = platform.recordings(settings);
+    let recordings = platform.recordings(settings)?;
     let pointer = registry.pointer().await?;
     let active = pointer
         .as_ref()

@@ -145,7 +145,7 @@ pub async fn replay(
         }
         (None, Some(platform)) => {
             platform
-                .recordings(settings)
+                .recordings(settings)?
                 .select(&request.selection, now_ms())
                 .await?
         }
@@ -284,7 +284,7 @@ pub async fn install_check(
     fail_on: FailOn,
 ) -> anyhow::Result<String> {
     let recordings = platform
-        .recordings(settings)
+        .recordings(settings)?
         .select(&Selection::Last(last), now_ms())
         .await?;
     if recordings.is_empty() {
@@ -327,7 +327,7 @@ pub async fn shadow_report(
             .and_then(|p| p.shadow)
             .context("no shadow version is set; name one")?,
     };
-    let recordings = platform.recordings(settings);
+    let recordings = platform.recordings(settings)?;
     let tally = recordings.shadow_counts(&version).await?;
     println!("shadow {}: {tally}", short(&version));
     for result in recordings.shadow_results(&version, now_ms()).await? {
@@ -348,7 +348,7 @@ pub async fn list(
     selection: &Selection,
 ) -> anyhow::Result<()> {
     for recording in platform
-        .recordings(settings)
+        .recordings(settings)?
         .select(selection, now_ms())
         .await?
     {
@@ -374,7 +374,7 @@ pub async fn export(
     scrub: bool,
 ) -> anyhow::Result<()> {
     let recordings = platform
-        .recordings(settings)
+        .recordings(settings)?
         .select(selection, now_ms())
         .await?;
     let registry = platform.registry();

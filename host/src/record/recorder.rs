@@ -31,7 +31,9 @@ use crate::record::store::Recordings;
 use crate::record::tape::Tape;
 
 /// Stores between two prunes of the local table.
-const PRUNE_EVERY: u64 = 64;
+const PRUNE_EVERY: u64 = 256;
+/// Recordings stored together when several wait (one transaction).
+const BATCH: usize = 16;
 /// How often a host writes its shadow counts to the shared store.
 const COUNTS_EVERY: Duration = Duration::from_secs(2);
 
@@ -118,9 +120,18 @@ impl Worker {
         loop {
             // Idle, the counts are still written: the last of a burst too.
             match tokio::time::timeout(COUNTS_EVERY, receiver.recv()).await {
-                Ok(Some(handled)) => {
-                    self.store(&handled.recording).await;
-                    self.shadow(&handled).await;
+                Ok(Some(first)) => {
+                    // What waits besides goes in the same transaction.
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH
+                        && let Ok(next) = receiver.try_recv()
+                    {
+                        batch.push(next);
+                    }
+                    self.store(&batch).await;
+                    for handled in &batch {
+                        self.shadow(handled).await;
+                    }
                 }
                 Ok(None) => break,
                 Err(_idle) => {}
@@ -132,20 +143,24 @@ impl Worker {
         self.write_counts().await;
     }
 
-    async fn store(&mut self, recording: &Recording) {
-        match self.recordings.put(recording).await {
-            Ok(bytes) => {
-                crate::metrics::recording("stored", bytes);
-                self.stored += 1;
-                if self.stored % PRUNE_EVERY == 1
-                    && let Err(e) = self.recordings.prune(now_ms()).await
-                {
-                    warn!(error = %format!("{e:#}"), "recordings not pruned");
+    async fn store(&mut self, batch: &[Handled]) {
+        let recordings: Vec<&Recording> = batch.iter().map(|h| &h.recording).collect();
+        let results = self.recordings.put_all(&recordings).await;
+        for (recording, result) in recordings.iter().zip(results) {
+            match result {
+                Ok(bytes) => {
+                    crate::metrics::recording("stored", bytes);
+                    self.stored += 1;
+                    if self.stored % PRUNE_EVERY == 1
+                        && let Err(e) = self.recordings.prune(now_ms()).await
+                    {
+                        warn!(error = %format!("{e:#}"), "recordings not pruned");
+                    }
                 }
-            }
-            Err(e) => {
-                crate::metrics::recording("failed", 0);
-                warn!(message_id = %recording.message.id, error = %format!("{e:#}"), "recording not stored");
+                Err(e) => {
+                    crate::metrics::recording("failed", 0);
+                    warn!(message_id = %recording.message.id, error = %format!("{e:#}"), "recording not stored");
+                }
             }
         }
     }

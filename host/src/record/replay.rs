@@ -379,10 +379,13 @@ pub fn compare(before: &Run, after: &Run, versions: &[&str], expected: &Expectat
 
 /// One difference, readable: a multi-line text as the lines that changed.
 pub fn show(d: &Difference) -> String {
+    // The field below the call (`body`), none for a whole effect.
+    let call = d.effect.split('[').next().unwrap_or_default();
     let field = d
         .path
-        .split_once('.')
-        .map_or(String::new(), |(_, field)| format!(" {field}"));
+        .strip_prefix(call)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map_or(String::new(), |field| format!(" {field}"));
     let head = format!("{}{field}:", d.effect);
     match (&d.before, &d.after) {
         (Some(Value::String(b)), Some(Value::String(a)))
@@ -426,12 +429,12 @@ fn line_diff(before: &str, after: &str) -> Vec<String> {
         if i < b.len() && j < a.len() && b[i] == a[j] {
             i += 1;
             j += 1;
-        } else if j < a.len() && (i == b.len() || common[i][j + 1] >= common[i + 1][j]) {
-            lines.push(format!("+ {}", a[j]));
-            j += 1;
-        } else {
+        } else if i < b.len() && (j == a.len() || common[i + 1][j] >= common[i][j + 1]) {
             lines.push(format!("- {}", b[i]));
             i += 1;
+        } else {
+            lines.push(format!("+ {}", a[j]));
+            j += 1;
         }
     }
     lines

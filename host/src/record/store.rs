@@ -31,6 +31,9 @@ use crate::record::replay::Tally;
 pub const TABLE: &str = "recordings";
 /// Well under DynamoDB's 400 KB item limit with the other attributes.
 const CHUNK_BYTES: usize = 300 << 10;
+/// DynamoDB's limits on one transaction: 100 writes, 4 MB.
+const MAX_WRITES: usize = 100;
+const MAX_TRANSACTION_BYTES: usize = 3 << 20;
 const HOUR_MS: u64 = 3_600_000;
 
 /// Which recordings to read.
@@ -137,8 +140,8 @@ impl Recordings {
         from_ms / 1_000 + self.settings.retention_hours * 3_600
     }
 
-    /// Store one recording (one write of all its chunks).
-    pub async fn put(&self, recording: &Recording) -> anyhow::Result<usize> {
+    /// The writes that store one recording: its chunks.
+    fn writes(&self, recording: &Recording) -> anyhow::Result<(Vec<Write>, usize)> {
         let packed = pack(recording)?;
         let chunks: Vec<&[u8]> = packed.chunks(CHUNK_BYTES).collect();
         let pk = format!("REC#{:08}", recording.handled_at_ms / HOUR_MS);
@@ -165,16 +168,65 @@ impl Recordings {
                 })
             })
             .collect();
-        // DynamoDB takes at most 100 writes a transaction: a recording over
-        // 30 MB is not kept.
-        if writes.len() > 100 {
+        // DynamoDB takes at most 100 writes (and 4 MB) a transaction.
+        if writes.len() > MAX_WRITES {
             anyhow::bail!("a recording of {} bytes is too large to keep", packed.len());
         }
-        self.tables
-            .transact_write(&writes)
-            .await
-            .map_err(|e| anyhow::anyhow!("storing a recording: {}", e.describe()))?;
-        Ok(packed.len())
+        Ok((writes, packed.len()))
+    }
+
+    /// Store one recording (one write of all its chunks); its compressed
+    /// size.
+    pub async fn put(&self, recording: &Recording) -> anyhow::Result<usize> {
+        let stored = self.put_all(&[recording]).await;
+        stored.into_iter().next().unwrap_or(Ok(0))
+    }
+
+    /// Store several, as few transactions as fit (each recording whole in
+    /// one); per recording, its compressed size or why it was not stored.
+    pub async fn put_all(&self, recordings: &[&Recording]) -> Vec<anyhow::Result<usize>> {
+        let mut results: Vec<anyhow::Result<usize>> = Vec::with_capacity(recordings.len());
+        let mut batch: Vec<Write> = Vec::new();
+        let mut batch_bytes = 0;
+        // Indices in `results` of the recordings in the batch.
+        let mut members: Vec<usize> = Vec::new();
+        for recording in recordings {
+            match self.writes(recording) {
+                Ok((writes, bytes)) => {
+                    if batch.len() + writes.len() > MAX_WRITES
+                        || batch_bytes + bytes > MAX_TRANSACTION_BYTES
+                    {
+                        self.commit(&mut batch, &mut members, &mut results).await;
+                        batch_bytes = 0;
+                    }
+                    batch.extend(writes);
+                    batch_bytes += bytes;
+                    members.push(results.len());
+                    results.push(Ok(bytes));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        self.commit(&mut batch, &mut members, &mut results).await;
+        results
+    }
+
+    async fn commit(
+        &self,
+        batch: &mut Vec<Write>,
+        members: &mut Vec<usize>,
+        results: &mut [anyhow::Result<usize>],
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tables.transact_write(batch).await {
+            for i in members.iter() {
+                results[*i] = Err(anyhow::anyhow!("storing a recording: {}", e.describe()));
+            }
+        }
+        batch.clear();
+        members.clear();
     }
 
     async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
@@ -303,26 +355,40 @@ impl Recordings {
     }
 
     /// Local only: drop what expired and, past `max_entries`, the oldest.
-    /// Returns how many items went.
+    /// By key alone (a recording's key begins with when it was handled):
+    /// no item is read. Returns how many items went.
     pub async fn prune(&self, now_ms: u64) -> anyhow::Result<usize> {
         let Some((store, physical)) = &self.local else {
             return Ok(0);
         };
         let physical = physical.clone();
         let keep = self.settings.max_entries as i64;
-        let now_s = (now_ms / 1_000) as i64;
+        let oldest_kept = now_ms.saturating_sub(self.settings.retention_hours * HOUR_MS);
+        let partition = format!("REC#{:08}", oldest_kept / HOUR_MS);
+        let sort = format!("{oldest_kept:013}");
         let removed = store
             .write(crate::local::Durability::SurvivesCrash, move |connection| {
+                // `;` sorts after the digits and `#`: REC#…/SHADOWED#… only.
                 let expired = connection.execute(
-                    "DELETE FROM items WHERE tbl = ?1 AND pk NOT LIKE 'SHADOWCOUNT#%'
-                       AND CAST(json_extract(item, '$.expiresAt.N') AS INTEGER) <= ?2",
-                    rusqlite::params![physical, now_s],
+                    "DELETE FROM items WHERE tbl = ?1 AND pk >= 'REC#' AND pk < 'REC;'
+                       AND (pk < ?2 OR (pk = ?2 AND sk < ?3))",
+                    rusqlite::params![physical, partition, sort],
+                )? + connection.execute(
+                    "DELETE FROM items WHERE tbl = ?1 AND pk >= 'SHADOWED#' AND pk < 'SHADOWED;'
+                       AND sk < ?2",
+                    rusqlite::params![physical, sort],
                 )?;
+                let stored: i64 = connection.query_row(
+                    "SELECT COUNT(*) FROM items WHERE tbl = ?1 AND pk >= 'REC#' AND pk < 'REC;'",
+                    [&physical],
+                    |row| row.get(0),
+                )?;
+                let excess = (stored - keep).max(0);
                 let oldest = connection.execute(
-                    "DELETE FROM items WHERE tbl = ?1 AND pk LIKE 'REC#%' AND (pk, sk) IN (
-                       SELECT pk, sk FROM items WHERE tbl = ?1 AND pk LIKE 'REC#%'
-                       ORDER BY pk DESC, sk DESC LIMIT -1 OFFSET ?2)",
-                    rusqlite::params![physical, keep],
+                    "DELETE FROM items WHERE tbl = ?1 AND (pk, sk) IN (
+                       SELECT pk, sk FROM items WHERE tbl = ?1 AND pk >= 'REC#' AND pk < 'REC;'
+                       ORDER BY pk, sk LIMIT ?2)",
+                    rusqlite::params![physical, excess],
                 )?;
                 Ok(expired + oldest)
             })
