@@ -238,23 +238,12 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     }
 }
 
-/// `envmgr ARGS`: (success, stdout + stderr).
-fn run(stack: &Stack, args: &[&str]) -> (bool, String) {
-    let output = stack.command(args).output().expect("running envmgr");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
 fn refused(stack: &Stack, args: &[&str], why: &str) {
-    let (ok, text) = run(stack, args);
+    let (ok, text) = stack.run(args);
     assert!(!ok, "envmgr {args:?} was accepted:\n{text}");
     assert!(
         text.contains(why),
@@ -304,9 +293,9 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
     // --replace moves it in one step and says so.
     let mut replace = add("app_dup", "Dup", "ACME/Shop");
     replace.push("--replace".into());
-    let (ok, text) = run(&stack, &strs(&replace));
+    let (ok, text) = stack.run(&strs(&replace));
     assert!(ok && text.contains("moved from app app_shop"), "{text}");
-    let (ok, text) = run(&stack, &["check-data"]);
+    let (ok, text) = stack.run(&["check-data"]);
     assert!(
         !ok && text.contains("APP#app_shop / #: no `repository`"),
         "{text}"
@@ -314,14 +303,14 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
     // And back: app_shop takes it again; app_dup loses it.
     let mut back = add("app_shop", "Shop", "acme/shop");
     back.push("--replace".into());
-    let (ok, text) = run(&stack, &strs(&back));
+    let (ok, text) = stack.run(&strs(&back));
     assert!(ok && text.contains("moved from app app_dup"), "{text}");
-    let (ok, text) = run(&stack, &["check-data"]);
+    let (ok, text) = stack.run(&["check-data"]);
     assert!(
         !ok && text.contains("APP#app_dup / #: no `repository`"),
         "{text}"
     );
-    let (ok, text) = run(&stack, &strs(&add("app_dup", "Dup", "acme/dup")));
+    let (ok, text) = stack.run(&strs(&add("app_dup", "Dup", "acme/dup")));
     assert!(ok, "{text}");
 
     let secret = |app: &str, scope: &str, name: &str| {
@@ -376,7 +365,7 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
     );
     assert_eq!(stack.messages_in(&stack.queue_name("probot")).await, 0);
 
-    let (ok, text) = run(&stack, &["check-data"]);
+    let (ok, text) = stack.run(&["check-data"]);
     assert!(ok, "all is well again: {text}");
     // What another tool wrote is listed before an upgrade.
     use envmgr::capabilities::dynamodb::{AttributeValue as V, Condition, PutItem, Write};
@@ -398,7 +387,7 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
         .await
         .map_err(|_| "writing the bad item")
         .unwrap();
-    let (ok, text) = run(&stack, &["check-data"]);
+    let (ok, text) = stack.run(&["check-data"]);
     assert!(!ok, "{text}");
     assert!(
         text.contains("SECRET#global#bad name: secret name `bad name`"),

@@ -203,12 +203,22 @@ async fn a_candidate_failing_on_production_requests_fails_exactly_those() {
 #[tokio::test]
 async fn a_call_the_recording_cannot_answer_makes_the_message_not_replayable() {
     let (_, mut recordings) = recorded_traffic().await;
-    // The app record was never read, as far as this recording knows.
+    // As far as this recording knows, another app's record was read, not
+    // this one's: there is a recorded read, but not of what the logic asks.
     let recording = &mut recordings[2];
-    recording
+    let read = recording
         .taped
         .calls
-        .retain(|c| !(c.call == "dynamodb.get" && c.request.to_string().contains("APP#")));
+        .iter_mut()
+        .find(|c| c.call == "dynamodb.get" && c.request.to_string().contains("APP#app_shop"))
+        .expect("the app record read");
+    read.request = serde_json::from_str(
+        &read
+            .request
+            .to_string()
+            .replace("APP#app_shop", "APP#app_other"),
+    )
+    .unwrap();
     let verdicts = replayed(
         envmgr::BUILTIN_LOGIC,
         &recordings[2..3],
@@ -358,23 +368,6 @@ fn write(stack: &Stack, name: &str, bytes: &[u8]) -> String {
     path.display().to_string()
 }
 
-/// `envmgr ARGS`: (success, stdout + stderr).
-fn run(stack: &Stack, args: &[&str]) -> (bool, String) {
-    let output = stack.command(args).output().expect("running envmgr");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-fn run_ok(stack: &Stack, args: &[&str]) -> String {
-    let (ok, text) = run(stack, args);
-    assert!(ok, "envmgr {args:?} failed:\n{text}");
-    text
-}
-
 /// Send the traffic and wait until every message is handled.
 async fn traffic(stack: &Stack) -> usize {
     for n in 1..=PULL_REQUESTS {
@@ -405,14 +398,11 @@ async fn serve_records_and_replay_compares(backend: Backend) {
     // Stopped: what was queued for the store is stored.
     assert!(terminate(&mut daemon).success());
 
-    let listed = run_ok(&stack, &["record", "list"]);
+    let listed = stack.run_ok(&["record", "list"]);
     assert_eq!(listed.lines().count(), messages, "{listed}");
 
     // The version that handled them, against its own recording.
-    let same = run_ok(
-        &stack,
-        &["logic", "replay", "builtin", "--fail-on", "differ"],
-    );
+    let same = stack.run_ok(&["logic", "replay", "builtin", "--fail-on", "differ"]);
     assert!(
         same.contains(&format!("{messages} messages: {messages} identical")),
         "{same}"
@@ -420,7 +410,7 @@ async fn serve_records_and_replay_compares(backend: Backend) {
 
     // A candidate that fails production requests: exactly those fail.
     let faulty = write(&stack, "faulty.wasm", FAULTY_LOGIC);
-    let (passed, said) = run(&stack, &["logic", "replay", &faulty, "--fail-on", "fail"]);
+    let (passed, said) = stack.run(&["logic", "replay", &faulty, "--fail-on", "fail"]);
     assert!(!passed, "the gate holds: {said}");
     assert!(
         said.contains(&format!(
@@ -435,10 +425,7 @@ async fn serve_records_and_replay_compares(backend: Backend) {
 
     // A reworded comment: differences in the comments, accepted as expected.
     let reworded = write(&stack, "reworded.wasm", REWORDED_LOGIC);
-    let (passed, said) = run(
-        &stack,
-        &["logic", "replay", &reworded, "--fail-on", "differ"],
-    );
+    let (passed, said) = stack.run(&["logic", "replay", &reworded, "--fail-on", "differ"]);
     assert!(!passed, "{said}");
     assert!(said.contains("github.create-comment["), "{said}");
     let expected = write(
@@ -447,18 +434,15 @@ async fn serve_records_and_replay_compares(backend: Backend) {
         b"[[change]]\npath = \"github.*-comment.body\"\npattern = \"environment built from\"\n\n\
           [[change]]\npath = \"dynamodb.**.commentDigest.s\"\npattern = \".*\"\n",
     );
-    let accepted = run_ok(
-        &stack,
-        &[
-            "logic",
-            "replay",
-            &reworded,
-            "--expect",
-            &expected,
-            "--fail-on",
-            "differ",
-        ],
-    );
+    let accepted = stack.run_ok(&[
+        "logic",
+        "replay",
+        &reworded,
+        "--expect",
+        &expected,
+        "--fail-on",
+        "differ",
+    ]);
     assert!(
         accepted.contains(&format!("{messages} messages: {messages} identical")),
         "{accepted}"
@@ -466,10 +450,7 @@ async fn serve_records_and_replay_compares(backend: Backend) {
 
     // Exported and scrubbed, it replays with no deployment at all.
     let export = stack.dir.join("export");
-    run_ok(
-        &stack,
-        &["record", "export", &export.display().to_string(), "--scrub"],
-    );
+    stack.run_ok(&["record", "export", &export.display().to_string(), "--scrub"]);
     let exported: String = std::fs::read_dir(&export)
         .unwrap()
         .flatten()
@@ -506,9 +487,9 @@ async fn serve_records_and_replay_compares(backend: Backend) {
 
     // Install runs the replay: a failing version is refused, a reworded
     // one installed with its differences reported.
-    let (installed, said) = run(&stack, &["logic", "install", &faulty, "--replay", "20"]);
+    let (installed, said) = stack.run(&["logic", "install", &faulty, "--replay", "20"]);
     assert!(!installed && said.contains("refused"), "{said}");
-    let said = run_ok(&stack, &["logic", "install", &reworded, "--replay", "20"]);
+    let said = stack.run_ok(&["logic", "install", &reworded, "--replay", "20"]);
     assert!(
         said.contains("replay: ") && said.contains("differ"),
         "{said}"
@@ -518,7 +499,7 @@ async fn serve_records_and_replay_compares(backend: Backend) {
 /// Every recording in the store, scanned for what must never be there.
 async fn no_secret_recorded(stack: &Stack) {
     let export = stack.dir.join("unscrubbed");
-    run_ok(stack, &["record", "export", &export.display().to_string()]);
+    stack.run_ok(&["record", "export", &export.display().to_string()]);
     let mut text = String::new();
     for entry in std::fs::read_dir(&export).unwrap().flatten() {
         if entry.path().extension().is_some_and(|x| x == "json") {
@@ -544,7 +525,7 @@ async fn a_shadow_runs_beside_the_active_version_and_applies_nothing(backend: Ba
         },
     );
     let reworded = write(&stack, "reworded.wasm", REWORDED_LOGIC);
-    run_ok(&stack, &["logic", "install", &reworded, "--tag", "v2"]);
+    stack.run_ok(&["logic", "install", &reworded, "--tag", "v2"]);
     let ports = [free_port(), free_port()];
     let mut daemons: Vec<_> = ports
         .iter()
@@ -557,7 +538,7 @@ async fn a_shadow_runs_beside_the_active_version_and_applies_nothing(backend: Ba
         stack.logs().matches("serving").count() >= 2
     })
     .await;
-    run_ok(&stack, &["logic", "activate", "v2", "--shadow"]);
+    stack.run_ok(&["logic", "activate", "v2", "--shadow"]);
     eventually("both hosts loaded the shadow", WAIT, || async {
         stack.logs().matches("logic versions swapped").count() >= 2
     })
@@ -566,10 +547,12 @@ async fn a_shadow_runs_beside_the_active_version_and_applies_nothing(backend: Ba
     let v2 = envmgr::engine::hex_sha256(REWORDED_LOGIC);
     // Counted across both hosts in the shared store.
     eventually("every message shadowed", WAIT, || async {
-        run_ok(&stack, &["logic", "list"]).contains(&format!("shadow runs: {messages} messages:"))
+        stack
+            .run_ok(&["logic", "list"])
+            .contains(&format!("shadow runs: {messages} messages:"))
     })
     .await;
-    let listed = run_ok(&stack, &["logic", "list"]);
+    let listed = stack.run_ok(&["logic", "list"]);
     let differing = PULL_REQUESTS as usize;
     assert!(
         listed.contains(&format!(
@@ -604,7 +587,7 @@ async fn a_shadow_runs_beside_the_active_version_and_applies_nothing(backend: Ba
         Some(&(differing as f64)),
         "{per_verdict:?}"
     );
-    let report = run_ok(&stack, &["logic", "replay", "--shadow-report"]);
+    let report = stack.run_ok(&["logic", "replay", "--shadow-report"]);
     assert_eq!(
         report.lines().filter(|l| l.contains("differs")).count(),
         differing,

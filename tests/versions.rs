@@ -42,13 +42,7 @@ fn write(stack: &Stack, name: &str, bytes: &[u8]) -> String {
 fn logic(stack: &Stack, args: &[&str]) -> (bool, String) {
     let mut all = vec!["logic"];
     all.extend_from_slice(args);
-    let output = stack.command(&all).output().expect("running envmgr logic");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    stack.run(&all)
 }
 
 fn logic_ok(stack: &Stack, args: &[&str]) -> String {

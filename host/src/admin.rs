@@ -11,6 +11,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::aws::operation_failed;
 use crate::capabilities::Describe as _;
+use crate::capabilities::dynamodb::fields::text;
 use crate::capabilities::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, KeyCondition, PutItem, UpdateItem, Write,
     WriteError,
@@ -341,13 +342,6 @@ pub async fn add_app(
         }
         Err(e) => Err(anyhow::anyhow!("writing the app: {}", e.describe())),
     }
-}
-
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.iter().find_map(|(n, v)| match v {
-        AttributeValue::S(s) if n == name => Some(s.clone()),
-        _ => None,
-    })
 }
 
 /// Encrypt `value` with the KMS key under its context and store it.

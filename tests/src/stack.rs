@@ -260,6 +260,25 @@ impl Stack {
         output
     }
 
+    /// Run to completion: whether it succeeded, and its standard output and
+    /// error together.
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let output = self.command(args).output().expect("running envmgr");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    /// [`run`](Self::run); it must succeed.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let (ok, text) = self.run(args);
+        assert!(ok, "envmgr {args:?} failed:\n{text}");
+        text
+    }
+
     /// Run with `stdin` as standard input; it must succeed.
     pub fn ok_with_input(&self, args: &[&str], stdin: &str) {
         use std::io::Write;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::capabilities::dynamodb::fields::text;
 use crate::capabilities::dynamodb::{AttributeValue, Item, Tables};
 use crate::capabilities::github::GitHub;
 use crate::capabilities::kms::Kms;
@@ -336,11 +337,4 @@ async fn timed<T>(call: impl Future<Output = Result<T, Error>>) -> Result<T, Err
             format!("no answer in {} s", PROBE_TIMEOUT.as_secs()),
         )),
     }
-}
-
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.iter().find_map(|(n, v)| match v {
-        AttributeValue::S(s) if n == name => Some(s.clone()),
-        _ => None,
-    })
 }

@@ -92,6 +92,25 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(connection)
 }
 
+/// Switch to WAL. On a file that is new, two processes opening it at once
+/// (two `serve` started together) may find the other holding the lock the
+/// switch needs, and SQLite answers "locked" at once rather than waiting its
+/// busy timeout: try again until that timeout.
+fn wal(connection: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
+}
+
 impl Store {
     /// Open (or create) the database in `data_dir`.
     pub fn open_dir(data_dir: &Path) -> anyhow::Result<Self> {
@@ -104,9 +123,7 @@ impl Store {
     /// to date.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let connection = connect(path)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .context("switching the database to WAL")?;
+        wal(&connection).context("switching the database to WAL")?;
         // Until the writer chooses per batch: the schema is as durable as a
         // sent message.
         connection.pragma_update(None, "synchronous", "FULL")?;

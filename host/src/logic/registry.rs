@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::capabilities::dynamodb::fields::{n, number, s, text};
 use crate::capabilities::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, PutItem, QueryRequest, Tables, Write,
     WriteError,
@@ -53,30 +54,8 @@ pub struct Registry {
     builtin_id: String,
 }
 
-fn s(name: &str, value: impl Into<String>) -> (String, AttributeValue) {
-    (name.to_string(), AttributeValue::S(value.into()))
-}
-
-fn n(name: &str, value: u64) -> (String, AttributeValue) {
-    (name.to_string(), AttributeValue::N(value.to_string()))
-}
-
 fn key(pk: &str, sk: &str) -> Item {
     vec![s("pk", pk), s("sk", sk)]
-}
-
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.iter().find_map(|(n, v)| match v {
-        AttributeValue::S(s) if n == name => Some(s.clone()),
-        _ => None,
-    })
-}
-
-fn number(item: &Item, name: &str) -> Option<u64> {
-    item.iter().find_map(|(n, v)| match v {
-        AttributeValue::N(s) if n == name => s.parse().ok(),
-        _ => None,
-    })
 }
 
 fn failed(what: &str) -> impl Fn(crate::capabilities::Error) -> anyhow::Error + '_ {

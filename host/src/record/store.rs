@@ -20,6 +20,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::capabilities::Describe as _;
+use crate::capabilities::dynamodb::fields::{n, number, s, text};
 use crate::capabilities::dynamodb::{
     AttributeValue, Condition, Item, PutItem, QueryRequest, Tables, UpdateItem, Write,
 };
@@ -62,28 +63,6 @@ pub struct Recordings {
     /// The database file, where the table is pruned to `max_entries`.
     local: Option<(crate::local::Store, String)>,
     settings: Settings,
-}
-
-fn s(name: &str, value: impl Into<String>) -> (String, AttributeValue) {
-    (name.to_string(), AttributeValue::S(value.into()))
-}
-
-fn n(name: &str, value: u64) -> (String, AttributeValue) {
-    (name.to_string(), AttributeValue::N(value.to_string()))
-}
-
-fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.iter().find_map(|(n, v)| match v {
-        AttributeValue::S(s) if n == name => Some(s.as_str()),
-        _ => None,
-    })
-}
-
-fn number(item: &Item, name: &str) -> Option<u64> {
-    item.iter().find_map(|(n, v)| match v {
-        AttributeValue::N(s) if n == name => s.parse().ok(),
-        _ => None,
-    })
 }
 
 fn data(item: &Item) -> Option<&[u8]> {
@@ -264,6 +243,7 @@ impl Recordings {
                 continue;
             }
             let sk = text(item, "sk").unwrap_or_default();
+            let sk = sk.as_str();
             let Some((base, _chunk)) = sk.rsplit_once('#') else {
                 continue;
             };
@@ -442,10 +422,10 @@ impl Recordings {
             .iter()
             .filter(|item| number(item, "expiresAt").is_none_or(|at| at * 1_000 > now_ms))
             .map(|item| ShadowResult {
-                message: text(item, "messageId").unwrap_or_default().to_string(),
+                message: text(item, "messageId").unwrap_or_default(),
                 handled_at_ms: number(item, "handledAt").unwrap_or(0),
-                verdict: text(item, "verdict").unwrap_or_default().to_string(),
-                explained: text(item, "explained").unwrap_or_default().to_string(),
+                verdict: text(item, "verdict").unwrap_or_default(),
+                explained: text(item, "explained").unwrap_or_default(),
             })
             .collect())
     }

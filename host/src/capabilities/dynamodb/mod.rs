@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod condition;
+pub mod fields;
 pub mod local;
 pub mod mock;
 pub mod transaction;

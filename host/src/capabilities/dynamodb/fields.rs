@@ -1,0 +1,31 @@
+//! An item's attributes by name, for the host's own items (the logic
+//! registry, recordings, probes, the operator's commands): one way to write
+//! a string or a number and to read one back.
+
+use super::{AttributeValue, Item};
+
+/// A string attribute.
+pub fn s(name: &str, value: impl Into<String>) -> (String, AttributeValue) {
+    (name.to_string(), AttributeValue::S(value.into()))
+}
+
+/// A number attribute.
+pub fn n(name: &str, value: u64) -> (String, AttributeValue) {
+    (name.to_string(), AttributeValue::N(value.to_string()))
+}
+
+/// The string attribute `name`, if the item has one.
+pub fn text(item: &Item, name: &str) -> Option<String> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::S(s) if n == name => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// The number attribute `name`, if the item has one that is a whole number.
+pub fn number(item: &Item, name: &str) -> Option<u64> {
+    item.iter().find_map(|(n, v)| match v {
+        AttributeValue::N(s) if n == name => s.parse().ok(),
+        _ => None,
+    })
+}
