@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use crate::capabilities::dynamodb::fields::{n, number, s, text};
 use crate::capabilities::dynamodb::{
-    AttributeCheck, AttributeValue, Condition, Item, PutItem, QueryRequest, Tables, Write,
-    WriteError,
+    AttributeCheck, AttributeValue, Condition, Item, PutItem, Tables, Write, WriteError,
 };
 use crate::capabilities::{Describe as _, ErrorCode};
 use crate::engine::hex_sha256;
@@ -125,26 +124,9 @@ impl Registry {
 
     /// Every item of a partition, across pages.
     async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start_after = None;
-        loop {
-            let page = self
-                .tables
-                .query(&QueryRequest {
-                    table: TABLE.into(),
-                    partition: pk.into(),
-                    sort_prefix: None,
-                    limit: None,
-                    start_after: start_after.take(),
-                })
-                .await
-                .map_err(failed("reading the logic table"))?;
-            items.extend(page.items);
-            match page.next {
-                Some(next) => start_after = Some(next),
-                None => return Ok(items),
-            }
-        }
+        crate::capabilities::dynamodb::fields::partition(self.tables.as_ref(), TABLE, pk)
+            .await
+            .map_err(failed("reading the logic table"))
     }
 
     /// The installed versions, the builtin one first.

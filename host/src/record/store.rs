@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use crate::capabilities::Describe as _;
 use crate::capabilities::dynamodb::fields::{n, number, s, text};
 use crate::capabilities::dynamodb::{
-    AttributeValue, Condition, Item, PutItem, QueryRequest, Tables, UpdateItem, Write,
+    AttributeValue, Condition, Item, PutItem, Tables, UpdateItem, Write,
 };
 use crate::config::Record as Settings;
 use crate::record::Recording;
@@ -209,26 +209,9 @@ impl Recordings {
     }
 
     async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start_after = None;
-        loop {
-            let page = self
-                .tables
-                .query(&QueryRequest {
-                    table: TABLE.into(),
-                    partition: pk.to_string(),
-                    sort_prefix: None,
-                    limit: Some(100),
-                    start_after: start_after.take(),
-                })
-                .await
-                .map_err(failed("reading recordings"))?;
-            items.extend(page.items);
-            match page.next {
-                Some(next) => start_after = Some(next),
-                None => return Ok(items),
-            }
-        }
+        crate::capabilities::dynamodb::fields::partition(self.tables.as_ref(), TABLE, pk)
+            .await
+            .map_err(failed("reading recordings"))
     }
 
     /// The recordings of one hour, oldest first; expired and incomplete ones

@@ -1,8 +1,9 @@
-//! An item's attributes by name, for the host's own items (the logic
-//! registry, recordings, probes, the operator's commands): one way to write
-//! a string or a number and to read one back.
+//! The host's own items (the logic registry, recordings, probes, the
+//! operator's commands): one way to write a string or a number attribute and
+//! read one back, and to read a whole partition.
 
-use super::{AttributeValue, Item};
+use super::{AttributeValue, Item, QueryRequest, Tables};
+use crate::capabilities::CapResult;
 
 /// A string attribute.
 pub fn s(name: &str, value: impl Into<String>) -> (String, AttributeValue) {
@@ -28,4 +29,26 @@ pub fn number(item: &Item, name: &str) -> Option<u64> {
         AttributeValue::N(s) if n == name => s.parse().ok(),
         _ => None,
     })
+}
+
+/// Every item of one partition, across pages, in sort-key order.
+pub async fn partition(tables: &dyn Tables, table: &str, pk: &str) -> CapResult<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start_after = None;
+    loop {
+        let page = tables
+            .query(&QueryRequest {
+                table: table.into(),
+                partition: pk.into(),
+                sort_prefix: None,
+                limit: None,
+                start_after: start_after.take(),
+            })
+            .await?;
+        items.extend(page.items);
+        match page.next {
+            Some(next) => start_after = Some(next),
+            None => return Ok(items),
+        }
+    }
 }
