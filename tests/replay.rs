@@ -611,6 +611,42 @@ async fn a_shadow_runs_beside_the_active_version_and_applies_nothing(backend: Ba
     }
 }
 
+/// Recording never fails a message: with its table missing (a host
+/// upgraded without `init`), every message is handled, each recording is
+/// counted as failed, and the log says so once, not once a message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_recordings_table_fails_no_message() {
+    let stack = shop(
+        "unrecorded",
+        Options {
+            backend: Backend::Aws,
+            ..Options::default()
+        },
+    );
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let missing = format!("{}-no-such-table", stack.prefix);
+    let (mut daemon, _) = stack.serve_with(&[
+        ("ENVMGR__TABLES__RECORDINGS", &missing),
+        ("ENVMGR__ADMIN__LISTEN", &listen),
+    ]);
+    let messages = traffic(&stack).await;
+    eventually("every recording counted", WAIT, || async {
+        http_get(port, "/metrics").contains(&format!(
+            "envmgr_recordings_total{{result=\"failed\"}} {messages}"
+        ))
+    })
+    .await;
+    assert!(terminate(&mut daemon).success());
+    let logs = stack.logs();
+    assert!(
+        !logs.contains("dead-lettered") && !logs.contains("will retry"),
+        "{logs}"
+    );
+    assert_eq!(logs.matches("recording not stored").count(), 1, "{logs}");
+    assert_eq!(stack.runtime.runtimes().len(), messages);
+}
+
 envmgr_tests::on_both_backends!(
     serve_records_and_replay_compares,
     a_shadow_runs_beside_the_active_version_and_applies_nothing,

@@ -34,6 +34,8 @@ use crate::record::tape::Tape;
 const PRUNE_EVERY: u64 = 256;
 /// Recordings stored together when several wait (one transaction).
 const BATCH: usize = 16;
+/// How often a store that keeps failing is said in the log.
+const SAY_FAILURES_EVERY: Duration = Duration::from_secs(60);
 /// How often a host writes its shadow counts to the shared store.
 const COUNTS_EVERY: Duration = Duration::from_secs(2);
 
@@ -77,6 +79,8 @@ impl Recorder {
             versions,
             host,
             stored: 0,
+            unstored: 0,
+            unstored_said: None,
             expected: Expectations::default(),
             tallies: BTreeMap::new(),
             counts_written: Instant::now(),
@@ -109,6 +113,9 @@ struct Worker {
     versions: Arc<Versions>,
     host: String,
     stored: u64,
+    /// Recordings not stored since the failure was last said, and when.
+    unstored: u64,
+    unstored_said: Option<Instant>,
     expected: Expectations,
     /// Shadow verdicts per version since this host started.
     tallies: BTreeMap<String, (Tally, bool)>,
@@ -159,7 +166,22 @@ impl Worker {
                 }
                 Err(e) => {
                     crate::metrics::recording("failed", 0);
-                    warn!(message_id = %recording.message.id, error = %format!("{e:#}"), "recording not stored");
+                    // A missing table fails every message: said once a
+                    // minute, with how many since (the metric counts all).
+                    self.unstored += 1;
+                    if self
+                        .unstored_said
+                        .is_none_or(|said| said.elapsed() >= SAY_FAILURES_EVERY)
+                    {
+                        warn!(
+                            message_id = %recording.message.id,
+                            error = %format!("{e:#}"),
+                            failed = self.unstored,
+                            "recording not stored"
+                        );
+                        self.unstored_said = Some(Instant::now());
+                        self.unstored = 0;
+                    }
                 }
             }
         }
