@@ -323,6 +323,105 @@ async fn the_local_store_keeps_the_newest_and_drops_the_oldest() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A store that takes the first write and never answers it.
+#[derive(Default)]
+struct StuckStore {
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl envmgr::capabilities::dynamodb::Tables for StuckStore {
+    async fn get(
+        &self,
+        _: &str,
+        _: &envmgr::capabilities::dynamodb::Item,
+    ) -> envmgr::capabilities::CapResult<Option<envmgr::capabilities::dynamodb::Item>> {
+        Ok(None)
+    }
+    async fn query(
+        &self,
+        _: &envmgr::capabilities::dynamodb::QueryRequest,
+    ) -> envmgr::capabilities::CapResult<envmgr::capabilities::dynamodb::Page> {
+        Ok(envmgr::capabilities::dynamodb::Page {
+            items: Vec::new(),
+            next: None,
+        })
+    }
+    async fn transact_write(
+        &self,
+        _: &[envmgr::capabilities::dynamodb::Write],
+    ) -> Result<(), envmgr::capabilities::dynamodb::WriteError> {
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::future::pending().await
+    }
+    async fn update(
+        &self,
+        _: &envmgr::capabilities::dynamodb::UpdateItem,
+    ) -> Result<(), envmgr::capabilities::dynamodb::WriteError> {
+        std::future::pending().await
+    }
+    async fn scan_all(
+        &self,
+        _: &str,
+    ) -> envmgr::capabilities::CapResult<Vec<envmgr::capabilities::dynamodb::Item>> {
+        Ok(Vec::new())
+    }
+}
+
+fn dropped_so_far() -> u64 {
+    envmgr::metrics::Scrape::default()
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix("envmgr_recordings_total{result=\"dropped\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// The store stuck, the recorder's queue fills, and what does not fit is
+/// dropped and counted: handing a recording over never waits.
+#[tokio::test]
+async fn a_full_recording_queue_drops_and_counts_and_never_waits() {
+    let (_, recordings) = recorded_traffic().await;
+    let (engine, builtin) = shared_logic();
+    let store = Arc::new(StuckStore::default());
+    let settings = envmgr::config::Record {
+        queue: 2,
+        ..Default::default()
+    };
+    let (recorder, _worker) = envmgr::record::recorder::Recorder::start(
+        envmgr::record::store::Recordings::new(store.clone(), None, settings),
+        engine.clone(),
+        envmgr::logic::serving::Versions::pinned(
+            engine.load(envmgr::BUILTIN_LOGIC).unwrap(),
+            envmgr::config::LogicSettings::default(),
+        ),
+        "test-host".to_string(),
+    );
+    let handed = |recording: &Recording| envmgr::record::recorder::Handled {
+        recording: recording.clone(),
+        logic: builtin.clone(),
+    };
+    let before = dropped_so_far();
+    recorder.submit(handed(&recordings[0]));
+    eventually_true(|| store.writes.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+    let started = std::time::Instant::now();
+    for recording in &recordings[1..] {
+        recorder.submit(handed(recording));
+    }
+    assert!(started.elapsed() < Duration::from_millis(100), "handing over waited");
+    // Two wait in the queue; the rest were dropped.
+    assert_eq!(dropped_so_far() - before, (recordings.len() - 1 - 2) as u64);
+}
+
+async fn eventually_true(check: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened");
+}
+
 // --- Through the binary, on both backends ------------------------------
 
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
