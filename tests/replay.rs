@@ -351,7 +351,8 @@ impl envmgr::capabilities::dynamodb::Tables for StuckStore {
         &self,
         _: &[envmgr::capabilities::dynamodb::Write],
     ) -> Result<(), envmgr::capabilities::dynamodb::WriteError> {
-        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::future::pending().await
     }
     async fn update(
@@ -407,7 +408,10 @@ async fn a_full_recording_queue_drops_and_counts_and_never_waits() {
     for recording in &recordings[1..] {
         recorder.submit(handed(recording));
     }
-    assert!(started.elapsed() < Duration::from_millis(100), "handing over waited");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "handing over waited"
+    );
     // Two wait in the queue; the rest were dropped.
     assert_eq!(dropped_so_far() - before, (recordings.len() - 1 - 2) as u64);
 }

@@ -8,8 +8,8 @@
 //! |---|---|---|
 //! | tape calls, clock, random | the message's run | — (in memory) |
 //! | hand over | after the message's disposition | queue full: dropped, counted, logged at debug |
-//! | store | the worker | counted as failed, warned; the message is long done |
-//! | prune (local) | the worker, every 64 stores | warned |
+//! | store | the worker, up to 16 waiting recordings in one transaction | counted as failed, warned at most once a minute; the message is long done |
+//! | prune (local) | the worker, every 256 stores, by key | warned |
 //! | shadow run | the worker, in the mock host against the recording | counted as its verdict; differing and failing runs kept for `--shadow-report` |
 
 use std::collections::BTreeMap;
