@@ -396,3 +396,38 @@ pub async fn export(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_an_age_or_a_time() {
+        let now = 1_795_900_000_000;
+        assert_eq!(parse_since("90m", now).unwrap(), now - 90 * 60_000);
+        assert_eq!(parse_since("6h", now).unwrap(), now - 6 * 3_600_000);
+        assert_eq!(parse_since("2d", now).unwrap(), now - 2 * 86_400_000);
+        assert_eq!(
+            parse_since("2026-11-28T12:00:00Z", now).unwrap(),
+            1_795_867_200_000
+        );
+        for wrong in ["", "6", "h", "-1h", "yesterday", "2026-11-28"] {
+            assert!(parse_since(wrong, now).is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn a_selection_is_messages_then_since_then_the_newest() {
+        let ids = vec!["m-1".to_string()];
+        assert_eq!(
+            selection(Some(5), None, &ids).unwrap(),
+            Selection::Messages(ids.clone())
+        );
+        assert_eq!(selection(Some(5), None, &[]).unwrap(), Selection::Last(5));
+        assert_eq!(selection(None, None, &[]).unwrap(), Selection::Last(100));
+        assert!(matches!(
+            selection(None, Some("1h"), &[]).unwrap(),
+            Selection::Since(_)
+        ));
+    }
+}
