@@ -74,11 +74,14 @@ impl<T: Recordable> Recordable for Vec<T> {
 
 impl Recordable for Error {
     fn record(&self) -> Value {
-        json!({
-            "code": code_name(self.code),
-            "message": self.message,
-            "retry-after-ms": self.retry_after_ms,
-        })
+        object([
+            ("code", text_value(code_name(self.code))),
+            ("message", text_value(&self.message)),
+            (
+                "retry-after-ms",
+                self.retry_after_ms.map_or(Value::Null, Value::from),
+            ),
+        ])
     }
     fn replayed(value: &Value) -> Option<Self> {
         let code = match value.get("code")?.as_str()? {
@@ -101,8 +104,11 @@ impl Recordable for Error {
 impl Recordable for WriteError {
     fn record(&self) -> Value {
         match self {
-            WriteError::ConditionFailed(indices) => json!({ "condition-failed": indices }),
-            WriteError::Failed(error) => json!({ "failed": error.record() }),
+            WriteError::ConditionFailed(indices) => object([(
+                "condition-failed",
+                Value::Array(indices.iter().map(|&i| Value::from(i)).collect()),
+            )]),
+            WriteError::Failed(error) => object([("failed", error.record())]),
         }
     }
     fn replayed(value: &Value) -> Option<Self> {
@@ -119,12 +125,19 @@ impl Recordable for WriteError {
 }
 
 pub fn repository(repo: &Repository) -> Value {
-    json!({ "owner": repo.owner, "name": repo.name })
+    object([
+        ("owner", text_value(&repo.owner)),
+        ("name", text_value(&repo.name)),
+    ])
 }
 
 impl Recordable for Comment {
     fn record(&self) -> Value {
-        json!({ "id": self.id, "body": self.body, "html-url": self.html_url })
+        object([
+            ("id", Value::from(self.id)),
+            ("body", text_value(&self.body)),
+            ("html-url", text_value(&self.html_url)),
+        ])
     }
     fn replayed(value: &Value) -> Option<Self> {
         Some(Comment {
@@ -137,13 +150,13 @@ impl Recordable for Comment {
 
 impl Recordable for Deployment {
     fn record(&self) -> Value {
-        json!({
-            "id": self.id,
-            "sha": self.sha,
-            "environment": self.environment,
-            "task": self.task,
-            "payload-json": self.payload_json,
-        })
+        object([
+            ("id", Value::from(self.id)),
+            ("sha", text_value(&self.sha)),
+            ("environment", text_value(&self.environment)),
+            ("task", text_value(&self.task)),
+            ("payload-json", text_value(&self.payload_json)),
+        ])
     }
     fn replayed(value: &Value) -> Option<Self> {
         Some(Deployment {
@@ -174,13 +187,14 @@ fn state(value: &Value) -> Option<DeploymentState> {
 
 impl Recordable for DeploymentStatus {
     fn record(&self) -> Value {
-        json!({
-            "id": self.id,
-            "state": state_name(self.state),
-            "description": self.description,
-            "environment-url": self.environment_url,
-            "log-url": self.log_url,
-        })
+        let url = |url: &Option<String>| url.as_deref().map_or(Value::Null, text_value);
+        object([
+            ("id", Value::from(self.id)),
+            ("state", text_value(state_name(self.state))),
+            ("description", text_value(&self.description)),
+            ("environment-url", url(&self.environment_url)),
+            ("log-url", url(&self.log_url)),
+        ])
     }
     fn replayed(value: &Value) -> Option<Self> {
         Some(DeploymentStatus {
@@ -204,7 +218,10 @@ pub fn new_deployment_status(status: &NewDeploymentStatus) -> Value {
 
 impl Recordable for Created {
     fn record(&self) -> Value {
-        json!({ "runtime-id": self.runtime_id, "url": self.url })
+        object([
+            ("runtime-id", text_value(&self.runtime_id)),
+            ("url", self.url.as_deref().map_or(Value::Null, text_value)),
+        ])
     }
     fn replayed(value: &Value) -> Option<Self> {
         Some(Created {
@@ -227,18 +244,24 @@ fn bytes(value: &Value) -> Option<Vec<u8>> {
 }
 
 pub fn attribute(value: &AttributeValue) -> Value {
+    let texts = |texts: &[String]| Value::Array(texts.iter().map(|t| text_value(t)).collect());
     match value {
-        AttributeValue::S(s) => json!({ "s": s }),
-        AttributeValue::N(n) => json!({ "n": n }),
-        AttributeValue::B(b) => json!({ "b": STANDARD.encode(b) }),
-        AttributeValue::Bool(b) => json!({ "bool": b }),
-        AttributeValue::Null => json!({ "null": true }),
-        AttributeValue::Ss(ss) => json!({ "ss": ss }),
-        AttributeValue::Ns(ns) => json!({ "ns": ns }),
-        AttributeValue::Bs(bs) => {
-            json!({ "bs": bs.iter().map(|b| STANDARD.encode(b)).collect::<Vec<_>>() })
-        }
-        AttributeValue::Json(j) => json!({ "json": j }),
+        AttributeValue::S(s) => object([("s", text_value(s))]),
+        AttributeValue::N(n) => object([("n", text_value(n))]),
+        AttributeValue::B(b) => object([("b", Value::String(STANDARD.encode(b)))]),
+        AttributeValue::Bool(b) => object([("bool", Value::Bool(*b))]),
+        AttributeValue::Null => object([("null", Value::Bool(true))]),
+        AttributeValue::Ss(ss) => object([("ss", texts(ss))]),
+        AttributeValue::Ns(ns) => object([("ns", texts(ns))]),
+        AttributeValue::Bs(bs) => object([(
+            "bs",
+            Value::Array(
+                bs.iter()
+                    .map(|b| Value::String(STANDARD.encode(b)))
+                    .collect(),
+            ),
+        )]),
+        AttributeValue::Json(j) => object([("json", text_value(j))]),
     }
 }
 
@@ -296,10 +319,13 @@ impl Recordable for Option<Vec<(String, AttributeValue)>> {
 
 impl Recordable for Page {
     fn record(&self) -> Value {
-        json!({
-            "items": self.items.iter().map(|i| item(i)).collect::<Vec<_>>(),
-            "next": self.next.as_deref().map(item),
-        })
+        object([
+            (
+                "items",
+                Value::Array(self.items.iter().map(|i| item(i)).collect()),
+            ),
+            ("next", self.next.as_deref().map_or(Value::Null, item)),
+        ])
     }
     fn replayed(value: &Value) -> Option<Self> {
         Some(Page {
@@ -317,58 +343,99 @@ impl Recordable for Page {
     }
 }
 
+/// An object of these fields, each moved in: `json!` would copy a nested
+/// value (it serialises every field it is given), and the requests of a
+/// transaction nest items in writes in a list.
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect(),
+    )
+}
+
+fn text_value(text: &str) -> Value {
+    Value::String(text.to_string())
+}
+
+/// A `dynamodb.get` request.
+pub fn get(table: &str, key: &[(String, AttributeValue)]) -> Value {
+    object([("table", text_value(table)), ("key", item(key))])
+}
+
 pub fn query(request: &QueryRequest) -> Value {
-    json!({
-        "table": request.table,
-        "partition": request.partition,
-        "sort-prefix": request.sort_prefix,
-        "limit": request.limit,
-        "start-after": request.start_after.as_deref().map(item),
-    })
+    object([
+        ("table", text_value(&request.table)),
+        ("partition", text_value(&request.partition)),
+        (
+            "sort-prefix",
+            request
+                .sort_prefix
+                .as_deref()
+                .map_or(Value::Null, text_value),
+        ),
+        ("limit", request.limit.map_or(Value::Null, Value::from)),
+        (
+            "start-after",
+            request.start_after.as_deref().map_or(Value::Null, item),
+        ),
+    ])
 }
 
 fn check(check: &AttributeCheck) -> Value {
-    json!({ "name": check.name, "value": attribute(&check.value) })
+    object([
+        ("name", text_value(&check.name)),
+        ("value", attribute(&check.value)),
+    ])
 }
 
 fn condition(condition: &Condition) -> Value {
     match condition {
-        Condition::None => json!("none"),
-        Condition::ItemAbsent => json!("item-absent"),
-        Condition::ItemPresent => json!("item-present"),
-        Condition::Equals(c) => json!({ "equals": check(c) }),
-        Condition::AbsentOrAtMost(c) => json!({ "absent-or-at-most": check(c) }),
+        Condition::None => text_value("none"),
+        Condition::ItemAbsent => text_value("item-absent"),
+        Condition::ItemPresent => text_value("item-present"),
+        Condition::Equals(c) => object([("equals", check(c))]),
+        Condition::AbsentOrAtMost(c) => object([("absent-or-at-most", check(c))]),
     }
 }
 
 fn key_condition(k: &KeyCondition) -> Value {
-    json!({ "table": k.table, "key": item(&k.key), "condition": condition(&k.condition) })
+    object([
+        ("table", text_value(&k.table)),
+        ("key", item(&k.key)),
+        ("condition", condition(&k.condition)),
+    ])
 }
 
 pub fn put(p: &PutItem) -> Value {
-    json!({ "table": p.table, "item": item(&p.item), "condition": condition(&p.condition) })
+    object([
+        ("table", text_value(&p.table)),
+        ("item", item(&p.item)),
+        ("condition", condition(&p.condition)),
+    ])
 }
 
 pub fn update(u: &UpdateItem) -> Value {
-    json!({
-        "table": u.table,
-        "key": item(&u.key),
-        "set": item(&u.set),
-        "condition": condition(&u.condition),
-    })
+    object([
+        ("table", text_value(&u.table)),
+        ("key", item(&u.key)),
+        ("set", item(&u.set)),
+        ("condition", condition(&u.condition)),
+    ])
 }
 
 pub fn write(w: &Write) -> Value {
     match w {
-        Write::Put(p) => json!({ "put": put(p) }),
-        Write::Update(u) => json!({ "update": update(u) }),
-        Write::Delete(k) => json!({ "delete": key_condition(k) }),
-        Write::Check(k) => json!({ "check": key_condition(k) }),
+        Write::Put(p) => object([("put", put(p))]),
+        Write::Update(u) => object([("update", update(u))]),
+        Write::Delete(k) => object([("delete", key_condition(k))]),
+        Write::Check(k) => object([("check", key_condition(k))]),
     }
 }
 
 pub fn writes(ws: &[Write]) -> Value {
-    json!({ "writes": ws.iter().map(write).collect::<Vec<_>>() })
+    object([("writes", Value::Array(ws.iter().map(write).collect()))])
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ use crate::capabilities::{CapResult, Error, ErrorCode, error};
 use crate::engine::Session;
 use crate::observe::Call;
 use crate::record::values;
-use serde_json::json;
 
 /// A table store (aws-sdk-dynamodb, the embedded database, or in memory).
 #[async_trait]
@@ -191,7 +190,7 @@ impl Host for Session {
             .invoke(
                 Call::DynamodbGet,
                 || format!("{table} {}", show_item(&key)),
-                self.typed(|| json!({ "table": table, "key": values::item(&key) })),
+                self.typed(|| values::get(&table, &key)),
                 b.dynamodb.get(&table, &key),
             )
             .await)
@@ -243,7 +242,7 @@ impl Host for Session {
     ) -> wasmtime::Result<Resource<FutureItem>> {
         let b = self.backends.clone();
         let request = format!("{table} {}", show_item(&key));
-        let typed = self.typed(|| json!({ "table": table, "key": values::item(&key) }));
+        let typed = self.typed(|| values::get(&table, &key));
         let call = self.invoke(Call::DynamodbGet, || request, typed, async move {
             b.dynamodb.get(&table, &key).await
         });
