@@ -276,6 +276,77 @@ async fn a_recording_holds_no_secret_or_token_and_scrubbing_keeps_it_replayable(
     assert!(identical >= verdicts.len() - 1, "{verdicts:?}");
 }
 
+/// A shadow run never takes a live message's instance: `serve`'s engine
+/// holds one instance more than its queues' in-flight bounds, so a replay
+/// still runs while every queue's slots are busy.
+#[tokio::test]
+async fn a_replay_finds_an_instance_while_every_queue_slot_is_busy() {
+    let (_, recordings) = recorded_traffic().await;
+    let settings = envmgr::config::Settings::load(
+        None,
+        [
+            ("ENVMGR__QUEUES__PROBOT__MAX_IN_FLIGHT", "1"),
+            ("ENVMGR__QUEUES__API__MAX_IN_FLIGHT", "1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap();
+    let engine = Arc::new(envmgr::engine::Engine::new(settings.limits()).unwrap());
+    let logic = Arc::new(engine.load(envmgr::BUILTIN_LOGIC).unwrap());
+    let host = MockHost::new(engine.clone(), logic.clone(), envmgr::mock::default_config());
+    seed_app(&host, APP_ID, APP_NAME, REPO);
+    host.github.add_installation(INSTALLATION);
+
+    // Both queues' messages held at their runtime call, instances taken.
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let hold = {
+        let release = release.clone();
+        Arc::new(move || {
+            let arrived = arrived.clone();
+            let release = release.clone();
+            Box::pin(async move {
+                let _ = arrived.send(());
+                let _ = release.acquire().await.map(|p| p.forget());
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        })
+    };
+    host.faults.interleave(
+        envmgr::observe::Call::RuntimeCreate,
+        envmgr::observe::Hit::Every,
+        hold,
+    );
+    let host = Arc::new(host);
+    let busy: Vec<_> = [
+        host.message(
+            "probot",
+            &pull_request_event("opened", 9, "feature/busy", SHA_1, "2026-11-28T12:00:00Z"),
+        ),
+        host.message(
+            "api",
+            &api_request("production", "main", SHA_1, "2026-11-28T12:00:00Z"),
+        ),
+    ]
+    .into_iter()
+    .map(|message| {
+        let host = host.clone();
+        tokio::spawn(async move { host.deliver(&message).await })
+    })
+    .collect();
+    for _ in &busy {
+        arrivals.recv().await.unwrap();
+    }
+
+    let ran = envmgr::record::replay::run(&engine, &logic, &recordings[0]).await;
+    assert!(!ran.failed, "{}", ran.outcome);
+
+    release.add_permits(busy.len());
+    for delivery in busy {
+        let delivery = delivery.await.unwrap();
+        assert!(matches!(delivery.result, Ok(Ok(_))), "{:?}", delivery.result);
+    }
+}
+
 /// The recording store on the database file: bounded, oldest first.
 #[tokio::test]
 async fn the_local_store_keeps_the_newest_and_drops_the_oldest() {

@@ -655,9 +655,12 @@ impl Settings {
         values
     }
 
-    /// The engine limits; concurrency covers every queue's in-flight bound.
+    /// The engine limits; concurrency covers every queue's in-flight bound,
+    /// and one more instance for the recorder's shadow runs (one at a time),
+    /// so that a shadow never takes a live message's instance.
     pub fn limits(&self) -> Limits {
-        let concurrency: usize = self.queues.values().map(|q| q.max_in_flight).sum();
+        let in_flight: usize = self.queues.values().map(|q| q.max_in_flight).sum();
+        let concurrency = in_flight + usize::from(self.record.enabled);
         Limits {
             memory_bytes: self.limits.memory_mib << 20,
             deadline: Duration::from_secs(self.limits.deadline_seconds),
@@ -728,7 +731,11 @@ mod tests {
             settings.queues["probot"].dead_letter_name(),
             "envmgr-probot-dlq"
         );
-        assert_eq!(settings.limits().concurrency, 20);
+        // Ten per queue, and one for the recorder's shadow runs.
+        assert_eq!(settings.limits().concurrency, 21);
+        let unrecorded =
+            Settings::load(None, env(&[("ENVMGR__RECORD__ENABLED", "false")])).unwrap();
+        assert_eq!(unrecorded.limits().concurrency, 20);
     }
 
     #[test]

@@ -23,14 +23,19 @@ impl Host for Session {
             message.truncate(end);
             message.push('…');
         }
-        match level {
-            Level::Trace => tracing::trace!(target: "envmgr::guest", step = %context, "{message}"),
-            Level::Debug => tracing::debug!(target: "envmgr::guest", step = %context, "{message}"),
-            Level::Info => tracing::info!(target: "envmgr::guest", step = %context, "{message}"),
-            Level::Warn => tracing::warn!(target: "envmgr::guest", step = %context, "{message}"),
-            Level::Error | Level::Critical => {
-                tracing::error!(target: "envmgr::guest", step = %context, "{message}")
-            }
+        // A replayed run (`logic replay`, a shadow beside live traffic) is
+        // not the deployment speaking: its lines stay at debug, under their
+        // own target, where no operator's alert on warnings and errors sees
+        // them.
+        if self.backends.observer.replay.is_some() {
+            tracing::debug!(
+                target: "envmgr::replayed_guest",
+                step = %context,
+                level = level_name(level),
+                "{message}"
+            );
+        } else {
+            forward(level, &context, &message);
         }
         self.backends.observer.record(
             Call::Log,
@@ -38,6 +43,18 @@ impl Host for Session {
             || message.clone(),
         );
         Ok(())
+    }
+}
+
+fn forward(level: Level, context: &str, message: &str) {
+    match level {
+        Level::Trace => tracing::trace!(target: "envmgr::guest", step = %context, "{message}"),
+        Level::Debug => tracing::debug!(target: "envmgr::guest", step = %context, "{message}"),
+        Level::Info => tracing::info!(target: "envmgr::guest", step = %context, "{message}"),
+        Level::Warn => tracing::warn!(target: "envmgr::guest", step = %context, "{message}"),
+        Level::Error | Level::Critical => {
+            tracing::error!(target: "envmgr::guest", step = %context, "{message}")
+        }
     }
 }
 
