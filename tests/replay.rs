@@ -293,7 +293,11 @@ async fn a_replay_finds_an_instance_while_every_queue_slot_is_busy() {
     .unwrap();
     let engine = Arc::new(envmgr::engine::Engine::new(settings.limits()).unwrap());
     let logic = Arc::new(engine.load(envmgr::BUILTIN_LOGIC).unwrap());
-    let host = MockHost::new(engine.clone(), logic.clone(), envmgr::mock::default_config());
+    let host = MockHost::new(
+        engine.clone(),
+        logic.clone(),
+        envmgr::mock::default_config(),
+    );
     seed_app(&host, APP_ID, APP_NAME, REPO);
     host.github.add_installation(INSTALLATION);
 
@@ -343,7 +347,11 @@ async fn a_replay_finds_an_instance_while_every_queue_slot_is_busy() {
     release.add_permits(busy.len());
     for delivery in busy {
         let delivery = delivery.await.unwrap();
-        assert!(matches!(delivery.result, Ok(Ok(_))), "{:?}", delivery.result);
+        assert!(
+            matches!(delivery.result, Ok(Ok(_))),
+            "{:?}",
+            delivery.result
+        );
     }
 }
 

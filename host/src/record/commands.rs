@@ -249,16 +249,9 @@ fn choose(all: Vec<Recording>, selection: &Selection) -> anyhow::Result<Vec<Reco
             all.into_iter().skip(skip).collect()
         }
         Selection::Since(ms) => all.into_iter().filter(|r| r.handled_at_ms >= *ms).collect(),
-        Selection::Messages(ids) => {
-            let chosen: Vec<Recording> = all
-                .into_iter()
-                .filter(|r| ids.contains(&r.message.id))
-                .collect();
-            if chosen.is_empty() {
-                anyhow::bail!("none of these messages is in the recordings");
-            }
-            chosen
-        }
+        // As from the store: the newest delivery of each, every one named.
+        Selection::Messages(ids) => super::store::newest_of_each(all, ids)
+            .map_err(|missing| anyhow::anyhow!("no recording of {missing} in these files"))?,
     })
 }
 
@@ -305,7 +298,9 @@ pub async fn install_check(
         true,
     )
     .await?;
-    if tally.fails > 0 || (fail_on == FailOn::Differ && tally.differs > 0) {
+    // The same gate as `logic replay --fail-on`: nothing replayable passes
+    // nothing.
+    if fail_on.fails(&tally) {
         anyhow::bail!("the replay of the last {last} recorded messages: {tally}");
     }
     Ok(format!("replay: {tally}"))

@@ -14,6 +14,7 @@
 //! lazy every read skips what has expired. The local table is also pruned,
 //! oldest first, to `max_entries`.
 
+use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
@@ -55,6 +56,37 @@ pub struct ShadowResult {
     pub handled_at_ms: u64,
     pub verdict: String,
     pub explained: String,
+}
+
+/// The newest delivery of each of `ids` among `recordings`, oldest first;
+/// or the ids no recording has, joined for a message.
+pub fn newest_of_each(
+    recordings: Vec<Recording>,
+    ids: &[String],
+) -> Result<Vec<Recording>, String> {
+    let mut newest_of: BTreeMap<String, Recording> = BTreeMap::new();
+    for recording in recordings {
+        if !ids.contains(&recording.message.id) {
+            continue;
+        }
+        match newest_of.get(&recording.message.id) {
+            Some(kept) if kept.handled_at_ms > recording.handled_at_ms => {}
+            _ => {
+                newest_of.insert(recording.message.id.clone(), recording);
+            }
+        }
+    }
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| !newest_of.contains_key(*id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing.join(", "));
+    }
+    let mut chosen: Vec<Recording> = newest_of.into_values().collect();
+    chosen.sort_by_key(|r| r.handled_at_ms);
+    Ok(chosen)
 }
 
 #[derive(Clone)]
@@ -290,28 +322,12 @@ impl Recordings {
                             .filter(|r| ids.contains(&r.message.id)),
                     );
                 }
-                // The newest delivery of each.
-                let mut newest_of = std::collections::BTreeMap::new();
-                for recording in chosen.drain(..) {
-                    newest_of.insert(recording.message.id.clone(), recording);
-                }
-                chosen = newest_of.into_values().collect();
-                chosen.sort_by_key(|r| r.handled_at_ms);
-                let missing: Vec<&String> = ids
-                    .iter()
-                    .filter(|id| !chosen.iter().any(|r| &&r.message.id == id))
-                    .collect();
-                if !missing.is_empty() {
-                    anyhow::bail!(
-                        "no recording of {} within the last {} hours",
-                        missing
-                            .iter()
-                            .map(|id| id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                chosen = newest_of_each(chosen, ids).map_err(|missing| {
+                    anyhow::anyhow!(
+                        "no recording of {missing} within the last {} hours",
                         self.settings.retention_hours
-                    );
-                }
+                    )
+                })?;
             }
         }
         Ok(chosen)
@@ -451,5 +467,53 @@ impl Recordings {
             tally.not_replayable += count("notReplayable");
         }
         Ok(tally)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RecordedMessage, tape::Taped};
+
+    fn delivery(id: &str, receive_count: u32, handled_at_ms: u64) -> Recording {
+        Recording {
+            format: crate::record::FORMAT,
+            build: String::new(),
+            logic: String::new(),
+            contract: String::new(),
+            queue: "probot".to_string(),
+            message: RecordedMessage {
+                id: id.to_string(),
+                source_queue: String::new(),
+                body: String::new(),
+                attributes: Vec::new(),
+                receive_count,
+                sent_at_ms: 0,
+                delivery_token: String::new(),
+                deferrals: 0,
+            },
+            config: Default::default(),
+            handled_at_ms,
+            outcome: String::new(),
+            taped: Taped::default(),
+        }
+    }
+
+    #[test]
+    fn messages_named_are_their_newest_deliveries_and_every_one_must_be_there() {
+        let all = vec![
+            delivery("m-1", 2, 300),
+            delivery("m-2", 1, 100),
+            delivery("m-1", 1, 200),
+            delivery("m-3", 1, 400),
+        ];
+        let ids = vec!["m-1".to_string(), "m-2".to_string()];
+        let chosen = newest_of_each(all.clone(), &ids).unwrap();
+        assert_eq!(
+            chosen.iter().map(Recording::name).collect::<Vec<_>>(),
+            ["m-2#1", "m-1#2"]
+        );
+        let ids = vec!["m-1".to_string(), "m-9".to_string(), "m-8".to_string()];
+        assert_eq!(newest_of_each(all, &ids).unwrap_err(), "m-9, m-8");
     }
 }

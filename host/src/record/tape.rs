@@ -183,6 +183,9 @@ pub struct Effect {
 
 struct Answering {
     used: Vec<bool>,
+    /// Just past the newest recorded effect answered so far: where in the
+    /// recording the run has got to, as far as the world outside knows.
+    frontier: usize,
     clock_read: usize,
     random_read: usize,
     effects: Vec<Effect>,
@@ -207,6 +210,7 @@ impl Replayer {
         Self {
             state: Mutex::new(Answering {
                 used: vec![false; calls.len()],
+                frontier: 0,
                 clock_read: 0,
                 random_read: 0,
                 effects: Vec::new(),
@@ -234,24 +238,30 @@ impl Replayer {
         };
         let unused = |i: &usize| !state.used[*i];
         let indices = || 0..self.calls.len();
-        let exact = indices().filter(unused).find(|i| same(&self.calls[*i]));
-        let found = exact
-            .or_else(|| {
-                // The same effect made differently (another text, another
-                // attribute): answered as it was then.
-                effect.then(|| {
+        let found = match effect {
+            true => indices()
+                .filter(unused)
+                .find(|i| same(&self.calls[*i]))
+                .or_else(|| {
+                    // The same effect made differently (another text,
+                    // another attribute): answered as it was then.
                     let wanted = identity(call, request);
                     indices().filter(unused).find(|i| {
                         let (c, recorded) = &self.calls[*i];
                         *c == Some(call) && identity(call, &recorded.request) == wanted
                     })
-                })?
-            })
-            // A read asked again: the same answer again.
-            .or_else(|| (!effect).then(|| indices().rev().find(|i| same(&self.calls[*i])))?);
+                }),
+            false => {
+                let reads: Vec<usize> = indices().filter(|i| same(&self.calls[*i])).collect();
+                self.read_at(&state, &reads)
+            }
+        };
         match found {
             Some(i) => {
                 state.used[i] = true;
+                if effect {
+                    state.frontier = state.frontier.max(i + 1);
+                }
                 let mut answer = self.calls[i].1.answer.clone();
                 // A comment is answered with the text it was given.
                 if matches!(call, Call::GithubCreateComment | Call::GithubUpdateComment)
@@ -272,6 +282,28 @@ impl Replayer {
                 }
             },
         }
+    }
+
+    /// Which of the recorded reads identical to this one answers it: the
+    /// one made between the same effects as the run has made so far, so a
+    /// read after a write sees what the recording saw after that write and
+    /// a read before it what was there before. In order: the first unused
+    /// read since the run's last effect and before the recording's next
+    /// one; asked again there, the same answer again; else the newest read
+    /// before (the state the run's effects have brought about); else the
+    /// first one after.
+    fn read_at(&self, state: &Answering, reads: &[usize]) -> Option<usize> {
+        let from = state.frontier;
+        let until = (from..self.calls.len())
+            .find(|i| !state.used[*i] && self.calls[*i].0.is_some_and(is_effect))
+            .unwrap_or(self.calls.len());
+        let between = || reads.iter().copied().filter(|i| (from..until).contains(i));
+        between()
+            .find(|i| !state.used[*i])
+            .or_else(|| between().last())
+            .or_else(|| reads.iter().copied().filter(|i| *i < from).last())
+            .or_else(|| reads.iter().copied().find(|i| !state.used[*i]))
+            .or_else(|| reads.first().copied())
     }
 
     /// An update of a comment the recording knows, which the recorded run
@@ -491,5 +523,56 @@ mod tests {
         let (effects, unanswered) = replayer.finish();
         assert_eq!(effects.len(), 2);
         assert_eq!(unanswered.len(), 2, "{unanswered:?}");
+    }
+
+    /// A read before a write and the same read after it: each answered as
+    /// the recording saw it at that point, whatever else the run did first.
+    #[test]
+    fn a_read_is_answered_as_it_was_between_the_same_effects() {
+        let key = json!({"table": "envs", "key": {"pk": {"s": "ENV#1"}}});
+        let write = json!({"table": "envs", "item": {"pk": {"s": "ENV#1"}}});
+        let tape = Tape::default();
+        tape.call(Call::DynamodbGet, key.clone(), json!({"ok": null}));
+        tape.call(Call::DynamodbUpdate, write.clone(), json!({"ok": null}));
+        tape.call(
+            Call::DynamodbGet,
+            key.clone(),
+            json!({"ok": {"pk": {"s": "ENV#1"}}}),
+        );
+        let taped = tape.taken();
+        let after = json!({"ok": {"pk": {"s": "ENV#1"}}});
+
+        // The recorded order.
+        let replayer = Replayer::new(&taped);
+        assert_eq!(
+            replayer.answer(Call::DynamodbGet, &key),
+            Some(json!({"ok": null}))
+        );
+        assert!(replayer.answer(Call::DynamodbUpdate, &write).is_some());
+        assert_eq!(
+            replayer.answer(Call::DynamodbGet, &key),
+            Some(after.clone())
+        );
+
+        // Read twice before writing: nothing there, both times.
+        let replayer = Replayer::new(&taped);
+        assert_eq!(
+            replayer.answer(Call::DynamodbGet, &key),
+            Some(json!({"ok": null}))
+        );
+        assert_eq!(
+            replayer.answer(Call::DynamodbGet, &key),
+            Some(json!({"ok": null}))
+        );
+
+        // Written without reading first: the read after sees the write.
+        let replayer = Replayer::new(&taped);
+        assert!(replayer.answer(Call::DynamodbUpdate, &write).is_some());
+        assert_eq!(
+            replayer.answer(Call::DynamodbGet, &key),
+            Some(after.clone())
+        );
+        assert_eq!(replayer.answer(Call::DynamodbGet, &key), Some(after));
+        assert!(replayer.finish().1.is_empty());
     }
 }
