@@ -300,8 +300,8 @@ impl Replayer {
         let between = || reads.iter().copied().filter(|i| (from..until).contains(i));
         between()
             .find(|i| !state.used[*i])
-            .or_else(|| between().last())
-            .or_else(|| reads.iter().copied().filter(|i| *i < from).last())
+            .or_else(|| between().next_back())
+            .or_else(|| reads.iter().copied().filter(|i| *i < from).next_back())
             .or_else(|| reads.iter().copied().find(|i| !state.used[*i]))
             .or_else(|| reads.first().copied())
     }
