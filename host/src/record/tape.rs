@@ -301,7 +301,7 @@ impl Replayer {
         between()
             .find(|i| !state.used[*i])
             .or_else(|| between().next_back())
-            .or_else(|| reads.iter().copied().filter(|i| *i < from).next_back())
+            .or_else(|| reads.iter().copied().rfind(|i| *i < from))
             .or_else(|| reads.iter().copied().find(|i| !state.used[*i]))
             .or_else(|| reads.first().copied())
     }
