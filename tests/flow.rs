@@ -75,23 +75,6 @@ fn host_with_app_settings(attributes: Vec<(&str, AttributeValue)>) -> MockHost {
     host
 }
 
-/// Set attributes on the app record, as an admin would (docs/data-model.md,
-/// apps table).
-fn set_app_attributes(host: &MockHost, attributes: Vec<(&str, AttributeValue)>) {
-    let pk = format!("APP#{APP_ID}");
-    let mut record = host
-        .tables
-        .scan("apps")
-        .into_iter()
-        .find(|item| attr(item, "pk") == Some(pk.as_str()))
-        .expect("the app record");
-    for (name, value) in attributes {
-        record.retain(|(existing, _)| existing != name);
-        record.push((name.to_string(), value));
-    }
-    host.tables.put("apps", record).expect("the apps table");
-}
-
 fn trusted_authors(logins: &[&str]) -> (&'static str, AttributeValue) {
     (
         "trustedAuthors",

@@ -276,6 +276,108 @@ async fn a_recording_holds_no_secret_or_token_and_scrubbing_keeps_it_replayable(
     assert!(identical >= verdicts.len() - 1, "{verdicts:?}");
 }
 
+/// `--scrub` finds a name however the event spells it (the logic
+/// lower-cases the repository for its index), the logins an app trusts,
+/// and leaves no ciphertext the logic decrypted; the recording still
+/// replays identically.
+#[tokio::test]
+async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
+    let host = seeded_host();
+    set_secret(
+        &host,
+        APP_ID,
+        "preview",
+        "API_KEY",
+        "sk_canary_preview_secret",
+    );
+    set_app_attributes(
+        &host,
+        vec![(
+            "trustedAuthors",
+            envmgr::capabilities::dynamodb::AttributeValue::Ss(vec![
+                "octocat".to_string(),
+                "trusted-reviewer".to_string(),
+            ]),
+        )],
+    );
+    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T12:00:00Z")
+        .replace("\"acme/shop\"", "\"Acme/Shop\"")
+        .replace("\"acme\"", "\"Acme\"")
+        .replace("\"shop\"", "\"Shop\"");
+    assert!(opened.contains("Acme/Shop"));
+    let (delivery, recording) = host
+        .deliver_recorded(&host.message("probot", &opened))
+        .await;
+    assert!(
+        matches!(delivery.result, Ok(Ok(_))),
+        "{:?}",
+        delivery.result
+    );
+
+    let original = serde_json::to_string(&recording).unwrap();
+    let decrypted: Vec<String> = recording
+        .taped
+        .calls
+        .iter()
+        .filter(|c| c.call == "kms.decrypt")
+        .map(|c| c.request["ciphertext-sha256"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!decrypted.is_empty(), "the logic decrypted a secret");
+    let ciphertexts = |text: &str| -> usize {
+        use base64::Engine as _;
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut found = 0;
+        let mut stack = vec![&value];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::String(s) => {
+                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s)
+                        && decrypted.contains(&envmgr::engine::hex_sha256(&bytes))
+                    {
+                        found += 1;
+                    }
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                serde_json::Value::Object(map) => stack.extend(map.values()),
+                _ => {}
+            }
+        }
+        found
+    };
+    assert!(
+        ciphertexts(&original) > 0,
+        "the secret's ciphertext was read"
+    );
+    assert!(original.contains("trusted-reviewer"));
+    assert!(
+        original.contains("REPO#acme/shop"),
+        "the index key, lower-cased"
+    );
+
+    let scrubbed = envmgr::record::files::scrubbed(&recording);
+    let text = serde_json::to_string(&scrubbed).unwrap();
+    assert_eq!(
+        ciphertexts(&text),
+        0,
+        "a decrypted ciphertext left after --scrub"
+    );
+    let lower = text.to_lowercase();
+    for private in ["acme", "octocat", "trusted-reviewer", "add login page"] {
+        assert!(!lower.contains(private), "{private} left after --scrub");
+    }
+    let verdicts = replayed(
+        envmgr::BUILTIN_LOGIC,
+        std::slice::from_ref(&scrubbed),
+        &Expectations::default(),
+    )
+    .await;
+    assert_eq!(
+        verdicts,
+        [Verdict::Identical { accepted: 0 }],
+        "{verdicts:?}"
+    );
+}
+
 /// A shadow run never takes a live message's instance: `serve`'s engine
 /// holds one instance more than its queues' in-flight bounds, so a replay
 /// still runs while every queue's slots are busy.

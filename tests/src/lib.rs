@@ -143,6 +143,23 @@ pub fn set_secret(host: &MockHost, app_id: &str, scope: &str, name: &str, value:
     seed::secret(host, app_id, scope, name, value);
 }
 
+/// Set attributes on the app record, as an admin would (docs/data-model.md,
+/// apps table).
+pub fn set_app_attributes(host: &MockHost, attributes: Vec<(&str, AttributeValue)>) {
+    let pk = format!("APP#{APP_ID}");
+    let mut record = host
+        .tables
+        .scan("apps")
+        .into_iter()
+        .find(|item| attr(item, "pk") == Some(pk.as_str()))
+        .expect("the app record");
+    for (name, value) in attributes {
+        record.retain(|(existing, _)| existing != name);
+        record.push((name.to_string(), value));
+    }
+    host.tables.put("apps", record).expect("the apps table");
+}
+
 /// A secret item with any ciphertext (for tampering tests).
 pub fn set_secret_ciphertext(
     host: &MockHost,

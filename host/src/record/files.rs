@@ -9,6 +9,8 @@
 //! everywhere it appears in the recording (message, requests, answers), so
 //! the recording still replays as long as the logic only copies those texts
 //! (a value derived from one, such as a hash of a title, no longer matches).
+//! Names are matched whatever their case; the KMS ciphertexts the logic
+//! decrypted become stand-ins as well.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,26 +122,41 @@ fn kind_of(key: &str, parent: &str) -> Option<&'static str> {
     })
 }
 
+/// The shortest text of each kind that is replaced: a name of two letters
+/// is one (`ui`, `go`); a title or body that short identifies nobody.
+fn shortest(kind: &str) -> usize {
+    match kind {
+        "login" | "owner" | "repository" => 2,
+        _ => 3,
+    }
+}
+
+fn add(found: &mut BTreeMap<String, &'static str>, text: &str, kind: &'static str) {
+    if text.chars().count() >= shortest(kind) {
+        // Case-insensitive: GitHub's names are, and the logic may
+        // lower-case them (a repository's index key).
+        found.entry(text.to_ascii_lowercase()).or_insert(kind);
+    }
+}
+
 fn collect(value: &Value, parent: &str, found: &mut BTreeMap<String, &'static str>) {
     match value {
         Value::Object(map) => {
             for (key, value) in map {
                 match value {
-                    Value::String(text) if text.chars().count() >= 3 => {
+                    Value::String(text) => {
                         if let Some(kind) = kind_of(key, parent) {
                             // `owner/name` as its two parts, so that every
                             // way the logic joins them again still matches.
                             match text.split_once('/') {
-                                Some(_) => {
-                                    for part in text.split('/').filter(|p| p.len() >= 3) {
-                                        found.entry(part.to_string()).or_insert(kind);
-                                    }
-                                }
-                                None => {
-                                    found.entry(text.clone()).or_insert(kind);
-                                }
+                                Some(_) => text.split('/').for_each(|part| add(found, part, kind)),
+                                None => add(found, text, kind),
                             }
                         }
+                    }
+                    // An app's trusted authors: logins, however stored.
+                    other if key == "trustedAuthors" => {
+                        strings(other, &mut |t| add(found, t, "login"))
                     }
                     other => collect(other, key, found),
                 }
@@ -150,11 +167,46 @@ fn collect(value: &Value, parent: &str, found: &mut BTreeMap<String, &'static st
     }
 }
 
+fn strings(value: &Value, each: &mut dyn FnMut(&str)) {
+    match value {
+        Value::String(text) => each(text),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, each)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, each)),
+        _ => {}
+    }
+}
+
 /// The recording with every identifying text replaced, consistently.
 pub fn scrubbed(recording: &Recording) -> Recording {
+    // Every string of the recording, JSON texts inside strings included.
+    let Ok(mut whole) = serde_json::to_value(recording) else {
+        return recording.clone();
+    };
+    // First, while the ciphertexts are still whole.
+    scrub_ciphertexts(&mut whole);
+    // The names: from the message, and the logins among what dependencies
+    // answered (a comment's author, an app's trusted authors). Not their
+    // texts: a comment's body holds the logic's own markers, which it
+    // looks for again.
     let mut found = BTreeMap::new();
     if let Ok(body) = serde_json::from_str::<Value>(&recording.message.body) {
         collect(&body, "payload", &mut found);
+    }
+    if let Some(calls) = whole.get("calls").and_then(Value::as_array) {
+        let mut answered = BTreeMap::new();
+        for call in calls {
+            if let Some(answer) = call.get("answer") {
+                collect(answer, "answer", &mut answered);
+            }
+        }
+        for (text, kind) in answered {
+            if kind == "login" {
+                found.entry(text).or_insert(kind);
+            }
+        }
+    }
+    if found.is_empty() {
+        return serde_json::from_value(whole).unwrap_or_else(|_| recording.clone());
     }
     // Longest first, so `acme/shop` is replaced whole before `acme`.
     let mut texts: Vec<(String, &'static str)> = found.into_iter().collect();
@@ -171,6 +223,7 @@ pub fn scrubbed(recording: &Recording) -> Recording {
     let patterns: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
     let Ok(replacer) = aho_corasick::AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .ascii_case_insensitive(true)
         .build(&patterns)
     else {
         return recording.clone();
@@ -194,10 +247,6 @@ pub fn scrubbed(recording: &Recording) -> Recording {
         out.push_str(&text[at..]);
         out
     };
-    // Every string of the recording, JSON texts inside strings included.
-    let Ok(mut whole) = serde_json::to_value(recording) else {
-        return recording.clone();
-    };
     fn walk(value: &mut Value, replace: &dyn Fn(&str) -> String) {
         match value {
             Value::String(s) => *s = replace(s),
@@ -208,4 +257,57 @@ pub fn scrubbed(recording: &Recording) -> Recording {
     }
     walk(&mut whole, &replace);
     serde_json::from_value(whole).unwrap_or_else(|_| recording.clone())
+}
+
+/// The KMS ciphertexts the logic read (a secret's item) and decrypted leave
+/// only as stand-ins: a ciphertext with the encryption context beside it is
+/// a secret to anyone who may decrypt under the key. Each becomes the same
+/// stand-in wherever it appears, and its decrypt request names the
+/// stand-in's digest, so the recording still replays.
+fn scrub_ciphertexts(whole: &mut Value) {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let mut decrypted: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(calls) = whole.get("calls").and_then(Value::as_array) {
+        for call in calls {
+            if call.get("call").and_then(Value::as_str) == Some("kms.decrypt")
+                && let Some(digest) = call
+                    .pointer("/request/ciphertext-sha256")
+                    .and_then(Value::as_str)
+            {
+                let n = decrypted.len() + 1;
+                decrypted
+                    .entry(digest.to_string())
+                    .or_insert_with(|| base64.encode(format!("scrubbed ciphertext {n}")));
+            }
+        }
+    }
+    if decrypted.is_empty() {
+        return;
+    }
+    fn walk(value: &mut Value, swap: &dyn Fn(&str) -> Option<String>) {
+        match value {
+            Value::String(text) => {
+                if let Some(stand_in) = swap(text) {
+                    *text = stand_in;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, swap)),
+            Value::Object(map) => map.values_mut().for_each(|v| walk(v, swap)),
+            _ => {}
+        }
+    }
+    let swap = |text: &str| -> Option<String> {
+        // A decrypt's digest: the stand-in's digest.
+        if let Some(stand_in) = decrypted.get(text) {
+            return base64
+                .decode(stand_in)
+                .ok()
+                .map(|bytes| crate::engine::hex_sha256(&bytes));
+        }
+        // A ciphertext: its stand-in.
+        let bytes = base64.decode(text).ok()?;
+        decrypted.get(&crate::engine::hex_sha256(&bytes)).cloned()
+    };
+    walk(whole, &swap);
 }
