@@ -201,14 +201,27 @@ impl Expectations {
                 .any(|(path, pattern)| path.is_match(at) && pattern.is_match(value))
         };
         // Something one run had and the other not (a whole effect, such as
-        // an update of a comment whose text changed): accepted when a rule
-        // names one of its fields and that field matches.
+        // an update of a comment whose text changed): accepted when rules
+        // cover every field of it but those naming what it acts on (the
+        // comment's id and repository) and as whom (the installation). A dropped write of a record is not
+        // accepted because one of its fields may change.
         if difference.before.is_none() || difference.after.is_none() {
+            let Some(request) = difference.after.as_ref().or(difference.before.as_ref()) else {
+                return false;
+            };
             let mut fields = Vec::new();
-            if let Some(request) = difference.after.as_ref().or(difference.before.as_ref()) {
-                leaves(&difference.path, request, &mut fields);
+            leaves(&difference.path, request, &mut fields);
+            let mut names = Vec::new();
+            if let Some(call) = crate::observe::Call::named(&difference.path) {
+                leaves(
+                    &difference.path,
+                    &super::tape::identity(call, request),
+                    &mut names,
+                );
             }
-            return fields.iter().any(|(at, value)| accepted(at, value));
+            let installation = format!("{}.installation-id", difference.path);
+            fields.retain(|field| !names.contains(field) && field.0 != installation);
+            return !fields.is_empty() && fields.iter().all(|(at, value)| accepted(at, value));
         }
         let after = difference.after.as_ref().map_or(String::new(), text_of);
         accepted(&difference.path, &after)
@@ -574,6 +587,52 @@ mod tests {
                 .unwrap();
         assert!(matches!(
             compare(&before, &after, &ids, &elsewhere),
+            Verdict::Differs(_)
+        ));
+    }
+
+    /// An effect one run made and the other not is accepted only when the
+    /// rules cover all of it but what it acts on.
+    #[test]
+    fn a_whole_effect_is_accepted_only_when_every_field_is_expected() {
+        let recorded = run_with("done: x", "text");
+        let update = Effect {
+            call: Call::GithubUpdateComment,
+            request: json!({"repo": {"owner": "acme", "name": "shop"}, "comment-id": 9, "body": "Your preview"}),
+        };
+        let write = Effect {
+            call: Call::DynamodbUpdate,
+            request: json!({"table": "environments", "key": {"pk": {"s": "ENVIRONMENT#e"}, "sk": {"s": "LEASE"}},
+                "set": {"commentDigest": {"s": "d2"}, "runtimeId": {"s": "r-1"}}}),
+        };
+        let rules = Expectations::parse(
+            "[[change]]\npath = \"github.*-comment.body\"\npattern = \"Your preview\"\n\n\
+             [[change]]\npath = \"dynamodb.**.commentDigest.s\"\npattern = \".*\"\n",
+        )
+        .unwrap();
+
+        // An update of the comment, its text as expected: accepted.
+        let mut updated = recorded.clone();
+        updated.effects.push(update.clone());
+        assert_eq!(
+            compare(&recorded, &updated, &[], &rules),
+            Verdict::Identical { accepted: 1 }
+        );
+        // Its text not as expected: a difference.
+        let mut otherwise = recorded.clone();
+        otherwise.effects.push(Effect {
+            request: json!({"repo": {"owner": "acme", "name": "shop"}, "comment-id": 9, "body": "Gone"}),
+            ..update
+        });
+        assert!(matches!(
+            compare(&recorded, &otherwise, &[], &rules),
+            Verdict::Differs(_)
+        ));
+        // A write dropped, one of whose fields a rule names: a difference.
+        let mut wrote = recorded.clone();
+        wrote.effects.push(write);
+        assert!(matches!(
+            compare(&wrote, &recorded, &[], &rules),
             Verdict::Differs(_)
         ));
     }
