@@ -96,6 +96,14 @@ impl Recorder {
 
     /// Hand a handled message over; never waits.
     pub fn submit(&self, handled: Handled) {
+        if handled.recording.taped.overflowed {
+            crate::metrics::recording("dropped", 0);
+            debug!(
+                why = "more calls or clock reads than a recording keeps",
+                "recording dropped"
+            );
+            return;
+        }
         if let Err(e) = self.sender.try_send(handled) {
             crate::metrics::recording("dropped", 0);
             let why = match e {

@@ -179,9 +179,14 @@ impl Recordings {
                 })
             })
             .collect();
-        // DynamoDB takes at most 100 writes (and 4 MB) a transaction.
-        if writes.len() > MAX_WRITES {
-            anyhow::bail!("a recording of {} bytes is too large to keep", packed.len());
+        // DynamoDB takes at most 100 writes and 4 MB a transaction, and a
+        // recording is stored whole in one.
+        if writes.len() > MAX_WRITES || packed.len() > MAX_TRANSACTION_BYTES {
+            anyhow::bail!(
+                "a recording of {} bytes compressed is too large to keep (at most {} bytes)",
+                packed.len(),
+                MAX_TRANSACTION_BYTES
+            );
         }
         Ok((writes, packed.len()))
     }
@@ -515,5 +520,32 @@ mod tests {
         );
         let ids = vec!["m-1".to_string(), "m-9".to_string(), "m-8".to_string()];
         assert_eq!(newest_of_each(all, &ids).unwrap_err(), "m-9, m-8");
+    }
+
+    /// DynamoDB refuses a transaction over 4 MB: a recording that does not
+    /// fit in one is refused with its size, and nothing of it is written.
+    #[tokio::test]
+    async fn a_recording_too_large_for_one_transaction_is_refused_whole() {
+        let tables = Arc::new(crate::capabilities::dynamodb::mock::MockTables::new(&[TABLE]));
+        let recordings = Recordings::new(tables.clone(), None, Settings::default());
+        let mut large = delivery("m-1", 1, 1_795_867_200_000);
+        // 8 MB of hex that does not repeat: about 4 MB gzip'd.
+        let mut state: u64 = 1;
+        large.message.body = (0..1_000_000)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                format!("{state:016x}")
+            })
+            .collect::<String>()
+            .chars()
+            .take(8 << 20)
+            .collect();
+        let refused = recordings.put(&large).await.unwrap_err().to_string();
+        assert!(refused.contains("too large to keep"), "{refused}");
+        assert!(tables.scan(TABLE).is_empty());
+
+        let small = delivery("m-2", 1, 1_795_867_200_000);
+        assert!(recordings.put(&small).await.is_ok());
+        assert!(!tables.scan(TABLE).is_empty());
     }
 }

@@ -27,6 +27,12 @@ use crate::observe::Call;
 /// At most this many random bytes are kept per message: a guest drawing
 /// more replays the rest from a fixed sequence.
 const MAX_RANDOM_BYTES: usize = 4_096;
+/// A message's tape is bounded: past this many calls or clock reads (a
+/// guest polling in a loop) it stops taking more, and the recording is
+/// dropped rather than kept incomplete (it could not replay). The builtin
+/// logic makes about 20 calls and a handful of clock reads a message.
+const MAX_CALLS: usize = 1_000;
+const MAX_CLOCK_READS: usize = 10_000;
 
 /// One call as recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +54,9 @@ pub struct Taped {
     /// The random bytes drawn, hex.
     #[serde(default)]
     pub random: String,
+    /// More calls or clock reads than a tape keeps: not a whole recording.
+    #[serde(skip)]
+    pub overflowed: bool,
 }
 
 /// The tape of one message being handled.
@@ -56,7 +65,12 @@ pub struct Tape(Arc<Mutex<Taped>>);
 
 impl Tape {
     pub fn call(&self, call: Call, request: Value, answer: Value) {
-        lock(&self.0).calls.push(RecordedCall {
+        let mut taped = lock(&self.0);
+        if taped.calls.len() >= MAX_CALLS {
+            taped.overflowed = true;
+            return;
+        }
+        taped.calls.push(RecordedCall {
             call: call.name().to_string(),
             request,
             answer,
@@ -64,7 +78,12 @@ impl Tape {
     }
 
     fn clock_read(&self, ms: u64) {
-        lock(&self.0).clock.push(ms);
+        let mut taped = lock(&self.0);
+        if taped.clock.len() >= MAX_CLOCK_READS {
+            taped.overflowed = true;
+            return;
+        }
+        taped.clock.push(ms);
     }
 
     fn random_drawn(&self, bytes: &[u8]) {
@@ -574,5 +593,33 @@ mod tests {
         );
         assert_eq!(replayer.answer(Call::DynamodbGet, &key), Some(after));
         assert!(replayer.finish().1.is_empty());
+    }
+
+    #[test]
+    fn a_tape_stops_at_its_bounds_and_says_so() {
+        let tape = Tape::default();
+        for _ in 0..MAX_CALLS {
+            tape.call(Call::DynamodbGet, json!({}), json!({"ok": null}));
+        }
+        for ms in 0..MAX_CLOCK_READS as u64 {
+            tape.clock_read(ms);
+        }
+        let whole = tape.taken();
+        assert!(!whole.overflowed);
+        assert_eq!(whole.calls.len(), MAX_CALLS);
+
+        let tape = Tape::default();
+        for ms in 0..=MAX_CLOCK_READS as u64 {
+            tape.clock_read(ms);
+        }
+        let taped = tape.taken();
+        assert!(taped.overflowed);
+        assert_eq!(taped.clock.len(), MAX_CLOCK_READS);
+
+        let tape = Tape::default();
+        for _ in 0..=MAX_CALLS {
+            tape.call(Call::DynamodbGet, json!({}), json!({"ok": null}));
+        }
+        assert!(tape.taken().overflowed);
     }
 }
