@@ -501,6 +501,25 @@ async fn the_local_store_keeps_the_newest_and_drops_the_oldest() {
             .unwrap()
             .is_empty()
     );
+    // A host's shadow counts last as long as a recording: a host that
+    // stopped counting drops out of the sum, and pruning removes its item.
+    let tally = Tally {
+        identical: 3,
+        differs: 1,
+        ..Tally::default()
+    };
+    stored
+        .put_shadow_counts("v2", "gone-host", &tally, now)
+        .await
+        .unwrap();
+    stored
+        .put_shadow_counts("v2", "live-host", &tally, later - 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.shadow_counts("v2", now).await.unwrap().total(), 8);
+    assert_eq!(stored.shadow_counts("v2", later).await.unwrap(), tally);
+    assert!(stored.prune(later).await.unwrap() >= 1);
+    assert_eq!(stored.shadow_counts("v2", now).await.unwrap(), tally);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

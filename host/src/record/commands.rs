@@ -323,7 +323,7 @@ pub async fn shadow_report(
             .context("no shadow version is set; name one")?,
     };
     let recordings = platform.recordings(settings)?;
-    let tally = recordings.shadow_counts(&version).await?;
+    let tally = recordings.shadow_counts(&version, now_ms()).await?;
     println!("shadow {}: {tally}", short(&version));
     for result in recordings.shadow_results(&version, now_ms()).await? {
         println!(

@@ -361,6 +361,12 @@ impl Recordings {
                     "DELETE FROM items WHERE tbl = ?1 AND pk >= 'SHADOWED#' AND pk < 'SHADOWED;'
                        AND sk < ?2",
                     rusqlite::params![physical, sort],
+                )? + connection.execute(
+                    // One item per host and version: few, read here.
+                    "DELETE FROM items WHERE tbl = ?1
+                       AND pk >= 'SHADOWCOUNT#' AND pk < 'SHADOWCOUNT;'
+                       AND CAST(json_extract(item, '$.expiresAt.N') AS INTEGER) <= ?2",
+                    rusqlite::params![physical, now_ms / 1_000],
                 )?;
                 let stored: i64 = connection.query_row(
                     "SELECT COUNT(*) FROM items WHERE tbl = ?1 AND pk >= 'REC#' AND pk < 'REC;'",
@@ -452,6 +458,9 @@ impl Recordings {
                 n("fails", tally.fails as u64),
                 n("notReplayable", tally.not_replayable as u64),
                 n("seenAt", now_ms),
+                // A host that stopped leaves its counts for as long as a
+                // recording is kept, then they go (TTL; local: prune).
+                n("expiresAt", self.expires_at_s(now_ms)),
             ],
             condition: Condition::None,
         };
@@ -461,10 +470,14 @@ impl Recordings {
             .map_err(|e| anyhow::anyhow!("storing shadow counts: {}", e.describe()))
     }
 
-    /// A version's shadow verdicts summed over every host.
-    pub async fn shadow_counts(&self, version: &str) -> anyhow::Result<Tally> {
+    /// A version's shadow verdicts summed over every host that counted
+    /// within the retention.
+    pub async fn shadow_counts(&self, version: &str, now_ms: u64) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         for item in self.partition(&format!("SHADOWCOUNT#{version}")).await? {
+            if number(&item, "expiresAt").is_some_and(|at| at * 1_000 <= now_ms) {
+                continue;
+            }
             let count = |name: &str| number(&item, name).unwrap_or(0) as usize;
             tally.identical += count("identical");
             tally.differs += count("differs");
@@ -526,14 +539,18 @@ mod tests {
     /// fit in one is refused with its size, and nothing of it is written.
     #[tokio::test]
     async fn a_recording_too_large_for_one_transaction_is_refused_whole() {
-        let tables = Arc::new(crate::capabilities::dynamodb::mock::MockTables::new(&[TABLE]));
+        let tables = Arc::new(crate::capabilities::dynamodb::mock::MockTables::new(&[
+            TABLE,
+        ]));
         let recordings = Recordings::new(tables.clone(), None, Settings::default());
         let mut large = delivery("m-1", 1, 1_795_867_200_000);
         // 8 MB of hex that does not repeat: about 4 MB gzip'd.
         let mut state: u64 = 1;
         large.message.body = (0..1_000_000)
             .map(|_| {
-                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
                 format!("{state:016x}")
             })
             .collect::<String>()
