@@ -519,17 +519,19 @@ mod tests {
 
     #[test]
     fn messages_named_are_their_newest_deliveries_and_every_one_must_be_there() {
+        // The newest neither first nor last in the list.
         let all = vec![
-            delivery("m-1", 2, 300),
-            delivery("m-2", 1, 100),
             delivery("m-1", 1, 200),
-            delivery("m-3", 1, 400),
+            delivery("m-2", 1, 100),
+            delivery("m-1", 3, 400),
+            delivery("m-3", 1, 500),
+            delivery("m-1", 2, 300),
         ];
         let ids = vec!["m-1".to_string(), "m-2".to_string()];
         let chosen = newest_of_each(all.clone(), &ids).unwrap();
         assert_eq!(
             chosen.iter().map(Recording::name).collect::<Vec<_>>(),
-            ["m-2#1", "m-1#2"]
+            ["m-2#1", "m-1#3"]
         );
         let ids = vec!["m-1".to_string(), "m-9".to_string(), "m-8".to_string()];
         assert_eq!(newest_of_each(all, &ids).unwrap_err(), "m-9, m-8");
