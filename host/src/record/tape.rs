@@ -11,7 +11,9 @@
 //! event) whose request changed is answered by the recorded call with the
 //! same identity (the same item keys, the same comment or deployment),
 //! since that is the candidate doing the same thing differently; what it
-//! sent is kept for the comparison. A call with no such answer makes the
+//! sent is kept for the comparison. A read the recording made more than
+//! once (before and after a write) is answered as it was between the same
+//! effects as the run has made so far. A call with no such answer makes the
 //! run "not replayable" and fails in the guest as `unavailable`, never as a
 //! silent not-found. The clock answers its recorded reads in order (then
 //! the last again); random bytes likewise (then a fixed sequence).
