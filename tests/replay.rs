@@ -248,7 +248,7 @@ async fn a_recording_holds_no_secret_or_token_and_scrubbing_keeps_it_replayable(
 
     let scrubbed: Vec<Recording> = recordings
         .iter()
-        .map(envmgr::record::files::scrubbed)
+        .map(|r| envmgr::record::files::scrubbed(r).unwrap())
         .collect();
     let text = serde_json::to_string(&scrubbed).unwrap();
     for private in [
@@ -282,6 +282,7 @@ async fn a_recording_holds_no_secret_or_token_and_scrubbing_keeps_it_replayable(
 /// replays identically.
 #[tokio::test]
 async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
+    use base64::Engine as _;
     let host = seeded_host();
     set_secret(
         &host,
@@ -290,6 +291,14 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
         "API_KEY",
         "sk_canary_preview_secret",
     );
+    // Read with the app's secrets, never decrypted for a preview.
+    set_secret(
+        &host,
+        APP_ID,
+        "production",
+        "PROD_ONLY",
+        "sk_canary_prod_secret",
+    );
     set_app_attributes(
         &host,
         vec![(
@@ -297,6 +306,8 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
             envmgr::capabilities::dynamodb::AttributeValue::Ss(vec![
                 "octocat".to_string(),
                 "trusted-reviewer".to_string(),
+                // A login that is also the logic's key prefix (`APP#`).
+                "app".to_string(),
             ]),
         )],
     );
@@ -315,6 +326,22 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
     );
 
     let original = serde_json::to_string(&recording).unwrap();
+    let ciphertexts: Vec<String> = host
+        .tables
+        .scan("secrets")
+        .iter()
+        .filter_map(|item| {
+            item.iter().find_map(|(name, value)| match value {
+                envmgr::capabilities::dynamodb::AttributeValue::B(bytes)
+                    if name == "ciphertext" =>
+                {
+                    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(ciphertexts.len(), 2);
     let decrypted: Vec<String> = recording
         .taped
         .calls
@@ -322,49 +349,39 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
         .filter(|c| c.call == "kms.decrypt")
         .map(|c| c.request["ciphertext-sha256"].as_str().unwrap().to_string())
         .collect();
-    assert!(!decrypted.is_empty(), "the logic decrypted a secret");
-    let ciphertexts = |text: &str| -> usize {
-        use base64::Engine as _;
-        let value: serde_json::Value = serde_json::from_str(text).unwrap();
-        let mut found = 0;
-        let mut stack = vec![&value];
-        while let Some(value) = stack.pop() {
-            match value {
-                serde_json::Value::String(s) => {
-                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s)
-                        && decrypted.contains(&envmgr::engine::hex_sha256(&bytes))
-                    {
-                        found += 1;
-                    }
-                }
-                serde_json::Value::Array(items) => stack.extend(items),
-                serde_json::Value::Object(map) => stack.extend(map.values()),
-                _ => {}
-            }
-        }
-        found
-    };
-    assert!(
-        ciphertexts(&original) > 0,
-        "the secret's ciphertext was read"
-    );
+    assert_eq!(decrypted.len(), 1, "the preview's secret only");
+    for ciphertext in &ciphertexts {
+        assert!(
+            original.contains(ciphertext),
+            "every secret of the app was read"
+        );
+    }
     assert!(original.contains("trusted-reviewer"));
     assert!(
         original.contains("REPO#acme/shop"),
         "the index key, lower-cased"
     );
 
-    let scrubbed = envmgr::record::files::scrubbed(&recording);
+    let scrubbed = envmgr::record::files::scrubbed(&recording).unwrap();
     let text = serde_json::to_string(&scrubbed).unwrap();
-    assert_eq!(
-        ciphertexts(&text),
-        0,
-        "a decrypted ciphertext left after --scrub"
-    );
+    for ciphertext in ciphertexts.iter().chain(&decrypted) {
+        assert!(
+            !text.contains(ciphertext),
+            "a ciphertext (or its digest) left after --scrub"
+        );
+    }
     let lower = text.to_lowercase();
     for private in ["acme", "octocat", "trusted-reviewer", "add login page"] {
         assert!(!lower.contains(private), "{private} left after --scrub");
     }
+    // The logic's own keys keep their case (`APP#`, `REPO#`).
+    assert!(
+        text.contains("APP#app_shop") && text.contains("REPO#"),
+        "{text}"
+    );
+
+    // It replays identically, and the secret is still decrypted and passed
+    // on: the stand-in is a ciphertext the logic accepts.
     let verdicts = replayed(
         envmgr::BUILTIN_LOGIC,
         std::slice::from_ref(&scrubbed),
@@ -375,6 +392,19 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
         verdicts,
         [Verdict::Identical { accepted: 0 }],
         "{verdicts:?}"
+    );
+    let (engine, builtin) = shared_logic();
+    let ran = envmgr::record::replay::run(&engine, &builtin, &scrubbed).await;
+    assert!(ran.unanswered.is_empty(), "{:?}", ran.unanswered);
+    let runtime = ran
+        .effects
+        .iter()
+        .find(|e| e.call == envmgr::observe::Call::RuntimeCreate)
+        .expect("the runtime was asked for");
+    assert!(
+        runtime.request.to_string().contains("API_KEY"),
+        "{}",
+        runtime.request
     );
 }
 

@@ -9,10 +9,10 @@
 //! everywhere it appears in the recording (message, requests, answers), so
 //! the recording still replays as long as the logic only copies those texts
 //! (a value derived from one, such as a hash of a title, no longer matches).
-//! Names are matched whatever their case; the KMS ciphertexts the logic
-//! decrypted become stand-ins as well.
+//! Names are matched as written and lower-cased; every KMS ciphertext (the
+//! app's secrets read, the signing keys) becomes a stand-in as well.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -54,7 +54,7 @@ pub fn export(
     let mut versions = std::collections::BTreeSet::new();
     for recording in recordings {
         let recording = match scrub {
-            true => scrubbed(recording),
+            true => scrubbed(recording)?,
             false => recording.clone(),
         };
         let path = dir.join(file_name(&recording));
@@ -131,15 +131,25 @@ fn shortest(kind: &str) -> usize {
     }
 }
 
-fn add(found: &mut BTreeMap<String, &'static str>, text: &str, kind: &'static str) {
+/// The names found: each by its lower-case form, with its kind and every
+/// spelling seen.
+type Names = BTreeMap<String, (&'static str, BTreeSet<String>)>;
+
+fn add(found: &mut Names, text: &str, kind: &'static str) {
     if text.chars().count() >= shortest(kind) {
-        // Case-insensitive: GitHub's names are, and the logic may
-        // lower-case them (a repository's index key).
-        found.entry(text.to_ascii_lowercase()).or_insert(kind);
+        // As written and lower-cased: GitHub's names are case-insensitive
+        // and the logic lower-cases some (a repository's index key). Not
+        // in any case: `app` must not take `APP` out of `APP#…` keys.
+        let lower = text.to_lowercase();
+        let (_, spellings) = found
+            .entry(lower.clone())
+            .or_insert((kind, BTreeSet::new()));
+        spellings.insert(text.to_string());
+        spellings.insert(lower);
     }
 }
 
-fn collect(value: &Value, parent: &str, found: &mut BTreeMap<String, &'static str>) {
+fn collect(value: &Value, parent: &str, found: &mut Names) {
     match value {
         Value::Object(map) => {
             for (key, value) in map {
@@ -176,138 +186,164 @@ fn strings(value: &Value, each: &mut dyn FnMut(&str)) {
     }
 }
 
-/// The recording with every identifying text replaced, consistently.
-pub fn scrubbed(recording: &Recording) -> Recording {
+fn walk(value: &mut Value, replace: &dyn Fn(&str) -> Option<String>) {
+    match value {
+        Value::String(text) => {
+            if let Some(replaced) = replace(text) {
+                *text = replaced;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, replace)),
+        Value::Object(map) => map.values_mut().for_each(|v| walk(v, replace)),
+        _ => {}
+    }
+}
+
+/// The recording with every identifying text replaced, consistently; an
+/// error rather than a recording left as it was.
+pub fn scrubbed(recording: &Recording) -> anyhow::Result<Recording> {
     // Every string of the recording, JSON texts inside strings included.
-    let Ok(mut whole) = serde_json::to_value(recording) else {
-        return recording.clone();
-    };
+    let mut whole = serde_json::to_value(recording)?;
     // First, while the ciphertexts are still whole.
     scrub_ciphertexts(&mut whole);
     // The names: from the message, and the logins among what dependencies
     // answered (a comment's author, an app's trusted authors). Not their
     // texts: a comment's body holds the logic's own markers, which it
     // looks for again.
-    let mut found = BTreeMap::new();
+    let mut found = Names::new();
     if let Ok(body) = serde_json::from_str::<Value>(&recording.message.body) {
         collect(&body, "payload", &mut found);
     }
     if let Some(calls) = whole.get("calls").and_then(Value::as_array) {
-        let mut answered = BTreeMap::new();
+        let mut answered = Names::new();
         for call in calls {
             if let Some(answer) = call.get("answer") {
                 collect(answer, "answer", &mut answered);
             }
         }
-        for (text, kind) in answered {
+        for (lower, (kind, spellings)) in answered {
             if kind == "login" {
-                found.entry(text).or_insert(kind);
+                let (_, known) = found.entry(lower).or_insert((kind, BTreeSet::new()));
+                known.extend(spellings);
             }
         }
     }
-    if found.is_empty() {
-        return serde_json::from_value(whole).unwrap_or_else(|_| recording.clone());
-    }
-    // Longest first, so `acme/shop` is replaced whole before `acme`.
-    let mut texts: Vec<(String, &'static str)> = found.into_iter().collect();
-    texts.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
-    let mut numbers: BTreeMap<&str, usize> = BTreeMap::new();
-    let stand_ins: Vec<String> = texts
-        .iter()
-        .map(|(_, kind)| {
+    if !found.is_empty() {
+        let mut numbers: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut stand_ins: Vec<String> = Vec::new();
+        for (kind, spellings) in found.values() {
             let n = numbers.entry(kind).or_insert(0);
             *n += 1;
-            format!("{kind}-{n}")
-        })
-        .collect();
-    let patterns: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
-    let Ok(replacer) = aho_corasick::AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-        .ascii_case_insensitive(true)
-        .build(&patterns)
-    else {
-        return recording.clone();
-    };
-    // Whole words only: `shop` in `acme/shop` goes, in `app_shop` it stays
-    // (an id the logic may hash).
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    let replace = |text: &str| {
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for found in replacer.find_iter(text) {
-            let before = text[..found.start()].chars().next_back();
-            let after = text[found.end()..].chars().next();
-            if word(before) || word(after) {
-                continue;
+            for spelling in spellings {
+                patterns.push(spelling.clone());
+                stand_ins.push(format!("{kind}-{n}"));
             }
-            out.push_str(&text[at..found.start()]);
-            out.push_str(&stand_ins[found.pattern().as_usize()]);
-            at = found.end();
         }
-        out.push_str(&text[at..]);
-        out
-    };
-    fn walk(value: &mut Value, replace: &dyn Fn(&str) -> String) {
-        match value {
-            Value::String(s) => *s = replace(s),
-            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, replace)),
-            Value::Object(map) => map.values_mut().for_each(|v| walk(v, replace)),
-            _ => {}
-        }
+        // Leftmost-longest: `acme/shop`'s parts are replaced in it, and a
+        // longer name is never cut by a shorter one inside it.
+        let replacer = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .context("scrubbing a recording")?;
+        // Whole words only: `shop` in `acme/shop` goes, in `app_shop` it
+        // stays (an id the logic may hash).
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        let replace = |text: &str| -> Option<String> {
+            let mut out = String::with_capacity(text.len());
+            let mut at = 0;
+            for found in replacer.find_iter(text) {
+                let before = text[..found.start()].chars().next_back();
+                let after = text[found.end()..].chars().next();
+                if word(before) || word(after) {
+                    continue;
+                }
+                out.push_str(&text[at..found.start()]);
+                out.push_str(&stand_ins[found.pattern().as_usize()]);
+                at = found.end();
+            }
+            out.push_str(&text[at..]);
+            Some(out)
+        };
+        walk(&mut whole, &replace);
     }
-    walk(&mut whole, &replace);
-    serde_json::from_value(whole).unwrap_or_else(|_| recording.clone())
+    serde_json::from_value(whole).context("a scrubbed recording no longer reads as one")
 }
 
-/// The KMS ciphertexts the logic read (a secret's item) and decrypted leave
-/// only as stand-ins: a ciphertext with the encryption context beside it is
-/// a secret to anyone who may decrypt under the key. Each becomes the same
-/// stand-in wherever it appears, and its decrypt request names the
-/// stand-in's digest, so the recording still replays.
+/// The KMS ciphertexts in a recording leave only as stand-ins: a
+/// ciphertext with the encryption context beside it is a secret to anyone
+/// allowed to decrypt under the key. Every value named a ciphertext
+/// (`ciphertext`, `signingKeyCiphertext`: every secret item the logic read,
+/// decrypted or not, and the signing keys) becomes bytes of the same length
+/// made up here, the same wherever the ciphertext appears, and a decrypt
+/// request's digest of it becomes the stand-in's digest, so the recording
+/// still replays.
 fn scrub_ciphertexts(whole: &mut Value) {
     use base64::Engine as _;
     let base64 = base64::engine::general_purpose::STANDARD;
-    let mut decrypted: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(calls) = whole.get("calls").and_then(Value::as_array) {
-        for call in calls {
-            if call.get("call").and_then(Value::as_str) == Some("kms.decrypt")
-                && let Some(digest) = call
-                    .pointer("/request/ciphertext-sha256")
-                    .and_then(Value::as_str)
-            {
-                let n = decrypted.len() + 1;
-                decrypted
-                    .entry(digest.to_string())
-                    .or_insert_with(|| base64.encode(format!("scrubbed ciphertext {n}")));
-            }
-        }
-    }
-    if decrypted.is_empty() {
-        return;
-    }
-    fn walk(value: &mut Value, swap: &dyn Fn(&str) -> Option<String>) {
+    // The digest of each ciphertext found, and its stand-in.
+    let mut stand_ins: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    fn named(value: &Value, found: &mut dyn FnMut(&str)) {
         match value {
-            Value::String(text) => {
-                if let Some(stand_in) = swap(text) {
-                    *text = stand_in;
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let text = match value {
+                        Value::String(text) => Some(text.as_str()),
+                        // An item's attribute: `{"b": base64}`.
+                        Value::Object(attribute) => attribute.get("b").and_then(Value::as_str),
+                        _ => None,
+                    };
+                    match text {
+                        Some(text) if key.to_ascii_lowercase().ends_with("ciphertext") => {
+                            found(text)
+                        }
+                        _ => named(value, found),
+                    }
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, swap)),
-            Value::Object(map) => map.values_mut().for_each(|v| walk(v, swap)),
+            Value::Array(items) => items.iter().for_each(|v| named(v, found)),
             _ => {}
         }
     }
-    let swap = |text: &str| -> Option<String> {
-        // A decrypt's digest: the stand-in's digest.
-        if let Some(stand_in) = decrypted.get(text) {
-            return base64
-                .decode(stand_in)
-                .ok()
-                .map(|bytes| crate::engine::hex_sha256(&bytes));
+    named(whole, &mut |text| {
+        let Ok(bytes) = base64.decode(text) else {
+            return;
+        };
+        let n = stand_ins.len();
+        stand_ins
+            .entry(crate::engine::hex_sha256(&bytes))
+            .or_insert_with(|| made_up(n, bytes.len()));
+    });
+    if stand_ins.is_empty() {
+        return;
+    }
+    let renamed: BTreeMap<&str, String> = stand_ins
+        .iter()
+        .map(|(digest, stand_in)| (digest.as_str(), crate::engine::hex_sha256(stand_in)))
+        .collect();
+    walk(whole, &|text| {
+        // A decrypt's digest of a ciphertext: the stand-in's digest.
+        if let Some(digest) = renamed.get(text) {
+            return Some(digest.clone());
         }
-        // A ciphertext: its stand-in.
+        // The ciphertext itself, wherever it appears: its stand-in.
         let bytes = base64.decode(text).ok()?;
-        decrypted.get(&crate::engine::hex_sha256(&bytes)).cloned()
-    };
-    walk(whole, &swap);
+        stand_ins
+            .get(&crate::engine::hex_sha256(&bytes))
+            .map(|stand_in| base64.encode(stand_in))
+    });
+}
+
+/// `length` bytes that are no ciphertext: the n-th stand-in's, the same
+/// for the same n, binary like a ciphertext (the logic checks its size).
+fn made_up(n: usize, length: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(length + 32);
+    let mut block = 0u64;
+    while bytes.len() < length {
+        let seed = format!("envmgr --scrub stand-in {n} {block}");
+        bytes.extend_from_slice(&<sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes()));
+        block += 1;
+    }
+    bytes.truncate(length);
+    bytes
 }

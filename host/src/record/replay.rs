@@ -221,7 +221,12 @@ impl Expectations {
             }
             let installation = format!("{}.installation-id", difference.path);
             fields.retain(|field| !names.contains(field) && field.0 != installation);
-            return !fields.is_empty() && fields.iter().all(|(at, value)| accepted(at, value));
+            // An effect that is nothing but what it acts on (a delete):
+            // accepted when the rules name that.
+            if fields.is_empty() {
+                return !names.is_empty() && names.iter().all(|(at, value)| accepted(at, value));
+            }
+            return fields.iter().all(|(at, value)| accepted(at, value));
         }
         let after = difference.after.as_ref().map_or(String::new(), text_of);
         accepted(&difference.path, &after)
@@ -616,6 +621,25 @@ mod tests {
         updated.effects.push(update.clone());
         assert_eq!(
             compare(&recorded, &updated, &[], &rules),
+            Verdict::Identical { accepted: 1 }
+        );
+        // A delete, every field of it what it acts on: accepted when a
+        // rule names it, not otherwise.
+        let mut deleted = recorded.clone();
+        deleted.effects.push(Effect {
+            call: Call::GithubDeleteComment,
+            request: json!({"installation-id": 1, "repo": {"owner": "acme", "name": "shop"}, "comment-id": 9}),
+        });
+        assert!(matches!(
+            compare(&recorded, &deleted, &[], &rules),
+            Verdict::Differs(_)
+        ));
+        let deletes = Expectations::parse(
+            "[[change]]\npath = \"github.delete-comment.**\"\npattern = \".*\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            compare(&recorded, &deleted, &[], &deletes),
             Verdict::Identical { accepted: 1 }
         );
         // Its text not as expected: a difference.

@@ -141,6 +141,17 @@ pub fn is_effect(call: Call) -> bool {
     )
 }
 
+/// Effects a later read can see (a record, a comment, a deployment, a
+/// runtime): the ones that move a replay's frontier. A token minted, an
+/// event tracked or a key generated changes nothing the logic reads back.
+fn seen_by_reads(call: Call) -> bool {
+    is_effect(call)
+        && !matches!(
+            call,
+            Call::GithubCreateInstallationToken | Call::AnalyticsTrack | Call::KeysGenerate
+        )
+}
+
 /// What an effect acts on: two requests with the same identity are the
 /// same effect, perhaps made differently.
 pub fn identity(call: Call, request: &Value) -> Value {
@@ -280,7 +291,7 @@ impl Replayer {
         match found {
             Some(i) => {
                 state.used[i] = true;
-                if effect {
+                if seen_by_reads(call) {
                     state.frontier = state.frontier.max(i + 1);
                 }
                 let mut answer = self.calls[i].1.answer.clone();
@@ -316,7 +327,7 @@ impl Replayer {
     fn read_at(&self, state: &Answering, reads: &[usize]) -> Option<usize> {
         let from = state.frontier;
         let until = (from..self.calls.len())
-            .find(|i| !state.used[*i] && self.calls[*i].0.is_some_and(is_effect))
+            .find(|i| !state.used[*i] && self.calls[*i].0.is_some_and(seen_by_reads))
             .unwrap_or(self.calls.len());
         let between = || reads.iter().copied().filter(|i| (from..until).contains(i));
         between()
@@ -555,6 +566,13 @@ mod tests {
         let tape = Tape::default();
         tape.call(Call::DynamodbGet, key.clone(), json!({"ok": null}));
         tape.call(Call::DynamodbUpdate, write.clone(), json!({"ok": null}));
+        // An event no read can see: a run that leaves it out still reads
+        // what the write left.
+        tape.call(
+            Call::AnalyticsTrack,
+            json!({"event": "e"}),
+            json!({"ok": null}),
+        );
         tape.call(
             Call::DynamodbGet,
             key.clone(),
@@ -573,6 +591,18 @@ mod tests {
         assert_eq!(
             replayer.answer(Call::DynamodbGet, &key),
             Some(after.clone())
+        );
+
+        // The event first, then the read: still before the write.
+        let replayer = Replayer::new(&taped);
+        assert!(
+            replayer
+                .answer(Call::AnalyticsTrack, &json!({"event": "e"}))
+                .is_some()
+        );
+        assert_eq!(
+            replayer.answer(Call::DynamodbGet, &key),
+            Some(json!({"ok": null}))
         );
 
         // Read twice before writing: nothing there, both times.
