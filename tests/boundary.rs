@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use envmgr_tests::encoders::Encoder;
 use envmgr_tests::fakes::Echo;
 use envmgr_tests::fakes::github::{self, Failure, Route};
 use envmgr_tests::fakes::{runtime, segment};
@@ -43,10 +44,8 @@ fn secret_forms(stack: &Stack) -> Vec<(String, String)> {
     let mut forms = Vec::new();
     for (name, secret) in secrets {
         forms.push((name.clone(), secret.clone()));
-        for form in envmgr::redact::encodings(secret.as_bytes()) {
-            if form.len() >= 12 {
-                forms.push((name.clone(), form));
-            }
+        for form in Encoder::forms(&secret, 12) {
+            forms.push((name.clone(), form));
         }
     }
     forms
@@ -94,7 +93,7 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     // a 503 (retried), in its success (into the record, the comment and the
     // deployment), and in a 422 (dead-lettered).
     stack.runtime.echo_next(503, Echo::Base64);
-    stack.runtime.echo_next(201, Echo::UrlEncoded);
+    stack.runtime.echo_next(201, Echo::PercentAll);
     stack.runtime.echo_next(422, Echo::Json);
     // Segment quotes every batch (the write key in the auth header) in 400s.
     stack.segment.echo(Some(Echo::Base64));

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
 
+use envmgr_tests::rng::Rng;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually};
 use envmgr_tests::{APP_ID, REPO, api_request, on_both_backends, pull_request_event};
 use serde_json::Value;
@@ -23,28 +24,6 @@ use serde_json::Value;
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const HOSTS: usize = 3;
 const DRAIN: Duration = Duration::from_secs(150);
-
-/// A small deterministic generator (xorshift64*), so a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i as u64 + 1) as usize);
-        }
-    }
-}
 
 /// Prints the seed when the test fails, so the run can be replayed.
 struct SeedOnFailure(u64);

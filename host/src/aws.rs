@@ -5,11 +5,16 @@
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+
 use crate::capabilities::{Error, ErrorCode};
 use crate::config::Aws;
+use crate::redact::Credentials;
 
-/// The shared SDK configuration.
-pub async fn sdk_config(settings: &Aws) -> aws_config::SdkConfig {
+/// The shared SDK configuration. Every set of credentials the SDK resolves
+/// (at start and at each refresh of a role's) is registered in
+/// `credentials` until it expires, so no dependency's text carries it back.
+pub async fn sdk_config(settings: &Aws, credentials: &Credentials) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
@@ -17,7 +22,43 @@ pub async fn sdk_config(settings: &Aws) -> aws_config::SdkConfig {
     if let Some(endpoint) = &settings.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
-    loader.load().await
+    let config = loader.load().await;
+    match config.credentials_provider() {
+        Some(inner) => config
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Registering {
+                inner,
+                credentials: credentials.clone(),
+            }))
+            .build(),
+        None => config,
+    }
+}
+
+/// The SDK's own provider, telling the redactor what it resolved.
+#[derive(Debug)]
+struct Registering {
+    inner: SharedCredentialsProvider,
+    credentials: Credentials,
+}
+
+impl ProvideCredentials for Registering {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let resolved = self.inner.provide_credentials().await?;
+            let secrets = [Some(resolved.secret_access_key()), resolved.session_token()];
+            for secret in secrets.into_iter().flatten() {
+                match resolved.expiry() {
+                    Some(expiry) => self.credentials.register_until(secret, expiry),
+                    None => self.credentials.register(secret),
+                }
+            }
+            Ok(resolved)
+        })
+    }
 }
 
 /// Error codes AWS uses for throttling, across services.

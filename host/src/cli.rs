@@ -692,21 +692,6 @@ impl StopSignal {
     }
 }
 
-/// The AWS credentials the SDK resolved (access key, secret, session
-/// token), so no dependency's text carries them back.
-async fn register_aws_credentials(platform: &Platform, credentials: &Credentials) {
-    use aws_sdk_sqs::config::ProvideCredentials as _;
-    let Some(provider) = platform.sdk().and_then(|sdk| sdk.credentials_provider()) else {
-        return;
-    };
-    if let Ok(resolved) = provider.provide_credentials().await {
-        credentials.register(resolved.secret_access_key());
-        if let Some(token) = resolved.session_token() {
-            credentials.register(token);
-        }
-    }
-}
-
 /// A daemon ready to run, and what must stop after it.
 pub(crate) struct Assembled {
     pub daemon: Daemon,
@@ -743,12 +728,17 @@ pub(crate) async fn assemble(
     finished: Option<tokio::sync::mpsc::UnboundedSender<Finished>>,
     abandon: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Option<Assembled>> {
-    let platform = Arc::new(Platform::connect(settings).await?);
+    let credentials = Credentials::default();
+    let platform = Arc::new(Platform::connect_registering(settings, &credentials).await?);
     if let Some(store) = platform.store() {
         tracing::info!(database = %store.path().display(), "local backend");
     }
-    let credentials = Credentials::default();
-    register_aws_credentials(&platform, &credentials).await;
+    // Resolved now, so a dependency's first answer cannot quote them
+    // unknown; the SDK's refreshes register themselves.
+    if let Some(provider) = platform.sdk().and_then(|sdk| sdk.credentials_provider()) {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let _ = provider.provide_credentials().await;
+    }
     let services = platform.services(settings, &credentials)?;
     let backends = Arc::new(Backends {
         github: services.github,

@@ -69,6 +69,15 @@ pub struct Services {
 
 impl Platform {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Self::connect_registering(settings, &Credentials::default()).await
+    }
+
+    /// [`connect`](Self::connect), the AWS credentials the SDK resolves
+    /// (at start and at each refresh) registered in `credentials`.
+    pub async fn connect_registering(
+        settings: &Settings,
+        credentials: &Credentials,
+    ) -> anyhow::Result<Self> {
         Ok(match settings.backend {
             Backend::Local => {
                 let store = Store::open_dir(&settings.local.data_dir)?;
@@ -87,7 +96,7 @@ impl Platform {
                 }
             }
             Backend::Aws => {
-                let sdk = crate::aws::sdk_config(&settings.aws).await;
+                let sdk = crate::aws::sdk_config(&settings.aws, credentials).await;
                 let tables: Arc<dyn Tables> =
                     Arc::new(AwsTables::new(&sdk, settings.tables.mapping()));
                 Self {

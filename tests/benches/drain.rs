@@ -39,11 +39,14 @@
 //! component; the fixed cost of a refused message) come from
 //! `cargo bench -p envmgr-tests --bench create_flow`.
 
-use std::collections::HashMap;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+use envmgr_tests::process::{
+    cpu_at, cpu_seconds, finished_creates, is_create, stop, timestamp, unix_seconds, wait_for,
+};
 
 const DEFAULT_MESSAGES: usize = 20_000;
 const DEFAULT_RUNS: usize = 3;
@@ -269,25 +272,8 @@ fn one_run(binary: &Path, dir: &Path, template: &serde_json::Value, messages: us
     let mut text = String::new();
     tail.read_to_string(&mut text).expect("the log");
 
-    // Per message: when received, when finished (wall clock from the log).
-    let mut received: HashMap<String, f64> = HashMap::new();
-    let mut done: Vec<(f64, f64)> = Vec::new(); // (finished, latency)
-    for line in text.lines() {
-        let Some((at, id)) = stamped(line) else {
-            continue;
-        };
-        if !is_create(line) {
-            continue;
-        }
-        if line.contains(": received") {
-            received.insert(id.to_string(), at);
-        } else if line.contains("message finished")
-            && let Some(began) = received.get(id)
-        {
-            done.push((at, at - began));
-        }
-    }
-    done.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Per message: when finished, and how long after it was received.
+    let done = finished_creates(&text);
     let (from, to) = (done.len() / 10, done.len() * 9 / 10);
     let window = &done[from..to];
     let (t0, t1) = (window[0].0, window[window.len() - 1].0);
@@ -320,25 +306,9 @@ fn envmgr(binary: &Path, data: &Path) -> Command {
 fn seed(binary: &Path, data: &Path) {
     let _ = std::fs::remove_dir_all(data);
     let run = |args: &[&str], input: Option<&str>| {
-        let mut child = envmgr(binary, data)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("envmgr");
-        if let Some(input) = input {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("writing stdin");
-        }
-        assert!(child.wait().expect("envmgr").success(), "envmgr {args:?}");
+        let mut command = envmgr(binary, data);
+        command.args(args);
+        envmgr_tests::process::run_to_success(command, input);
     };
     run(&["init"], None);
     run(&envmgr_tests::ADD_SHOP_APP, None);
@@ -429,84 +399,6 @@ fn first_done(binary: &Path, data: &Path, log: &Path) -> Duration {
     Duration::from_secs_f64((handled - unix_seconds(spawned)).max(0.0))
 }
 
-/// SIGTERM and wait.
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-fn wait_for(path: &Path) -> &Path {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    path
-}
-
-/// A log line's time and message id, for lines of a message's span.
-fn stamped(line: &str) -> Option<(f64, &str)> {
-    let at = timestamp(line)?;
-    let rest = &line[line.find("message_id=")? + "message_id=".len()..];
-    let id = &rest[..rest.find([' ', '}'])?];
-    Some((at, id))
-}
-
-/// The RFC 3339 time a human log line starts with, in seconds since the
-/// epoch.
-fn timestamp(line: &str) -> Option<f64> {
-    let stamp = line.split_whitespace().next()?;
-    let at =
-        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(at.unix_timestamp_nanos() as f64 / 1e9)
-}
-
-fn unix_seconds(at: SystemTime) -> f64 {
-    at.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
-/// User + system CPU seconds of `pid` so far.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces) in parentheses.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
-    Some(ticks / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        let output = Command::new("getconf").arg("CLK_TCK").output();
-        output
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// The CPU seconds at `at`, linearly between the samples around it.
-fn cpu_at(samples: &[(f64, f64)], at: f64) -> f64 {
-    let after = samples.partition_point(|(t, _)| *t < at);
-    match (
-        after.checked_sub(1).map(|i| samples[i]),
-        samples.get(after).copied(),
-    ) {
-        (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => c0 + (c1 - c0) * (at - t0) / (t1 - t0),
-        (Some((_, c)), _) | (None, Some((_, c))) => c,
-        (None, None) => 0.0,
-    }
-}
-
 const FSYNC_TRIES: usize = 200;
 
 /// p50 and p99 of `fdatasync` after a 4 KiB write, in seconds, on the
@@ -533,12 +425,4 @@ fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A log line of a create request (the `probot` queue). The runtime's
-/// status report for each create (an `api` message the local Runtime
-/// Service sends) is handled in the same window: its cost is in the CPU
-/// figure, but it is not counted as a message drained.
-fn is_create(line: &str) -> bool {
-    line.contains("queue=probot")
 }

@@ -2,9 +2,12 @@
 //! shared engine, data seeded in the documented format (docs/data-model.md),
 //! and message bodies of both kinds (docs/messages.md).
 
+pub mod encoders;
 pub mod fakes;
 pub mod moto;
 pub mod native;
+pub mod process;
+pub mod rng;
 pub mod stack;
 
 use std::sync::{Arc, OnceLock};

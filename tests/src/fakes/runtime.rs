@@ -42,6 +42,8 @@ enum Scripted {
     /// The whole request (headers and body) quoted back, with this status:
     /// a 2xx puts it in the runtime's URL and id.
     Echo(u16, super::Echo),
+    /// One member of the body (a JSON pointer) quoted alone, raw.
+    EchoMember(u16, String),
 }
 
 #[derive(Default)]
@@ -135,6 +137,15 @@ impl FakeRuntime {
     /// included) in an answer with `status`.
     pub fn echo_next(&self, status: u16, how: super::Echo) {
         self.lock().scripted.push(Scripted::Echo(status, how));
+    }
+
+    /// Quote one member of the next request's body (a JSON pointer, e.g.
+    /// `/signingKey/d`) alone in an answer with `status`, as a validation
+    /// error names the value it refused.
+    pub fn echo_member_next(&self, status: u16, pointer: &str) {
+        self.lock()
+            .scripted
+            .push(Scripted::EchoMember(status, pointer.to_string()));
     }
 
     /// Answer the next request 429 with `Retry-After: seconds`.
@@ -324,12 +335,18 @@ async fn create(
                         .get("authorization")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
-                    let quoted = how.quote(&format!("Authorization: {authorization}\n{body}"));
+                    // The header and the body each in the service's way
+                    // (a JSON layout or a Python repr needs the body alone).
+                    let quoted = format!(
+                        "{} {}",
+                        how.encode(&format!("Authorization: {authorization}")),
+                        how.encode(&body.to_string())
+                    );
                     if (200..300).contains(&status) {
                         return (
                             StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
                             Json(json!({
-                                "runtimeId": format!("rt_{}", how.quote(&body.to_string())),
+                                "runtimeId": format!("rt_{}", how.encode(&body.to_string())),
                                 "url": format!("https://echo.runtime.test/?request={quoted}"),
                             })),
                         )
@@ -338,6 +355,14 @@ async fn create(
                     answer(
                         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                         &format!("invalid request: {quoted}"),
+                    )
+                }
+                Scripted::EchoMember(status, pointer) => {
+                    let member = body.pointer(&pointer).cloned().unwrap_or_default();
+                    let member = member.as_str().map_or(member.to_string(), str::to_string);
+                    answer(
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                        &format!("{pointer}: invalid value '{member}'"),
                     )
                 }
                 Scripted::Throttle(seconds) => {

@@ -133,7 +133,7 @@ async fn batch(
         return (
             StatusCode::BAD_REQUEST,
             Json(
-                json!({ "success": false, "message": format!("bad batch: {}", how.quote(&request)) }),
+                json!({ "success": false, "message": format!("bad batch: {}", how.encode(&request)) }),
             ),
         );
     }

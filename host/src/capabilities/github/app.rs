@@ -441,7 +441,8 @@ impl GitHub for GitHubApp {
             ));
         }
         let minted = client::minted(answer, what)?;
-        self.credentials.register(minted.secret.expose_secret());
+        self.credentials
+            .register_for(minted.secret.expose_secret(), minted.lifetime);
         Ok(Secret::new(minted.secret.expose_secret()))
     }
 }

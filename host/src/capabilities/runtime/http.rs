@@ -63,7 +63,7 @@ impl HttpRuntime {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map(|s| s * 1000);
-        let text = response.text().await.unwrap_or_default();
+        let text = bounded_text(response).await;
         if (200..300).contains(&status) {
             let created: CreatedBody = serde_json::from_str(&text).map_err(|e| {
                 error(
@@ -90,15 +90,38 @@ impl HttpRuntime {
             s if s >= 500 => ErrorCode::Unavailable,
             _ => ErrorCode::Invalid,
         };
-        // Whole (bounded): the host boundary redacts every secret in it,
-        // then cuts it to 500 characters. Cut first, a secret could be left
-        // half in, unrecognisable.
-        let reason: String = text.chars().take(64 << 10).collect();
+        // The host boundary redacts every secret in it (and the tail a cut
+        // may have left the start of one in), then cuts it to 500 characters.
         Err(Error {
             code,
-            message: format!("runtime service answered {status}: {reason}"),
+            message: format!("runtime service answered {status}: {text}"),
             retry_after_ms,
         })
+    }
+}
+
+/// The most of an answer's body read: a created runtime's answer is small,
+/// and a refusal's reason is shown cut to 500 characters anyway.
+const MOST_BODY_BYTES: usize = 64 << 10;
+
+/// The body, at most [`MOST_BODY_BYTES`] of it read; a longer one is cut
+/// and marked for the redactor ([`crate::redact::cut_for_redaction`]).
+async fn bounded_text(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let mut cut = false;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MOST_BODY_BYTES + 1 - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() > MOST_BODY_BYTES {
+            cut = true;
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    if cut {
+        crate::redact::cut_for_redaction(&text, MOST_BODY_BYTES)
+    } else {
+        text.into_owned()
     }
 }
 
@@ -143,11 +166,10 @@ impl Runtime for HttpRuntime {
             401 | 403 => ErrorCode::Denied,
             _ => ErrorCode::Unavailable,
         };
-        let text = response.text().await.unwrap_or_default();
-        let reason: String = text.chars().take(64 << 10).collect();
+        let text = bounded_text(response).await;
         Err(error(
             code,
-            format!("runtime service health answered {status}: {reason}"),
+            format!("runtime service health answered {status}: {text}"),
         ))
     }
 }

@@ -588,7 +588,7 @@ async fn echo(status: u16, how: super::Echo, headers: &HeaderMap, request: Reque
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
-    let quoted = how.quote(&format!(
+    let quoted = how.encode(&format!(
         "Authorization: {credential}\n{}",
         String::from_utf8_lossy(&body)
     ));

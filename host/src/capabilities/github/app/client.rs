@@ -117,8 +117,9 @@ impl Answer {
                 if text.is_empty() {
                     self.status.canonical_reason().unwrap_or("").to_string()
                 } else {
-                    // Whole (bounded): the host boundary redacts, then cuts.
-                    text.chars().take(64 << 10).collect()
+                    // Bounded and marked where cut: the host boundary
+                    // redacts (the cut's tail too), then cuts to 500.
+                    crate::redact::cut_for_redaction(text, 64 << 10)
                 }
             })
     }
@@ -392,7 +393,8 @@ impl GitHubApp {
         let answer = self.mint(held, &serde_json::json!({})).await?;
         let received = Instant::now();
         let minted = minted(answer, "installation token")?;
-        self.credentials.register(minted.secret.expose_secret());
+        self.credentials
+            .register_for(minted.secret.expose_secret(), minted.lifetime);
         held.turn.token = CachedToken::keep(&minted, received);
         Ok((minted.secret, true))
     }
@@ -405,7 +407,8 @@ impl GitHubApp {
                 format!("github installation token: the App's JWT could not be signed: {e}"),
             )
         })?;
-        self.credentials.register(&jwt);
+        self.credentials
+            .register_for(&jwt, Some(tokens::APP_JWT_LIFETIME));
         let request = ApiRequest::with_json(
             "installation token",
             Method::POST,
@@ -432,7 +435,8 @@ impl GitHubApp {
                 format!("github app: the App's JWT could not be signed: {e}"),
             )
         })?;
-        self.credentials.register(&jwt);
+        self.credentials
+            .register_for(&jwt, Some(tokens::APP_JWT_LIFETIME));
         let request = ApiRequest::get("app", "/app".to_string());
         let http_request = build(&request, &Sender::App(&jwt), None).map_err(|e| {
             error(

@@ -106,6 +106,9 @@ pub fn check_runtime_token_permissions(
     Ok(())
 }
 
+/// How long an App JWT is good for, at most (its `exp`).
+pub const APP_JWT_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
 /// The App's JWT: RS256, `iss` the App id, issued 60 s in the past (clock
 /// drift) and expiring 9 minutes from now (GitHub refuses more than 10).
 /// octocrab's `create_jwt` makes exactly these claims.
