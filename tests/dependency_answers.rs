@@ -269,3 +269,38 @@ async fn a_long_runtime_refusal_reaches_the_logic_cut_to_500_characters() {
         assert!(stored.chars().count() <= reason.chars().count(), "{stored}");
     }
 }
+
+#[tokio::test]
+async fn a_secret_cut_in_half_at_the_bodys_bound_leaves_no_fragment() {
+    let (fake, url) = FakeRuntime::start();
+    let host = seeded_host();
+    // A secret long enough (KMS takes 4 KiB) that a 64 KiB body of its
+    // copies, each redacted to 10 characters, leaves the cut one's start
+    // within the 500 characters kept.
+    let secret: String = (0..3_000u32)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    set_secret(&host, APP_ID, "global", "CERTIFICATE", &secret);
+    let mut backends = (**host.backends()).clone();
+    backends.runtime = Arc::new(runtime_client(&url, 0));
+    fake.reject_next(422, &format!("bad: {}", secret.repeat(23)));
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let (engine, logic) = shared_logic();
+    let result = engine
+        .run(&logic, Arc::new(backends), &host.message("probot", &body))
+        .await;
+    let reason = match result {
+        Ok(Err(failure)) => failure.reason,
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.contains("[redacted]"), "{reason}");
+    let fragment = &secret[..40];
+    assert!(
+        !reason.contains(fragment),
+        "the cut secret's start survived: {reason}"
+    );
+    for item in records(&host) {
+        let stored = attr(&item, "failureReason").unwrap_or_default();
+        assert!(!stored.contains(fragment), "stored: {stored}");
+    }
+}

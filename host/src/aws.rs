@@ -174,3 +174,38 @@ where
 {
     anyhow::anyhow!(capability_error(operation, error).message)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn each_set_the_sdk_resolves_is_registered_until_it_expires() {
+        let credentials = Credentials::default();
+        let expires = SystemTime::now() + Duration::from_secs(900);
+        let resolved = aws_credential_types::Credentials::new(
+            "AKIAROTATEDKEY000001",
+            "rotated/secret+access+key/000000000000001",
+            Some("FwoGZXIvYXdzEJr//////////wEaDH-session-token-000001".into()),
+            Some(expires),
+            "a role's refresh",
+        );
+        let provider = Registering {
+            inner: SharedCredentialsProvider::new(resolved),
+            credentials: credentials.clone(),
+        };
+        provider.provide_credentials().await.expect("resolved");
+        assert_eq!(credentials.len(), 2, "the secret key and the session token");
+        let redactor = crate::redact::Redactor::new(credentials);
+        let clean = redactor.scrub(
+            "signature mismatch for rotated%2Fsecret%2Baccess%2Bkey%2F000000000000001 \
+             and FwoGZXIvYXdzEJr//////////wEaDH-session-token-000001",
+        );
+        assert!(
+            !clean.contains("rotated") && !clean.contains("session-token"),
+            "{clean}"
+        );
+    }
+}
