@@ -107,7 +107,11 @@ pub fn parse(body: &str) -> Result<Parsed, BadInput> {
             format!(" at `{path}`")
         };
         if !body.trim_start().starts_with('{') {
-            BadInput("the message body must be a JSON object".to_string())
+            // One JSON value of another kind, or not JSON at all: say which.
+            match serde_json::from_str::<IgnoredAny>(body) {
+                Ok(_) => BadInput("the message body must be a JSON object".to_string()),
+                Err(e) => BadInput(format!("the message body is not valid JSON: {e}")),
+            }
         } else if inner.to_string().starts_with("number out of range") {
             BadInput(format!(
                 "the message body has a number too large to hold{at}: {inner}"
@@ -146,12 +150,49 @@ struct Shape {
     version: Option<serde_json::Value>,
 }
 
-/// Deserialize `json`, naming the field that is wrong
-/// (`pull_request.head: missing field \`sha\``), not only what was expected.
-fn typed<'de, T: Deserialize<'de>>(
-    json: &'de str,
-) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+/// Deserialize `json` as one JSON value and nothing after it, naming the
+/// field that is wrong (`pull_request.head: missing field \`sha\``), not
+/// only what was expected; text after the value is refused with where it
+/// starts (`trailing characters at line 1 column 12`).
+fn typed<'de, T: Deserialize<'de>>(json: &'de str) -> Result<T, Malformed> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(Malformed::At)?;
+    deserializer.end().map_err(Malformed::Trailing)?;
+    Ok(value)
+}
+
+/// Why [`typed`] refused a text.
+enum Malformed {
+    /// At this field.
+    At(serde_path_to_error::Error<serde_json::Error>),
+    /// Text after the value.
+    Trailing(serde_json::Error),
+}
+
+impl Malformed {
+    /// The field's path (`.` for the whole text).
+    fn path(&self) -> String {
+        match self {
+            Malformed::At(e) => e.path().to_string(),
+            Malformed::Trailing(_) => ".".to_string(),
+        }
+    }
+
+    fn into_inner(self) -> serde_json::Error {
+        match self {
+            Malformed::At(e) => e.into_inner(),
+            Malformed::Trailing(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Malformed::At(e) => e.fmt(f),
+            Malformed::Trailing(e) => e.fmt(f),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -283,7 +324,7 @@ fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
             name: base.name.clone(),
         },
         branch,
-        sha: validate_sha(&pr.head.sha)?,
+        sha: validate_sha(&pr.head.sha, WEBHOOK_FIELDS.sha)?,
         pull_request: Some(PullRequest {
             number: pr.number,
             title: pr.title,
@@ -300,8 +341,8 @@ fn parse_webhook(body: &str) -> Result<Parsed, BadInput> {
             from_fork,
         },
     };
-    validate_branch(&request.branch)?;
-    within_limits(&request)?;
+    validate_branch(&request.branch, WEBHOOK_FIELDS.branch)?;
+    within_limits(&request, &WEBHOOK_FIELDS)?;
     Ok(Parsed::Create(Box::new(request)))
 }
 
@@ -409,13 +450,13 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
             "entrypoint is empty; omit it to use the app's default".to_string(),
         ));
     }
-    validate_branch(&api.branch)?;
+    validate_branch(&api.branch, API_FIELDS.branch)?;
     let request = CreateRequest {
         app: AppRef::Id(api.app_id),
         environment_type,
         repository,
         branch: api.branch,
-        sha: validate_sha(&api.sha)?,
+        sha: validate_sha(&api.sha, API_FIELDS.sha)?,
         pull_request: api.pull_request.map(|p| PullRequest {
             number: p.number,
             title: p.title,
@@ -426,7 +467,7 @@ fn parse_api(body: &str, version: Option<serde_json::Value>) -> Result<Parsed, B
         requested_at_ms,
         origin: Origin::Platform,
     };
-    within_limits(&request)?;
+    within_limits(&request, &API_FIELDS)?;
     Ok(Parsed::Create(Box::new(request)))
 }
 
@@ -438,14 +479,51 @@ pub const REQUESTER_LIMIT: usize = 255;
 pub const TITLE_LIMIT: usize = 1_024;
 pub const APP_ID_LIMIT: usize = 64;
 
-fn within_limits(request: &CreateRequest) -> Result<(), BadInput> {
+/// What each checked field is called in the message it came from: a refusal
+/// names the field as the producer wrote it (`sender.login`, not the
+/// request's `requester`).
+struct FieldNames {
+    owner: &'static str,
+    name: &'static str,
+    app_id: &'static str,
+    entrypoint: &'static str,
+    requester: &'static str,
+    title: &'static str,
+    sha: &'static str,
+    branch: &'static str,
+}
+
+const WEBHOOK_FIELDS: FieldNames = FieldNames {
+    owner: "repository.owner.login",
+    name: "repository.name",
+    app_id: "appId",
+    entrypoint: "entrypoint",
+    requester: "sender.login",
+    title: "pull_request.title",
+    sha: "pull_request.head.sha",
+    branch: "pull_request.head.ref",
+};
+
+const API_FIELDS: FieldNames = FieldNames {
+    owner: "repository",
+    name: "repository",
+    app_id: "appId",
+    entrypoint: "entrypoint",
+    requester: "requester",
+    title: "pullRequest.title",
+    sha: "sha",
+    branch: "branch",
+};
+
+fn within_limits(request: &CreateRequest, names: &FieldNames) -> Result<(), BadInput> {
     let owner = &request.repository.owner;
     let name = &request.repository.name;
     if !(1..=39).contains(&owner.len())
         || !owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
         return Err(BadInput(format!(
-            "repository owner `{owner}` is not a GitHub login (letters, digits and -, at most 39)"
+            "{}: repository owner `{owner}` is not a GitHub login (letters, digits and -, at most 39)",
+            names.owner
         )));
     }
     if !(1..=100).contains(&name.len())
@@ -454,7 +532,8 @@ fn within_limits(request: &CreateRequest) -> Result<(), BadInput> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
         return Err(BadInput(format!(
-            "repository name `{name}` is not a GitHub repository name (letters, digits, -, _ and ., at most 100)"
+            "{}: repository name `{name}` is not a GitHub repository name (letters, digits, -, _ and ., at most 100)",
+            names.name
         )));
     }
     if let AppRef::Id(id) = &request.app
@@ -464,7 +543,8 @@ fn within_limits(request: &CreateRequest) -> Result<(), BadInput> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
         return Err(BadInput(format!(
-            "appId `{id}` is not an app id (letters, digits, -, _ and ., at most {APP_ID_LIMIT})"
+            "{} `{id}` is not an app id (letters, digits, -, _ and ., at most {APP_ID_LIMIT})",
+            names.app_id
         )));
     }
     let too_long = |field: &str, value: &str, limit: usize| {
@@ -475,20 +555,36 @@ fn within_limits(request: &CreateRequest) -> Result<(), BadInput> {
             ))
         })
     };
+    // The requester is stored with what envmgr adds (`github:`): the limit
+    // holds for what is stored, the refusal speaks of what was sent.
+    let sent = requester_as_sent(request);
+    let added = request.requester.chars().count() - sent.chars().count();
     let checks = [
         request
             .entrypoint
             .as_deref()
-            .and_then(|e| too_long("entrypoint", e, ENTRYPOINT_LIMIT)),
-        too_long("requester", &request.requester, REQUESTER_LIMIT),
+            .and_then(|e| too_long(names.entrypoint, e, ENTRYPOINT_LIMIT)),
+        too_long(names.requester, sent, REQUESTER_LIMIT - added),
         request
             .pull_request
             .as_ref()
-            .and_then(|p| too_long("the pull request's title", &p.title, TITLE_LIMIT)),
+            .and_then(|p| too_long(names.title, &p.title, TITLE_LIMIT)),
     ];
     match checks.into_iter().flatten().next() {
         Some(refused) => Err(refused),
         None => Ok(()),
+    }
+}
+
+/// The requester as the message carried it (a webhook's `sender.login`
+/// without the `github:` the request adds).
+fn requester_as_sent(request: &CreateRequest) -> &str {
+    match request.origin {
+        Origin::PullRequest { .. } => request
+            .requester
+            .strip_prefix("github:")
+            .unwrap_or(&request.requester),
+        Origin::Platform => &request.requester,
     }
 }
 
@@ -506,18 +602,18 @@ fn parse_repository(full_name: &str) -> Result<Repository, BadInput> {
     }
 }
 
-fn validate_sha(sha: &str) -> Result<String, BadInput> {
+fn validate_sha(sha: &str, field: &str) -> Result<String, BadInput> {
     let valid = sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit());
     if valid {
         Ok(sha.to_ascii_lowercase())
     } else {
         Err(BadInput(format!(
-            "sha `{sha}` is not a full 40-character commit id"
+            "{field} `{sha}` is not a full 40-character commit id"
         )))
     }
 }
 
-fn validate_branch(branch: &str) -> Result<(), BadInput> {
+fn validate_branch(branch: &str, field: &str) -> Result<(), BadInput> {
     let valid = !branch.is_empty()
         && branch.len() <= 255
         && !branch.chars().any(|c| c.is_control() || c == ' ');
@@ -525,7 +621,7 @@ fn validate_branch(branch: &str) -> Result<(), BadInput> {
         Ok(())
     } else {
         Err(BadInput(format!(
-            "branch `{branch}` is not a valid branch name"
+            "{field} `{branch}` is not a valid branch name"
         )))
     }
 }
@@ -606,7 +702,7 @@ mod tests {
         );
         assert!(api(&|b| b["requester"] = "r".repeat(256).into()).starts_with("requester has"));
         assert!(api(&|b| b["appId"] = "x-->".into()).contains("appId `x-->`"));
-        assert!(api(&|b| b["repository"] = "ac me/shop".into()).contains("repository owner"));
+        assert!(api(&|b| b["repository"] = "ac me/shop".into()).starts_with("repository: "));
         assert!(refused("{ nope").contains("not valid JSON"));
         for payload in ["\"text\"", "42", "[]"] {
             let body = format!(r#"{{"id": "d1", "name": "pull_request", "payload": {payload}}}"#);
@@ -616,6 +712,45 @@ mod tests {
                 "{payload}: {why}"
             );
         }
+    }
+
+    #[test]
+    fn one_json_value_or_a_refusal_saying_where_parsing_stopped() {
+        let body = event(None, Some("acme/shop"));
+        for trailing in [" xyz", "{}", " {\"id\": 2}", "]"] {
+            let why = refused(&format!("{body}{trailing}"));
+            assert!(
+                why.contains("not valid JSON") && why.contains("trailing characters at line 1"),
+                "{trailing}: {why}"
+            );
+        }
+        let why = refused("xyz");
+        assert!(
+            why.contains("not valid JSON") && why.contains("line 1 column 1"),
+            "{why}"
+        );
+        // Whitespace after the value is part of one JSON text.
+        assert!(parse(&format!("{body} \n")).is_ok());
+    }
+
+    #[test]
+    fn a_webhook_refusal_names_the_field_as_the_event_has_it() {
+        let changed = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut body: serde_json::Value =
+                serde_json::from_str(&event(None, Some("acme/shop"))).unwrap();
+            edit(&mut body["payload"]);
+            refused(&body.to_string())
+        };
+        let why = changed(&|p| p["sender"] = serde_json::json!({ "login": "l".repeat(300) }));
+        assert!(why.starts_with("sender.login has 300 characters"), "{why}");
+        let why = changed(&|p| p["pull_request"]["title"] = "t".repeat(1_100).into());
+        assert!(why.starts_with("pull_request.title has 1100"), "{why}");
+        let why = changed(&|p| p["pull_request"]["head"]["sha"] = "abc".into());
+        assert!(why.starts_with("pull_request.head.sha `abc`"), "{why}");
+        let why = changed(&|p| p["pull_request"]["head"]["ref"] = "a b".into());
+        assert!(why.starts_with("pull_request.head.ref `a b`"), "{why}");
+        let why = changed(&|p| p["repository"]["owner"]["login"] = "ac me".into());
+        assert!(why.starts_with("repository.owner.login: "), "{why}");
     }
 
     fn create(body: &str) -> CreateRequest {

@@ -69,6 +69,9 @@ struct Inner {
     token_revoked: bool,
     /// Health calls answered.
     health_checks: u64,
+    /// Every health call answered with this status instead (a service
+    /// whose framework lacks the route, e.g. 501).
+    health_status: Option<u16>,
     /// How this service reports on the runtimes it creates, if it does.
     reporting: Option<Reporting>,
     /// Creates past the schema check and not yet answered, and the most
@@ -171,6 +174,11 @@ impl FakeRuntime {
         });
     }
 
+    /// Answer every health call with `status` (None: as the contract says).
+    pub fn health_answers(&self, status: Option<u16>) {
+        self.lock().health_status = status;
+    }
+
     /// How many health calls were answered.
     pub fn health_checks(&self) -> u64 {
         self.lock().health_checks
@@ -265,7 +273,15 @@ fn authorized(fake: &FakeRuntime, headers: &HeaderMap) -> bool {
 
 /// GET /v1/health: 200 when the token is good (docs/runtime-service.md).
 async fn health(State(fake): State<FakeRuntime>, headers: HeaderMap) -> Response {
-    fake.lock().health_checks += 1;
+    let status = {
+        let mut inner = fake.lock();
+        inner.health_checks += 1;
+        inner.health_status
+    };
+    if let Some(status) = status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_IMPLEMENTED);
+        return answer(status, "Unsupported method ('GET')");
+    }
     if !authorized(&fake, &headers) {
         return answer(StatusCode::UNAUTHORIZED, "bad token");
     }

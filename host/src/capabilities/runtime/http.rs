@@ -142,7 +142,9 @@ impl Runtime for HttpRuntime {
     }
 
     /// `GET {url}/v1/health` with the token. A service that does not offer
-    /// the call (404, 405) passes: only a refusal of the token or no
+    /// the call passes — 404 (no such route), 405 (not for GET) and 501
+    /// (the method is not implemented: what some frameworks answer for a
+    /// route they lack): only a refusal of the token, another error or no
     /// answer fail.
     async fn probe(&self) -> CapResult<()> {
         let response = self
@@ -162,7 +164,7 @@ impl Runtime for HttpRuntime {
             })?;
         let status = response.status().as_u16();
         let code = match status {
-            200..=299 | 404 | 405 => return Ok(()),
+            200..=299 | 404 | 405 | 501 => return Ok(()),
             401 | 403 => ErrorCode::Denied,
             _ => ErrorCode::Unavailable,
         };

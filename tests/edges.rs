@@ -1,0 +1,112 @@
+//! Input, configuration and dependency edges through the real binary, as a
+//! new user meets them: hostile bodies refused with a reason that says
+//! where parsing stopped and names the field as the producer wrote it, a
+//! partial configuration file merged over the defaults, commands that
+//! validate only what they use, and dependencies answering the way real
+//! ones do (a GitHub 5xx or HTML 502 page, a health route answering 501).
+
+use std::time::Duration;
+
+use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
+const WAIT: Duration = Duration::from_secs(60);
+
+fn shop(name: &str, backend: Backend) -> Stack {
+    let stack = Stack::new(
+        name,
+        BINARY,
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_edges_0001");
+    stack
+}
+
+/// The example `opened` event with `edit` applied to its payload.
+fn opened(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut event: serde_json::Value =
+        serde_json::from_str(&example("pull-request-opened.json")).expect("JSON");
+    edit(&mut event["payload"]);
+    event.to_string()
+}
+
+async fn hostile_bodies_are_refused_saying_where_and_naming_the_senders_field(backend: Backend) {
+    let stack = shop("hostile", backend);
+    let event = opened(|_| {});
+    let bodies = [
+        (format!("{event} xyz"), "trailing characters at line 1"),
+        (format!("{event}{event}"), "trailing characters at line 1"),
+        (
+            "xyz".to_string(),
+            "not valid JSON: expected value at line 1 column 1",
+        ),
+        (
+            opened(|p| p["sender"]["login"] = "l".repeat(300).into()),
+            "sender.login has 300 characters",
+        ),
+    ];
+    for (body, _) in &bodies {
+        stack.send("probot", body);
+    }
+    let mut daemon = stack.serve();
+    eventually("every hostile body dead-lettered", WAIT, || async {
+        stack.dead_letters("probot").await.len() == bodies.len()
+    })
+    .await;
+    assert!(terminate(&mut daemon).success());
+    let letters = stack.dead_letters("probot").await;
+    for (body, why) in &bodies {
+        let (_, attributes) = letters
+            .iter()
+            .find(|(sent, _)| sent == body)
+            .unwrap_or_else(|| panic!("no dead letter for {}", &body[..40]));
+        let reason = &attributes["envmgr.reason"];
+        assert!(reason.contains(why), "`{why}` not in: {reason}");
+        assert!(!reason.contains("requester"), "{reason}");
+    }
+    assert!(stack.runtime.requests().is_empty(), "none was handled");
+}
+
+/// A Runtime Service whose health route answers 501 (a framework's "method
+/// not supported") does not offer the call: a 403 to one request is the
+/// message's, and the host is not paused for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_health_route_answering_501_is_a_call_not_offered() {
+    let port = envmgr_tests::free_port();
+    let stack = Stack::new(
+        "health-501",
+        BINARY,
+        Options {
+            extra_config: format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n"),
+            ..Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_edges_0001");
+    stack.runtime.health_answers(Some(501));
+    stack
+        .runtime
+        .reject_next(403, "app_shop may not run production");
+    let mut daemon = stack.serve();
+    stack.send("api", &example("api-production.json"));
+    eventually("the refused request dead-lettered", WAIT, || async {
+        stack.dead_letters("api").await.len() == 1
+    })
+    .await;
+    assert!(stack.runtime.health_checks() > 0, "the host probed");
+    stack.send("probot", &example("pull-request-opened.json"));
+    eventually("the next message handled", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+    })
+    .await;
+    let readyz = envmgr_tests::http_get(port, "/readyz");
+    assert!(readyz.starts_with("HTTP/1.0 200"), "{readyz}");
+    assert!(!stack.logs().contains("host unhealthy"), "no pause");
+    assert!(terminate(&mut daemon).success());
+}
+
+envmgr_tests::on_both_backends!(
+    hostile_bodies_are_refused_saying_where_and_naming_the_senders_field,
+);
