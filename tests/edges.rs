@@ -107,6 +107,90 @@ async fn a_health_route_answering_501_is_a_call_not_offered() {
     assert!(terminate(&mut daemon).success());
 }
 
+/// `envmgr` with only `config` (a file of the test's) and `vars`.
+fn envmgr(config: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENVMGR_CONFIG", config)
+        .envs(vars.iter().copied())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("envmgr");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A file with one queue key: both default queues are still consumed, and
+/// a queue setting `serve` refuses does not stop `add-app`.
+#[test]
+fn a_partial_queue_section_keeps_the_defaults_and_commands_check_what_they_use() {
+    let dir = std::env::temp_dir().join(format!("envmgr-edges-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("envmgr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[local]\ndata_dir = \"{}/data\"\n\n[queues.api]\nwait_seconds = 1\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let show = envmgr(&config, &[], &["show"]);
+    assert!(show.0, "{}", show.1);
+    let short = [("ENVMGR__QUEUES__API__VISIBILITY_TIMEOUT_SECONDS", "10")];
+    let added = envmgr(&config, &short, &envmgr_tests::ADD_SHOP_APP);
+    assert!(added.0, "add-app uses no queue: {}", added.1);
+    let served = envmgr(&config, &short, &["serve"]);
+    assert!(!served.0, "serve refuses the queue setting");
+    assert!(
+        served.1.contains("queues.api.visibility_timeout_seconds"),
+        "{}",
+        served.1
+    );
+    for queue in ["probot", "api"] {
+        let body = if queue == "probot" {
+            example("pull-request-opened.json")
+        } else {
+            example("api-production.json")
+        };
+        let sent = envmgr(&config, &[], &["send", "--queue", queue, "--body", &body]);
+        assert!(sent.0, "{}", sent.1);
+    }
+    let mut serve = std::process::Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENVMGR_CONFIG", &config)
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + WAIT;
+    let handled = loop {
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        let handled = ["queue=probot", "queue=api"].iter().all(|q| {
+            log.lines()
+                .any(|l| l.contains(q) && l.contains("message finished"))
+        });
+        if handled || std::time::Instant::now() > deadline {
+            break handled;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(terminate(&mut serve).success());
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    assert!(handled, "both default queues consumed:\n{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 envmgr_tests::on_both_backends!(
     hostile_bodies_are_refused_saying_where_and_naming_the_senders_field,
 );

@@ -15,7 +15,7 @@ use crate::capabilities::Backends;
 use crate::capabilities::analytics::segment::SegmentAnalytics;
 use crate::capabilities::config::Config;
 use crate::capabilities::dynamodb::show_item;
-use crate::config::{LogFormat, Settings};
+use crate::config::{LogFormat, Settings, Uses};
 use crate::daemon::endpoint::Admin;
 use crate::daemon::{Daemon, Finished};
 use crate::engine::{Engine, Limits, hex_sha256};
@@ -333,10 +333,12 @@ pub fn main() -> anyhow::Result<()> {
             dir.display().to_string(),
         )
     });
-    let settings = || {
-        Settings::load(
+    // Each command validates what it uses of the configuration.
+    let settings = |uses: Uses| {
+        Settings::load_for(
             cli.config.as_deref(),
             std::env::vars().chain(data_dir.clone()),
+            uses,
         )
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -358,7 +360,7 @@ pub fn main() -> anyhow::Result<()> {
                 },
         } => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Logic)?;
             let request = crate::record::commands::ReplayRequest {
                 candidate: candidate.as_deref().unwrap_or_default(),
                 against: against.as_deref(),
@@ -379,7 +381,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Logic { ref command } => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Logic)?;
             runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 match command {
@@ -418,7 +420,7 @@ pub fn main() -> anyhow::Result<()> {
             })
         }
         Command::Show => {
-            let settings = settings()?;
+            let settings = settings(Uses::Stores)?;
             runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 let store = platform
@@ -434,13 +436,13 @@ pub fn main() -> anyhow::Result<()> {
                 let _entered = runtime.enter();
                 StopSignal::install()?
             };
-            let settings = settings()?;
+            let settings = settings(Uses::Everything)?;
             init_logs(settings.log.format);
             runtime.block_on(serve(settings, logic.as_deref(), stop))
         }
         Command::Init => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Everything)?;
             runtime.block_on(async {
                 admin::init(&Platform::connect(&settings).await?, &settings).await
             })
@@ -456,7 +458,7 @@ pub fn main() -> anyhow::Result<()> {
                 (Some(path), None) => read_input(path)?,
                 (None, None) => anyhow::bail!("give the body with --file or --body"),
             };
-            let settings = settings()?;
+            let settings = settings(Uses::Queues)?;
             let id = runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 platform.queue(&settings, queue).await?.send(&body).await
@@ -474,7 +476,7 @@ pub fn main() -> anyhow::Result<()> {
             replace,
         } => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Stores)?;
             let trust = crate::catalog::Trust {
                 fork_secrets,
                 trusted_authors: trusted_authors.clone(),
@@ -497,7 +499,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::CheckData => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Stores)?;
             let problems = runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 admin::check_data(&platform).await
@@ -524,7 +526,7 @@ pub fn main() -> anyhow::Result<()> {
             init_logs(LogFormat::Human);
             let value = read_input(value_file.as_deref().unwrap_or(Path::new("-")))?;
             let value = value.strip_suffix('\n').unwrap_or(&value);
-            let settings = settings()?;
+            let settings = settings(Uses::Stores)?;
             runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 admin::set_secret(&platform, app, scope, name, value).await
@@ -561,7 +563,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Record { ref command } => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Logic)?;
             runtime.block_on(async {
                 let platform = Platform::connect(&settings).await?;
                 match command {
@@ -584,7 +586,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Dlq { ref command } => {
             init_logs(LogFormat::Human);
-            let settings = settings()?;
+            let settings = settings(Uses::Queues)?;
             runtime.block_on(async {
                 use crate::queue::dead_letters::{DeadLetters, Selection};
                 let platform = Platform::connect(&settings).await?;

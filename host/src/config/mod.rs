@@ -14,6 +14,11 @@ use serde::Deserialize;
 
 use crate::engine::Limits;
 
+mod queues;
+mod validate;
+pub use queues::Queue;
+use queues::{default_queues, merge_queues};
+
 /// Prefix of override variables.
 const OVERRIDE_PREFIX: &str = "ENVMGR__";
 
@@ -235,104 +240,6 @@ impl Default for Kms {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Queue {
-    /// The SQS queue name.
-    pub name: String,
-    /// Its dead-letter queue; `{name}-dlq` when unset.
-    pub dead_letter: Option<String>,
-    /// Messages handled at once from this queue (no receive while full).
-    #[serde(default = "default_in_flight")]
-    pub max_in_flight: usize,
-    /// Long-poll wait, 0 to 20 seconds.
-    #[serde(default = "default_wait")]
-    pub wait_seconds: i32,
-    /// How long a received message stays hidden; extended while it runs.
-    #[serde(default = "default_visibility")]
-    pub visibility_timeout_seconds: i32,
-    /// Deliveries before SQS moves a message to the dead-letter queue.
-    #[serde(default = "default_max_receive")]
-    pub max_receive_count: u32,
-    /// Retry backoff: base × 2^(receive count − 1), capped.
-    #[serde(default = "default_backoff_base")]
-    pub backoff_base_seconds: u32,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max_seconds: u32,
-    /// How often a message may wait for an environment another delivery
-    /// holds before the wait counts as a failed try.
-    #[serde(default = "default_max_deferrals")]
-    pub max_deferrals: u32,
-    /// The queue's `MaximumMessageSize` (body and attributes), set by
-    /// `init`; `send` refuses a message that would not leave room for the
-    /// dead-letter attributes within it.
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: u32,
-}
-
-impl Queue {
-    pub fn named(name: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            dead_letter: None,
-            max_in_flight: default_in_flight(),
-            wait_seconds: default_wait(),
-            visibility_timeout_seconds: default_visibility(),
-            max_receive_count: default_max_receive(),
-            backoff_base_seconds: default_backoff_base(),
-            backoff_max_seconds: default_backoff_max(),
-            max_deferrals: default_max_deferrals(),
-            max_message_bytes: default_max_message_bytes(),
-        }
-    }
-
-    pub fn dead_letter_name(&self) -> String {
-        self.dead_letter
-            .clone()
-            .unwrap_or_else(|| format!("{}-dlq", self.name))
-    }
-
-    /// How long a failed message stays invisible before its next try.
-    pub fn backoff(&self, receive_count: u32) -> Duration {
-        let exponent = receive_count.saturating_sub(1).min(16);
-        let seconds = u64::from(self.backoff_base_seconds).saturating_mul(1 << exponent);
-        Duration::from_secs(seconds.min(u64::from(self.backoff_max_seconds)))
-    }
-}
-
-fn default_queues() -> BTreeMap<String, Queue> {
-    [
-        ("probot".to_string(), Queue::named("envmgr-probot")),
-        ("api".to_string(), Queue::named("envmgr-api")),
-    ]
-    .into()
-}
-
-fn default_in_flight() -> usize {
-    10
-}
-fn default_wait() -> i32 {
-    20
-}
-fn default_visibility() -> i32 {
-    90
-}
-fn default_max_receive() -> u32 {
-    5
-}
-fn default_backoff_base() -> u32 {
-    2
-}
-fn default_backoff_max() -> u32 {
-    300
-}
-fn default_max_deferrals() -> u32 {
-    30
-}
-fn default_max_message_bytes() -> u32 {
-    256 << 10
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GitHub {
     pub app_id: u64,
     /// PEM file of the App's private key; or the env var
@@ -498,10 +405,20 @@ pub struct Log {
 
 impl Settings {
     /// Read `path` (if given), apply `ENVMGR__` overrides from `env`, and
-    /// validate. Errors name the offending key.
+    /// validate every section. Errors name the offending key.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        Self::load_for(path, env, Uses::Everything)
+    }
+
+    /// [`load`](Self::load), validating only what a command `uses`: a
+    /// queue setting `serve` would refuse does not stop `add-app`.
+    pub fn load_for(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        uses: Uses,
     ) -> anyhow::Result<Self> {
         let mut table = match path {
             Some(path) => {
@@ -512,128 +429,25 @@ impl Settings {
             }
             None => toml::Table::new(),
         };
-        // Overrides of one queue's keys refine the default queues rather
-        // than replacing them, unless the file lists its own queues.
-        if !table.contains_key("queues") {
-            let mut queues = toml::Table::new();
-            for (logical, queue) in default_queues() {
-                let mut entry = toml::Table::new();
-                entry.insert("name".into(), toml::Value::String(queue.name));
-                queues.insert(logical, toml::Value::Table(entry));
-            }
-            table.insert("queues".into(), toml::Value::Table(queues));
-        }
         for (name, value) in env {
             if let Some(path) = name.strip_prefix(OVERRIDE_PREFIX) {
                 set_path(&mut table, path, &value)
                     .with_context(|| format!("environment variable {name}"))?;
             }
         }
+        merge_queues(&mut table)?;
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| anyhow::anyhow!("config key `{}`: {}", e.path(), e.inner().message()))?;
-        settings.validate()?;
+        match uses {
+            Uses::Stores => {}
+            Uses::Queues => settings.validate_queues()?,
+            Uses::Logic => settings.validate_serving()?,
+            Uses::Everything => {
+                settings.validate_queues()?;
+                settings.validate_serving()?;
+            }
+        }
         Ok(settings)
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
-        if self.queues.is_empty() {
-            bail!("config key `queues`: at least one queue is needed");
-        }
-        for (logical, queue) in &self.queues {
-            if !(0..=20).contains(&queue.wait_seconds) {
-                bail!("config key `queues.{logical}.wait_seconds`: must be 0 to 20");
-            }
-            if queue.max_in_flight == 0 {
-                bail!("config key `queues.{logical}.max_in_flight`: must be at least 1");
-            }
-            if !(1..=43_200).contains(&queue.visibility_timeout_seconds) {
-                bail!(
-                    "config key `queues.{logical}.visibility_timeout_seconds`: must be 1 to 43200"
-                );
-            }
-            if queue.max_receive_count == 0 {
-                bail!("config key `queues.{logical}.max_receive_count`: must be at least 1");
-            }
-            if !(16 << 10..=1 << 20).contains(&queue.max_message_bytes) {
-                bail!(
-                    "config key `queues.{logical}.max_message_bytes`: 16384 to 1048576 (SQS's limits, with room for envmgr's attributes)"
-                );
-            }
-        }
-        // A live holder never outlasts its lease (its message ends by the
-        // deadline, judged on clocks up to the skew apart), and a crashed
-        // holder's lease has run out when its message becomes visible again.
-        let floor = self.limits.deadline_seconds + self.lease.clock_skew_seconds;
-        if self.lease.ttl_seconds < floor {
-            bail!(
-                "config key `lease.ttl_seconds`: at least `limits.deadline_seconds` + `lease.clock_skew_seconds` ({floor})"
-            );
-        }
-        for (logical, queue) in &self.queues {
-            if (queue.visibility_timeout_seconds as u64) < self.lease.ttl_seconds {
-                bail!(
-                    "config key `queues.{logical}.visibility_timeout_seconds`: at least `lease.ttl_seconds` ({})",
-                    self.lease.ttl_seconds
-                );
-            }
-        }
-        for key in HOST_CONFIG_KEYS {
-            if self.logic_config.contains_key(key) {
-                bail!("config key `logic_config.{key}`: set by the host, not the config");
-            }
-        }
-        if !(100..=60_000).contains(&self.logic.poll_ms) {
-            bail!("config key `logic.poll_ms`: 100 to 60000");
-        }
-        if self.logic.canary_min_messages == 0
-            || self.logic.canary_window < self.logic.canary_min_messages
-        {
-            bail!("config key `logic.canary_min_messages`: between 1 and `logic.canary_window`");
-        }
-        if !(0.0..1.0).contains(&self.logic.canary_margin) {
-            bail!("config key `logic.canary_margin`: from 0 up to 1");
-        }
-        if self.limits.memory_mib < 8 {
-            bail!("config key `limits.memory_mib`: at least 8");
-        }
-        if !(0.0..=1.0).contains(&self.record.sample) {
-            bail!("config key `record.sample`: a share from 0.0 to 1.0");
-        }
-        if self.record.retention_hours == 0 || self.record.retention_hours > 24 * 90 {
-            bail!("config key `record.retention_hours`: 1 to 2160 (90 days)");
-        }
-        if self.record.queue == 0 {
-            bail!("config key `record.queue`: at least 1");
-        }
-        if let Some(segment) = &self.segment {
-            if segment.batch_size == 0 || segment.buffer < segment.batch_size {
-                bail!("config key `segment.batch_size`: between 1 and `segment.buffer`");
-            }
-            if segment.flush_interval_ms == 0 {
-                bail!("config key `segment.flush_interval_ms`: at least 1");
-            }
-        }
-        if let Some(runtime) = &self.runtime
-            && runtime.retries > 10
-        {
-            bail!("config key `runtime.retries`: at most 10");
-        }
-        if let Some(github) = &self.github {
-            crate::capabilities::github::app::check_runtime_token_permissions(
-                &github.runtime_token_permissions,
-            )
-            .map_err(anyhow::Error::msg)?;
-            if github.write_spacing_ms > 10_000 {
-                bail!("config key `github.write_spacing_ms`: 0 to 10000");
-            }
-            if github.max_wait_ms > self.limits.deadline_seconds * 1_000 {
-                bail!(
-                    "config key `github.max_wait_ms`: at most `limits.deadline_seconds` in milliseconds ({})",
-                    self.limits.deadline_seconds * 1_000
-                );
-            }
-        }
-        Ok(())
     }
 
     /// Where native code of logic versions is cached.
@@ -683,6 +497,20 @@ pub fn read_secret(file: Option<&Path>, env_var: &str, what: &str) -> anyhow::Re
         })
 }
 
+/// What a command uses of the configuration, and so validates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uses {
+    /// The tables and the key only (`add-app`, `set-secret`, `show`).
+    Stores,
+    /// And the queues (`send`, `dlq`).
+    Queues,
+    /// And what running logic takes, without consuming queues (`logic`,
+    /// `record`).
+    Logic,
+    /// Everything (`serve`, `init`, `demo`).
+    Everything,
+}
+
 /// `AWS__ENDPOINT_URL` = `x` → table["aws"]["endpoint_url"] = x.
 fn set_path(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<()> {
     let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
@@ -711,88 +539,4 @@ fn set_path(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_need_no_file() {
-        let settings = Settings::load(None, env(&[])).unwrap();
-        assert_eq!(settings.backend, Backend::Local);
-        assert_eq!(settings.local.data_dir, PathBuf::from(".envmgr"));
-        assert_eq!(settings.queues.len(), 2);
-        assert_eq!(
-            settings.queues["probot"].dead_letter_name(),
-            "envmgr-probot-dlq"
-        );
-        // Ten per queue, and one for the recorder's shadow runs.
-        assert_eq!(settings.limits().concurrency, 21);
-        let unrecorded =
-            Settings::load(None, env(&[("ENVMGR__RECORD__ENABLED", "false")])).unwrap();
-        assert_eq!(unrecorded.limits().concurrency, 20);
-    }
-
-    #[test]
-    fn environment_overrides_the_file() {
-        let settings = Settings::load(
-            None,
-            env(&[
-                ("ENVMGR__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
-                ("ENVMGR__BACKEND", "aws"),
-                ("ENVMGR__QUEUES__API__NAME", "api-q"),
-                ("ENVMGR__QUEUES__API__MAX_IN_FLIGHT", "3"),
-                (
-                    "ENVMGR__LOGIC_CONFIG__preview-url-template",
-                    "https://{environment}.x",
-                ),
-                ("UNRELATED", "1"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(
-            settings.aws.endpoint_url.as_deref(),
-            Some("http://127.0.0.1:5000")
-        );
-        assert_eq!(settings.queues["api"].name, "api-q");
-        assert_eq!(settings.backend, Backend::Aws);
-        assert_eq!(settings.queues["api"].max_in_flight, 3);
-        assert_eq!(settings.queues["probot"].name, "envmgr-probot", "kept");
-        assert_eq!(
-            settings.logic_config["preview-url-template"],
-            "https://{environment}.x"
-        );
-    }
-
-    #[test]
-    fn errors_name_the_bad_key() {
-        let error = Settings::load(
-            None,
-            env(&[
-                ("ENVMGR__QUEUES__API__NAME", "q"),
-                ("ENVMGR__QUEUES__API__WAIT_SECONDS", "99"),
-            ]),
-        )
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("queues.api.wait_seconds"),
-            "{error}"
-        );
-        let error = Settings::load(None, env(&[("ENVMGR__AWS__ENDPONT_URL", "x")])).unwrap_err();
-        assert!(format!("{error:#}").contains("aws"), "{error:#}");
-        assert!(format!("{error:#}").contains("endpont_url"), "{error:#}");
-    }
-
-    #[test]
-    fn backoff_grows_with_receive_count() {
-        let queue = Queue::named("q");
-        assert_eq!(queue.backoff(1), Duration::from_secs(2));
-        assert_eq!(queue.backoff(3), Duration::from_secs(8));
-        assert_eq!(queue.backoff(30), Duration::from_secs(300));
-    }
-}
+mod tests;
