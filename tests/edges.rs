@@ -191,6 +191,71 @@ fn a_partial_queue_section_keeps_the_defaults_and_commands_check_what_they_use()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// GitHub failing to answer for a moment — its edge's HTML 502 page, a
+/// 503, a 500 to a token mint, a comment made and its answer lost — is
+/// tried again within the call: with one receive allowed the message still
+/// completes, with one comment and one deployment, and the host is not
+/// paused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_github_blip_is_tried_again_within_the_call() {
+    use envmgr_tests::fakes::github::{Failure, Route};
+    let stack = Stack::new(
+        "github-blip",
+        BINARY,
+        Options {
+            max_receive_count: 1,
+            ..Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_edges_0001");
+    stack
+        .github
+        .fail_next(Route::AccessToken, 1, Failure::Status(500));
+    stack
+        .github
+        .fail_next(Route::ListComments, 2, Failure::HtmlPage(502));
+    stack
+        .github
+        .fail_next(Route::CreateComment, 1, Failure::AfterDoing(502));
+    stack
+        .github
+        .fail_next(Route::CreateDeployment, 1, Failure::Status(503));
+    stack
+        .github
+        .fail_next(Route::CreateStatus, 1, Failure::AfterDoing(504));
+    let mut daemon = stack.serve();
+    stack.send("probot", &example("pull-request-opened.json"));
+    eventually("the runtime created", WAIT, || async {
+        stack.runtime.runtimes().len() == 1
+    })
+    .await;
+    eventually("the message done", WAIT, || async {
+        stack.messages_in(&stack.queue_name("probot")).await == 0
+    })
+    .await;
+    assert!(terminate(&mut daemon).success());
+    assert!(
+        stack.dead_letters("probot").await.is_empty(),
+        "not dead-lettered"
+    );
+    assert_eq!(
+        stack.github.comments("acme/shop", 7).len(),
+        1,
+        "one comment"
+    );
+    let deployments = stack.github.deployments("acme/shop");
+    assert_eq!(deployments.len(), 1, "one deployment");
+    let logs = stack.logs();
+    assert!(
+        logs.contains("GitHub did not answer: trying again"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("host unhealthy"),
+        "GitHub's fault pauses nothing"
+    );
+}
+
 envmgr_tests::on_both_backends!(
     hostile_bodies_are_refused_saying_where_and_naming_the_senders_field,
 );

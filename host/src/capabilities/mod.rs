@@ -29,6 +29,20 @@ use crate::observe::{Call, Observer};
 use crate::record::values::Recordable;
 use crate::redact::{Credentials, Redactor, Scrub};
 
+tokio::task_local! {
+    /// When the message a call is made for must be done.
+    static DEADLINE: std::time::Instant;
+}
+
+/// How long the message the current call is made for has left (None
+/// outside a message: a command, a probe). A backend that tries a call
+/// again stops when this runs short.
+pub fn time_left() -> Option<std::time::Duration> {
+    DEADLINE
+        .try_with(|deadline| deadline.saturating_duration_since(std::time::Instant::now()))
+        .ok()
+}
+
 /// A capability call's result, as the guest sees it.
 pub type CapResult<T> = Result<T, Error>;
 
@@ -269,7 +283,15 @@ impl Session {
     {
         let backends = self.backends.clone();
         let redactor = self.redactor.clone();
-        async move { backends.invoke(&redactor, call, request, typed, run).await }
+        let deadline = self.deadline;
+        async move {
+            DEADLINE
+                .scope(
+                    deadline,
+                    backends.invoke(&redactor, call, request, typed, run),
+                )
+                .await
+        }
     }
 
     /// A call's request in the recording's typed form, built only when this

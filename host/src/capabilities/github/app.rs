@@ -16,6 +16,7 @@ mod client;
 mod conditional;
 mod json;
 mod limiter;
+mod retry;
 mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
@@ -246,14 +247,32 @@ impl GitHub for GitHubApp {
         body: &str,
     ) -> CapResult<Comment> {
         let what = "create comment";
+        let path = format!("{}/issues/{issue_number}/comments", repo_path(repo));
         let request = ApiRequest::with_json(
             what,
             Method::POST,
-            format!("{}/issues/{issue_number}/comments", repo_path(repo)),
+            path.clone(),
             &serde_json::json!({ "body": body }),
         );
-        let answer = self.send(installation_id, &request).await?.success(what)?;
-        answer.json::<IssueComment>(what).map(Comment::from)
+        retry::checked(
+            || async {
+                let answer = self.send(installation_id, &request).await?.success(what)?;
+                answer.json::<IssueComment>(what).map(Comment::from)
+            },
+            // Made by the failed try: this App's comment with this body.
+            || async {
+                let first = format!("{path}?per_page={PER_PAGE}");
+                let listed: Vec<IssueComment> = self
+                    .list_all(installation_id, "list comments", first)
+                    .await?;
+                Ok(listed
+                    .into_iter()
+                    .filter(|c| c.made_by(self.app_id))
+                    .map(Comment::from)
+                    .find(|c| c.body == body))
+            },
+        )
+        .await
     }
 
     async fn update_comment(
@@ -344,8 +363,24 @@ impl GitHub for GitHubApp {
             format!("{}/deployments", repo_path(repo)),
             &body,
         );
-        let answer = self.send(installation_id, &request).await?.success(what)?;
-        answer.json::<DeploymentJson>(what).map(Deployment::from)
+        retry::checked(
+            || async {
+                let answer = self.send(installation_id, &request).await?.success(what)?;
+                answer.json::<DeploymentJson>(what).map(Deployment::from)
+            },
+            // Made by the failed try: one for this commit, environment and
+            // task with this payload.
+            || async {
+                let found = self
+                    .find_deployments(installation_id, repo, &new.sha, &new.environment, &new.task)
+                    .await?;
+                Ok(found.into_iter().rev().find(|d| {
+                    serde_json::from_str::<serde_json::Value>(&d.payload_json).ok()
+                        == Some(payload.clone())
+                }))
+            },
+        )
+        .await
     }
 
     async fn list_deployment_statuses(
@@ -395,8 +430,25 @@ impl GitHub for GitHubApp {
             format!("{}/deployments/{deployment_id}/statuses", repo_path(repo)),
             &body,
         );
-        let answer = self.send(installation_id, &request).await?.success(what)?;
-        DeploymentStatus::try_from(answer.json::<DeploymentStatusJson>(what)?)
+        retry::checked(
+            || async {
+                let answer = self.send(installation_id, &request).await?.success(what)?;
+                DeploymentStatus::try_from(answer.json::<DeploymentStatusJson>(what)?)
+            },
+            // Made by the failed try: the newest status saying the same.
+            || async {
+                let listed = self
+                    .list_deployment_statuses(installation_id, repo, deployment_id)
+                    .await?;
+                Ok(listed.into_iter().next_back().filter(|s| {
+                    s.state == status.state
+                        && s.description == status.description
+                        && s.environment_url == status.environment_url
+                        && s.log_url == status.log_url
+                }))
+            },
+        )
+        .await
     }
 
     async fn delete_deployment(

@@ -120,6 +120,12 @@ pub enum Failure {
     /// The request quoted back in the error message (its `Authorization`
     /// header, the installation token, included), with this status.
     Echo { status: u16, how: super::Echo },
+    /// The HTML page GitHub's edge answers with this status (a 502 when
+    /// the API behind it did not answer), not GitHub's JSON.
+    HtmlPage(u16),
+    /// The request carried out, and then answered with this status (the
+    /// answer lost on its way back: a comment made, and a 502).
+    AfterDoing(u16),
 }
 
 /// One request as the fake saw it.
@@ -458,6 +464,11 @@ async fn every_request(State(fake): State<FakeGitHub>, request: Request, next: N
     });
     let response = match failure {
         Some(Failure::Echo { status, how }) => echo(status, how, &headers, request).await,
+        Some(Failure::HtmlPage(status)) => html_page(status),
+        Some(Failure::AfterDoing(status)) => {
+            let _done = next.run(request).await;
+            failure_response(&Failure::Status(status))
+        }
         Some(failure) => failure_response(&failure),
         None => match refused_headers(&fake, &headers, route, api_version.as_deref()) {
             Some(refused) => refused,
@@ -551,7 +562,9 @@ fn failure_response(failure: &Failure) -> Response {
                 ("x-ratelimit-resource", "core".to_string()),
             ],
         ),
-        Failure::Echo { .. } => unreachable!("echoes are answered with the request"),
+        Failure::Echo { .. } | Failure::HtmlPage(_) | Failure::AfterDoing(_) => {
+            unreachable!("answered where the failure is taken")
+        }
         Failure::Status(status) => (
             *status,
             match status {
@@ -576,6 +589,16 @@ fn failure_response(failure: &Failure) -> Response {
             .insert(name, HeaderValue::from_str(&value).expect("a header value"));
     }
     response
+}
+
+/// The page GitHub's edge serves when the API behind it does not answer.
+fn html_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>{status} · GitHub</title></head>\n\
+         <body><h1>{status}</h1><p>We couldn't respond to your request in time.</p></body></html>\n"
+    );
+    (status, [("content-type", "text/html; charset=utf-8")], page).into_response()
 }
 
 /// A 422-style answer quoting the request back: its credential and body.

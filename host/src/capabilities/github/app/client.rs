@@ -16,6 +16,7 @@ use super::GitHubApp;
 use super::conditional;
 use super::json::ErrorBody;
 use super::limiter::{self, Figures, Pacing};
+use super::retry;
 use super::tokens::{self, CachedToken, MintAnswer, Minted};
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 
@@ -489,6 +490,7 @@ impl GitHubApp {
         let what = request.what;
         let mut refusal: Option<String> = None;
         let mut resends = 0;
+        let mut tries = 1;
         loop {
             let ready = held
                 .turn
@@ -511,6 +513,22 @@ impl GitHubApp {
             });
             let answer = self.execute(what, http_request).await;
             held.turn.pacing.answered(write);
+            let mints = matches!(sender, Sender::App(_));
+            if retry::transient(&answer)
+                && retry::repeatable(&request.method, mints)
+                && let Some(wait) = retry::wait_before_next(tries)
+            {
+                tracing::info!(
+                    installation = held.installation,
+                    request = what,
+                    failed = %transient_text(&answer),
+                    wait_ms = millis_up(wait),
+                    "GitHub did not answer: trying again"
+                );
+                tries += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             let answer = answer?;
             if let Sender::Installation(_) = sender {
                 held.state.update_figures(|f| {
@@ -564,6 +582,14 @@ impl GitHubApp {
             ),
             retry_after_ms: Some(retry_after_ms),
         }
+    }
+}
+
+/// A transient failure in a log line: the status, or why there was none.
+fn transient_text(answer: &CapResult<Answer>) -> String {
+    match answer {
+        Ok(answer) => answer.status.as_u16().to_string(),
+        Err(failed) => failed.message.chars().take(200).collect(),
     }
 }
 
