@@ -256,6 +256,82 @@ async fn a_github_blip_is_tried_again_within_the_call() {
     );
 }
 
+/// A status report's recording names the repository only in the record
+/// DynamoDB answered: `--scrub` takes it out there and everywhere else
+/// (URLs, host names), and `logic replay builtin --from` compares an
+/// export with the builtin logic without any deployment.
+#[test]
+fn scrubbed_exports_hold_no_repository_name_and_replay_against_the_builtin() {
+    let dir = std::env::temp_dir().join(format!("envmgr-scrub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("envmgr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[local]\ndata_dir = \"{0}/data\"\n\n[logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let (ok, text) = envmgr(&config, &[], args);
+        assert!(ok, "envmgr {args:?}: {text}");
+        text
+    };
+    run(&envmgr_tests::ADD_SHOP_APP);
+    run(&[
+        "send",
+        "--queue",
+        "probot",
+        "--body",
+        &example("pull-request-opened.json"),
+    ]);
+    let mut serve = std::process::Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENVMGR_CONFIG", &config)
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + WAIT;
+    // The create, then the local runtime's status report for it.
+    while !std::fs::read_to_string(dir.join("serve.log"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains("queue=api") && l.contains("message finished"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no report handled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(terminate(&mut serve).success());
+    let export = dir.join("export");
+    run(&["record", "export", export.to_str().unwrap(), "--scrub"]);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&export).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(entry.path())
+                .unwrap()
+                .to_lowercase();
+            assert!(!text.contains("acme"), "{}: {text}", entry.path().display());
+            files += 1;
+        }
+    }
+    assert_eq!(files, 2, "the create and its report");
+    let replayed = run(&[
+        "logic",
+        "replay",
+        "builtin",
+        "--from",
+        export.to_str().unwrap(),
+    ]);
+    assert!(replayed.contains("2 messages: 2 identical"), "{replayed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 envmgr_tests::on_both_backends!(
     hostile_bodies_are_refused_saying_where_and_naming_the_senders_field,
 );

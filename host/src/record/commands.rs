@@ -76,9 +76,13 @@ impl Components<'_> {
         if let Some(bytes) = self.from.and_then(|dir| super::files::component(dir, name)) {
             return self.load(bytes);
         }
+        // The builtin logic is in the binary: no deployment needed.
+        if name == crate::logic::BUILTIN_TAG && self.platform.is_none() {
+            return self.load(crate::BUILTIN_LOGIC.to_vec());
+        }
         let platform = self.platform.with_context(|| {
             format!(
-                "`{name}` is not a file, and recordings read from files name no installed versions"
+                "`{name}` is not a file, and recordings read from files name no installed versions (give a component file, a version's sha256 in the export, or `builtin`)"
             )
         })?;
         let registry = platform.registry();

@@ -9,6 +9,10 @@
 //! everywhere it appears in the recording (message, requests, answers), so
 //! the recording still replays as long as the logic only copies those texts
 //! (a value derived from one, such as a hash of a title, no longer matches).
+//! The names are those of the message, and the logins and repository names
+//! among what dependencies answered (a status report's message names no
+//! repository: the record DynamoDB answered does); a name found anywhere is
+//! replaced everywhere in the recording, inside URLs and host names too.
 //! Names are matched as written and lower-cased; every KMS ciphertext (the
 //! app's secrets read, the signing keys) becomes a stand-in as well.
 
@@ -149,10 +153,24 @@ fn add(found: &mut Names, text: &str, kind: &'static str) {
     }
 }
 
+/// The text of a string, or of a DynamoDB string attribute as a recording
+/// holds one (`{"s": "acme/shop"}`).
+fn text_of(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(text) => Some(text),
+        Value::Object(attribute) if attribute.len() == 1 => attribute.get("s")?.as_str(),
+        _ => None,
+    }
+}
+
 fn collect(value: &Value, parent: &str, found: &mut Names) {
     match value {
         Value::Object(map) => {
             for (key, value) in map {
+                let value = match text_of(value) {
+                    Some(text) => &Value::String(text.to_string()),
+                    None => value,
+                };
                 match value {
                     Value::String(text) => {
                         if let Some(kind) = kind_of(key, parent) {
@@ -221,8 +239,11 @@ pub fn scrubbed(recording: &Recording) -> anyhow::Result<Recording> {
                 collect(answer, "answer", &mut answered);
             }
         }
+        // Logins, and the names of the repository the environment is of
+        // (a status report's message names none: they come with the
+        // record DynamoDB answered); not an answer's titles or bodies.
         for (lower, (kind, spellings)) in answered {
-            if kind == "login" {
+            if matches!(kind, "login" | "owner" | "repository") {
                 let (_, known) = found.entry(lower).or_insert((kind, BTreeSet::new()));
                 known.extend(spellings);
             }
@@ -246,9 +267,10 @@ pub fn scrubbed(recording: &Recording) -> anyhow::Result<Recording> {
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
             .build(&patterns)
             .context("scrubbing a recording")?;
-        // Whole words only: `shop` in `acme/shop` goes, in `app_shop` it
-        // stays (an id the logic may hash).
-        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        // Whole words only: `shop` in `acme/shop` and in a host name's
+        // `shop-pr-7` goes, in `app_shop` it stays (an id the logic may
+        // hash); `-` parts the labels of host names and URLs.
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
         let replace = |text: &str| -> Option<String> {
             let mut out = String::with_capacity(text.len());
             let mut at = 0;
