@@ -499,3 +499,67 @@ async fn the_runtime_reports_and_the_pull_request_shows_ready(backend: stack::Ba
 }
 
 envmgr_tests::on_both_backends!(the_runtime_reports_and_the_pull_request_shows_ready);
+
+/// "Updated" as the comment shows it (UTC, to the minute).
+fn minutes(at_ms: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp((at_ms / 1_000) as i64).unwrap();
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    at.format(&format).unwrap()
+}
+
+/// What a failure wrote goes when the request turns ready, and the comment
+/// says since when it is ready (the report's time, not the push's).
+#[tokio::test]
+async fn a_ready_report_after_a_failed_one_drops_the_failure() {
+    let host = opened_and_requested().await;
+    let key = private_key(&host, 0);
+    host.clock.advance(Duration::from_secs(20));
+    report(
+        &host,
+        &sign_report(&key, &claims(&host, "failed", 1)).unwrap(),
+    )
+    .await;
+    assert_eq!(attr(&canonical(&host), "failureCategory"), Some("build"));
+    host.clock.advance(Duration::from_secs(600));
+    let ready_at = host.clock.now_ms();
+    let ready = report(
+        &host,
+        &sign_report(&key, &claims(&host, "ready", 2)).unwrap(),
+    )
+    .await;
+    assert!(
+        matches!(outcome(&ready), Outcome::Done(_)),
+        "{:?}",
+        ready.result
+    );
+    for item in records(&host) {
+        assert_eq!(attr(&item, "status"), Some("ready"));
+        for gone in ["failureReason", "failureCategory"] {
+            assert_eq!(attr(&item, gone), None, "{gone} kept on {item:?}");
+        }
+    }
+    let comment = &host.github.comments(REPO, 7)[0].body;
+    assert!(comment.contains(&minutes(ready_at)), "{comment}");
+    assert!(!comment.contains(&minutes(OPENED_MS)), "{comment}");
+}
+
+/// A report's URL outside the hosts the environment may have is never
+/// stored: not on the stored report, not on the record.
+#[tokio::test]
+async fn a_report_url_the_environment_may_not_have_is_not_stored() {
+    let host = opened_and_requested().await;
+    host.clock.advance(Duration::from_secs(20));
+    let mut ready = claims(&host, "ready", 1);
+    ready["url"] = "https://phish.example.com/login".into();
+    let delivery = report(&host, &sign_report(&private_key(&host, 0), &ready).unwrap()).await;
+    assert!(
+        matches!(outcome(&delivery), Outcome::Done(_)),
+        "{:?}",
+        delivery.result
+    );
+    let every_item = format!("{:?}", host.tables.scan("environments"));
+    assert!(!every_item.contains("phish"), "{every_item}");
+    // A redelivered create shows no such link either.
+    host.deliver(&host.message("probot", &opened())).await;
+    assert!(!host.github.comments(REPO, 7)[0].body.contains("phish"));
+}

@@ -245,7 +245,20 @@ impl Environment {
         }
     }
 
-    fn status_update(&self, set: Item) -> Vec<Write> {
+    fn status_update(&self, mut set: Item) -> Vec<Write> {
+        // A status that is not `failed` drops what an earlier failure of
+        // this request wrote: NULL, since the contract's update only sets
+        // (docs/data-model.md).
+        let failed = set
+            .iter()
+            .any(|(name, value)| name == "status" && *value == Value::S(STATUS_FAILED.into()));
+        if !failed {
+            for name in FAILURE_ATTRIBUTES {
+                if !set.iter().any(|(set_name, _)| set_name == name) {
+                    set.push((name.to_string(), Value::Null));
+                }
+            }
+        }
         self.keys()
             .into_iter()
             .map(|key| {
@@ -308,6 +321,9 @@ impl Environment {
         item
     }
 }
+
+/// What a failure of a request sets, and a later status of it drops.
+const FAILURE_ATTRIBUTES: [&str; 2] = ["failureReason", "failureCategory"];
 
 /// What a report sets on the record.
 fn report_attributes(report: &crate::report::Report) -> Item {

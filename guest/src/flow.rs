@@ -331,8 +331,8 @@ fn provision<C: Capabilities>(
         Runtime::Recorded(created) => {
             let report = recorded.report;
             let fallback = preview.or_else(|| created.url.clone());
-            let (status, url) = presented(caps, env, report.as_ref(), fallback);
-            let shown = show_comment(caps, env, &app.name, lease, status, url);
+            let (status, url, since) = presented(caps, env, report.as_ref(), fallback);
+            let shown = show_comment(caps, env, &app.name, lease, status, url, since);
             (created, report, shown)
         }
         Runtime::Requested(started) if preview.is_some() => {
@@ -343,13 +343,14 @@ fn provision<C: Capabilities>(
                 lease,
                 Status::Deploying,
                 preview.clone(),
+                env.requested_at_ms,
             );
             let (created, report) = runtime_created(caps, env, lease, started)?;
             let shown = match &report {
                 // The runtime reported before the create was recorded.
                 Some(report) => {
-                    let (status, url) = presented(caps, env, Some(report), preview);
-                    show_comment(caps, env, &app.name, lease, status, url)
+                    let (status, url, since) = presented(caps, env, Some(report), preview);
+                    show_comment(caps, env, &app.name, lease, status, url, since)
                 }
                 None => shown,
             };
@@ -357,8 +358,8 @@ fn provision<C: Capabilities>(
         }
         Runtime::Requested(started) => {
             let (created, report) = runtime_created(caps, env, lease, started)?;
-            let (status, url) = presented(caps, env, report.as_ref(), created.url.clone());
-            let shown = show_comment(caps, env, &app.name, lease, status, url);
+            let (status, url, since) = presented(caps, env, report.as_ref(), created.url.clone());
+            let shown = show_comment(caps, env, &app.name, lease, status, url, since);
             (created, report, shown)
         }
     };
@@ -594,19 +595,25 @@ fn record_runtime<C: Capabilities>(
 /// How the comment shows the environment: deploying (at `fallback_url`),
 /// or as the runtime reported it, with its URL when the URL is one the
 /// environment may have (`report-url-hosts`).
+///
+/// And since when it is so: the request's time while deploying, the time
+/// the runtime reported once it did (never before the request). Both come
+/// with the request and the report, not from a clock, so a redelivery
+/// renders the same comment and leaves it alone.
 fn presented<'a, C: Capabilities>(
     caps: &mut C,
     env: &Environment,
     report: Option<&'a Report>,
     fallback_url: Option<String>,
-) -> (Status<'a>, Option<String>) {
+) -> (Status<'a>, Option<String>, u64) {
     match report {
-        None => (Status::Deploying, fallback_url),
+        None => (Status::Deploying, fallback_url, env.requested_at_ms),
         Some(report) => {
             let url = report_url(caps, env, report);
+            let since = report.issued_at_ms.max(env.requested_at_ms);
             match report.state {
-                report::State::Ready => (Status::Ready, url.or(fallback_url)),
-                report::State::Failed => (Status::Failed(Some(&report.category)), url),
+                report::State::Ready => (Status::Ready, url.or(fallback_url), since),
+                report::State::Failed => (Status::Failed(Some(&report.category)), url, since),
             }
         }
     }
@@ -683,7 +690,7 @@ fn mark_failed<C: Capabilities>(
             return;
         }
     }
-    let comment = match show_comment(caps, env, &app.name, lease, Status::Failed(None), None) {
+    let comment = match show_comment(caps, env, &app.name, lease, Status::Failed(None), None, at) {
         Ok(comment) => comment,
         Err(not_shown) => {
             caps.log(
@@ -742,7 +749,8 @@ fn stopped(env: &Environment, stop: Stop) -> Result<Outcome, Failure> {
 }
 
 /// Create or update the pull-request comment, when the environment has a
-/// pull request; returns it.
+/// pull request; returns it. `since_ms`: when the status shown began (the
+/// comment's "Updated").
 fn show_comment<C: Capabilities>(
     caps: &mut C,
     env: &Environment,
@@ -750,6 +758,7 @@ fn show_comment<C: Capabilities>(
     lease: &mut Lease,
     status: Status<'_>,
     url: Option<String>,
+    since_ms: u64,
 ) -> Result<Option<Shown>, Halt> {
     let Some(pull_request) = env.pull_request else {
         return Ok(None);
@@ -760,7 +769,7 @@ fn show_comment<C: Capabilities>(
         app_name,
         status,
         url: url.as_deref(),
-        updated_at_ms: env.requested_at_ms,
+        updated_at_ms: since_ms,
         logic_version: logic_version.as_deref(),
     });
     let shown = comment::upsert(
@@ -842,7 +851,10 @@ fn status_report<C: Capabilities>(
     let claims = caps
         .keys_verify_report(jws, &key.public_jwk)
         .map_err(|error| report::not_verified(&environment_id, &error))?;
-    let report = report::checked(&claims, &environment_id, &version, message.sent_at_ms)?;
+    let mut report = report::checked(&claims, &environment_id, &version, message.sent_at_ms)?;
+    // A URL the environment may not have is dropped before anything keeps
+    // it (the stored report, the record), not only before it is shown.
+    report.url = report_url(caps, &env, &report);
     // Applied means on the record (`reportSeq`), not only stored: a report
     // stored while the create held the environment is applied later.
     let applied =
@@ -973,8 +985,8 @@ fn apply_report<C: Capabilities>(
         .map(|app| app.name)
         .unwrap_or_else(|_| env.app_id.clone());
     let preview = preview_url(caps, env);
-    let (status, url) = presented(caps, env, Some(&report), preview);
-    let comment = match show_comment(caps, env, &app_name, lease, status, url) {
+    let (status, url, since) = presented(caps, env, Some(&report), preview);
+    let comment = match show_comment(caps, env, &app_name, lease, status, url, since) {
         Ok(comment) => comment,
         Err(Halt::Fail(failure)) if failure.kind == FailureKind::Permanent => {
             caps.log(
