@@ -325,25 +325,36 @@ async fn the_primary_rate_limit_is_waited_out_until_its_reset() {
     assert_eq!(requests_of(&github, Route::CreateComment).len(), 1);
 }
 
+/// GitHub failing to answer: a read is sent again as it is; a create only
+/// after looking for what the failed try made; past the tries, `unavailable`.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_5xx_is_not_sent_again_by_the_client() {
+async fn a_5xx_is_tried_again_within_the_call_and_a_create_is_made_once() {
     let (github, url) = fake();
     let app = client(&url, |_| {});
-    github.fail_next(Route::CreateComment, 1, Failure::Status(502));
-    let failed = app
+    github.fail_next(Route::ListComments, 2, Failure::HtmlPage(502));
+    app.list_comments(INSTALLATION, &shop(), 7, MARKER)
+        .await
+        .expect("listed on the third try");
+    assert_eq!(requests_of(&github, Route::ListComments).len(), 3);
+
+    // Made, and the answer lost: found by the look, not made again.
+    github.fail_next(Route::CreateComment, 1, Failure::AfterDoing(502));
+    let made = app
         .create_comment(INSTALLATION, &shop(), 7, &comment_body(1))
+        .await
+        .expect("found after the lost answer");
+    assert_eq!(requests_of(&github, Route::CreateComment).len(), 1);
+    assert_eq!(github.comments("acme/shop", 7).len(), 1);
+    assert_eq!(made.body, comment_body(1));
+
+    // Not answering four times: unavailable.
+    github.fail_next(Route::UpdateComment, 4, Failure::Status(503));
+    let failed = app
+        .update_comment(INSTALLATION, &shop(), made.id, &comment_body(2))
         .await
         .expect_err("unavailable");
     assert_eq!(failed.code, ErrorCode::Unavailable, "{}", failed.message);
-    assert_eq!(requests_of(&github, Route::CreateComment).len(), 1);
-
-    github.fail_next(Route::ListComments, 1, Failure::Status(503));
-    let failed = app
-        .list_comments(INSTALLATION, &shop(), 7, MARKER)
-        .await
-        .expect_err("unavailable");
-    assert_eq!(failed.code, ErrorCode::Unavailable);
-    assert_eq!(requests_of(&github, Route::ListComments).len(), 1);
+    assert_eq!(requests_of(&github, Route::UpdateComment).len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

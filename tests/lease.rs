@@ -329,3 +329,48 @@ async fn a_logic_version_built_for_the_previous_contract_still_runs() {
     assert!(runtime.signing_key.is_none(), "0.2 makes no signing key");
     assert_eq!(records(&host).len(), 3);
 }
+
+/// A `wanted` mark whose request never came back (it failed for good)
+/// lapses: the environment's current request is not stale forever, and a
+/// mark without an end (an older logic's) counts only while held.
+#[tokio::test]
+async fn a_wanted_mark_whose_request_never_comes_back_lapses() {
+    let host = host();
+    let during = interleave(&host, Call::DynamodbUpdate, Hit::Nth(1), newer());
+    let first = host.deliver(&host.message("probot", &older())).await;
+    assert!(skipped(&first).contains(&version(NEWER_MS, SHA_2)));
+    deferred_until(&taken(&during));
+    let marked = lease(&host);
+    assert_eq!(marked["wanted"], version(NEWER_MS, SHA_2));
+    let until: u64 = marked["wantedUntil"].parse().unwrap();
+    assert_eq!(until, host.clock.now_ms() + 2 * LEASE_TTL_MS);
+    // The newer request never comes back. While its mark counts the older
+    // one is stale; past it the older one's redelivery goes through.
+    let stale = host.deliver(&host.message("probot", &older())).await;
+    assert!(skipped(&stale).contains("stale"), "{:?}", stale.result);
+    host.clock
+        .advance(Duration::from_millis(2 * LEASE_TTL_MS + 1));
+    let again = host.deliver(&host.message("probot", &older())).await;
+    assert!(is_done(&again), "{:?}", again.result);
+    assert_eq!(lease(&host)["wanted"], "", "cleared by the next holder");
+
+    // A mark without `wantedUntil`, on a free environment: it counts for
+    // nothing.
+    let pk = format!("ENVIRONMENT#{}", env_id());
+    let mut item = host
+        .tables
+        .scan("environments")
+        .into_iter()
+        .find(|i| attr(i, "pk") == Some(pk.as_str()) && attr(i, "sk") == Some("LEASE"))
+        .unwrap();
+    item.retain(|(name, _)| name != "wanted" && name != "wantedUntil");
+    item.push(("wanted".into(), AttributeValue::S(version(NEWER_MS, SHA_2))));
+    host.tables.put("environments", item).unwrap();
+    host.clock.advance(Duration::from_secs(60));
+    let redelivered = host.deliver(&host.message("probot", &older())).await;
+    assert!(
+        !matches!(outcome(&redelivered), Outcome::Skipped(why) if why.contains("stale")),
+        "{:?}",
+        redelivered.result
+    );
+}

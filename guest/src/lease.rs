@@ -39,6 +39,10 @@ pub const TTL_KEY: &str = "lease-ttl-ms";
 pub const DEFAULT_TTL_MS: u64 = 75_000;
 /// The shortest wait behind another delivery.
 const MIN_WAIT_MS: u64 = 1_000;
+/// How many lease lifetimes a `wanted` mark lasts unless its request comes
+/// back to renew it (it comes back once the holder's lease is out, at most
+/// one lifetime).
+const WANTED_FOR_TTLS: u64 = 2;
 
 /// The lease item's key.
 pub fn lease_key(environment_id: &str) -> Item {
@@ -172,6 +176,9 @@ pub struct LeaseState {
     pub renewed_at_ms: u64,
     /// The newest request waiting for the environment ("" when none).
     pub wanted: String,
+    /// Until when `wanted` counts (0: written by a logic version that set
+    /// no end; it counts while the environment is held).
+    pub wanted_until_ms: u64,
     pub github: GitHubState,
 }
 
@@ -188,8 +195,23 @@ impl LeaseState {
             expires_at_ms: get_u64(item, "expiresAt").unwrap_or(0),
             renewed_at_ms: get_u64(item, "renewedAt").unwrap_or(0),
             wanted: text("wanted"),
+            wanted_until_ms: get_u64(item, "wantedUntil").unwrap_or(0),
             github: GitHubState::read(item),
         }
+    }
+
+    /// The request waiting for the environment at `now`, if one still
+    /// does. A waiting request renews its mark each time it comes back; a
+    /// mark whose request ended for good (its app removed, its
+    /// installation gone) lapses instead of making the environment's
+    /// current request stale forever.
+    pub fn waiting(&self, now_ms: u64) -> &str {
+        let live = if self.wanted_until_ms == 0 {
+            self.held(now_ms)
+        } else {
+            self.wanted_until_ms > now_ms
+        };
+        if live { &self.wanted } else { "" }
     }
 
     /// Whether a delivery holds the environment at `now`.
@@ -300,10 +322,9 @@ pub fn take<C: Capabilities>(
 ) -> Result<Result<Lease, Contended>, Failure> {
     for _ in 0..4 {
         let now = caps.now_ms();
-        if !seen.wanted.is_empty() && seen.wanted.as_str() > version {
-            return Ok(Err(Contended::Stale {
-                newer: seen.wanted.clone(),
-            }));
+        let waiting = seen.waiting(now).to_string();
+        if !waiting.is_empty() && waiting.as_str() > version {
+            return Ok(Err(Contended::Stale { newer: waiting }));
         }
         if seen.held(now) && seen.holder != token {
             let holder = seen.holder_version.as_str();
@@ -322,13 +343,19 @@ pub fn take<C: Capabilities>(
                 }));
             }
             // An older request holds it: say that a newer one waits, so it
-            // stops at its next fence instead of finishing.
-            if seen.wanted.as_str() < version {
+            // stops at its next fence instead of finishing; for a while
+            // (renewed each time this request comes back), so a mark whose
+            // request never does lapses.
+            if waiting.as_str() <= version {
                 let rev = new_rev(token, 0);
                 let update = Update {
                     table: TABLE.to_string(),
                     key: lease_key(environment_id),
-                    set: vec![s("wanted", version), s("leaseRev", &rev)],
+                    set: vec![
+                        s("wanted", version),
+                        n("wantedUntil", now + WANTED_FOR_TTLS * ttl_ms),
+                        s("leaseRev", &rev),
+                    ],
                     condition: seen.unchanged(),
                 };
                 match caps.db_update(&update) {
@@ -359,8 +386,9 @@ pub fn take<C: Capabilities>(
             n("renewedAt", now),
             s("leaseRev", &rev),
         ];
-        if seen.wanted.as_str() <= version {
+        if waiting.as_str() <= version {
             set.push(s("wanted", ""));
+            set.push(n("wantedUntil", 0));
         }
         if seen.rev.is_none() {
             // A new environment: nothing of it on GitHub, its history whole.
@@ -499,12 +527,15 @@ impl Lease {
         let seen = reread(caps, &self.environment_id)?;
         let now = caps.now_ms();
         if seen.holder == self.token {
-            if let Some(rev) = seen.rev {
+            if let Some(rev) = seen.rev.clone() {
                 // Still ours: someone wrote `wanted`.
                 self.rev = rev;
             }
-            if !seen.wanted.is_empty() && seen.wanted.as_str() > self.version.as_str() {
-                return Ok(Stop::Stale { newer: seen.wanted });
+            let waiting = seen.waiting(now);
+            if !waiting.is_empty() && waiting > self.version.as_str() {
+                return Ok(Stop::Stale {
+                    newer: waiting.to_string(),
+                });
             }
             return Ok(Stop::Lost {
                 until_ms: now + MIN_WAIT_MS,
