@@ -374,3 +374,64 @@ async fn a_wanted_mark_whose_request_never_comes_back_lapses() {
         redelivered.result
     );
 }
+
+/// The lease item gone (deleted by hand, or an environment from before
+/// leases) while the record is there: the next holder is not the
+/// environment's first. It looks on GitHub, keeps the oldest comment and
+/// the oldest deployment of its commit, and removes the duplicates left.
+#[tokio::test]
+async fn a_missing_lease_item_beside_a_record_makes_no_first_holder() {
+    use envmgr::capabilities::github::{GitHub as _, NewDeployment, Repository};
+    let host = host();
+    assert!(is_done(
+        &host.deliver(&host.message("probot", &older())).await
+    ));
+    let repo = Repository {
+        owner: "acme".into(),
+        name: "shop".into(),
+    };
+    // What other deliveries left on GitHub: a second comment, a second
+    // deployment of the commit.
+    let kept_comment = host.github.comments(REPO, 7)[0].clone();
+    host.github
+        .create_comment(INSTALLATION, &repo, 7, &kept_comment.body)
+        .await
+        .unwrap();
+    let kept = host.github.deployments(REPO)[0].deployment.clone();
+    let duplicate = NewDeployment {
+        sha: kept.sha.clone(),
+        environment: kept.environment.clone(),
+        task: kept.task.clone(),
+        payload_json: kept.payload_json.clone(),
+        description: "left by another delivery".into(),
+        transient_environment: true,
+        production_environment: false,
+    };
+    host.github
+        .create_deployment(INSTALLATION, &repo, &duplicate)
+        .await
+        .unwrap();
+    let pk = format!("ENVIRONMENT#{}", env_id());
+    let lease_key = vec![
+        ("pk".to_string(), AttributeValue::S(pk)),
+        ("sk".to_string(), AttributeValue::S("LEASE".into())),
+    ];
+    host.tables.remove("environments", &lease_key).unwrap();
+
+    // A newer request of the same commit.
+    let again = pull_request_event("reopened", 7, "feature/login", SHA_1, NEWER_AT);
+    let delivery = host.deliver(&host.message("probot", &again)).await;
+    assert!(is_done(&delivery), "{:?}", delivery.result);
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1, "one comment");
+    assert_eq!(comments[0].id, kept_comment.id, "the oldest kept");
+    let live: Vec<u64> = host
+        .github
+        .deployments(REPO)
+        .iter()
+        .filter(|d| d.statuses.last().map(|s| s.state) != Some(DeploymentState::Inactive))
+        .map(|d| d.deployment.id)
+        .collect();
+    assert_eq!(live, [kept.id], "one deployment, the oldest");
+    assert_eq!(lease(&host)["deploymentHistory"], "partial");
+}

@@ -180,6 +180,10 @@ pub struct LeaseState {
     /// no end; it counts while the environment is held).
     pub wanted_until_ms: u64,
     pub github: GitHubState,
+    /// The environment's record was read with the lease and exists: a
+    /// missing lease item (deleted by hand, or an environment from before
+    /// leases) is then no sign that nothing of it is on GitHub.
+    pub record_exists: bool,
 }
 
 impl LeaseState {
@@ -197,6 +201,7 @@ impl LeaseState {
             wanted: text("wanted"),
             wanted_until_ms: get_u64(item, "wantedUntil").unwrap_or(0),
             github: GitHubState::read(item),
+            record_exists: false,
         }
     }
 
@@ -212,6 +217,12 @@ impl LeaseState {
             self.wanted_until_ms > now_ms
         };
         if live { &self.wanted } else { "" }
+    }
+
+    /// Neither the lease item nor the record exists: the environment is
+    /// new, and nothing of it can be on GitHub.
+    pub fn new_environment(&self) -> bool {
+        self.rev.is_none() && !self.record_exists
     }
 
     /// Whether a delivery holds the environment at `now`.
@@ -263,7 +274,11 @@ pub fn read_all<C: Capabilities>(
             _ => {}
         }
     }
-    Ok((record, LeaseState::read(lease.as_ref()), report))
+    let state = LeaseState {
+        record_exists: record.is_some(),
+        ..LeaseState::read(lease.as_ref())
+    };
+    Ok((record, state, report))
 }
 
 /// Why a delivery does not get the environment now.
@@ -390,7 +405,7 @@ pub fn take<C: Capabilities>(
             set.push(s("wanted", ""));
             set.push(n("wantedUntil", 0));
         }
-        if seen.rev.is_none() {
+        if seen.new_environment() {
             // A new environment: nothing of it on GitHub, its history whole.
             set.extend(
                 GitHubState {
@@ -410,7 +425,7 @@ pub fn take<C: Capabilities>(
         writes.extend(record_writes.iter().flatten().cloned());
         match caps.db_transact_write(&writes) {
             Ok(()) => {
-                let first_holder = seen.rev.is_none();
+                let first_holder = seen.new_environment();
                 return Ok(Ok(Lease {
                     environment_id: environment_id.to_string(),
                     token: token.to_string(),

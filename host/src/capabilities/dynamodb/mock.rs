@@ -38,6 +38,13 @@ impl MockTables {
         Ok(())
     }
 
+    /// Remove an item unconditionally (an operator's hand edit, in tests).
+    pub fn remove(&self, table: &str, key: &Item) -> CapResult<()> {
+        let key = primary_key(key)?;
+        table_mut(&mut self.lock(), table)?.remove(&key);
+        Ok(())
+    }
+
     /// Every item of a table in key order.
     pub fn scan(&self, table: &str) -> Vec<Item> {
         self.lock()
