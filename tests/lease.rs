@@ -435,3 +435,48 @@ async fn a_missing_lease_item_beside_a_record_makes_no_first_holder() {
     assert_eq!(live, [kept.id], "one deployment, the oldest");
     assert_eq!(lease(&host)["deploymentHistory"], "partial");
 }
+
+/// Two deliveries of one request, the second reading before the first
+/// wrote the record and taking the lease after it finished: it never puts
+/// the record again (back at `creating`, with a new signing key); it comes
+/// back and goes on from the record, handing the runtime the same key.
+#[tokio::test]
+async fn a_delivery_never_puts_over_the_record_its_twin_wrote() {
+    let host = host();
+    let twin = interleave(&host, Call::KeysGenerate, Hit::Nth(1), older());
+    let second = host.deliver(&host.message("probot", &older())).await;
+    assert!(is_done(&taken(&twin)), "the twin went through");
+    deferred_until(&second);
+    let canonical = |host: &MockHost| {
+        records(host)
+            .into_iter()
+            .find(|i| attr(i, "sk") == Some("#"))
+            .unwrap()
+    };
+    let written = canonical(&host);
+    assert_eq!(attr(&written, "status"), Some("runtime-requested"));
+    host.clock.advance(Duration::from_secs(2));
+    let again = host.deliver(&host.message("probot", &older())).await;
+    assert!(
+        !matches!(outcome(&again), Outcome::Deferred(_)),
+        "{:?}",
+        again.result
+    );
+    let now = canonical(&host);
+    assert_eq!(attr(&now, "status"), Some("runtime-requested"));
+    assert_eq!(
+        attr(&now, "publicKey"),
+        attr(&written, "publicKey"),
+        "the same key"
+    );
+    let keys: Vec<String> = host
+        .runtime
+        .calls()
+        .iter()
+        .map(|call| call.signing_key.as_ref().unwrap().expose().to_string())
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] == w[1]),
+        "one key for every call: {keys:?}"
+    );
+}

@@ -111,24 +111,36 @@ impl Environment {
     }
 
     /// The three near-identical items, put only if not stale; the canonical
-    /// one also holds the signing key.
-    pub fn writes(&self, status: &str, updated_at_ms: u64) -> Vec<Write> {
+    /// one also holds the signing key. It is put only over the record as it
+    /// was read (`seen`: the version it held, None when absent): a record
+    /// another delivery of this very request wrote since is never put again
+    /// (with another signing key, back at `creating`); the index items,
+    /// only if not newer.
+    pub fn writes(&self, status: &str, updated_at_ms: u64, seen: Option<&str>) -> Vec<Write> {
         self.keys()
             .into_iter()
             .enumerate()
             .map(|(index, key)| {
                 let mut item = key;
                 item.extend(self.attributes(status, updated_at_ms));
+                let condition = match (index, seen) {
+                    (0, None) => Condition::ItemAbsent,
+                    (0, Some(version)) => Condition::Equals(
+                        "requestVersion".to_string(),
+                        Value::S(version.to_string()),
+                    ),
+                    _ => Condition::AbsentOrAtMost(
+                        "requestVersion".to_string(),
+                        Value::S(self.request_version.clone()),
+                    ),
+                };
                 if index == 0 {
                     item.extend(self.key_attributes());
                 }
                 Write::Put {
                     table: TABLE.to_string(),
                     item,
-                    condition: Condition::AbsentOrAtMost(
-                        "requestVersion".to_string(),
-                        Value::S(self.request_version.clone()),
-                    ),
+                    condition,
                 }
             })
             .collect()

@@ -176,7 +176,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     // in the same transaction (three items, conditional on their version),
     // and so is a signing key made for a record that has none.
     let record_writes = if !recorded.exists {
-        Some(env.writes(STATUS_CREATING, caps.now_ms()))
+        Some(env.writes(STATUS_CREATING, caps.now_ms(), held_version))
     } else if matches!(signing, Signing::Made(_)) {
         env.signing_key_update().map(|write| vec![write])
     } else {

@@ -441,14 +441,26 @@ pub fn take<C: Capabilities>(
                 }));
             }
             Err(WriteError::ConditionFailed(failed)) if failed.iter().any(|i| *i != 0) => {
-                // A record write refused: a newer request wrote the record.
+                // A record write refused: the record is no longer as read.
                 let (record, _) = read(caps, environment_id)?;
-                let newer = record
+                let held = record
                     .as_ref()
                     .and_then(|r| get_s(r, "requestVersion"))
-                    .unwrap_or("(unknown)")
+                    .unwrap_or("")
                     .to_string();
-                return Ok(Err(Contended::Stale { newer }));
+                if held.as_str() > version {
+                    return Ok(Err(Contended::Stale { newer: held }));
+                }
+                // Another delivery of this request (or an older one) wrote
+                // it since: never put over it. The message comes back at
+                // once and goes on from the record as it is now (its
+                // signing key, its runtime).
+                return Ok(Err(Contended::Wait {
+                    until_ms: now + MIN_WAIT_MS,
+                    reason: format!(
+                        "the record of environment {environment_id} changed while taking it (now at request {held}); read again"
+                    ),
+                }));
             }
             Err(WriteError::ConditionFailed(_)) => {
                 seen = reread(caps, environment_id)?;

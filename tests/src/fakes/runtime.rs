@@ -3,7 +3,7 @@
 //! docs/runtime-service/create-runtime.schema.json (the same file the docs
 //! point at), one runtime per key, and a key reused with a different
 //! request refused with 422 (the fingerprint leaves out the token and the
-//! secret values). Every request is recorded (only this fake sees plaintext
+//! secret values, and keeps the signing key). Every request is recorded (only this fake sees plaintext
 //! secrets); failures, throttling, conflicts and delays on command.
 
 use std::collections::BTreeMap;
@@ -244,13 +244,14 @@ impl FakeRuntime {
     }
 }
 
-/// The request without what legitimately changes between deliveries: the
-/// installation token, the secret values and key material.
+/// The request without what legitimately changes between deliveries, as
+/// docs/runtime-service.md says: the installation token and the secret
+/// values. The signing key is part of it: every delivery of one request
+/// hands the runtime the key stored with the record.
 fn fingerprint(body: &Value) -> Value {
     let mut print = body.clone();
     if let Some(object) = print.as_object_mut() {
         object.remove("installationToken");
-        object.remove("signingKey");
         if let Some(secrets) = object.get_mut("secrets").and_then(Value::as_object_mut) {
             for value in secrets.values_mut() {
                 *value = Value::Null;
