@@ -219,3 +219,81 @@ envmgr_tests::on_both_backends!(
     a_dead_letter_is_listed_shown_redriven_and_purged,
     redrive_names_what_it_cannot_find,
 );
+
+/// On SQS every copy gets a new `SentTimestamp`; envmgr's own copies (a
+/// deferral or put-back, a dead letter and its redrive) carry the original
+/// send time, sealed, so a status report is judged by when it was first
+/// sent. A time a producer wrote itself does not count.
+#[tokio::test(flavor = "multi_thread")]
+async fn envmgrs_copies_keep_the_original_send_time_and_a_producers_does_not_count() {
+    use std::sync::Arc;
+
+    use envmgr::queue::provenance::Provenance;
+    use envmgr::queue::sqs::SqsQueue;
+    use envmgr::queue::{DeadLetter, Metadata, Queue as _};
+
+    let stack = Stack::new(
+        "sent-at",
+        BINARY,
+        Options {
+            backend: Backend::Aws,
+            ..Options::default()
+        },
+    );
+    let settings = envmgr::config::Settings::load(Some(&stack.config), Vec::new()).unwrap();
+    let client = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let sealing = Arc::new(Provenance::from_shared_secret(b"the App's private key"));
+    let queue = SqsQueue::connect(client.clone(), "api", &settings.queues["api"])
+        .await
+        .unwrap()
+        .with_provenance(Some(sealing));
+    let receive = || async {
+        for _ in 0..40 {
+            if let Some(received) = queue.receive(1).await.unwrap().pop() {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("nothing received");
+    };
+    queue.send("{\"report\": 1}").await.unwrap();
+    let first = receive().await;
+    let sent = first.message.sent_at_ms;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    queue.defer(&first, Duration::from_secs(0)).await.unwrap();
+    queue.delete(&[first.receipt.clone()]).await;
+    let copy = receive().await;
+    assert_eq!(copy.message.sent_at_ms, sent, "the deferral's copy");
+
+    let why = DeadLetter {
+        reason: "refused",
+        source_queue: "api",
+        logic_version: "abc",
+        sent: None,
+    };
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    queue.dead_letter(&copy, &why).await.unwrap();
+    queue.delete(&[copy.receipt.clone()]).await;
+    let redrive = stack.run(&["dlq", "redrive", "--queue", "api", "--all"]);
+    assert!(redrive.0, "{}", redrive.1);
+    let redriven = receive().await;
+    assert_eq!(
+        redriven.message.sent_at_ms, sent,
+        "the dead letter's redrive"
+    );
+    queue.delete(&[redriven.receipt.clone()]).await;
+
+    // A producer's own `sentAt`, sealed by nothing envmgr knows.
+    let forged = Metadata {
+        sent_at: Some(sent - 3_600_000),
+        sent_at_seal: Some("00".repeat(32)),
+        ..Metadata::default()
+    };
+    let attribute = envmgr::queue::Attribute::text("String", forged.to_text());
+    queue
+        .send_with_attributes("{\"report\": 2}", &[("envmgr".to_string(), attribute)])
+        .await
+        .unwrap();
+    let produced = receive().await;
+    assert!(produced.message.sent_at_ms > sent, "its own send time");
+}

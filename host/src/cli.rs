@@ -742,6 +742,7 @@ pub(crate) async fn assemble(
         let _ = provider.provide_credentials().await;
     }
     let services = platform.services(settings, &credentials)?;
+    let provenance = services.provenance.clone();
     let backends = Arc::new(Backends {
         github: services.github,
         dynamodb: platform.consumer_tables.clone(),
@@ -798,7 +799,10 @@ pub(crate) async fn assemble(
     for (logical, queue_settings) in &settings.queues {
         // SQS may not be reachable yet (a restart of the endpoint): wait.
         let queue = loop {
-            match platform.queue(settings, logical).await {
+            match platform
+                .sealing_queue(settings, logical, provenance.clone())
+                .await
+            {
                 Ok(queue) => break queue,
                 Err(e) => {
                     tracing::warn!(queue = %logical, error = %e, "queue not reachable; retrying");

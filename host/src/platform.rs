@@ -65,6 +65,9 @@ pub struct Services {
     pub runtime: Arc<dyn Runtime>,
     /// Flushed on shutdown, when Segment is configured.
     pub segment: Option<Arc<SegmentAnalytics>>,
+    /// Seals the original send time on the queues' copies: keyed from the
+    /// GitHub App's private key, which every host has (none without one).
+    pub provenance: Option<Arc<crate::queue::provenance::Provenance>>,
 }
 
 impl Platform {
@@ -174,6 +177,17 @@ impl Platform {
         settings: &Settings,
         logical: &str,
     ) -> anyhow::Result<Arc<dyn Queue>> {
+        self.sealing_queue(settings, logical, None).await
+    }
+
+    /// [`queue`](Self::queue), its copies (SQS) carrying the original send
+    /// time sealed by `provenance` (`serve`).
+    pub async fn sealing_queue(
+        &self,
+        settings: &Settings,
+        logical: &str,
+        provenance: Option<Arc<crate::queue::provenance::Provenance>>,
+    ) -> anyhow::Result<Arc<dyn Queue>> {
         let queue = settings.queues.get(logical).with_context(|| {
             format!(
                 "no queue `{logical}` in the config (have: {})",
@@ -187,9 +201,11 @@ impl Platform {
         })?;
         Ok(match &self.place {
             Place::Local(store) => Arc::new(LocalQueue::new(store.clone(), logical, queue)),
-            Place::Aws(sdk) => {
-                Arc::new(SqsQueue::connect(aws_sdk_sqs::Client::new(sdk), logical, queue).await?)
-            }
+            Place::Aws(sdk) => Arc::new(
+                SqsQueue::connect(aws_sdk_sqs::Client::new(sdk), logical, queue)
+                    .await?
+                    .with_provenance(provenance),
+            ),
         })
     }
 
@@ -214,6 +230,7 @@ impl Platform {
         {
             credentials.register_url(url);
         }
+        let mut provenance = None;
         let github: Arc<dyn GitHub> = match (&settings.github, store) {
             (Some(github), _) => {
                 let private_key = read_secret(
@@ -222,6 +239,11 @@ impl Platform {
                     "GitHub App private key",
                 )?;
                 credentials.register_pem(&private_key);
+                provenance = Some(Arc::new(
+                    crate::queue::provenance::Provenance::from_shared_secret(
+                        private_key.as_bytes(),
+                    ),
+                ));
                 Arc::new(GitHubApp::new(
                     github.app_id,
                     &private_key,
@@ -290,6 +312,7 @@ impl Platform {
             analytics,
             runtime,
             segment,
+            provenance,
         })
     }
 }

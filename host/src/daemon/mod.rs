@@ -409,6 +409,7 @@ impl Daemon {
                     reason: &reason,
                     source_queue: logical,
                     logic_version: &logic.id,
+                    sent: None,
                 };
                 match queue.dead_letter(received, &why).await {
                     Ok(()) => {

@@ -96,6 +96,32 @@ impl Letter {
             .unwrap_or(self.sent_at_ms)
     }
 
+    /// What a redrive sends back: the producer's attributes, and the
+    /// sealed original send time when envmgr's copy carried one (so a
+    /// status report redriven counts from when it was first sent; the
+    /// seal, made by `serve`, is copied as it is).
+    fn redriven_attributes(&self) -> Vec<(String, Attribute)> {
+        let mut attributes = self.attributes.clone();
+        let sealed = self
+            .metadata
+            .as_ref()
+            .and_then(|m| Some((m.sent_at?, m.sent_at_seal.clone()?)));
+        if let Some((sent_at, seal)) = sealed
+            && attributes.len() < super::MAX_ATTRIBUTES
+        {
+            let metadata = Metadata {
+                sent_at: Some(sent_at),
+                sent_at_seal: Some(seal),
+                ..Metadata::default()
+            };
+            attributes.push((
+                super::METADATA_ATTRIBUTE.to_string(),
+                Attribute::text("String", metadata.to_text()),
+            ));
+        }
+        attributes
+    }
+
     pub fn age(&self, now_ms: u64) -> Duration {
         Duration::from_millis(now_ms.saturating_sub(self.dead_since_ms()))
     }
@@ -298,9 +324,9 @@ impl DeadLetters {
     }
 
     /// Send the selected dead letters back to their queue with the
-    /// producer's attributes (envmgr's metadata left off: each starts over,
-    /// with a fresh receive budget), then delete them from the dead-letter
-    /// queue. A dead letter whose send fails stays where it is.
+    /// producer's attributes (envmgr's metadata left off but the sealed
+    /// original send time: each starts over, with a fresh receive budget),
+    /// then delete them from the dead-letter queue. A dead letter whose send fails stays where it is.
     pub async fn redrive(
         &self,
         only: Option<&str>,
@@ -329,7 +355,7 @@ impl DeadLetters {
                 let origin = self.origin(holder, &letter);
                 match origin
                     .queue
-                    .send_with_attributes(&letter.body, &letter.attributes)
+                    .send_with_attributes(&letter.body, &letter.redriven_attributes())
                     .await
                 {
                     Ok(new_id) => sent.push((letter, origin.logical.clone(), new_id)),

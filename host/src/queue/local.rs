@@ -786,6 +786,7 @@ mod tests {
             reason: "the body is not valid JSON",
             source_queue: "api",
             logic_version: "abc",
+            sent: None,
         };
         queue.dead_letter(&received, &why).await.unwrap();
         let dead = messages(queue.store_for_tests(), "q-dlq").unwrap();

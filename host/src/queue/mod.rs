@@ -5,6 +5,7 @@
 
 pub mod dead_letters;
 pub mod local;
+pub mod provenance;
 pub mod sqs;
 
 use std::time::Duration;
@@ -87,6 +88,13 @@ pub struct Metadata {
     /// When it was dead-lettered, in ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_lettered_at: Option<u64>,
+    /// On envmgr's copies (SQS): when the message was first sent, in ms
+    /// since the Unix epoch, and the seal that makes it count
+    /// (`provenance.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_seal: Option<String>,
 }
 
 impl Metadata {
@@ -170,6 +178,8 @@ pub struct DeadLetter<'a> {
     pub reason: &'a str,
     pub source_queue: &'a str,
     pub logic_version: &'a str,
+    /// The original send time and its seal, for a queue that seals them.
+    pub sent: Option<(u64, String)>,
 }
 
 impl DeadLetter<'_> {
@@ -186,6 +196,8 @@ impl DeadLetter<'_> {
             logic_version: Some(self.logic_version.to_string()),
             receive_count: Some(message.receive_count),
             dead_lettered_at: Some(at_ms),
+            sent_at: self.sent.as_ref().map(|(at, _)| *at),
+            sent_at_seal: self.sent.as_ref().map(|(_, seal)| seal.clone()),
         };
         let budget =
             ENVMGR_ATTRIBUTES_RESERVE - METADATA_ATTRIBUTE.len() - METADATA_DATA_TYPE.len();

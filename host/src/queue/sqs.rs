@@ -27,6 +27,9 @@ pub struct SqsQueue {
     settings: QueueSettings,
     url: String,
     dead_letter_url: String,
+    /// Seals the original send time on envmgr's copies (None: copies carry
+    /// none, and each counts from its own send).
+    provenance: Option<std::sync::Arc<super::provenance::Provenance>>,
 }
 
 impl SqsQueue {
@@ -42,7 +45,36 @@ impl SqsQueue {
             client,
             logical: logical.to_string(),
             settings: settings.clone(),
+            provenance: None,
         })
+    }
+
+    /// Seal the original send time on the copies this queue makes.
+    pub fn with_provenance(
+        mut self,
+        provenance: Option<std::sync::Arc<super::provenance::Provenance>>,
+    ) -> Self {
+        self.provenance = provenance;
+        self
+    }
+
+    /// The original send time of `message` and its seal, if this queue
+    /// seals them.
+    fn sealed(&self, message: &Message) -> Option<(u64, String)> {
+        let provenance = self.provenance.as_ref()?;
+        Some((
+            message.sent_at_ms,
+            provenance.seal(&message.body, message.sent_at_ms),
+        ))
+    }
+
+    /// When a received message was first sent: its sealed `sentAt` when
+    /// the seal holds, else SQS's `SentTimestamp` of this copy.
+    fn first_sent(&self, body: &str, metadata: &Metadata, sent_timestamp: u64) -> u64 {
+        match (&self.provenance, metadata.sent_at, &metadata.sent_at_seal) {
+            (Some(provenance), Some(at), Some(seal)) if provenance.verify(body, at, seal) => at,
+            _ => sent_timestamp,
+        }
     }
 }
 
@@ -228,15 +260,18 @@ impl Queue for SqsQueue {
                 let (attributes, metadata) =
                     split_attributes(m.message_attributes.unwrap_or_default());
                 let metadata = Metadata::parse(metadata.as_deref());
+                let body = m.body.unwrap_or_default();
+                let sent_timestamp = number(MessageSystemAttributeName::SentTimestamp).unwrap_or(0);
+                let sent_at_ms = self.first_sent(&body, &metadata, sent_timestamp);
                 Some(Received {
                     message: Message {
                         id: m.message_id.unwrap_or_default(),
                         source_queue: self.logical.clone(),
-                        body: m.body.unwrap_or_default(),
+                        body,
                         attributes: text_attributes(&attributes),
                         receive_count: number(MessageSystemAttributeName::ApproximateReceiveCount)
                             .unwrap_or(1) as u32,
-                        sent_at_ms: number(MessageSystemAttributeName::SentTimestamp).unwrap_or(0),
+                        sent_at_ms,
                         delivery_token: random_hex(16),
                         deferrals: metadata.deferrals,
                     },
@@ -273,6 +308,10 @@ impl Queue for SqsQueue {
             .queue_url(&self.dead_letter_url)
             .message_body(&received.message.body);
         let now = crate::support::now_ms().max(0) as u64;
+        let why = DeadLetter {
+            sent: self.sealed(&received.message),
+            ..*why
+        };
         for (name, value) in why.attributes(received, now) {
             send = send.message_attributes(name, sqs_attribute(&value)?);
         }
@@ -290,8 +329,11 @@ impl Queue for SqsQueue {
             self.change_visibility(&received.receipt, seconds).await?;
             return Ok(Deferral::Hidden);
         }
+        let sent = self.sealed(&received.message);
         let metadata = Metadata {
             deferrals: received.message.deferrals + 1,
+            sent_at: sent.as_ref().map(|(at, _)| *at),
+            sent_at_seal: sent.map(|(_, seal)| seal),
             ..Metadata::default()
         };
         let mut send = self
