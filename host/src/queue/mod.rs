@@ -362,6 +362,7 @@ mod tests {
             reason,
             source_queue: "probot",
             logic_version: "abc",
+            sent: None,
         }
     }
 
@@ -373,6 +374,21 @@ mod tests {
                 AttributeData::Text(text) => Metadata::read(text).expect("envmgr's JSON"),
                 AttributeData::Binary(_) => panic!("envmgr's attribute is a String"),
             })
+    }
+
+    #[test]
+    fn a_sealed_send_time_fits_beside_the_longest_reason() {
+        let why = DeadLetter {
+            sent: Some((1_800_000_000_000, "ab".repeat(32))),
+            ..why(&"é".repeat(5_000))
+        };
+        let attributes = why.attributes(&received(9), 1_234);
+        let metadata = metadata_of(&attributes).expect("envmgr's attribute");
+        assert_eq!(metadata.sent_at, Some(1_800_000_000_000));
+        let text = metadata.to_text();
+        assert!(
+            METADATA_ATTRIBUTE.len() + "String".len() + text.len() <= ENVMGR_ATTRIBUTES_RESERVE
+        );
     }
 
     #[test]
@@ -393,6 +409,8 @@ mod tests {
                 logic_version: Some("abc".into()),
                 receive_count: Some(3),
                 dead_lettered_at: Some(1_234),
+                sent_at: None,
+                sent_at_seal: None,
             }
         );
     }
