@@ -378,9 +378,10 @@ mod tests {
 
     #[test]
     fn a_sealed_send_time_fits_beside_the_longest_reason() {
+        let reason = "é".repeat(5_000);
         let why = DeadLetter {
             sent: Some((1_800_000_000_000, "ab".repeat(32))),
-            ..why(&"é".repeat(5_000))
+            ..why(&reason)
         };
         let attributes = why.attributes(&received(9), 1_234);
         let metadata = metadata_of(&attributes).expect("envmgr's attribute");
