@@ -261,7 +261,7 @@ async fn envmgrs_copies_keep_the_original_send_time_and_a_producers_does_not_cou
     let sent = first.message.sent_at_ms;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     queue.defer(&first, Duration::from_secs(0)).await.unwrap();
-    queue.delete(&[first.receipt.clone()]).await;
+    queue.delete(std::slice::from_ref(&first.receipt)).await;
     let copy = receive().await;
     assert_eq!(copy.message.sent_at_ms, sent, "the deferral's copy");
 
@@ -273,7 +273,7 @@ async fn envmgrs_copies_keep_the_original_send_time_and_a_producers_does_not_cou
     };
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     queue.dead_letter(&copy, &why).await.unwrap();
-    queue.delete(&[copy.receipt.clone()]).await;
+    queue.delete(std::slice::from_ref(&copy.receipt)).await;
     let redrive = stack.run(&["dlq", "redrive", "--queue", "api", "--all"]);
     assert!(redrive.0, "{}", redrive.1);
     let redriven = receive().await;
@@ -281,7 +281,7 @@ async fn envmgrs_copies_keep_the_original_send_time_and_a_producers_does_not_cou
         redriven.message.sent_at_ms, sent,
         "the dead letter's redrive"
     );
-    queue.delete(&[redriven.receipt.clone()]).await;
+    queue.delete(std::slice::from_ref(&redriven.receipt)).await;
 
     // A producer's own `sentAt`, sealed by nothing envmgr knows.
     let forged = Metadata {
