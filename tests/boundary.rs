@@ -164,6 +164,16 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     .await;
     let metrics = http_get(port, "/metrics");
     let status = http_get(port, "/status");
+    // No series per installation: a few numbers whatever their count.
+    assert!(!metrics.contains("installation="), "{metrics}");
+    assert!(
+        metrics.contains("envmgr_github_installations 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("envmgr_github_installations_low_on_requests 0"),
+        "{metrics}"
+    );
     assert!(terminate(&mut daemon).success());
 
     // The echoes did reach envmgr: the test can fail.

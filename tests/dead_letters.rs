@@ -148,13 +148,23 @@ async fn a_dead_letter_is_listed_shown_redriven_and_purged(backend: Backend) {
     }
 
     // The cause fixed, the dead letter moves back with the producer's
-    // attributes and without envmgr's metadata (a fresh receive budget).
+    // attributes and none of envmgr's metadata (a fresh receive budget) but
+    // the sealed original send time (SQS).
     stack.seed_shop(DATABASE_URL, STRIPE_KEY);
     let moved = stdout(stack.ok(&["dlq", "redrive", "--id", &id]));
     assert!(moved.contains("moved 1 dead letter back"), "{moved}");
     assert!(stack.dead_letters("api").await.is_empty());
-    let (redriven, attributes) = stack.first_message("api", WAIT).await;
+    let (redriven, mut attributes) = stack.first_message("api", WAIT).await;
     assert_eq!(redriven, body);
+    if let Some(at) = attributes.iter().position(|(name, _)| name == "envmgr") {
+        let (_, envmgrs) = attributes.remove(at);
+        let AttributeData::Text(text) = envmgrs.value else {
+            panic!("envmgr's attribute is text");
+        };
+        let metadata = envmgr::queue::Metadata::read(&text).expect("envmgr's JSON");
+        assert!(metadata.sent_at.is_some() && metadata.sent_at_seal.is_some());
+        assert_eq!((metadata.reason, metadata.deferrals), (None, 0), "fresh");
+    }
     assert_eq!(attributes, producer_attributes());
 
     let mut daemon = stack.serve();

@@ -167,21 +167,24 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
         logic_figures(versions, &mut scrape);
     }
 
-    let remaining = admin
-        .github
-        .rate_limit_remaining()
-        .into_iter()
-        .map(|(installation, remaining)| {
-            (
-                vec![("installation", installation.to_string())],
-                i64::try_from(remaining).unwrap_or(i64::MAX),
-            )
-        })
-        .collect();
-    scrape.gauges(
-        "envmgr_github_rate_limit_remaining",
-        "Requests GitHub still allows each installation this hour (its last answer's x-ratelimit-remaining).",
-        remaining,
+    // No series per installation: a few numbers whatever their count.
+    let github = admin.github.rate_limit_summary();
+    scrape.gauge(
+        "envmgr_github_installations",
+        "GitHub App installations held in memory (used within the last hour).",
+        i64::try_from(github.installations).unwrap_or(i64::MAX),
+    );
+    if let Some(lowest) = github.lowest_remaining {
+        scrape.gauge(
+            "envmgr_github_rate_limit_lowest_remaining",
+            "The fewest requests any installation may still make this hour (GitHub's last x-ratelimit-remaining).",
+            i64::try_from(lowest).unwrap_or(i64::MAX),
+        );
+    }
+    scrape.gauge(
+        "envmgr_github_installations_low_on_requests",
+        "Installations with less than a tenth of their hourly rate limit left.",
+        i64::try_from(github.low).unwrap_or(i64::MAX),
     );
 
     queue_figures(&admin, &mut scrape).await;

@@ -14,13 +14,13 @@
 
 mod client;
 mod conditional;
+mod installations;
 mod json;
 mod limiter;
 mod retry;
 mod tokens;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +31,7 @@ use octocrab::service::middleware::retry::RetryConfig;
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
-use self::client::{ApiRequest, InstallationState};
+use self::client::ApiRequest;
 use self::json::{DeploymentJson, DeploymentStatusJson, IssueComment};
 pub use self::limiter::{RateLimit, RequestCounts};
 pub use self::tokens::{
@@ -102,7 +102,7 @@ pub struct GitHubApp {
     runtime_token_permissions: BTreeMap<String, String>,
     write_spacing: Duration,
     max_wait: Duration,
-    installations: Mutex<HashMap<u64, Arc<InstallationState>>>,
+    installations: installations::Installations,
     remembered: conditional::Remembered,
     credentials: crate::redact::Credentials,
 }
@@ -139,7 +139,7 @@ impl GitHubApp {
             runtime_token_permissions: options.runtime_token_permissions,
             write_spacing: options.write_spacing,
             max_wait: options.max_wait,
-            installations: Mutex::new(HashMap::new()),
+            installations: installations::Installations::default(),
             remembered: conditional::Remembered::new(conditional::CAPACITY),
             credentials: options.credentials,
         })
@@ -206,11 +206,16 @@ impl GitHub for GitHubApp {
         self.probe_app().await
     }
 
-    fn rate_limit_remaining(&self) -> Vec<(u64, u64)> {
-        self.rate_limits()
-            .into_iter()
-            .map(|(installation, limit)| (installation, limit.remaining))
-            .collect()
+    fn rate_limit_summary(&self) -> super::RateLimitSummary {
+        let limits = self.rate_limits();
+        super::RateLimitSummary {
+            installations: self.installations.len() as u64,
+            lowest_remaining: limits.iter().map(|(_, l)| l.remaining).min(),
+            low: limits
+                .iter()
+                .filter(|(_, l)| l.limit.is_some_and(|limit| l.remaining * 10 < limit))
+                .count() as u64,
+        }
     }
 
     async fn authenticate(&self, installation_id: u64) -> CapResult<()> {

@@ -22,6 +22,18 @@ use serde_json::json;
 
 /// A GitHub backend (octocrab against api.github.com or Enterprise, the
 /// embedded recorder, or the in-memory mock).
+/// What `/metrics` shows of the installations' rate limits: a few numbers,
+/// whatever the number of installations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimitSummary {
+    /// Installations held in memory (used within the last hour).
+    pub installations: u64,
+    /// The fewest requests any of them may still make this hour.
+    pub lowest_remaining: Option<u64>,
+    /// How many have less than a tenth of their hourly limit left.
+    pub low: u64,
+}
+
 #[async_trait]
 pub trait GitHub: Send + Sync {
     /// Whether GitHub takes the App's own credentials, asked of no
@@ -30,10 +42,10 @@ pub trait GitHub: Send + Sync {
     async fn probe(&self) -> CapResult<()> {
         Ok(())
     }
-    /// Per installation seen, the requests GitHub still allows it this
-    /// hour, as its last answer said (for `/metrics`).
-    fn rate_limit_remaining(&self) -> Vec<(u64, u64)> {
-        Vec::new()
+    /// The installations held and their rate-limit budget, as GitHub's
+    /// last answers said (for `/metrics`: no series per installation).
+    fn rate_limit_summary(&self) -> RateLimitSummary {
+        RateLimitSummary::default()
     }
     async fn authenticate(&self, installation_id: u64) -> CapResult<()>;
     /// Comments on an issue whose body contains `marker`, oldest first.

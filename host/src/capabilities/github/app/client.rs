@@ -251,12 +251,7 @@ impl Sender<'_> {
 
 impl GitHubApp {
     fn state(&self, installation: u64) -> Arc<InstallationState> {
-        self.installations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(installation)
-            .or_default()
-            .clone()
+        self.installations.get(installation)
     }
 
     /// Wait for the installation's turn.
@@ -271,14 +266,9 @@ impl GitHubApp {
 
     /// Every installation seen, by id, with `read` of its figures.
     pub(super) fn each_installation<T>(&self, read: impl Fn(&Figures) -> T) -> Vec<(u64, T)> {
-        let states: Vec<(u64, Arc<InstallationState>)> = self
+        let mut out: Vec<(u64, T)> = self
             .installations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(id, state)| (*id, state.clone()))
-            .collect();
-        let mut out: Vec<(u64, T)> = states
+            .each()
             .into_iter()
             .map(|(id, state)| (id, state.figures(&read)))
             .collect();
