@@ -307,3 +307,88 @@ async fn envmgrs_copies_keep_the_original_send_time_and_a_producers_does_not_cou
     let produced = receive().await;
     assert!(produced.message.sent_at_ms > sent, "its own send time");
 }
+
+/// Dead letters are kept 14 days: `init` sets SQS's retention on every
+/// dead-letter queue (its default is 4 days), and the local queue drops
+/// older ones when it adds or reads dead letters.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_kept_fourteen_days_on_both_backends() {
+    let stack = Stack::new(
+        "dlq-retention",
+        BINARY,
+        Options {
+            backend: Backend::Aws,
+            ..Options::default()
+        },
+    );
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    for logical in ["probot", "api"] {
+        let url = sqs
+            .get_queue_url()
+            .queue_name(format!("{}-dlq", stack.queue_name(logical)))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let retention =
+            &attributes[&aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod];
+        assert_eq!(retention, "1209600", "{logical}");
+    }
+
+    let local = Stack::new(
+        "dlq-retention-local",
+        BINARY,
+        Options {
+            backend: Backend::Local,
+            ..Options::default()
+        },
+    );
+    let dlq = format!("{}-dlq", local.queue_name("api"));
+    let store = local.store();
+    let day_ms = 86_400_000_i64;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut ids = Vec::new();
+    for (body, age_days) in [("{\"old\": 15}", 15), ("{\"young\": 13}", 13)] {
+        let id = envmgr::queue::local::enqueue_with_attributes(&store, &dlq, body, &[])
+            .await
+            .unwrap();
+        ids.push(id.clone());
+        store
+            .write(
+                envmgr::local::Durability::SurvivesCrash,
+                move |connection| {
+                    connection.execute(
+                        "UPDATE messages SET sent_at_ms = ?1 WHERE id = ?2",
+                        rusqlite::params![now_ms - age_days * day_ms, id],
+                    )?;
+                    Ok(())
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let letters = local.dead_letters("api").await;
+    assert_eq!(letters.len(), 2, "both there until the queue is next read");
+    let listed = local.ok(&["dlq", "list", "--queue", "api", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let listed_ids: Vec<&str> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|letter| letter["id"].as_str())
+        .collect();
+    assert_eq!(listed_ids, [ids[1].as_str()], "the 15-day-old one pruned");
+}

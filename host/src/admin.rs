@@ -147,11 +147,17 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     for (logical, queue) in &settings.queues {
-        let size = HashMap::from([(
-            QueueAttributeName::MaximumMessageSize,
-            queue.max_message_bytes.to_string(),
-        )]);
-        let dead_letter = create_queue(&sqs, &queue.dead_letter_name(), size).await?;
+        let dead_letters = HashMap::from([
+            (
+                QueueAttributeName::MaximumMessageSize,
+                queue.max_message_bytes.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                crate::queue::DEAD_LETTER_RETENTION.as_secs().to_string(),
+            ),
+        ]);
+        let dead_letter = create_queue(&sqs, &queue.dead_letter_name(), dead_letters).await?;
         let arn = sqs
             .get_queue_attributes()
             .queue_url(&dead_letter)
@@ -179,9 +185,10 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         ]);
         create_queue(&sqs, &queue.name, attributes).await?;
         println!(
-            "queue {} ({logical}): ready, dead letters to {} after {} receives, messages up to {} bytes",
+            "queue {} ({logical}): ready, dead letters to {} (kept {} days) after {} receives, messages up to {} bytes",
             queue.name,
             queue.dead_letter_name(),
+            crate::queue::DEAD_LETTER_RETENTION.as_secs() / 86_400,
             queue.max_receive_count,
             queue.max_message_bytes
         );

@@ -257,6 +257,19 @@ async fn enqueue(
         .await?)
 }
 
+/// Drop the dead letters of `queue` older than [`DEAD_LETTER_RETENTION`]
+/// (as SQS drops them past the retention `init` sets): pruned whenever a
+/// dead letter is added or the dead letters are read.
+fn prune_dead_letters(connection: &rusqlite::Connection, queue: &str) -> rusqlite::Result<()> {
+    let oldest = now_ms() - super::DEAD_LETTER_RETENTION.as_millis() as i64;
+    connection
+        .execute(
+            "DELETE FROM messages WHERE queue = ?1 AND sent_at_ms < ?2",
+            rusqlite::params![queue, oldest],
+        )
+        .map(drop)
+}
+
 /// A message put on `queue` inside the caller's transaction (e.g. the local
 /// Runtime Service's status report, sent with the runtime it records), its
 /// new id returned.
@@ -402,16 +415,16 @@ impl Queue for LocalQueue {
     }
 
     async fn dead_letter(&self, received: &Received, why: &DeadLetter<'_>) -> anyhow::Result<()> {
-        let attributes = why.attributes(received, now_ms().max(0) as u64);
-        enqueue(
-            &self.store,
-            Durability::SurvivesCrash,
-            self.settings.dead_letter_name(),
-            received.message.body.clone(),
-            attributes,
-        )
-        .await
-        .map(drop)
+        let attributes = encode_attributes(&why.attributes(received, now_ms().max(0) as u64));
+        let queue = self.settings.dead_letter_name();
+        let body = received.message.body.clone();
+        Ok(self
+            .store
+            .write(Durability::SurvivesCrash, move |connection| {
+                prune_dead_letters(connection, &queue)?;
+                insert(connection, &queue, &body, &attributes).map(drop)
+            })
+            .await?)
     }
 
     async fn send_with_attributes(
@@ -492,6 +505,7 @@ impl Queue for LocalQueue {
             .store
             .write(Durability::SurvivesPowerLoss, move |tx| {
                 let now = now_ms();
+                prune_dead_letters(tx, &queue)?;
                 let mut received = Vec::new();
                 for row in visible(tx, &queue, now, max)? {
                     let receipt = hide(tx, row.seq, now + hide_ms)?;

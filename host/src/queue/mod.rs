@@ -249,6 +249,12 @@ impl DeadLetter<'_> {
     }
 }
 
+/// How long a dead letter is kept: SQS's longest retention, set on every
+/// dead-letter queue by `init` (SQS's default, 4 days, counted from the
+/// original send for a message the redrive policy moved, is too short to
+/// notice a weekend's failures); the local queue prunes to the same.
+pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(14 * 24 * 3_600);
+
 /// The data type of envmgr's metadata attribute.
 const METADATA_DATA_TYPE: &str = "String";
 
