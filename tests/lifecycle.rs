@@ -438,6 +438,14 @@ async fn the_runtime_reports_and_the_pull_request_shows_ready(backend: stack::Ba
             .is_some_and(|c| c.contains("✅ Ready"))
     })
     .await;
+    // The deployment's status follows the comment: wait for it too.
+    stack::eventually("the deployment's status success", wait, || async {
+        stack.github.deployments("acme/shop")[0]
+            .statuses
+            .last()
+            .is_some_and(|s| s["state"] == "success")
+    })
+    .await;
     let deployments = stack.github.deployments("acme/shop");
     let last = deployments[0].statuses.last().expect("a status");
     assert_eq!(last["state"], "success", "{last}");
