@@ -138,6 +138,21 @@ async fn a_github_delete_answered_404_counts_as_deleted() {
     assert_eq!(deletes, [204, 404, 404, 500, 500, 500, 500]);
 }
 
+/// An `opened` event run in `host` with the real Runtime Service client
+/// against the fake at `url`.
+async fn opened_against(
+    host: &envmgr::mock::MockHost,
+    url: &str,
+) -> Result<Result<Outcome, envmgr::Failure>, envmgr::engine::RunError> {
+    let mut backends = (**host.backends()).clone();
+    backends.runtime = Arc::new(runtime_client(url, 0));
+    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
+    let (engine, logic) = shared_logic();
+    engine
+        .run(&logic, Arc::new(backends), &host.message("probot", &body))
+        .await
+}
+
 fn runtime_client(url: &str, retries: u32) -> HttpRuntime {
     HttpRuntime::new(
         url,
@@ -235,19 +250,12 @@ async fn a_long_runtime_refusal_reaches_the_logic_cut_to_500_characters() {
     // A secret the service quotes back, as "invalid request: {...}" does.
     const CANARY: &str = "postgres://shop:canary-7f3a91@db/shop";
     set_secret(&host, APP_ID, "global", "DATABASE_URL", CANARY);
-    let mut backends = (**host.backends()).clone();
-    backends.runtime = Arc::new(runtime_client(&url, 0));
     let said = format!(
         "entrypoint not found; request {{\"DATABASE_URL\": \"{CANARY}\"}} {}",
         "details ".repeat(300)
     );
     fake.reject_next(422, &said);
-    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
-    let (engine, logic) = shared_logic();
-    let result = engine
-        .run(&logic, Arc::new(backends), &host.message("probot", &body))
-        .await;
-    let reason = match result {
+    let reason = match opened_against(&host, &url).await {
         Ok(Err(failure)) => {
             assert_eq!(failure.kind, FailureKind::Permanent, "{}", failure.reason);
             failure.reason
@@ -286,15 +294,8 @@ async fn a_secret_cut_in_half_at_the_bodys_bound_leaves_no_fragment() {
         .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
         .collect();
     set_secret(&host, APP_ID, "global", "CERTIFICATE", &secret);
-    let mut backends = (**host.backends()).clone();
-    backends.runtime = Arc::new(runtime_client(&url, 0));
     fake.reject_next(422, &format!("bad: {}", secret.repeat(23)));
-    let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
-    let (engine, logic) = shared_logic();
-    let result = engine
-        .run(&logic, Arc::new(backends), &host.message("probot", &body))
-        .await;
-    let reason = match result {
+    let reason = match opened_against(&host, &url).await {
         Ok(Err(failure)) => failure.reason,
         other => panic!("{other:?}"),
     };

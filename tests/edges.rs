@@ -126,22 +126,63 @@ fn envmgr(config: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (bo
     (output.status.success(), text)
 }
 
+/// A new directory (`envmgr-{name}-{pid}`) with `envmgr.toml` holding
+/// `[local] data_dir` and `extra`; its path and the config's.
+fn config_dir(name: &str, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("envmgr-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("envmgr.toml");
+    let text = format!("[local]\ndata_dir = \"{}/data\"\n\n{extra}", dir.display());
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
+/// `serve` on `config`, logging to `{dir}/serve.log`, until every one of
+/// `queues` has a `message finished` line; then stopped. The log.
+fn serve_until_finished(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    queues: &[&str],
+) -> String {
+    let log = dir.join("serve.log");
+    let mut serve = std::process::Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENVMGR_CONFIG", config)
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + WAIT;
+    let finished = |text: &str| {
+        queues.iter().all(|q| {
+            let queue = format!("queue={q}");
+            text.lines()
+                .any(|l| l.contains(&queue) && l.contains("message finished"))
+        })
+    };
+    while !finished(&std::fs::read_to_string(&log).unwrap_or_default())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(terminate(&mut serve).success());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        finished(&text),
+        "not every queue finished a message:\n{text}"
+    );
+    text
+}
+
 /// A file with one queue key: both default queues are still consumed, and
 /// a queue setting `serve` refuses does not stop `add-app`.
 #[test]
 fn a_partial_queue_section_keeps_the_defaults_and_commands_check_what_they_use() {
-    let dir = std::env::temp_dir().join(format!("envmgr-edges-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("envmgr.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[local]\ndata_dir = \"{}/data\"\n\n[queues.api]\nwait_seconds = 1\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = config_dir("edges", "[queues.api]\nwait_seconds = 1\n");
     let show = envmgr(&config, &[], &["show"]);
     assert!(show.0, "{}", show.1);
     let short = [("ENVMGR__QUEUES__API__VISIBILITY_TIMEOUT_SECONDS", "10")];
@@ -163,31 +204,7 @@ fn a_partial_queue_section_keeps_the_defaults_and_commands_check_what_they_use()
         let sent = envmgr(&config, &[], &["send", "--queue", queue, "--body", &body]);
         assert!(sent.0, "{}", sent.1);
     }
-    let mut serve = std::process::Command::new(BINARY)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ENVMGR_CONFIG", &config)
-        .arg("serve")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-        .spawn()
-        .expect("serve");
-    let deadline = std::time::Instant::now() + WAIT;
-    let handled = loop {
-        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-        let handled = ["queue=probot", "queue=api"].iter().all(|q| {
-            log.lines()
-                .any(|l| l.contains(q) && l.contains("message finished"))
-        });
-        if handled || std::time::Instant::now() > deadline {
-            break handled;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(terminate(&mut serve).success());
-    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-    assert!(handled, "both default queues consumed:\n{log}");
+    serve_until_finished(&dir, &config, &["probot", "api"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -262,18 +279,10 @@ async fn a_github_blip_is_tried_again_within_the_call() {
 /// export with the builtin logic without any deployment.
 #[test]
 fn scrubbed_exports_hold_no_repository_name_and_replay_against_the_builtin() {
-    let dir = std::env::temp_dir().join(format!("envmgr-scrub-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("envmgr.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[local]\ndata_dir = \"{0}/data\"\n\n[logic_config]\npreview-url-template = \"https://{{environment}}.preview.test\"\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = config_dir(
+        "scrub",
+        "[logic_config]\npreview-url-template = \"https://{environment}.preview.test\"\n",
+    );
     let run = |args: &[&str]| {
         let (ok, text) = envmgr(&config, &[], args);
         assert!(ok, "envmgr {args:?}: {text}");
@@ -287,27 +296,8 @@ fn scrubbed_exports_hold_no_repository_name_and_replay_against_the_builtin() {
         "--body",
         &example("pull-request-opened.json"),
     ]);
-    let mut serve = std::process::Command::new(BINARY)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ENVMGR_CONFIG", &config)
-        .arg("serve")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-        .spawn()
-        .expect("serve");
-    let deadline = std::time::Instant::now() + WAIT;
     // The create, then the local runtime's status report for it.
-    while !std::fs::read_to_string(dir.join("serve.log"))
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.contains("queue=api") && l.contains("message finished"))
-    {
-        assert!(std::time::Instant::now() < deadline, "no report handled");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(terminate(&mut serve).success());
+    serve_until_finished(&dir, &config, &["probot", "api"]);
     let export = dir.join("export");
     run(&["record", "export", export.to_str().unwrap(), "--scrub"]);
     let mut files = 0;
