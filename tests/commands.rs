@@ -41,12 +41,9 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// A scratch directory of this test binary.
+/// A scratch directory of this test binary, created.
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/test-stacks")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = envmgr_tests::scratch(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -22,13 +22,9 @@ use envmgr::logic::registry::{Conflict, Registry};
 use envmgr::logic::serving::{Ending, Versions};
 use envmgr::logic::{Pointer, activated, rolled_back};
 use envmgr_tests::stack::{Backend, Options, Stack};
-use envmgr_tests::{shared_logic, variant};
+use envmgr_tests::{builtin_id as builtin, scratch, shared_logic, variant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
-
-fn builtin() -> String {
-    hex_sha256(envmgr::BUILTIN_LOGIC)
-}
 
 /// Every change reads the pointer, then writes it back only if nobody
 /// moved it meanwhile: of eight hosts or operators changing it at once
@@ -44,6 +40,16 @@ async fn the_pointer_is_compare_and_set_under_concurrent_changes(backend: Backen
     );
     let registry = Arc::new(stack.registry().await);
     let builtin = builtin();
+    // A swap names installed versions only (`logic gc` may remove others).
+    for name in (0..4)
+        .map(|i| format!("first-{i}"))
+        .chain((0..8).map(|i| format!("second-{i}")))
+    {
+        registry
+            .store(&name, None, name.as_bytes(), "0.3.0", 1)
+            .await
+            .unwrap();
+    }
     // The first activation is conditional on there being no pointer yet.
     let firsts = (0..4).map(|i| {
         let registry = registry.clone();
@@ -117,14 +123,6 @@ fn registry_on(tables: Arc<dyn Tables>) -> Registry {
 
 fn memory() -> Arc<MockTables> {
     Arc::new(MockTables::new(&["logic"]))
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/test-stacks")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn cache(name: &str) -> NativeCache {

@@ -70,6 +70,42 @@ async fn store_kms_probe(platform: &Platform, settings: &Settings) -> anyhow::Re
     Ok(())
 }
 
+/// Turn on DynamoDB's TTL on `expiresAt` for `table`, unless it is.
+async fn expire_on_expires_at(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> anyhow::Result<()> {
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| operation_failed("DescribeTimeToLive", &e))?;
+    let on = ttl
+        .time_to_live_description()
+        .and_then(|d| d.attribute_name())
+        == Some("expiresAt");
+    if on {
+        println!("table {table}: TTL on expiresAt");
+        return Ok(());
+    }
+    dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expiresAt")
+                .build()
+                .context("a TTL specification")?,
+        )
+        .send()
+        .await
+        .map_err(|e| operation_failed("UpdateTimeToLive", &e))?;
+    println!("table {table}: TTL turned on for expiresAt");
+    Ok(())
+}
+
 async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
     let sdk = platform
         .sdk()
@@ -114,35 +150,11 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         }
     }
 
-    // Recordings expire (TTL deletion is lazy: readers skip what expired).
-    let recordings = &settings.tables.recordings;
-    let ttl = dynamodb
-        .describe_time_to_live()
-        .table_name(recordings)
-        .send()
-        .await
-        .map_err(|e| operation_failed("DescribeTimeToLive", &e))?;
-    let on = ttl
-        .time_to_live_description()
-        .and_then(|d| d.attribute_name())
-        == Some("expiresAt");
-    if on {
-        println!("table {recordings}: TTL on expiresAt");
-    } else {
-        dynamodb
-            .update_time_to_live()
-            .table_name(recordings)
-            .time_to_live_specification(
-                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expiresAt")
-                    .build()
-                    .context("a TTL specification")?,
-            )
-            .send()
-            .await
-            .map_err(|e| operation_failed("UpdateTimeToLive", &e))?;
-        println!("table {recordings}: TTL turned on for expiresAt");
+    // Recordings and heartbeats expire (TTL deletion is lazy: readers
+    // skip what expired). One TTL attribute per table: `expiresAt`, in
+    // seconds, in both (docs/data-model.md, "Time to live").
+    for table in [&settings.tables.recordings, &settings.tables.logic] {
+        expire_on_expires_at(&dynamodb, table).await?;
     }
 
     let sqs = aws_sdk_sqs::Client::new(sdk);

@@ -323,6 +323,16 @@ enum LogicCommand {
     Rollback,
     /// The installed versions, which is active or canary, and the pointer.
     List,
+    /// Remove versions nothing needs: not active, canary, shadow, in the
+    /// rollback history, the handler of a recording still kept, or
+    /// installed within `logic.keep_installed_hours`. Also removes expired
+    /// host heartbeats and this machine's stale native code. `serve` does
+    /// the same every `logic.gc_every_seconds`.
+    Gc {
+        /// Say what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -416,6 +426,9 @@ pub fn main() -> anyhow::Result<()> {
                     LogicCommand::Promote => commands::promote(&platform).await,
                     LogicCommand::Rollback => commands::rollback(&platform).await,
                     LogicCommand::List => commands::list(&platform, &settings).await,
+                    LogicCommand::Gc { dry_run } => {
+                        commands::gc(&platform, &settings, *dry_run).await
+                    }
                 }
             })
         }
@@ -816,6 +829,17 @@ pub(crate) async fn assemble(
         health.probes().add_queue(logical, queue.clone());
         queues.push((logical.clone(), queue_settings.clone(), queue));
     }
+    let retention = (pinned.is_none() && settings.logic.gc_every_seconds > 0)
+        .then(|| {
+            anyhow::Ok(crate::logic::retention::Periodic {
+                every: Duration::from_secs(settings.logic.gc_every_seconds),
+                registry: platform.registry(),
+                recordings: platform.recordings(settings)?,
+                cache: NativeCache::new(settings.logic_cache_dir(), engine.clone()),
+                keep_installed: Duration::from_secs(settings.logic.keep_installed_hours * 3_600),
+            })
+        })
+        .transpose()?;
     let (recorder, recording) = match settings.record.enabled {
         true => {
             let (recorder, worker) = Recorder::start(
@@ -839,6 +863,7 @@ pub(crate) async fn assemble(
             finished,
             admin,
             recorder,
+            retention,
         },
         platform,
         segment: services.segment,

@@ -3,8 +3,9 @@
 //! dependency's errors, counted at the capability boundary) live here for
 //! the whole process; everything else is read when scraped.
 
-use std::sync::LazyLock;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{LazyLock, Mutex};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -33,7 +34,10 @@ pub fn dependency_error(dependency: &str, kind: &str) {
 
 static RECORDINGS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
 static RECORDED_BYTES: LazyLock<Counter> = LazyLock::new(Counter::default);
-static SHADOW_RUNS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
+/// Shadow runs per version (short id) and verdict. Bound: the versions
+/// the pointer names (see [`keep_shadow_runs_of`]) times four verdicts.
+static SHADOW_RUNS: LazyLock<Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>> =
+    LazyLock::new(Mutex::default);
 
 /// Count one recording `stored`, `dropped` (the queue was full) or
 /// `failed` (the store refused), and the compressed bytes stored.
@@ -45,13 +49,26 @@ pub fn recording(result: &str, bytes: usize) {
 }
 
 /// Count one shadow run of `version` (its short id) by its verdict.
-pub fn shadow_run(version: &str, verdict: &str) {
-    SHADOW_RUNS
-        .get_or_create(&vec![
-            ("version", version.to_string()),
-            ("verdict", verdict.to_string()),
-        ])
-        .inc();
+pub fn shadow_run(version: &str, verdict: &'static str) {
+    *shadow_runs()
+        .entry(version.to_string())
+        .or_default()
+        .entry(verdict)
+        .or_default() += 1;
+}
+
+/// Keep the shadow-run counts of the versions `named` (by short id) says
+/// yes to; called when the pointer moves.
+pub fn keep_shadow_runs_of(named: impl Fn(&str) -> bool) {
+    shadow_runs().retain(|version, _| named(version));
+}
+
+fn shadow_runs() -> std::sync::MutexGuard<'static, BTreeMap<String, BTreeMap<&'static str, u64>>> {
+    SHADOW_RUNS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn shadow_runs_snapshot() -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+    shadow_runs().clone()
 }
 
 /// One scrape: the process's counters and the figures read for it.
@@ -77,10 +94,21 @@ impl Default for Scrape {
             "Compressed bytes of recordings stored",
             RECORDED_BYTES.clone(),
         );
+        let shadow_runs = Family::<Labels, Counter>::default();
+        for (version, verdicts) in shadow_runs_snapshot() {
+            for (verdict, count) in verdicts {
+                shadow_runs
+                    .get_or_create(&vec![
+                        ("version", version.clone()),
+                        ("verdict", verdict.into()),
+                    ])
+                    .inc_by(count);
+            }
+        }
         registry.register(
             "envmgr_shadow_runs",
             "Shadow runs by version and verdict: identical, differs, fails, not_replayable",
-            SHADOW_RUNS.clone(),
+            shadow_runs,
         );
         Self { registry }
     }

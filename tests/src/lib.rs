@@ -111,6 +111,21 @@ pub fn variant(component: &[u8], label: &str) -> Vec<u8> {
 }
 
 /// One engine and one compiled builtin logic per test binary.
+/// An empty scratch directory of this test process under
+/// `target/test-stacks` (not created).
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-stacks")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The builtin logic version's id.
+pub fn builtin_id() -> String {
+    envmgr::engine::hex_sha256(envmgr::BUILTIN_LOGIC)
+}
+
 pub fn shared_logic() -> (Arc<Engine>, Arc<Logic>) {
     static SHARED: OnceLock<(Arc<Engine>, Arc<Logic>)> = OnceLock::new();
     SHARED

@@ -112,6 +112,12 @@ pub struct LogicSettings {
     /// Roll back when the canary's failure rate exceeds the active
     /// version's by more than this (0.2 = 20 percentage points).
     pub canary_margin: f64,
+    /// How often `serve` removes versions nobody needs, expired heartbeats
+    /// and stale native code (`logic gc`); 0: never.
+    pub gc_every_seconds: u64,
+    /// A version installed this recently is kept even if nothing names it
+    /// (installed now, activated later).
+    pub keep_installed_hours: u64,
 }
 
 impl Default for LogicSettings {
@@ -122,6 +128,8 @@ impl Default for LogicSettings {
             canary_window: 50,
             canary_min_messages: 10,
             canary_margin: 0.2,
+            gc_every_seconds: 3_600,
+            keep_installed_hours: 24,
         }
     }
 }

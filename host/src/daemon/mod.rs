@@ -70,6 +70,9 @@ pub struct Daemon {
     pub admin: Option<Arc<endpoint::Admin>>,
     /// Takes handled messages' recordings after the ack (`[record]`).
     pub recorder: Option<Arc<Recorder>>,
+    /// Removes what no one needs from the logic table and the native-code
+    /// cache, hourly (following the pointer only).
+    pub retention: Option<crate::logic::retention::Periodic>,
 }
 
 /// How one delivery of a message ended.
@@ -113,8 +116,11 @@ impl std::fmt::Display for Disposition {
 
 impl Daemon {
     /// Run until `shutdown` resolves, then drain.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(retention) = self.retention.take() {
+            tokio::spawn(retention.run(stop_rx.clone()));
+        }
         let daemon = Arc::new(self);
         if let Some(admin) = &daemon.admin {
             admin.serving(

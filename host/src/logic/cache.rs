@@ -8,6 +8,12 @@
 //! before wasmtime loads it, so a torn or corrupted file is recompiled, never
 //! run. The directory must be writable only by the user envmgr runs as:
 //! native code in it runs in the host.
+//!
+//! Bound: [`NativeCache::prune`] (run by `logic gc` and `serve`'s hourly
+//! retention) keeps the files of the versions the pointer names under this
+//! engine's key; files of other versions, of other engine keys (a wasmtime
+//! upgrade, another memory limit) and temporary files older than
+//! [`ABANDONED_AFTER`] (a crash mid-write) go.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +36,16 @@ impl std::fmt::Display for Unloadable {
 }
 
 impl std::error::Error for Unloadable {}
+
+/// A temporary file this old was left by a crash, not a write under way.
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a prune removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub files: usize,
+    pub bytes: u64,
+}
 
 pub struct NativeCache {
     dir: PathBuf,
@@ -124,6 +140,57 @@ impl NativeCache {
     }
 }
 
+impl NativeCache {
+    /// Remove what no one will load: every cached file but those of `keep`
+    /// (version ids) under this engine's key. Files that are not the
+    /// cache's own (another name pattern) are left alone. A host loading a
+    /// file another removes meanwhile compiles it again: never a failure.
+    pub fn prune(&self, keep: &std::collections::BTreeSet<String>) -> anyhow::Result<Pruned> {
+        let mut pruned = Pruned::default();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pruned),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        let kept_names: std::collections::BTreeSet<String> = keep
+            .iter()
+            .map(|id| format!("{id}-{}.cwasm", self.key))
+            .collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            let ours = cache_file(&name).is_some_and(|temporary| match temporary {
+                false => !kept_names.contains(&name),
+                true => meta
+                    .modified()
+                    .ok()
+                    .and_then(|at| at.elapsed().ok())
+                    .is_some_and(|age| age >= ABANDONED_AFTER),
+            });
+            if meta.is_file() && ours && std::fs::remove_file(entry.path()).is_ok() {
+                pruned.files += 1;
+                pruned.bytes += meta.len();
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// Whether `name` is one of the cache's files: `{64 hex}-{key}.cwasm`
+/// (false) or its temporary `{64 hex}-{key}.tmp{pid}` (true).
+fn cache_file(name: &str) -> Option<bool> {
+    let (id, rest) = name.split_at_checked(64)?;
+    if !id.bytes().all(|b| b.is_ascii_hexdigit()) || !rest.starts_with('-') {
+        return None;
+    }
+    let (_, extension) = rest.rsplit_once('.')?;
+    match extension {
+        "cwasm" => Some(false),
+        pid if pid.strip_prefix("tmp")?.bytes().all(|b| b.is_ascii_digit()) => Some(true),
+        _ => None,
+    }
+}
+
 /// Write `{checksum}{artifact}` to a temporary name and rename it into
 /// place, in a directory only this user can reach.
 fn write_artifact(
@@ -140,4 +207,25 @@ fn write_artifact(
     std::fs::rename(&temporary, path)
         .with_context(|| format!("moving the native code to {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_file;
+
+    #[test]
+    fn only_the_caches_own_names_are_its_files() {
+        let id = "a".repeat(64);
+        assert_eq!(cache_file(&format!("{id}-0123abcd.cwasm")), Some(false));
+        assert_eq!(cache_file(&format!("{id}-0123abcd.tmp4242")), Some(true));
+        for other in [
+            format!("{id}-0123abcd.tmpx"),
+            format!("{id}.cwasm"),
+            format!("{}-k.cwasm", "g".repeat(64)),
+            "notes.txt".to_string(),
+            "short-k.cwasm".to_string(),
+        ] {
+            assert_eq!(cache_file(&other), None, "{other}");
+        }
+    }
 }

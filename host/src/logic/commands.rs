@@ -152,7 +152,7 @@ async fn refuse_unless_every_host_runs(
     let now = now_ms();
     let gone_after = HOST_GONE_AFTER.as_millis() as u64;
     let unable: Vec<String> = registry
-        .hosts()
+        .hosts(now)
         .await?
         .into_iter()
         .filter(|h| now.saturating_sub(h.seen_at_ms) < gone_after)
@@ -254,7 +254,7 @@ pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         );
     }
     let now = now_ms();
-    for host in registry.hosts().await? {
+    for host in registry.hosts(now).await? {
         let age = now.saturating_sub(host.seen_at_ms) / 1_000;
         if age < HOST_GONE_AFTER.as_secs() {
             println!(
@@ -271,6 +271,47 @@ pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()
             pointer.revision, pointer.changed_at_ms, pointer.reason
         ),
         None => println!("nothing activated yet: the builtin version serves"),
+    }
+    Ok(())
+}
+
+/// `logic gc`: one retention pass (`logic::retention`), said line by line.
+pub async fn gc(platform: &Platform, settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
+    let registry = platform.registry();
+    let recordings = platform.recordings(settings)?;
+    let cache = NativeCache::new(
+        settings.logic_cache_dir(),
+        std::sync::Arc::new(Engine::new(settings.limits())?),
+    );
+    let collected = crate::logic::retention::collect(
+        &registry,
+        &recordings,
+        Some(&cache),
+        std::time::Duration::from_secs(settings.logic.keep_installed_hours * 3_600),
+        now_ms(),
+        dry_run,
+    )
+    .await?;
+    for (version, why) in &collected.kept {
+        println!("kept {}  {}", short(&version.id), why.name());
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for version in &collected.removed {
+        println!(
+            "{verb} {}  {} bytes, installed {} ms after the epoch",
+            short(&version.id),
+            version.size,
+            version.installed_at_ms
+        );
+    }
+    if !dry_run {
+        println!(
+            "{} interrupted removals finished, {} gone hosts' heartbeats removed, {} native-code files ({} bytes) removed",
+            collected.removals_finished,
+            collected.hosts_forgotten,
+            collected.native.files,
+            collected.native.bytes
+        );
     }
     Ok(())
 }

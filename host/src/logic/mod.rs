@@ -17,6 +17,7 @@ pub mod cache;
 pub mod commands;
 pub mod install;
 pub mod registry;
+pub mod retention;
 pub mod serving;
 
 /// Earlier actives kept for `rollback`: the pointer stays one small item.

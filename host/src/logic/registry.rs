@@ -7,19 +7,33 @@
 //! | `POINTER` | `#` | `active`, `canary`, `canaryPercent`, `shadow`, `history` (comma-separated), `revision`, `changedAt`, `reason` |
 //! | `VERSION` | `{sha256}` | `tag`, `size`, `chunks`, `installedAt`, `contract` — written last: its presence means the version is complete |
 //! | `COMPONENT#{sha256}` | `{0000}`… | `data`: the component in chunks under DynamoDB's item size limit |
-//! | `HOST` | `{host id}` | a serving host's heartbeat: `contracts` it links (comma-separated), `seenAt`, `build` |
+//! | `HOST` | `{host id}` | a serving host's heartbeat: `contracts` it links (comma-separated), `seenAt`, `build`, `expiresAt` |
+//! | `REMOVING` | `{sha256}` | a version `logic gc` is removing: `chunks` still to delete |
+//!
+//! Bounds: a heartbeat carries `expiresAt` (seconds, the table's TTL
+//! attribute, as in the recordings table) [`HOST_KEPT`] after it was
+//! written; readers skip expired ones and `logic gc` deletes them, so a
+//! crashed host's item goes on both backends. Versions nobody needs are
+//! removed by `logic gc` (`logic::retention`).
 
 use std::sync::Arc;
 
 use crate::capabilities::dynamodb::fields::{n, number, s, text};
 use crate::capabilities::dynamodb::{
-    AttributeCheck, AttributeValue, Condition, Item, PutItem, Tables, Write, WriteError,
+    AttributeCheck, AttributeValue, Condition, Item, KeyCondition, PutItem, Tables, Write,
+    WriteError,
 };
 use crate::capabilities::{Describe as _, ErrorCode};
 use crate::engine::hex_sha256;
 use crate::logic::{BUILTIN_TAG, Canary, Pointer, VersionInfo};
 
 const TABLE: &str = "logic";
+/// How long a heartbeat outlives its host: past [`HOST_GONE_AFTER`] a host
+/// counts as gone; its item is kept a while longer for operators to see
+/// in the table, then expires.
+///
+/// [`HOST_GONE_AFTER`]: crate::logic::serving::HOST_GONE_AFTER
+pub const HOST_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 /// Well under DynamoDB's 400 KB item limit.
 const CHUNK_BYTES: usize = 256 << 10;
 
@@ -34,6 +48,22 @@ impl std::fmt::Display for Conflict {
 }
 
 impl std::error::Error for Conflict {}
+
+/// A version the pointer would name was removed (`logic gc`) meanwhile.
+#[derive(Debug)]
+pub struct Removed(pub String);
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "logic {} was removed (logic gc) meanwhile; install it again",
+            crate::logic::short(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for Removed {}
 
 /// A serving host, as its last heartbeat says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +85,22 @@ pub struct Registry {
 
 fn key(pk: &str, sk: &str) -> Item {
     vec![s("pk", pk), s("sk", sk)]
+}
+
+/// The pointer is still at `seen` (none: absent).
+fn unchanged(seen: Option<&Pointer>) -> Condition {
+    match seen {
+        Some(pointer) => Condition::Equals(AttributeCheck {
+            name: "revision".into(),
+            value: AttributeValue::N(pointer.revision.to_string()),
+        }),
+        None => Condition::ItemAbsent,
+    }
+}
+
+/// Past its `expiresAt` (seconds; DynamoDB's TTL deletes lazily).
+fn expired(item: &Item, now_ms: u64) -> bool {
+    number(item, "expiresAt").is_some_and(|at| at * 1_000 <= now_ms)
 }
 
 fn failed(what: &str) -> impl Fn(crate::capabilities::Error) -> anyhow::Error + '_ {
@@ -204,6 +250,7 @@ impl Registry {
             s("contracts", contracts.join(",")),
             n("seenAt", now_ms),
             s("build", env!("CARGO_PKG_VERSION")),
+            n("expiresAt", now_ms / 1_000 + HOST_KEPT.as_secs()),
         ]);
         self.put(item, Condition::None)
             .await
@@ -213,23 +260,22 @@ impl Registry {
     /// A host that stops in order takes its heartbeat away.
     pub async fn forget_host(&self, host: &str) -> anyhow::Result<()> {
         self.tables
-            .transact_write(
-                &[Write::Delete(crate::capabilities::dynamodb::KeyCondition {
-                    table: TABLE.into(),
-                    key: key("HOST", host),
-                    condition: Condition::None,
-                })],
-            )
+            .transact_write(&[Write::Delete(KeyCondition {
+                table: TABLE.into(),
+                key: key("HOST", host),
+                condition: Condition::None,
+            })])
             .await
             .map_err(|e| anyhow::anyhow!("removing the host's heartbeat: {}", e.describe()))
     }
 
-    /// Every host's last heartbeat.
-    pub async fn hosts(&self) -> anyhow::Result<Vec<HostBeat>> {
+    /// Every host's last heartbeat, but those expired.
+    pub async fn hosts(&self, now_ms: u64) -> anyhow::Result<Vec<HostBeat>> {
         Ok(self
             .partition("HOST")
             .await?
             .into_iter()
+            .filter(|item| !expired(item, now_ms))
             .filter_map(|item| {
                 Some(HostBeat {
                     host: text(&item, "sk")?,
@@ -244,6 +290,121 @@ impl Registry {
                 })
             })
             .collect())
+    }
+
+    /// Delete expired heartbeats (crashed hosts'; TTL deletion on aws is
+    /// lazy, and the local file has none). Each only if its host did not
+    /// beat again meanwhile. Returns how many went.
+    pub async fn forget_gone_hosts(&self, now_ms: u64) -> anyhow::Result<usize> {
+        let mut forgotten = 0;
+        for item in self.partition("HOST").await? {
+            let (Some(host), Some(seen)) = (text(&item, "sk"), number(&item, "seenAt")) else {
+                continue;
+            };
+            if !expired(&item, now_ms) {
+                continue;
+            }
+            let deleted = self
+                .tables
+                .transact_write(&[Write::Delete(KeyCondition {
+                    table: TABLE.into(),
+                    key: key("HOST", &host),
+                    condition: Condition::Equals(AttributeCheck {
+                        name: "seenAt".into(),
+                        value: AttributeValue::N(seen.to_string()),
+                    }),
+                })])
+                .await;
+            match deleted {
+                Ok(()) => forgotten += 1,
+                Err(WriteError::ConditionFailed(_)) => {}
+                Err(WriteError::Failed(e)) => {
+                    anyhow::bail!("removing a gone host's heartbeat: {}", e.describe())
+                }
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// Remove version `id`, unless the pointer moved since `seen` was read.
+    /// Its version item goes in one transaction with a check of the
+    /// pointer's revision, and [`Registry::swap`] checks that every version
+    /// it names still has its item: an activation of `id` either lands
+    /// first (this fails) or finds it gone (it fails). A `REMOVING` marker
+    /// stands for the version until its chunks are deleted, so a crash
+    /// half-way is finished by the next `logic gc`.
+    pub async fn remove(
+        &self,
+        version: &VersionInfo,
+        seen: Option<&Pointer>,
+    ) -> anyhow::Result<()> {
+        let chunks = version.size.div_ceil(CHUNK_BYTES as u64);
+        let mut marker = key("REMOVING", &version.id);
+        marker.push(n("chunks", chunks));
+        let writes = [
+            Write::Check(KeyCondition {
+                table: TABLE.into(),
+                key: key("POINTER", "#"),
+                condition: unchanged(seen),
+            }),
+            Write::Delete(KeyCondition {
+                table: TABLE.into(),
+                key: key("VERSION", &version.id),
+                condition: Condition::ItemPresent,
+            }),
+            Write::Put(PutItem {
+                table: TABLE.into(),
+                item: marker,
+                condition: Condition::None,
+            }),
+        ];
+        match self.tables.transact_write(&writes).await {
+            Ok(()) => {}
+            Err(WriteError::ConditionFailed(_)) => return Err(Conflict.into()),
+            Err(WriteError::Failed(e)) if e.code == ErrorCode::Conflict => {
+                return Err(Conflict.into());
+            }
+            Err(WriteError::Failed(e)) => {
+                anyhow::bail!("removing logic {}: {}", version.id, e.describe())
+            }
+        }
+        self.delete_chunks(&version.id, chunks).await
+    }
+
+    /// Finish removals a crash interrupted; how many.
+    pub async fn finish_removals(&self) -> anyhow::Result<usize> {
+        let markers = self.partition("REMOVING").await?;
+        for marker in &markers {
+            if let Some(id) = text(marker, "sk") {
+                self.delete_chunks(&id, number(marker, "chunks").unwrap_or(0))
+                    .await?;
+            }
+        }
+        Ok(markers.len())
+    }
+
+    /// The chunks by key (the count is known: no chunk is read), then the
+    /// marker.
+    async fn delete_chunks(&self, id: &str, chunks: u64) -> anyhow::Result<()> {
+        let delete = |pk: String, sk: String| {
+            Write::Delete(KeyCondition {
+                table: TABLE.into(),
+                key: key(&pk, &sk),
+                condition: Condition::None,
+            })
+        };
+        let mut writes: Vec<Write> = (0..chunks)
+            .map(|index| delete(format!("COMPONENT#{id}"), format!("{index:04}")))
+            .collect();
+        writes.push(delete("REMOVING".into(), id.into()));
+        // DynamoDB takes at most 100 writes a transaction.
+        for batch in writes.chunks(100) {
+            self.tables
+                .transact_write(batch)
+                .await
+                .map_err(|e| anyhow::anyhow!("removing logic {id}: {}", e.describe()))?;
+        }
+        Ok(())
     }
 
     /// The active pointer; none before the first activation (the builtin
@@ -294,16 +455,30 @@ impl Registry {
                 n("canaryPercent", u64::from(canary.percent)),
             ]);
         }
-        let condition = match expected {
-            Some(pointer) => Condition::Equals(AttributeCheck {
-                name: "revision".into(),
-                value: AttributeValue::N(pointer.revision.to_string()),
-            }),
-            None => Condition::ItemAbsent,
-        };
-        match self.put(item, condition).await {
+        let mut writes = vec![Write::Put(PutItem {
+            table: TABLE.into(),
+            item,
+            condition: unchanged(expected),
+        })];
+        // Every version it serves is still installed (see `remove`).
+        let serves: Vec<&String> = std::iter::once(&next.active)
+            .chain(next.canary.as_ref().map(|c| &c.version))
+            .chain(&next.shadow)
+            .filter(|id| **id != self.builtin_id)
+            .collect();
+        writes.extend(serves.iter().map(|id| {
+            Write::Check(KeyCondition {
+                table: TABLE.into(),
+                key: key("VERSION", id),
+                condition: Condition::ItemPresent,
+            })
+        }));
+        match self.tables.transact_write(&writes).await {
             Ok(()) => Ok(()),
-            Err(WriteError::ConditionFailed(_)) => Err(Conflict.into()),
+            Err(WriteError::ConditionFailed(failed)) => match failed.iter().find(|i| **i > 0) {
+                Some(i) => Err(Removed(serves[*i as usize - 1].clone()).into()),
+                None => Err(Conflict.into()),
+            },
             Err(WriteError::Failed(e)) if e.code == ErrorCode::Conflict => Err(Conflict.into()),
             Err(WriteError::Failed(e)) => Err(anyhow::anyhow!(
                 "writing the active pointer: {}",

@@ -115,6 +115,9 @@ pub struct Serving {
     pub canary: Option<(Arc<Logic>, u8)>,
     /// Run beside on recorded traffic, applying nothing.
     pub shadow: Option<Arc<Logic>>,
+    /// The pointer's rollback history (oldest first): with the versions
+    /// above, what per-version figures are kept for.
+    history: Vec<String>,
     /// When the pointer moved (its `changed_at`), for the swap figures.
     changed_at_ms: u64,
     first_message_logged: std::sync::atomic::AtomicBool,
@@ -128,6 +131,24 @@ enum Source {
         registry: Registry,
         cache: NativeCache,
     },
+}
+
+impl Serving {
+    /// Whether the pointer this reflects names `version`: active, canary,
+    /// shadow or in the rollback history. Per-version figures (counts,
+    /// shadow tallies, their `/metrics` series) are kept for these only,
+    /// so they stay bounded however many versions a deployment went
+    /// through.
+    pub fn names(&self, version: &str) -> bool {
+        self.named().any(|id| id == version)
+    }
+
+    fn named(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.active.id)
+            .chain(self.canary.as_ref().map(|(c, _)| &c.id))
+            .chain(self.shadow.as_ref().map(|s| &s.id))
+            .chain(&self.history)
+    }
 }
 
 #[derive(Default)]
@@ -476,6 +497,7 @@ impl Versions {
             }
             *serving = Arc::new(next);
         }
+        self.forget_unnamed();
         let figures = SwapFigures {
             revision: pointer.revision,
             pointer_to_swap_ms: now_ms().saturating_sub(pointer.changed_at_ms),
@@ -493,6 +515,19 @@ impl Versions {
         );
         *self.last_swap.lock().unwrap_or_else(|p| p.into_inner()) = Some(figures);
         Ok(())
+    }
+
+    /// Drop the figures of versions the pointer no longer names (their
+    /// counters leave `/metrics`, as a restarted host's would).
+    fn forget_unnamed(&self) {
+        let serving = self.current();
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|version, _| serving.names(version));
+        crate::metrics::keep_shadow_runs_of(|short_id| {
+            serving.named().any(|id| short(id) == short_id)
+        });
     }
 
     pub fn status(&self) -> Status {
@@ -540,6 +575,7 @@ fn serving(
         active: Arc::new(active),
         canary: canary.map(|(logic, percent)| (Arc::new(logic), percent)),
         shadow: None,
+        history: Vec::new(),
         changed_at_ms,
         first_message_logged: std::sync::atomic::AtomicBool::new(revision.is_none()),
     }
@@ -584,6 +620,7 @@ async fn load(
         active,
         canary,
         shadow,
+        history: pointer.history.clone(),
         changed_at_ms: pointer.changed_at_ms,
         first_message_logged: std::sync::atomic::AtomicBool::new(false),
     })

@@ -8,6 +8,7 @@
 //! | [`tape`] | one message's calls, clock reads and random bytes as they happen; the same tape answering a replay |
 //! | [`values`] | WIT values as typed JSON, and back |
 //! | [`store`] | recordings on the deployment's own backend, compressed, chunked, bounded |
+//! | [`handlers`] | which versions handled the recordings still kept (what `logic gc` keeps) |
 //! | [`recorder`] | after the ack: a bounded queue to the store (dropping and counting under load), and the shadow runs |
 //! | [`replay`] | a recording through two versions in the mock host; identical, differs, fails or not replayable |
 //! | [`files`] | recordings as files: `envmgr record export [--scrub]`, `logic replay --from DIR` |
@@ -19,6 +20,7 @@
 
 pub mod commands;
 pub mod files;
+pub mod handlers;
 pub mod recorder;
 pub mod replay;
 pub mod store;

@@ -83,6 +83,7 @@ impl Recorder {
             unstored_said: None,
             expected: Expectations::default(),
             tallies: BTreeMap::new(),
+            marked: Default::default(),
             counts_written: Instant::now(),
         };
         let handle = tokio::spawn(worker.run(receiver));
@@ -125,9 +126,12 @@ struct Worker {
     unstored: u64,
     unstored_said: Option<Instant>,
     expected: Expectations,
-    /// Shadow verdicts per version since this host started.
+    /// Shadow verdicts per version since this host started, for the
+    /// versions the pointer names (see `write_counts`).
     tallies: BTreeMap<String, (Tally, bool)>,
     counts_written: Instant,
+    /// The handlers marked lately (`logic gc` keeps what they name).
+    marked: crate::record::handlers::Marked,
 }
 
 impl Worker {
@@ -161,9 +165,11 @@ impl Worker {
     async fn store(&mut self, batch: &[Handled]) {
         let recordings: Vec<&Recording> = batch.iter().map(|h| &h.recording).collect();
         let results = self.recordings.put_all(&recordings).await;
+        let mut handlers = std::collections::BTreeSet::new();
         for (recording, result) in recordings.iter().zip(results) {
             match result {
                 Ok(bytes) => {
+                    handlers.insert(recording.logic.as_str());
                     crate::metrics::recording("stored", bytes);
                     self.stored += 1;
                     if self.stored % PRUNE_EVERY == 1
@@ -191,6 +197,15 @@ impl Worker {
                         self.unstored = 0;
                     }
                 }
+            }
+        }
+        for version in handlers {
+            if !self.marked.due(version, now_ms()) {
+                continue;
+            }
+            if let Err(e) = self.recordings.mark_handler(version, now_ms()).await {
+                self.marked.unmark(version);
+                warn!(error = %format!("{e:#}"), "recording's handler not marked");
             }
         }
     }
@@ -250,6 +265,11 @@ impl Worker {
                 Err(e) => warn!(error = %format!("{e:#}"), "shadow counts not stored"),
             }
         }
+        // Bound: the versions the pointer names; a tally is dropped only
+        // once it is stored.
+        let serving = self.versions.current();
+        self.tallies
+            .retain(|version, (_, dirty)| *dirty || serving.names(version));
     }
 }
 

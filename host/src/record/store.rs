@@ -7,6 +7,7 @@
 //! | `REC#{hour}` | `{handled ms}#{message id}#{receive count}#{chunk}` | `data`: the recording as gzip'd JSON, cut in chunks under DynamoDB's 400 KB item limit; `chunks`, `messageId`, `logic`, `expiresAt` |
 //! | `SHADOWED#{version}` | `{handled ms}#{message id}#{receive count}` | a shadow run that differed or failed: `verdict`, `explained`, `expiresAt` |
 //! | `SHADOWCOUNT#{version}` | `{host}` | one host's shadow verdicts so far: `identical`, `differs`, `fails`, `notReplayable`, `seenAt` |
+//! | `HANDLER` | `{version}` | a version handled recordings still kept: `handledAt`, `expiresAt` (see [`super::handlers`]) |
 //!
 //! `{hour}` is hours since the Unix epoch: a time range is a run of
 //! partitions. Bounded by time on both backends: `expiresAt` (seconds) is
@@ -94,7 +95,7 @@ pub struct Recordings {
     tables: Arc<dyn Tables>,
     /// The database file, where the table is pruned to `max_entries`.
     local: Option<(crate::local::Store, String)>,
-    settings: Settings,
+    pub(super) settings: Settings,
 }
 
 fn data(item: &Item) -> Option<&[u8]> {
@@ -147,7 +148,7 @@ impl Recordings {
         &self.settings
     }
 
-    fn expires_at_s(&self, from_ms: u64) -> u64 {
+    pub(super) fn expires_at_s(&self, from_ms: u64) -> u64 {
         from_ms / 1_000 + self.settings.retention_hours * 3_600
     }
 
@@ -245,7 +246,7 @@ impl Recordings {
         members.clear();
     }
 
-    async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
+    pub(super) async fn partition(&self, pk: &str) -> anyhow::Result<Vec<Item>> {
         crate::capabilities::dynamodb::fields::partition(self.tables.as_ref(), TABLE, pk)
             .await
             .map_err(failed("reading recordings"))
@@ -362,9 +363,10 @@ impl Recordings {
                        AND sk < ?2",
                     rusqlite::params![physical, sort],
                 )? + connection.execute(
-                    // One item per host and version: few, read here.
+                    // One item per host and version, one per handler: few,
+                    // read here.
                     "DELETE FROM items WHERE tbl = ?1
-                       AND pk >= 'SHADOWCOUNT#' AND pk < 'SHADOWCOUNT;'
+                       AND ((pk >= 'SHADOWCOUNT#' AND pk < 'SHADOWCOUNT;') OR pk = 'HANDLER')
                        AND CAST(json_extract(item, '$.expiresAt.N') AS INTEGER) <= ?2",
                     rusqlite::params![physical, now_ms / 1_000],
                 )?;
@@ -410,6 +412,11 @@ impl Recordings {
             n("handledAt", recording.handled_at_ms),
             n("expiresAt", self.expires_at_s(recording.handled_at_ms)),
         ];
+        self.put_item(item, "storing a shadow result").await
+    }
+
+    /// Put one item, unconditionally.
+    pub(super) async fn put_item(&self, item: Item, what: &str) -> anyhow::Result<()> {
         self.tables
             .transact_write(&[Write::Put(PutItem {
                 table: TABLE.into(),
@@ -417,7 +424,7 @@ impl Recordings {
                 condition: Condition::None,
             })])
             .await
-            .map_err(|e| anyhow::anyhow!("storing a shadow result: {}", e.describe()))
+            .map_err(|e| anyhow::anyhow!("{what}: {}", e.describe()))
     }
 
     /// The kept shadow runs of a version, oldest first.

@@ -140,7 +140,10 @@ impl GitHubApp {
             write_spacing: options.write_spacing,
             max_wait: options.max_wait,
             installations: installations::Installations::default(),
-            remembered: conditional::Remembered::new(conditional::CAPACITY),
+            remembered: conditional::Remembered::new(
+                conditional::CAPACITY,
+                conditional::BUDGET_BYTES,
+            ),
             credentials: options.credentials,
         })
     }

@@ -1,0 +1,442 @@
+//! What ends, and what must not (README, "Retention"): `logic gc` and
+//! `serve`'s hourly pass remove versions nothing needs and nothing else
+//! (through the binary, on both backends); a removal and an activation
+//! never both land; a removal a crash cut short is finished; heartbeats of
+//! gone hosts expire; a recording's handler is kept while the recording
+//! is; the native-code cache keeps what the pointer names; per-version
+//! figures follow the pointer. In-process parts run on the host's own
+//! `Registry`, `Recordings`, `NativeCache` and `Versions`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use envmgr::capabilities::CapResult;
+use envmgr::capabilities::dynamodb::mock::MockTables;
+use envmgr::capabilities::dynamodb::{
+    Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
+};
+use envmgr::config::LogicSettings;
+use envmgr::engine::hex_sha256;
+use envmgr::logic::cache::NativeCache;
+use envmgr::logic::registry::{Conflict, Registry, Removed};
+use envmgr::logic::retention::{Kept, Rules, collect};
+use envmgr::logic::serving::{Ending, Versions};
+use envmgr::logic::{activated, rolled_back, short};
+use envmgr::record::store::Recordings;
+use envmgr_tests::stack::{Backend, Options, Stack, eventually, terminate};
+use envmgr_tests::{builtin_id as builtin, scratch, shared_logic, variant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
+const WAIT: Duration = Duration::from_secs(90);
+const HOUR_MS: u64 = 3_600_000;
+
+/// Through the binary: of three installed versions, the one nothing names
+/// goes — on `serve`'s own pass — and the active one and the one in the
+/// rollback history stay; `--dry-run` removes nothing.
+async fn only_what_nothing_needs_is_removed(backend: Backend) {
+    let stack = Stack::new(
+        "gc",
+        BINARY,
+        Options {
+            backend,
+            extra_config:
+                "[logic]\npoll_ms = 200\nkeep_installed_hours = 0\ngc_every_seconds = 1\n".into(),
+            ..Options::default()
+        },
+    );
+    let mut ids = Vec::new();
+    for tag in ["first", "second", "unused"] {
+        let bytes = variant(envmgr::BUILTIN_LOGIC, tag);
+        ids.push(hex_sha256(&bytes));
+        let path = stack.dir.join(format!("{tag}.wasm"));
+        std::fs::write(&path, &bytes).unwrap();
+        stack.run_ok(&[
+            "logic",
+            "install",
+            &path.display().to_string(),
+            "--tag",
+            tag,
+        ]);
+    }
+    stack.run_ok(&["logic", "activate", "first"]);
+    stack.run_ok(&["logic", "activate", "second"]);
+
+    let planned = stack.run_ok(&["logic", "gc", "--dry-run"]);
+    for expected in [
+        format!("kept {}  active", short(&ids[1])),
+        format!("kept {}  in the rollback history", short(&ids[0])),
+        format!("kept {}  builtin", short(&builtin())),
+        format!("would remove {}", short(&ids[2])),
+    ] {
+        assert!(planned.contains(&expected), "{expected}:\n{planned}");
+    }
+    assert!(stack.run_ok(&["logic", "list"]).contains("unused"));
+
+    let mut daemon = stack.serve();
+    eventually("serve's pass removes the unused version", WAIT, || async {
+        stack.logs().contains("logic retention ran")
+            && !stack.run_ok(&["logic", "list"]).contains("unused")
+    })
+    .await;
+    let listed = stack.run_ok(&["logic", "list"]);
+    assert!(
+        listed.contains("first") && listed.contains("second"),
+        "{listed}"
+    );
+    let registry = stack.registry().await;
+    assert!(
+        registry.component(&ids[2]).await.is_err(),
+        "its chunks stay"
+    );
+    assert!(registry.component(&ids[0]).await.is_ok());
+    let (refused, said) = stack.run(&["logic", "activate", "unused"]);
+    assert!(!refused, "a removed version activated: {said}");
+    // The daemon still serves the active version.
+    assert!(terminate(&mut daemon).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_what_nothing_needs_is_removed_local() {
+    only_what_nothing_needs_is_removed(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_what_nothing_needs_is_removed_aws() {
+    only_what_nothing_needs_is_removed(Backend::Aws).await;
+}
+
+fn registry_on(tables: Arc<dyn Tables>) -> Registry {
+    Registry::new(tables, envmgr::BUILTIN_LOGIC)
+}
+
+/// A version stored in `registry`; its id.
+async fn stored(registry: &Registry, label: &str, installed_at_ms: u64) -> String {
+    let bytes = variant(envmgr::BUILTIN_LOGIC, label);
+    let id = hex_sha256(&bytes);
+    registry
+        .store(&id, Some(label), &bytes, "0.3.0", installed_at_ms)
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_removal_and_an_activation_never_both_land() {
+    let tables = Arc::new(MockTables::new(&["logic"]));
+    let registry = registry_on(tables);
+    // The removal reads the pointer (none), the activation lands first.
+    let taken = stored(&registry, "taken", 1).await;
+    let versions = registry.versions().await.unwrap();
+    let version = versions.iter().find(|v| v.id == taken).unwrap();
+    let first = activated(None, &builtin(), &taken, None, 2).unwrap();
+    registry.swap(None, &first).await.unwrap();
+    let removal = registry.remove(version, None).await.unwrap_err();
+    assert!(removal.is::<Conflict>(), "{removal:#}");
+    assert!(registry.component(&taken).await.is_ok());
+
+    // The removal lands first: the activation naming it is refused.
+    let gone = stored(&registry, "gone", 1).await;
+    let versions = registry.versions().await.unwrap();
+    let version = versions.iter().find(|v| v.id == gone).unwrap();
+    registry.remove(version, Some(&first)).await.unwrap();
+    let next = activated(Some(&first), &builtin(), &gone, Some(10), 3).unwrap();
+    let activation = registry.swap(Some(&first), &next).await.unwrap_err();
+    assert!(activation.is::<Removed>(), "{activation:#}");
+    assert_eq!(registry.pointer().await.unwrap(), Some(first));
+}
+
+/// Tables that refuse to delete component chunks: a crash between the
+/// version item and its chunks.
+struct ChunksStay(Arc<MockTables>);
+
+#[async_trait]
+impl Tables for ChunksStay {
+    async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
+        self.0.get(table, key).await
+    }
+    async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
+        self.0.query(request).await
+    }
+    async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
+        let chunk = writes.iter().any(|w| {
+            matches!(w, Write::Delete(d) if d.key.iter().any(|(_, v)| matches!(v,
+                envmgr::capabilities::dynamodb::AttributeValue::S(s) if s.starts_with("COMPONENT#"))))
+        });
+        if chunk {
+            return Err(WriteError::Failed(envmgr::capabilities::Error {
+                code: envmgr::capabilities::ErrorCode::Unavailable,
+                message: "the process died here".into(),
+                retry_after_ms: None,
+            }));
+        }
+        self.0.transact_write(writes).await
+    }
+    async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
+        self.0.update(request).await
+    }
+    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
+        self.0.scan_all(table).await
+    }
+}
+
+#[tokio::test]
+async fn a_removal_cut_short_is_finished_by_the_next_pass() {
+    let tables = Arc::new(MockTables::new(&["logic"]));
+    let id = stored(&registry_on(tables.clone()), "cut-short", 1).await;
+    let version = registry_on(tables.clone())
+        .versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.id == id)
+        .unwrap();
+    let crashing = registry_on(Arc::new(ChunksStay(tables.clone())));
+    assert!(crashing.remove(&version, None).await.is_err());
+    let chunks = |tables: &MockTables| {
+        tables
+            .scan("logic")
+            .iter()
+            .filter(|item| format!("{item:?}").contains("COMPONENT#"))
+            .count()
+    };
+    assert!(chunks(&tables) > 0, "the crash left the chunks");
+    let registry = registry_on(tables.clone());
+    assert!(
+        !registry
+            .versions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|v| v.id == id)
+    );
+    assert_eq!(registry.finish_removals().await.unwrap(), 1);
+    assert_eq!(chunks(&tables), 0);
+    assert_eq!(
+        registry.finish_removals().await.unwrap(),
+        0,
+        "the marker went"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_of_gone_hosts_expire_and_live_ones_stay() {
+    let tables = Arc::new(MockTables::new(&["logic"]));
+    let registry = registry_on(tables.clone());
+    let now = 100 * HOUR_MS;
+    registry
+        .beat("crashed", &["0.3.0"], now - 2 * HOUR_MS)
+        .await
+        .unwrap();
+    registry
+        .beat("live", &["0.3.0"], now - 1_000)
+        .await
+        .unwrap();
+    let hosts: Vec<String> = registry
+        .hosts(now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.host)
+        .collect();
+    assert_eq!(hosts, ["live"], "an expired heartbeat is not read");
+    assert_eq!(registry.forget_gone_hosts(now).await.unwrap(), 1);
+    let left: Vec<String> = tables
+        .scan("logic")
+        .iter()
+        .filter_map(|item| envmgr::capabilities::dynamodb::fields::text(item, "sk"))
+        .collect();
+    assert_eq!(left, ["live"]);
+}
+
+#[tokio::test]
+async fn a_recordings_handler_is_kept_as_long_as_the_recording() {
+    let logic = Arc::new(MockTables::new(&["logic"]));
+    let registry = registry_on(logic);
+    let settings = envmgr::config::Record::default();
+    let retention_ms = settings.retention_hours * HOUR_MS;
+    let recordings = Recordings::new(Arc::new(MockTables::new(&["recordings"])), None, settings);
+    let handler = stored(&registry, "handler", 0).await;
+    let unused = stored(&registry, "unused", 0).await;
+    let handled_at = 10 * HOUR_MS;
+    recordings.mark_handler(&handler, handled_at).await.unwrap();
+
+    // The last recording the mark covers is made just before the next mark
+    // would be due, and kept for the retention from then.
+    let last_kept = handled_at + HOUR_MS - 1 + retention_ms - 1;
+    let pass = collect(
+        &registry,
+        &recordings,
+        None,
+        Duration::ZERO,
+        last_kept,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(
+        pass.kept
+            .iter()
+            .any(|(v, why)| v.id == handler && *why == Kept::HandledRecordings)
+    );
+    assert_eq!(
+        pass.removed
+            .iter()
+            .map(|v| v.id.clone())
+            .collect::<Vec<_>>(),
+        [unused]
+    );
+
+    let pass = collect(
+        &registry,
+        &recordings,
+        None,
+        Duration::ZERO,
+        last_kept + HOUR_MS,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(pass.removed.iter().any(|v| v.id == handler), "{pass:?}");
+    assert_eq!(
+        registry.versions().await.unwrap().len(),
+        1,
+        "the builtin one is left"
+    );
+}
+
+#[test]
+fn each_rule_keeps_its_versions_and_nothing_else() {
+    let pointer = {
+        let p = activated(None, "builtin", "old", None, 1).unwrap();
+        let p = activated(Some(&p), "builtin", "active", None, 2).unwrap();
+        let mut p = activated(Some(&p), "builtin", "canary", Some(10), 3).unwrap();
+        p.shadow = Some("shadow".into());
+        p
+    };
+    let handlers = BTreeSet::from(["handler".to_string()]);
+    let rules = Rules {
+        builtin: "builtin",
+        pointer: Some(&pointer),
+        handlers: &handlers,
+        keep_installed_ms: HOUR_MS,
+        now_ms: 10 * HOUR_MS,
+    };
+    let version = |id: &str, installed_at_ms: u64| envmgr::logic::VersionInfo {
+        id: id.into(),
+        tag: None,
+        size: 1,
+        installed_at_ms,
+        contract: None,
+    };
+    for (id, kept) in [
+        ("builtin", Some(Kept::Builtin)),
+        ("active", Some(Kept::Active)),
+        ("canary", Some(Kept::Canary)),
+        ("shadow", Some(Kept::Shadow)),
+        ("old", Some(Kept::RollbackHistory)),
+        ("handler", Some(Kept::HandledRecordings)),
+        ("other", None),
+    ] {
+        assert_eq!(rules.keeps(&version(id, 0)), kept, "{id}");
+    }
+    assert_eq!(
+        rules.keeps(&version("fresh", 9 * HOUR_MS + 1)),
+        Some(Kept::InstalledLately)
+    );
+    assert_eq!(rules.keeps(&version("fresh", 9 * HOUR_MS)), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_code_is_kept_for_what_the_pointer_names_only() {
+    let dir = scratch("native-prune");
+    let cache = NativeCache::new(dir.clone(), shared_logic().0);
+    let mut ids = Vec::new();
+    for label in ["named", "unnamed"] {
+        let component = variant(envmgr::BUILTIN_LOGIC, label);
+        ids.push(hex_sha256(&component));
+        cache.compile(component).await.unwrap();
+    }
+    let name_of = |id: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(id))
+            .unwrap()
+    };
+    let named_file = name_of(&ids[0]);
+    // Another engine key (an upgrade), a crash's temporary file, one being
+    // written now, and a file that is not the cache's.
+    let other_key = named_file.replace(".cwasm", "").replace('-', "-old") + ".cwasm";
+    std::fs::write(dir.join(&other_key), b"old").unwrap();
+    let abandoned = named_file.replace(".cwasm", ".tmp41");
+    std::fs::write(dir.join(&abandoned), b"torn").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3_600);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join(&abandoned))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let writing = named_file.replace(".cwasm", ".tmp42");
+    std::fs::write(dir.join(&writing), b"half").unwrap();
+    std::fs::write(dir.join("README"), b"mine").unwrap();
+
+    let pruned = cache.prune(&BTreeSet::from([ids[0].clone()])).unwrap();
+    assert_eq!(pruned.files, 3, "{pruned:?}");
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected = vec![named_file, writing, "README".to_string()];
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(cache.load(&ids[0]).await.is_some());
+    assert!(cache.load(&ids[1]).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_version_figures_follow_the_pointer() {
+    let tables = Arc::new(MockTables::new(&["logic"]));
+    let registry = registry_on(tables.clone());
+    let canary = stored(&registry, "figures-canary", 1).await;
+    let pointer = activated(None, &builtin(), &canary, Some(50), 1).unwrap();
+    registry.swap(None, &pointer).await.unwrap();
+    let versions = Versions::follow(
+        registry_on(tables),
+        NativeCache::new(scratch("figures"), shared_logic().0),
+        LogicSettings::default(),
+    )
+    .await
+    .unwrap();
+    versions.record(&canary, Ending::Done);
+    versions.record(&builtin(), Ending::Done);
+    envmgr::metrics::shadow_run(short(&canary), "identical");
+    assert!(versions.status().versions.contains_key(&canary));
+    let scrape = envmgr::metrics::Scrape::default().encode();
+    assert!(
+        scrape.contains(&format!("version=\"{}\"", short(&canary))),
+        "{scrape}"
+    );
+
+    // The canary is dropped: nothing names it any more.
+    let back = rolled_back(&pointer, "rollback", 2).unwrap();
+    registry.swap(Some(&pointer), &back).await.unwrap();
+    versions.refresh().await.unwrap();
+    let status = versions.status();
+    assert!(
+        !status.versions.contains_key(&canary),
+        "{:?}",
+        status.versions
+    );
+    assert!(status.versions.contains_key(&builtin()));
+    let scrape = envmgr::metrics::Scrape::default().encode();
+    assert!(
+        !scrape.contains(&format!("version=\"{}\"", short(&canary))),
+        "{scrape}"
+    );
+}
