@@ -829,17 +829,7 @@ pub(crate) async fn assemble(
         health.probes().add_queue(logical, queue.clone());
         queues.push((logical.clone(), queue_settings.clone(), queue));
     }
-    let retention = (pinned.is_none() && settings.logic.gc_every_seconds > 0)
-        .then(|| {
-            anyhow::Ok(crate::logic::retention::Periodic {
-                every: Duration::from_secs(settings.logic.gc_every_seconds),
-                registry: platform.registry(),
-                recordings: platform.recordings(settings)?,
-                cache: NativeCache::new(settings.logic_cache_dir(), engine.clone()),
-                keep_installed: Duration::from_secs(settings.logic.keep_installed_hours * 3_600),
-            })
-        })
-        .transpose()?;
+    let chores = chores(settings, &platform, pinned.is_none(), &engine)?;
     let (recorder, recording) = match settings.record.enabled {
         true => {
             let (recorder, worker) = Recorder::start(
@@ -863,12 +853,42 @@ pub(crate) async fn assemble(
             finished,
             admin,
             recorder,
-            retention,
+            chores,
         },
         platform,
         segment: services.segment,
         recording,
     }))
+}
+
+/// The retention passes `serve` runs beside its queues: the logic
+/// table's and native cache's (when following the pointer), the local
+/// backend's logs.
+fn chores(
+    settings: &Settings,
+    platform: &Platform,
+    following: bool,
+    engine: &Arc<Engine>,
+) -> anyhow::Result<Vec<crate::daemon::Chore>> {
+    use futures::FutureExt as _;
+    let mut chores: Vec<crate::daemon::Chore> = Vec::new();
+    if following && settings.logic.gc_every_seconds > 0 {
+        let periodic = crate::logic::retention::Periodic {
+            every: Duration::from_secs(settings.logic.gc_every_seconds),
+            registry: platform.registry(),
+            recordings: platform.recordings(settings)?,
+            cache: NativeCache::new(settings.logic_cache_dir(), engine.clone()),
+            keep_installed: Duration::from_secs(settings.logic.keep_installed_hours * 3_600),
+        };
+        chores.push(Box::new(move |stop| periodic.run(stop).boxed()));
+    }
+    if let Some(store) = platform.store().cloned() {
+        let keep = Duration::from_secs(settings.local.retention_days * 86_400);
+        chores.push(Box::new(move |stop| {
+            crate::local::logs::prune_every(store, keep, stop).boxed()
+        }));
+    }
+    Ok(chores)
 }
 
 /// How long the recorder may take to store what is queued at shutdown.

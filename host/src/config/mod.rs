@@ -160,14 +160,23 @@ pub struct Local {
     /// The directory of the database file (`envmgr.db`).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// How long `serve` keeps the records of calls the local backend logs
+    /// (tokens issued, analytics events, runtime requests); at least 14.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
 }
 
 impl Default for Local {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
+            retention_days: default_retention_days(),
         }
     }
+}
+
+fn default_retention_days() -> u64 {
+    30
 }
 
 fn default_data_dir() -> PathBuf {

@@ -81,6 +81,15 @@ impl Settings {
         if self.record.retention_hours == 0 || self.record.retention_hours > 24 * 90 {
             bail!("config key `record.retention_hours`: 1 to 2160 (90 days)");
         }
+        let dead_letter_days = crate::queue::DEAD_LETTER_RETENTION.as_secs() / 86_400;
+        if self.local.retention_days < dead_letter_days {
+            bail!(
+                "config key `local.retention_days`: at least {dead_letter_days} (as long as a dead letter may come back)"
+            );
+        }
+        if self.logic.keep_installed_hours > 24 * 365 {
+            bail!("config key `logic.keep_installed_hours`: at most 8760 (a year)");
+        }
         if self.record.queue == 0 {
             bail!("config key `record.queue`: at least 1");
         }

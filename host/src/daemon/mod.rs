@@ -70,10 +70,14 @@ pub struct Daemon {
     pub admin: Option<Arc<endpoint::Admin>>,
     /// Takes handled messages' recordings after the ack (`[record]`).
     pub recorder: Option<Arc<Recorder>>,
-    /// Removes what no one needs from the logic table and the native-code
-    /// cache, hourly (following the pointer only).
-    pub retention: Option<crate::logic::retention::Periodic>,
+    /// Work beside the messages until the stop (retention passes), each
+    /// given the stop signal.
+    pub chores: Vec<Chore>,
 }
+
+/// A task the daemon runs beside its queues and stops with them.
+pub type Chore =
+    Box<dyn FnOnce(watch::Receiver<bool>) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// How one delivery of a message ended.
 #[derive(Clone, Debug)]
@@ -118,8 +122,8 @@ impl Daemon {
     /// Run until `shutdown` resolves, then drain.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        if let Some(retention) = self.retention.take() {
-            tokio::spawn(retention.run(stop_rx.clone()));
+        for chore in std::mem::take(&mut self.chores) {
+            tokio::spawn(chore(stop_rx.clone()));
         }
         let daemon = Arc::new(self);
         if let Some(admin) = &daemon.admin {

@@ -23,6 +23,8 @@
 //! makes messages come back (docs/performance.md).
 
 mod changes;
+mod checkpoint;
+pub mod logs;
 mod schema;
 mod writer;
 
@@ -42,10 +44,6 @@ pub const FILE_NAME: &str = "envmgr.db";
 
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the WAL is copied back into the database file, off the
-/// writer's thread (the flush that comes with it is what makes the
-/// consumer's writes survive a power loss, at the latest this long after).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Prepared statements kept per connection: every statement the local
 /// backends run, so none is parsed twice.
 const STATEMENT_CACHE: usize = 64;
@@ -76,7 +74,8 @@ pub struct Store {
     /// For [`Store::read`], opened on first use: synchronous callers
     /// (commands that show what the file holds, tests).
     inspector: Arc<OnceLock<Mutex<Connection>>>,
-    /// Dropped with the last clone: the checkpointing thread then ends.
+    /// Dropped with the last clone: the checkpointing thread ([`checkpoint`])
+    /// then ends.
     _checkpoints: Arc<mpsc::Sender<()>>,
     /// Wakes a long poll when the file changes (any process's commit).
     changes: Arc<changes::Changes>,
@@ -122,6 +121,10 @@ impl Store {
     /// Open (or create) the database file at `path` and bring its schema up
     /// to date.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with(path, checkpoint::Policy::default())
+    }
+
+    fn open_with(path: &Path, policy: checkpoint::Policy) -> anyhow::Result<Self> {
         let connection = connect(path)?;
         wal(&connection).context("switching the database to WAL")?;
         // Until the writer chooses per batch: the schema is as durable as a
@@ -132,9 +135,13 @@ impl Store {
         // A checkpoint in a commit would hold up the batch (it copies pages
         // and flushes twice): the checkpointing thread does it instead.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoints = checkpoint_every(connect(path)?, CHECKPOINT_EVERY)?;
+        // Bound: what the WAL is cut to when the writer starts it over (and
+        // `checkpoint` makes sure it can).
+        connection.pragma_update(None, "journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)?;
+        let wanted = checkpoint::Wanted::default();
+        let checkpoints = checkpoint::start(connect(path)?, policy, wanted.clone())?;
         let reader = connect(path)?;
-        let writes = writer::start(connection, "envmgr-db-writer".into())
+        let writes = writer::start(connection, "envmgr-db-writer".into(), wanted)
             .context("starting the database writer thread")?;
         Ok(Self {
             writes,
@@ -253,29 +260,6 @@ impl Store {
         let connection = inspector.lock().unwrap_or_else(|p| p.into_inner());
         work(&connection).with_context(|| format!("reading {}", self.path.display()))
     }
-}
-
-/// A thread that copies the WAL back into the database file every `period`
-/// (a passive checkpoint: it never waits for, nor blocks, readers and the
-/// writer), until the returned sender is dropped. When the process ends,
-/// SQLite checkpoints as the last connection closes.
-fn checkpoint_every(connection: Connection, period: Duration) -> anyhow::Result<mpsc::Sender<()>> {
-    let (alive, stopped) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("envmgr-db-checkpoint".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
-                let checkpoint =
-                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        row.get::<_, i64>(0)
-                    });
-                if let Err(e) = checkpoint {
-                    tracing::warn!(error = %e, "local database: checkpoint failed; retrying");
-                }
-            }
-        })
-        .context("starting the database checkpoint thread")?;
-    Ok(alive)
 }
 
 /// The error of a call whose database thread is gone (it ends only when the
@@ -464,6 +448,64 @@ mod tests {
                 .unwrap();
             assert_eq!(seen, i);
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Two readers that always overlap (one opens its snapshot before the
+    /// other closes its own) never let the WAL start over by itself; with
+    /// the writer's truncating checkpoint it stays near its threshold
+    /// while 8 MiB are written.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn readers_that_always_overlap_do_not_grow_the_wal() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("envmgr-wal-{}", random_hex(6)));
+        private_dir(&dir).unwrap();
+        let path = dir.join(FILE_NAME);
+        let policy = checkpoint::Policy {
+            every: Duration::from_millis(20),
+            truncate_past_frames: 256,
+        };
+        let store = Store::open_with(&path, policy).unwrap();
+        store
+            .read(|c| c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)"))
+            .unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let readers = {
+            let (done, path) = (done.clone(), path.clone());
+            std::thread::spawn(move || {
+                let (one, other) = (connect(&path).unwrap(), connect(&path).unwrap());
+                let read = |c: &Connection| {
+                    c.execute_batch("BEGIN").unwrap();
+                    c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                        .unwrap();
+                };
+                read(&one);
+                while !done.load(Ordering::Relaxed) {
+                    for (next, last) in [(&other, &one), (&one, &other)] {
+                        read(next);
+                        last.execute_batch("COMMIT").unwrap();
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                one.execute_batch("COMMIT").unwrap();
+            })
+        };
+        let wal = path.with_extension("db-wal");
+        let mut largest = 0;
+        for k in 0..2_048 {
+            store
+                .write(Durability::SurvivesCrash, move |c| {
+                    c.execute("INSERT INTO t VALUES (?1, zeroblob(4096))", [k])
+                })
+                .await
+                .unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        done.store(true, Ordering::Relaxed);
+        readers.join().unwrap();
+        // 8 MiB (some 24 MiB of WAL) written; the threshold is 1 MiB.
+        assert!(largest < 6 << 20, "the WAL grew to {largest} bytes");
+        drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

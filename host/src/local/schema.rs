@@ -108,6 +108,10 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
         -- every create): without it each create reads every request.
         CREATE INDEX IF NOT EXISTS runtime_requests_by_environment
             ON runtime_requests (json_extract(request, '$.environmentId'));
+        -- What `local::logs` prunes by.
+        CREATE INDEX IF NOT EXISTS github_tokens_by_time ON github_tokens (issued_at_ms);
+        CREATE INDEX IF NOT EXISTS analytics_events_by_time ON analytics_events (tracked_at_ms);
+        CREATE INDEX IF NOT EXISTS runtime_requests_by_time ON runtime_requests (created_at_ms);
         ",
     )
 }

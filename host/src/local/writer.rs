@@ -62,15 +62,24 @@ pub enum Keep {
 
 /// Start the thread that owns `connection`; it ends when every sender is
 /// dropped, once the jobs already sent are done.
-pub fn start(connection: Connection, name: String) -> std::io::Result<mpsc::Sender<Job>> {
+/// Between batches it truncates the WAL when `checkpoints` asks.
+pub fn start(
+    connection: Connection,
+    name: String,
+    checkpoints: super::checkpoint::Wanted,
+) -> std::io::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || run(connection, receiver))?;
+        .spawn(move || run(connection, receiver, checkpoints))?;
     Ok(sender)
 }
 
-fn run(connection: Connection, receiver: mpsc::Receiver<Job>) {
+fn run(
+    connection: Connection,
+    receiver: mpsc::Receiver<Job>,
+    checkpoints: super::checkpoint::Wanted,
+) {
     let mut pending: VecDeque<Job> = VecDeque::new();
     // What `PRAGMA synchronous` is set to now (it can only change between
     // transactions).
@@ -108,6 +117,7 @@ fn run(connection: Connection, receiver: mpsc::Receiver<Job>) {
             }
         }
         batch(&connection, &mut pending);
+        checkpoints.truncate_if_wanted(&connection);
     }
 }
 

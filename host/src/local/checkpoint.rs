@@ -1,0 +1,117 @@
+//! Copying the WAL back into the database file, off the writer's thread,
+//! and keeping the WAL file bounded.
+//!
+//! A passive checkpoint never waits for, nor blocks, readers and the
+//! writer; but it cannot copy past the oldest open read, and the WAL file
+//! only starts over when no reader uses it. Readers that overlap without
+//! a gap (a busy `serve`'s queue polls and lookups, `show` in a loop, a
+//! second process) therefore starve it: the file grows with every commit,
+//! and every read of a page searches a longer index. So when the WAL holds
+//! more than [`TRUNCATE_PAST_FRAMES`] pages after a passive pass, this
+//! thread asks the writer's thread ([`Wanted`]) for a truncating
+//! checkpoint between two batches: it waits (at most [`TRUNCATE_WAIT`],
+//! holding off the next batch that long at worst) for the readers of older
+//! snapshots to finish — readers that start meanwhile read the file, not
+//! the WAL — and truncates the WAL to nothing. It must run there: a
+//! truncating checkpoint needs the write lock too, and from another
+//! connection it would wait in vain for a busy writer's gaps.
+//! `journal_size_limit` bounds what the writer leaves behind when it
+//! starts the WAL over by itself. When the process ends, SQLite
+//! checkpoints as the last connection closes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rusqlite::Connection;
+
+/// How often the WAL is copied back into the database file (the flush that
+/// comes with it is what makes the consumer's writes survive a power loss,
+/// at the latest this long after).
+pub const EVERY: Duration = Duration::from_millis(100);
+/// Past this many pages in the WAL (16 MiB of 4 KiB pages), a checkpoint
+/// that readers held up waits for them and truncates.
+pub const TRUNCATE_PAST_FRAMES: i64 = 4_096;
+/// The longest a truncating checkpoint waits for readers (and holds off the
+/// writer); if they are not done by then, it is tried again next time.
+pub const TRUNCATE_WAIT: Duration = Duration::from_millis(250);
+/// The size the writer truncates the WAL to when it starts it over.
+pub const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// When to truncate.
+#[derive(Clone, Copy)]
+pub struct Policy {
+    pub every: Duration,
+    pub truncate_past_frames: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            every: EVERY,
+            truncate_past_frames: TRUNCATE_PAST_FRAMES,
+        }
+    }
+}
+
+/// A truncating checkpoint the writer's thread owes, between two batches.
+#[derive(Clone, Default)]
+pub struct Wanted(Arc<AtomicBool>);
+
+impl Wanted {
+    /// On the writer's thread, after a batch: truncate the WAL if asked to.
+    pub fn truncate_if_wanted(&self, writer: &Connection) {
+        if !self.0.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let truncated = writer.busy_timeout(TRUNCATE_WAIT).and_then(|()| {
+            let done = checkpoint(writer, "TRUNCATE");
+            writer.busy_timeout(super::BUSY_TIMEOUT)?;
+            done
+        });
+        if let Err(e) = truncated {
+            tracing::warn!(error = %e, "local database: truncating the WAL failed; retrying");
+        }
+    }
+}
+
+/// A thread that checkpoints `connection`'s database by `policy`, asking
+/// `wanted` for a truncation when the WAL is long, until the returned
+/// sender is dropped.
+pub fn start(
+    connection: Connection,
+    policy: Policy,
+    wanted: Wanted,
+) -> anyhow::Result<mpsc::Sender<()>> {
+    let (alive, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("envmgr-db-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(policy.every) {
+                match checkpoint(&connection, "PASSIVE") {
+                    // Readers still on the WAL keep it from starting over,
+                    // whether or not every page was copied.
+                    Ok((log, _copied)) if log > policy.truncate_past_frames => {
+                        wanted.0.store(true, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "local database: checkpoint failed; retrying")
+                    }
+                }
+            }
+        })
+        .context("starting the database checkpoint thread")?;
+    Ok(alive)
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: the pages in the WAL and those copied.
+/// A checkpoint that could not finish for a busy reader or writer is not
+/// an error: it answers with what it did.
+fn checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
+    connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })
+}
