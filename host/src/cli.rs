@@ -829,7 +829,12 @@ pub(crate) async fn assemble(
         health.probes().add_queue(logical, queue.clone());
         queues.push((logical.clone(), queue_settings.clone(), queue));
     }
-    let chores = chores(settings, &platform, pinned.is_none(), &engine)?;
+    let mut chores = chores(settings, &platform, pinned.is_none(), &engine)?;
+    let rotation = services.rotation.clone();
+    chores.push(Box::new(move |stop| {
+        use futures::FutureExt as _;
+        rotation.run(stop).boxed()
+    }));
     let (recorder, recording) = match settings.record.enabled {
         true => {
             let (recorder, worker) = Recorder::start(

@@ -37,6 +37,7 @@ pub mod platform;
 pub mod queue;
 pub mod record;
 pub mod redact;
+pub mod rotation;
 pub mod show;
 pub mod support;
 

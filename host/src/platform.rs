@@ -31,8 +31,10 @@ use crate::local::{Durability, Store};
 use crate::logic::registry::Registry;
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
+use crate::queue::provenance::Provenance;
 use crate::queue::sqs::SqsQueue;
 use crate::redact::Credentials;
+use crate::rotation::{Current, Rotation};
 
 /// The data side of a deployment: tables, KMS and queues.
 pub struct Platform {
@@ -68,6 +70,8 @@ pub struct Services {
     /// Seals the original send time on the queues' copies: keyed from the
     /// GitHub App's private key, which every host has (none without one).
     pub provenance: Option<Arc<crate::queue::provenance::Provenance>>,
+    /// The credential files `serve` re-reads when they change.
+    pub rotation: Arc<Rotation>,
 }
 
 impl Platform {
@@ -230,31 +234,13 @@ impl Platform {
         {
             credentials.register_url(url);
         }
+        let rotation = Arc::new(Rotation::default());
         let mut provenance = None;
         let github: Arc<dyn GitHub> = match (&settings.github, store) {
             (Some(github), _) => {
-                let private_key = read_secret(
-                    github.private_key_file.as_deref(),
-                    "ENVMGR_GITHUB_PRIVATE_KEY",
-                    "GitHub App private key",
-                )?;
-                credentials.register_pem(&private_key);
-                provenance = Some(Arc::new(
-                    crate::queue::provenance::Provenance::from_shared_secret(
-                        private_key.as_bytes(),
-                    ),
-                ));
-                Arc::new(GitHubApp::new(
-                    github.app_id,
-                    &private_key,
-                    crate::capabilities::github::app::GitHubAppOptions {
-                        api_url: github.api_url.clone(),
-                        runtime_token_permissions: github.runtime_token_permissions.clone(),
-                        write_spacing: Duration::from_millis(github.write_spacing_ms),
-                        max_wait: Duration::from_millis(github.max_wait_ms),
-                        credentials: credentials.clone(),
-                    },
-                )?)
+                let (app, sealing) = self.github_app(github, credentials, &rotation)?;
+                provenance = Some(sealing);
+                app
             }
             (None, Some(store)) => Arc::new(LocalGitHub::new(store.clone())),
             (None, None) => anyhow::bail!(
@@ -262,19 +248,29 @@ impl Platform {
             ),
         };
         let runtime: Arc<dyn Runtime> = match (&settings.runtime, store) {
-            (Some(runtime), _) => Arc::new(HttpRuntime::new(
-                &runtime.url,
-                registered(
+            (Some(runtime), _) => {
+                let (file, variable) = (runtime.token_file.as_deref(), "ENVMGR_RUNTIME_TOKEN");
+                let token = registered(
                     credentials,
-                    read_secret(
-                        runtime.token_file.as_deref(),
-                        "ENVMGR_RUNTIME_TOKEN",
-                        "Runtime Service token",
-                    )?,
-                ),
-                Duration::from_millis(runtime.timeout_ms),
-                runtime.retries,
-            )?),
+                    read_secret(file, variable, "Runtime Service token")?,
+                );
+                let http = Arc::new(HttpRuntime::new(
+                    &runtime.url,
+                    token.clone(),
+                    Duration::from_millis(runtime.timeout_ms),
+                    runtime.retries,
+                )?);
+                if let Some(file) = file {
+                    let (http, credentials) = (http.clone(), credentials.clone());
+                    let apply = move |token: &str| {
+                        credentials.register(token);
+                        http.use_token(token);
+                        Ok(())
+                    };
+                    rotation.watch("runtime token", file.into(), &token, Box::new(apply));
+                }
+                http
+            }
             (None, Some(store)) => Arc::new(LocalRuntime::new(
                 store.clone(),
                 settings.queues.get("api").map(|queue| queue.name.clone()),
@@ -285,21 +281,31 @@ impl Platform {
             }
         };
         let segment = match &settings.segment {
-            Some(segment) => Some(Arc::new(SegmentAnalytics::start(SegmentOptions {
-                url: segment.url.clone(),
-                write_key: registered(
+            Some(segment) => {
+                let file = segment.write_key_file.as_deref();
+                let key = registered(
                     credentials,
-                    read_secret(
-                        segment.write_key_file.as_deref(),
-                        "ENVMGR_SEGMENT_WRITE_KEY",
-                        "Segment write key",
-                    )?,
-                ),
-                batch_size: segment.batch_size,
-                flush_interval: Duration::from_millis(segment.flush_interval_ms),
-                buffer: segment.buffer,
-                credentials: credentials.clone(),
-            }))),
+                    read_secret(file, "ENVMGR_SEGMENT_WRITE_KEY", "Segment write key")?,
+                );
+                let write_key = Arc::new(Current::new(key.clone()));
+                if let Some(file) = file {
+                    let (write_key, credentials) = (write_key.clone(), credentials.clone());
+                    let apply = move |key: &str| {
+                        credentials.register(key);
+                        write_key.set(key.to_string());
+                        Ok(())
+                    };
+                    rotation.watch("segment write key", file.into(), &key, Box::new(apply));
+                }
+                Some(Arc::new(SegmentAnalytics::start(SegmentOptions {
+                    url: segment.url.clone(),
+                    write_key,
+                    batch_size: segment.batch_size,
+                    flush_interval: Duration::from_millis(segment.flush_interval_ms),
+                    buffer: segment.buffer,
+                    credentials: credentials.clone(),
+                })))
+            }
             None => None,
         };
         let analytics: Arc<dyn Analytics> = match (&segment, store) {
@@ -313,7 +319,52 @@ impl Platform {
             runtime,
             segment,
             provenance,
+            rotation,
         })
+    }
+
+    /// The GitHub App backend and the seal keyed from its private key, both
+    /// following the key file when it changes.
+    fn github_app(
+        &self,
+        github: &crate::config::GitHub,
+        credentials: &Credentials,
+        rotation: &Rotation,
+    ) -> anyhow::Result<(Arc<dyn GitHub>, Arc<Provenance>)> {
+        let file = github.private_key_file.as_deref();
+        let private_key = read_secret(file, "ENVMGR_GITHUB_PRIVATE_KEY", "GitHub App private key")?;
+        credentials.register_pem(&private_key);
+        let provenance = Arc::new(Provenance::from_shared_secret(private_key.as_bytes()));
+        let app = Arc::new(GitHubApp::new(
+            github.app_id,
+            &private_key,
+            crate::capabilities::github::app::GitHubAppOptions {
+                api_url: github.api_url.clone(),
+                runtime_token_permissions: github.runtime_token_permissions.clone(),
+                write_spacing: Duration::from_millis(github.write_spacing_ms),
+                max_wait: Duration::from_millis(github.max_wait_ms),
+                credentials: credentials.clone(),
+            },
+        )?);
+        if let Some(file) = file {
+            let (app, provenance, credentials) =
+                (app.clone(), provenance.clone(), credentials.clone());
+            let apply = move |pem: &str| {
+                // Checked before anything learns of it or uses it.
+                crate::capabilities::github::app::parse_private_key(pem)?;
+                credentials.register_pem(pem);
+                app.use_private_key(pem)?;
+                provenance.rotate(pem.as_bytes());
+                Ok(())
+            };
+            rotation.watch(
+                "GitHub App private key",
+                file.into(),
+                &private_key,
+                Box::new(apply),
+            );
+        }
+        Ok((app, provenance))
     }
 }
 

@@ -13,16 +13,20 @@
 //! The seal's key is one every host has and no producer: derived (SHA-256,
 //! with a label of its own) from the GitHub App's private key, which every
 //! host of the aws backend is configured with. A time a producer wrote
-//! itself, or one whose seal does not match (another App key, after a
-//! rotation), is not taken: the copy's own send time is, as before — it
-//! can only shorten a report's life, never lengthen it.
+//! itself, or one whose seal does not match, is not taken: the copy's own
+//! send time is, as before — it can only shorten a report's life, never
+//! lengthen it. When a host's App key rotates (`crate::rotation`) it seals
+//! with the new key and still takes seals of the one before, so copies
+//! made before the rotation keep their time; a host restarted with the new
+//! key only knows the new one.
 
 use aws_lc_rs::hmac;
 use sha2::{Digest as _, Sha256};
 
 /// Seals and checks the original send time of envmgr's copies.
 pub struct Provenance {
-    key: hmac::Key,
+    /// The newest first: seals are made with it, checked against both.
+    keys: std::sync::RwLock<Vec<hmac::Key>>,
 }
 
 impl std::fmt::Debug for Provenance {
@@ -37,13 +41,21 @@ const LABEL: &[u8] = b"envmgr: the original send time of a copy, v1\n";
 impl Provenance {
     /// The key derived from a secret every host shares (the App's key).
     pub fn from_shared_secret(secret: &[u8]) -> Self {
-        let derived = Sha256::new()
-            .chain_update(LABEL)
-            .chain_update(secret)
-            .finalize();
         Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &derived),
+            keys: std::sync::RwLock::new(vec![derive(secret)]),
         }
+    }
+
+    /// Seal with a key derived from `secret` from now on; seals of the key
+    /// before it still hold (bound: two keys).
+    pub fn rotate(&self, secret: &[u8]) {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.insert(0, derive(secret));
+        keys.truncate(2);
+    }
+
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, Vec<hmac::Key>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn signed(body: &str, sent_at_ms: u64) -> Vec<u8> {
@@ -54,7 +66,7 @@ impl Provenance {
 
     /// The seal of `sent_at_ms` on a copy of `body`, in hex.
     pub fn seal(&self, body: &str, sent_at_ms: u64) -> String {
-        hex::encode(hmac::sign(&self.key, &Self::signed(body, sent_at_ms)).as_ref())
+        hex::encode(hmac::sign(&self.keys()[0], &Self::signed(body, sent_at_ms)).as_ref())
     }
 
     /// Whether `seal` is this key's seal of `sent_at_ms` on `body`
@@ -63,8 +75,19 @@ impl Provenance {
         let Ok(tag) = hex::decode(seal) else {
             return false;
         };
-        hmac::verify(&self.key, &Self::signed(body, sent_at_ms), &tag).is_ok()
+        let signed = Self::signed(body, sent_at_ms);
+        self.keys()
+            .iter()
+            .any(|key| hmac::verify(key, &signed, &tag).is_ok())
     }
+}
+
+fn derive(secret: &[u8]) -> hmac::Key {
+    let derived = Sha256::new()
+        .chain_update(LABEL)
+        .chain_update(secret)
+        .finalize();
+    hmac::Key::new(hmac::HMAC_SHA256, &derived)
 }
 
 #[cfg(test)]
@@ -81,5 +104,18 @@ mod tests {
         let other = Provenance::from_shared_secret(b"another key");
         assert!(!other.verify("{\"report\":\"x\"}", 1_800_000_000_000, &seal));
         assert!(!hosts.verify("{\"report\":\"x\"}", 1_800_000_000_000, "not hex"));
+    }
+
+    #[test]
+    fn after_a_rotation_seals_of_the_key_before_still_hold_and_no_older() {
+        let hosts = Provenance::from_shared_secret(b"first");
+        let first = hosts.seal("b", 1);
+        hosts.rotate(b"second");
+        let second = hosts.seal("b", 1);
+        assert_ne!(first, second, "sealed with the new key");
+        assert!(hosts.verify("b", 1, &first) && hosts.verify("b", 1, &second));
+        hosts.rotate(b"third");
+        assert!(!hosts.verify("b", 1, &first), "two keys at most");
+        assert!(hosts.verify("b", 1, &second));
     }
 }

@@ -67,6 +67,8 @@ struct Inner {
     delay: Duration,
     /// The host's token revoked: every call answered 401.
     token_revoked: bool,
+    /// The tokens taken; none set: [`TOKEN`] alone.
+    tokens: Option<Vec<String>>,
     /// Health calls answered.
     health_checks: u64,
     /// Every health call answered with this status instead (a service
@@ -154,6 +156,12 @@ impl FakeRuntime {
     /// Answer the next request 429 with `Retry-After: seconds`.
     pub fn throttle_next(&self, seconds: u64) {
         self.lock().scripted.push(Scripted::Throttle(seconds));
+    }
+
+    /// The tokens the service takes (a rotation: the new one added, the
+    /// hosts moved to it, the old one dropped).
+    pub fn set_tokens(&self, tokens: &[&str]) {
+        self.lock().tokens = Some(tokens.iter().map(|t| t.to_string()).collect());
     }
 
     /// Revoke (true) or restore (false) the host's token: while revoked,
@@ -265,11 +273,16 @@ fn answer(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
 }
 
-/// Whether the request carries the token, and it is not revoked.
+/// Whether the request carries a token the service takes, not revoked.
 fn authorized(fake: &FakeRuntime, headers: &HeaderMap) -> bool {
-    let presented = headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {TOKEN}"));
-    presented && !fake.lock().token_revoked
+    let presented = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let inner = fake.lock();
+    let taken = inner
+        .tokens
+        .clone()
+        .unwrap_or_else(|| vec![TOKEN.to_string()]);
+    presented.is_some_and(|p| taken.iter().any(|t| p == format!("Bearer {t}")))
+        && !inner.token_revoked
 }
 
 /// GET /v1/health: 200 when the token is good (docs/runtime-service.md).

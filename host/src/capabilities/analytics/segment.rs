@@ -35,7 +35,8 @@ pub struct SegmentAnalytics {
 
 pub struct SegmentOptions {
     pub url: String,
-    pub write_key: String,
+    /// Rotates (see `crate::rotation`): read per batch.
+    pub write_key: Arc<crate::rotation::Current<String>>,
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub buffer: usize,
@@ -125,10 +126,11 @@ async fn send_batches(
         if !batch.is_empty() {
             let events = std::mem::take(&mut batch);
             let redactor = crate::redact::Redactor::new(options.credentials.clone());
+            let write_key = options.write_key.get();
             let target = Target {
                 client: &client,
                 endpoint: &endpoint,
-                write_key: &options.write_key,
+                write_key: &write_key,
                 redactor: &redactor,
             };
             send(&target, events, &counters).await;

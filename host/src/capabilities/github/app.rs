@@ -95,9 +95,16 @@ impl GitHubAppOptions {
     }
 }
 
+/// An RSA private key in PEM, as GitHub gives an App's.
+pub fn parse_private_key(pem: &str) -> anyhow::Result<jsonwebtoken::EncodingKey> {
+    jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the GitHub App private key is not an RSA PEM: {e}"))
+}
+
 pub struct GitHubApp {
     app_id: u64,
-    key: jsonwebtoken::EncodingKey,
+    /// Rotates: `use_private_key` (see `crate::rotation`).
+    key: crate::rotation::Current<jsonwebtoken::EncodingKey>,
     http: Octocrab,
     runtime_token_permissions: BTreeMap<String, String>,
     write_spacing: Duration,
@@ -115,8 +122,7 @@ impl GitHubApp {
     ) -> anyhow::Result<Self> {
         check_runtime_token_permissions(&options.runtime_token_permissions)
             .map_err(anyhow::Error::msg)?;
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
-            .map_err(|e| anyhow::anyhow!("the GitHub App private key is not an RSA PEM: {e}"))?;
+        let key = crate::rotation::Current::new(parse_private_key(private_key_pem)?);
         // No authentication here: each request carries its installation's
         // token or the App's JWT, which this backend keeps itself.
         let http = Octocrab::builder()
@@ -146,6 +152,18 @@ impl GitHubApp {
             ),
             credentials: options.credentials,
         })
+    }
+
+    /// Sign the App's JWTs with this key from now on (a rotation): tokens
+    /// already minted stay good until they expire, as GitHub keeps them.
+    pub fn use_private_key(&self, private_key_pem: &str) -> anyhow::Result<()> {
+        self.key.set(parse_private_key(private_key_pem)?);
+        Ok(())
+    }
+
+    /// The key the App's JWTs are signed with now.
+    fn signing_key(&self) -> std::sync::Arc<jsonwebtoken::EncodingKey> {
+        self.key.get()
     }
 
     /// The last rate-limit figures GitHub gave, per installation.

@@ -28,6 +28,16 @@ impl Default for MockKms {
 }
 
 impl MockKms {
+    /// A key of its own, named `name` (another key id): a ciphertext of one
+    /// is refused by another, as KMS refuses one made under another key.
+    pub fn named(name: &str) -> Self {
+        let key: [u8; 32] = Sha256::digest(format!("envmgr mock kms key {name}")).into();
+        Self {
+            key: ContextKey::new(&key, b"mockkms1"),
+            next_nonce: AtomicU64::new(1),
+        }
+    }
+
     /// What `envmgr set-secret` does against real KMS: encrypt under a context.
     pub fn encrypt(&self, plaintext: &str, context: &[(String, String)]) -> Vec<u8> {
         let counter = self.next_nonce.fetch_add(1, Ordering::SeqCst);

@@ -19,7 +19,8 @@ pub struct HttpRuntime {
     client: reqwest::Client,
     endpoint: String,
     health: String,
-    token: String,
+    /// Rotates: `use_token` (see `crate::rotation`).
+    token: crate::rotation::Current<String>,
     retries: u32,
 }
 
@@ -36,16 +37,21 @@ impl HttpRuntime {
             client: reqwest::Client::builder().timeout(timeout).build()?,
             endpoint: format!("{}/v1/runtimes", url.trim_end_matches('/')),
             health: format!("{}/v1/health", url.trim_end_matches('/')),
-            token,
+            token: crate::rotation::Current::new(token),
             retries,
         })
+    }
+
+    /// Send this token from the next request on (a rotation).
+    pub fn use_token(&self, token: &str) {
+        self.token.set(token.to_string());
     }
 
     async fn attempt(&self, body: &serde_json::Value, key: &str) -> CapResult<Created> {
         let response = self
             .client
             .post(&self.endpoint)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.get().as_str())
             .header("Idempotency-Key", key)
             .json(body)
             .send()
@@ -150,7 +156,7 @@ impl Runtime for HttpRuntime {
         let response = self
             .client
             .get(&self.health)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.get().as_str())
             .send()
             .await
             .map_err(|e| {

@@ -123,10 +123,13 @@ fn app_jwt(fake: &FakeGitHub, headers: &HeaderMap, what: &str) -> Result<(), Res
             format!("{what} without a JWT"),
         ));
     };
-    let key_deleted = {
+    let (key_deleted, keys) = {
         let mut inner = fake.lock();
         inner.jwt_checks += 1;
-        inner.app_key_deleted
+        (
+            inner.app_key_deleted,
+            inner.app_keys.clone().unwrap_or_else(|| vec![PUBLIC_KEY]),
+        )
     };
     if key_deleted {
         return Err(refuse(
@@ -135,12 +138,21 @@ fn app_jwt(fake: &FakeGitHub, headers: &HeaderMap, what: &str) -> Result<(), Res
             format!("{what}: A JSON web token could not be decoded"),
         ));
     }
-    let key = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).expect("test key");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     // Judged below, the way GitHub words its refusals.
     validation.validate_exp = false;
     validation.set_required_spec_claims(&["exp", "iat"]);
-    let claims = match jsonwebtoken::decode::<Claims>(&jwt, &key, &validation) {
+    // Any of the App's keys (GitHub: an App may have several private keys
+    // active at once, for rotating them).
+    let mut decoded = Err(jsonwebtoken::errors::ErrorKind::InvalidSignature.into());
+    for public in &keys {
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).expect("test key");
+        decoded = jsonwebtoken::decode::<Claims>(&jwt, &key, &validation);
+        if decoded.is_ok() {
+            break;
+        }
+    }
+    let claims = match decoded {
         Ok(data) => data.claims,
         Err(e) => {
             return Err(refuse(

@@ -48,7 +48,10 @@ pub use deployments::FakeDeployment;
 
 pub const APP_ID: u64 = 31_337;
 pub const PRIVATE_KEY: &str = include_str!("../../../fixtures/github-app-test-key.pem");
-const PUBLIC_KEY: &str = include_str!("../../../fixtures/github-app-test-key.pub.pem");
+pub const PUBLIC_KEY: &str = include_str!("../../../fixtures/github-app-test-key.pub.pem");
+/// A second key of the App, for rotating to.
+pub const PRIVATE_KEY_2: &str = include_str!("../../../fixtures/github-app-test-key-2.pem");
+pub const PUBLIC_KEY_2: &str = include_str!("../../../fixtures/github-app-test-key-2.pub.pem");
 
 /// The media type GitHub's REST documentation asks for.
 pub const MEDIA_TYPE: &str = "application/vnd.github+json";
@@ -154,6 +157,8 @@ struct Inner {
     jwt_checks: u64,
     /// The App's key deleted from its settings: every JWT refused.
     app_key_deleted: bool,
+    /// The App's public keys; none set: [`PUBLIC_KEY`] alone.
+    app_keys: Option<Vec<&'static str>>,
     /// (owner/repo lower-cased, issue) of every issue or pull request.
     issues: BTreeSet<(String, u64)>,
     /// (owner/repo lower-cased, sha) of every commit.
@@ -275,6 +280,13 @@ impl FakeGitHub {
     /// key.
     pub fn delete_app_key(&self, deleted: bool) {
         self.lock().app_key_deleted = deleted;
+    }
+
+    /// The App's keys (public halves), as its settings list them: GitHub
+    /// takes a JWT signed by any of them, so an owner adds the new key,
+    /// moves the hosts to it, then deletes the old one.
+    pub fn set_app_keys(&self, public_keys: &[&'static str]) {
+        self.lock().app_keys = Some(public_keys.to_vec());
     }
 
     /// Hold every request this long before answering.

@@ -392,7 +392,7 @@ impl GitHubApp {
 
     /// `POST /app/installations/{id}/access_tokens` with the App's JWT.
     async fn mint(&self, held: &mut Held<'_>, body: &serde_json::Value) -> CapResult<Answer> {
-        let jwt = tokens::app_jwt(self.app_id, &self.key).map_err(|e| {
+        let jwt = tokens::app_jwt(self.app_id, &self.signing_key()).map_err(|e| {
             error(
                 ErrorCode::Denied,
                 format!("github installation token: the App's JWT could not be signed: {e}"),
@@ -420,7 +420,7 @@ impl GitHubApp {
     /// `GET /app` with the App's JWT, outside every installation's turn:
     /// whether GitHub takes the App's key (the health probe).
     pub(super) async fn probe_app(&self) -> CapResult<()> {
-        let jwt = tokens::app_jwt(self.app_id, &self.key).map_err(|e| {
+        let jwt = tokens::app_jwt(self.app_id, &self.signing_key()).map_err(|e| {
             error(
                 ErrorCode::Denied,
                 format!("github app: the App's JWT could not be signed: {e}"),
