@@ -3,11 +3,14 @@
 //! token are re-read when their file changes, and on SIGHUP; messages
 //! before, during and after each rotation all succeed, and once the old
 //! credential is withdrawn (the App's old key deleted, the old token
-//! dropped) every request carries the new one. On both backends (the
-//! aws one also seals its queue copies with the App key).
+//! dropped) every request carries the new one. Secrets move to a new KMS
+//! key under a rolling restart (`secrets re-encrypt`). On both backends
+//! (the aws one also seals its queue copies with the App key).
 
 use std::time::Duration;
 
+use envmgr::capabilities::dynamodb::AttributeValue;
+use envmgr::capabilities::kms::Kms;
 use envmgr_tests::fakes::github::{PRIVATE_KEY_2, PUBLIC_KEY, PUBLIC_KEY_2};
 use envmgr_tests::fakes::runtime::TOKEN;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
@@ -128,4 +131,138 @@ async fn credentials_rotate_on_a_running_serve_local() {
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_rotate_on_a_running_serve_aws() {
     credentials_rotate_on_a_running_serve(Backend::Aws).await;
+}
+
+/// The key `key_id` alone, as a host would open it.
+async fn key(stack: &Stack, key_id: &str) -> Box<dyn Kms> {
+    match stack.backend {
+        Backend::Local => Box::new(
+            envmgr::capabilities::kms::local::LocalKms::existing(&stack.store(), key_id)
+                .await
+                .unwrap(),
+        ),
+        Backend::Aws => Box::new(envmgr::capabilities::kms::aws::AwsKms::new(
+            &stack.sdk().await,
+            key_id,
+        )),
+    }
+}
+
+/// How many environments' signing keys `kms` decrypts, of how many.
+async fn signing_keys_under(stack: &Stack, kms: &dyn Kms) -> (usize, usize) {
+    let items = stack.tables().await.scan_all("environments").await.unwrap();
+    let mut opened = (0, 0);
+    for item in &items {
+        let get = |name: &str| {
+            item.iter().find_map(|(n, v)| match v {
+                AttributeValue::S(s) if n == name => Some(s.clone()),
+                _ => None,
+            })
+        };
+        let Some(ciphertext) = item.iter().find_map(|(n, v)| match v {
+            AttributeValue::B(b) if n == "signingKeyCiphertext" => Some(b.clone()),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let context = envmgr::capabilities::keys::key_context(
+            &get("appId").unwrap(),
+            &get("environmentId").unwrap(),
+            &get("requestVersion").unwrap(),
+        );
+        opened.1 += 1;
+        opened.0 += usize::from(kms.decrypt(&ciphertext, &context).await.is_ok());
+    }
+    opened
+}
+
+/// Every secret and signing key moves to a new KMS key while messages keep
+/// coming: hosts restarted one by one onto both keys, `secrets re-encrypt`,
+/// hosts restarted onto the new key alone; a second run moves nothing.
+async fn secrets_move_to_a_new_kms_key_without_downtime(backend: Backend) {
+    let stack = Stack::new(
+        "rekey",
+        BINARY,
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop:pw@db/shop", "sk_test_rekey");
+    let old = format!("alias/{}", stack.prefix);
+    let new = format!("alias/{}-next", stack.prefix);
+    let previous = format!("[\"{old}\"]");
+    let moving = [
+        ("ENVMGR__KMS__KEY_ID", new.as_str()),
+        ("ENVMGR__KMS__PREVIOUS_KEY_IDS", previous.as_str()),
+    ];
+    let serving = |n: usize| {
+        let stack = &stack;
+        async move {
+            eventually("the daemon serving", WAIT, || async {
+                stack.logs().matches("serving").count() >= n
+            })
+            .await
+        }
+    };
+    let (mut first, _) = stack.serve_with(&[]);
+    send_and_wait(&stack, 0..3).await;
+
+    // The new key (init creates a missing alias), then hosts on both keys.
+    let (ok, said) = stack.run_with(&["init"], &moving);
+    assert!(ok, "{said}");
+    let refused = stack.run_with(&["secrets", "re-encrypt", "--to", &new], &[]);
+    assert!(
+        !refused.0 && refused.1.contains("is not `kms.key_id`"),
+        "{}",
+        refused.1
+    );
+    let (mut second, _) = stack.serve_with(&moving);
+    serving(2).await;
+    assert!(terminate(&mut first).success());
+    send_and_wait(&stack, 0..6).await;
+
+    let (ok, said) = stack.run_with(&["secrets", "re-encrypt", "--to", &new], &moving);
+    assert!(ok, "{said}");
+    assert!(said.contains("secrets: 2 moved, 0 already"), "{said}");
+    assert!(said.contains("0 unreadable"), "{said}");
+    let new_key = key(&stack, &new).await;
+    assert_eq!(signing_keys_under(&stack, new_key.as_ref()).await, (6, 6));
+    assert_eq!(
+        signing_keys_under(&stack, key(&stack, &old).await.as_ref())
+            .await
+            .0,
+        0
+    );
+
+    // The old key goes from the config: everything still reads.
+    let (mut third, _) = stack.serve_with(&[("ENVMGR__KMS__KEY_ID", new.as_str())]);
+    serving(3).await;
+    assert!(terminate(&mut second).success());
+    send_and_wait(&stack, 0..9).await;
+    let (ok, again) = stack.run_with(
+        &["secrets", "re-encrypt", "--to", &new],
+        &[("ENVMGR__KMS__KEY_ID", new.as_str())],
+    );
+    assert!(ok, "{again}");
+    assert!(again.contains("secrets: 0 moved, 2 already"), "{again}");
+    assert!(
+        again.contains("signing keys: 0 moved, 9 already"),
+        "{again}"
+    );
+    let logs = stack.logs();
+    for failure in ["will retry", "dead-lettered", "host unhealthy"] {
+        assert!(!logs.contains(failure), "{failure}:\n{logs}");
+    }
+    assert!(terminate(&mut third).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_move_to_a_new_kms_key_without_downtime_local() {
+    secrets_move_to_a_new_kms_key_without_downtime(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_move_to_a_new_kms_key_without_downtime_aws() {
+    secrets_move_to_a_new_kms_key_without_downtime(Backend::Aws).await;
 }

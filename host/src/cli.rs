@@ -129,6 +129,11 @@ enum Command {
         #[arg(long)]
         value_file: Option<PathBuf>,
     },
+    /// Secrets as a whole: move every ciphertext to a new KMS key.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Run messages through a logic version in the mock host and show every
     /// capability call, the records, the comment and the runtime request.
     ///
@@ -182,6 +187,19 @@ impl Pick {
     fn selection(&self) -> anyhow::Result<crate::record::store::Selection> {
         crate::record::commands::selection(self.last, self.since.as_deref(), &self.messages)
     }
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Move every secret, every environment's signing key and the KMS probe
+    /// to KEY (which must be `kms.key_id`; the keys moved from are in
+    /// `kms.previous_key_ids`), each written only if unchanged meanwhile.
+    /// Exits 1 if a ciphertext no configured key decrypts is left.
+    ReEncrypt {
+        /// The key to move to.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -546,6 +564,16 @@ pub fn main() -> anyhow::Result<()> {
             })?;
             println!("secret {name} set for app {app} ({scope})");
             Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::ReEncrypt { ref to },
+        } => {
+            init_logs(LogFormat::Human);
+            let settings = settings(Uses::Stores)?;
+            runtime.block_on(async {
+                let platform = Platform::connect(&settings).await?;
+                admin::reencrypt::re_encrypt(&platform, &settings, to).await
+            })
         }
         Command::Try {
             ref messages,

@@ -98,7 +98,15 @@ impl Platform {
                         store.clone(),
                         settings.tables.logic_mapping(),
                     )),
-                    kms: Arc::new(LocalKms::open(&store, &settings.kms.key_id).await?),
+                    kms: Self::either_key(
+                        Box::new(LocalKms::open(&store, &settings.kms.key_id).await?),
+                        &settings.kms.previous_key_ids,
+                        |id| {
+                            let store = store.clone();
+                            async move { Ok(Box::new(LocalKms::existing(&store, &id).await?) as _) }
+                        },
+                    )
+                    .await?,
                     place: Place::Local(store),
                 }
             }
@@ -110,10 +118,51 @@ impl Platform {
                     consumer_tables: tables.clone(),
                     tables,
                     logic_tables: Arc::new(AwsTables::new(&sdk, settings.tables.logic_mapping())),
-                    kms: Arc::new(AwsKms::new(&sdk, &settings.kms.key_id)),
+                    kms: Self::either_key(
+                        Box::new(AwsKms::new(&sdk, &settings.kms.key_id)),
+                        &settings.kms.previous_key_ids,
+                        |id| {
+                            let key: Box<dyn Kms> = Box::new(AwsKms::new(&sdk, &id));
+                            async move { Ok(key) }
+                        },
+                    )
+                    .await?,
                     place: Place::Aws(Box::new(sdk)),
                 }
             }
+        })
+    }
+
+    /// The configured key, and the keys being moved from if any
+    /// (`kms.previous_key_ids`: see `capabilities::kms::either`).
+    async fn either_key<F, Fut>(
+        current: Box<dyn Kms>,
+        previous: &[String],
+        open: F,
+    ) -> anyhow::Result<Arc<dyn Kms>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Box<dyn Kms>>>,
+    {
+        if previous.is_empty() {
+            return Ok(Arc::from(current));
+        }
+        let mut keys = Vec::new();
+        for id in previous {
+            keys.push(open(id.clone()).await?);
+        }
+        Ok(Arc::new(crate::capabilities::kms::either::EitherKey {
+            current,
+            previous: keys,
+        }))
+    }
+
+    /// The key `key_id` alone (`secrets re-encrypt`: what is already under
+    /// it).
+    pub async fn key(&self, key_id: &str) -> anyhow::Result<Box<dyn Kms>> {
+        Ok(match &self.place {
+            Place::Local(store) => Box::new(LocalKms::existing(store, key_id).await?),
+            Place::Aws(sdk) => Box::new(AwsKms::new(sdk, key_id)),
         })
     }
 

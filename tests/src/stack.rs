@@ -263,7 +263,17 @@ impl Stack {
     /// Run to completion: whether it succeeded, and its standard output and
     /// error together.
     pub fn run(&self, args: &[&str]) -> (bool, String) {
-        let output = self.command(args).output().expect("running envmgr");
+        self.run_with(args, &[])
+    }
+
+    /// [`run`](Self::run) with `env` on top of the stack's environment
+    /// (`ENVMGR__…` overrides for this command only).
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+        let output = self
+            .command(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("running envmgr");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),

@@ -245,12 +245,17 @@ impl Tables {
 pub struct Kms {
     /// The key secrets are encrypted with (`envmgr secret set`, `init`).
     pub key_id: String,
+    /// Keys being moved from (`envmgr secrets re-encrypt`): a host also
+    /// decrypts what they made, and encrypts under `key_id` only.
+    #[serde(default)]
+    pub previous_key_ids: Vec<String>,
 }
 
 impl Default for Kms {
     fn default() -> Self {
         Self {
             key_id: "alias/envmgr".into(),
+            previous_key_ids: Vec::new(),
         }
     }
 }
@@ -544,12 +549,13 @@ fn set_path(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<
             .as_table_mut()
             .ok_or_else(|| anyhow::anyhow!("`{key}` is not a table"))?;
     }
-    // Numbers and booleans as such; everything else as a string.
+    // Numbers, booleans and arrays (`["alias/old"]`) as such; everything
+    // else as a string.
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .filter(|v| !v.is_table() && !v.is_array())
+        .filter(|v| !v.is_table())
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
     current.insert(last.clone(), parsed);
     Ok(())

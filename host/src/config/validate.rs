@@ -87,6 +87,11 @@ impl Settings {
                 "config key `local.retention_days`: at least {dead_letter_days} (as long as a dead letter may come back)"
             );
         }
+        if self.kms.previous_key_ids.contains(&self.kms.key_id) {
+            bail!(
+                "config key `kms.previous_key_ids`: the keys being moved from, not `kms.key_id` itself"
+            );
+        }
         if self.logic.keep_installed_hours > 24 * 365 {
             bail!("config key `logic.keep_installed_hours`: at most 8760 (a year)");
         }

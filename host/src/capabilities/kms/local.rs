@@ -17,25 +17,40 @@ pub struct LocalKms {
 }
 
 impl LocalKms {
-    /// The key named `alias`, created if the database has none yet.
-    pub async fn open(store: &Store, alias: &str) -> anyhow::Result<Self> {
+    /// The key named `alias`, which must exist (a key being moved from:
+    /// a mistyped name must not become a new, empty key).
+    pub async fn existing(store: &Store, alias: &str) -> anyhow::Result<Self> {
+        match Self::lookup(store, alias).await? {
+            Some(bytes) => Self::from_bytes(bytes),
+            None => anyhow::bail!(
+                "config key `kms.previous_key_ids`: the local database has no key `{alias}`"
+            ),
+        }
+    }
+
+    async fn lookup(store: &Store, alias: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let alias = alias.to_string();
-        // Most opens find the key: read it without taking the write lock.
-        let lookup = alias.clone();
-        let found: Option<Vec<u8>> = store
+        store
             .query(move |connection| {
                 connection
                     .query_row(
                         "SELECT key FROM kms_keys WHERE alias = ?1",
-                        [&lookup],
+                        [&alias],
                         |row| row.get(0),
                     )
                     .optional()
             })
-            .await?;
-        if let Some(bytes) = found {
+            .await
+            .map_err(anyhow::Error::from)
+    }
+
+    /// The key named `alias`, created if the database has none yet.
+    pub async fn open(store: &Store, alias: &str) -> anyhow::Result<Self> {
+        // Most opens find the key: read it without taking the write lock.
+        if let Some(bytes) = Self::lookup(store, alias).await? {
             return Self::from_bytes(bytes);
         }
+        let alias = alias.to_string();
         let mut fresh = [0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
         let bytes: Vec<u8> = store

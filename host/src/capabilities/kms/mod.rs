@@ -2,6 +2,7 @@
 
 pub mod aead;
 pub mod aws;
+pub mod either;
 pub mod local;
 pub mod mock;
 

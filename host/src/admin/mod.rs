@@ -1,6 +1,8 @@
 //! Operator commands on whichever backend the config names: `init`
 //! (queues, tables, key), apps and secrets in the documented format.
 
+pub mod reencrypt;
+
 use std::collections::HashMap;
 
 use anyhow::{Context as _, bail};
@@ -37,7 +39,10 @@ pub async fn init(platform: &Platform, settings: &Settings) -> anyhow::Result<()
 /// The probe the hosts' health check decrypts (see `health::probes`):
 /// a ciphertext of a fixed text under the configured key, in the `logic`
 /// table. Stored anew each time, so it follows a change of `kms.key_id`.
-async fn store_kms_probe(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
+pub(crate) async fn store_kms_probe(
+    platform: &Platform,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     use crate::health::probes::{KMS_PROBE_PLAINTEXT, kms_probe_context, kms_probe_key};
     let key_id = &settings.kms.key_id;
     let ciphertext = platform
