@@ -440,3 +440,95 @@ async fn per_version_figures_follow_the_pointer() {
         "{scrape}"
     );
 }
+
+/// A reinstall of a version `logic gc` is removing: the version item goes
+/// back only with every chunk present, and chunks go only while it is
+/// absent, so the version is whole or gone, never an item without chunks.
+#[tokio::test]
+async fn a_reinstall_racing_a_removal_leaves_the_version_whole() {
+    let tables = Arc::new(MockTables::new(&["logic"]));
+    let registry = registry_on(tables.clone());
+    let bytes = variant(envmgr::BUILTIN_LOGIC, "reinstalled");
+    let id = hex_sha256(&bytes);
+    registry.store(&id, None, &bytes, "0.3.0", 1).await.unwrap();
+    let version = registry
+        .versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.id == id)
+        .unwrap();
+    // The removal is cut short after its first step; the version is
+    // installed again; the next pass finishes "its" removal.
+    let crashing = registry_on(Arc::new(ChunksStay(tables.clone())));
+    assert!(crashing.remove(&version, None).await.is_err());
+    registry.store(&id, None, &bytes, "0.3.0", 2).await.unwrap();
+    assert_eq!(registry.finish_removals().await.unwrap(), 1);
+    assert_eq!(registry.component(&id).await.unwrap(), bytes, "chunks lost");
+
+    // A pass deletes the chunks between the install's chunks and its
+    // version item: the install writes them again.
+    let racing = Arc::new(GcBetween {
+        tables: tables.clone(),
+        fired: std::sync::atomic::AtomicBool::new(false),
+    });
+    let registry = registry_on(racing.clone());
+    let version = registry
+        .versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.id == id)
+        .unwrap();
+    registry.remove(&version, None).await.unwrap();
+    racing
+        .fired
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    registry.store(&id, None, &bytes, "0.3.0", 3).await.unwrap();
+    assert!(
+        racing.fired.load(std::sync::atomic::Ordering::SeqCst),
+        "the race was run"
+    );
+    assert_eq!(registry.component(&id).await.unwrap(), bytes);
+}
+
+/// Tables on which, the first time a version item is put, every chunk of
+/// that version is deleted just before (a gc pass in between).
+struct GcBetween {
+    tables: Arc<MockTables>,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Tables for GcBetween {
+    async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
+        self.tables.get(table, key).await
+    }
+    async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
+        self.tables.query(request).await
+    }
+    async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
+        let puts_version = writes
+            .iter()
+            .any(|w| matches!(w, Write::Put(p) if format!("{:?}", p.item).contains("\"VERSION\"")));
+        if puts_version && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            for item in self.tables.scan("logic") {
+                if format!("{item:?}").contains("COMPONENT#") {
+                    let key: Item = item
+                        .iter()
+                        .filter(|(n, _)| n == "pk" || n == "sk")
+                        .cloned()
+                        .collect();
+                    self.tables.remove("logic", &key).unwrap();
+                }
+            }
+        }
+        self.tables.transact_write(writes).await
+    }
+    async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
+        self.tables.update(request).await
+    }
+    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
+        self.tables.scan_all(table).await
+    }
+}

@@ -36,6 +36,9 @@ const TABLE: &str = "logic";
 pub const HOST_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 /// Well under DynamoDB's 400 KB item limit.
 const CHUNK_BYTES: usize = 256 << 10;
+/// Chunks of one component at most: its version item is written with a
+/// check of each, in one transaction of at most 100 writes (~24.75 MiB).
+const MAX_CHUNKS: usize = 99;
 
 /// Someone else changed the pointer since it was read.
 #[derive(Debug)]
@@ -136,12 +139,12 @@ impl Registry {
             return Ok(());
         }
         let chunks: Vec<&[u8]> = component.chunks(CHUNK_BYTES).collect();
-        for (index, chunk) in chunks.iter().enumerate() {
-            let mut item = key(&format!("COMPONENT#{id}"), &format!("{index:04}"));
-            item.push(("data".into(), AttributeValue::B(chunk.to_vec())));
-            self.put(item, Condition::None)
-                .await
-                .map_err(|e| anyhow::anyhow!("storing the component: {}", e.describe()))?;
+        if chunks.len() > MAX_CHUNKS {
+            anyhow::bail!(
+                "a component of {} bytes is larger than the logic table holds ({} bytes)",
+                component.len(),
+                MAX_CHUNKS * CHUNK_BYTES
+            );
         }
         let mut version = key("VERSION", id);
         version.extend([
@@ -153,9 +156,39 @@ impl Registry {
         if let Some(tag) = tag {
             version.push(s("tag", tag));
         }
-        self.put(version, Condition::None)
-            .await
-            .map_err(|e| anyhow::anyhow!("storing the version: {}", e.describe()))
+        // The version item goes in only with every chunk present: a `logic
+        // gc` removing the same version deletes chunks only while it is
+        // absent (see `delete_chunks`), so one of the two gives way. Once
+        // is enough unless another gc pass comes between.
+        for _ in 0..3 {
+            for (index, chunk) in chunks.iter().enumerate() {
+                let mut item = key(&format!("COMPONENT#{id}"), &format!("{index:04}"));
+                item.push(("data".into(), AttributeValue::B(chunk.to_vec())));
+                self.put(item, Condition::None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("storing the component: {}", e.describe()))?;
+            }
+            let mut writes = vec![Write::Put(PutItem {
+                table: TABLE.into(),
+                item: version.clone(),
+                condition: Condition::None,
+            })];
+            writes.extend((0..chunks.len()).map(|index| {
+                Write::Check(KeyCondition {
+                    table: TABLE.into(),
+                    key: key(&format!("COMPONENT#{id}"), &format!("{index:04}")),
+                    condition: Condition::ItemPresent,
+                })
+            }));
+            match self.tables.transact_write(&writes).await {
+                Ok(()) => return Ok(()),
+                Err(WriteError::ConditionFailed(_)) => continue,
+                Err(WriteError::Failed(e)) => {
+                    anyhow::bail!("storing the version: {}", e.describe())
+                }
+            }
+        }
+        anyhow::bail!("logic gc removed the component while it was stored; install it again")
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), WriteError> {
@@ -383,28 +416,44 @@ impl Registry {
         Ok(markers.len())
     }
 
-    /// The chunks by key (the count is known: no chunk is read), then the
-    /// marker.
+    /// The chunks by key (the count is known: no chunk is read), each batch
+    /// only while the version item is absent — if `install` put it back
+    /// meanwhile, its chunks stay (see `store`) — then the marker.
     async fn delete_chunks(&self, id: &str, chunks: u64) -> anyhow::Result<()> {
-        let delete = |pk: String, sk: String| {
-            Write::Delete(KeyCondition {
-                table: TABLE.into(),
-                key: key(&pk, &sk),
-                condition: Condition::None,
+        let deletes: Vec<Write> = (0..chunks)
+            .map(|index| {
+                Write::Delete(KeyCondition {
+                    table: TABLE.into(),
+                    key: key(&format!("COMPONENT#{id}"), &format!("{index:04}")),
+                    condition: Condition::None,
+                })
             })
-        };
-        let mut writes: Vec<Write> = (0..chunks)
-            .map(|index| delete(format!("COMPONENT#{id}"), format!("{index:04}")))
             .collect();
-        writes.push(delete("REMOVING".into(), id.into()));
-        // DynamoDB takes at most 100 writes a transaction.
-        for batch in writes.chunks(100) {
-            self.tables
-                .transact_write(batch)
-                .await
-                .map_err(|e| anyhow::anyhow!("removing logic {id}: {}", e.describe()))?;
+        // DynamoDB takes at most 100 writes a transaction: the check and 99.
+        for batch in deletes.chunks(MAX_CHUNKS) {
+            let mut writes = vec![Write::Check(KeyCondition {
+                table: TABLE.into(),
+                key: key("VERSION", id),
+                condition: Condition::ItemAbsent,
+            })];
+            writes.extend_from_slice(batch);
+            match self.tables.transact_write(&writes).await {
+                Ok(()) => {}
+                // Installed again: what is left is its.
+                Err(WriteError::ConditionFailed(_)) => break,
+                Err(WriteError::Failed(e)) => {
+                    anyhow::bail!("removing logic {id}: {}", e.describe())
+                }
+            }
         }
-        Ok(())
+        self.tables
+            .transact_write(&[Write::Delete(KeyCondition {
+                table: TABLE.into(),
+                key: key("REMOVING", id),
+                condition: Condition::None,
+            })])
+            .await
+            .map_err(|e| anyhow::anyhow!("removing logic {id}: {}", e.describe()))
     }
 
     /// The active pointer; none before the first activation (the builtin
