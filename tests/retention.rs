@@ -1,4 +1,5 @@
-//! What ends, and what must not (README, "Retention"): `logic gc` and
+//! What ends, and what must not (README, "Retention and rotation";
+//! docs/performance.md, "What grows, and its bound"): `logic gc` and
 //! `serve`'s hourly pass remove versions nothing needs and nothing else
 //! (through the binary, on both backends); a removal and an activation
 //! never both land; a removal a crash cut short is finished; heartbeats of
