@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use envmgr::capabilities::CapResult;
 use envmgr::capabilities::dynamodb::mock::MockTables;
 use envmgr::capabilities::dynamodb::{
-    Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
+    AttributeValue, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
 };
 use envmgr::config::LogicSettings;
 use envmgr::engine::hex_sha256;
@@ -320,7 +320,7 @@ fn each_rule_keeps_its_versions_and_nothing_else() {
     let rules = Rules {
         builtin: "builtin",
         pointer: Some(&pointer),
-        handlers: &handlers,
+        handlers: Some(&handlers),
         keep_installed_ms: HOUR_MS,
         now_ms: 10 * HOUR_MS,
     };
@@ -385,7 +385,10 @@ async fn native_code_is_kept_for_what_the_pointer_names_only() {
     std::fs::write(dir.join(&writing), b"half").unwrap();
     std::fs::write(dir.join("README"), b"mine").unwrap();
 
-    let pruned = cache.prune(&BTreeSet::from([ids[0].clone()])).unwrap();
+    let pruned = cache
+        .prune(&BTreeSet::from([ids[0].clone()]))
+        .await
+        .unwrap();
     assert_eq!(pruned.files, 3, "{pruned:?}");
     let mut left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -532,4 +535,94 @@ impl Tables for GcBetween {
     async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
         self.tables.scan_all(table).await
     }
+}
+
+#[tokio::test]
+async fn a_version_both_canary_and_shadow_is_checked_once() {
+    let registry = registry_on(Arc::new(MockTables::new(&["logic"])));
+    let both = stored(&registry, "both", 1).await;
+    let mut next = activated(None, &builtin(), &both, Some(20), 1).unwrap();
+    next.shadow = Some(both.clone());
+    registry.swap(None, &next).await.unwrap();
+    assert_eq!(registry.pointer().await.unwrap(), Some(next));
+}
+
+#[tokio::test]
+async fn a_removal_judged_before_a_reinstall_does_not_remove_it() {
+    let registry = registry_on(Arc::new(MockTables::new(&["logic"])));
+    let bytes = variant(envmgr::BUILTIN_LOGIC, "judged-before");
+    let id = hex_sha256(&bytes);
+    registry.store(&id, None, &bytes, "0.3.0", 1).await.unwrap();
+    let judged = registry.versions().await.unwrap();
+    let judged = judged.iter().find(|v| v.id == id).unwrap();
+    registry.store(&id, None, &bytes, "0.3.0", 2).await.unwrap();
+    let removal = registry.remove(judged, None).await.unwrap_err();
+    assert!(removal.is::<Conflict>(), "{removal:#}");
+    assert_eq!(registry.component(&id).await.unwrap(), bytes);
+}
+
+/// A deployment upgraded to handler marks keeps recordings that no mark
+/// covers: until the last of them is past the retention, every version
+/// is kept; a new deployment's marks cover everything from the start.
+#[tokio::test]
+async fn recordings_older_than_the_marks_keep_every_version() {
+    let registry = registry_on(Arc::new(MockTables::new(&["logic"])));
+    let settings = envmgr::config::Record::default();
+    let retention_ms = settings.retention_hours * HOUR_MS;
+    let tables = Arc::new(MockTables::new(&["recordings"]));
+    let recordings = Recordings::new(tables.clone(), None, settings);
+    let unused = stored(&registry, "unmarked", 0).await;
+    let fresh = collect(
+        &registry,
+        &recordings,
+        None,
+        Duration::ZERO,
+        10 * HOUR_MS,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(
+        fresh.removed.iter().any(|v| v.id == unused),
+        "no recordings: nothing unknown"
+    );
+
+    // A recording an older build stored at hour 10, then marks begin.
+    let recorded_at = 10 * HOUR_MS + 5;
+    tables
+        .put(
+            "recordings",
+            vec![
+                ("pk".into(), AttributeValue::S("REC#00000010".into())),
+                (
+                    "sk".into(),
+                    AttributeValue::S(format!("{recorded_at:013}#m#1#000")),
+                ),
+            ],
+        )
+        .unwrap();
+    recordings.marks_begin(11 * HOUR_MS).await.unwrap();
+    recordings.marks_begin(12 * HOUR_MS).await.unwrap();
+    let pass = collect(
+        &registry,
+        &recordings,
+        None,
+        Duration::ZERO,
+        20 * HOUR_MS,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(pass.removed.is_empty(), "{pass:?}");
+    assert!(
+        pass.kept
+            .iter()
+            .any(|(v, why)| v.id == unused && *why == Kept::UnmarkedRecordings)
+    );
+    // Past its retention (its hour whole), the marks tell everything.
+    let later = recorded_at + retention_ms + 2 * HOUR_MS;
+    let pass = collect(&registry, &recordings, None, Duration::ZERO, later, true)
+        .await
+        .unwrap();
+    assert!(pass.removed.iter().any(|v| v.id == unused), "{pass:?}");
 }

@@ -33,6 +33,14 @@ fn replace(path: &std::path::Path, text: &str) {
     std::fs::rename(&next, path).unwrap();
 }
 
+fn hang_up(daemon: &std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 async fn send_and_wait(stack: &Stack, branches: std::ops::Range<u32>) {
     for i in branches.clone() {
         stack.send("api", &request(&format!("rotate/{i}")));
@@ -54,7 +62,11 @@ async fn credentials_rotate_on_a_running_serve(backend: Backend) {
     );
     stack.seed_shop("postgres://shop:pw@db/shop", "sk_test_rotation");
     let mut daemon = stack.serve();
+    // A SIGHUP while it starts (before it serves) is caught, not fatal.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    hang_up(&daemon);
     send_and_wait(&stack, 0..3).await;
+    assert!(daemon.try_wait().unwrap().is_none(), "SIGHUP ended serve");
 
     // The new credentials are added where they are checked, then written.
     stack.github.set_app_keys(&[PUBLIC_KEY, PUBLIC_KEY_2]);
@@ -86,11 +98,7 @@ async fn credentials_rotate_on_a_running_serve(backend: Backend) {
     stack.runtime.set_tokens(&["rotated-runtime-tokem"]);
     tokio::time::sleep(envmgr::rotation::LOOK_EVERY * 2).await;
     assert_eq!(stack.logs().matches("credential rotated").count(), 2);
-    let hangup = std::process::Command::new("kill")
-        .args(["-HUP", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hangup.success());
+    hang_up(&daemon);
     eventually("SIGHUP takes it", WAIT, || async {
         stack.logs().matches("credential rotated").count() == 3
     })
@@ -217,9 +225,16 @@ async fn secrets_move_to_a_new_kms_key_without_downtime(backend: Backend) {
         "{}",
         refused.1
     );
-    let (mut second, _) = stack.serve_with(&moving);
+    // First round: every host reads the new key too, still writes the old.
+    let upcoming = format!("[\"{new}\"]");
+    let (mut between, _) =
+        stack.serve_with(&[("ENVMGR__KMS__PREVIOUS_KEY_IDS", upcoming.as_str())]);
     serving(2).await;
     assert!(terminate(&mut first).success());
+    // Second round: the new key writes, the old one still reads.
+    let (mut second, _) = stack.serve_with(&moving);
+    serving(3).await;
+    assert!(terminate(&mut between).success());
     send_and_wait(&stack, 0..6).await;
 
     let (ok, said) = stack.run_with(&["secrets", "re-encrypt", "--to", &new], &moving);
@@ -237,7 +252,7 @@ async fn secrets_move_to_a_new_kms_key_without_downtime(backend: Backend) {
 
     // The old key goes from the config: everything still reads.
     let (mut third, _) = stack.serve_with(&[("ENVMGR__KMS__KEY_ID", new.as_str())]);
-    serving(3).await;
+    serving(4).await;
     assert!(terminate(&mut second).success());
     send_and_wait(&stack, 0..9).await;
     let (ok, again) = stack.run_with(

@@ -717,6 +717,8 @@ impl StopSignal {
         use tokio::signal::unix::{SignalKind, signal};
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
+        // SIGHUP re-reads credential files; never fatal once serve starts.
+        crate::rotation::catch_hangups()?;
         let (told, stop) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             tokio::select! {

@@ -32,6 +32,13 @@ pub fn dependency_error(dependency: &str, kind: &str) {
         .inc();
 }
 
+static PREVIOUS_KEY_DECRYPTS: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Count one decrypt that only a key in `kms.previous_key_ids` could do.
+pub fn previous_key_decrypt() {
+    PREVIOUS_KEY_DECRYPTS.inc();
+}
+
 static RECORDINGS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
 static RECORDED_BYTES: LazyLock<Counter> = LazyLock::new(Counter::default);
 /// Shadow runs per version (short id) and verdict. Bound: the versions
@@ -83,6 +90,11 @@ impl Default for Scrape {
             "envmgr_dependency_errors",
             "Failed capability calls, by dependency and error code",
             DEPENDENCY_ERRORS.clone(),
+        );
+        registry.register(
+            "envmgr_kms_previous_key_decrypts",
+            "Decrypts only a key being moved from (kms.previous_key_ids) could do",
+            PREVIOUS_KEY_DECRYPTS.clone(),
         );
         registry.register(
             "envmgr_recordings",

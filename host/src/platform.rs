@@ -49,6 +49,9 @@ pub struct Platform {
     pub kms: Arc<dyn Kms>,
     /// The host's own `logic` table: versions and the active pointer.
     logic_tables: Arc<dyn Tables>,
+    /// The local recordings file, opened once per process: its store has a
+    /// writer thread of its own (the recorder and the retention share it).
+    recordings_store: std::sync::OnceLock<Store>,
     place: Place,
 }
 
@@ -107,6 +110,7 @@ impl Platform {
                         },
                     )
                     .await?,
+                    recordings_store: std::sync::OnceLock::new(),
                     place: Place::Local(store),
                 }
             }
@@ -127,6 +131,7 @@ impl Platform {
                         },
                     )
                     .await?,
+                    recordings_store: std::sync::OnceLock::new(),
                     place: Place::Aws(Box::new(sdk)),
                 }
             }
@@ -185,7 +190,13 @@ impl Platform {
         Ok(match &self.place {
             Place::Local(store) => {
                 let dir = store.path().parent().unwrap_or(std::path::Path::new("."));
-                let own = Store::open(&dir.join(RECORDINGS_FILE))?;
+                let own = match self.recordings_store.get() {
+                    Some(own) => own.clone(),
+                    None => {
+                        let opened = Store::open(&dir.join(RECORDINGS_FILE))?;
+                        self.recordings_store.get_or_init(|| opened).clone()
+                    }
+                };
                 Recordings::new(
                     Arc::new(
                         LocalTables::new(own.clone(), mapping)

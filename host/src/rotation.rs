@@ -3,10 +3,11 @@
 //! re-read when their file changes (looked at every [`LOOK_EVERY`]) and on
 //! SIGHUP, and the running `serve` uses the new one from its next request.
 //!
-//! A changed file is taken only once it reads whole and valid (an App key
-//! must parse; no credential may be empty): a half-written or broken file
-//! is refused with an error line and the previous credential stays, so a
-//! rotation cannot take the host down. The new credential is registered
+//! A changed file is read once it stays the same across two looks, taken
+//! only if it did not change while read, and only if it is valid (an App
+//! key must parse; no credential may be empty): a file being written is
+//! waited for, a broken one refused with an error line, and the previous
+//! credential stays, so a rotation cannot take the host down. The new credential is registered
 //! with the redactor before anything uses it. Credentials given in the
 //! environment (`ENVMGR_GITHUB_PRIVATE_KEY`, …) are not watched: a process's
 //! environment does not change.
@@ -26,6 +27,19 @@ use tracing::{error, info};
 
 /// How often the watched files are looked at.
 pub const LOOK_EVERY: Duration = Duration::from_secs(2);
+
+/// SIGHUP's handler, installed as `serve` starts ([`catch_hangups`]):
+/// SIGHUP's default action ends the process, and `serve` may take a while
+/// (compiling logic, waiting for SQS) before [`Rotation::run`] listens.
+static HANGUPS: Mutex<Option<tokio::signal::unix::Signal>> = Mutex::new(None);
+
+/// From now on SIGHUP is caught (and kept for [`Rotation::run`]), not
+/// fatal. Needs a tokio runtime.
+pub fn catch_hangups() -> std::io::Result<()> {
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    *HANGUPS.lock().unwrap_or_else(|p| p.into_inner()) = Some(hangups);
+    Ok(())
+}
 
 /// A value that rotates: readers take the current one per use.
 pub struct Current<T>(RwLock<Arc<T>>);
@@ -60,6 +74,8 @@ struct Watched {
     /// The file's identity and size when last read: a change of any is a
     /// change (a Kubernetes secret volume swaps a symlink: a new inode).
     stamp: Option<Stamp>,
+    /// A change seen on the last look, read when the next one sees it too.
+    pending: Option<Option<Stamp>>,
     /// The sha256 of the text in use, so a SIGHUP without a change is
     /// quiet.
     digest: [u8; 32],
@@ -100,6 +116,7 @@ impl Rotation {
         let watched = Watched {
             what,
             stamp: stamp(&path),
+            pending: None,
             path,
             digest: Sha256::digest(current.as_bytes()).into(),
             apply,
@@ -112,16 +129,32 @@ impl Rotation {
     }
 
     /// Re-read the files that changed (every one when `all`, as on SIGHUP)
-    /// and put new credentials in use; what became of each.
+    /// and put new credentials in use; what became of each. A change is
+    /// read once the file looks the same on two looks in a row (a writer
+    /// that truncates and writes in place is done by then), and taken only
+    /// if it did not change while it was read.
     pub fn look(&self, all: bool) -> Vec<(&'static str, Looked)> {
         let mut looked = Vec::new();
         for watched in self.lock().iter_mut() {
             let now = stamp(&watched.path);
-            if !all && now == watched.stamp {
-                continue;
+            if !all {
+                if now == watched.stamp {
+                    watched.pending = None;
+                    continue;
+                }
+                if watched.pending != Some(now) {
+                    watched.pending = Some(now);
+                    continue;
+                }
             }
+            watched.pending = None;
             watched.stamp = now;
             let outcome = watched.reload();
+            if stamp(&watched.path) != now {
+                // Written to while read: judged again once it settles.
+                watched.stamp = None;
+                continue;
+            }
             match &outcome {
                 Looked::Rotated => info!(
                     credential = watched.what,
@@ -143,14 +176,17 @@ impl Rotation {
 
     /// Look every [`LOOK_EVERY`], and at every file on SIGHUP, until `stop`.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut hangups =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let caught = HANGUPS.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut hangups = match caught {
+            Some(hangups) => Some(hangups),
+            None => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(hangups) => Some(hangups),
                 Err(e) => {
                     error!(error = %e, "SIGHUP not handled; credential files are still looked at");
                     None
                 }
-            };
+            },
+        };
         loop {
             let all = tokio::select! {
                 _ = tokio::time::sleep(LOOK_EVERY) => false,
@@ -160,7 +196,9 @@ impl Rotation {
                 }
                 _ = stop.changed() => return,
             };
-            self.look(all);
+            // A few file reads: off the runtime's threads.
+            let rotation = self.clone();
+            let _ = tokio::task::spawn_blocking(move || rotation.look(all)).await;
         }
     }
 }
@@ -222,22 +260,31 @@ mod tests {
         assert!(rotation.look(false).is_empty(), "nothing changed");
         assert_eq!(rotation.look(true), [("token", Looked::Unchanged)]);
 
+        // A change is read on the second look that sees it.
         std::fs::write(&path, "").unwrap();
-        assert!(matches!(
-            rotation.look(false)[..],
-            [(_, Looked::Refused(_))]
-        ));
+        assert!(
+            rotation.look(false).is_empty(),
+            "read while it may be written"
+        );
+        let refused = rotation.look(false);
+        assert!(
+            matches!(refused[..], [(_, Looked::Refused(_))]),
+            "{refused:?}"
+        );
         std::fs::write(&path, "broken-token").unwrap();
-        assert!(matches!(
-            rotation.look(false)[..],
-            [(_, Looked::Refused(_))]
-        ));
+        rotation.look(false);
+        let refused = rotation.look(false);
+        assert!(
+            matches!(refused[..], [(_, Looked::Refused(_))]),
+            "{refused:?}"
+        );
         assert_eq!(*current.get(), "old");
 
         // Same length as before, written by rename (a new inode).
         let next = path.with_extension("next");
         std::fs::write(&next, "new-token!!!").unwrap();
         std::fs::rename(&next, &path).unwrap();
+        assert!(rotation.look(false).is_empty());
         assert_eq!(rotation.look(false), [("token", Looked::Rotated)]);
         assert_eq!(*current.get(), "new-token!!!");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());

@@ -11,8 +11,11 @@
 //! the ciphertext read: a `set-secret` or a newer request meanwhile wins,
 //! and it is already under the configured key. A ciphertext KEY already
 //! decrypts is left alone, so a second run moves nothing, and an
-//! interrupted one is finished by running it again. Plaintexts stay in
-//! `Secret`s and are never printed.
+//! interrupted one is finished by running it again. A ciphertext can come
+//! back under the old key after the run (a create that read the record
+//! before and writes it again after): run it until it moves nothing and
+//! `envmgr_kms_previous_key_decrypts_total` stops growing, then drop the
+//! old key. Plaintexts stay in `Secret`s and are never printed.
 //!
 //! KEY must be `kms.key_id`: the hosts that run this config then encrypt
 //! new ciphertexts under it too and decrypt what this moves, so nothing is
@@ -20,12 +23,12 @@
 
 use anyhow::bail;
 
-use crate::capabilities::Describe as _;
 use crate::capabilities::dynamodb::fields::text;
 use crate::capabilities::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, Tables, UpdateItem, WriteError,
 };
 use crate::capabilities::kms::{Kms, as_written};
+use crate::capabilities::{Describe as _, ErrorCode};
 use crate::config::Settings;
 use crate::platform::Platform;
 
@@ -127,12 +130,27 @@ async fn move_all(
     let mut moved = Moved::default();
     for one in stored {
         let ciphertext = as_written(&one.ciphertext).into_owned();
-        if to.decrypt(&ciphertext, &one.context).await.is_ok() {
-            moved.already += 1;
-            continue;
+        // Only a refusal says which key made it; KMS unreachable or
+        // throttled stops the run (run it again), never counts as broken.
+        let stopped = |e: crate::capabilities::Error| {
+            anyhow::anyhow!(
+                "decrypting {} {}: {}",
+                one.table,
+                show_key(&one.key),
+                e.describe()
+            )
+        };
+        match to.decrypt(&ciphertext, &one.context).await {
+            Ok(_) => {
+                moved.already += 1;
+                continue;
+            }
+            Err(e) if e.code != ErrorCode::Denied => return Err(stopped(e)),
+            Err(_) => {}
         }
         let plaintext = match from.decrypt(&ciphertext, &one.context).await {
             Ok(plaintext) => plaintext,
+            Err(e) if e.code != ErrorCode::Denied => return Err(stopped(e)),
             Err(e) => {
                 moved.unreadable.push(format!(
                     "{} {}: {}",

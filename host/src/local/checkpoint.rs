@@ -58,21 +58,54 @@ impl Default for Policy {
 
 /// A truncating checkpoint the writer's thread owes, between two batches.
 #[derive(Clone, Default)]
-pub struct Wanted(Arc<AtomicBool>);
+pub struct Wanted {
+    asked: Arc<AtomicBool>,
+    /// After a truncation readers kept from finishing, the next waits this
+    /// long (doubling to [`BACKOFF_MAX`]): one reader that holds its
+    /// snapshot for long must not cost every batch [`TRUNCATE_WAIT`].
+    backoff: Arc<std::sync::Mutex<Backoff>>,
+}
+
+#[derive(Default)]
+struct Backoff {
+    not_before: Option<std::time::Instant>,
+    wait: Duration,
+}
+
+/// The longest wait between truncations readers keep failing.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 impl Wanted {
-    /// On the writer's thread, after a batch: truncate the WAL if asked to.
+    /// On the writer's thread, after a batch: truncate the WAL if asked to
+    /// and not backing off.
     pub fn truncate_if_wanted(&self, writer: &Connection) {
-        if !self.0.swap(false, Ordering::Relaxed) {
+        if !self.asked.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if backoff.not_before.is_some_and(|at| now < at) {
             return;
         }
         let truncated = writer.busy_timeout(TRUNCATE_WAIT).and_then(|()| {
-            let done = checkpoint(writer, "TRUNCATE");
+            let done = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
             writer.busy_timeout(super::BUSY_TIMEOUT)?;
             done
         });
-        if let Err(e) = truncated {
-            tracing::warn!(error = %e, "local database: truncating the WAL failed; retrying");
+        match truncated {
+            Ok(0) => *backoff = Backoff::default(),
+            // Readers (or another process's writer) outlasted the wait.
+            Ok(_busy) => {
+                backoff.wait = (backoff.wait * 2).clamp(TRUNCATE_WAIT, BACKOFF_MAX);
+                backoff.not_before = Some(now + backoff.wait);
+            }
+            Err(e) => {
+                backoff.wait = BACKOFF_MAX;
+                backoff.not_before = Some(now + backoff.wait);
+                tracing::warn!(error = %e, "local database: truncating the WAL failed; retrying");
+            }
         }
     }
 }
@@ -94,7 +127,7 @@ pub fn start(
                     // Readers still on the WAL keep it from starting over,
                     // whether or not every page was copied.
                     Ok((log, _copied)) if log > policy.truncate_past_frames => {
-                        wanted.0.store(true, Ordering::Relaxed);
+                        wanted.asked.store(true, Ordering::Relaxed);
                     }
                     Ok(_) => {}
                     Err(e) => {

@@ -145,35 +145,45 @@ impl NativeCache {
     /// (version ids) under this engine's key. Files that are not the
     /// cache's own (another name pattern) are left alone. A host loading a
     /// file another removes meanwhile compiles it again: never a failure.
-    pub fn prune(&self, keep: &std::collections::BTreeSet<String>) -> anyhow::Result<Pruned> {
-        let mut pruned = Pruned::default();
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pruned),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
-        };
-        let kept_names: std::collections::BTreeSet<String> = keep
-            .iter()
-            .map(|id| format!("{id}-{}.cwasm", self.key))
-            .collect();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = entry.metadata() else { continue };
-            let ours = cache_file(&name).is_some_and(|temporary| match temporary {
-                false => !kept_names.contains(&name),
-                true => meta
-                    .modified()
-                    .ok()
-                    .and_then(|at| at.elapsed().ok())
-                    .is_some_and(|age| age >= ABANDONED_AFTER),
-            });
-            if meta.is_file() && ours && std::fs::remove_file(entry.path()).is_ok() {
-                pruned.files += 1;
-                pruned.bytes += meta.len();
-            }
-        }
-        Ok(pruned)
+    pub async fn prune(&self, keep: &std::collections::BTreeSet<String>) -> anyhow::Result<Pruned> {
+        let (dir, key) = (self.dir.clone(), self.key.clone());
+        let kept_names: std::collections::BTreeSet<String> =
+            keep.iter().map(|id| format!("{id}-{key}.cwasm")).collect();
+        tokio::task::spawn_blocking(move || prune_dir(&dir, &kept_names))
+            .await
+            .context("the prune task")?
     }
+}
+
+/// Remove the cache's files in `dir` but `kept_names` (and temporary files
+/// younger than [`ABANDONED_AFTER`]).
+fn prune_dir(
+    dir: &std::path::Path,
+    kept_names: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Pruned> {
+    let mut pruned = Pruned::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pruned),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = entry.metadata() else { continue };
+        let ours = cache_file(&name).is_some_and(|temporary| match temporary {
+            false => !kept_names.contains(&name),
+            true => meta
+                .modified()
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age >= ABANDONED_AFTER),
+        });
+        if meta.is_file() && ours && std::fs::remove_file(entry.path()).is_ok() {
+            pruned.files += 1;
+            pruned.bytes += meta.len();
+        }
+    }
+    Ok(pruned)
 }
 
 /// Whether `name` is one of the cache's files: `{64 hex}-{key}.cwasm`

@@ -240,7 +240,9 @@ pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()
             roles.push("shadow".to_string());
         }
         // Shadow verdicts over every host, for any version that had some.
-        let tally = recordings.shadow_counts(&version.id, now_ms()).await?;
+        let tally = recordings
+            .shadow_counts(&version.id, None, now_ms())
+            .await?;
         if tally.total() > 0 {
             roles.push(format!("shadow runs: {tally}"));
         }

@@ -101,9 +101,14 @@ fn unchanged(seen: Option<&Pointer>) -> Condition {
     }
 }
 
-/// Past its `expiresAt` (seconds; DynamoDB's TTL deletes lazily).
+/// Past its `expiresAt` (seconds; DynamoDB's TTL deletes lazily). A
+/// heartbeat of a build before `expiresAt` ends [`HOST_KEPT`] after it was
+/// seen.
 fn expired(item: &Item, now_ms: u64) -> bool {
-    number(item, "expiresAt").is_some_and(|at| at * 1_000 <= now_ms)
+    let expires_at_ms = number(item, "expiresAt")
+        .map(|at| at * 1_000)
+        .or_else(|| Some(number(item, "seenAt")? + HOST_KEPT.as_millis() as u64));
+    expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 fn failed(what: &str) -> impl Fn(crate::capabilities::Error) -> anyhow::Error + '_ {
@@ -380,10 +385,14 @@ impl Registry {
                 key: key("POINTER", "#"),
                 condition: unchanged(seen),
             }),
+            // The version as read: one installed again since is kept.
             Write::Delete(KeyCondition {
                 table: TABLE.into(),
                 key: key("VERSION", &version.id),
-                condition: Condition::ItemPresent,
+                condition: Condition::Equals(AttributeCheck {
+                    name: "installedAt".into(),
+                    value: AttributeValue::N(version.installed_at_ms.to_string()),
+                }),
             }),
             Write::Put(PutItem {
                 table: TABLE.into(),
@@ -510,10 +519,14 @@ impl Registry {
             condition: unchanged(expected),
         })];
         // Every version it serves is still installed (see `remove`).
+        // Each once: a transaction may not touch one item twice (the
+        // canary may also be the shadow, the active one too).
         let serves: Vec<&String> = std::iter::once(&next.active)
             .chain(next.canary.as_ref().map(|c| &c.version))
             .chain(&next.shadow)
             .filter(|id| **id != self.builtin_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         writes.extend(serves.iter().map(|id| {
             Write::Check(KeyCondition {

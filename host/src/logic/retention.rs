@@ -3,7 +3,8 @@
 //!
 //! A version is kept while it is the builtin one, active, the canary, the
 //! shadow, in the rollback history, the handler of a recording still
-//! within `[record] retention_hours` (replaying it runs the handler), or
+//! within `[record] retention_hours` (replaying it runs the handler; while
+//! recordings older than the handler marks are kept, every version is), or
 //! installed within `logic.keep_installed_hours` (installed to be
 //! activated later); every other version's item and component chunks go
 //! (~0.6 MB each). Removal races no activation: see [`Registry::remove`].
@@ -31,6 +32,8 @@ pub enum Kept {
     Shadow,
     RollbackHistory,
     HandledRecordings,
+    /// Kept recordings older than the handler marks may name it.
+    UnmarkedRecordings,
     InstalledLately,
 }
 
@@ -43,6 +46,7 @@ impl Kept {
             Kept::Shadow => "shadow",
             Kept::RollbackHistory => "in the rollback history",
             Kept::HandledRecordings => "handled recordings still kept",
+            Kept::UnmarkedRecordings => "recordings older than the handler marks are still kept",
             Kept::InstalledLately => "installed lately",
         }
     }
@@ -63,7 +67,8 @@ pub struct Collected {
 pub struct Rules<'a> {
     pub builtin: &'a str,
     pub pointer: Option<&'a Pointer>,
-    pub handlers: &'a BTreeSet<String>,
+    /// None: some kept recording's handler is not known.
+    pub handlers: Option<&'a BTreeSet<String>>,
     pub keep_installed_ms: u64,
     pub now_ms: u64,
 }
@@ -83,8 +88,10 @@ impl Rules<'_> {
             Some(Kept::Shadow)
         } else if pointer.is_some_and(|p| p.history.contains(id)) {
             Some(Kept::RollbackHistory)
-        } else if self.handlers.contains(id) {
+        } else if self.handlers.is_some_and(|h| h.contains(id)) {
             Some(Kept::HandledRecordings)
+        } else if self.handlers.is_none() {
+            Some(Kept::UnmarkedRecordings)
         } else if self.now_ms.saturating_sub(version.installed_at_ms) < self.keep_installed_ms {
             Some(Kept::InstalledLately)
         } else {
@@ -120,11 +127,14 @@ pub async fn collect(
         collected.removals_finished = registry.finish_removals().await?;
     }
     let pointer = registry.pointer().await?;
-    let handlers: BTreeSet<String> = recordings.handlers(now_ms).await?.into_iter().collect();
+    let handlers: Option<BTreeSet<String>> = recordings
+        .handlers(now_ms)
+        .await?
+        .map(|h| h.into_iter().collect());
     let rules = Rules {
         builtin: registry.builtin_id(),
         pointer: pointer.as_ref(),
-        handlers: &handlers,
+        handlers: handlers.as_ref(),
         keep_installed_ms: keep_installed.as_millis() as u64,
         now_ms,
     };
@@ -143,7 +153,9 @@ pub async fn collect(
     if !dry_run {
         collected.hosts_forgotten = registry.forget_gone_hosts(now_ms).await?;
         if let Some(cache) = cache {
-            collected.native = cache.prune(&loadable(registry.builtin_id(), pointer.as_ref()))?;
+            collected.native = cache
+                .prune(&loadable(registry.builtin_id(), pointer.as_ref()))
+                .await?;
         }
     }
     Ok(collected)

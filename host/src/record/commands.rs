@@ -327,7 +327,7 @@ pub async fn shadow_report(
             .context("no shadow version is set; name one")?,
     };
     let recordings = platform.recordings(settings)?;
-    let tally = recordings.shadow_counts(&version, now_ms()).await?;
+    let tally = recordings.shadow_counts(&version, None, now_ms()).await?;
     println!("shadow {}: {tally}", short(&version));
     for result in recordings.shadow_results(&version, now_ms()).await? {
         println!(

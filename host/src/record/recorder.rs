@@ -136,6 +136,14 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self, mut receiver: mpsc::Receiver<Handled>) {
+        // From before the first recording, so every one stored is marked;
+        // apart, so a slow store never holds up the queue.
+        let (recordings, since) = (self.recordings.clone(), now_ms());
+        tokio::spawn(async move {
+            if let Err(e) = recordings.marks_begin(since).await {
+                warn!(error = %format!("{e:#}"), "recording's handler not marked");
+            }
+        });
         loop {
             // Idle, the counts are still written: the last of a burst too.
             match tokio::time::timeout(COUNTS_EVERY, receiver.recv()).await {
@@ -200,13 +208,17 @@ impl Worker {
             }
         }
         for version in handlers {
-            if !self.marked.due(version, now_ms()) {
-                continue;
+            if self.marked.due(version, now_ms()) {
+                self.mark(version).await;
             }
-            if let Err(e) = self.recordings.mark_handler(version, now_ms()).await {
-                self.marked.unmark(version);
-                warn!(error = %format!("{e:#}"), "recording's handler not marked");
-            }
+        }
+    }
+
+    /// Mark `version` as the handler of recordings kept from now.
+    async fn mark(&mut self, version: &str) {
+        if let Err(e) = self.recordings.mark_handler(version, now_ms()).await {
+            self.marked.unmark(version);
+            warn!(error = %format!("{e:#}"), "recording's handler not marked");
         }
     }
 
@@ -225,9 +237,10 @@ impl Worker {
             .verdict(&handled.recording, &handled.logic, &shadow)
             .await;
         crate::metrics::shadow_run(short(&shadow.id), verdict.label());
-        let (tally, dirty) = self.tallies.entry(shadow.id.clone()).or_default();
-        tally.add(&verdict);
-        *dirty = true;
+        if let Some((tally, dirty)) = self.tally_of(&shadow.id).await {
+            tally.add(&verdict);
+            *dirty = true;
+        }
         if !matches!(verdict, Verdict::Identical { .. }) {
             info!(
                 message_id = %handled.recording.message.id,
@@ -250,8 +263,34 @@ impl Worker {
         }
     }
 
+    /// This host's tally of `version`: a version shadowed again after its
+    /// tally was dropped goes on from its stored counts, never back. None
+    /// when they cannot be read (counting from zero would write smaller
+    /// counts over them): the run is counted in `/metrics` only.
+    async fn tally_of(&mut self, version: &str) -> Option<&mut (Tally, bool)> {
+        if !self.tallies.contains_key(version) {
+            let stored = self
+                .recordings
+                .shadow_counts(version, Some(&self.host), now_ms())
+                .await;
+            match stored {
+                Ok(stored) => {
+                    self.tallies.insert(version.to_string(), (stored, false));
+                }
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "shadow counts not stored");
+                    return None;
+                }
+            }
+        }
+        self.tallies.get_mut(version)
+    }
+
     async fn write_counts(&mut self) {
         self.counts_written = Instant::now();
+        for version in self.marked.take_pending(now_ms()) {
+            self.mark(&version).await;
+        }
         for (version, (tally, dirty)) in &mut self.tallies {
             if !*dirty {
                 continue;

@@ -37,7 +37,7 @@ const CHUNK_BYTES: usize = 300 << 10;
 /// DynamoDB's limits on one transaction: 100 writes, 4 MB.
 const MAX_WRITES: usize = 100;
 const MAX_TRANSACTION_BYTES: usize = 3 << 20;
-const HOUR_MS: u64 = 3_600_000;
+pub(super) const HOUR_MS: u64 = 3_600_000;
 
 /// Which recordings to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub fn newest_of_each(
 
 #[derive(Clone)]
 pub struct Recordings {
-    tables: Arc<dyn Tables>,
+    pub(super) tables: Arc<dyn Tables>,
     /// The database file, where the table is pruned to `max_entries`.
     local: Option<(crate::local::Store, String)>,
     pub(super) settings: Settings,
@@ -479,10 +479,19 @@ impl Recordings {
 
     /// A version's shadow verdicts summed over every host that counted
     /// within the retention.
-    pub async fn shadow_counts(&self, version: &str, now_ms: u64) -> anyhow::Result<Tally> {
+    /// `host`: that host's alone (what it counted before it dropped its
+    /// tally, to go on from).
+    pub async fn shadow_counts(
+        &self,
+        version: &str,
+        host: Option<&str>,
+        now_ms: u64,
+    ) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         for item in self.partition(&format!("SHADOWCOUNT#{version}")).await? {
-            if number(&item, "expiresAt").is_some_and(|at| at * 1_000 <= now_ms) {
+            if number(&item, "expiresAt").is_some_and(|at| at * 1_000 <= now_ms)
+                || host.is_some_and(|host| text(&item, "sk").as_deref() != Some(host))
+            {
                 continue;
             }
             let count = |name: &str| number(&item, name).unwrap_or(0) as usize;

@@ -34,6 +34,12 @@ impl Kms for EitherKey {
         for key in &self.previous {
             match key.decrypt(ciphertext, context).await {
                 Err(e) if e.code == ErrorCode::Denied => continue,
+                Ok(secret) => {
+                    // What is still under a key being left, for the
+                    // operator to see reach zero before dropping it.
+                    crate::metrics::previous_key_decrypt();
+                    return Ok(secret);
+                }
                 answer => return answer,
             }
         }
