@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
-use crate::cli::assemble;
 use crate::config::Settings;
 use crate::daemon::Disposition;
+use crate::daemon::assemble::assemble;
 use crate::local::FILE_NAME;
 use crate::mock::examples::{API_PRODUCTION, PULL_REQUEST_OPENED};
 use crate::{admin, show};

@@ -20,6 +20,7 @@
 //! queue never end a loop. On shutdown: stop receiving, let in-flight messages
 //! finish within the grace period, make the rest visible at once.
 
+pub mod assemble;
 mod deleter;
 pub mod endpoint;
 mod lease;

@@ -1,0 +1,145 @@
+//! `try` and `check-logic`: a logic component in the mock host, no
+//! deployment needed.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::{Context, init_logs};
+use crate::capabilities::dynamodb::show_item;
+use crate::config::LogFormat;
+use crate::engine::{Engine, Limits, hex_sha256};
+use crate::mock::{MockHost, seed};
+
+/// Run messages through a logic version in the mock host and show every
+/// capability call, the records, the comment and the runtime request.
+///
+/// The mock host is seeded with the app `app_shop` for the repository
+/// acme/shop (GitHub App installation 4242) and two secrets.
+#[derive(clap::Args)]
+pub struct Try {
+    /// Message bodies (JSON files), delivered in order.
+    #[arg(required = true)]
+    messages: Vec<PathBuf>,
+    /// The logic component; the builtin one by default.
+    #[arg(long)]
+    logic: Option<PathBuf>,
+    /// The queue the messages come from (`probot` or `api`).
+    #[arg(long, default_value = "probot")]
+    queue: String,
+}
+
+impl Try {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        context.runtime.block_on(try_messages(
+            &self.messages,
+            self.logic.clone(),
+            &self.queue,
+        ))
+    }
+}
+
+/// Check that a component implements the envmgr contract and print its id.
+#[derive(clap::Args)]
+pub struct CheckLogic {
+    /// The component file.
+    file: PathBuf,
+}
+
+impl CheckLogic {
+    pub fn run(&self) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        let file = &self.file;
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let engine = Engine::new(Limits::default())?;
+        let logic = engine.load(&bytes)?;
+        println!(
+            "{} implements envmgr:environments@{} ({} bytes){}",
+            logic.id,
+            logic.contract,
+            bytes.len(),
+            if logic.contract == crate::contract::CURRENT {
+                ""
+            } else {
+                "; the previous contract, run by this host for one more release"
+            }
+        );
+        Ok(())
+    }
+}
+
+/// Each message through the mock host, with what it did.
+async fn try_messages(
+    messages: &[PathBuf],
+    logic: Option<PathBuf>,
+    queue: &str,
+) -> anyhow::Result<()> {
+    let component = match &logic {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        None => crate::BUILTIN_LOGIC.to_vec(),
+    };
+    let host = MockHost::load(&component)?;
+    println!(
+        "logic {} ({} bytes)",
+        hex_sha256(&component),
+        component.len()
+    );
+    seed::example_shop(
+        &host,
+        "postgres://shop:hunter2@db/shop",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    );
+
+    for path in messages {
+        let body =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let delivery = host.deliver(&host.message(queue, &body)).await;
+        println!("\n== {} ==", path.display());
+        for entry in &delivery.transcript {
+            println!("  {entry}");
+        }
+        println!("=> {}", crate::engine::summary(&delivery.result));
+        host.clock.advance(std::time::Duration::from_secs(60));
+    }
+
+    println!("\n== environments table ==");
+    for item in host.tables.scan("environments") {
+        println!("  {}", show_item(&item));
+    }
+    for call in host.runtime.calls() {
+        let secrets: Vec<String> = call
+            .secrets
+            .iter()
+            .map(|(name, _)| format!("{name}=****"))
+            .collect();
+        println!(
+            "\n== runtime request {} ==\n  {} {} {}@{} entrypoint={} token={} secrets=[{}]",
+            call.idempotency_key,
+            call.environment_id,
+            call.environment_type,
+            call.repository,
+            call.sha,
+            call.entrypoint,
+            if call.installation_token.is_some() {
+                "****"
+            } else {
+                "none"
+            },
+            secrets.join(", ")
+        );
+    }
+    for event in host.analytics.events() {
+        println!(
+            "\n== analytics ==\n  {} user={} {}",
+            event.event, event.user_id, event.properties_json
+        );
+    }
+    for (repo, issue, comment) in host.github.all_comments() {
+        println!(
+            "\n== comment {} on {repo}#{issue} ==\n{}",
+            comment.id, comment.body
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The operator's commands on the deployment: `init`, `send`, `add-app`,
+//! `set-secret`, `secrets re-encrypt`, `check-data`, `show`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::{Context, init_logs, read_input};
+use crate::admin;
+use crate::config::{LogFormat, Uses};
+use crate::platform::Platform;
+
+/// Create the queues (with dead-letter queues and redrive policy), the
+/// tables and the KMS key if missing (the local database makes them when
+/// opened).
+pub fn init(context: &Context) -> anyhow::Result<()> {
+    init_logs(LogFormat::Human);
+    let settings = context.settings(Uses::Everything)?;
+    context
+        .runtime
+        .block_on(async { admin::init(&Platform::connect(&settings).await?, &settings).await })
+}
+
+/// Show what the local database holds.
+pub fn show(context: &Context) -> anyhow::Result<()> {
+    let settings = context.settings(Uses::Stores)?;
+    context.runtime.block_on(async {
+        let platform = Platform::connect(&settings).await?;
+        let store = platform
+            .store()
+            .context("show reads the local database; the config names the aws backend")?;
+        crate::show::everything(store, &settings)
+    })
+}
+
+/// Put a message on a queue.
+#[derive(clap::Args)]
+pub struct Send {
+    /// The queue, by its name in the config (`probot`, `api`).
+    #[arg(long)]
+    queue: String,
+    /// The body, from a file (`-` for standard input).
+    #[arg(long, conflicts_with = "body")]
+    file: Option<PathBuf>,
+    /// The body, inline.
+    #[arg(long)]
+    body: Option<String>,
+}
+
+impl Send {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        let body = match (&self.file, &self.body) {
+            (_, Some(body)) => body.clone(),
+            (Some(path), None) => read_input(path)?,
+            (None, None) => anyhow::bail!("give the body with --file or --body"),
+        };
+        let settings = context.settings(Uses::Queues)?;
+        let queue = &self.queue;
+        let id = context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            platform.queue(&settings, queue).await?.send(&body).await
+        })?;
+        println!("sent {id} to {queue}");
+        Ok(())
+    }
+}
+
+/// Register an app (the app record and its repository index).
+#[derive(clap::Args)]
+pub struct AddApp {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    name: String,
+    /// `owner/name` on GitHub.
+    #[arg(long)]
+    repository: String,
+    /// The default entrypoint (`index.ts` when unset).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Give pull requests from forks the secrets and a token too
+    /// (`forkSecrets`; off by default).
+    #[arg(long)]
+    fork_secrets: bool,
+    /// Only this GitHub login's pull requests get secrets and a token
+    /// (repeatable; `trustedAuthors`; everyone when none is given).
+    #[arg(long = "trusted-author", value_name = "LOGIN")]
+    trusted_authors: Vec<String>,
+    /// Take the repository from the app that has it (that app keeps its
+    /// record, without a repository).
+    #[arg(long)]
+    replace: bool,
+}
+
+impl AddApp {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        let settings = context.settings(Uses::Stores)?;
+        let trust = crate::catalog::Trust {
+            fork_secrets: self.fork_secrets,
+            trusted_authors: self.trusted_authors.clone(),
+        };
+        let said = context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            admin::add_app(
+                &platform,
+                &self.id,
+                &self.name,
+                &self.repository,
+                self.entrypoint.as_deref(),
+                &trust,
+                self.replace,
+            )
+            .await
+        })?;
+        println!("added {said}");
+        Ok(())
+    }
+}
+
+/// List every stored app, repository index and secret item that breaks
+/// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
+pub fn check_data(context: &Context) -> anyhow::Result<()> {
+    init_logs(LogFormat::Human);
+    let settings = context.settings(Uses::Stores)?;
+    let problems = context.runtime.block_on(async {
+        let platform = Platform::connect(&settings).await?;
+        admin::check_data(&platform).await
+    })?;
+    for problem in &problems {
+        println!("{problem}");
+    }
+    if problems.is_empty() {
+        println!("every app, repository index and secret item keeps the rules");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} stored items break the rules (docs/data-model.md)",
+            problems.len()
+        )
+    }
+}
+
+/// Encrypt a secret with the KMS key and store it for an app.
+#[derive(clap::Args)]
+pub struct SetSecret {
+    #[arg(long)]
+    app: String,
+    /// global, preview, production or environment:<id>.
+    #[arg(long)]
+    scope: String,
+    #[arg(long)]
+    name: String,
+    /// Read the value from this file; standard input otherwise.
+    #[arg(long)]
+    value_file: Option<PathBuf>,
+}
+
+impl SetSecret {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        let value = read_input(self.value_file.as_deref().unwrap_or(Path::new("-")))?;
+        let value = value.strip_suffix('\n').unwrap_or(&value);
+        let settings = context.settings(Uses::Stores)?;
+        let (app, scope, name) = (&self.app, &self.scope, &self.name);
+        context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            admin::set_secret(&platform, app, scope, name, value).await
+        })?;
+        println!("secret {name} set for app {app} ({scope})");
+        Ok(())
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Move every secret, every environment's signing key and the KMS probe
+    /// to KEY (which must be `kms.key_id`; the keys moved from are in
+    /// `kms.previous_key_ids`), each written only if unchanged meanwhile.
+    /// Exits 1 if a ciphertext no configured key decrypts is left.
+    ReEncrypt {
+        /// The key to move to.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+impl SecretsCommand {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        let settings = context.settings(Uses::Stores)?;
+        let SecretsCommand::ReEncrypt { to } = self;
+        context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            admin::reencrypt::re_encrypt(&platform, &settings, to).await
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! `serve` and `demo`: the daemon until a signal, and the walkthrough.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::{Context, init_logs};
+use crate::config::{LogFormat, Settings, Uses};
+use crate::daemon::assemble::assemble;
+
+/// Consume the queues and create environments until SIGTERM/SIGINT.
+#[derive(clap::Args)]
+pub struct Serve {
+    /// A logic component to run instead of the builtin one.
+    #[arg(long)]
+    logic: Option<PathBuf>,
+}
+
+impl Serve {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        // First of all: from here on SIGTERM/SIGINT is an orderly stop,
+        // even while the config is read and the backends connect.
+        let stop = {
+            let _entered = context.runtime.enter();
+            StopSignal::install()?
+        };
+        let settings = context.settings(Uses::Everything)?;
+        init_logs(settings.log.format);
+        context
+            .runtime
+            .block_on(serve(settings, self.logic.as_deref(), stop))
+    }
+}
+
+/// See envmgr work on this machine, nothing to set up: seed an app and its
+/// secrets, enqueue a pull-request webhook and a production create request,
+/// run the daemon until both are done, and show the result.
+#[derive(clap::Args)]
+pub struct Demo {
+    /// Where the demo keeps its database; emptied first.
+    #[arg(long, default_value = ".envmgr-demo")]
+    dir: PathBuf,
+}
+
+impl Demo {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        context.runtime.block_on(crate::demo::run(&self.dir))
+    }
+}
+
+async fn serve(settings: Settings, logic: Option<&Path>, stop: StopSignal) -> anyhow::Result<()> {
+    let pinned = match logic {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let assembled = tokio::select! {
+        assembled = assemble(&settings, pinned.as_deref(), None, stop.stopped()) => assembled?,
+        _ = stop.stopped() => None,
+    };
+    let Some(running) = assembled else {
+        tracing::info!("stopped before serving; bye");
+        return Ok(());
+    };
+    running.run(stop.stopped()).await
+}
+
+/// SIGTERM or SIGINT, listened for from the moment it is installed (a
+/// signal before anyone waits is not lost).
+#[derive(Clone)]
+pub struct StopSignal(tokio::sync::watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Install the handlers; needs a tokio runtime.
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        // SIGHUP re-reads credential files; never fatal once serve starts.
+        crate::rotation::catch_hangups()?;
+        let (told, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            let _ = told.send(true);
+        });
+        Ok(Self(stop))
+    }
+
+    /// Resolves once a signal came (at once if one came already).
+    pub async fn stopped(&self) {
+        let mut stop = self.0.clone();
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}

@@ -1,0 +1,228 @@
+//! Wiring `serve`: from a config to a [`Daemon`] ready to run — the
+//! platform and its services, the health probes, the admin endpoint, the
+//! logic versions, the queues, the recorder and the chores beside them —
+//! waiting out what is not reachable yet. `envmgr serve` and `envmgr demo`
+//! both start here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capabilities::Backends;
+use crate::capabilities::analytics::segment::SegmentAnalytics;
+use crate::capabilities::config::Config;
+use crate::config::Settings;
+use crate::daemon::endpoint::Admin;
+use crate::daemon::{Daemon, Finished};
+use crate::engine::Engine;
+use crate::health::{Health, Probes, probes};
+use crate::logic::cache::NativeCache;
+use crate::logic::serving::Versions;
+use crate::observe::Observer;
+use crate::platform::Platform;
+use crate::record::recorder::Recorder;
+use crate::redact::Credentials;
+
+/// How long `serve` waits between tries to reach SQS at start.
+const STARTUP_RETRY: Duration = Duration::from_secs(2);
+
+/// A daemon ready to run, and what must stop after it.
+pub struct Assembled {
+    pub daemon: Daemon,
+    pub platform: Arc<Platform>,
+    segment: Option<Arc<SegmentAnalytics>>,
+    /// The recorder's worker: it stores what is queued once serving ends.
+    recording: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Assembled {
+    /// Serve until `shutdown`, then flush what the services buffer (Segment).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let served = self.daemon.run(shutdown).await;
+        // The daemon (and with it the recorder's queue) is gone: the worker
+        // stores what is left, for a while.
+        if let Some(worker) = self.recording
+            && tokio::time::timeout(RECORDING_FLUSH, worker).await.is_err()
+        {
+            tracing::warn!("recordings still queued at shutdown were dropped");
+        }
+        if let Some(segment) = self.segment {
+            segment.flush_and_stop().await;
+        }
+        served
+    }
+}
+
+/// Connect the backends the settings name and load the logic: `pinned`, or
+/// what the shared pointer names. None when `abandon` fired while waiting
+/// for SQS to become reachable.
+pub async fn assemble(
+    settings: &Settings,
+    pinned: Option<&[u8]>,
+    finished: Option<tokio::sync::mpsc::UnboundedSender<Finished>>,
+    abandon: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Option<Assembled>> {
+    let credentials = Credentials::default();
+    let platform = Arc::new(Platform::connect_registering(settings, &credentials).await?);
+    if let Some(store) = platform.store() {
+        tracing::info!(database = %store.path().display(), "local backend");
+    }
+    // Resolved now, so a dependency's first answer cannot quote them
+    // unknown; the SDK's refreshes register themselves.
+    if let Some(provider) = platform.sdk().and_then(|sdk| sdk.credentials_provider()) {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let _ = provider.provide_credentials().await;
+    }
+    let services = platform.services(settings, &credentials)?;
+    let provenance = services.provenance.clone();
+    let rotation = services.rotation.clone();
+    let backends = Arc::new(Backends {
+        github: services.github,
+        dynamodb: platform.consumer_tables.clone(),
+        kms: platform.kms.clone(),
+        analytics: services.analytics,
+        runtime: services.runtime,
+        config: Arc::new(Config::new(settings.logic_config_values())),
+        observer: Observer::default(),
+        clock: None,
+        credentials,
+    });
+    let health = Health::new(Probes::new(probes::Deployment {
+        table_names: settings.tables.mapping().to_vec(),
+        tables: platform.tables.clone(),
+        logic_table: &settings.tables.logic,
+        logic_tables: platform.logic_tables(),
+        kms: platform.kms.clone(),
+        kms_key_id: &settings.kms.key_id,
+        github: backends.github.clone(),
+        runtime: backends.runtime.clone(),
+        credentials: backends.credentials.clone(),
+    }));
+    let admin = match settings.admin.listen {
+        Some(listen) => Some(Admin::start(listen, health.clone(), backends.github.clone()).await?),
+        None => None,
+    };
+    let engine = Arc::new(Engine::new(settings.limits())?);
+    tokio::pin!(abandon);
+    // Nothing is loaded or received before the deployment is sound: a
+    // missing table or a refused key is said once, with the fix, and waited
+    // out.
+    if !health.until_ready(&mut abandon).await {
+        return Ok(None);
+    }
+    let versions = match pinned {
+        Some(component) => Versions::pinned(engine.load(component)?, settings.logic.clone()),
+        // The pointer's table may not be reachable yet either: wait.
+        None => {
+            let follow = || {
+                let cache = NativeCache::new(settings.logic_cache_dir(), engine.clone());
+                Versions::follow(platform.registry(), cache, settings.logic.clone())
+            };
+            let said = |e: &anyhow::Error| tracing::warn!(error = %format!("{e:#}"), "logic versions not loadable; retrying");
+            match until_reachable(follow, said, &mut abandon).await {
+                Some(versions) => versions,
+                None => return Ok(None),
+            }
+        }
+    };
+
+    let mut queues = Vec::new();
+    for (logical, queue_settings) in &settings.queues {
+        // SQS may not be reachable yet (a restart of the endpoint): wait.
+        let connect = || platform.sealing_queue(settings, logical, provenance.clone());
+        let said = |e: &anyhow::Error| tracing::warn!(queue = %logical, error = %e, "queue not reachable; retrying");
+        let Some(queue) = until_reachable(connect, said, &mut abandon).await else {
+            return Ok(None);
+        };
+        health.probes().add_queue(logical, queue.clone());
+        queues.push((logical.clone(), queue_settings.clone(), queue));
+    }
+    let chores = chores(settings, &platform, pinned.is_none(), &engine, rotation)?;
+    let (recorder, recording) = match settings.record.enabled {
+        true => {
+            let (recorder, worker) = Recorder::start(
+                platform.recordings(settings)?,
+                engine.clone(),
+                versions.clone(),
+                versions.host_id().to_string(),
+            );
+            (Some(recorder), Some(worker))
+        }
+        false => (None, None),
+    };
+    Ok(Some(Assembled {
+        daemon: Daemon {
+            engine,
+            versions,
+            backends,
+            health,
+            queues,
+            grace: Duration::from_secs(settings.shutdown.grace_seconds),
+            finished,
+            admin,
+            recorder,
+            chores,
+        },
+        platform,
+        segment: services.segment,
+        recording,
+    }))
+}
+
+/// What `serve` runs beside its queues: the credential files' watch, the
+/// logic table's and native cache's retention (when following the
+/// pointer), the local backend's log retention.
+fn chores(
+    settings: &Settings,
+    platform: &Platform,
+    following: bool,
+    engine: &Arc<Engine>,
+    rotation: Arc<crate::rotation::Rotation>,
+) -> anyhow::Result<Vec<crate::daemon::Chore>> {
+    use futures::FutureExt as _;
+    let mut chores: Vec<crate::daemon::Chore> =
+        vec![Box::new(move |stop| rotation.run(stop).boxed())];
+    if following && settings.logic.gc_every_seconds > 0 {
+        let periodic = crate::logic::retention::Periodic {
+            every: Duration::from_secs(settings.logic.gc_every_seconds),
+            registry: platform.registry(),
+            recordings: platform.recordings(settings)?,
+            cache: NativeCache::new(settings.logic_cache_dir(), engine.clone()),
+            keep_installed: Duration::from_secs(settings.logic.keep_installed_hours * 3_600),
+        };
+        chores.push(Box::new(move |stop| periodic.run(stop).boxed()));
+    }
+    if let Some(store) = platform.store().cloned() {
+        let keep = Duration::from_secs(settings.local.retention_days * 86_400);
+        chores.push(Box::new(move |stop| {
+            crate::local::logs::prune_every(store, keep, stop).boxed()
+        }));
+    }
+    Ok(chores)
+}
+
+/// `attempt` until it succeeds, each failure `said` and waited on for
+/// [`STARTUP_RETRY`]; none if `abandon` comes first.
+async fn until_reachable<T, Attempt>(
+    mut attempt: impl FnMut() -> Attempt,
+    said: impl Fn(&anyhow::Error),
+    abandon: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Option<T>
+where
+    Attempt: std::future::Future<Output = anyhow::Result<T>>,
+{
+    loop {
+        match attempt().await {
+            Ok(reached) => return Some(reached),
+            Err(e) => {
+                said(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(STARTUP_RETRY) => {}
+                    _ = abandon.as_mut() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// How long the recorder may take to store what is queued at shutdown.
+const RECORDING_FLUSH: Duration = Duration::from_secs(5);
