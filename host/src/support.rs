@@ -11,6 +11,24 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// `ms` since the epoch as an RFC 3339 UTC time, to the second
+/// (`2026-11-28T11:45:00Z`) or to the millisecond (`…T11:45:00.5Z`); the
+/// number itself if `time` cannot represent it. The host's one date
+/// formatter.
+pub fn utc(ms: u64, to_the_ms: bool) -> String {
+    let nanos = match to_the_ms {
+        true => i128::from(ms) * 1_000_000,
+        false => i128::from(ms / 1_000) * 1_000_000_000,
+    };
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// `bytes` random bytes as lowercase hex (receipts, ids, local tokens).
 pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];

@@ -260,13 +260,7 @@ fn choose(all: Vec<Recording>, selection: &Selection) -> anyhow::Result<Vec<Reco
 }
 
 fn shown_time(ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    crate::support::utc(ms, true)
 }
 
 /// `logic install --replay N`: the last N recordings through the new
