@@ -427,10 +427,13 @@ async fn per_version_figures_follow_the_pointer() {
         "{scrape}"
     );
 
-    // The canary is dropped: nothing names it any more.
+    // The canary is dropped: nothing names it any more. Its last counts
+    // stay for scrapes a while (a rolled-back canary's failures), then go.
     let back = rolled_back(&pointer, "rollback", 2).unwrap();
     registry.swap(Some(&pointer), &back).await.unwrap();
     versions.refresh().await.unwrap();
+    assert!(versions.status().versions.contains_key(&canary));
+    versions.forget_unnamed(Duration::ZERO);
     let status = versions.status();
     assert!(
         !status.versions.contains_key(&canary),

@@ -41,10 +41,11 @@ pub fn previous_key_decrypt() {
 
 static RECORDINGS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
 static RECORDED_BYTES: LazyLock<Counter> = LazyLock::new(Counter::default);
-/// Shadow runs per version (short id) and verdict. Bound: the versions
-/// the pointer names (see [`keep_shadow_runs_of`]) times four verdicts.
-static SHADOW_RUNS: LazyLock<Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>> =
-    LazyLock::new(Mutex::default);
+/// Shadow runs per version (short id) and verdict, and since when the
+/// pointer has not named the version. Bound: the versions the pointer names
+/// or named lately (see [`keep_shadow_runs_of`]) times four verdicts.
+type ShadowRuns = BTreeMap<String, (BTreeMap<&'static str, u64>, Option<std::time::Instant>)>;
+static SHADOW_RUNS: LazyLock<Mutex<ShadowRuns>> = LazyLock::new(Mutex::default);
 
 /// Count one recording `stored`, `dropped` (the queue was full) or
 /// `failed` (the store refused), and the compressed bytes stored.
@@ -60,22 +61,33 @@ pub fn shadow_run(version: &str, verdict: &'static str) {
     *shadow_runs()
         .entry(version.to_string())
         .or_default()
+        .0
         .entry(verdict)
         .or_default() += 1;
 }
 
 /// Keep the shadow-run counts of the versions `named` (by short id) says
-/// yes to; called when the pointer moves.
-pub fn keep_shadow_runs_of(named: impl Fn(&str) -> bool) {
-    shadow_runs().retain(|version, _| named(version));
+/// yes to, and for `kept_for` those it stopped saying yes to.
+pub fn keep_shadow_runs_of(named: impl Fn(&str) -> bool, kept_for: std::time::Duration) {
+    let now = std::time::Instant::now();
+    shadow_runs().retain(|version, (_, unnamed_since)| {
+        if named(version) {
+            *unnamed_since = None;
+            return true;
+        }
+        now.duration_since(*unnamed_since.get_or_insert(now)) < kept_for
+    });
 }
 
-fn shadow_runs() -> std::sync::MutexGuard<'static, BTreeMap<String, BTreeMap<&'static str, u64>>> {
+fn shadow_runs() -> std::sync::MutexGuard<'static, ShadowRuns> {
     SHADOW_RUNS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn shadow_runs_snapshot() -> BTreeMap<String, BTreeMap<&'static str, u64>> {
-    shadow_runs().clone()
+    shadow_runs()
+        .iter()
+        .map(|(version, (verdicts, _))| (version.clone(), verdicts.clone()))
+        .collect()
 }
 
 /// One scrape: the process's counters and the figures read for it.

@@ -12,8 +12,10 @@
 //! through the next installation. Then the same stream with GitHub recorded
 //! in the database (no `[github]`: no tokens at all), the yardstick for
 //! what the App's tokens cost. Per fifth of each run it prints messages
-//! finished, serve CPU (user + sys) per message, RSS at the fifth's end,
-//! the `/metrics` series and p50 received → finished; then the checks:
+//! finished, serve CPU (user + sys) per message, this process's CPU per
+//! message (the fakes' and the driver's: a wait outside serve shows
+//! there), RSS at the fifth's end, the `/metrics` series and p50 received
+//! → finished; then the checks:
 //! CPU in the last fifth ≤ 1.2 × the second's, RSS after the first fifth
 //! ≤ +50 MiB, the series count the same in every fifth, and the App's CPU
 //! per message within 2 × the recorders'.

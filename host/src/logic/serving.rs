@@ -151,8 +151,14 @@ impl Serving {
     }
 }
 
+/// How long the figures of a version the pointer stopped naming are kept:
+/// scrapes see a rolled-back canary's last counts before its series go.
+pub const UNNAMED_KEPT: Duration = Duration::from_secs(600);
+
 #[derive(Default)]
 struct VersionStats {
+    /// When the pointer stopped naming it (none while it does).
+    unnamed_since: Option<Instant>,
     counts: BTreeMap<Ending, u64>,
     /// The last `window` endings, true for a failure.
     recent: VecDeque<bool>,
@@ -497,7 +503,7 @@ impl Versions {
             }
             *serving = Arc::new(next);
         }
-        self.forget_unnamed();
+        self.forget_unnamed(UNNAMED_KEPT);
         let figures = SwapFigures {
             revision: pointer.revision,
             pointer_to_swap_ms: now_ms().saturating_sub(pointer.changed_at_ms),
@@ -517,20 +523,32 @@ impl Versions {
         Ok(())
     }
 
-    /// Drop the figures of versions the pointer no longer names (their
-    /// counters leave `/metrics`, as a restarted host's would).
-    fn forget_unnamed(&self) {
+    /// Drop the figures of versions the pointer has not named for
+    /// `kept_for` (their counters leave `/metrics`, as a restarted host's
+    /// would). Bound: the versions the pointer names, and those it named
+    /// within `kept_for`.
+    pub fn forget_unnamed(&self, kept_for: Duration) {
         let serving = self.current();
+        let now = Instant::now();
         self.stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|version, _| serving.names(version));
-        crate::metrics::keep_shadow_runs_of(|short_id| {
-            serving.named().any(|id| short(id) == short_id)
-        });
+            .retain(|version, stats| {
+                if serving.names(version) {
+                    stats.unnamed_since = None;
+                    return true;
+                }
+                now.duration_since(*stats.unnamed_since.get_or_insert(now)) < kept_for
+            });
+        crate::metrics::keep_shadow_runs_of(
+            |short_id| serving.named().any(|id| short(id) == short_id),
+            kept_for,
+        );
     }
 
     pub fn status(&self) -> Status {
+        // Scraped regularly: where figures of versions gone for a while go.
+        self.forget_unnamed(UNNAMED_KEPT);
         let serving = self.current();
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         Status {
