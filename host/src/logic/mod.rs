@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod commands;
+pub mod ending;
 pub mod install;
 pub mod registry;
 pub mod retention;

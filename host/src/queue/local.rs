@@ -10,20 +10,25 @@
 //! them, which makes a message come back (a delete is never kept without
 //! what was committed before it).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension as _, params};
+use rusqlite::params;
 
 use super::{
-    Attribute, AttributeData, DeadLetter, Deferral, MAX_DELAY, METADATA_ATTRIBUTE, Metadata, Queue,
-    QueueState, Received, ReceivedDeadLetter,
+    Attribute, DeadLetter, Deferral, MAX_DELAY, METADATA_ATTRIBUTE, Metadata, Queue, QueueState,
+    Received, ReceivedDeadLetter,
 };
 use crate::bindings::Message;
 use crate::config::Queue as QueueSettings;
 use crate::local::{Durability, Store};
 use crate::support::{now_ms, random_hex};
+
+mod attributes;
+mod inspect;
+
+use attributes::{decode_attributes, encode_attributes};
+pub use inspect::{StoredMessage, depth, messages};
 
 /// How often a long poll looks again (another process may have sent). A
 /// look is a read, which never waits for a writer: cheap enough to be often.
@@ -177,68 +182,6 @@ fn hide(tx: &rusqlite::Connection, seq: i64, until_ms: i64) -> rusqlite::Result<
     )?
     .execute(params![seq, receipt, until_ms])?;
     Ok(receipt)
-}
-
-/// How the database keeps a message's attributes: a JSON object, name →
-/// `{"dataType": ..., "text": ...}` or `{"dataType": ..., "base64": ...}`.
-/// A plain string value (files from before typed attributes) is a String.
-/// Returns the producer's attributes and envmgr's metadata, if there.
-fn decode_attributes(stored: &str) -> (Vec<(String, Attribute)>, Option<Metadata>) {
-    use base64::Engine as _;
-    let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(stored).unwrap_or_default();
-    let mut metadata = None;
-    let mut attributes = Vec::new();
-    for (name, value) in map {
-        let attribute = match value {
-            serde_json::Value::String(text) => Attribute::text("String", text),
-            serde_json::Value::Object(fields) => {
-                let data_type = fields
-                    .get("dataType")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or("String")
-                    .to_string();
-                let value = match (fields.get("text"), fields.get("base64")) {
-                    (Some(serde_json::Value::String(text)), _) => AttributeData::Text(text.clone()),
-                    (_, Some(serde_json::Value::String(encoded))) => AttributeData::Binary(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(encoded)
-                            .unwrap_or_default(),
-                    ),
-                    _ => continue,
-                };
-                Attribute { data_type, value }
-            }
-            _ => continue,
-        };
-        if name == METADATA_ATTRIBUTE {
-            if let AttributeData::Text(text) = &attribute.value {
-                metadata = Metadata::read(text);
-            }
-            continue;
-        }
-        attributes.push((name, attribute));
-    }
-    (attributes, metadata)
-}
-
-fn encode_attributes(attributes: &[(String, Attribute)]) -> String {
-    use base64::Engine as _;
-    let map: BTreeMap<&str, serde_json::Value> = attributes
-        .iter()
-        .map(|(name, attribute)| {
-            let value = match &attribute.value {
-                AttributeData::Text(text) => {
-                    serde_json::json!({ "dataType": attribute.data_type, "text": text })
-                }
-                AttributeData::Binary(blob) => serde_json::json!({
-                    "dataType": attribute.data_type,
-                    "base64": base64::engine::general_purpose::STANDARD.encode(blob),
-                }),
-            };
-            (name.as_str(), value)
-        })
-        .collect();
-    serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// Put a message on `queue` in one statement.
@@ -625,47 +568,6 @@ impl LocalQueue {
     }
 }
 
-/// How many messages a queue holds: (visible, in flight).
-pub fn depth(store: &Store, queue: &str) -> anyhow::Result<(u64, u64)> {
-    store.read(|connection| {
-        let now = now_ms();
-        let count = |sql: &str| -> rusqlite::Result<u64> {
-            connection
-                .query_row(sql, params![queue, now], |row| row.get::<_, i64>(0))
-                .optional()
-                .map(|n| n.unwrap_or(0) as u64)
-        };
-        Ok((
-            count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2")?,
-            count("SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at_ms > ?2")?,
-        ))
-    })
-}
-
-/// The messages of a queue, as they are (none received).
-pub fn messages(store: &Store, queue: &str) -> anyhow::Result<Vec<StoredMessage>> {
-    store.read(|connection| {
-        let mut statement = connection.prepare(
-            "SELECT id, body, attributes, receive_count FROM messages WHERE queue = ?1 ORDER BY seq",
-        )?;
-        statement
-            .query_map([queue], |row| {
-                let (typed_attributes, metadata) = decode_attributes(&row.get::<_, String>(2)?);
-                Ok(StoredMessage {
-                    id: row.get(0)?,
-                    body: row.get(1)?,
-                    attributes: super::text_attributes(&typed_attributes)
-                        .into_iter()
-                        .collect(),
-                    typed_attributes,
-                    metadata,
-                    receive_count: row.get::<_, i64>(3)? as u32,
-                })
-            })?
-            .collect()
-    })
-}
-
 /// Put a message with attributes of any type on a queue by its name, as a
 /// producer would (tests, tools): no size check, no configured queue needed.
 pub async fn enqueue_with_attributes(
@@ -684,223 +586,5 @@ pub async fn enqueue_with_attributes(
     .await
 }
 
-/// A message as the database holds it, for `show` and tests.
-#[derive(Clone, Debug)]
-pub struct StoredMessage {
-    pub id: String,
-    pub body: String,
-    /// The producer's String and Number attributes.
-    pub attributes: BTreeMap<String, String>,
-    /// The producer's attributes of every type.
-    pub typed_attributes: Vec<(String, Attribute)>,
-    /// envmgr's metadata attribute, if the message has one.
-    pub metadata: Option<Metadata>,
-    pub receive_count: u32,
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(visibility: i32, max_receive_count: u32) -> QueueSettings {
-        QueueSettings {
-            wait_seconds: 0,
-            visibility_timeout_seconds: visibility,
-            max_receive_count,
-            ..QueueSettings::named("q")
-        }
-    }
-
-    fn temp_dir() -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("envmgr-queue-{}", random_hex(6)))
-    }
-
-    #[tokio::test]
-    async fn a_received_message_hides_then_returns_with_its_receive_count() {
-        let dir = temp_dir();
-        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "probot", &settings(1, 5));
-        let id = queue.send("hello").await.unwrap();
-
-        let first = queue.receive(10).await.unwrap();
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].message.id, id);
-        assert_eq!(first[0].message.receive_count, 1);
-        assert_eq!(first[0].message.source_queue, "probot");
-        assert!(queue.receive(10).await.unwrap().is_empty(), "hidden");
-
-        // A restart: a new process opens the file; the lease runs out.
-        drop(queue);
-        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "probot", &settings(1, 5));
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
-        let again = queue.receive(10).await.unwrap();
-        assert_eq!(again.len(), 1, "back after its visibility timeout");
-        assert_eq!(again[0].message.receive_count, 2);
-        assert_ne!(again[0].receipt, first[0].receipt);
-
-        // The old receipt no longer acts on it; the new one deletes it.
-        assert!(queue.change_visibility(&first[0].receipt, 0).await.is_err());
-        queue.delete(std::slice::from_ref(&first[0].receipt)).await;
-        assert_eq!(depth(queue.store_for_tests(), "q").unwrap(), (0, 1));
-        queue.delete(std::slice::from_ref(&again[0].receipt)).await;
-        assert_eq!(depth(queue.store_for_tests(), "q").unwrap(), (0, 0));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[tokio::test]
-    async fn after_max_receives_the_message_moves_to_the_dead_letter_queue() {
-        let dir = temp_dir();
-        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 2));
-        queue.send("poison").await.unwrap();
-        for attempt in 1..=2 {
-            let received = queue.receive(1).await.unwrap();
-            assert_eq!(received[0].message.receive_count, attempt);
-            queue
-                .change_visibility(&received[0].receipt, 0)
-                .await
-                .unwrap();
-        }
-        assert!(
-            queue.receive(1).await.unwrap().is_empty(),
-            "not a third time"
-        );
-        let dead = messages(queue.store_for_tests(), "q-dlq").unwrap();
-        assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].body, "poison");
-        assert_eq!(depth(queue.store_for_tests(), "q").unwrap(), (0, 0));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    fn producer_attributes() -> Vec<(String, Attribute)> {
-        vec![
-            (
-                "blob".to_string(),
-                Attribute {
-                    data_type: "Binary.png".into(),
-                    value: AttributeData::Binary(vec![0, 1, 255]),
-                },
-            ),
-            ("priority".to_string(), Attribute::text("Number.int", "5")),
-            (
-                "traceparent".to_string(),
-                Attribute::text("String", "00-ab-cd-01"),
-            ),
-        ]
-    }
-
-    #[tokio::test]
-    async fn a_dead_letter_copy_carries_why_and_the_producers_attributes() {
-        let dir = temp_dir();
-        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
-        let id = queue
-            .send_with_attributes("{", &producer_attributes())
-            .await
-            .unwrap();
-        let received = queue.receive(1).await.unwrap().remove(0);
-        let why = DeadLetter {
-            reason: "the body is not valid JSON",
-            source_queue: "api",
-            logic_version: "abc",
-            sent: None,
-        };
-        queue.dead_letter(&received, &why).await.unwrap();
-        let dead = messages(queue.store_for_tests(), "q-dlq").unwrap();
-        let metadata = dead[0].metadata.clone().expect("envmgr's metadata");
-        assert_eq!(
-            metadata.reason.as_deref(),
-            Some("the body is not valid JSON")
-        );
-        assert_eq!(metadata.receive_count, Some(1));
-        assert_eq!(metadata.message_id.as_deref(), Some(id.as_str()));
-        assert_eq!(metadata.source_queue.as_deref(), Some("api"));
-        assert!(metadata.dead_lettered_at.unwrap() > 0);
-        assert_eq!(dead[0].typed_attributes, producer_attributes());
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[tokio::test]
-    async fn dead_letters_are_received_released_and_deleted_by_receipt() {
-        let dir = temp_dir();
-        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
-        for body in ["one", "two"] {
-            enqueue_with_attributes(
-                queue.store_for_tests(),
-                "q-dlq",
-                body,
-                &producer_attributes(),
-            )
-            .await
-            .unwrap();
-        }
-        let hide = Duration::from_secs(30);
-        let first = queue.receive_dead_letters(10, hide).await.unwrap();
-        assert_eq!(first.len(), 2);
-        assert_eq!(first[0].attributes, producer_attributes());
-        assert!(first[0].metadata.is_none());
-        assert!(
-            queue
-                .receive_dead_letters(10, hide)
-                .await
-                .unwrap()
-                .is_empty(),
-            "hidden while received"
-        );
-        assert!(
-            queue
-                .release_dead_letters(&[first[0].receipt.clone()])
-                .await
-                .is_empty()
-        );
-        let again = queue.receive_dead_letters(10, hide).await.unwrap();
-        assert_eq!(again.len(), 1, "the released one is back at once");
-        assert_eq!(again[0].id, first[0].id);
-        // The first receipt of a message received again no longer holds.
-        let refused = queue
-            .delete_dead_letters(&[first[0].receipt.clone(), first[1].receipt.clone()])
-            .await;
-        assert_eq!(refused.len(), 1);
-        assert_eq!(refused[0].0, first[0].receipt);
-        assert!(
-            queue
-                .delete_dead_letters(&[again[0].receipt.clone()])
-                .await
-                .is_empty()
-        );
-        assert!(
-            messages(queue.store_for_tests(), "q-dlq")
-                .unwrap()
-                .is_empty()
-        );
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[tokio::test]
-    async fn the_state_counts_visible_in_flight_delayed_and_dead_letters() {
-        let dir = temp_dir();
-        let queue = LocalQueue::new(Store::open_dir(&dir).unwrap(), "api", &settings(30, 5));
-        assert_eq!(queue.state().await.unwrap(), QueueState::default());
-        for body in ["a", "b", "c"] {
-            queue.send(body).await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let received = queue.receive(2).await.unwrap();
-        queue
-            .defer(&received[0], Duration::from_secs(60))
-            .await
-            .unwrap();
-        enqueue_with_attributes(queue.store_for_tests(), "q-dlq", "dead", &[])
-            .await
-            .unwrap();
-        let state = queue.state().await.unwrap();
-        assert_eq!(
-            (
-                state.visible,
-                state.in_flight,
-                state.delayed,
-                state.dead_letters
-            ),
-            (1, 1, 1, 1)
-        );
-        assert!(state.oldest_age.unwrap() >= Duration::from_millis(20));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
+mod tests;
