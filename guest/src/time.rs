@@ -2,8 +2,9 @@
 //! guest only needs GitHub's and the API's `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
 //! Measured (2026-12-05): these two functions on the `time` crate (the
 //! host's) make the component 45 KB larger (615,197 → 660,655 bytes,
-//! +7.4 %), every instance pays for it, and its parser refuses forms the
-//! messages' contract takes (a space for `T`): kept by hand, with tests.
+//! +7.4 %), every instance pays for it, and its parser takes any character
+//! between date and time where this one takes `T`, `t` or a space: kept
+//! by hand, with tests.
 
 /// Milliseconds since the Unix epoch, or `None` if `text` is not RFC 3339.
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
