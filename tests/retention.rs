@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -129,8 +130,7 @@ async fn a_removal_and_an_activation_never_both_land() {
     let registry = registry_on(tables);
     // The removal reads the pointer (none), the activation lands first.
     let taken = stored(&registry, "taken", 1).await;
-    let versions = registry.versions().await.unwrap();
-    let version = versions.iter().find(|v| v.id == taken).unwrap();
+    let version = &installed(&registry, &taken).await;
     let first = activated(None, &builtin(), &taken, None, 2).unwrap();
     registry.swap(None, &first).await.unwrap();
     let removal = registry.remove(version, None).await.unwrap_err();
@@ -139,8 +139,7 @@ async fn a_removal_and_an_activation_never_both_land() {
 
     // The removal lands first: the activation naming it is refused.
     let gone = stored(&registry, "gone", 1).await;
-    let versions = registry.versions().await.unwrap();
-    let version = versions.iter().find(|v| v.id == gone).unwrap();
+    let version = &installed(&registry, &gone).await;
     registry.remove(version, Some(&first)).await.unwrap();
     let next = activated(Some(&first), &builtin(), &gone, Some(10), 3).unwrap();
     let activation = registry.swap(Some(&first), &next).await.unwrap_err();
@@ -148,52 +147,100 @@ async fn a_removal_and_an_activation_never_both_land() {
     assert_eq!(registry.pointer().await.unwrap(), Some(first));
 }
 
-/// Tables that refuse to delete component chunks: a crash between the
-/// version item and its chunks.
-struct ChunksStay(Arc<MockTables>);
+/// In-memory tables whose `transact_write` first goes past `before`: it
+/// may answer instead (a crash), or change the tables first (another
+/// writer in between).
+struct Hooked<F> {
+    tables: Arc<MockTables>,
+    before: F,
+}
 
 #[async_trait]
-impl Tables for ChunksStay {
+impl<F> Tables for Hooked<F>
+where
+    F: Fn(&MockTables, &[Write]) -> Option<Result<(), WriteError>> + Send + Sync,
+{
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
-        self.0.get(table, key).await
+        self.tables.get(table, key).await
     }
     async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
-        self.0.query(request).await
+        self.tables.query(request).await
     }
     async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        let chunk = writes.iter().any(|w| {
-            matches!(w, Write::Delete(d) if d.key.iter().any(|(_, v)| matches!(v,
-                envmgr::capabilities::dynamodb::AttributeValue::S(s) if s.starts_with("COMPONENT#"))))
-        });
-        if chunk {
-            return Err(WriteError::Failed(envmgr::capabilities::Error {
-                code: envmgr::capabilities::ErrorCode::Unavailable,
-                message: "the process died here".into(),
-                retry_after_ms: None,
-            }));
+        if let Some(answer) = (self.before)(&self.tables, writes) {
+            return answer;
         }
-        self.0.transact_write(writes).await
+        self.tables.transact_write(writes).await
     }
     async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
-        self.0.update(request).await
+        self.tables.update(request).await
     }
     async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
-        self.0.scan_all(table).await
+        self.tables.scan_all(table).await
     }
+}
+
+/// Tables that refuse to delete component chunks: a crash between the
+/// version item and its chunks.
+fn chunks_stay(tables: Arc<MockTables>) -> Arc<dyn Tables> {
+    Arc::new(Hooked {
+        tables,
+        before: |_: &MockTables, writes: &[Write]| {
+            let chunk = writes.iter().any(
+                |w| matches!(w, Write::Delete(d) if format!("{:?}", d.key).contains("COMPONENT#")),
+            );
+            chunk.then(|| {
+                Err(WriteError::Failed(envmgr::capabilities::Error {
+                    code: envmgr::capabilities::ErrorCode::Unavailable,
+                    message: "the process died here".into(),
+                    retry_after_ms: None,
+                }))
+            })
+        },
+    })
+}
+
+/// Tables on which, the first time a version item is put once `armed`,
+/// every component chunk is deleted just before (a gc pass in between).
+fn gc_between(tables: Arc<MockTables>, armed: Arc<AtomicBool>) -> Arc<dyn Tables> {
+    Arc::new(Hooked {
+        tables,
+        before: move |tables: &MockTables, writes: &[Write]| {
+            let puts_version = writes.iter().any(
+                |w| matches!(w, Write::Put(p) if format!("{:?}", p.item).contains("\"VERSION\"")),
+            );
+            if puts_version && armed.swap(false, Ordering::SeqCst) {
+                for item in tables.scan("logic") {
+                    if format!("{item:?}").contains("COMPONENT#") {
+                        let key: Item = item
+                            .iter()
+                            .filter(|(n, _)| n == "pk" || n == "sk")
+                            .cloned()
+                            .collect();
+                        tables.remove("logic", &key).unwrap();
+                    }
+                }
+            }
+            None
+        },
+    })
+}
+
+/// The version `id` as the registry lists it.
+async fn installed(registry: &Registry, id: &str) -> envmgr::logic::VersionInfo {
+    let versions = registry.versions().await.unwrap();
+    versions
+        .into_iter()
+        .find(|v| v.id == id)
+        .expect("installed")
 }
 
 #[tokio::test]
 async fn a_removal_cut_short_is_finished_by_the_next_pass() {
     let tables = Arc::new(MockTables::new(&["logic"]));
     let id = stored(&registry_on(tables.clone()), "cut-short", 1).await;
-    let version = registry_on(tables.clone())
-        .versions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|v| v.id == id)
-        .unwrap();
-    let crashing = registry_on(Arc::new(ChunksStay(tables.clone())));
+    let version = installed(&registry_on(tables.clone()), &id).await;
+    let crashing = registry_on(chunks_stay(tables.clone()));
     assert!(crashing.remove(&version, None).await.is_err());
     let chunks = |tables: &MockTables| {
         tables
@@ -458,16 +505,10 @@ async fn a_reinstall_racing_a_removal_leaves_the_version_whole() {
     let bytes = variant(envmgr::BUILTIN_LOGIC, "reinstalled");
     let id = hex_sha256(&bytes);
     registry.store(&id, None, &bytes, "0.3.0", 1).await.unwrap();
-    let version = registry
-        .versions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|v| v.id == id)
-        .unwrap();
+    let version = installed(&registry, &id).await;
     // The removal is cut short after its first step; the version is
     // installed again; the next pass finishes "its" removal.
-    let crashing = registry_on(Arc::new(ChunksStay(tables.clone())));
+    let crashing = registry_on(chunks_stay(tables.clone()));
     assert!(crashing.remove(&version, None).await.is_err());
     registry.store(&id, None, &bytes, "0.3.0", 2).await.unwrap();
     assert_eq!(registry.finish_removals().await.unwrap(), 1);
@@ -475,69 +516,14 @@ async fn a_reinstall_racing_a_removal_leaves_the_version_whole() {
 
     // A pass deletes the chunks between the install's chunks and its
     // version item: the install writes them again.
-    let racing = Arc::new(GcBetween {
-        tables: tables.clone(),
-        fired: std::sync::atomic::AtomicBool::new(false),
-    });
-    let registry = registry_on(racing.clone());
-    let version = registry
-        .versions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|v| v.id == id)
-        .unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let registry = registry_on(gc_between(tables.clone(), armed.clone()));
+    let version = installed(&registry, &id).await;
     registry.remove(&version, None).await.unwrap();
-    racing
-        .fired
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    armed.store(true, Ordering::SeqCst);
     registry.store(&id, None, &bytes, "0.3.0", 3).await.unwrap();
-    assert!(
-        racing.fired.load(std::sync::atomic::Ordering::SeqCst),
-        "the race was run"
-    );
+    assert!(!armed.load(Ordering::SeqCst), "the race was run");
     assert_eq!(registry.component(&id).await.unwrap(), bytes);
-}
-
-/// Tables on which, the first time a version item is put, every chunk of
-/// that version is deleted just before (a gc pass in between).
-struct GcBetween {
-    tables: Arc<MockTables>,
-    fired: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait]
-impl Tables for GcBetween {
-    async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
-        self.tables.get(table, key).await
-    }
-    async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
-        self.tables.query(request).await
-    }
-    async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        let puts_version = writes
-            .iter()
-            .any(|w| matches!(w, Write::Put(p) if format!("{:?}", p.item).contains("\"VERSION\"")));
-        if puts_version && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            for item in self.tables.scan("logic") {
-                if format!("{item:?}").contains("COMPONENT#") {
-                    let key: Item = item
-                        .iter()
-                        .filter(|(n, _)| n == "pk" || n == "sk")
-                        .cloned()
-                        .collect();
-                    self.tables.remove("logic", &key).unwrap();
-                }
-            }
-        }
-        self.tables.transact_write(writes).await
-    }
-    async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
-        self.tables.update(request).await
-    }
-    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
-        self.tables.scan_all(table).await
-    }
 }
 
 #[tokio::test]
@@ -556,8 +542,7 @@ async fn a_removal_judged_before_a_reinstall_does_not_remove_it() {
     let bytes = variant(envmgr::BUILTIN_LOGIC, "judged-before");
     let id = hex_sha256(&bytes);
     registry.store(&id, None, &bytes, "0.3.0", 1).await.unwrap();
-    let judged = registry.versions().await.unwrap();
-    let judged = judged.iter().find(|v| v.id == id).unwrap();
+    let judged = &installed(&registry, &id).await;
     registry.store(&id, None, &bytes, "0.3.0", 2).await.unwrap();
     let removal = registry.remove(judged, None).await.unwrap_err();
     assert!(removal.is::<Conflict>(), "{removal:#}");
