@@ -8,7 +8,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use envmgr::engine::hex_sha256;
+use envmgr::support::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
 use envmgr_tests::{ADD_SHOP_APP, OTHER_WORLD_LOGIC, PREVIOUS_CONTRACT_LOGIC, variant};
 

@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envmgr::Outcome;
+use envmgr::calls::{Call, Hit};
 use envmgr::capabilities::ErrorCode;
 use envmgr::capabilities::dynamodb::{AttributeValue, Condition, PutItem, Tables, Write};
 use envmgr::mock::MockHost;
-use envmgr::observe::{Call, Hit};
 use envmgr_guest::environment::environment_id;
 use envmgr_tests::stack::{Backend, Options, Stack};
 use envmgr_tests::*;

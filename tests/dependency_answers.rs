@@ -14,7 +14,7 @@ use envmgr::capabilities::github::app::{GitHubApp, GitHubAppOptions};
 use envmgr::capabilities::github::{GitHub, NewDeployment, Repository};
 use envmgr::capabilities::runtime::http::HttpRuntime;
 use envmgr::capabilities::runtime::{Runtime, RuntimeRequest};
-use envmgr::capabilities::sealed::Secret;
+use envmgr::redact::Secret;
 use envmgr::{FailureKind, Outcome};
 use envmgr_tests::fakes::github::{self, Failure, FakeGitHub, Installation, Route};
 use envmgr_tests::fakes::runtime::{self, FakeRuntime};

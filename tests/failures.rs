@@ -2,11 +2,11 @@
 //! person can act on; a dependency that may recover is retryable; analytics
 //! never fails the flow, and neither does GitHub refusing a deployment.
 
+use envmgr::calls::{Call, Hit};
 use envmgr::capabilities::ErrorCode;
 use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::capabilities::github::DeploymentState;
 use envmgr::mock::{Delivery, MockHost};
-use envmgr::observe::{Call, Hit};
 use envmgr::{FailureKind, Outcome};
 use envmgr_tests::*;
 
@@ -206,7 +206,7 @@ async fn secret_items_that_break_the_rules_are_skipped_and_noted_on_the_record()
             assert!(note.contains(why), "{note} lacks {why}");
         }
     }
-    let warnings: Vec<&envmgr::observe::Entry> = delivery
+    let warnings: Vec<&envmgr::calls::Entry> = delivery
         .transcript
         .iter()
         .filter(|e| e.call == Call::Log && e.result.contains("skipped"))
@@ -587,7 +587,7 @@ async fn a_failed_analytics_call_never_fails_the_flow() {
 
 /// The `key=` of every runtime call in a transcript, the failed ones
 /// included: what the Runtime Service would have been sent.
-fn runtime_keys(transcript: &[envmgr::observe::Entry]) -> Vec<String> {
+fn runtime_keys(transcript: &[envmgr::calls::Entry]) -> Vec<String> {
     transcript
         .iter()
         .filter(|e| e.call == Call::RuntimeCreate)
@@ -659,7 +659,7 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
 }
 
 /// Successful transactions that put the environment's record items.
-fn record_puts(transcript: &[envmgr::observe::Entry]) -> usize {
+fn record_puts(transcript: &[envmgr::calls::Entry]) -> usize {
     transcript
         .iter()
         .filter(|e| {

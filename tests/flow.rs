@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use envmgr::Outcome;
+use envmgr::calls::Call;
 use envmgr::capabilities::config::Config;
 use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::capabilities::github::mock::MockDeployment;
 use envmgr::capabilities::github::{DeploymentState, GitHub, NewDeployment, Repository};
 use envmgr::mock::{Delivery, MockHost};
-use envmgr::observe::Call;
 use envmgr_guest::deployment::{self as guest_deployment, TASK};
 use envmgr_guest::request::EnvironmentType;
 use envmgr_tests::*;

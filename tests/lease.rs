@@ -7,11 +7,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use envmgr::calls::{Call, Hit, Interleaved};
 use envmgr::capabilities::ErrorCode;
 use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::capabilities::github::DeploymentState;
 use envmgr::mock::{Delivery, LEASE_TTL_MS, MockHost};
-use envmgr::observe::{Call, Hit, Interleaved};
 use envmgr::{FailureKind, Outcome};
 use envmgr_guest::environment::environment_id;
 use envmgr_tests::*;

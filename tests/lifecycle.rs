@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use envmgr::Outcome;
+use envmgr::calls::{Call, Hit};
 use envmgr::capabilities::github::DeploymentState;
 use envmgr::capabilities::keys::{KeyPair, sign_report};
 use envmgr::mock::{Delivery, MockHost};
-use envmgr::observe::{Call, Hit};
 use envmgr_guest::environment::environment_id;
 use envmgr_tests::stack;
 use envmgr_tests::*;

@@ -16,11 +16,11 @@ use envmgr::capabilities::dynamodb::{
     Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
 };
 use envmgr::config::LogicSettings;
-use envmgr::engine::hex_sha256;
 use envmgr::logic::cache::NativeCache;
 use envmgr::logic::registry::{Conflict, Registry};
 use envmgr::logic::serving::{Ending, Versions};
 use envmgr::logic::{Pointer, activated, rolled_back};
+use envmgr::support::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack};
 use envmgr_tests::{builtin_id as builtin, scratch, shared_logic, variant};
 

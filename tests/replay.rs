@@ -399,7 +399,7 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
     let runtime = ran
         .effects
         .iter()
-        .find(|e| e.call == envmgr::observe::Call::RuntimeCreate)
+        .find(|e| e.call == envmgr::calls::Call::RuntimeCreate)
         .expect("the runtime was asked for");
     assert!(
         runtime.request.to_string().contains("API_KEY"),
@@ -448,8 +448,8 @@ async fn a_replay_finds_an_instance_while_every_queue_slot_is_busy() {
         })
     };
     host.faults.interleave(
-        envmgr::observe::Call::RuntimeCreate,
-        envmgr::observe::Hit::Every,
+        envmgr::calls::Call::RuntimeCreate,
+        envmgr::calls::Hit::Every,
         hold,
     );
     let host = Arc::new(host);
@@ -897,7 +897,7 @@ async fn a_shadow_runs_beside_the_active_version_and_applies_nothing(backend: Ba
     })
     .await;
     let messages = traffic(&stack).await;
-    let v2 = envmgr::engine::hex_sha256(REWORDED_LOGIC);
+    let v2 = envmgr::support::hex_sha256(REWORDED_LOGIC);
     // Counted across both hosts in the shared store.
     eventually("every message shadowed", WAIT, || async {
         stack

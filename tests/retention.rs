@@ -20,13 +20,13 @@ use envmgr::capabilities::dynamodb::{
     AttributeValue, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
 };
 use envmgr::config::LogicSettings;
-use envmgr::engine::hex_sha256;
 use envmgr::logic::cache::NativeCache;
 use envmgr::logic::registry::{Conflict, Registry, Removed};
 use envmgr::logic::retention::{Kept, Rules, collect};
 use envmgr::logic::serving::{Ending, Versions};
 use envmgr::logic::{activated, rolled_back, short};
 use envmgr::record::store::Recordings;
+use envmgr::support::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, terminate};
 use envmgr_tests::{builtin_id as builtin, scratch, shared_logic, variant};
 

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use envmgr::calls::{Call, Hit};
 use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::engine::{Engine, Limits};
 use envmgr::mock::{MockHost, default_config};
-use envmgr::observe::{Call, Hit};
 use envmgr::{Outcome, RunError};
 use envmgr_tests::*;
 

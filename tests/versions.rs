@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use envmgr::engine::hex_sha256;
+use envmgr::support::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
 use envmgr_tests::{
     CHAOS_LOGIC, EMPTY_COMPONENT, FAULTY_LOGIC, PREVIOUS_CONTRACT_LOGIC, free_port, http_get,

@@ -8,8 +8,17 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
 use crate::capabilities::{Error, ErrorCode};
-use crate::config::Aws;
 use crate::redact::Credentials;
+
+/// `[aws]`: where the SDK clients connect (the config file's section).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aws {
+    /// The region; the standard chain (AWS_REGION, profile) when unset.
+    pub region: Option<String>,
+    /// For moto, LocalStack or a VPC endpoint.
+    pub endpoint_url: Option<String>,
+}
 
 /// The shared SDK configuration. Every set of credentials the SDK resolves
 /// (at start and at each refresh of a role's) is registered in

@@ -19,6 +19,8 @@
 pub mod admin;
 pub mod aws;
 pub mod bindings;
+pub mod boundary;
+pub mod calls;
 pub mod capabilities;
 pub mod catalog;
 pub mod cli;
@@ -32,7 +34,6 @@ pub mod local;
 pub mod logic;
 pub mod metrics;
 pub mod mock;
-pub mod observe;
 pub mod platform;
 pub mod queue;
 pub mod record;

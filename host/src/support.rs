@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
+
 /// Now, in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -61,6 +63,15 @@ pub fn seconds(duration: Duration) -> String {
         let fraction = format!("{fraction:03}");
         format!("{whole}.{}s", fraction.trim_end_matches('0'))
     }
+}
+
+/// The SHA-256 of `bytes` in lower-case hex: a logic version's id, a
+/// ciphertext's fingerprint.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

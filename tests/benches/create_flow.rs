@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use envmgr::Message;
-use envmgr::capabilities::Backends;
+use envmgr::boundary::Backends;
+use envmgr::calls::Observer;
 use envmgr::mock::MockHost;
-use envmgr::observe::Observer;
 use envmgr_tests::native::Native;
 use envmgr_tests::*;
 

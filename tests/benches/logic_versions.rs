@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group};
 use envmgr::config::{LogicSettings, Settings};
-use envmgr::engine::{Engine, Limits, hex_sha256};
+use envmgr::engine::{Engine, Limits};
 use envmgr::logic::cache::NativeCache;
 use envmgr::logic::serving::Versions;
 use envmgr::logic::{activated, rolled_back};
 use envmgr::platform::Platform;
+use envmgr::support::hex_sha256;
 use envmgr_tests::variant;
 
 fn benches(c: &mut Criterion) {

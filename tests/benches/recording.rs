@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envmgr::Message;
-use envmgr::capabilities::Backends;
+use envmgr::boundary::Backends;
+use envmgr::calls::Observer;
+use envmgr::calls::tape::Tape;
 use envmgr::mock::MockHost;
-use envmgr::observe::Observer;
 use envmgr::record::Recording;
 use envmgr::record::replay::{Expectations, Replaying};
-use envmgr::record::tape::Tape;
 use envmgr_tests::*;
 
 fn median(mut values: Vec<Duration>) -> Duration {

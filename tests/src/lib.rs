@@ -2,6 +2,7 @@
 //! shared engine, data seeded in the documented format (docs/data-model.md),
 //! and message bodies of both kinds (docs/messages.md).
 
+pub mod architecture;
 pub mod encoders;
 pub mod fakes;
 pub mod moto;
@@ -123,7 +124,7 @@ pub fn scratch(name: &str) -> std::path::PathBuf {
 
 /// The builtin logic version's id.
 pub fn builtin_id() -> String {
-    envmgr::engine::hex_sha256(envmgr::BUILTIN_LOGIC)
+    envmgr::support::hex_sha256(envmgr::BUILTIN_LOGIC)
 }
 
 pub fn shared_logic() -> (Arc<Engine>, Arc<Logic>) {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use envmgr::capabilities::Backends;
+use envmgr::boundary::Backends;
 use envmgr::capabilities::analytics::TrackEvent as HostEvent;
 use envmgr::capabilities::dynamodb::{
     AttributeCheck, AttributeValue, Condition as HostCondition, KeyCondition, PutItem,
@@ -19,8 +19,8 @@ use envmgr::capabilities::github::{
 };
 use envmgr::capabilities::keys::{KeyPair, verify_report};
 use envmgr::capabilities::runtime::RuntimeRequest as HostRuntimeRequest;
-use envmgr::capabilities::sealed::Secret;
 use envmgr::capabilities::{Error as HostError, ErrorCode as HostCode};
+use envmgr::redact::Secret;
 use envmgr_guest::capabilities::*;
 
 /// The flow's capabilities served straight from host backends, no sandbox.

@@ -8,8 +8,9 @@ use anyhow::Context as _;
 use super::{Context, init_logs};
 use crate::capabilities::dynamodb::show_item;
 use crate::config::LogFormat;
-use crate::engine::{Engine, Limits, hex_sha256};
+use crate::engine::{Engine, Limits};
 use crate::mock::{MockHost, seed};
+use crate::support::hex_sha256;
 
 /// Run messages through a logic version in the mock host and show every
 /// capability call, the records, the comment and the runtime request.

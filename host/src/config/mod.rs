@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::aws::Aws;
+
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
@@ -18,6 +20,10 @@ mod queues;
 mod validate;
 pub use queues::Queue;
 use queues::{default_queues, merge_queues};
+
+/// The logical name the host's recordings table goes by (mapped to the
+/// physical one by `[tables] recordings`).
+pub const RECORDINGS_TABLE: &str = "recordings";
 
 /// Prefix of override variables.
 const OVERRIDE_PREFIX: &str = "ENVMGR__";
@@ -183,15 +189,6 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from(".envmgr")
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Aws {
-    /// The region; the standard chain (AWS_REGION, profile) when unset.
-    pub region: Option<String>,
-    /// For moto, LocalStack or a VPC endpoint.
-    pub endpoint_url: Option<String>,
-}
-
 /// Logical table name → physical DynamoDB table.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -236,7 +233,7 @@ impl Tables {
 
     /// The host's recordings table, alone.
     pub fn recordings_mapping(&self) -> [(&'static str, &str); 1] {
-        [(crate::record::store::TABLE, &self.recordings)]
+        [(RECORDINGS_TABLE, &self.recordings)]
     }
 }
 

@@ -9,7 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::envmgr::environments as now;
 use crate::bindings::wasi;
-use crate::engine::Session;
+use crate::boundary::Session;
 
 /// The contract version of `wit/envmgr.wit`.
 pub const CURRENT: &str = "0.3.0";

@@ -11,8 +11,8 @@
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::bindings::envmgr::environments as now;
-use crate::capabilities::sealed::SealedValue;
-use crate::engine::Session;
+use crate::bindings::resources::SealedValue;
+use crate::boundary::Session;
 
 /// The 0.2 world's bindings; its `wasi:*` imports are the current ones.
 pub mod bindings {
@@ -22,7 +22,7 @@ pub mod bindings {
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
-            "envmgr:environments/sealed.sealed-value": crate::capabilities::sealed::SealedValue,
+            "envmgr:environments/sealed.sealed-value": crate::bindings::resources::SealedValue,
             "wasi:logging": crate::bindings::wasi::logging,
             "wasi:config": crate::bindings::wasi::config,
         },

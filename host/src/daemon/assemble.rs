@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capabilities::Backends;
+use crate::boundary::Backends;
+use crate::calls::Observer;
 use crate::capabilities::analytics::segment::SegmentAnalytics;
 use crate::capabilities::config::Config;
 use crate::config::Settings;
@@ -17,7 +18,6 @@ use crate::engine::Engine;
 use crate::health::{Health, Probes, probes};
 use crate::logic::cache::NativeCache;
 use crate::logic::serving::Versions;
-use crate::observe::Observer;
 use crate::platform::Platform;
 use crate::record::recorder::Recorder;
 use crate::redact::Credentials;

@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, error, info, info_span, warn};
 
 use crate::bindings::{FailureKind, Outcome};
-use crate::capabilities::Backends;
+use crate::boundary::Backends;
 use crate::config::Queue as QueueSettings;
 use crate::engine::{Engine, Logic, RunError};
 use crate::health::{Health, Problem};

@@ -4,30 +4,28 @@
 //! preopens, environment, arguments, stdio or sockets; only a clock and a
 //! random source (both deterministic when the backends ask for it).
 
-mod clock;
 mod limits;
-mod session;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
-pub use clock::ManualClock;
-pub use limits::{Limits, MemoryLimitExceeded};
-pub use session::Session;
+pub use limits::Limits;
+
+pub use crate::boundary::limiter::MemoryLimitExceeded;
+use crate::boundary::limiter::MemoryLimiter;
+use crate::boundary::{Backends, Session};
+use crate::calls::clock::ManualClock;
 
 use crate::bindings::{EnvironmentManagerPre, Failure, Message, Outcome};
-use crate::capabilities::Backends;
 use crate::contract;
-use limits::MemoryLimiter;
 
 /// How often the epoch advances; the deadline's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -187,7 +185,7 @@ impl Engine {
     /// export `handle` with the right type and import nothing the host does
     /// not provide. Costs tens of milliseconds; done once per version.
     pub fn load(&self, component: &[u8]) -> anyhow::Result<Logic> {
-        let id = hex_sha256(component);
+        let id = crate::support::hex_sha256(component);
         let compiled = Component::new(&self.engine, component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("logic {id} is not a valid component"))?;
@@ -371,9 +369,7 @@ fn sandbox_wasi(backends: &Backends) -> wasmtime_wasi::WasiCtx {
             .insecure_random(wasmtime_wasi::Deterministic::new(vec![3, 5, 8, 21]))
             .insecure_random_seed(0x0e17_a5e3);
     }
-    use crate::record::tape::{
-        ReplayedClock, ReplayedRandom, SystemClock, TapedClock, TapedRandom,
-    };
+    use crate::calls::tape::{ReplayedClock, ReplayedRandom, SystemClock, TapedClock, TapedRandom};
     if let Some(replayer) = &backends.observer.replay {
         builder
             .wall_clock(ReplayedClock {
@@ -398,13 +394,6 @@ fn sandbox_wasi(backends: &Backends) -> wasmtime_wasi::WasiCtx {
         }
     }
     builder.build()
-}
-
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.

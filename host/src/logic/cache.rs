@@ -21,7 +21,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Engine, Logic, hex_sha256};
+use crate::engine::{Engine, Logic};
+use crate::support::hex_sha256;
 
 /// A version this host cannot run at all: not a component, or built for a
 /// contract the host does not link. Trying again will not help; only

@@ -51,7 +51,7 @@ pub async fn install(
             )
             .await
             .map_err(|e| {
-                anyhow::anyhow!("refused {}: {e:#}", crate::engine::hex_sha256(&component))
+                anyhow::anyhow!("refused {}: {e:#}", crate::support::hex_sha256(&component))
             })?;
             format!("; {said}")
         }

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::engine::{Engine, Logic, RunError, hex_sha256};
+use crate::calls::{Call, Hit};
+use crate::engine::{Engine, Logic, RunError};
 use crate::logic::cache::NativeCache;
 use crate::logic::registry::Registry;
 use crate::mock::examples::{API_PRODUCTION, PULL_REQUEST_OPENED};
 use crate::mock::{MockHost, default_config, seed};
-use crate::observe::{Call, Hit};
+use crate::support::hex_sha256;
 use crate::{Handled, Outcome};
 
 /// What `install` did.

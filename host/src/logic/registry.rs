@@ -24,8 +24,8 @@ use crate::capabilities::dynamodb::{
     WriteError,
 };
 use crate::capabilities::{Describe as _, ErrorCode};
-use crate::engine::hex_sha256;
 use crate::logic::{BUILTIN_TAG, Canary, Pointer, VersionInfo};
+use crate::support::hex_sha256;
 
 const TABLE: &str = "logic";
 /// How long a heartbeat outlives its host: past [`HOST_GONE_AFTER`] a host

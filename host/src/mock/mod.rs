@@ -20,15 +20,16 @@ pub mod seed;
 use std::sync::Arc;
 
 use crate::bindings::Message;
-use crate::capabilities::Backends;
+use crate::boundary::Backends;
+use crate::calls::clock::ManualClock;
+use crate::calls::{CallsInFlight, Entry, Faults, Observer, Span, Transcript};
 use crate::capabilities::analytics::mock::MockAnalytics;
 use crate::capabilities::config::Config;
 use crate::capabilities::dynamodb::mock::MockTables;
 use crate::capabilities::github::mock::MockGitHub;
 use crate::capabilities::kms::mock::MockKms;
 use crate::capabilities::runtime::mock::MockRuntime;
-use crate::engine::{Engine, Handled, Limits, Logic, ManualClock, RunError};
-use crate::observe::{CallsInFlight, Entry, Faults, Observer, Span, Transcript};
+use crate::engine::{Engine, Handled, Limits, Logic, RunError};
 
 /// The logical tables the mock host knows.
 pub const TABLES: [&str; 3] = ["environments", "secrets", "apps"];
@@ -160,7 +161,10 @@ impl MockHost {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
         Message {
-            id: format!("mock-{}", &crate::engine::hex_sha256(body.as_bytes())[..12]),
+            id: format!(
+                "mock-{}",
+                &crate::support::hex_sha256(body.as_bytes())[..12]
+            ),
             source_queue: queue.to_string(),
             body: body.to_string(),
             attributes: Vec::new(),
@@ -202,7 +206,7 @@ impl MockHost {
         &self,
         message: &Message,
     ) -> (Delivery, crate::record::Recording) {
-        let tape = crate::record::tape::Tape::default();
+        let tape = crate::calls::tape::Tape::default();
         let backends = Arc::new(self.backends.taped(tape.clone()));
         let mark = self.transcript.mark();
         let result = self.engine.run(&self.logic, backends, message).await;

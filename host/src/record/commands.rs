@@ -104,7 +104,7 @@ impl Components<'_> {
         ) {
             (Some(bytes), _) => bytes,
             (None, Some(platform)) => platform.registry().component(id).await?,
-            (None, None) if crate::engine::hex_sha256(crate::BUILTIN_LOGIC) == id => {
+            (None, None) if crate::support::hex_sha256(crate::BUILTIN_LOGIC) == id => {
                 crate::BUILTIN_LOGIC.to_vec()
             }
             (None, None) => anyhow::bail!(
@@ -116,7 +116,7 @@ impl Components<'_> {
     }
 
     fn load(&mut self, bytes: Vec<u8>) -> anyhow::Result<Arc<Logic>> {
-        let id = crate::engine::hex_sha256(&bytes);
+        let id = crate::support::hex_sha256(&bytes);
         if let Some(logic) = self.loaded.get(&id) {
             return Ok(logic.clone());
         }

@@ -333,7 +333,7 @@ fn scrub_ciphertexts(whole: &mut Value) {
         };
         let n = stand_ins.len();
         stand_ins
-            .entry(crate::engine::hex_sha256(&bytes))
+            .entry(crate::support::hex_sha256(&bytes))
             .or_insert_with(|| made_up(n, bytes.len()));
     });
     if stand_ins.is_empty() {
@@ -341,7 +341,7 @@ fn scrub_ciphertexts(whole: &mut Value) {
     }
     let renamed: BTreeMap<&str, String> = stand_ins
         .iter()
-        .map(|(digest, stand_in)| (digest.as_str(), crate::engine::hex_sha256(stand_in)))
+        .map(|(digest, stand_in)| (digest.as_str(), crate::support::hex_sha256(stand_in)))
         .collect();
     walk(whole, &|text| {
         // A decrypt's digest of a ciphertext: the stand-in's digest.
@@ -351,7 +351,7 @@ fn scrub_ciphertexts(whole: &mut Value) {
         // The ciphertext itself, wherever it appears: its stand-in.
         let bytes = base64.decode(text).ok()?;
         stand_ins
-            .get(&crate::engine::hex_sha256(&bytes))
+            .get(&crate::support::hex_sha256(&bytes))
             .map(|stand_in| base64.encode(stand_in))
     });
 }

@@ -24,15 +24,13 @@ pub mod handlers;
 pub mod recorder;
 pub mod replay;
 pub mod store;
-pub mod tape;
-pub mod values;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::Message;
-use tape::Taped;
+use crate::calls::tape::Taped;
 
 /// The recording format this host writes; it reads this one only.
 pub const FORMAT: u32 = 1;

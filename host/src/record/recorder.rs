@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::bindings::Message;
+use crate::calls::tape::Tape;
 use crate::config::Record as Settings;
 use crate::engine::{Engine, Logic};
 use crate::logic::serving::Versions;
@@ -28,7 +29,6 @@ use crate::logic::short;
 use crate::record::Recording;
 use crate::record::replay::{Expectations, Replaying, Tally, Verdict};
 use crate::record::store::Recordings;
-use crate::record::tape::Tape;
 
 /// Stores between two prunes of the local table.
 const PRUNE_EVERY: u64 = 256;

@@ -1,5 +1,5 @@
 //! A recording through two logic versions in the mock host, every call
-//! answered from the recording (see [`tape`](super::tape)), and what the
+//! answered from the recording (see [`tape`](crate::calls::tape)), and what the
 //! two runs did compared: their outcome and every effect they asked for
 //! (writes, comments, deployments and statuses, tokens, runtime requests,
 //! analytics events). Nothing reaches a real dependency: the backends behind
@@ -20,17 +20,18 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::capabilities::Backends;
+use crate::boundary::Backends;
+use crate::calls::Observer;
+use crate::calls::clock::ManualClock;
+use crate::calls::tape::{Effect, Replayer, identity};
 use crate::capabilities::analytics::mock::MockAnalytics;
 use crate::capabilities::config::Config;
 use crate::capabilities::dynamodb::mock::MockTables;
 use crate::capabilities::github::mock::MockGitHub;
 use crate::capabilities::kms::mock::MockKms;
 use crate::capabilities::runtime::mock::MockRuntime;
-use crate::engine::{Engine, Logic, ManualClock};
-use crate::observe::Observer;
+use crate::engine::{Engine, Logic};
 use crate::record::Recording;
-use crate::record::tape::{Effect, Replayer, identity};
 
 /// What one version did with one recording.
 #[derive(Clone, Debug)]
@@ -212,10 +213,10 @@ impl Expectations {
             let mut fields = Vec::new();
             leaves(&difference.path, request, &mut fields);
             let mut names = Vec::new();
-            if let Some(call) = crate::observe::Call::named(&difference.path) {
+            if let Some(call) = crate::calls::Call::named(&difference.path) {
                 leaves(
                     &difference.path,
-                    &super::tape::identity(call, request),
+                    &crate::calls::tape::identity(call, request),
                     &mut names,
                 );
             }

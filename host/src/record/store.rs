@@ -31,7 +31,7 @@ use crate::record::Recording;
 use crate::record::replay::Tally;
 
 /// The logical table.
-pub const TABLE: &str = "recordings";
+pub const TABLE: &str = crate::config::RECORDINGS_TABLE;
 /// Well under DynamoDB's 400 KB item limit with the other attributes.
 const CHUNK_BYTES: usize = 300 << 10;
 /// DynamoDB's limits on one transaction: 100 writes, 4 MB.
@@ -507,7 +507,8 @@ impl Recordings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{RecordedMessage, tape::Taped};
+    use crate::calls::tape::Taped;
+    use crate::record::RecordedMessage;
 
     fn delivery(id: &str, receive_count: u32, handled_at_ms: u64) -> Recording {
         Recording {

@@ -25,6 +25,7 @@
 mod credentials;
 mod needles;
 pub mod parts;
+mod secret;
 pub mod views;
 
 use std::collections::HashSet;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex};
 
 pub use credentials::{Credentials, GRACE};
 use needles::{Needles, folded};
+pub use secret::Secret;
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";

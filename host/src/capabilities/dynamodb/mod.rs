@@ -9,21 +9,12 @@ pub mod mock;
 pub mod transaction;
 
 use async_trait::async_trait;
-use wasmtime::component::Resource;
-use wasmtime_wasi::p2::DynPollable;
 
 pub use crate::bindings::envmgr::environments::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest,
     UpdateItem, Write, WriteError,
 };
-use crate::bindings::envmgr::environments::dynamodb::{
-    Host, HostFutureItem, HostFuturePage, HostFutureWrite,
-};
-use crate::capabilities::pending::Pending;
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
-use crate::engine::Session;
-use crate::observe::Call;
-use crate::record::values;
 
 /// A table store (aws-sdk-dynamodb, the embedded database, or in memory).
 #[async_trait]
@@ -88,7 +79,7 @@ pub fn show_item(item: &Item) -> String {
     format!("{{{}}}", fields.join(", "))
 }
 
-fn show_value(value: &AttributeValue) -> String {
+pub(crate) fn show_value(value: &AttributeValue) -> String {
     match value {
         AttributeValue::S(s) => s.clone(),
         AttributeValue::N(n) => n.clone(),
@@ -101,7 +92,7 @@ fn show_value(value: &AttributeValue) -> String {
     }
 }
 
-fn show_condition(condition: &Condition) -> String {
+pub(crate) fn show_condition(condition: &Condition) -> String {
     match condition {
         Condition::None => "always".to_string(),
         Condition::ItemAbsent => "absent".to_string(),
@@ -122,7 +113,7 @@ pub fn write_table(write: &Write) -> &str {
     }
 }
 
-fn show_write(write: &Write) -> String {
+pub(crate) fn show_write(write: &Write) -> String {
     match write {
         Write::Put(p) => format!(
             "put {} {} if {}",
@@ -153,7 +144,7 @@ fn show_write(write: &Write) -> String {
 }
 
 /// A query as the transcript shows it.
-fn show_query(request: &QueryRequest) -> String {
+pub(crate) fn show_query(request: &QueryRequest) -> String {
     format!(
         "{} pk={} sk^={} limit={} after={}",
         request.table,
@@ -171,174 +162,16 @@ fn show_query(request: &QueryRequest) -> String {
 }
 
 /// A transaction as the transcript shows it.
-fn show_writes(writes: &[Write]) -> String {
+pub(crate) fn show_writes(writes: &[Write]) -> String {
     let writes: Vec<String> = writes.iter().map(show_write).collect();
     format!("[{}]", writes.join("; "))
 }
 
-/// A `get` the guest started.
-pub type FutureItem = Pending<CapResult<Option<Item>>>;
-/// A `query` the guest started.
-pub type FuturePage = Pending<CapResult<Page>>;
-/// A `transact-write` the guest started.
-pub type FutureWrite = Pending<Result<(), WriteError>>;
-
-impl Host for Session {
-    async fn get(&mut self, table: String, key: Item) -> wasmtime::Result<CapResult<Option<Item>>> {
-        let b = self.backends.clone();
-        Ok(self
-            .invoke(
-                Call::DynamodbGet,
-                || format!("{table} {}", show_item(&key)),
-                self.typed(|| values::get(&table, &key)),
-                b.dynamodb.get(&table, &key),
-            )
-            .await)
-    }
-
-    async fn query(&mut self, request: QueryRequest) -> wasmtime::Result<CapResult<Page>> {
-        let b = self.backends.clone();
-        Ok(self
-            .invoke(
-                Call::DynamodbQuery,
-                || show_query(&request),
-                self.typed(|| values::query(&request)),
-                b.dynamodb.query(&request),
-            )
-            .await)
-    }
-
-    async fn transact_write(
-        &mut self,
-        writes: Vec<Write>,
-    ) -> wasmtime::Result<Result<(), WriteError>> {
-        let b = self.backends.clone();
-        Ok(self
-            .invoke(
-                Call::DynamodbTransactWrite,
-                || show_writes(&writes),
-                self.typed(|| values::writes(&writes)),
-                b.dynamodb.transact_write(&writes),
-            )
-            .await)
-    }
-
-    async fn update(&mut self, request: UpdateItem) -> wasmtime::Result<Result<(), WriteError>> {
-        let b = self.backends.clone();
-        Ok(self
-            .invoke(
-                Call::DynamodbUpdate,
-                || show_write(&Write::Update(request.clone())),
-                self.typed(|| values::update(&request)),
-                b.dynamodb.update(&request),
-            )
-            .await)
-    }
-
-    async fn start_get(
-        &mut self,
-        table: String,
-        key: Item,
-    ) -> wasmtime::Result<Resource<FutureItem>> {
-        let b = self.backends.clone();
-        let request = format!("{table} {}", show_item(&key));
-        let typed = self.typed(|| values::get(&table, &key));
-        let call = self.invoke(Call::DynamodbGet, || request, typed, async move {
-            b.dynamodb.get(&table, &key).await
-        });
-        self.start(call).await
-    }
-
-    async fn start_query(
-        &mut self,
-        request: QueryRequest,
-    ) -> wasmtime::Result<Resource<FuturePage>> {
-        let b = self.backends.clone();
-        let shown = show_query(&request);
-        let typed = self.typed(|| values::query(&request));
-        let call = self.invoke(Call::DynamodbQuery, || shown, typed, async move {
-            b.dynamodb.query(&request).await
-        });
-        self.start(call).await
-    }
-
-    async fn start_transact_write(
-        &mut self,
-        writes: Vec<Write>,
-    ) -> wasmtime::Result<Resource<FutureWrite>> {
-        let b = self.backends.clone();
-        let shown = show_writes(&writes);
-        let typed = self.typed(|| values::writes(&writes));
-        let call = self.invoke(Call::DynamodbTransactWrite, || shown, typed, async move {
-            b.dynamodb.transact_write(&writes).await
-        });
-        self.start(call).await
-    }
-}
-
 /// The guest's side of a started call's answer: `none` while it runs.
-fn answer<T, E: From<Error>>(taken: Option<Result<Result<T, E>, Error>>) -> Option<Result<T, E>> {
+pub(crate) fn answer<T, E: From<Error>>(
+    taken: Option<Result<Result<T, E>, Error>>,
+) -> Option<Result<T, E>> {
     taken.map(|answer| answer.unwrap_or_else(|error| Err(E::from(error))))
-}
-
-impl HostFutureItem for Session {
-    async fn subscribe(
-        &mut self,
-        handle: Resource<FutureItem>,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        Session::subscribe(self, handle)
-    }
-
-    async fn get(
-        &mut self,
-        handle: Resource<FutureItem>,
-    ) -> wasmtime::Result<Option<CapResult<Option<Item>>>> {
-        Ok(answer(self.take_answer(&handle)?))
-    }
-
-    async fn drop(&mut self, handle: Resource<FutureItem>) -> wasmtime::Result<()> {
-        self.forget(handle)
-    }
-}
-
-impl HostFuturePage for Session {
-    async fn subscribe(
-        &mut self,
-        handle: Resource<FuturePage>,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        Session::subscribe(self, handle)
-    }
-
-    async fn get(
-        &mut self,
-        handle: Resource<FuturePage>,
-    ) -> wasmtime::Result<Option<CapResult<Page>>> {
-        Ok(answer(self.take_answer(&handle)?))
-    }
-
-    async fn drop(&mut self, handle: Resource<FuturePage>) -> wasmtime::Result<()> {
-        self.forget(handle)
-    }
-}
-
-impl HostFutureWrite for Session {
-    async fn subscribe(
-        &mut self,
-        handle: Resource<FutureWrite>,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        Session::subscribe(self, handle)
-    }
-
-    async fn get(
-        &mut self,
-        handle: Resource<FutureWrite>,
-    ) -> wasmtime::Result<Option<Result<(), WriteError>>> {
-        Ok(answer(self.take_answer(&handle)?))
-    }
-
-    async fn drop(&mut self, handle: Resource<FutureWrite>) -> wasmtime::Result<()> {
-        self.forget(handle)
-    }
 }
 
 // Our own tables: what comes back is what envmgr (or the operator's tools)

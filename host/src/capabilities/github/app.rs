@@ -41,8 +41,8 @@ use super::{
     Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus, Repository,
     state_name,
 };
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::redact::Secret;
 
 /// Comments, deployments or statuses per page when listing (GitHub's maximum).
 const PER_PAGE: u32 = 100;

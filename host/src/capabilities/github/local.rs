@@ -13,9 +13,9 @@ use super::{
     Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
     NewDeploymentStatus, Repository, state_name, state_named,
 };
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
+use crate::redact::Secret;
 use crate::support::{now_ms, random_hex};
 
 pub struct LocalGitHub {

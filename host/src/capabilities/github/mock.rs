@@ -10,8 +10,8 @@ use super::{
     Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
     NewDeploymentStatus, Repository,
 };
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::redact::Secret;
 
 #[derive(Default)]
 struct State {

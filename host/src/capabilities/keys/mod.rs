@@ -10,11 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
-use crate::bindings::envmgr::environments::keys::{Host, SigningKey};
-use crate::capabilities::sealed::Secret;
-use crate::capabilities::{CapResult, ErrorCode, error};
-use crate::engine::Session;
-use crate::observe::Call;
+use crate::redact::Secret;
 
 /// The `envmgr:scope` of a signing key's encryption context: no secret has
 /// it (secrets are `global`, `preview`, `production` or `environment:...`),
@@ -132,126 +128,6 @@ pub fn verify_report(jws: &str, public_jwk: &str) -> Result<String, String> {
     let data = jsonwebtoken::decode::<serde_json::Value>(jws, &key, &validation)
         .map_err(|e| format!("the signature does not hold: {e}"))?;
     Ok(data.claims.to_string())
-}
-
-/// A ciphertext KMS made: nothing a dependency could have echoed into it.
-pub struct Ciphertext(pub Vec<u8>);
-crate::nothing_to_scrub!(Ciphertext);
-
-/// A report's claims: the runtime's text, which reaches the record and the
-/// pull request, so no secret of the process or the message may be in it.
-struct Claims(String);
-
-impl crate::record::values::Recordable for Ciphertext {
-    fn record(&self) -> serde_json::Value {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .encode(&self.0)
-            .into()
-    }
-    fn replayed(value: &serde_json::Value) -> Option<Self> {
-        use base64::Engine as _;
-        let text = value.as_str()?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()
-            .map(Ciphertext)
-    }
-}
-
-impl crate::record::values::Recordable for Claims {
-    fn record(&self) -> serde_json::Value {
-        self.0.clone().into()
-    }
-    fn replayed(value: &serde_json::Value) -> Option<Self> {
-        value.as_str().map(|claims| Claims(claims.to_string()))
-    }
-}
-
-impl crate::redact::Scrub for Claims {
-    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
-        Claims(redactor.scrub_value(&self.0))
-    }
-}
-
-impl Host for Session {
-    async fn generate(
-        &mut self,
-        app_id: String,
-        environment_id: String,
-        request_version: String,
-    ) -> wasmtime::Result<CapResult<SigningKey>> {
-        let named = |name: &str, value: &str| {
-            (!value.is_empty() && value.len() <= 256)
-                .then_some(())
-                .ok_or_else(|| error(ErrorCode::Invalid, format!("{name}: 1 to 256 bytes")))
-        };
-        if let Err(refused) = named("app-id", &app_id)
-            .and(named("environment-id", &environment_id))
-            .and(named("request-version", &request_version))
-        {
-            return Ok(Err(refused));
-        }
-        // The mock host is reproducible: its keys follow from what they are
-        // for. Everywhere else they are random.
-        let pair = if self.backends.clock.is_some() {
-            KeyPair::reproducible(&environment_id, &request_version)
-        } else {
-            KeyPair::generate()
-        };
-        let pair = match pair {
-            Ok(pair) => pair,
-            Err(e) => return Ok(Err(error(ErrorCode::Unavailable, e.to_string()))),
-        };
-        let context = key_context(&app_id, &environment_id, &request_version);
-        let plaintext = pair.private_jwk.expose().to_string();
-        // KMS gets the plaintext: nothing it answers may quote it back.
-        self.redactor.add(&plaintext);
-        let b = self.backends.clone();
-        let encrypted = self
-            .invoke(
-                Call::KeysGenerate,
-                || format!("app={app_id} env={environment_id} version={request_version}"),
-                self.typed(|| {
-                    serde_json::json!({
-                        "app-id": app_id,
-                        "environment-id": environment_id,
-                        "request-version": request_version,
-                    })
-                }),
-                async move { b.kms.encrypt(&plaintext, &context).await.map(Ciphertext) },
-            )
-            .await;
-        match encrypted {
-            Ok(Ciphertext(ciphertext)) => {
-                let private_key =
-                    self.seal(format!("signing-key:{environment_id}"), pair.private_jwk)?;
-                Ok(Ok(SigningKey {
-                    public_jwk: pair.public_jwk,
-                    private_key,
-                    ciphertext,
-                }))
-            }
-            Err(failed) => Ok(Err(failed)),
-        }
-    }
-
-    async fn verify_report(
-        &mut self,
-        jws: String,
-        public_jwk: String,
-    ) -> wasmtime::Result<CapResult<String>> {
-        let shown = format!("<{} bytes> key={public_jwk}", jws.len());
-        let typed = self.typed(|| serde_json::json!({ "jws": jws, "public-jwk": public_jwk }));
-        Ok(self
-            .invoke(Call::KeysVerifyReport, || shown, typed, async move {
-                verify_report(&jws, &public_jwk)
-                    .map(Claims)
-                    .map_err(|why| error(ErrorCode::Invalid, format!("status report: {why}")))
-            })
-            .await
-            .map(|Claims(claims)| claims))
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 
 use super::canonical_context;
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::redact::Secret;
 
 pub const NONCE_LEN: usize = 12;
 

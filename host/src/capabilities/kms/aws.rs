@@ -7,8 +7,8 @@ use aws_sdk_kms::primitives::Blob;
 
 use super::Kms;
 use crate::aws::capability_error;
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
+use crate::redact::Secret;
 
 pub struct AwsKms {
     client: aws_sdk_kms::Client,

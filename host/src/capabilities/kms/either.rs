@@ -14,8 +14,8 @@
 use async_trait::async_trait;
 
 use super::Kms;
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode};
+use crate::redact::Secret;
 
 pub struct EitherKey {
     /// `kms.key_id`: encrypts, and is tried first.

@@ -7,9 +7,9 @@ use rusqlite::{OptionalExtension as _, params};
 
 use super::Kms;
 use super::aead::{ContextKey, NONCE_LEN};
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store};
+use crate::redact::Secret;
 use crate::support::now_ms;
 
 pub struct LocalKms {

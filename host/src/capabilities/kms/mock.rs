@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::Kms;
 use super::aead::{ContextKey, NONCE_LEN};
 use crate::capabilities::CapResult;
-use crate::capabilities::sealed::Secret;
+use crate::redact::Secret;
 
 pub struct MockKms {
     key: ContextKey,

@@ -10,13 +10,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use wasmtime::component::Resource;
 
-use crate::bindings::envmgr::environments::kms::Host;
-use crate::capabilities::sealed::{FutureSealedValue, SealedValue, Secret};
-use crate::capabilities::{CapResult, Error};
-use crate::engine::Session;
-use crate::observe::Call;
+use crate::capabilities::CapResult;
+use crate::redact::Secret;
 
 /// A KMS (aws-sdk-kms, the embedded local key, or the mock).
 #[async_trait]
@@ -62,7 +58,7 @@ pub fn as_written(ciphertext: &[u8]) -> Cow<'_, [u8]> {
 
 /// A decrypt as the recording holds it: the ciphertext by its digest
 /// (what identifies it; the bytes themselves are no use to a replay).
-fn decrypt_request(
+pub(crate) fn decrypt_request(
     ciphertext: &[u8],
     context: &[(String, String)],
     label: &str,
@@ -72,63 +68,10 @@ fn decrypt_request(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     serde_json::json!({
-        "ciphertext-sha256": crate::engine::hex_sha256(ciphertext),
+        "ciphertext-sha256": crate::support::hex_sha256(ciphertext),
         "encryption-context": context,
         "label": label,
     })
-}
-
-impl Host for Session {
-    async fn decrypt(
-        &mut self,
-        ciphertext: Vec<u8>,
-        encryption_context: Vec<(String, String)>,
-        label: String,
-    ) -> wasmtime::Result<Result<Resource<SealedValue>, Error>> {
-        let b = self.backends.clone();
-        let plaintext = self
-            .invoke(
-                Call::KmsDecrypt,
-                || {
-                    format!(
-                        "<{} bytes> context={encryption_context:?} label={label}",
-                        ciphertext.len()
-                    )
-                },
-                self.typed(|| decrypt_request(&ciphertext, &encryption_context, &label)),
-                async {
-                    b.kms
-                        .decrypt(&as_written(&ciphertext), &encryption_context)
-                        .await
-                },
-            )
-            .await;
-        match plaintext {
-            Ok(secret) => Ok(Ok(self.seal(label, secret)?)),
-            Err(error) => Ok(Err(error)),
-        }
-    }
-
-    async fn start_decrypt(
-        &mut self,
-        ciphertext: Vec<u8>,
-        encryption_context: Vec<(String, String)>,
-        label: String,
-    ) -> wasmtime::Result<Resource<FutureSealedValue>> {
-        let b = self.backends.clone();
-        let request = format!(
-            "<{} bytes> context={encryption_context:?} label={label}",
-            ciphertext.len()
-        );
-        let typed = self.typed(|| decrypt_request(&ciphertext, &encryption_context, &label));
-        let call = self.invoke(Call::KmsDecrypt, || request, typed, async move {
-            b.kms
-                .decrypt(&as_written(&ciphertext), &encryption_context)
-                .await
-        });
-        self.start(async move { call.await.map(|secret| (label, secret)) })
-            .await
-    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Created, Runtime, RuntimeRequest};
-use crate::capabilities::sealed::Secret;
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
+use crate::redact::Secret;
 
 pub struct HttpRuntime {
     client: reqwest::Client,

@@ -142,7 +142,7 @@ impl Runtime for LocalRuntime {
                     return Ok(Err(newest));
                 }
                 // The runtime id follows from the key: the same key, the same runtime.
-                let runtime_id = format!("rt_{}", &crate::engine::hex_sha256(key.as_bytes())[..16]);
+                let runtime_id = format!("rt_{}", &crate::support::hex_sha256(key.as_bytes())[..16]);
                 tx.prepare_cached("INSERT INTO runtime_requests
                        (idempotency_key, runtime_id, url, request, calls, created_at_ms)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)

@@ -1,7 +1,7 @@
 //! Replays and their verdicts.
 
 use super::*;
-use crate::observe::Call;
+use crate::calls::Call;
 use serde_json::json;
 
 fn run_with(outcome: &str, body: &str) -> Run {

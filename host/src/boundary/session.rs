@@ -6,8 +6,8 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::Backends;
-use crate::engine::limits::MemoryLimiter;
+use crate::boundary::Backends;
+use crate::boundary::limiter::MemoryLimiter;
 
 pub struct Session {
     pub(crate) wasi: WasiCtx,

@@ -438,6 +438,19 @@ pub fn writes(ws: &[Write]) -> Value {
     object([("writes", Value::Array(ws.iter().map(write).collect()))])
 }
 
+/// What the guest held of a sealed value was a handle: the recording keeps
+/// that there was one, and a replay hands the guest a stand-in.
+impl Recordable for crate::redact::Secret {
+    fn record(&self) -> serde_json::Value {
+        serde_json::json!({ "sealed": true })
+    }
+    fn replayed(value: &serde_json::Value) -> Option<Self> {
+        value
+            .get("sealed")
+            .map(|_| crate::redact::Secret::new("replayed sealed value"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

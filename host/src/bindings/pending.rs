@@ -17,10 +17,8 @@ use std::time::Instant;
 
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
-use wasmtime::component::Resource;
 
-use crate::capabilities::{Error, ErrorCode, error};
-use crate::engine::Session;
+use super::{Error, ErrorCode};
 
 /// The host's side of a guest's future resource: the call's answer, when it
 /// has one.
@@ -98,10 +96,11 @@ impl<T: Send + 'static> Pending<T> {
         }
         match std::mem::replace(&mut self.state, State::Taken) {
             State::Ended(answer) => Ok(Some(Ok(answer))),
-            State::Taken => Ok(Some(Err(error(
-                ErrorCode::Invalid,
-                "the answer of this call was taken already",
-            )))),
+            State::Taken => Ok(Some(Err(Error {
+                code: ErrorCode::Invalid,
+                message: "the answer of this call was taken already".into(),
+                retry_after_ms: None,
+            }))),
             State::Broken(why) => Err(wasmtime::format_err!(
                 "a started call failed in the host: {why}"
             )),
@@ -124,10 +123,15 @@ pub trait Answer: Send + 'static {
 }
 
 fn past_deadline() -> Error {
-    error(
-        ErrorCode::Unavailable,
-        "the call did not end before the message's deadline",
-    )
+    unavailable("the call did not end before the message's deadline")
+}
+
+fn unavailable(message: &str) -> Error {
+    Error {
+        code: ErrorCode::Unavailable,
+        message: message.into(),
+        retry_after_ms: None,
+    }
 }
 
 impl<T: Send + 'static> Answer for Result<T, Error> {
@@ -136,46 +140,10 @@ impl<T: Send + 'static> Answer for Result<T, Error> {
     }
 }
 
-impl Answer for Result<(), crate::capabilities::dynamodb::WriteError> {
+impl Answer for Result<(), super::envmgr::environments::dynamodb::WriteError> {
     fn past_deadline() -> Self {
-        Err(crate::capabilities::dynamodb::WriteError::Failed(
+        Err(super::envmgr::environments::dynamodb::WriteError::Failed(
             past_deadline(),
         ))
-    }
-}
-
-impl Session {
-    /// Start `call` for the guest; the future resource it waits on.
-    pub(crate) async fn start<T: Answer>(
-        &mut self,
-        call: impl Future<Output = T> + Send + 'static,
-    ) -> wasmtime::Result<Resource<Pending<T>>> {
-        let pending = Pending::start(call, self.deadline, T::past_deadline).await;
-        Ok(self.table.push(pending)?)
-    }
-
-    /// A pollable for the guest's future `handle`.
-    pub(crate) fn subscribe<T: Send + 'static>(
-        &mut self,
-        handle: Resource<Pending<T>>,
-    ) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
-        wasmtime_wasi::p2::subscribe(&mut self.table, handle)
-    }
-
-    /// The answer of the guest's future `handle`, if its call ended.
-    pub(crate) fn take_answer<T: Send + 'static>(
-        &mut self,
-        handle: &Resource<Pending<T>>,
-    ) -> wasmtime::Result<Option<Result<T, Error>>> {
-        self.table.get_mut(handle)?.take()
-    }
-
-    /// The guest dropped its future; the call goes on if it still runs.
-    pub(crate) fn forget<T: Send + 'static>(
-        &mut self,
-        handle: Resource<Pending<T>>,
-    ) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
     }
 }

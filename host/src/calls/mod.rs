@@ -3,6 +3,10 @@
 //! calls fail or take time. The mock host uses both; the production daemon
 //! neither (its calls go to tracing instead).
 
+pub mod clock;
+pub mod tape;
+pub mod values;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -339,9 +343,9 @@ pub struct Observer {
     pub faults: Option<Faults>,
     pub in_flight: Option<CallsInFlight>,
     /// This message is recorded: its calls, clock and random go on tape.
-    pub tape: Option<crate::record::tape::Tape>,
+    pub tape: Option<crate::calls::tape::Tape>,
     /// This message is replayed: its calls are answered from a recording.
-    pub replay: Option<Arc<crate::record::tape::Replayer>>,
+    pub replay: Option<Arc<crate::calls::tape::Replayer>>,
 }
 
 impl Observer {

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::observe::Call;
+use crate::calls::Call;
 
 /// At most this many random bytes are kept per message: a guest drawing
 /// more replays the rest from a fixed sequence.

@@ -4,18 +4,21 @@
 //! blocks) and `trappable` (a host bug, such as a handle missing from the
 //! resource table, traps the one message instead of panicking the daemon).
 
+pub mod pending;
+pub mod resources;
+
 wasmtime::component::bindgen!({
     world: "environment-manager",
     path: "../wit",
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
-        "envmgr:environments/sealed.sealed-value": crate::capabilities::sealed::SealedValue,
-        "envmgr:environments/sealed.future-sealed-value": crate::capabilities::sealed::FutureSealedValue,
-        "envmgr:environments/dynamodb.future-item": crate::capabilities::dynamodb::FutureItem,
-        "envmgr:environments/dynamodb.future-page": crate::capabilities::dynamodb::FuturePage,
-        "envmgr:environments/dynamodb.future-write": crate::capabilities::dynamodb::FutureWrite,
-        "envmgr:environments/runtime.future-created": crate::capabilities::runtime::FutureCreated,
+        "envmgr:environments/sealed.sealed-value": crate::bindings::resources::SealedValue,
+        "envmgr:environments/sealed.future-sealed-value": crate::bindings::resources::FutureSealedValue,
+        "envmgr:environments/dynamodb.future-item": crate::bindings::resources::FutureItem,
+        "envmgr:environments/dynamodb.future-page": crate::bindings::resources::FuturePage,
+        "envmgr:environments/dynamodb.future-write": crate::bindings::resources::FutureWrite,
+        "envmgr:environments/runtime.future-created": crate::bindings::resources::FutureCreated,
         // The pollables started calls are waited with are wasmtime-wasi's,
         // so `wasi:io/poll.poll` (linked with WASI) waits for them.
         "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
