@@ -32,6 +32,17 @@ pub fn dependency_error(dependency: &str, kind: &str) {
         .inc();
 }
 
+/// How many failures of `kind` `dependency` has had (for unit tests).
+#[cfg(test)]
+pub fn dependency_errors(dependency: &str, kind: &str) -> u64 {
+    DEPENDENCY_ERRORS
+        .get_or_create(&vec![
+            ("dependency", dependency.to_string()),
+            ("kind", kind.to_string()),
+        ])
+        .get()
+}
+
 static PREVIOUS_KEY_DECRYPTS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// Count one decrypt that only a key in `kms.previous_key_ids` could do.

@@ -1,8 +1,8 @@
 //! The WIT boundary: what each import the guest calls does in the host.
 //! One file per interface implements its generated `Host` trait for the
 //! message's [`Session`] on top of a backend from [`crate::capabilities`];
-//! every call goes through [`Backends::invoke`], which adds what every call
-//! needs (scripted faults, health, metrics, redaction, transcript, tape).
+//! every call goes through [`Backends::invoke`], which puts it through the
+//! steps every call takes ([`crate::calls::layers`]).
 
 mod analytics;
 mod config;
@@ -21,12 +21,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::calls::clock::ManualClock;
-use crate::calls::values::Recordable;
+use crate::calls::layers::{self, Answer, Failure};
 use crate::calls::{Call, Observer};
-use crate::capabilities::{
-    self as backends, DEADLINE, Describe, Error, ErrorCode, code_name, error,
-};
-use crate::redact::{Credentials, Redactor, Scrub};
+use crate::capabilities::{self as backends, DEADLINE};
+use crate::redact::{Credentials, Redactor};
 
 pub use session::Session;
 
@@ -56,115 +54,48 @@ impl Backends {
         backends
     }
 
-    /// Run one capability call: a scripted fault replaces it if one is due,
-    /// the transcript records it (request text built only if recorded), and
-    /// what the dependency sent back is redacted before the guest sees it.
-    /// A message being recorded puts the typed request and the answer on its
-    /// tape; a replayed one is answered from its recording instead, and
-    /// `run` never starts.
-    pub(crate) async fn invoke<T, E>(
+    /// Run one capability call through the steps every call takes (see
+    /// [`layers`], which says what each does and why in this order): the
+    /// one place they are put together. `request` is the call's text for
+    /// the transcript, `typed` its JSON for the tape or the replay (built
+    /// only when the message is recorded or replayed).
+    pub(crate) async fn invoke<T: Answer, E: Failure>(
         &self,
         redactor: &Redactor,
         call: Call,
         request: impl FnOnce() -> String,
         typed: Option<serde_json::Value>,
         run: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E>
-    where
-        T: Scrub + Recordable,
-        E: From<Error> + Describe + Scrub + Recordable,
-    {
+    ) -> Result<T, E> {
         let observer = &self.observer;
-        if let Some(replayer) = &observer.replay {
-            let result = replayed(replayer, call, typed.unwrap_or_default());
-            observer.record(call, request, || shown(&result));
-            return result;
-        }
-        let scripted = observer.before(call);
-        if let Some(action) = scripted.interleaved {
-            action().await;
-        }
-        // Counted from here: an interleaved delivery waits for the calls in
-        // flight, never for the one it runs in front of.
-        let _in_flight = observer.started();
-        let started = tokio::time::Instant::now();
-        if let Some(latency) = scripted.latency {
-            tokio::time::sleep(latency).await;
-        }
-        let raised = crate::health::raised();
-        let result = match scripted.fault {
-            Some(fault) => Err(E::from(fault)),
-            None => run.await,
-        };
-        let result = match result {
-            // The backend saw what may be the deployment's fault: if a probe
-            // confirms it, the logic sees a retryable `unavailable` rather
-            // than a refusal it would take for the message's (and mark the
-            // environment failed for).
-            Err(failed) if crate::health::raised() > raised => {
-                match crate::health::confirm().await {
-                    Some(problems) => Err(E::from(error(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "{}; not the message's fault: the host is unhealthy ({})",
-                            failed.describe(),
-                            crate::health::Problem::list(&problems)
+        let replayed = typed
+            .as_ref()
+            .filter(|_| observer.replay.is_some())
+            .cloned();
+        let taped = typed.filter(|_| observer.tape.is_some());
+        layers::transcript::around(
+            observer.transcript.as_ref(),
+            call,
+            request,
+            layers::replay::around(
+                observer.replay.as_deref(),
+                call,
+                replayed.as_ref(),
+                layers::tape::around(
+                    observer.tape.as_ref(),
+                    call,
+                    taped,
+                    layers::redaction::around(
+                        redactor,
+                        layers::metrics::around(
+                            call,
+                            layers::scripted::around(observer, call, layers::health::around(run)),
                         ),
-                    ))),
-                    None => Err(failed),
-                }
-            }
-            result => result,
-        };
-        if let Err(failed) = &result
-            && let Some(code) = failed.failure_code()
-        {
-            crate::metrics::dependency_error(call.dependency(), code_name(code));
-        }
-        let result = match result {
-            Ok(value) => Ok(value.scrub(redactor)),
-            Err(error) => Err(error.scrub(redactor)),
-        };
-        observer.span(call, started);
-        observer.record(call, request, || shown(&result));
-        if let (Some(tape), Some(typed)) = (&observer.tape, typed) {
-            tape.call(call, typed, crate::calls::tape::answer(&result));
-        }
-        result
-    }
-}
-
-/// A result as the transcript shows it.
-fn shown<T, E: Describe>(result: &Result<T, E>) -> String {
-    match result {
-        Ok(_) => "ok".to_string(),
-        Err(error) => error.describe(),
-    }
-}
-
-/// A replayed call's answer: the recording's, or `unavailable` when it has
-/// none (the replay then calls the message not replayable).
-fn replayed<T: Recordable, E: From<Error> + Recordable>(
-    replayer: &crate::calls::tape::Replayer,
-    call: Call,
-    request: serde_json::Value,
-) -> Result<T, E> {
-    let unanswered = |why: &str| {
-        Err(E::from(error(
-            ErrorCode::Unavailable,
-            format!("not replayable: {why}"),
-        )))
-    };
-    match replayer.answer(call, &request) {
-        Some(answer) => match crate::calls::tape::answered::<T, E>(&answer) {
-            Some(result) => result,
-            None => {
-                let why = "the recorded answer is not of this call's type";
-                replayer.unanswerable(call, why);
-                unanswered(why)
-            }
-        },
-        None => unanswered(&format!("the recording has no answer for {call}")),
+                    ),
+                ),
+            ),
+        )
+        .await
     }
 }
 
@@ -180,8 +111,8 @@ impl Session {
         run: impl Future<Output = Result<T, E>> + Send + 'a,
     ) -> impl Future<Output = Result<T, E>> + Send + 'a
     where
-        T: Scrub + Recordable + Send + 'a,
-        E: From<Error> + Describe + Scrub + Recordable + Send + 'a,
+        T: Answer + 'a,
+        E: Failure + 'a,
     {
         let backends = self.backends.clone();
         let redactor = self.redactor.clone();

@@ -4,6 +4,7 @@
 //! neither (its calls go to tracing instead).
 
 pub mod clock;
+pub mod layers;
 pub mod tape;
 pub mod values;
 
