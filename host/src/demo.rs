@@ -9,10 +9,11 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::daemon::Disposition;
-use crate::daemon::assemble::assemble;
-use crate::local::FILE_NAME;
+use crate::daemon::assemble::{Assembled, assemble};
+use crate::daemon::{Disposition, Finished};
+use crate::local::{FILE_NAME, Store};
 use crate::mock::examples::{API_PRODUCTION, PULL_REQUEST_OPENED};
+use crate::platform::Platform;
 use crate::{admin, show};
 
 /// Both messages are handled well within this on any machine.
@@ -20,27 +21,10 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    for name in [FILE_NAME, "envmgr.db-wal", "envmgr.db-shm"] {
-        let file = dir.join(name);
-        if file.exists() {
-            std::fs::remove_file(&file)
-                .with_context(|| format!("removing the previous demo's {}", file.display()))?;
-        }
-    }
-    // The demo's own settings: the local backend in `dir`, whatever the
-    // environment says, so it always shows the same thing.
-    let settings = Settings::load(
-        None,
-        [
-            ("ENVMGR__BACKEND".to_string(), "local".to_string()),
-            (
-                "ENVMGR__LOCAL__DATA_DIR".to_string(),
-                dir.display().to_string(),
-            ),
-        ],
-    )?;
+    remove_previous_demo(dir)?;
+    let settings = demo_settings(dir)?;
 
-    let (finished_tx, mut finished) = mpsc::unbounded_channel();
+    let (finished_tx, finished) = mpsc::unbounded_channel();
     let running = assemble(
         &settings,
         Some(crate::BUILTIN_LOGIC),
@@ -59,11 +43,53 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         store.path().display()
     );
 
+    seed(&platform).await?;
+    enqueue(&platform, &settings).await?;
+    let (outcomes, handled_in_time) =
+        serve_until_handled(running, finished, &store, &settings).await?;
+
+    show_what_happened(&outcomes, &store, &settings)?;
+    if !handled_in_time {
+        anyhow::bail!(
+            "the demo's messages were not handled within {GIVE_UP_AFTER:?}; see the log above"
+        );
+    }
+    print_next_steps(dir, started, &store);
+    Ok(())
+}
+
+fn remove_previous_demo(dir: &Path) -> anyhow::Result<()> {
+    for name in [FILE_NAME, "envmgr.db-wal", "envmgr.db-shm"] {
+        let file = dir.join(name);
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .with_context(|| format!("removing the previous demo's {}", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The demo's own settings: the local backend in `dir`, whatever the
+/// environment says, so it always shows the same thing.
+fn demo_settings(dir: &Path) -> anyhow::Result<Settings> {
+    Settings::load(
+        None,
+        [
+            ("ENVMGR__BACKEND".to_string(), "local".to_string()),
+            (
+                "ENVMGR__LOCAL__DATA_DIR".to_string(),
+                dir.display().to_string(),
+            ),
+        ],
+    )
+}
+
+async fn seed(platform: &Platform) -> anyhow::Result<()> {
     println!(
         "\n[1/4] seeding app app_shop (github.com/acme/shop) and three secrets, encrypted with the local KMS key"
     );
     admin::add_app(
-        &platform,
+        platform,
         "app_shop",
         "Shop",
         "acme/shop",
@@ -77,17 +103,30 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         ("preview", "STRIPE_KEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
         ("production", "STRIPE_KEY", "sk_live_51H8demoDemoDemoDemo"),
     ] {
-        admin::set_secret(&platform, "app_shop", scope, name, value).await?;
+        admin::set_secret(platform, "app_shop", scope, name, value).await?;
     }
+    Ok(())
+}
 
+async fn enqueue(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
     println!("\n[2/4] enqueuing two create requests");
-    let probot = platform.queue(&settings, "probot").await?;
+    let probot = platform.queue(settings, "probot").await?;
     let id = probot.send(PULL_REQUEST_OPENED).await?;
     println!("  probot <- GitHub pull_request `opened` for acme/shop#7 ({id})");
-    let api = platform.queue(&settings, "api").await?;
+    let api = platform.queue(settings, "api").await?;
     let id = api.send(API_PRODUCTION).await?;
     println!("  api    <- platform API: production environment for acme/shop@main ({id})");
+    Ok(())
+}
 
+/// Serve until every message is handled or `GIVE_UP_AFTER` passed, then
+/// stop: how each message ended, and whether all were handled in time.
+async fn serve_until_handled(
+    running: Assembled,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<(Vec<Finished>, bool)> {
     println!(
         "\n[3/4] running the daemon (logic {}) until both are handled, and the status\n      report each runtime sends once it is up (the local Runtime Service reports `ready`)",
         crate::logic::short(&running.daemon.versions.current().active.id)
@@ -113,7 +152,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
             }
             let empty = queue_names
                 .iter()
-                .all(|queue| matches!(crate::queue::local::depth(&store, queue), Ok((0, 0))));
+                .all(|queue| matches!(crate::queue::local::depth(store, queue), Ok((0, 0))));
             if outcomes.len() >= 2 && empty {
                 break;
             }
@@ -134,22 +173,26 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         (handled_in_time, serving.await)
     };
     drained.context("the daemon task")??;
+    Ok((outcomes, handled_in_time))
+}
 
+fn show_what_happened(
+    outcomes: &[Finished],
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     println!("\n[4/4] what happened");
     println!("\n== message outcomes ==");
-    for end in &outcomes {
+    for end in outcomes {
         println!(
             "  {} {}: {} — {}",
             end.queue, end.message_id, end.disposition, end.summary
         );
     }
-    show::everything(&store, &settings)?;
-    if !handled_in_time {
-        anyhow::bail!(
-            "the demo's messages were not handled within {GIVE_UP_AFTER:?}; see the log above"
-        );
-    }
+    show::everything(store, settings)
+}
 
+fn print_next_steps(dir: &Path, started: Instant, store: &Store) {
     let dir = dir.display();
     println!(
         "\nDone in {:.1} s. The data is in {}.\n\
@@ -160,5 +203,4 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         store.path().display(),
     );
-    Ok(())
 }

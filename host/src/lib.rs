@@ -16,6 +16,9 @@
 //!   pause, recovery); [`metrics`]: what `/metrics` serves.
 //! - [`demo`], [`show`], [`admin`], [`cli`]: the commands.
 
+// A function past 100 lines hides its steps: split it into named ones.
+#![warn(clippy::too_many_lines)]
+
 pub mod admin;
 pub mod aws;
 pub mod bindings;

@@ -1,7 +1,10 @@
 //! Operator commands on whichever backend the config names: `init`
 //! (queues, tables, key), apps and secrets in the documented format.
 
+mod check;
 pub mod reencrypt;
+
+pub use check::check_data;
 
 use std::collections::HashMap;
 
@@ -19,7 +22,7 @@ use crate::capabilities::dynamodb::{
     WriteError,
 };
 use crate::catalog;
-use crate::config::Settings;
+use crate::config::{Queue as QueueSettings, Settings};
 use crate::platform::Platform;
 
 /// Create whatever is missing; running it twice changes nothing. The local
@@ -122,37 +125,7 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         .chain(own)
         .chain(settings.tables.recordings_mapping())
     {
-        let exists = dynamodb.describe_table().table_name(physical).send().await;
-        match exists {
-            Ok(_) => println!("table {physical} ({logical}): exists"),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                let created = dynamodb
-                    .create_table()
-                    .table_name(physical)
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .attribute_definitions(key_attribute("pk")?)
-                    .attribute_definitions(key_attribute("sk")?)
-                    .key_schema(key_element("pk", KeyType::Hash)?)
-                    .key_schema(key_element("sk", KeyType::Range)?)
-                    .send()
-                    .await;
-                match created {
-                    Ok(_) => println!("table {physical} ({logical}): created"),
-                    // Another `init` created it meanwhile.
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
-                    {
-                        println!("table {physical} ({logical}): exists")
-                    }
-                    Err(e) => return Err(operation_failed("CreateTable", &e)),
-                }
-            }
-            Err(e) => return Err(operation_failed("DescribeTable", &e)),
-        }
+        create_table(&dynamodb, logical, physical).await?;
     }
 
     // Recordings and heartbeats expire (TTL deletion is lazy: readers
@@ -164,62 +137,117 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     for (logical, queue) in &settings.queues {
-        let dead_letters = HashMap::from([
-            (
-                QueueAttributeName::MaximumMessageSize,
-                queue.max_message_bytes.to_string(),
-            ),
-            (
-                QueueAttributeName::MessageRetentionPeriod,
-                crate::queue::DEAD_LETTER_RETENTION.as_secs().to_string(),
-            ),
-        ]);
-        let dead_letter = create_queue(&sqs, &queue.dead_letter_name(), dead_letters).await?;
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dead_letter)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| operation_failed("GetQueueAttributes", &e))?
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .context("the dead-letter queue has no ARN")?;
-        let redrive = serde_json::json!({
-            "deadLetterTargetArn": arn,
-            "maxReceiveCount": queue.max_receive_count.to_string(),
-        });
-        let attributes = HashMap::from([
-            (
-                QueueAttributeName::VisibilityTimeout,
-                queue.visibility_timeout_seconds.to_string(),
-            ),
-            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
-            (
-                QueueAttributeName::MaximumMessageSize,
-                queue.max_message_bytes.to_string(),
-            ),
-        ]);
-        create_queue(&sqs, &queue.name, attributes).await?;
-        println!(
-            "queue {} ({logical}): ready, dead letters to {} (kept {} days) after {} receives, messages up to {} bytes",
-            queue.name,
-            queue.dead_letter_name(),
-            crate::queue::DEAD_LETTER_RETENTION.as_secs() / 86_400,
-            queue.max_receive_count,
-            queue.max_message_bytes
-        );
+        create_queue_and_dead_letters(&sqs, logical, queue).await?;
     }
 
     let kms = aws_sdk_kms::Client::new(sdk);
-    let key_id = &settings.kms.key_id;
+    create_kms_key(&kms, &settings.kms.key_id).await
+}
+
+/// A table keyed by `pk` and `sk`, unless it exists.
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    logical: &str,
+    physical: &str,
+) -> anyhow::Result<()> {
+    let exists = dynamodb.describe_table().table_name(physical).send().await;
+    match exists {
+        Ok(_) => println!("table {physical} ({logical}): exists"),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            let created = dynamodb
+                .create_table()
+                .table_name(physical)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(key_attribute("pk")?)
+                .attribute_definitions(key_attribute("sk")?)
+                .key_schema(key_element("pk", KeyType::Hash)?)
+                .key_schema(key_element("sk", KeyType::Range)?)
+                .send()
+                .await;
+            match created {
+                Ok(_) => println!("table {physical} ({logical}): created"),
+                // Another `init` created it meanwhile.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                {
+                    println!("table {physical} ({logical}): exists")
+                }
+                Err(e) => return Err(operation_failed("CreateTable", &e)),
+            }
+        }
+        Err(e) => return Err(operation_failed("DescribeTable", &e)),
+    }
+    Ok(())
+}
+
+/// The queue's dead-letter queue, then the queue redriving to it.
+async fn create_queue_and_dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    logical: &str,
+    queue: &QueueSettings,
+) -> anyhow::Result<()> {
+    let dead_letters = HashMap::from([
+        (
+            QueueAttributeName::MaximumMessageSize,
+            queue.max_message_bytes.to_string(),
+        ),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            crate::queue::DEAD_LETTER_RETENTION.as_secs().to_string(),
+        ),
+    ]);
+    let dead_letter = create_queue(sqs, &queue.dead_letter_name(), dead_letters).await?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dead_letter)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| operation_failed("GetQueueAttributes", &e))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("the dead-letter queue has no ARN")?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": arn,
+        "maxReceiveCount": queue.max_receive_count.to_string(),
+    });
+    let attributes = HashMap::from([
+        (
+            QueueAttributeName::VisibilityTimeout,
+            queue.visibility_timeout_seconds.to_string(),
+        ),
+        (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        (
+            QueueAttributeName::MaximumMessageSize,
+            queue.max_message_bytes.to_string(),
+        ),
+    ]);
+    create_queue(sqs, &queue.name, attributes).await?;
+    println!(
+        "queue {} ({logical}): ready, dead letters to {} (kept {} days) after {} receives, messages up to {} bytes",
+        queue.name,
+        queue.dead_letter_name(),
+        crate::queue::DEAD_LETTER_RETENTION.as_secs() / 86_400,
+        queue.max_receive_count,
+        queue.max_message_bytes
+    );
+    Ok(())
+}
+
+/// The KMS key, unless it exists; only an alias can be created, since
+/// KMS picks a new key's id.
+async fn create_kms_key(kms: &aws_sdk_kms::Client, key_id: &str) -> anyhow::Result<()> {
     match kms.describe_key().key_id(key_id).send().await {
         Ok(_) => println!("kms key {key_id}: exists"),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_not_found_exception()) =>
         {
-            let Some(alias) = key_id.strip_prefix("alias/").map(|_| key_id.clone()) else {
+            let Some(alias) = key_id.strip_prefix("alias/").map(|_| key_id.to_string()) else {
                 bail!(
                     "kms key {key_id} does not exist; name an alias (alias/...) for init to create it"
                 );
@@ -401,118 +429,4 @@ pub async fn set_secret(
         .transact_write(&[catalog::put("secrets", item)])
         .await
         .map_err(|e| anyhow::anyhow!("writing the secret: {}", e.describe()))
-}
-
-/// Every stored app, index and secret item that breaks the rules of
-/// docs/data-model.md, one line each: what to fix before an upgrade (a new
-/// logic version may read more strictly). Empty when all is well.
-pub async fn check_data(platform: &Platform) -> anyhow::Result<Vec<String>> {
-    let scan = |table: &'static str| async move {
-        platform
-            .tables
-            .scan_all(table)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the {table} table: {}", e.describe()))
-    };
-    let apps = scan("apps").await?;
-    let secrets = scan("secrets").await?;
-    let mut problems = Vec::new();
-    let where_ = |table: &str, item: &Item| {
-        format!(
-            "{table} {} / {}",
-            text(item, "pk").unwrap_or_default(),
-            text(item, "sk").unwrap_or_default()
-        )
-    };
-    let mut records: std::collections::BTreeMap<String, Option<String>> = Default::default();
-    for item in &apps {
-        let pk = text(item, "pk").unwrap_or_default();
-        if let Some(id) = pk.strip_prefix("APP#") {
-            let place = where_("apps", item);
-            if let Err(e) = catalog::rules::app_id(id) {
-                problems.push(format!("{place}: {e}"));
-            }
-            match text(item, "name") {
-                Some(name) => {
-                    if let Err(e) = catalog::rules::app_name(&name) {
-                        problems.push(format!("{place}: {e}"));
-                    }
-                }
-                None => problems.push(format!("{place}: no string `name`")),
-            }
-            let repository = text(item, "repository");
-            match &repository {
-                Some(repository) => {
-                    if let Err(e) = catalog::rules::repository(repository) {
-                        problems.push(format!("{place}: {e}"));
-                    }
-                }
-                None => problems.push(format!("{place}: no `repository` (no webhook reaches it)")),
-            }
-            if let Some(entrypoint) = text(item, "entrypoint")
-                && let Err(e) = catalog::rules::entrypoint(&entrypoint)
-            {
-                problems.push(format!("{place}: {e}"));
-            }
-            records.insert(id.to_string(), repository);
-        }
-    }
-    for item in &apps {
-        let pk = text(item, "pk").unwrap_or_default();
-        if let Some(repository) = pk.strip_prefix("REPO#") {
-            let place = where_("apps", item);
-            match text(item, "appId") {
-                None => problems.push(format!("{place}: no string `appId`")),
-                Some(app) => match records.get(&app) {
-                    None => problems.push(format!("{place}: app {app} does not exist")),
-                    Some(owned)
-                        if !owned
-                            .as_deref()
-                            .is_some_and(|o| o.eq_ignore_ascii_case(repository)) =>
-                    {
-                        problems.push(format!(
-                            "{place}: app {app}'s record names {} instead",
-                            owned.as_deref().unwrap_or("no repository")
-                        ))
-                    }
-                    Some(_) => {}
-                },
-            }
-        }
-    }
-    for item in &secrets {
-        let place = where_("secrets", item);
-        let pk = text(item, "pk").unwrap_or_default();
-        let app = pk.strip_prefix("APP#").unwrap_or_default();
-        if !records.contains_key(app) {
-            problems.push(format!("{place}: app {app} does not exist"));
-        }
-        let name = text(item, "name").unwrap_or_default();
-        let scope = text(item, "scope").unwrap_or_default();
-        for check in [
-            catalog::rules::secret_name(&name),
-            catalog::rules::scope(&scope),
-        ] {
-            if let Err(e) = check {
-                problems.push(format!("{place}: {e}"));
-            }
-        }
-        if text(item, "sk").as_deref() != Some(format!("SECRET#{scope}#{name}").as_str()) {
-            problems.push(format!(
-                "{place}: the sort key does not match its scope and name"
-            ));
-        }
-        let size = item.iter().find_map(|(n, v)| match v {
-            AttributeValue::B(b) if n == "ciphertext" => Some(b.len()),
-            _ => None,
-        });
-        match size {
-            None => problems.push(format!("{place}: no binary `ciphertext`")),
-            Some(size) if !catalog::rules::CIPHERTEXT_BYTES.contains(&size) => problems.push(
-                format!("{place}: a ciphertext of {size} bytes is not one KMS or set-secret makes"),
-            ),
-            Some(_) => {}
-        }
-    }
-    Ok(problems)
 }

@@ -22,36 +22,31 @@
 
 pub mod assemble;
 mod deleter;
+mod delivery;
 pub mod endpoint;
 mod lease;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error, info, info_span, warn};
 
-use crate::bindings::{FailureKind, Outcome};
 use crate::boundary::Backends;
 use crate::config::Queue as QueueSettings;
-use crate::engine::{Engine, Logic, RunError};
-use crate::health::{Health, Problem};
-use crate::logic::serving::{Ending, Versions};
-use crate::queue::{DeadLetter, Deferral, Queue, Received};
-use crate::record::Recording;
-use crate::record::recorder::{Handled, Recorder};
+use crate::engine::Engine;
+use crate::health::Health;
+use crate::logic::serving::Versions;
+use crate::queue::{Queue, Received};
+use crate::record::recorder::Recorder;
 use crate::support::seconds;
 use deleter::Deleter;
 
 /// A queue receives at most ten messages per call (SQS's limit).
 const MAX_BATCH: usize = 10;
-/// How long a message that met an unhealthy host waits before it is
-/// visible again: long enough not to spin, short enough for a healthy host
-/// (the fault may be this host's own config) to take it soon.
-const HOST_FAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// What one daemon runs.
 pub struct Daemon {
@@ -94,7 +89,29 @@ pub struct Finished {
 
 /// Messages being worked on: receipt handle → message id. Keyed by receipt,
 /// since a duplicate delivery of one message has a receipt of its own.
-type InFlight = Arc<Mutex<HashMap<String, String>>>;
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashMap<String, String>>>);
+
+impl InFlight {
+    fn enter(&self, receipt: &str, message_id: &str) {
+        self.lock()
+            .insert(receipt.to_string(), message_id.to_string());
+    }
+
+    fn leave(&self, receipt: &str) {
+        self.lock().remove(receipt);
+    }
+
+    /// (receipt, message id) of every message that never left: those a
+    /// drain cut short.
+    fn take_all(&self) -> Vec<(String, String)> {
+        self.lock().drain().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// What the daemon did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +221,7 @@ impl Daemon {
     async fn consume(self: Arc<Self>, index: usize, mut stop: watch::Receiver<bool>) -> usize {
         let (logical, settings, queue) = &self.queues[index];
         let permits = Arc::new(Semaphore::new(settings.max_in_flight));
-        let in_flight: InFlight = Arc::default();
+        let in_flight = InFlight::default();
         let deleter = Deleter::start(queue.clone());
         let mut work = JoinSet::new();
         let mut failures: u32 = 0;
@@ -232,7 +249,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     failures += 1;
-                    let pause = Duration::from_millis((250u64 << failures.min(5)).min(5_000));
+                    let pause = receive_backoff(failures);
                     warn!(queue = %logical, error = %format!("{e:#}"), retry_in = %seconds(pause), "receiving failed");
                     drop(first);
                     // A missing queue or refused access pauses the host
@@ -250,43 +267,59 @@ impl Daemon {
                     Some(permit) => permit,
                     None => permits.clone().acquire_owned().await.expect("never closed"),
                 };
-                let receipt = received.receipt.clone();
-                // The version is fixed here: a swap while the message runs
-                // does not change it.
-                let logic = self.versions.pick(&received.message.id);
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(receipt.clone(), received.message.id.clone());
-                let daemon = self.clone();
-                let in_flight = in_flight.clone();
-                let deleter = deleter.clone();
-                let span = info_span!(
-                    "message",
-                    queue = %logical,
-                    message_id = %received.message.id,
-                    receive_count = received.message.receive_count,
-                    logic = %crate::logic::short(&logic.id),
-                );
-                work.spawn(
-                    async move {
-                        info!(deferrals = received.message.deferrals, "received");
-                        let disposition = daemon.handle(index, &logic, &received, &deleter).await;
-                        info!(%disposition, "message finished");
-                        in_flight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&receipt);
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
+                let task = self
+                    .clone()
+                    .message_task(index, received, permit, &in_flight, &deleter);
+                work.spawn(task);
             }
             // Reap finished tasks so the set does not grow.
             while work.try_join_next().is_some() {}
         }
 
-        // Drain: in-flight messages may finish within the grace period.
+        self.drain(work).await;
+        let released = self.release(logical, queue.as_ref(), &in_flight).await;
+        deleter.flush_and_stop().await;
+        released
+    }
+
+    /// The task that handles one received message, in the message's span,
+    /// holding `permit` until it finished.
+    fn message_task(
+        self: Arc<Self>,
+        index: usize,
+        received: Received,
+        permit: OwnedSemaphorePermit,
+        in_flight: &InFlight,
+        deleter: &Deleter,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (logical, _, _) = &self.queues[index];
+        let receipt = received.receipt.clone();
+        // The version is fixed here: a swap while the message runs
+        // does not change it.
+        let logic = self.versions.pick(&received.message.id);
+        in_flight.enter(&receipt, &received.message.id);
+        let in_flight = in_flight.clone();
+        let deleter = deleter.clone();
+        let span = info_span!(
+            "message",
+            queue = %logical,
+            message_id = %received.message.id,
+            receive_count = received.message.receive_count,
+            logic = %crate::logic::short(&logic.id),
+        );
+        async move {
+            info!(deferrals = received.message.deferrals, "received");
+            let disposition = self.handle(index, &logic, &received, &deleter).await;
+            info!(%disposition, "message finished");
+            in_flight.leave(&receipt);
+            drop(permit);
+        }
+        .instrument(span)
+    }
+
+    /// Let the messages in flight finish within the grace period; abort the
+    /// rest.
+    async fn drain(&self, mut work: JoinSet<()>) {
         let drained = tokio::time::timeout(self.grace, async {
             while work.join_next().await.is_some() {}
         })
@@ -296,11 +329,12 @@ impl Daemon {
             work.abort_all();
             while work.join_next().await.is_some() {}
         }
-        let left: Vec<(String, String)> = in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+    }
+
+    /// Make the messages a drain cut short visible again; how many there
+    /// were.
+    async fn release(&self, logical: &str, queue: &dyn Queue, in_flight: &InFlight) -> usize {
+        let left = in_flight.take_all();
         let released = left.len();
         for (receipt, message_id) in left {
             // Someone else can take it at once instead of after the lease.
@@ -311,213 +345,12 @@ impl Daemon {
                 }
             }
         }
-        deleter.flush_and_stop().await;
         released
     }
-
-    /// Run one message and carry out what its result means.
-    async fn handle(
-        &self,
-        index: usize,
-        logic: &Arc<Logic>,
-        received: &Received,
-        deleter: &Deleter,
-    ) -> Disposition {
-        let (logical, settings, queue) = &self.queues[index];
-        let message = &received.message;
-        let receipt = received.receipt.as_str();
-        // Renewal stops when the guard drops: at the end, on a panic, or when
-        // the drain aborts this task.
-        let _lease = lease::extend_while_running(
-            queue.clone(),
-            receipt.to_string(),
-            settings.visibility_timeout_seconds,
-        );
-        let tape = self.recorder.as_ref().and_then(|r| r.tape(message));
-        let backends = match &tape {
-            Some(tape) => Arc::new(self.backends.taped(tape.clone())),
-            None => self.backends.clone(),
-        };
-        let (result, _suspicions) = crate::health::watched(
-            Some(self.health.clone()),
-            self.engine.run(logic, backends, message),
-        )
-        .await;
-        drop(_lease);
-        let succeeded = matches!(
-            &result,
-            Ok(Ok(Outcome::Done(_)
-                | Outcome::Skipped(_)
-                | Outcome::Deferred(_)))
-        );
-        // Whatever the logic made of it, a failure while the host is
-        // unhealthy is the host's (the canary judge ignores it).
-        let host_fault = (!succeeded && !self.health.is_healthy()).then(|| self.health.problems());
-        let ending = match host_fault {
-            Some(_) => Ending::HostFault,
-            None => ending(&result),
-        };
-        self.versions.record(&logic.id, ending);
-
-        let retry_after = match &result {
-            Ok(Err(failure)) => failure.retry_after_ms.map(Duration::from_millis),
-            _ => None,
-        };
-        let retry = |why: &str| {
-            // The queue's backoff, or longer if a dependency asked for it.
-            let backoff = settings
-                .backoff(message.receive_count)
-                .max(retry_after.unwrap_or_default());
-            warn!(reason = %why, retry_in = %seconds(backoff), "will retry");
-            backoff
-        };
-        let summary = crate::engine::summary(&result);
-        let disposition = match &result {
-            _ if host_fault.is_some() => {
-                let problems = host_fault.as_deref().unwrap_or_default();
-                self.put_back_for_host_fault(queue.as_ref(), received, deleter, problems, &summary)
-                    .await
-            }
-            Ok(Ok(Outcome::Deferred(deferral))) if message.deferrals >= settings.max_deferrals => {
-                Disposition::Retry(retry(&format!(
-                    "deferred {} times, the most `max_deferrals` allows: {}",
-                    message.deferrals, deferral.reason
-                )))
-            }
-            Ok(Ok(Outcome::Deferred(deferral))) => {
-                let wait = Duration::from_millis(
-                    deferral
-                        .until_ms
-                        .saturating_sub(crate::support::now_ms().max(0) as u64),
-                )
-                .clamp(Duration::from_secs(1), crate::queue::MAX_DELAY);
-                match queue.defer(received, wait).await {
-                    Ok(how) => {
-                        let shown = match how {
-                            Deferral::Copied => "Copied",
-                            Deferral::InPlace => "InPlace",
-                            Deferral::Hidden => "Hidden",
-                        };
-                        info!(reason = %deferral.reason, wait = %seconds(wait), how = shown, "deferred");
-                        if how == Deferral::Copied {
-                            deleter.delete(receipt).await;
-                        }
-                        Disposition::Deferred(wait)
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "could not defer; retrying instead");
-                        Disposition::Retry(retry(&deferral.reason))
-                    }
-                }
-            }
-            Ok(Ok(_)) => {
-                info!(outcome = %summary, "handled");
-                Disposition::Deleted
-            }
-            Ok(Err(failure)) if failure.kind == FailureKind::Permanent => {
-                let reason = failure.reason.clone();
-                let why = DeadLetter {
-                    reason: &reason,
-                    source_queue: logical,
-                    logic_version: &logic.id,
-                    sent: None,
-                };
-                match queue.dead_letter(received, &why).await {
-                    Ok(()) => {
-                        warn!(%reason, "dead-lettered");
-                        Disposition::DeadLettered
-                    }
-                    Err(e) => {
-                        error!(error = %e, "could not dead-letter; retrying instead");
-                        Disposition::Retry(retry("the dead-letter queue is unreachable"))
-                    }
-                }
-            }
-            Ok(Err(failure)) => Disposition::Retry(retry(&failure.reason)),
-            Err(run_error) => Disposition::Retry(retry(&run_error.to_string())),
-        };
-        match disposition {
-            Disposition::Deleted | Disposition::DeadLettered => deleter.delete(receipt).await,
-            Disposition::Deferred(_) => {}
-            Disposition::Retry(backoff) => {
-                let seconds = i32::try_from(backoff.as_secs()).unwrap_or(43_200);
-                if let Err(e) = queue.change_visibility(receipt, seconds).await {
-                    warn!(error = %e, "could not set the backoff; the message returns after its lease");
-                }
-            }
-        }
-        // Acknowledged: the recording goes its own way, never waited for.
-        if let (Some(recorder), Some(tape)) = (&self.recorder, tape) {
-            recorder.submit(Handled {
-                recording: Recording::of(
-                    logic,
-                    logical,
-                    message,
-                    &self.backends.config,
-                    crate::support::now_ms().max(0) as u64,
-                    summary.clone(),
-                    tape.taken(),
-                ),
-                logic: logic.clone(),
-            });
-        }
-        if let Some(finished) = &self.finished {
-            let _ = finished.send(Finished {
-                queue: logical.clone(),
-                message_id: message.id.clone(),
-                disposition,
-                logic_version: logic.id.clone(),
-                summary,
-            });
-        }
-        disposition
-    }
 }
 
-impl Daemon {
-    /// A message that failed while the host is unhealthy goes back on the
-    /// queue without spending a receive (a delayed copy, as a deferral is),
-    /// so that however long the deployment is broken, no message reaches the
-    /// dead-letter queue for it.
-    async fn put_back_for_host_fault(
-        &self,
-        queue: &dyn Queue,
-        received: &Received,
-        deleter: &Deleter,
-        problems: &[Problem],
-        summary: &str,
-    ) -> Disposition {
-        warn!(
-            reason = %format!("the host is unhealthy ({}): {summary}", Problem::list(problems)),
-            retry_in = %seconds(HOST_FAULT_WAIT),
-            host_fault = true,
-            "will retry"
-        );
-        match queue.defer(received, HOST_FAULT_WAIT).await {
-            Ok(how) => {
-                if how == Deferral::Copied {
-                    deleter.delete(&received.receipt).await;
-                }
-                Disposition::Deferred(HOST_FAULT_WAIT)
-            }
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "could not put back without spending a receive");
-                Disposition::Retry(HOST_FAULT_WAIT)
-            }
-        }
-    }
-}
-
-/// How a run ended, for the per-version counts.
-fn ending(result: &Result<crate::Handled, RunError>) -> Ending {
-    match result {
-        Ok(Ok(Outcome::Done(_))) => Ending::Done,
-        Ok(Ok(Outcome::Skipped(_))) => Ending::Skipped,
-        Ok(Ok(Outcome::Deferred(_))) => Ending::Deferred,
-        Ok(Err(failure)) if failure.kind == FailureKind::Permanent => Ending::Permanent,
-        Ok(Err(_)) => Ending::Retryable,
-        Err(RunError::Trap(_)) => Ending::Trap,
-        Err(RunError::Timeout(_)) => Ending::Timeout,
-        Err(RunError::MemoryExhausted(_)) => Ending::Memory,
-    }
+/// How long a queue loop pauses after its `failures`-th receive in a row
+/// failed: 0.5 s doubling up to 5 s.
+fn receive_backoff(failures: u32) -> Duration {
+    Duration::from_millis((250u64 << failures.min(5)).min(5_000))
 }

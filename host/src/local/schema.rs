@@ -4,114 +4,139 @@
 use rusqlite::Connection;
 
 pub fn create(connection: &Connection) -> rusqlite::Result<()> {
-    connection.execute_batch(
-        "
-        -- The DynamoDB tables: items as DynamoDB JSON under their key.
-        CREATE TABLE IF NOT EXISTS items (
-            tbl  TEXT NOT NULL,
-            pk   TEXT NOT NULL,
-            sk   TEXT NOT NULL,
-            item TEXT NOT NULL,
-            PRIMARY KEY (tbl, pk, sk)
-        ) WITHOUT ROWID;
-
-        -- The queues and their dead-letter queues. A message is visible when
-        -- visible_at_ms has passed; each receive gives it a new receipt.
-        CREATE TABLE IF NOT EXISTS messages (
-            seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-            id            TEXT NOT NULL UNIQUE,
-            queue         TEXT NOT NULL,
-            body          TEXT NOT NULL,
-            attributes    TEXT NOT NULL,
-            sent_at_ms    INTEGER NOT NULL,
-            visible_at_ms INTEGER NOT NULL,
-            receive_count INTEGER NOT NULL DEFAULT 0,
-            receipt       TEXT UNIQUE
-        );
-        CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at_ms);
-
-        -- The local KMS keys (AES-256-GCM), by alias.
-        CREATE TABLE IF NOT EXISTS kms_keys (
-            alias         TEXT PRIMARY KEY,
-            key           BLOB NOT NULL,
-            created_at_ms INTEGER NOT NULL
-        );
-
-        -- What the local GitHub recorded: comments as they would appear,
-        -- deployments, and which installation tokens were issued (never
-        -- their value).
-        CREATE TABLE IF NOT EXISTS github_comments (
-            id            INTEGER PRIMARY KEY AUTOINCREMENT,
-            repository    TEXT NOT NULL,
-            issue         INTEGER NOT NULL,
-            body          TEXT NOT NULL,
-            created_at_ms INTEGER NOT NULL,
-            updated_at_ms INTEGER NOT NULL
-        );
-        -- A pull request's comments, looked up for every message.
-        CREATE INDEX IF NOT EXISTS github_comments_by_issue
-            ON github_comments (repository, issue);
-        -- Deployments as GitHub would list them on the environments page,
-        -- with their statuses (the newest is the deployment's state).
-        CREATE TABLE IF NOT EXISTS github_deployments (
-            id                     INTEGER PRIMARY KEY AUTOINCREMENT,
-            repository             TEXT NOT NULL,
-            sha                    TEXT NOT NULL,
-            environment            TEXT NOT NULL,
-            task                   TEXT NOT NULL,
-            payload                TEXT NOT NULL,
-            description            TEXT NOT NULL,
-            transient_environment  INTEGER NOT NULL,
-            production_environment INTEGER NOT NULL,
-            created_at_ms          INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS github_deployments_by_sha
-            ON github_deployments (repository, sha, environment);
-        CREATE TABLE IF NOT EXISTS github_deployment_statuses (
-            id              INTEGER PRIMARY KEY AUTOINCREMENT,
-            deployment      INTEGER NOT NULL,
-            state           TEXT NOT NULL,
-            description     TEXT NOT NULL,
-            environment_url TEXT,
-            log_url         TEXT,
-            created_at_ms   INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS github_deployment_statuses_by_deployment
-            ON github_deployment_statuses (deployment);
-        CREATE TABLE IF NOT EXISTS github_tokens (
-            id            INTEGER PRIMARY KEY AUTOINCREMENT,
-            installation  INTEGER NOT NULL,
-            repository    TEXT NOT NULL,
-            issued_at_ms  INTEGER NOT NULL
-        );
-
-        -- Segment events, one per message id (Segment deduplicates on it).
-        CREATE TABLE IF NOT EXISTS analytics_events (
-            message_id    TEXT PRIMARY KEY,
-            event         TEXT NOT NULL,
-            user_id       TEXT NOT NULL,
-            properties    TEXT NOT NULL,
-            tracked_at_ms INTEGER NOT NULL
-        );
-
-        -- Runtime Service calls: one runtime per idempotency key; the
-        -- request as sent, secret values masked.
-        CREATE TABLE IF NOT EXISTS runtime_requests (
-            idempotency_key TEXT PRIMARY KEY,
-            runtime_id      TEXT NOT NULL,
-            url             TEXT NOT NULL,
-            request         TEXT NOT NULL,
-            calls           INTEGER NOT NULL,
-            created_at_ms   INTEGER NOT NULL
-        );
-        -- The newest request accepted per environment (the fencing check of
-        -- every create): without it each create reads every request.
-        CREATE INDEX IF NOT EXISTS runtime_requests_by_environment
-            ON runtime_requests (json_extract(request, '$.environmentId'));
-        -- What `local::logs` prunes by.
-        CREATE INDEX IF NOT EXISTS github_tokens_by_time ON github_tokens (issued_at_ms);
-        CREATE INDEX IF NOT EXISTS analytics_events_by_time ON analytics_events (tracked_at_ms);
-        CREATE INDEX IF NOT EXISTS runtime_requests_by_time ON runtime_requests (created_at_ms);
-        ",
-    )
+    // In this order: the indexes of `PRUNED_BY_TIME` need the tables above.
+    for statements in [
+        DYNAMODB,
+        QUEUES,
+        KMS,
+        GITHUB,
+        SEGMENT,
+        RUNTIME_SERVICE,
+        PRUNED_BY_TIME,
+    ] {
+        connection.execute_batch(statements)?;
+    }
+    Ok(())
 }
+
+/// The DynamoDB tables: items as DynamoDB JSON under their key.
+const DYNAMODB: &str = "
+    CREATE TABLE IF NOT EXISTS items (
+        tbl  TEXT NOT NULL,
+        pk   TEXT NOT NULL,
+        sk   TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (tbl, pk, sk)
+    ) WITHOUT ROWID;
+";
+
+/// The queues and their dead-letter queues. A message is visible when
+/// `visible_at_ms` has passed; each receive gives it a new receipt.
+const QUEUES: &str = "
+    CREATE TABLE IF NOT EXISTS messages (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id            TEXT NOT NULL UNIQUE,
+        queue         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        attributes    TEXT NOT NULL,
+        sent_at_ms    INTEGER NOT NULL,
+        visible_at_ms INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        receipt       TEXT UNIQUE
+    );
+    CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at_ms);
+";
+
+/// The local KMS keys (AES-256-GCM), by alias.
+const KMS: &str = "
+    CREATE TABLE IF NOT EXISTS kms_keys (
+        alias         TEXT PRIMARY KEY,
+        key           BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+";
+
+/// What the local GitHub recorded: comments as they would appear,
+/// deployments, and which installation tokens were issued (never their
+/// value).
+const GITHUB: &str = "
+    CREATE TABLE IF NOT EXISTS github_comments (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository    TEXT NOT NULL,
+        issue         INTEGER NOT NULL,
+        body          TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    -- A pull request's comments, looked up for every message.
+    CREATE INDEX IF NOT EXISTS github_comments_by_issue
+        ON github_comments (repository, issue);
+    -- Deployments as GitHub would list them on the environments page,
+    -- with their statuses (the newest is the deployment's state).
+    CREATE TABLE IF NOT EXISTS github_deployments (
+        id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+        repository             TEXT NOT NULL,
+        sha                    TEXT NOT NULL,
+        environment            TEXT NOT NULL,
+        task                   TEXT NOT NULL,
+        payload                TEXT NOT NULL,
+        description            TEXT NOT NULL,
+        transient_environment  INTEGER NOT NULL,
+        production_environment INTEGER NOT NULL,
+        created_at_ms          INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS github_deployments_by_sha
+        ON github_deployments (repository, sha, environment);
+    CREATE TABLE IF NOT EXISTS github_deployment_statuses (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment      INTEGER NOT NULL,
+        state           TEXT NOT NULL,
+        description     TEXT NOT NULL,
+        environment_url TEXT,
+        log_url         TEXT,
+        created_at_ms   INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS github_deployment_statuses_by_deployment
+        ON github_deployment_statuses (deployment);
+    CREATE TABLE IF NOT EXISTS github_tokens (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        installation  INTEGER NOT NULL,
+        repository    TEXT NOT NULL,
+        issued_at_ms  INTEGER NOT NULL
+    );
+";
+
+/// Segment events, one per message id (Segment deduplicates on it).
+const SEGMENT: &str = "
+    CREATE TABLE IF NOT EXISTS analytics_events (
+        message_id    TEXT PRIMARY KEY,
+        event         TEXT NOT NULL,
+        user_id       TEXT NOT NULL,
+        properties    TEXT NOT NULL,
+        tracked_at_ms INTEGER NOT NULL
+    );
+";
+
+/// Runtime Service calls: one runtime per idempotency key; the request as
+/// sent, secret values masked.
+const RUNTIME_SERVICE: &str = "
+    CREATE TABLE IF NOT EXISTS runtime_requests (
+        idempotency_key TEXT PRIMARY KEY,
+        runtime_id      TEXT NOT NULL,
+        url             TEXT NOT NULL,
+        request         TEXT NOT NULL,
+        calls           INTEGER NOT NULL,
+        created_at_ms   INTEGER NOT NULL
+    );
+    -- The newest request accepted per environment (the fencing check of
+    -- every create): without it each create reads every request.
+    CREATE INDEX IF NOT EXISTS runtime_requests_by_environment
+        ON runtime_requests (json_extract(request, '$.environmentId'));
+";
+
+/// What `local::logs` prunes by.
+const PRUNED_BY_TIME: &str = "
+    CREATE INDEX IF NOT EXISTS github_tokens_by_time ON github_tokens (issued_at_ms);
+    CREATE INDEX IF NOT EXISTS analytics_events_by_time ON analytics_events (tracked_at_ms);
+    CREATE INDEX IF NOT EXISTS runtime_requests_by_time ON runtime_requests (created_at_ms);
+";

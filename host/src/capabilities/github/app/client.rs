@@ -6,193 +6,27 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use octocrab::{FromResponse, OctoBody};
+use http::header::{ETAG, LINK};
+use http::{HeaderValue, Method, StatusCode};
+use octocrab::OctoBody;
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 
+pub mod answer;
+mod request;
+
+pub use self::answer::{Answer, minted};
+pub use self::request::ApiRequest;
+use self::request::{Sender, build};
 use super::GitHubApp;
 use super::conditional;
-use super::json::ErrorBody;
 use super::limiter::{self, Figures, Pacing};
 use super::retry;
-use super::tokens::{self, CachedToken, MintAnswer, Minted};
+use super::tokens::{self, CachedToken};
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 
 /// Times one request goes again after rate-limit refusals (within
 /// `max_wait`): GitHub asks to give up after a few.
 const RATE_LIMIT_RESENDS: u32 = 2;
-
-/// One REST request.
-pub struct ApiRequest {
-    /// What it does, in errors and logs ("create comment").
-    pub what: &'static str,
-    pub method: Method,
-    /// Path and query, relative to the API's base URL.
-    pub path: String,
-    /// JSON text.
-    pub body: Option<String>,
-}
-
-impl ApiRequest {
-    pub fn get(what: &'static str, path: String) -> Self {
-        Self {
-            what,
-            method: Method::GET,
-            path,
-            body: None,
-        }
-    }
-
-    pub fn delete(what: &'static str, path: String) -> Self {
-        Self {
-            what,
-            method: Method::DELETE,
-            path,
-            body: None,
-        }
-    }
-
-    pub fn with_json(
-        what: &'static str,
-        method: Method,
-        path: String,
-        body: &serde_json::Value,
-    ) -> Self {
-        Self {
-            what,
-            method,
-            path,
-            body: Some(body.to_string()),
-        }
-    }
-
-    /// Whether it changes something: GitHub asks for these to be spaced.
-    fn is_write(&self) -> bool {
-        matches!(
-            self.method,
-            Method::POST | Method::PATCH | Method::PUT | Method::DELETE
-        )
-    }
-}
-
-/// GitHub's answer, read whole.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Arc<str>,
-}
-
-impl Answer {
-    /// The answer if it is a success; GitHub's refusal in the contract's
-    /// terms otherwise.
-    pub fn success(self, what: &str) -> CapResult<Self> {
-        if self.status.is_success() {
-            Ok(self)
-        } else {
-            Err(self.error(what))
-        }
-    }
-
-    /// The body as `T`.
-    pub fn json<T: DeserializeOwned>(&self, what: &str) -> CapResult<T> {
-        serde_json::from_str(&self.body).map_err(|e| {
-            error(
-                ErrorCode::Unavailable,
-                format!("github {what}: the answer did not parse: {e}"),
-            )
-        })
-    }
-
-    /// GitHub's `message` of a refusal; empty for a success.
-    pub fn message(&self) -> String {
-        if !(self.status.is_client_error() || self.status.is_server_error()) {
-            return String::new();
-        }
-        serde_json::from_str::<ErrorBody>(&self.body)
-            .ok()
-            .and_then(|b| b.message)
-            .unwrap_or_else(|| {
-                let text = self.body.trim();
-                if text.is_empty() {
-                    self.status.canonical_reason().unwrap_or("").to_string()
-                } else {
-                    // Bounded and marked where cut: the host boundary
-                    // redacts (the cut's tail too), then cuts to 500.
-                    crate::redact::cut_for_redaction(text, 64 << 10)
-                }
-            })
-    }
-
-    /// The answer in the contract's terms: rate limits (429, 403 with none
-    /// left or saying so) `throttled` with the wait GitHub asked, 401/403
-    /// `denied`, 404/410 `not-found`, 409 `conflict`, 5xx `unavailable`,
-    /// the rest `invalid`.
-    pub fn error(&self, what: &str) -> Error {
-        let message = self.message();
-        let code = match self.status.as_u16() {
-            404 | 410 => ErrorCode::NotFound,
-            429 => ErrorCode::Throttled,
-            403 if limiter::rate_limited(self.status, &self.headers, &message) => {
-                ErrorCode::Throttled
-            }
-            401 | 403 => ErrorCode::Denied,
-            409 => ErrorCode::Conflict,
-            s if s >= 500 => ErrorCode::Unavailable,
-            _ => ErrorCode::Invalid,
-        };
-        let retry_after_ms =
-            limiter::wait_asked(self.status, &self.headers, &message, SystemTime::now())
-                .map(|wait| millis_up(wait.wait));
-        Error {
-            code,
-            message: format!("github {what}: {} {message}", self.status.as_u16()),
-            retry_after_ms,
-        }
-    }
-
-    /// The items of a list page and the path and query of the next page,
-    /// if any. Only the path and query of GitHub's link: the token goes
-    /// only to the configured base URL (GitHub Enterprise, tests).
-    pub async fn page<T: DeserializeOwned>(
-        self,
-        what: &str,
-    ) -> CapResult<(Vec<T>, Option<String>)> {
-        let unreadable = |e: &dyn std::error::Error| {
-            error(
-                ErrorCode::Unavailable,
-                format!(
-                    "github {what}: the page did not parse: {}",
-                    crate::support::error_chain(e)
-                ),
-            )
-        };
-        let mut response = http::Response::builder().status(self.status);
-        if let Some(link) = self.headers.get(LINK) {
-            response = response.header(LINK, link);
-        }
-        let response = response
-            .body(OctoBody::from(self.body.to_string()))
-            .map_err(|e| unreadable(&e))?;
-        let page = octocrab::Page::<T>::from_response(response)
-            .await
-            .map_err(|e| unreadable(&e))?;
-        let next = page
-            .next
-            .as_ref()
-            .and_then(|next| next.path_and_query())
-            .map(|p| p.as_str().to_string());
-        Ok((page.items, next))
-    }
-}
-
-/// The token minted in a `201` answer.
-pub fn minted(answer: Answer, what: &str) -> CapResult<Minted> {
-    let answer = answer.success(what)?;
-    let minted: MintAnswer = answer.json(what)?;
-    Ok(Minted::from_answer(minted, SystemTime::now()))
-}
 
 /// What envmgr holds for one installation.
 #[derive(Default)]
@@ -228,25 +62,6 @@ struct Held<'a> {
     turn: tokio::sync::MutexGuard<'a, Turn>,
     /// What is left of `max_wait` for this request.
     budget: Duration,
-}
-
-/// Who a request goes as: the installation (its token; counted against its
-/// rate limit) or the App (its JWT; a token mint).
-enum Sender<'a> {
-    Installation(&'a SecretString),
-    App(&'a str),
-}
-
-impl Sender<'_> {
-    fn authorization(&self) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-        let credential = match self {
-            Sender::Installation(token) => token.expose_secret(),
-            Sender::App(jwt) => jwt,
-        };
-        let mut value = HeaderValue::from_str(&format!("Bearer {credential}"))?;
-        value.set_sensitive(true);
-        Ok(value)
-    }
 }
 
 impl GitHubApp {
@@ -580,27 +395,6 @@ fn transient_text(answer: &CapResult<Answer>) -> String {
     match answer {
         Ok(answer) => answer.status.as_u16().to_string(),
         Err(failed) => failed.message.chars().take(200).collect(),
-    }
-}
-
-fn build(
-    request: &ApiRequest,
-    sender: &Sender<'_>,
-    if_none_match: Option<&HeaderValue>,
-) -> Result<http::Request<OctoBody>, http::Error> {
-    // The client adds `Accept` and `X-GitHub-Api-Version` to every request.
-    let mut builder = http::Request::builder()
-        .method(request.method.clone())
-        .uri(request.path.as_str())
-        .header(AUTHORIZATION, sender.authorization()?);
-    if let Some(etag) = if_none_match {
-        builder = builder.header(IF_NONE_MATCH, etag);
-    }
-    match &request.body {
-        Some(json) => builder
-            .header(CONTENT_TYPE, "application/json")
-            .body(OctoBody::from(json.clone())),
-        None => builder.header(CONTENT_LENGTH, "0").body(OctoBody::empty()),
     }
 }
 

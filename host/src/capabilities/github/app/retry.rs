@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
-use super::client::Answer;
+use super::client::answer::Answer;
 use crate::capabilities::{CapResult, ErrorCode};
 
 /// Tries of one request at most (the first and three more).
