@@ -18,6 +18,7 @@ mod session;
 mod started;
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 
 use crate::calls::clock::ManualClock;
@@ -73,29 +74,28 @@ impl Backends {
             .filter(|_| observer.replay.is_some())
             .cloned();
         let taped = typed.filter(|_| observer.tape.is_some());
-        layers::transcript::around(
-            observer.transcript.as_ref(),
+        // Innermost first. Each step gets the one inside it pinned here, by
+        // reference: an async fn stores a future it awaits twice (as its
+        // argument and as what it awaits, rust-lang/rust#62958), so futures
+        // passed by value would double in size with every step, and seven
+        // steps overflow the guest's fiber stack.
+        let run = pin!(layers::health::around(run));
+        let run = pin!(layers::scripted::around(observer, call, run));
+        let run = pin!(layers::metrics::around(call, run));
+        let run = pin!(layers::redaction::around(redactor, run));
+        let run = pin!(layers::tape::around(
+            observer.tape.as_ref(),
             call,
-            request,
-            layers::replay::around(
-                observer.replay.as_deref(),
-                call,
-                replayed.as_ref(),
-                layers::tape::around(
-                    observer.tape.as_ref(),
-                    call,
-                    taped,
-                    layers::redaction::around(
-                        redactor,
-                        layers::metrics::around(
-                            call,
-                            layers::scripted::around(observer, call, layers::health::around(run)),
-                        ),
-                    ),
-                ),
-            ),
-        )
-        .await
+            taped,
+            run
+        ));
+        let run = pin!(layers::replay::around(
+            observer.replay.as_deref(),
+            call,
+            replayed.as_ref(),
+            run
+        ));
+        layers::transcript::around(observer.transcript.as_ref(), call, request, run).await
     }
 }
 

@@ -17,17 +17,22 @@ pub async fn around<T, E: From<Error> + Describe>(
 ) -> Result<T, E> {
     let raised = crate::health::raised();
     match next.await {
-        Err(failed) if crate::health::raised() > raised => match crate::health::confirm().await {
-            Some(problems) => Err(E::from(error(
-                ErrorCode::Unavailable,
-                format!(
-                    "{}; not the message's fault: the host is unhealthy ({})",
-                    failed.describe(),
-                    crate::health::Problem::list(&problems)
-                ),
-            ))),
-            None => Err(failed),
-        },
+        // Boxed: a probe round is a large future, rarely awaited, and every
+        // step outside this one would otherwise carry its size (on the
+        // guest's fiber stack, in a debug build once per step).
+        Err(failed) if crate::health::raised() > raised => {
+            match Box::pin(crate::health::confirm()).await {
+                Some(problems) => Err(E::from(error(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "{}; not the message's fault: the host is unhealthy ({})",
+                        failed.describe(),
+                        crate::health::Problem::list(&problems)
+                    ),
+                ))),
+                None => Err(failed),
+            }
+        }
         result => result,
     }
 }
