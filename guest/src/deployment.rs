@@ -20,7 +20,8 @@ use crate::capabilities::{
     NewDeployment, NewDeploymentStatus, Repository,
 };
 use crate::environment::{Environment, hex_digest};
-use crate::lease::{GitHubState, Lease, Stop};
+use crate::github_state::GitHubState;
+use crate::lease::{Lease, Stop};
 use crate::outcome::Failure;
 use crate::request::EnvironmentType;
 

@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod display;
 pub mod environment;
 pub mod flow;
+pub mod github_state;
 pub mod item;
 pub mod lease;
 pub mod outcome;
