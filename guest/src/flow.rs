@@ -27,7 +27,7 @@ use crate::comment::{self, Shown, Status};
 use crate::deployment::{self, Target};
 use crate::environment::{Environment, STATUS_CREATING, StoredKey};
 use crate::item::{get_b, get_s};
-use crate::lease::{self, Contended, Lease, Stop};
+use crate::lease::{self, Claim, Lease, Partition, Stop};
 use crate::outcome::{Failure, FailureKind, Outcome, failed};
 use crate::report::{self, Report};
 use crate::request::{self, BadInput, CreateRequest, Parsed};
@@ -86,6 +86,15 @@ impl From<Stop> for Halt {
     }
 }
 
+impl From<Halt> for Stop {
+    fn from(halt: Halt) -> Self {
+        match halt {
+            Halt::Fail(failure) => Self::Failed(failure),
+            Halt::Stop(stop) => stop,
+        }
+    }
+}
+
 pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcome, Failure> {
     #[cfg(feature = "fail-on-marker")]
     if message.body.contains(FAIL_MARKER) {
@@ -125,12 +134,20 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
 
     // 2. The environment's record and lease, in one read. A request older
     // than the one the record holds has nothing to do.
-    let (record, seen, stored_report) = lease::read_all(caps, &env.id)?;
+    let Partition {
+        record,
+        lease: seen,
+        report: stored_report,
+    } = lease::read_all(caps, &env.id)?;
     let held_version = record
         .as_ref()
         .and_then(|item| get_s(item, "requestVersion"));
     if let Some(held) = held_version.filter(|held| *held > env.request_version.as_str()) {
-        return Ok(Outcome::Skipped(stale_reason(&env, held)));
+        return Ok(Outcome::Skipped(lease::stale_reason(
+            &env.id,
+            &env.request_version,
+            held,
+        )));
     }
     // What the record already holds of this very request (a redelivery).
     let mut recorded = record
@@ -182,48 +199,31 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     } else {
         None
     };
-    let ttl_ms = caps
-        .config(lease::TTL_KEY)
-        .and_then(|ttl| ttl.parse().ok())
-        .unwrap_or(lease::DEFAULT_TTL_MS);
-    let taken = lease::take(
-        caps,
-        &env.id,
-        &env.request_version,
-        &message.delivery_token,
-        ttl_ms,
+    let claim = Claim {
+        environment_id: &env.id,
+        version: &env.request_version,
+        token: &message.delivery_token,
         seen,
         record_writes,
-    )?;
-    let mut lease = match taken {
-        Ok(lease) => lease,
-        Err(Contended::Stale { newer }) => return Ok(Outcome::Skipped(stale_reason(&env, &newer))),
-        Err(Contended::Wait { until_ms, reason }) => {
-            return Ok(Outcome::Deferred { until_ms, reason });
-        }
     };
-
-    let ended = match provision(
-        caps,
-        &request,
-        &app,
-        &env,
-        &mut lease,
-        recorded,
-        chosen.secrets,
-        signing,
-    ) {
-        Ok(outcome) => Ok(outcome),
-        Err(Halt::Stop(stop)) => stopped(&env, stop),
-        Err(Halt::Fail(failure)) => {
-            if failure.kind == FailureKind::Permanent {
-                mark_failed(caps, &app, &env, &mut lease, &failure);
-            }
-            Err(failure)
+    lease::hold(caps, claim, |caps, lease| {
+        let provisioned = provision(
+            caps,
+            &request,
+            &app,
+            &env,
+            lease,
+            recorded,
+            chosen.secrets,
+            signing,
+        );
+        if let Err(Halt::Fail(failure)) = &provisioned
+            && failure.kind == FailureKind::Permanent
+        {
+            mark_failed(caps, &app, &env, lease, failure);
         }
-    };
-    release(caps, &mut lease);
-    ended
+        provisioned
+    })
 }
 
 /// What the record holds of the request being handled.
@@ -559,7 +559,7 @@ fn record_runtime<C: Capabilities>(
             Err(WriteError::ConditionFailed(failed))
                 if report_check.is_some_and(|check| failed == [check]) =>
             {
-                let (_, _, stored) = lease::read_all(caps, &env.id)?;
+                let stored = lease::read_all(caps, &env.id)?.report;
                 report = Report::stored(stored.as_ref(), &env.request_version);
                 if report.is_none() {
                     return Err(Failure::retryable(format!(
@@ -572,7 +572,7 @@ fn record_runtime<C: Capabilities>(
             Err(WriteError::ConditionFailed(_)) => {
                 // The record moved on without the lease (a logic version that
                 // does not take it, during an upgrade).
-                let (record, _) = lease::read(caps, &env.id)?;
+                let record = lease::read_all(caps, &env.id)?.record;
                 let newer = record
                     .as_ref()
                     .and_then(|r| get_s(r, "requestVersion"))
@@ -739,15 +739,6 @@ fn halt_reason(halt: &Halt) -> String {
     }
 }
 
-/// How a holder that had to stop ends.
-fn stopped(env: &Environment, stop: Stop) -> Result<Outcome, Failure> {
-    match stop {
-        Stop::Stale { newer } => Ok(Outcome::Skipped(stale_reason(env, &newer))),
-        Stop::Lost { until_ms, reason } => Ok(Outcome::Deferred { until_ms, reason }),
-        Stop::Failed(failure) => Err(failure),
-    }
-}
-
 /// Create or update the pull-request comment, when the environment has a
 /// pull request; returns it. `since_ms`: when the status shown began (the
 /// comment's "Updated").
@@ -819,7 +810,11 @@ fn status_report<C: Capabilities>(
     jws: &str,
 ) -> Result<Outcome, Failure> {
     let (environment_id, version) = report::unverified(jws)?;
-    let (record, _, stored) = lease::read_all(caps, &environment_id)?;
+    let Partition {
+        record,
+        report: stored,
+        ..
+    } = lease::read_all(caps, &environment_id)?;
     let Some(record) = record else {
         return Err(report::refused(&format!(
             "environment {environment_id} does not exist"
@@ -880,7 +875,11 @@ fn status_report<C: Capabilities>(
     // Read again: a create that recorded its runtime since the first read
     // did so without this report (its check found none stored), so it is
     // applied here; a create that has not yet finds it stored and merges it.
-    let (record, seen, _) = lease::read_all(caps, &environment_id)?;
+    let Partition {
+        record,
+        lease: seen,
+        ..
+    } = lease::read_all(caps, &environment_id)?;
     let record = record
         .ok_or_else(|| report::refused(&format!("environment {environment_id} does not exist")))?;
     if get_s(&record, "requestVersion") != Some(version.as_str()) {
@@ -903,33 +902,14 @@ fn status_report<C: Capabilities>(
         )));
     }
 
-    let ttl_ms = caps
-        .config(lease::TTL_KEY)
-        .and_then(|ttl| ttl.parse().ok())
-        .unwrap_or(lease::DEFAULT_TTL_MS);
-    let taken = lease::take(
-        caps,
-        &env.id,
-        &version,
-        &message.delivery_token,
-        ttl_ms,
+    let claim = Claim {
+        environment_id: &env.id,
+        version: &version,
+        token: &message.delivery_token,
         seen,
-        None,
-    )?;
-    let mut lease = match taken {
-        Ok(lease) => lease,
-        Err(Contended::Stale { newer }) => return Ok(Outcome::Skipped(stale_reason(&env, &newer))),
-        Err(Contended::Wait { until_ms, reason }) => {
-            return Ok(Outcome::Deferred { until_ms, reason });
-        }
+        record_writes: None,
     };
-    let ended = match apply_report(caps, &env, &mut lease) {
-        Ok(outcome) => Ok(outcome),
-        Err(Halt::Stop(stop)) => stopped(&env, stop),
-        Err(Halt::Fail(failure)) => Err(failure),
-    };
-    release(caps, &mut lease);
-    ended
+    lease::hold(caps, claim, |caps, lease| apply_report(caps, &env, lease))
 }
 
 /// Holding the lease: the newest stored report of the record's request on
@@ -939,7 +919,11 @@ fn apply_report<C: Capabilities>(
     env: &Environment,
     lease: &mut Lease,
 ) -> Result<Outcome, Halt> {
-    let (record, _, stored) = lease::read_all(caps, &env.id)?;
+    let Partition {
+        record,
+        report: stored,
+        ..
+    } = lease::read_all(caps, &env.id)?;
     let held = record.as_ref().and_then(|r| get_s(r, "requestVersion"));
     if held != Some(env.request_version.as_str()) {
         return Err(Halt::Stop(Stop::Stale {
@@ -1010,27 +994,4 @@ fn apply_report<C: Capabilities>(
         report.state.status(),
         report.seq
     )))
-}
-
-/// Why the request does not apply: a newer one holds the environment.
-fn stale_reason(env: &Environment, newer: &str) -> String {
-    format!(
-        "stale request: environment {} already holds request {}, newer than {}",
-        env.id, newer, env.request_version
-    )
-}
-
-/// Release the lease whatever the outcome, so the next delivery need not
-/// wait for it to expire; a failed release is logged (it expires by itself).
-fn release<C: Capabilities>(caps: &mut C, lease: &mut Lease) {
-    if let Err(not_released) = lease.release(caps) {
-        caps.log(
-            LogLevel::Warn,
-            "lease",
-            &format!(
-                "lease not released (it expires by itself): {}",
-                not_released.reason
-            ),
-        );
-    }
 }

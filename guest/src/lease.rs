@@ -25,11 +25,17 @@
 //! every logic version must follow it, and `logic install` checks a candidate
 //! against it.
 
-use crate::capabilities::{Capabilities, Condition, Item, Update, Value, Write, WriteError};
+mod take;
+
+use crate::capabilities::{
+    Capabilities, Condition, Item, LogLevel, Update, Value, Write, WriteError,
+};
 use crate::environment::TABLE;
 use crate::github_state::GitHubState;
 use crate::item::{get_s, get_u64, key, n, s};
-use crate::outcome::Failure;
+use crate::outcome::{Failure, Outcome};
+pub use take::Claim;
+use take::take;
 
 /// The lease item's sort key; its partition is the environment's
 /// (`ENVIRONMENT#{id}`), beside the canonical record item (`#`).
@@ -40,11 +46,6 @@ pub const TTL_KEY: &str = "lease-ttl-ms";
 pub const DEFAULT_TTL_MS: u64 = 75_000;
 /// The shortest wait behind another delivery.
 const MIN_WAIT_MS: u64 = 1_000;
-/// How many lease lifetimes a `wanted` mark lasts unless its request comes
-/// back to renew it (it comes back once the holder's lease is out, at most
-/// one lifetime).
-const WANTED_FOR_TTLS: u64 = 2;
-
 /// The lease item's key.
 pub fn lease_key(environment_id: &str) -> Item {
     key(
@@ -127,21 +128,21 @@ impl LeaseState {
     }
 }
 
-/// The record item and the lease item of an environment, in one query.
-pub fn read<C: Capabilities>(
-    caps: &mut C,
-    environment_id: &str,
-) -> Result<(Option<Item>, LeaseState), Failure> {
-    read_all(caps, environment_id).map(|(record, lease, _)| (record, lease))
+/// An environment's items as one query reads them.
+#[derive(Clone, Debug, Default)]
+pub struct Partition {
+    /// The canonical record item (`#`); None while the environment is new.
+    pub record: Option<Item>,
+    /// The lease item (`LEASE`).
+    pub lease: LeaseState,
+    /// The runtime's newest status report (`REPORT`), if one is stored.
+    pub report: Option<Item>,
 }
 
 /// The record item, the lease item and the status report item of an
 /// environment, in one query (their sort keys `#` < `LEASE` < `REPORT` come
 /// first in the partition).
-pub fn read_all<C: Capabilities>(
-    caps: &mut C,
-    environment_id: &str,
-) -> Result<(Option<Item>, LeaseState, Option<Item>), Failure> {
+pub fn read_all<C: Capabilities>(caps: &mut C, environment_id: &str) -> Result<Partition, Failure> {
     let page = caps
         .db_query(&crate::capabilities::Query {
             table: TABLE.to_string(),
@@ -162,11 +163,15 @@ pub fn read_all<C: Capabilities>(
             _ => {}
         }
     }
-    let state = LeaseState {
+    let lease = LeaseState {
         record_exists: record.is_some(),
         ..LeaseState::read(lease.as_ref())
     };
-    Ok((record, state, report))
+    Ok(Partition {
+        record,
+        lease,
+        report,
+    })
 }
 
 /// Why a delivery does not get the environment now.
@@ -209,158 +214,67 @@ pub struct Lease {
     pub github: GitHubState,
 }
 
-/// Take the environment for `version`, delivered as `token`, given the
-/// lease as read (`seen`). `record_writes`, when some, go in the same
-/// transaction (the record written at this request). On a refused write the
-/// lease is read again and the decision made again, a few times.
-#[allow(clippy::too_many_arguments)]
-pub fn take<C: Capabilities>(
+/// Take the environment for `claim`, do `work` holding it, and release it
+/// whatever the work's outcome, so the next delivery need not wait for the
+/// lease to expire (a failed release is logged: it expires by itself). A
+/// delivery that does not get the environment, or has to stop holding it,
+/// ends as the lease decides: skipped when a newer request has it, deferred
+/// when it must wait.
+pub fn hold<C, E>(
     caps: &mut C,
-    environment_id: &str,
-    version: &str,
-    token: &str,
-    ttl_ms: u64,
-    mut seen: LeaseState,
-    record_writes: Option<Vec<Write>>,
-) -> Result<Result<Lease, Contended>, Failure> {
-    for _ in 0..4 {
-        let now = caps.now_ms();
-        let waiting = seen.waiting(now).to_string();
-        if !waiting.is_empty() && waiting.as_str() > version {
-            return Ok(Err(Contended::Stale { newer: waiting }));
+    claim: Claim<'_>,
+    work: impl FnOnce(&mut C, &mut Lease) -> Result<Outcome, E>,
+) -> Result<Outcome, Failure>
+where
+    C: Capabilities,
+    E: Into<Stop>,
+{
+    let (environment_id, version) = (claim.environment_id, claim.version);
+    let ttl_ms = caps
+        .config(TTL_KEY)
+        .and_then(|ttl| ttl.parse().ok())
+        .unwrap_or(DEFAULT_TTL_MS);
+    let mut lease = match take(caps, claim, ttl_ms)? {
+        Ok(lease) => lease,
+        Err(Contended::Stale { newer }) => {
+            return Ok(Outcome::Skipped(stale_reason(
+                environment_id,
+                version,
+                &newer,
+            )));
         }
-        if seen.held(now) && seen.holder != token {
-            let holder = seen.holder_version.as_str();
-            if holder > version {
-                return Ok(Err(Contended::Stale {
-                    newer: holder.to_string(),
-                }));
-            }
-            let until_ms = wait_until(&seen, now);
-            if holder == version {
-                return Ok(Err(Contended::Wait {
-                    until_ms,
-                    reason: format!(
-                        "another delivery of request {version} holds environment {environment_id}"
-                    ),
-                }));
-            }
-            // An older request holds it: say that a newer one waits, so it
-            // stops at its next fence instead of finishing; for a while
-            // (renewed each time this request comes back), so a mark whose
-            // request never does lapses.
-            if waiting.as_str() <= version {
-                let rev = new_rev(token, 0);
-                let update = Update {
-                    table: TABLE.to_string(),
-                    key: lease_key(environment_id),
-                    set: vec![
-                        s("wanted", version),
-                        n("wantedUntil", now + WANTED_FOR_TTLS * ttl_ms),
-                        s("leaseRev", &rev),
-                    ],
-                    condition: seen.unchanged(),
-                };
-                match caps.db_update(&update) {
-                    Ok(()) => {}
-                    Err(WriteError::ConditionFailed(_)) => {
-                        seen = reread(caps, environment_id)?;
-                        continue;
-                    }
-                    Err(WriteError::Failed(error)) => {
-                        return Err(Failure::at("mark the environment wanted", &error));
-                    }
-                }
-            }
-            return Ok(Err(Contended::Wait {
-                until_ms,
-                reason: format!(
-                    "older request {holder} holds environment {environment_id}; it stops at its next step"
-                ),
-            }));
+        Err(Contended::Wait { until_ms, reason }) => {
+            return Ok(Outcome::Deferred { until_ms, reason });
         }
-        // Free, expired, or held by this very delivery (a second take).
-        let rev = new_rev(token, 1);
-        let mut set = vec![
-            s("entity", "lease"),
-            s("holder", token),
-            s("holderVersion", version),
-            n("expiresAt", now + ttl_ms),
-            n("renewedAt", now),
-            s("leaseRev", &rev),
-        ];
-        if waiting.as_str() <= version {
-            set.push(s("wanted", ""));
-            set.push(n("wantedUntil", 0));
-        }
-        if seen.new_environment() {
-            // A new environment: nothing of it on GitHub, its history whole.
-            set.extend(
-                GitHubState {
-                    history_complete: true,
-                    ..GitHubState::default()
-                }
-                .attributes(),
-            );
-        }
-        let lease_write = Write::Update(Update {
-            table: TABLE.to_string(),
-            key: lease_key(environment_id),
-            set,
-            condition: seen.unchanged(),
-        });
-        let mut writes = vec![lease_write];
-        writes.extend(record_writes.iter().flatten().cloned());
-        match caps.db_transact_write(&writes) {
-            Ok(()) => {
-                let first_holder = seen.new_environment();
-                return Ok(Ok(Lease {
-                    environment_id: environment_id.to_string(),
-                    token: token.to_string(),
-                    version: version.to_string(),
-                    ttl_ms,
-                    rev,
-                    writes: 1,
-                    github: GitHubState {
-                        first_holder,
-                        history_complete: seen.github.history_complete || first_holder,
-                        ..seen.github
-                    },
-                }));
-            }
-            Err(WriteError::ConditionFailed(failed)) if failed.iter().any(|i| *i != 0) => {
-                // A record write refused: the record is no longer as read.
-                let (record, _) = read(caps, environment_id)?;
-                let held = record
-                    .as_ref()
-                    .and_then(|r| get_s(r, "requestVersion"))
-                    .unwrap_or("")
-                    .to_string();
-                if held.as_str() > version {
-                    return Ok(Err(Contended::Stale { newer: held }));
-                }
-                // Another delivery of this request (or an older one) wrote
-                // it since: never put over it. The message comes back at
-                // once and goes on from the record as it is now (its
-                // signing key, its runtime).
-                return Ok(Err(Contended::Wait {
-                    until_ms: now + MIN_WAIT_MS,
-                    reason: format!(
-                        "the record of environment {environment_id} changed while taking it (now at request {held}); read again"
-                    ),
-                }));
-            }
-            Err(WriteError::ConditionFailed(_)) => {
-                seen = reread(caps, environment_id)?;
-            }
-            Err(WriteError::Failed(error)) => {
-                return Err(Failure::at("take the environment's lease", &error));
-            }
-        }
+    };
+    let ended = match work(caps, &mut lease).map_err(Into::into) {
+        Ok(outcome) => Ok(outcome),
+        Err(Stop::Stale { newer }) => Ok(Outcome::Skipped(stale_reason(
+            environment_id,
+            version,
+            &newer,
+        ))),
+        Err(Stop::Lost { until_ms, reason }) => Ok(Outcome::Deferred { until_ms, reason }),
+        Err(Stop::Failed(failure)) => Err(failure),
+    };
+    if let Err(not_released) = lease.release(caps) {
+        caps.log(
+            LogLevel::Warn,
+            "lease",
+            &format!(
+                "lease not released (it expires by itself): {}",
+                not_released.reason
+            ),
+        );
     }
-    Err(Failure::retryable(format!(
-        "the lease of environment {environment_id} kept changing while taking it"
-    )))
+    ended
+}
+
+/// Why a request does not apply: a newer one holds the environment.
+pub fn stale_reason(environment_id: &str, version: &str, newer: &str) -> String {
+    format!(
+        "stale request: environment {environment_id} already holds request {newer}, newer than {version}"
+    )
 }
 
 /// How long to wait behind a holder: as long as it has been silent (at
@@ -370,8 +284,9 @@ fn wait_until(seen: &LeaseState, now: u64) -> u64 {
     (now + silent).min(seen.expires_at_ms.max(now + MIN_WAIT_MS))
 }
 
+/// The lease item as it is now.
 fn reread<C: Capabilities>(caps: &mut C, environment_id: &str) -> Result<LeaseState, Failure> {
-    read(caps, environment_id).map(|(_, lease)| lease)
+    read_all(caps, environment_id).map(|partition| partition.lease)
 }
 
 /// A lease revision no one else can make: the delivery token is unique.
