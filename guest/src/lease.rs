@@ -28,7 +28,7 @@
 mod take;
 
 use crate::capabilities::{
-    Capabilities, Condition, Item, LogLevel, Update, Value, Write, WriteError,
+    Capabilities, CapabilityError, Condition, Item, LogLevel, Update, Value, Write, WriteError,
 };
 use crate::environment::TABLE;
 use crate::github_state::GitHubState;
@@ -201,6 +201,17 @@ impl From<Failure> for Stop {
     }
 }
 
+/// Why writes made holding the lease ([`Lease::write_holding`]) were not.
+#[derive(Debug)]
+pub enum Refused {
+    /// The lease is no longer as this holder last wrote it
+    /// ([`Lease::why_lost`] says why).
+    Lease,
+    /// These writes (by index) found their items changed.
+    Writes(Vec<u32>),
+    Failed(CapabilityError),
+}
+
 /// A held lease.
 #[derive(Debug)]
 pub struct Lease {
@@ -308,7 +319,7 @@ impl Lease {
     /// The lease write to put in a transaction with other writes: renews the
     /// lease and records `self.github`. Call [`Lease::committed`] after the
     /// transaction succeeded.
-    pub fn renewal(&mut self, now_ms: u64) -> (Write, String) {
+    fn renewal(&mut self, now_ms: u64) -> (Write, String) {
         let rev = new_rev(&self.token, self.writes + 1);
         let mut set = vec![
             n("expiresAt", now_ms + self.ttl_ms),
@@ -326,9 +337,34 @@ impl Lease {
     }
 
     /// The transaction holding [`Lease::renewal`] committed with `rev`.
-    pub fn committed(&mut self, rev: String) {
+    fn committed(&mut self, rev: String) {
         self.rev = rev;
         self.writes += 1;
+    }
+
+    /// Make `writes` in one transaction with the lease's renewal at `now_ms`
+    /// (recording what it knows of GitHub): only while this delivery holds
+    /// the environment.
+    pub fn write_holding<C: Capabilities>(
+        &mut self,
+        caps: &mut C,
+        now_ms: u64,
+        mut writes: Vec<Write>,
+    ) -> Result<(), Refused> {
+        let (renewal, rev) = self.renewal(now_ms);
+        let lease_index = writes.len() as u32;
+        writes.push(renewal);
+        match caps.db_transact_write(&writes) {
+            Ok(()) => {
+                self.committed(rev);
+                Ok(())
+            }
+            Err(WriteError::ConditionFailed(failed)) if failed.contains(&lease_index) => {
+                Err(Refused::Lease)
+            }
+            Err(WriteError::ConditionFailed(failed)) => Err(Refused::Writes(failed)),
+            Err(WriteError::Failed(error)) => Err(Refused::Failed(error)),
+        }
     }
 
     /// Renew the lease (and record what it knows of GitHub) right before an

@@ -5,7 +5,7 @@
 //! is a library whose [`flow::handle`] runs against any [`Capabilities`]
 //! implementation, for unit tests and benchmarks.
 //!
-//! Read [`flow`] first: it is the whole flow, top to bottom.
+//! Read [`flow`] first: the flows a message starts, each top to bottom.
 
 pub mod apps;
 pub mod capabilities;
