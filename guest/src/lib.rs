@@ -7,6 +7,9 @@
 //!
 //! Read [`flow`] first: the flows a message starts, each top to bottom.
 
+// A function longer than a screen hides its steps; split it along them.
+#![warn(clippy::too_many_lines)]
+
 pub mod apps;
 pub mod capabilities;
 pub mod comment;
