@@ -46,6 +46,7 @@ pub const TTL_KEY: &str = "lease-ttl-ms";
 pub const DEFAULT_TTL_MS: u64 = 75_000;
 /// The shortest wait behind another delivery.
 const MIN_WAIT_MS: u64 = 1_000;
+
 /// The lease item's key.
 pub fn lease_key(environment_id: &str) -> Item {
     key(
@@ -191,7 +192,8 @@ pub enum Stop {
     Stale { newer: String },
     /// The lease expired and another delivery took it: try again later.
     Lost { until_ms: u64, reason: String },
-    /// The lease could not be read or written.
+    /// The lease could not be read or written; or, from the work done
+    /// holding it ([`hold`]), that work failed.
     Failed(Failure),
 }
 
