@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::capabilities::{Capabilities, Comment, ErrorCode, Repository};
 use crate::display;
 use crate::environment::{Environment, hex_digest};
-use crate::lease::GitHubState;
+use crate::github_state::GitHubState;
 use crate::outcome::{Failure, failed};
 use crate::time::format_utc_minutes;
 use crate::trust::Withheld;

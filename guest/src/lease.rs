@@ -18,17 +18,24 @@
 //!   renewal; the host checks at start that the message deadline plus a
 //!   clock-skew margin fits in it, so a live holder never outlasts its lease.
 //!
-//! The item also keeps what the holders did on GitHub ([`GitHubState`]): the
-//! comment, the deployment and its last status, and a deployment about to
-//! be created. The next holder cleans up exactly that, with no walk over the
-//! branch's history. docs/data-model.md describes the item as a contract:
+//! The item also keeps what the holders did on GitHub (`github_state.rs`):
+//! the comment, the deployment and its last status, and a deployment about
+//! to be created. The next holder cleans up exactly that, with no walk over
+//! the branch's history. docs/data-model.md describes the item as a contract:
 //! every logic version must follow it, and `logic install` checks a candidate
 //! against it.
 
-use crate::capabilities::{Capabilities, Condition, Item, Update, Value, Write, WriteError};
+mod take;
+
+use crate::capabilities::{
+    Capabilities, CapabilityError, Condition, Item, LogLevel, Update, Value, Write, WriteError,
+};
 use crate::environment::TABLE;
+use crate::github_state::GitHubState;
 use crate::item::{get_s, get_u64, key, n, s};
-use crate::outcome::Failure;
+use crate::outcome::{Failure, Outcome};
+pub use take::Claim;
+use take::take;
 
 /// The lease item's sort key; its partition is the environment's
 /// (`ENVIRONMENT#{id}`), beside the canonical record item (`#`).
@@ -39,10 +46,6 @@ pub const TTL_KEY: &str = "lease-ttl-ms";
 pub const DEFAULT_TTL_MS: u64 = 75_000;
 /// The shortest wait behind another delivery.
 const MIN_WAIT_MS: u64 = 1_000;
-/// How many lease lifetimes a `wanted` mark lasts unless its request comes
-/// back to renew it (it comes back once the holder's lease is out, at most
-/// one lifetime).
-const WANTED_FOR_TTLS: u64 = 2;
 
 /// The lease item's key.
 pub fn lease_key(environment_id: &str) -> Item {
@@ -50,119 +53,6 @@ pub fn lease_key(environment_id: &str) -> Item {
         format!("ENVIRONMENT#{environment_id}"),
         SORT_KEY.to_string(),
     )
-}
-
-/// What the holders of an environment did on GitHub, kept on the lease item.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GitHubState {
-    /// The pull-request comment, and a digest of the body it was last given.
-    pub comment_id: Option<u64>,
-    pub comment_url: Option<String>,
-    pub comment_digest: Option<String>,
-    /// The newest deployment, its commit, and a digest of the last status it
-    /// was given.
-    pub deployment_id: Option<u64>,
-    pub deployment_sha: Option<String>,
-    pub deployment_status: Option<String>,
-    /// A deployment is about to be (or was, by a delivery that did not live
-    /// to record its id) created for this commit.
-    pub pending_sha: Option<String>,
-    /// The environment's earlier deployments, retired, by commit (oldest
-    /// first, at most [`RETIRED_KEPT`]): a push back to one of them shows
-    /// its state on that deployment again instead of making a second.
-    pub retired: Vec<(String, u64)>,
-    /// `retired` names every deployment the environment ever had besides
-    /// the newest (true from the environment's first holder until the list
-    /// drops one): a commit not in it never had one, so none is looked for.
-    pub history_complete: bool,
-    /// This holder made the lease item: no delivery held the environment
-    /// before, so nothing of it exists on GitHub and nothing need be looked
-    /// for. Not stored.
-    pub first_holder: bool,
-}
-
-/// How many retired deployments the lease item remembers by commit.
-pub const RETIRED_KEPT: usize = 32;
-
-impl GitHubState {
-    /// Remember a deployment retired for `sha` (the oldest is forgotten past
-    /// [`RETIRED_KEPT`], and the history is then no longer complete).
-    pub fn remember_retired(&mut self, sha: &str, id: u64) {
-        self.retired.retain(|(kept, _)| kept != sha);
-        self.retired.push((sha.to_string(), id));
-        if self.retired.len() > RETIRED_KEPT {
-            self.retired.remove(0);
-            self.history_complete = false;
-        }
-    }
-
-    /// The retired deployment of `sha`, taken out of the list.
-    pub fn take_retired(&mut self, sha: &str) -> Option<u64> {
-        let at = self.retired.iter().position(|(kept, _)| kept == sha)?;
-        Some(self.retired.remove(at).1)
-    }
-}
-
-impl GitHubState {
-    fn read(item: &Item) -> Self {
-        let text = |name| {
-            get_s(item, name)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        let number = |name| get_u64(item, name).filter(|v| *v != 0);
-        Self {
-            comment_id: number("commentId"),
-            comment_url: text("commentUrl"),
-            comment_digest: text("commentDigest"),
-            deployment_id: number("deploymentId"),
-            deployment_sha: text("deploymentSha"),
-            deployment_status: text("deploymentStatus"),
-            pending_sha: text("pendingDeploymentSha"),
-            retired: get_s(item, "retiredDeployments")
-                .unwrap_or("")
-                .split(',')
-                .filter_map(|entry| {
-                    let (sha, id) = entry.split_once('=')?;
-                    Some((sha.to_string(), id.parse().ok()?))
-                })
-                .collect(),
-            // Absent on a lease item written before the list was kept.
-            history_complete: get_s(item, "deploymentHistory") == Some("complete"),
-            first_holder: false,
-        }
-    }
-
-    /// As attributes to set (absent values as 0 or "").
-    fn attributes(&self) -> Item {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        vec![
-            n("commentId", self.comment_id.unwrap_or(0)),
-            s("commentUrl", &text(&self.comment_url)),
-            s("commentDigest", &text(&self.comment_digest)),
-            n("deploymentId", self.deployment_id.unwrap_or(0)),
-            s("deploymentSha", &text(&self.deployment_sha)),
-            s("deploymentStatus", &text(&self.deployment_status)),
-            s("pendingDeploymentSha", &text(&self.pending_sha)),
-            s(
-                "retiredDeployments",
-                &self
-                    .retired
-                    .iter()
-                    .map(|(sha, id)| format!("{sha}={id}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            s(
-                "deploymentHistory",
-                if self.history_complete {
-                    "complete"
-                } else {
-                    "partial"
-                },
-            ),
-        ]
-    }
 }
 
 /// The lease item as read.
@@ -239,21 +129,21 @@ impl LeaseState {
     }
 }
 
-/// The record item and the lease item of an environment, in one query.
-pub fn read<C: Capabilities>(
-    caps: &mut C,
-    environment_id: &str,
-) -> Result<(Option<Item>, LeaseState), Failure> {
-    read_all(caps, environment_id).map(|(record, lease, _)| (record, lease))
+/// An environment's items as one query reads them.
+#[derive(Clone, Debug, Default)]
+pub struct Partition {
+    /// The canonical record item (`#`); None while the environment is new.
+    pub record: Option<Item>,
+    /// The lease item (`LEASE`).
+    pub lease: LeaseState,
+    /// The runtime's newest status report (`REPORT`), if one is stored.
+    pub report: Option<Item>,
 }
 
 /// The record item, the lease item and the status report item of an
 /// environment, in one query (their sort keys `#` < `LEASE` < `REPORT` come
 /// first in the partition).
-pub fn read_all<C: Capabilities>(
-    caps: &mut C,
-    environment_id: &str,
-) -> Result<(Option<Item>, LeaseState, Option<Item>), Failure> {
+pub fn read_all<C: Capabilities>(caps: &mut C, environment_id: &str) -> Result<Partition, Failure> {
     let page = caps
         .db_query(&crate::capabilities::Query {
             table: TABLE.to_string(),
@@ -274,11 +164,15 @@ pub fn read_all<C: Capabilities>(
             _ => {}
         }
     }
-    let state = LeaseState {
+    let lease = LeaseState {
         record_exists: record.is_some(),
         ..LeaseState::read(lease.as_ref())
     };
-    Ok((record, state, report))
+    Ok(Partition {
+        record,
+        lease,
+        report,
+    })
 }
 
 /// Why a delivery does not get the environment now.
@@ -298,7 +192,8 @@ pub enum Stop {
     Stale { newer: String },
     /// The lease expired and another delivery took it: try again later.
     Lost { until_ms: u64, reason: String },
-    /// The lease could not be read or written.
+    /// The lease could not be read or written; or, from the work done
+    /// holding it ([`hold`]), that work failed.
     Failed(Failure),
 }
 
@@ -306,6 +201,17 @@ impl From<Failure> for Stop {
     fn from(failure: Failure) -> Self {
         Self::Failed(failure)
     }
+}
+
+/// Why writes made holding the lease ([`Lease::write_holding`]) were not.
+#[derive(Debug)]
+pub enum Refused {
+    /// The lease is no longer as this holder last wrote it
+    /// ([`Lease::why_lost`] says why).
+    Lease,
+    /// These writes (by index) found their items changed.
+    Writes(Vec<u32>),
+    Failed(CapabilityError),
 }
 
 /// A held lease.
@@ -321,158 +227,67 @@ pub struct Lease {
     pub github: GitHubState,
 }
 
-/// Take the environment for `version`, delivered as `token`, given the
-/// lease as read (`seen`). `record_writes`, when some, go in the same
-/// transaction (the record written at this request). On a refused write the
-/// lease is read again and the decision made again, a few times.
-#[allow(clippy::too_many_arguments)]
-pub fn take<C: Capabilities>(
+/// Take the environment for `claim`, do `work` holding it, and release it
+/// whatever the work's outcome, so the next delivery need not wait for the
+/// lease to expire (a failed release is logged: it expires by itself). A
+/// delivery that does not get the environment, or has to stop holding it,
+/// ends as the lease decides: skipped when a newer request has it, deferred
+/// when it must wait.
+pub fn hold<C, E>(
     caps: &mut C,
-    environment_id: &str,
-    version: &str,
-    token: &str,
-    ttl_ms: u64,
-    mut seen: LeaseState,
-    record_writes: Option<Vec<Write>>,
-) -> Result<Result<Lease, Contended>, Failure> {
-    for _ in 0..4 {
-        let now = caps.now_ms();
-        let waiting = seen.waiting(now).to_string();
-        if !waiting.is_empty() && waiting.as_str() > version {
-            return Ok(Err(Contended::Stale { newer: waiting }));
+    claim: Claim<'_>,
+    work: impl FnOnce(&mut C, &mut Lease) -> Result<Outcome, E>,
+) -> Result<Outcome, Failure>
+where
+    C: Capabilities,
+    E: Into<Stop>,
+{
+    let (environment_id, version) = (claim.environment_id, claim.version);
+    let ttl_ms = caps
+        .config(TTL_KEY)
+        .and_then(|ttl| ttl.parse().ok())
+        .unwrap_or(DEFAULT_TTL_MS);
+    let mut lease = match take(caps, claim, ttl_ms)? {
+        Ok(lease) => lease,
+        Err(Contended::Stale { newer }) => {
+            return Ok(Outcome::Skipped(stale_reason(
+                environment_id,
+                version,
+                &newer,
+            )));
         }
-        if seen.held(now) && seen.holder != token {
-            let holder = seen.holder_version.as_str();
-            if holder > version {
-                return Ok(Err(Contended::Stale {
-                    newer: holder.to_string(),
-                }));
-            }
-            let until_ms = wait_until(&seen, now);
-            if holder == version {
-                return Ok(Err(Contended::Wait {
-                    until_ms,
-                    reason: format!(
-                        "another delivery of request {version} holds environment {environment_id}"
-                    ),
-                }));
-            }
-            // An older request holds it: say that a newer one waits, so it
-            // stops at its next fence instead of finishing; for a while
-            // (renewed each time this request comes back), so a mark whose
-            // request never does lapses.
-            if waiting.as_str() <= version {
-                let rev = new_rev(token, 0);
-                let update = Update {
-                    table: TABLE.to_string(),
-                    key: lease_key(environment_id),
-                    set: vec![
-                        s("wanted", version),
-                        n("wantedUntil", now + WANTED_FOR_TTLS * ttl_ms),
-                        s("leaseRev", &rev),
-                    ],
-                    condition: seen.unchanged(),
-                };
-                match caps.db_update(&update) {
-                    Ok(()) => {}
-                    Err(WriteError::ConditionFailed(_)) => {
-                        seen = reread(caps, environment_id)?;
-                        continue;
-                    }
-                    Err(WriteError::Failed(error)) => {
-                        return Err(Failure::at("mark the environment wanted", &error));
-                    }
-                }
-            }
-            return Ok(Err(Contended::Wait {
-                until_ms,
-                reason: format!(
-                    "older request {holder} holds environment {environment_id}; it stops at its next step"
-                ),
-            }));
+        Err(Contended::Wait { until_ms, reason }) => {
+            return Ok(Outcome::Deferred { until_ms, reason });
         }
-        // Free, expired, or held by this very delivery (a second take).
-        let rev = new_rev(token, 1);
-        let mut set = vec![
-            s("entity", "lease"),
-            s("holder", token),
-            s("holderVersion", version),
-            n("expiresAt", now + ttl_ms),
-            n("renewedAt", now),
-            s("leaseRev", &rev),
-        ];
-        if waiting.as_str() <= version {
-            set.push(s("wanted", ""));
-            set.push(n("wantedUntil", 0));
-        }
-        if seen.new_environment() {
-            // A new environment: nothing of it on GitHub, its history whole.
-            set.extend(
-                GitHubState {
-                    history_complete: true,
-                    ..GitHubState::default()
-                }
-                .attributes(),
-            );
-        }
-        let lease_write = Write::Update(Update {
-            table: TABLE.to_string(),
-            key: lease_key(environment_id),
-            set,
-            condition: seen.unchanged(),
-        });
-        let mut writes = vec![lease_write];
-        writes.extend(record_writes.iter().flatten().cloned());
-        match caps.db_transact_write(&writes) {
-            Ok(()) => {
-                let first_holder = seen.new_environment();
-                return Ok(Ok(Lease {
-                    environment_id: environment_id.to_string(),
-                    token: token.to_string(),
-                    version: version.to_string(),
-                    ttl_ms,
-                    rev,
-                    writes: 1,
-                    github: GitHubState {
-                        first_holder,
-                        history_complete: seen.github.history_complete || first_holder,
-                        ..seen.github
-                    },
-                }));
-            }
-            Err(WriteError::ConditionFailed(failed)) if failed.iter().any(|i| *i != 0) => {
-                // A record write refused: the record is no longer as read.
-                let (record, _) = read(caps, environment_id)?;
-                let held = record
-                    .as_ref()
-                    .and_then(|r| get_s(r, "requestVersion"))
-                    .unwrap_or("")
-                    .to_string();
-                if held.as_str() > version {
-                    return Ok(Err(Contended::Stale { newer: held }));
-                }
-                // Another delivery of this request (or an older one) wrote
-                // it since: never put over it. The message comes back at
-                // once and goes on from the record as it is now (its
-                // signing key, its runtime).
-                return Ok(Err(Contended::Wait {
-                    until_ms: now + MIN_WAIT_MS,
-                    reason: format!(
-                        "the record of environment {environment_id} changed while taking it (now at request {held}); read again"
-                    ),
-                }));
-            }
-            Err(WriteError::ConditionFailed(_)) => {
-                seen = reread(caps, environment_id)?;
-            }
-            Err(WriteError::Failed(error)) => {
-                return Err(Failure::at("take the environment's lease", &error));
-            }
-        }
+    };
+    let ended = match work(caps, &mut lease).map_err(Into::into) {
+        Ok(outcome) => Ok(outcome),
+        Err(Stop::Stale { newer }) => Ok(Outcome::Skipped(stale_reason(
+            environment_id,
+            version,
+            &newer,
+        ))),
+        Err(Stop::Lost { until_ms, reason }) => Ok(Outcome::Deferred { until_ms, reason }),
+        Err(Stop::Failed(failure)) => Err(failure),
+    };
+    if let Err(not_released) = lease.release(caps) {
+        caps.log(
+            LogLevel::Warn,
+            "lease",
+            &format!(
+                "lease not released (it expires by itself): {}",
+                not_released.reason
+            ),
+        );
     }
-    Err(Failure::retryable(format!(
-        "the lease of environment {environment_id} kept changing while taking it"
-    )))
+    ended
+}
+
+/// Why a request does not apply: a newer one holds the environment.
+pub fn stale_reason(environment_id: &str, version: &str, newer: &str) -> String {
+    format!(
+        "stale request: environment {environment_id} already holds request {newer}, newer than {version}"
+    )
 }
 
 /// How long to wait behind a holder: as long as it has been silent (at
@@ -482,8 +297,9 @@ fn wait_until(seen: &LeaseState, now: u64) -> u64 {
     (now + silent).min(seen.expires_at_ms.max(now + MIN_WAIT_MS))
 }
 
+/// The lease item as it is now.
 fn reread<C: Capabilities>(caps: &mut C, environment_id: &str) -> Result<LeaseState, Failure> {
-    read(caps, environment_id).map(|(_, lease)| lease)
+    read_all(caps, environment_id).map(|partition| partition.lease)
 }
 
 /// A lease revision no one else can make: the delivery token is unique.
@@ -505,7 +321,7 @@ impl Lease {
     /// The lease write to put in a transaction with other writes: renews the
     /// lease and records `self.github`. Call [`Lease::committed`] after the
     /// transaction succeeded.
-    pub fn renewal(&mut self, now_ms: u64) -> (Write, String) {
+    fn renewal(&mut self, now_ms: u64) -> (Write, String) {
         let rev = new_rev(&self.token, self.writes + 1);
         let mut set = vec![
             n("expiresAt", now_ms + self.ttl_ms),
@@ -523,9 +339,34 @@ impl Lease {
     }
 
     /// The transaction holding [`Lease::renewal`] committed with `rev`.
-    pub fn committed(&mut self, rev: String) {
+    fn committed(&mut self, rev: String) {
         self.rev = rev;
         self.writes += 1;
+    }
+
+    /// Make `writes` in one transaction with the lease's renewal at `now_ms`
+    /// (recording what it knows of GitHub): only while this delivery holds
+    /// the environment.
+    pub fn write_holding<C: Capabilities>(
+        &mut self,
+        caps: &mut C,
+        now_ms: u64,
+        mut writes: Vec<Write>,
+    ) -> Result<(), Refused> {
+        let (renewal, rev) = self.renewal(now_ms);
+        let lease_index = writes.len() as u32;
+        writes.push(renewal);
+        match caps.db_transact_write(&writes) {
+            Ok(()) => {
+                self.committed(rev);
+                Ok(())
+            }
+            Err(WriteError::ConditionFailed(failed)) if failed.contains(&lease_index) => {
+                Err(Refused::Lease)
+            }
+            Err(WriteError::ConditionFailed(failed)) => Err(Refused::Writes(failed)),
+            Err(WriteError::Failed(error)) => Err(Refused::Failed(error)),
+        }
     }
 
     /// Renew the lease (and record what it knows of GitHub) right before an
@@ -653,47 +494,5 @@ mod tests {
         assert_eq!(wait_until(&held("v", 10_000, 80_000), 15_000), 20_000);
         // Silent for long: until the lease ends.
         assert_eq!(wait_until(&held("v", 0, 80_000), 60_000), 80_000);
-    }
-
-    #[test]
-    fn the_github_state_round_trips_through_the_item() {
-        let state = GitHubState {
-            comment_id: Some(7),
-            comment_url: Some("https://github.com/acme/shop/pull/7#issuecomment-7".into()),
-            comment_digest: Some("abc".into()),
-            deployment_id: Some(9),
-            deployment_sha: Some("s".into()),
-            deployment_status: None,
-            pending_sha: Some("p".into()),
-            retired: vec![("a".into(), 3), ("b".into(), 5)],
-            history_complete: true,
-            first_holder: false,
-        };
-        let item = state.attributes();
-        assert_eq!(GitHubState::read(&item), state);
-        let none = GitHubState::default();
-        assert_eq!(GitHubState::read(&none.attributes()), none);
-    }
-
-    #[test]
-    fn the_retired_list_forgets_the_oldest_and_then_is_partial() {
-        let mut state = GitHubState {
-            history_complete: true,
-            ..GitHubState::default()
-        };
-        for i in 0..RETIRED_KEPT as u64 {
-            state.remember_retired(&format!("sha{i}"), i);
-        }
-        state.remember_retired("sha0", 100);
-        assert!(
-            state.history_complete,
-            "a commit seen again is not a new entry"
-        );
-        assert_eq!(state.retired.last(), Some(&("sha0".to_string(), 100)));
-        state.remember_retired("one-more", 200);
-        assert!(!state.history_complete);
-        assert_eq!(state.retired.len(), RETIRED_KEPT);
-        assert_eq!(state.take_retired("one-more"), Some(200));
-        assert_eq!(state.take_retired("one-more"), None);
     }
 }

@@ -5,7 +5,10 @@
 //! is a library whose [`flow::handle`] runs against any [`Capabilities`]
 //! implementation, for unit tests and benchmarks.
 //!
-//! Read [`flow`] first: it is the whole flow, top to bottom.
+//! Read [`flow`] first: the flows a message starts, each top to bottom.
+
+// A function longer than a screen hides its steps; split it along them.
+#![warn(clippy::too_many_lines)]
 
 pub mod apps;
 pub mod capabilities;
@@ -14,6 +17,7 @@ pub mod deployment;
 pub mod display;
 pub mod environment;
 pub mod flow;
+pub mod github_state;
 pub mod item;
 pub mod lease;
 pub mod outcome;

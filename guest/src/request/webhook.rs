@@ -1,0 +1,179 @@
+//! A GitHub webhook delivery in Probot's shape, from the probot queue:
+//! `{ "id": <delivery id>, "name": "pull_request", "payload": {...} }`.
+//!
+//! Apart from the platform API's requests (`api.rs`) because GitHub, not
+//! envmgr, decides this shape: the payload is read only as far as a
+//! deploying pull-request event needs, and what GitHub may leave out (the
+//! author, the head repository of a deleted fork) is optional.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{
+    AppRef, BadInput, CreateRequest, EnvironmentType, FieldNames, Origin, Parsed, PullRequest,
+    typed, validate_branch, validate_sha, within_limits,
+};
+use crate::capabilities::Repository;
+use crate::time::parse_rfc3339_ms;
+
+#[derive(Deserialize)]
+struct WebhookEvent {
+    id: String,
+    name: String,
+    payload: Box<RawValue>,
+}
+
+/// Only the action, so events that do not deploy are not parsed further.
+#[derive(Deserialize)]
+struct Action {
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    pull_request: PullRequestPayload,
+    repository: RepositoryPayload,
+    installation: Option<InstallationPayload>,
+    sender: Option<UserPayload>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    number: u64,
+    title: String,
+    updated_at: String,
+    /// The author; optional so an event without it still deploys, untrusted
+    /// when the app names its trusted authors.
+    user: Option<UserPayload>,
+    head: RefPayload,
+}
+
+#[derive(Deserialize)]
+struct RefPayload {
+    #[serde(rename = "ref")]
+    branch: String,
+    sha: String,
+    /// Null when the fork was deleted.
+    repo: Option<RepositoryPayload>,
+}
+
+#[derive(Deserialize)]
+struct RepositoryPayload {
+    full_name: String,
+    name: String,
+    owner: UserPayload,
+}
+
+#[derive(Deserialize)]
+struct UserPayload {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct InstallationPayload {
+    id: u64,
+}
+
+/// Pull-request actions after which the head commit should be deployed.
+const DEPLOYING_ACTIONS: [&str; 4] = ["opened", "reopened", "synchronize", "ready_for_review"];
+
+/// A webhook delivery: a create request when its pull request should be
+/// deployed, else ignored with the reason.
+pub(super) fn parse(body: &str) -> Result<Parsed, BadInput> {
+    let event: WebhookEvent =
+        typed(body).map_err(|e| BadInput(format!("malformed Probot webhook event: {e}")))?;
+    if event.name != "pull_request" {
+        return Ok(Parsed::Ignored(format!(
+            "webhook event `{}` (delivery {}) is not handled; only pull_request is",
+            event.name, event.id
+        )));
+    }
+    if !event.payload.get().trim_start().starts_with('{') {
+        return Err(BadInput(format!(
+            "the webhook event's `payload` (delivery {}) must be a JSON object",
+            event.id
+        )));
+    }
+    let action = serde_json::from_str::<Action>(event.payload.get())
+        .ok()
+        .and_then(|a| a.action)
+        .unwrap_or_default();
+    if !DEPLOYING_ACTIONS.contains(&action.as_str()) {
+        return Ok(Parsed::Ignored(format!(
+            "pull_request action `{action}` (delivery {}) does not deploy; \
+             only {} do",
+            event.id,
+            DEPLOYING_ACTIONS.join(", ")
+        )));
+    }
+    let payload: PullRequestEvent = typed(event.payload.get()).map_err(|e| {
+        BadInput(format!(
+            "malformed pull_request payload (delivery {}): {e}",
+            event.id
+        ))
+    })?;
+    let pr = payload.pull_request;
+    let installation_id = payload.installation.map(|i| i.id).ok_or_else(|| {
+        BadInput(format!(
+            "pull_request payload (delivery {}) has no installation: \
+             the event must come from the GitHub App",
+            event.id
+        ))
+    })?;
+    let base = &payload.repository;
+    // A fork's branch is named after its owner, so a fork's `main` never
+    // lands on the base repository's `main` environment.
+    let (branch, from_fork) = match &pr.head.repo {
+        Some(head) if head.full_name.eq_ignore_ascii_case(&base.full_name) => {
+            (pr.head.branch.clone(), false)
+        }
+        Some(head) => (format!("{}:{}", head.owner.login, pr.head.branch), true),
+        None => (format!("deleted-fork:{}", pr.head.branch), true),
+    };
+    let requested_at_ms = parse_rfc3339_ms(&pr.updated_at).ok_or_else(|| {
+        BadInput(format!(
+            "pull_request.updated_at `{}` is not an RFC 3339 time",
+            pr.updated_at
+        ))
+    })?;
+    let request = CreateRequest {
+        app: AppRef::Repository,
+        environment_type: EnvironmentType::Preview,
+        repository: Repository {
+            owner: base.owner.login.clone(),
+            name: base.name.clone(),
+        },
+        branch,
+        sha: validate_sha(&pr.head.sha, WEBHOOK_FIELDS.sha)?,
+        pull_request: Some(PullRequest {
+            number: pr.number,
+            title: pr.title,
+        }),
+        installation_id,
+        entrypoint: None,
+        requester: payload
+            .sender
+            .map(|s| format!("github:{}", s.login))
+            .unwrap_or_default(),
+        requested_at_ms,
+        origin: Origin::PullRequest {
+            author: pr.user.map(|user| user.login),
+            from_fork,
+        },
+    };
+    validate_branch(&request.branch, WEBHOOK_FIELDS.branch)?;
+    within_limits(&request, &WEBHOOK_FIELDS)?;
+    Ok(Parsed::Create(Box::new(request)))
+}
+
+/// The checked fields as the event names them.
+const WEBHOOK_FIELDS: FieldNames = FieldNames {
+    owner: "repository.owner.login",
+    name: "repository.name",
+    app_id: "appId",
+    entrypoint: "entrypoint",
+    requester: "sender.login",
+    title: "pull_request.title",
+    sha: "pull_request.head.sha",
+    branch: "pull_request.head.ref",
+};
