@@ -2,6 +2,7 @@
 //! shared engine, data seeded in the documented format (docs/data-model.md),
 //! and message bodies of both kinds (docs/messages.md).
 
+pub mod corpus;
 pub mod encoders;
 pub mod fakes;
 pub mod moto;
