@@ -3,6 +3,7 @@
 //! and message bodies of both kinds (docs/messages.md).
 
 pub mod architecture;
+pub mod corpus;
 pub mod encoders;
 pub mod fakes;
 pub mod moto;

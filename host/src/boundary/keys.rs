@@ -5,7 +5,7 @@
 use crate::bindings::envmgr::environments::keys::*;
 use crate::boundary::Session;
 use crate::calls::Call;
-use crate::calls::values::Recordable;
+use crate::calls::values::{Ciphertext, Recordable};
 use crate::capabilities::keys::*;
 use crate::capabilities::{CapResult, ErrorCode, error};
 
@@ -89,30 +89,9 @@ impl Host for Session {
     }
 }
 
-/// A ciphertext KMS made: nothing a dependency could have echoed into it.
-struct Ciphertext(Vec<u8>);
-crate::nothing_to_scrub!(Ciphertext);
-
 /// A report's claims: the runtime's text, which reaches the record and the
 /// pull request, so no secret of the process or the message may be in it.
 struct Claims(String);
-
-impl Recordable for Ciphertext {
-    fn record(&self) -> serde_json::Value {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .encode(&self.0)
-            .into()
-    }
-    fn replayed(value: &serde_json::Value) -> Option<Self> {
-        use base64::Engine as _;
-        let text = value.as_str()?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()
-            .map(Ciphertext)
-    }
-}
 
 impl Recordable for Claims {
     fn record(&self) -> serde_json::Value {

@@ -451,6 +451,20 @@ impl Recordable for crate::redact::Secret {
     }
 }
 
+/// A ciphertext KMS made (`keys.generate`'s answer): nothing a dependency
+/// could have echoed into it; recorded as base64.
+pub struct Ciphertext(pub Vec<u8>);
+crate::nothing_to_scrub!(Ciphertext);
+
+impl Recordable for Ciphertext {
+    fn record(&self) -> Value {
+        STANDARD.encode(&self.0).into()
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        STANDARD.decode(value.as_str()?).ok().map(Ciphertext)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
