@@ -7,8 +7,7 @@ use wasmtime_wasi::p2::DynPollable;
 
 use crate::bindings::envmgr::environments::dynamodb::*;
 use crate::boundary::Session;
-use crate::calls::Call;
-use crate::calls::values;
+use crate::calls::requests::dynamodb as requests;
 use crate::capabilities::CapResult;
 use crate::capabilities::dynamodb::*;
 
@@ -17,9 +16,10 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::DynamodbGet,
-                || format!("{table} {}", show_item(&key)),
-                self.typed(|| values::get(&table, &key)),
+                self.describe(&requests::Get {
+                    table: &table,
+                    key: &key,
+                }),
                 b.dynamodb.get(&table, &key),
             )
             .await)
@@ -29,9 +29,7 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::DynamodbQuery,
-                || show_query(&request),
-                self.typed(|| values::query(&request)),
+                self.describe(&requests::Query(&request)),
                 b.dynamodb.query(&request),
             )
             .await)
@@ -44,9 +42,7 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::DynamodbTransactWrite,
-                || show_writes(&writes),
-                self.typed(|| values::writes(&writes)),
+                self.describe(&requests::TransactWrite(&writes)),
                 b.dynamodb.transact_write(&writes),
             )
             .await)
@@ -56,9 +52,7 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::DynamodbUpdate,
-                || show_write(&Write::Update(request.clone())),
-                self.typed(|| values::update(&request)),
+                self.describe(&requests::Update(&request)),
                 b.dynamodb.update(&request),
             )
             .await)
@@ -70,11 +64,11 @@ impl Host for Session {
         key: Item,
     ) -> wasmtime::Result<Resource<FutureItem>> {
         let b = self.backends.clone();
-        let request = format!("{table} {}", show_item(&key));
-        let typed = self.typed(|| values::get(&table, &key));
-        let call = self.invoke(Call::DynamodbGet, || request, typed, async move {
-            b.dynamodb.get(&table, &key).await
+        let described = self.describe(&requests::Get {
+            table: &table,
+            key: &key,
         });
+        let call = self.invoke(described, async move { b.dynamodb.get(&table, &key).await });
         self.start(call).await
     }
 
@@ -83,11 +77,8 @@ impl Host for Session {
         request: QueryRequest,
     ) -> wasmtime::Result<Resource<FuturePage>> {
         let b = self.backends.clone();
-        let shown = show_query(&request);
-        let typed = self.typed(|| values::query(&request));
-        let call = self.invoke(Call::DynamodbQuery, || shown, typed, async move {
-            b.dynamodb.query(&request).await
-        });
+        let described = self.describe(&requests::Query(&request));
+        let call = self.invoke(described, async move { b.dynamodb.query(&request).await });
         self.start(call).await
     }
 
@@ -96,9 +87,8 @@ impl Host for Session {
         writes: Vec<Write>,
     ) -> wasmtime::Result<Resource<FutureWrite>> {
         let b = self.backends.clone();
-        let shown = show_writes(&writes);
-        let typed = self.typed(|| values::writes(&writes));
-        let call = self.invoke(Call::DynamodbTransactWrite, || shown, typed, async move {
+        let described = self.describe(&requests::TransactWrite(&writes));
+        let call = self.invoke(described, async move {
             b.dynamodb.transact_write(&writes).await
         });
         self.start(call).await

@@ -6,20 +6,16 @@ use wasmtime::component::Resource;
 use crate::bindings::envmgr::environments::github::*;
 use crate::bindings::resources::{FutureSealedValue, SealedValue};
 use crate::boundary::Session;
-use crate::calls::Call;
-use crate::calls::values;
+use crate::calls::requests::github::*;
 use crate::capabilities::github::*;
 use crate::capabilities::{CapResult, Error};
-use serde_json::json;
 
 impl Host for Session {
     async fn authenticate(&mut self, installation_id: u64) -> wasmtime::Result<CapResult<()>> {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubAuthenticate,
-                || format!("installation={installation_id}"),
-                self.typed(|| json!({ "installation-id": installation_id })),
+                self.describe(&Authenticate { installation_id }),
                 b.github.authenticate(installation_id),
             )
             .await)
@@ -35,9 +31,12 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubListComments,
-                || format!("{}#{issue_number} marker={marker:?}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "issue-number": issue_number, "marker": marker })),
+                self.describe(&ListComments {
+                    installation_id,
+                    repo: &repo,
+                    issue_number,
+                    marker: &marker,
+                }),
                 b.github
                     .list_comments(installation_id, &repo, issue_number, &marker),
             )
@@ -54,9 +53,12 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubCreateComment,
-                || format!("{}#{issue_number} body={body:?}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "issue-number": issue_number, "body": body })),
+                self.describe(&CreateComment {
+                    installation_id,
+                    repo: &repo,
+                    issue_number,
+                    body: &body,
+                }),
                 b.github
                     .create_comment(installation_id, &repo, issue_number, &body),
             )
@@ -73,9 +75,12 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubUpdateComment,
-                || format!("{} comment={comment_id} body={body:?}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "comment-id": comment_id, "body": body })),
+                self.describe(&UpdateComment {
+                    installation_id,
+                    repo: &repo,
+                    comment_id,
+                    body: &body,
+                }),
                 b.github
                     .update_comment(installation_id, &repo, comment_id, &body),
             )
@@ -91,9 +96,11 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubDeleteComment,
-                || format!("{} comment={comment_id}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "comment-id": comment_id })),
+                self.describe(&DeleteComment {
+                    installation_id,
+                    repo: &repo,
+                    id: comment_id,
+                }),
                 b.github.delete_comment(installation_id, &repo, comment_id),
             )
             .await)
@@ -110,14 +117,13 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubFindDeployments,
-                || {
-                    format!(
-                        "{} sha={sha} environment={environment:?} task={task:?}",
-                        show(&repo)
-                    )
-                },
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "sha": sha, "environment": environment, "task": task })),
+                self.describe(&FindDeployments {
+                    installation_id,
+                    repo: &repo,
+                    sha: &sha,
+                    environment: &environment,
+                    task: &task,
+                }),
                 b.github
                     .find_deployments(installation_id, &repo, &sha, &environment, &task),
             )
@@ -131,25 +137,17 @@ impl Host for Session {
         deployment: NewDeployment,
     ) -> wasmtime::Result<CapResult<Deployment>> {
         let b = self.backends.clone();
-        Ok(self.invoke(
-            Call::GithubCreateDeployment,
-            || {
-                format!(
-                    "{} sha={} environment={:?} task={:?} payload={} transient={} production={}",
-                    show(&repo),
-                    deployment.sha,
-                    deployment.environment,
-                    deployment.task,
-                    deployment.payload_json,
-                    deployment.transient_environment,
-                    deployment.production_environment
-                )
-            },
-            self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment": values::new_deployment(&deployment) })),
-            b.github
-                .create_deployment(installation_id, &repo, &deployment),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                self.describe(&CreateDeployment {
+                    installation_id,
+                    repo: &repo,
+                    deployment: &deployment,
+                }),
+                b.github
+                    .create_deployment(installation_id, &repo, &deployment),
+            )
+            .await)
     }
 
     async fn list_deployment_statuses(
@@ -161,9 +159,11 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubListDeploymentStatuses,
-                || format!("{} deployment={deployment_id}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment-id": deployment_id })),
+                self.describe(&ListDeploymentStatuses {
+                    installation_id,
+                    repo: &repo,
+                    id: deployment_id,
+                }),
                 b.github
                     .list_deployment_statuses(installation_id, &repo, deployment_id),
             )
@@ -178,23 +178,18 @@ impl Host for Session {
         status: NewDeploymentStatus,
     ) -> wasmtime::Result<CapResult<DeploymentStatus>> {
         let b = self.backends.clone();
-        Ok(self.invoke(
-            Call::GithubCreateDeploymentStatus,
-            || {
-                format!(
-                    "{} deployment={deployment_id} state={} description={:?} environment_url={:?} log_url={:?}",
-                    show(&repo),
-                    state_name(status.state),
-                    status.description,
-                    status.environment_url,
-                    status.log_url
-                )
-            },
-            self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment-id": deployment_id, "status": values::new_deployment_status(&status) })),
-            b.github
-                .create_deployment_status(installation_id, &repo, deployment_id, &status),
-        )
-        .await)
+        Ok(self
+            .invoke(
+                self.describe(&CreateDeploymentStatus {
+                    installation_id,
+                    repo: &repo,
+                    deployment_id,
+                    status: &status,
+                }),
+                b.github
+                    .create_deployment_status(installation_id, &repo, deployment_id, &status),
+            )
+            .await)
     }
 
     async fn delete_deployment(
@@ -206,9 +201,11 @@ impl Host for Session {
         let b = self.backends.clone();
         Ok(self
             .invoke(
-                Call::GithubDeleteDeployment,
-                || format!("{} deployment={deployment_id}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo), "deployment-id": deployment_id })),
+                self.describe(&DeleteDeployment {
+                    installation_id,
+                    repo: &repo,
+                    id: deployment_id,
+                }),
                 b.github
                     .delete_deployment(installation_id, &repo, deployment_id),
             )
@@ -223,9 +220,10 @@ impl Host for Session {
         let b = self.backends.clone();
         let token = self
             .invoke(
-                Call::GithubCreateInstallationToken,
-                || format!("installation={installation_id} repo={}", show(&repo)),
-                self.typed(|| json!({ "installation-id": installation_id, "repo": values::repository(&repo) })),
+                self.describe(&CreateInstallationToken {
+                    installation_id,
+                    repo: &repo,
+                }),
                 b.github.create_installation_token(installation_id, &repo),
             )
             .await;
@@ -244,20 +242,15 @@ impl Host for Session {
     ) -> wasmtime::Result<Resource<FutureSealedValue>> {
         let b = self.backends.clone();
         let label = format!("github-token:{}", show(&repo));
-        let request = format!("installation={installation_id} repo={}", show(&repo));
-        let typed = self.typed(
-            || json!({ "installation-id": installation_id, "repo": values::repository(&repo) }),
-        );
-        let call = self.invoke(
-            Call::GithubCreateInstallationToken,
-            || request,
-            typed,
-            async move {
-                b.github
-                    .create_installation_token(installation_id, &repo)
-                    .await
-            },
-        );
+        let described = self.describe(&CreateInstallationToken {
+            installation_id,
+            repo: &repo,
+        });
+        let call = self.invoke(described, async move {
+            b.github
+                .create_installation_token(installation_id, &repo)
+                .await
+        });
         self.start(async move { call.await.map(|secret| (label, secret)) })
             .await
     }

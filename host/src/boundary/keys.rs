@@ -4,7 +4,7 @@
 
 use crate::bindings::envmgr::environments::keys::*;
 use crate::boundary::Session;
-use crate::calls::Call;
+use crate::calls::requests::others::{GenerateKey, VerifyReport};
 use crate::calls::values::{Ciphertext, Recordable};
 use crate::capabilities::keys::*;
 use crate::capabilities::{CapResult, ErrorCode, error};
@@ -45,14 +45,10 @@ impl Host for Session {
         let b = self.backends.clone();
         let encrypted = self
             .invoke(
-                Call::KeysGenerate,
-                || format!("app={app_id} env={environment_id} version={request_version}"),
-                self.typed(|| {
-                    serde_json::json!({
-                        "app-id": app_id,
-                        "environment-id": environment_id,
-                        "request-version": request_version,
-                    })
+                self.describe(&GenerateKey {
+                    app_id: &app_id,
+                    environment_id: &environment_id,
+                    request_version: &request_version,
                 }),
                 async move { b.kms.encrypt(&plaintext, &context).await.map(Ciphertext) },
             )
@@ -76,10 +72,12 @@ impl Host for Session {
         jws: String,
         public_jwk: String,
     ) -> wasmtime::Result<CapResult<String>> {
-        let shown = format!("<{} bytes> key={public_jwk}", jws.len());
-        let typed = self.typed(|| serde_json::json!({ "jws": jws, "public-jwk": public_jwk }));
+        let described = self.describe(&VerifyReport {
+            jws: &jws,
+            public_jwk: &public_jwk,
+        });
         Ok(self
-            .invoke(Call::KeysVerifyReport, || shown, typed, async move {
+            .invoke(described, async move {
                 verify_report(&jws, &public_jwk)
                     .map(Claims)
                     .map_err(|why| error(ErrorCode::Invalid, format!("status report: {why}")))

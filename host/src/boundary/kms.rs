@@ -6,7 +6,7 @@ use wasmtime::component::Resource;
 use crate::bindings::envmgr::environments::kms::*;
 use crate::bindings::resources::{FutureSealedValue, SealedValue};
 use crate::boundary::Session;
-use crate::calls::Call;
+use crate::calls::requests::others::Decrypt;
 use crate::capabilities::Error;
 use crate::capabilities::kms::*;
 
@@ -20,14 +20,11 @@ impl Host for Session {
         let b = self.backends.clone();
         let plaintext = self
             .invoke(
-                Call::KmsDecrypt,
-                || {
-                    format!(
-                        "<{} bytes> context={encryption_context:?} label={label}",
-                        ciphertext.len()
-                    )
-                },
-                self.typed(|| decrypt_request(&ciphertext, &encryption_context, &label)),
+                self.describe(&Decrypt {
+                    ciphertext: &ciphertext,
+                    context: &encryption_context,
+                    label: &label,
+                }),
                 async {
                     b.kms
                         .decrypt(&as_written(&ciphertext), &encryption_context)
@@ -48,12 +45,12 @@ impl Host for Session {
         label: String,
     ) -> wasmtime::Result<Resource<FutureSealedValue>> {
         let b = self.backends.clone();
-        let request = format!(
-            "<{} bytes> context={encryption_context:?} label={label}",
-            ciphertext.len()
-        );
-        let typed = self.typed(|| decrypt_request(&ciphertext, &encryption_context, &label));
-        let call = self.invoke(Call::KmsDecrypt, || request, typed, async move {
+        let described = self.describe(&Decrypt {
+            ciphertext: &ciphertext,
+            context: &encryption_context,
+            label: &label,
+        });
+        let call = self.invoke(described, async move {
             b.kms
                 .decrypt(&as_written(&ciphertext), &encryption_context)
                 .await

@@ -21,9 +21,10 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 
+use crate::calls::Observer;
 use crate::calls::clock::ManualClock;
 use crate::calls::layers::{self, Answer, Failure};
-use crate::calls::{Call, Observer};
+use crate::calls::requests::{Described, Request};
 use crate::capabilities::{self as backends, DEADLINE};
 use crate::redact::{Credentials, Redactor};
 
@@ -57,23 +58,20 @@ impl Backends {
 
     /// Run one capability call through the steps every call takes (see
     /// [`layers`], which says what each does and why in this order): the
-    /// one place they are put together. `request` is the call's text for
-    /// the transcript, `typed` its JSON for the tape or the replay (built
-    /// only when the message is recorded or replayed).
+    /// one place they are put together.
     pub(crate) async fn invoke<T: Answer, E: Failure>(
         &self,
         redactor: &Redactor,
-        call: Call,
-        request: impl FnOnce() -> String,
-        typed: Option<serde_json::Value>,
+        described: Described,
         run: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
+        let Described { call, text, json } = described;
         let observer = &self.observer;
-        let replayed = typed
-            .as_ref()
-            .filter(|_| observer.replay.is_some())
-            .cloned();
-        let taped = typed.filter(|_| observer.tape.is_some());
+        // A replayed call never reaches the tape: the JSON goes to one.
+        let (replayed, taped) = match observer.replay {
+            Some(_) => (json, None),
+            None => (None, json),
+        };
         // Innermost first. Each step gets the one inside it pinned here, by
         // reference: an async fn stores a future it awaits twice (as its
         // argument and as what it awaits, rust-lang/rust#62958), so futures
@@ -95,46 +93,39 @@ impl Backends {
             replayed.as_ref(),
             run
         ));
-        layers::transcript::around(observer.transcript.as_ref(), call, request, run).await
+        layers::transcript::around(
+            observer.transcript.as_ref(),
+            call,
+            || text.unwrap_or_default(),
+            run,
+        )
+        .await
     }
 }
 
 impl Session {
+    /// A call's request as the call path needs it: built now, and only in
+    /// the forms this message keeps (see [`Described`]).
+    pub(crate) fn describe(&self, request: &impl Request) -> Described {
+        Described::of(request, &self.backends.observer)
+    }
+
     /// [`Backends::invoke`] with this message's redactor. Takes what it
     /// needs of the session up front: a session is not `Sync`, so the call's
     /// future must not hold it.
-    pub(crate) fn invoke<'a, T, E>(
+    pub(crate) fn invoke<'a, T: Answer + 'a, E: Failure + 'a>(
         &self,
-        call: Call,
-        request: impl FnOnce() -> String + Send + 'a,
-        typed: Option<serde_json::Value>,
+        described: Described,
         run: impl Future<Output = Result<T, E>> + Send + 'a,
-    ) -> impl Future<Output = Result<T, E>> + Send + 'a
-    where
-        T: Answer + 'a,
-        E: Failure + 'a,
-    {
+    ) -> impl Future<Output = Result<T, E>> + Send + 'a {
         let backends = self.backends.clone();
         let redactor = self.redactor.clone();
         let deadline = self.deadline;
         async move {
             DEADLINE
-                .scope(
-                    deadline,
-                    backends.invoke(&redactor, call, request, typed, run),
-                )
+                .scope(deadline, backends.invoke(&redactor, described, run))
                 .await
         }
-    }
-
-    /// A call's request in the recording's typed form, built only when this
-    /// message is recorded or replayed.
-    pub(crate) fn typed(
-        &self,
-        request: impl FnOnce() -> serde_json::Value,
-    ) -> Option<serde_json::Value> {
-        let observer = &self.backends.observer;
-        (observer.tape.is_some() || observer.replay.is_some()).then(request)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod layers;
+pub mod requests;
 pub mod tape;
 pub mod values;
 

@@ -56,24 +56,6 @@ pub fn as_written(ciphertext: &[u8]) -> Cow<'_, [u8]> {
     Cow::Borrowed(ciphertext)
 }
 
-/// A decrypt as the recording holds it: the ciphertext by its digest
-/// (what identifies it; the bytes themselves are no use to a replay).
-pub(crate) fn decrypt_request(
-    ciphertext: &[u8],
-    context: &[(String, String)],
-    label: &str,
-) -> serde_json::Value {
-    let context: BTreeMap<&str, &str> = context
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    serde_json::json!({
-        "ciphertext-sha256": crate::support::hex_sha256(ciphertext),
-        "encryption-context": context,
-        "label": label,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,60 @@
+//! The `dynamodb` interface's requests.
+
+use serde_json::Value;
+
+use super::Request;
+use crate::bindings::envmgr::environments::dynamodb::{Item, QueryRequest, UpdateItem, Write};
+use crate::calls::Call;
+use crate::calls::values;
+use crate::capabilities::dynamodb::{show_item, show_query, show_write, show_writes};
+
+pub struct Get<'a> {
+    pub table: &'a str,
+    pub key: &'a Item,
+}
+
+impl Request for Get<'_> {
+    const CALL: Call = Call::DynamodbGet;
+    fn text(&self) -> String {
+        format!("{} {}", self.table, show_item(self.key))
+    }
+    fn json(&self) -> Value {
+        values::get(self.table, self.key)
+    }
+}
+
+pub struct Query<'a>(pub &'a QueryRequest);
+
+impl Request for Query<'_> {
+    const CALL: Call = Call::DynamodbQuery;
+    fn text(&self) -> String {
+        show_query(self.0)
+    }
+    fn json(&self) -> Value {
+        values::query(self.0)
+    }
+}
+
+pub struct TransactWrite<'a>(pub &'a [Write]);
+
+impl Request for TransactWrite<'_> {
+    const CALL: Call = Call::DynamodbTransactWrite;
+    fn text(&self) -> String {
+        show_writes(self.0)
+    }
+    fn json(&self) -> Value {
+        values::writes(self.0)
+    }
+}
+
+pub struct Update<'a>(pub &'a UpdateItem);
+
+impl Request for Update<'_> {
+    const CALL: Call = Call::DynamodbUpdate;
+    fn text(&self) -> String {
+        show_write(&Write::Update(self.0.clone()))
+    }
+    fn json(&self) -> Value {
+        values::update(self.0)
+    }
+}
