@@ -2,6 +2,7 @@
 //! Service: each records what it was sent and can be told to fail.
 
 pub mod github;
+pub mod http;
 
 /// How a fake quotes a request back (as real APIs do in error messages):
 /// one of the named encoders.

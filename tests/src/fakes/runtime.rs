@@ -17,6 +17,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::http::{Credential, authorization, declares_json};
+
 pub const TOKEN: &str = "runtime-test-token";
 
 /// The request schema of the contract, as the docs publish it.
@@ -275,14 +277,17 @@ fn answer(status: StatusCode, message: &str) -> Response {
 
 /// Whether the request carries a token the service takes, not revoked.
 fn authorized(fake: &FakeRuntime, headers: &HeaderMap) -> bool {
-    let presented = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let presented = Credential::of(headers);
     let inner = fake.lock();
     let taken = inner
         .tokens
         .clone()
         .unwrap_or_else(|| vec![TOKEN.to_string()]);
-    presented.is_some_and(|p| taken.iter().any(|t| p == format!("Bearer {t}")))
-        && !inner.token_revoked
+    let bearer = match &presented {
+        Some(Credential::Bearer(token)) => Some(token),
+        _ => None,
+    };
+    bearer.is_some_and(|p| taken.iter().any(|t| p == t)) && !inner.token_revoked
 }
 
 /// GET /v1/health: 200 when the token is good (docs/runtime-service.md).
@@ -314,11 +319,7 @@ async fn create(
         fake.lock().refused.push(why.clone());
         answer(status, &why)
     };
-    let json_content = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json_content {
+    if !declares_json(&headers) {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".into(),
@@ -361,10 +362,7 @@ async fn create(
                     &reason,
                 ),
                 Scripted::Echo(status, how) => {
-                    let authorization = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
+                    let authorization = authorization(&headers).unwrap_or("");
                     // The header and the body each in the service's way
                     // (a JSON layout or a Python repr needs the body alone).
                     let quoted = format!(

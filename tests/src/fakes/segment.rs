@@ -17,6 +17,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::http::{Credential, authorization, declares_json};
+
 pub const WRITE_KEY: &str = "segment-test-write-key";
 /// Segment's limit per batch request.
 pub const BATCH_LIMIT: usize = 500 * 1024;
@@ -122,10 +124,7 @@ async fn batch(
     }
     let echo = *fake.echo.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(how) = echo {
-        let authorization = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let authorization = authorization(&headers).unwrap_or("");
         let request = format!(
             "Authorization: {authorization}\n{}",
             String::from_utf8_lossy(&body)
@@ -141,7 +140,11 @@ async fn batch(
         fake.lock().refused.push(why.clone());
         (status, Json(json!({ "success": false, "message": why })))
     };
-    if basic_user(&headers).as_deref() != Some(WRITE_KEY) {
+    let user = match Credential::of(&headers) {
+        Some(Credential::Basic { user, .. }) => Some(user),
+        _ => None,
+    };
+    if user.as_deref() != Some(WRITE_KEY) {
         return refuse(StatusCode::UNAUTHORIZED, "invalid write key".into());
     }
     if body.len() > BATCH_LIMIT {
@@ -150,10 +153,7 @@ async fn batch(
             format!("the batch has {} bytes, more than 500 KB", body.len()),
         );
     }
-    let json_content = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let json_content = declares_json(&headers);
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let Some(events) = parsed
         .as_ref()
@@ -190,18 +190,6 @@ async fn batch(
         inner.events.push(event.clone());
     }
     (StatusCode::OK, Json(json!({ "success": true })))
-}
-
-/// The user of HTTP basic auth.
-fn basic_user(headers: &HeaderMap) -> Option<String> {
-    use base64::Engine as _;
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    Some(text.split(':').next()?.to_string())
 }
 
 #[cfg(test)]

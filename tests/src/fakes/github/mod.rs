@@ -43,6 +43,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde_json::{Value, json};
 
+use super::http::Credential;
+
 pub use auth::{Installation, Mint};
 pub use deployments::FakeDeployment;
 
@@ -436,12 +438,7 @@ pub(crate) fn json_body(bytes: &[u8]) -> Result<Option<Value>, Response> {
 
 /// The bearer token or `token` credential of a request.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .or_else(|| value.strip_prefix("token "))
-        .map(str::to_string)
+    Credential::of(headers)?.token().map(str::to_string)
 }
 
 /// Around every route: latency, the media type and API version, scripted
@@ -615,9 +612,7 @@ fn html_page(status: u16) -> Response {
 
 /// A 422-style answer quoting the request back: its credential and body.
 async fn echo(status: u16, how: super::Echo, headers: &HeaderMap, request: Request) -> Response {
-    let credential = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let credential = super::http::authorization(headers)
         .unwrap_or("")
         .to_string();
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
