@@ -1,17 +1,7 @@
 //! The component glue: the WIT export calls the flow, and every capability
 //! call goes to its WIT import. Conversions only; no logic lives here.
 
-// The generated import shims take every flattened parameter (strings as
-// pointer and length): `find-deployments` has ten.
-#[allow(clippy::too_many_arguments)]
-mod bindings {
-    wit_bindgen::generate!({
-        world: "environment-manager",
-        path: "../wit",
-        generate_all,
-    });
-}
-
+use crate::bindings;
 use bindings::envmgr::environments::{
     analytics, dynamodb as db, github as gh, keys, kms, runtime, sealed, types,
 };
@@ -19,10 +9,10 @@ use bindings::wasi::config::store as config;
 use bindings::wasi::logging::logging;
 
 use crate::capabilities::{
-    CapResult, Capabilities, CapabilityError, Comment, Condition, Deployment, DeploymentState,
-    DeploymentStatus, ErrorCode, Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query,
-    Repository, RuntimeCreated, RuntimeRequest, SigningKey, Started, TrackEvent, Update, Value,
-    Write, WriteError,
+    CapResult, Capabilities, CapabilityError, Comment, Condition, Deployment, DeploymentStatus,
+    ErrorCode, Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query, Repository,
+    RuntimeCreated, RuntimeRequest, SigningKey, Started, TrackEvent, Update, Value, Write,
+    WriteError,
 };
 use crate::flow::{self, Message};
 use crate::outcome::{FailureKind, Outcome};
@@ -103,9 +93,7 @@ impl Capabilities for Imports {
         issue_number: u64,
         marker: &str,
     ) -> CapResult<Vec<Comment>> {
-        gh::list_comments(installation_id, &repository(repo), issue_number, marker)
-            .map(|comments| comments.into_iter().map(comment).collect())
-            .map_err(error)
+        gh::list_comments(installation_id, repo, issue_number, marker).map_err(error)
     }
 
     fn github_create_comment(
@@ -115,9 +103,7 @@ impl Capabilities for Imports {
         issue_number: u64,
         body: &str,
     ) -> CapResult<Comment> {
-        gh::create_comment(installation_id, &repository(repo), issue_number, body)
-            .map(comment)
-            .map_err(error)
+        gh::create_comment(installation_id, repo, issue_number, body).map_err(error)
     }
 
     fn github_update_comment(
@@ -127,9 +113,7 @@ impl Capabilities for Imports {
         comment_id: u64,
         body: &str,
     ) -> CapResult<Comment> {
-        gh::update_comment(installation_id, &repository(repo), comment_id, body)
-            .map(comment)
-            .map_err(error)
+        gh::update_comment(installation_id, repo, comment_id, body).map_err(error)
     }
 
     fn github_delete_comment(
@@ -138,7 +122,7 @@ impl Capabilities for Imports {
         repo: &Repository,
         comment_id: u64,
     ) -> CapResult<()> {
-        gh::delete_comment(installation_id, &repository(repo), comment_id).map_err(error)
+        gh::delete_comment(installation_id, repo, comment_id).map_err(error)
     }
 
     fn github_create_installation_token(
@@ -146,7 +130,7 @@ impl Capabilities for Imports {
         installation_id: u64,
         repo: &Repository,
     ) -> CapResult<Self::Sealed> {
-        gh::create_installation_token(installation_id, &repository(repo)).map_err(error)
+        gh::create_installation_token(installation_id, repo).map_err(error)
     }
 
     fn github_find_deployments(
@@ -157,9 +141,7 @@ impl Capabilities for Imports {
         environment: &str,
         task: &str,
     ) -> CapResult<Vec<Deployment>> {
-        gh::find_deployments(installation_id, &repository(repo), sha, environment, task)
-            .map(|found| found.into_iter().map(deployment).collect())
-            .map_err(error)
+        gh::find_deployments(installation_id, repo, sha, environment, task).map_err(error)
     }
 
     fn github_create_deployment(
@@ -168,18 +150,7 @@ impl Capabilities for Imports {
         repo: &Repository,
         new: &NewDeployment,
     ) -> CapResult<Deployment> {
-        let new = gh::NewDeployment {
-            sha: new.sha.clone(),
-            environment: new.environment.clone(),
-            task: new.task.clone(),
-            payload_json: new.payload_json.clone(),
-            description: new.description.clone(),
-            transient_environment: new.transient_environment,
-            production_environment: new.production_environment,
-        };
-        gh::create_deployment(installation_id, &repository(repo), &new)
-            .map(deployment)
-            .map_err(error)
+        gh::create_deployment(installation_id, repo, new).map_err(error)
     }
 
     fn github_list_deployment_statuses(
@@ -188,9 +159,7 @@ impl Capabilities for Imports {
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<Vec<DeploymentStatus>> {
-        gh::list_deployment_statuses(installation_id, &repository(repo), deployment_id)
-            .map(|statuses| statuses.into_iter().map(deployment_status).collect())
-            .map_err(error)
+        gh::list_deployment_statuses(installation_id, repo, deployment_id).map_err(error)
     }
 
     fn github_create_deployment_status(
@@ -200,15 +169,7 @@ impl Capabilities for Imports {
         deployment_id: u64,
         status: &NewDeploymentStatus,
     ) -> CapResult<DeploymentStatus> {
-        let status = gh::NewDeploymentStatus {
-            state: to_state(status.state),
-            description: status.description.clone(),
-            environment_url: status.environment_url.clone(),
-            log_url: status.log_url.clone(),
-        };
-        gh::create_deployment_status(installation_id, &repository(repo), deployment_id, &status)
-            .map(deployment_status)
-            .map_err(error)
+        gh::create_deployment_status(installation_id, repo, deployment_id, status).map_err(error)
     }
 
     fn github_delete_deployment(
@@ -217,7 +178,7 @@ impl Capabilities for Imports {
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<()> {
-        gh::delete_deployment(installation_id, &repository(repo), deployment_id).map_err(error)
+        gh::delete_deployment(installation_id, repo, deployment_id).map_err(error)
     }
 
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
@@ -249,22 +210,14 @@ impl Capabilities for Imports {
     }
 
     fn analytics_track(&mut self, event: &TrackEvent) -> CapResult<()> {
-        analytics::track(&analytics::TrackEvent {
-            event: event.event.clone(),
-            user_id: event.user_id.clone(),
-            properties_json: event.properties_json.clone(),
-            message_id: event.message_id.clone(),
-        })
-        .map_err(error)
+        analytics::track(event).map_err(error)
     }
 
     fn runtime_create(
         &mut self,
         request: &RuntimeRequest<'_, Self::Sealed>,
     ) -> CapResult<RuntimeCreated> {
-        runtime::create(&create_request(request))
-            .map(created)
-            .map_err(error)
+        runtime::create(&create_request(request)).map_err(error)
     }
 
     fn keys_generate(
@@ -291,7 +244,7 @@ impl Capabilities for Imports {
         installation_id: u64,
         repo: &Repository,
     ) -> Started<CapResult<Self::Sealed>> {
-        let future = gh::start_create_installation_token(installation_id, &repository(repo));
+        let future = gh::start_create_installation_token(installation_id, repo);
         Started::later(move || {
             future.subscribe().block();
             answer(future.get()).map_err(error)
@@ -345,7 +298,7 @@ impl Capabilities for Imports {
         let future = runtime::start_create(&create_request(request));
         Started::later(move || {
             future.subscribe().block();
-            answer(future.get()).map(created).map_err(error)
+            answer(future.get()).map_err(error)
         })
     }
 }
@@ -354,13 +307,6 @@ impl Capabilities for Imports {
 /// contract (`none` would mean the host broke it).
 fn answer<T>(ready: Option<T>) -> T {
     ready.expect("a started call's answer is there once its pollable is ready")
-}
-
-fn created(created: runtime::Created) -> RuntimeCreated {
-    RuntimeCreated {
-        runtime_id: created.runtime_id,
-        url: created.url,
-    }
 }
 
 fn create_request<'a>(
@@ -425,65 +371,6 @@ fn write_error(e: db::WriteError) -> WriteError {
     match e {
         db::WriteError::ConditionFailed(indices) => WriteError::ConditionFailed(indices),
         db::WriteError::Failed(e) => WriteError::Failed(error(e)),
-    }
-}
-
-fn repository(repo: &Repository) -> gh::Repository {
-    gh::Repository {
-        owner: repo.owner.clone(),
-        name: repo.name.clone(),
-    }
-}
-
-fn comment(c: gh::Comment) -> Comment {
-    Comment {
-        id: c.id,
-        body: c.body,
-        html_url: c.html_url,
-    }
-}
-
-fn deployment(d: gh::Deployment) -> Deployment {
-    Deployment {
-        id: d.id,
-        sha: d.sha,
-        environment: d.environment,
-        task: d.task,
-        payload_json: d.payload_json,
-    }
-}
-
-fn deployment_status(s: gh::DeploymentStatus) -> DeploymentStatus {
-    DeploymentStatus {
-        id: s.id,
-        state: from_state(s.state),
-        description: s.description,
-        environment_url: s.environment_url,
-        log_url: s.log_url,
-    }
-}
-
-fn to_state(state: DeploymentState) -> gh::DeploymentState {
-    match state {
-        DeploymentState::Error => gh::DeploymentState::Error,
-        DeploymentState::Failure => gh::DeploymentState::Failure,
-        DeploymentState::Inactive => gh::DeploymentState::Inactive,
-        DeploymentState::InProgress => gh::DeploymentState::InProgress,
-        DeploymentState::Queued => gh::DeploymentState::Queued,
-        DeploymentState::Pending => gh::DeploymentState::Pending,
-        DeploymentState::Success => gh::DeploymentState::Success,
-    }
-}
-
-fn from_state(state: gh::DeploymentState) -> DeploymentState {
-    match state {
-        gh::DeploymentState::Error => DeploymentState::Error,
-        gh::DeploymentState::Failure => DeploymentState::Failure,
-        gh::DeploymentState::Inactive => DeploymentState::Inactive,
-        gh::DeploymentState::InProgress => DeploymentState::InProgress,
-        gh::DeploymentState::Queued => DeploymentState::Queued,
-        gh::DeploymentState::Pending => DeploymentState::Pending,
-        gh::DeploymentState::Success => DeploymentState::Success,
     }
 }
 

@@ -501,13 +501,27 @@ pub fn report<C: Capabilities>(
 fn status_digest(status: &NewDeploymentStatus) -> String {
     hex_digest(
         &[
-            &format!("{:?}", status.state),
+            state_word(status.state),
             &status.description,
             status.environment_url.as_deref().unwrap_or(""),
             status.log_url.as_deref().unwrap_or(""),
         ],
         16,
     )
+}
+
+/// A state as the digest has always spelt it (the Rust name of the
+/// guest's former mirror type): digests already stored stay comparable.
+fn state_word(state: DeploymentState) -> &'static str {
+    match state {
+        DeploymentState::Error => "Error",
+        DeploymentState::Failure => "Failure",
+        DeploymentState::Inactive => "Inactive",
+        DeploymentState::InProgress => "InProgress",
+        DeploymentState::Queued => "Queued",
+        DeploymentState::Pending => "Pending",
+        DeploymentState::Success => "Success",
+    }
 }
 
 /// Whether `current` already says what `wanted` would.

@@ -11,6 +11,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod apps;
+pub mod bindings;
 pub mod capabilities;
 pub mod comment;
 pub mod deployment;
