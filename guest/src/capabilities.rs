@@ -2,13 +2,12 @@
 //!
 //! The flow is written against [`Capabilities`] so the same code runs inside
 //! the component (where `component.rs` forwards each call to a WIT import) and
-//! natively (unit tests, benchmarks). GitHub's records, Segment's event and
-//! the runtime's answer are the WIT's own types (`bindings`); the rest are
-//! still mirrors, for reasons each would have to lose first: the DynamoDB
-//! writes and conditions are flatter here (`Write::Put { .. }`,
-//! `Condition::Equals(name, value)`) than the WIT's nested records, and the
-//! error's text (`NotFound: …`) reaches outcomes and so recordings, where
-//! the generated `Debug` would say `ErrorCode::NotFound`.
+//! natively (unit tests, benchmarks). DynamoDB's and GitHub's records,
+//! Segment's event and the runtime's answer are the WIT's own types
+//! (`bindings`). The error is still a mirror: its text (`NotFound: …`)
+//! reaches outcomes and so recordings, where the generated `Debug` would
+//! say `ErrorCode::NotFound` (and wit-bindgen writes its own `Display` for
+//! it); a write's error holds it, so it is one too.
 
 use std::fmt;
 
@@ -61,60 +60,20 @@ impl fmt::Display for CapabilityError {
 
 pub type CapResult<T> = Result<T, CapabilityError>;
 
-/// A DynamoDB attribute value (WIT `dynamodb.attribute-value`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    S(String),
-    N(String),
-    B(Vec<u8>),
-    Bool(bool),
-    Null,
-    Ss(Vec<String>),
-    Ns(Vec<String>),
-    Bs(Vec<Vec<u8>>),
-    /// A nested map or list as DynamoDB JSON.
-    Json(String),
+// DynamoDB's values, items, conditions, writes and pages as the WIT has them.
+pub use crate::bindings::envmgr::environments::dynamodb::{
+    AttributeCheck, AttributeValue as Value, Condition, Item, KeyCondition, Page, PutItem,
+    QueryRequest as Query, UpdateItem as Update, Write,
+};
+
+/// The condition that `name` equals `value`.
+pub fn equals(name: String, value: Value) -> Condition {
+    Condition::Equals(AttributeCheck { name, value })
 }
 
-/// An item or a key, in attribute order.
-pub type Item = Vec<(String, Value)>;
-
-/// When a write may happen (WIT `dynamodb.condition`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Condition {
-    None,
-    ItemAbsent,
-    ItemPresent,
-    Equals(String, Value),
-    AbsentOrAtMost(String, Value),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Write {
-    Put {
-        table: String,
-        item: Item,
-        condition: Condition,
-    },
-    Update(Update),
-    Delete {
-        table: String,
-        key: Item,
-        condition: Condition,
-    },
-    Check {
-        table: String,
-        key: Item,
-        condition: Condition,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Update {
-    pub table: String,
-    pub key: Item,
-    pub set: Item,
-    pub condition: Condition,
+/// The condition that no item is stored or its `name` is at most `value`.
+pub fn absent_or_at_most(name: String, value: Value) -> Condition {
+    Condition::AbsentOrAtMost(AttributeCheck { name, value })
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -122,21 +81,6 @@ pub enum WriteError {
     /// Indices of the writes whose condition did not hold; nothing was written.
     ConditionFailed(Vec<u32>),
     Failed(CapabilityError),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Query {
-    pub table: String,
-    pub partition: String,
-    pub sort_prefix: Option<String>,
-    pub limit: Option<u32>,
-    pub start_after: Option<Item>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Page {
-    pub items: Vec<Item>,
-    pub next: Option<Item>,
 }
 
 // GitHub's and Segment's records as the WIT has them (see `bindings`).

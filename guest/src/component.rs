@@ -9,10 +9,9 @@ use bindings::wasi::config::store as config;
 use bindings::wasi::logging::logging;
 
 use crate::capabilities::{
-    CapResult, Capabilities, CapabilityError, Comment, Condition, Deployment, DeploymentStatus,
-    ErrorCode, Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query, Repository,
-    RuntimeCreated, RuntimeRequest, SigningKey, Started, TrackEvent, Update, Value, Write,
-    WriteError,
+    CapResult, Capabilities, CapabilityError, Comment, Deployment, DeploymentStatus, ErrorCode,
+    Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query, Repository, RuntimeCreated,
+    RuntimeRequest, SigningKey, Started, TrackEvent, Update, Write, WriteError,
 };
 use crate::flow::{self, Message};
 use crate::outcome::{FailureKind, Outcome};
@@ -182,22 +181,19 @@ impl Capabilities for Imports {
     }
 
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
-        db::get(table, &to_item(key))
-            .map(|found| found.map(from_item))
-            .map_err(error)
+        db::get(table, key).map_err(error)
     }
 
     fn db_query(&mut self, query: &Query) -> CapResult<Page> {
-        db::query(&query_request(query)).map(page).map_err(error)
+        db::query(query).map_err(error)
     }
 
     fn db_transact_write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
-        let writes: Vec<db::Write> = writes.iter().map(to_write).collect();
-        db::transact_write(&writes).map_err(write_error)
+        db::transact_write(writes).map_err(write_error)
     }
 
     fn db_update(&mut self, update: &Update) -> Result<(), WriteError> {
-        db::update(&to_update(update)).map_err(write_error)
+        db::update(update).map_err(write_error)
     }
 
     fn kms_decrypt(
@@ -265,26 +261,23 @@ impl Capabilities for Imports {
     }
 
     fn start_db_get(&mut self, table: &str, key: &Item) -> Started<CapResult<Option<Item>>> {
-        let future = db::start_get(table, &to_item(key));
+        let future = db::start_get(table, key);
         Started::later(move || {
             future.subscribe().block();
-            answer(future.get())
-                .map(|found| found.map(from_item))
-                .map_err(error)
+            answer(future.get()).map_err(error)
         })
     }
 
     fn start_db_query(&mut self, query: &Query) -> Started<CapResult<Page>> {
-        let future = db::start_query(&query_request(query));
+        let future = db::start_query(query);
         Started::later(move || {
             future.subscribe().block();
-            answer(future.get()).map(page).map_err(error)
+            answer(future.get()).map_err(error)
         })
     }
 
     fn start_db_transact_write(&mut self, writes: &[Write]) -> Started<Result<(), WriteError>> {
-        let writes: Vec<db::Write> = writes.iter().map(to_write).collect();
-        let future = db::start_transact_write(&writes);
+        let future = db::start_transact_write(writes);
         Started::later(move || {
             future.subscribe().block();
             answer(future.get()).map_err(write_error)
@@ -335,23 +328,6 @@ fn create_request<'a>(
     }
 }
 
-fn query_request(query: &Query) -> db::QueryRequest {
-    db::QueryRequest {
-        table: query.table.clone(),
-        partition: query.partition.clone(),
-        sort_prefix: query.sort_prefix.clone(),
-        limit: query.limit,
-        start_after: query.start_after.as_ref().map(to_item),
-    }
-}
-
-fn page(page: db::Page) -> Page {
-    Page {
-        items: page.items.into_iter().map(from_item).collect(),
-        next: page.next.map(from_item),
-    }
-}
-
 fn error(e: types::Error) -> CapabilityError {
     CapabilityError {
         code: match e.code {
@@ -371,98 +347,5 @@ fn write_error(e: db::WriteError) -> WriteError {
     match e {
         db::WriteError::ConditionFailed(indices) => WriteError::ConditionFailed(indices),
         db::WriteError::Failed(e) => WriteError::Failed(error(e)),
-    }
-}
-
-fn to_value(value: &Value) -> db::AttributeValue {
-    match value {
-        Value::S(s) => db::AttributeValue::S(s.clone()),
-        Value::N(n) => db::AttributeValue::N(n.clone()),
-        Value::B(b) => db::AttributeValue::B(b.clone()),
-        Value::Bool(b) => db::AttributeValue::Bool(*b),
-        Value::Null => db::AttributeValue::Null,
-        Value::Ss(v) => db::AttributeValue::Ss(v.clone()),
-        Value::Ns(v) => db::AttributeValue::Ns(v.clone()),
-        Value::Bs(v) => db::AttributeValue::Bs(v.clone()),
-        Value::Json(j) => db::AttributeValue::Json(j.clone()),
-    }
-}
-
-fn from_value(value: db::AttributeValue) -> Value {
-    match value {
-        db::AttributeValue::S(s) => Value::S(s),
-        db::AttributeValue::N(n) => Value::N(n),
-        db::AttributeValue::B(b) => Value::B(b),
-        db::AttributeValue::Bool(b) => Value::Bool(b),
-        db::AttributeValue::Null => Value::Null,
-        db::AttributeValue::Ss(v) => Value::Ss(v),
-        db::AttributeValue::Ns(v) => Value::Ns(v),
-        db::AttributeValue::Bs(v) => Value::Bs(v),
-        db::AttributeValue::Json(j) => Value::Json(j),
-    }
-}
-
-fn to_item(item: &Item) -> db::Item {
-    item.iter()
-        .map(|(name, value)| (name.clone(), to_value(value)))
-        .collect()
-}
-
-fn from_item(item: db::Item) -> Item {
-    item.into_iter()
-        .map(|(name, value)| (name, from_value(value)))
-        .collect()
-}
-
-fn to_condition(condition: &Condition) -> db::Condition {
-    let check = |name: &String, value: &Value| db::AttributeCheck {
-        name: name.clone(),
-        value: to_value(value),
-    };
-    match condition {
-        Condition::None => db::Condition::None,
-        Condition::ItemAbsent => db::Condition::ItemAbsent,
-        Condition::ItemPresent => db::Condition::ItemPresent,
-        Condition::Equals(name, value) => db::Condition::Equals(check(name, value)),
-        Condition::AbsentOrAtMost(name, value) => db::Condition::AbsentOrAtMost(check(name, value)),
-    }
-}
-
-fn to_update(update: &Update) -> db::UpdateItem {
-    db::UpdateItem {
-        table: update.table.clone(),
-        key: to_item(&update.key),
-        set: to_item(&update.set),
-        condition: to_condition(&update.condition),
-    }
-}
-
-fn to_write(write: &Write) -> db::Write {
-    let key_condition = |table: &String, key: &Item, condition: &Condition| db::KeyCondition {
-        table: table.clone(),
-        key: to_item(key),
-        condition: to_condition(condition),
-    };
-    match write {
-        Write::Put {
-            table,
-            item,
-            condition,
-        } => db::Write::Put(db::PutItem {
-            table: table.clone(),
-            item: to_item(item),
-            condition: to_condition(condition),
-        }),
-        Write::Update(update) => db::Write::Update(to_update(update)),
-        Write::Delete {
-            table,
-            key,
-            condition,
-        } => db::Write::Delete(key_condition(table, key, condition)),
-        Write::Check {
-            table,
-            key,
-            condition,
-        } => db::Write::Check(key_condition(table, key, condition)),
     }
 }

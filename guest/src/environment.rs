@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::apps::App;
-use crate::capabilities::{Condition, Item, Update, Value, Write};
+use crate::capabilities::{Condition, Item, PutItem, Update, Value, Write};
 use crate::item::{b, get_b, get_s, get_u64, key, n, s};
 use crate::request::{CreateRequest, EnvironmentType};
 use crate::trust::{self, Withheld};
@@ -125,11 +125,11 @@ impl Environment {
                 item.extend(self.attributes(status, updated_at_ms));
                 let condition = match (index, seen) {
                     (0, None) => Condition::ItemAbsent,
-                    (0, Some(version)) => Condition::Equals(
+                    (0, Some(version)) => crate::capabilities::equals(
                         "requestVersion".to_string(),
                         Value::S(version.to_string()),
                     ),
-                    _ => Condition::AbsentOrAtMost(
+                    _ => crate::capabilities::absent_or_at_most(
                         "requestVersion".to_string(),
                         Value::S(self.request_version.clone()),
                     ),
@@ -137,11 +137,11 @@ impl Environment {
                 if index == 0 {
                     item.extend(self.key_attributes());
                 }
-                Write::Put {
+                Write::Put(PutItem {
                     table: TABLE.to_string(),
                     item,
                     condition,
-                }
+                })
             })
             .collect()
     }
@@ -239,7 +239,7 @@ impl Environment {
                 table: TABLE.to_string(),
                 key: canonical,
                 set,
-                condition: Condition::Equals(
+                condition: crate::capabilities::equals(
                     "requestVersion".to_string(),
                     Value::S(self.request_version.clone()),
                 ),
@@ -278,7 +278,7 @@ impl Environment {
                     table: TABLE.to_string(),
                     key,
                     set: set.clone(),
-                    condition: Condition::Equals(
+                    condition: crate::capabilities::equals(
                         "requestVersion".to_string(),
                         Value::S(self.request_version.clone()),
                     ),

@@ -123,7 +123,7 @@ impl LeaseState {
     /// The condition under which this state is still current.
     fn unchanged(&self) -> Condition {
         match &self.rev {
-            Some(rev) => Condition::Equals("leaseRev".into(), Value::S(rev.clone())),
+            Some(rev) => crate::capabilities::equals("leaseRev".into(), Value::S(rev.clone())),
             None => Condition::ItemAbsent,
         }
     }
@@ -315,7 +315,7 @@ impl Lease {
     /// The condition a write guarded by this lease carries: the lease item
     /// is as this holder last wrote it.
     pub fn held_condition(&self) -> Condition {
-        Condition::Equals("leaseRev".into(), Value::S(self.rev.clone()))
+        crate::capabilities::equals("leaseRev".into(), Value::S(self.rev.clone()))
     }
 
     /// The lease write to put in a transaction with other writes: renews the

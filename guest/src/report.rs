@@ -25,7 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::capabilities::{Condition, ErrorCode, Item, Value, Write};
+use crate::capabilities::{ErrorCode, Item, KeyCondition, PutItem, Value, Write};
 use crate::environment::{STATUS_FAILED, STATUS_READY, TABLE};
 use crate::item::{get_s, get_u64, key, n, s};
 use crate::outcome::Failure;
@@ -163,28 +163,31 @@ impl Report {
     /// Store it, unless the environment holds this report or a later one
     /// (the condition fails then).
     pub fn write(&self) -> Write {
-        Write::Put {
+        Write::Put(PutItem {
             table: TABLE.to_string(),
             item: self.item(),
-            condition: Condition::AbsentOrAtMost(
+            condition: crate::capabilities::absent_or_at_most(
                 "order".to_string(),
                 Value::S(order(&self.version, self.seq.saturating_sub(1))),
             ),
-        }
+        })
     }
 }
 
 /// The check a create puts in its last write: no report of `version` is
 /// stored (else it merges the report instead).
 pub fn none_for(environment_id: &str, version: &str) -> Write {
-    Write::Check {
+    Write::Check(KeyCondition {
         table: TABLE.to_string(),
         key: key(
             format!("ENVIRONMENT#{environment_id}"),
             SORT_KEY.to_string(),
         ),
-        condition: Condition::AbsentOrAtMost("order".to_string(), Value::S(order(version, 0))),
-    }
+        condition: crate::capabilities::absent_or_at_most(
+            "order".to_string(),
+            Value::S(order(version, 0)),
+        ),
+    })
 }
 
 /// The claims of a compact JWS, before its signature is checked: only to

@@ -155,16 +155,16 @@ fn from_item(item: Vec<(String, AttributeValue)>) -> Item {
 }
 
 fn condition(c: &Condition) -> HostCondition {
-    let check = |name: &String, value: &Value| AttributeCheck {
-        name: name.clone(),
-        value: to_value(value),
+    let check = |c: &envmgr_guest::capabilities::AttributeCheck| AttributeCheck {
+        name: c.name.clone(),
+        value: to_value(&c.value),
     };
     match c {
         Condition::None => HostCondition::None,
         Condition::ItemAbsent => HostCondition::ItemAbsent,
         Condition::ItemPresent => HostCondition::ItemPresent,
-        Condition::Equals(n, v) => HostCondition::Equals(check(n, v)),
-        Condition::AbsentOrAtMost(n, v) => HostCondition::AbsentOrAtMost(check(n, v)),
+        Condition::Equals(c) => HostCondition::Equals(check(c)),
+        Condition::AbsentOrAtMost(c) => HostCondition::AbsentOrAtMost(check(c)),
     }
 }
 
@@ -178,32 +178,20 @@ fn update(u: &Update) -> UpdateItem {
 }
 
 fn write(w: &Write) -> HostWrite {
-    let keyed = |table: &String, key: &Item, c: &Condition| KeyCondition {
-        table: table.clone(),
-        key: to_item(key),
-        condition: condition(c),
+    let keyed = |k: &envmgr_guest::capabilities::KeyCondition| KeyCondition {
+        table: k.table.clone(),
+        key: to_item(&k.key),
+        condition: condition(&k.condition),
     };
     match w {
-        Write::Put {
-            table,
-            item,
-            condition: c,
-        } => HostWrite::Put(PutItem {
-            table: table.clone(),
-            item: to_item(item),
-            condition: condition(c),
+        Write::Put(p) => HostWrite::Put(PutItem {
+            table: p.table.clone(),
+            item: to_item(&p.item),
+            condition: condition(&p.condition),
         }),
         Write::Update(u) => HostWrite::Update(update(u)),
-        Write::Delete {
-            table,
-            key,
-            condition: c,
-        } => HostWrite::Delete(keyed(table, key, c)),
-        Write::Check {
-            table,
-            key,
-            condition: c,
-        } => HostWrite::Check(keyed(table, key, c)),
+        Write::Delete(k) => HostWrite::Delete(keyed(k)),
+        Write::Check(k) => HostWrite::Check(keyed(k)),
     }
 }
 
