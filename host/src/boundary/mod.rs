@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::calls::Observer;
 use crate::calls::clock::ManualClock;
-use crate::calls::layers::{self, Answer, Failure};
+use crate::calls::layers::{self, CallError, CallValue};
 use crate::calls::requests::{Described, Request};
 use crate::capabilities::{self as backends, DEADLINE};
 use crate::redact::{Credentials, Redactor};
@@ -59,7 +59,7 @@ impl Backends {
     /// Run one capability call through the steps every call takes (see
     /// [`layers`], which says what each does and why in this order): the
     /// one place they are put together.
-    pub(crate) async fn invoke<T: Answer, E: Failure>(
+    pub(crate) async fn invoke<T: CallValue, E: CallError>(
         &self,
         redactor: &Redactor,
         described: Described,
@@ -113,7 +113,7 @@ impl Session {
     /// [`Backends::invoke`] with this message's redactor. Takes what it
     /// needs of the session up front: a session is not `Sync`, so the call's
     /// future must not hold it.
-    pub(crate) fn invoke<'a, T: Answer + 'a, E: Failure + 'a>(
+    pub(crate) fn invoke<'a, T: CallValue + 'a, E: CallError + 'a>(
         &self,
         described: Described,
         run: impl Future<Output = Result<T, E>> + Send + 'a,

@@ -30,12 +30,12 @@ use crate::capabilities::{Describe, Error};
 use crate::redact::Scrub;
 
 /// What a call answers: its value, scrubbed and recorded like any other.
-pub trait Answer: Scrub + Recordable + Send {}
-impl<T: Scrub + Recordable + Send> Answer for T {}
+pub trait CallValue: Scrub + Recordable + Send {}
+impl<T: Scrub + Recordable + Send> CallValue for T {}
 
 /// What a call fails with: a capability error, or one that contains one.
-pub trait Failure: From<Error> + Describe + Scrub + Recordable + Send {}
-impl<E: From<Error> + Describe + Scrub + Recordable + Send> Failure for E {}
+pub trait CallError: From<Error> + Describe + Scrub + Recordable + Send {}
+impl<E: From<Error> + Describe + Scrub + Recordable + Send> CallError for E {}
 
 /// A result as the transcript and the tests show it.
 pub fn shown<T, E: Describe>(result: &Result<T, E>) -> String {
