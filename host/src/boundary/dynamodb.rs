@@ -7,9 +7,9 @@ use wasmtime_wasi::p2::DynPollable;
 
 use crate::bindings::envmgr::environments::dynamodb::*;
 use crate::boundary::Session;
+use crate::boundary::started::answer;
 use crate::calls::requests::dynamodb as requests;
 use crate::capabilities::CapResult;
-use crate::capabilities::dynamodb::*;
 
 impl Host for Session {
     async fn get(&mut self, table: String, key: Item) -> wasmtime::Result<CapResult<Option<Item>>> {

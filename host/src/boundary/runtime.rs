@@ -5,6 +5,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::envmgr::environments::runtime::*;
 use crate::boundary::Session;
+use crate::boundary::started::answer;
 use crate::calls::requests::Described;
 use crate::calls::requests::others::CreateRuntime;
 use crate::capabilities::CapResult;
@@ -91,9 +92,7 @@ impl HostFutureCreated for Session {
         &mut self,
         handle: Resource<FutureCreated>,
     ) -> wasmtime::Result<Option<CapResult<Created>>> {
-        Ok(self
-            .take_answer(&handle)?
-            .map(|answer| answer.unwrap_or_else(Err)))
+        Ok(answer(self.take_answer(&handle)?))
     }
 
     async fn drop(&mut self, handle: Resource<FutureCreated>) -> wasmtime::Result<()> {

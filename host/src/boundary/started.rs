@@ -44,3 +44,11 @@ impl Session {
         Ok(())
     }
 }
+
+/// The guest's side of a started call's answer: `none` while it runs; a
+/// failure of the call itself in the call's own error type.
+pub(super) fn answer<T, E: From<Error>>(
+    taken: Option<Result<Result<T, E>, Error>>,
+) -> Option<Result<T, E>> {
+    taken.map(|answer| answer.unwrap_or_else(|error| Err(E::from(error))))
+}

@@ -14,7 +14,7 @@ pub use crate::bindings::envmgr::environments::dynamodb::{
     AttributeCheck, AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest,
     UpdateItem, Write, WriteError,
 };
-use crate::capabilities::{CapResult, Error, ErrorCode, error};
+use crate::capabilities::{CapResult, ErrorCode, error};
 
 /// A table store (aws-sdk-dynamodb, the embedded database, or in memory).
 #[async_trait]
@@ -79,7 +79,7 @@ pub fn show_item(item: &Item) -> String {
     format!("{{{}}}", fields.join(", "))
 }
 
-pub(crate) fn show_value(value: &AttributeValue) -> String {
+fn show_value(value: &AttributeValue) -> String {
     match value {
         AttributeValue::S(s) => s.clone(),
         AttributeValue::N(n) => n.clone(),
@@ -92,7 +92,7 @@ pub(crate) fn show_value(value: &AttributeValue) -> String {
     }
 }
 
-pub(crate) fn show_condition(condition: &Condition) -> String {
+fn show_condition(condition: &Condition) -> String {
     match condition {
         Condition::None => "always".to_string(),
         Condition::ItemAbsent => "absent".to_string(),
@@ -165,13 +165,6 @@ pub(crate) fn show_query(request: &QueryRequest) -> String {
 pub(crate) fn show_writes(writes: &[Write]) -> String {
     let writes: Vec<String> = writes.iter().map(show_write).collect();
     format!("[{}]", writes.join("; "))
-}
-
-/// The guest's side of a started call's answer: `none` while it runs.
-pub(crate) fn answer<T, E: From<Error>>(
-    taken: Option<Result<Result<T, E>, Error>>,
-) -> Option<Result<T, E>> {
-    taken.map(|answer| answer.unwrap_or_else(|error| Err(E::from(error))))
 }
 
 // Our own tables: what comes back is what envmgr (or the operator's tools)
