@@ -502,10 +502,10 @@ async fn the_cli_replay_of_each_backends_directory_passes() {
 /// the host reads it for a replay and writes it when recording.
 fn answer_again(call: envmgr::calls::Call, answer: &Value) -> Option<Value> {
     use envmgr::bindings::envmgr::environments::github::{Comment, Deployment, DeploymentStatus};
+    use envmgr::bindings::json::Ciphertext;
+    use envmgr::bindings::json::Recordable;
     use envmgr::calls::Call::*;
     use envmgr::calls::tape::{answer as recorded, answered};
-    use envmgr::calls::values::Ciphertext;
-    use envmgr::calls::values::Recordable;
     use envmgr::capabilities::Error;
     use envmgr::capabilities::dynamodb::{AttributeValue, Page, WriteError};
     use envmgr::capabilities::runtime::Created;

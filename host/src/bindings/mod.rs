@@ -4,6 +4,7 @@
 //! blocks) and `trappable` (a host bug, such as a handle missing from the
 //! resource table, traps the one message instead of panicking the daemon).
 
+pub mod json;
 pub mod pending;
 pub mod resources;
 
@@ -12,6 +13,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async | trappable },
     exports: { default: async },
+    // The recording's JSON, from the WIT names (`json.rs`).
+    additional_derives: [envmgr_derive::Recordable],
     with: {
         "envmgr:environments/sealed.sealed-value": crate::bindings::resources::SealedValue,
         "envmgr:environments/sealed.future-sealed-value": crate::bindings::resources::FutureSealedValue,

@@ -3,9 +3,9 @@
 //! report's signature.
 
 use crate::bindings::envmgr::environments::keys::*;
+use crate::bindings::json::{Ciphertext, Recordable};
 use crate::boundary::Session;
 use crate::calls::requests::others::{GenerateKey, VerifyReport};
-use crate::calls::values::{Ciphertext, Recordable};
 use crate::capabilities::keys::*;
 use crate::capabilities::{CapResult, ErrorCode, error};
 

@@ -7,7 +7,6 @@ pub mod clock;
 pub mod layers;
 pub mod requests;
 pub mod tape;
-pub mod values;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -102,7 +102,7 @@ impl Tape {
 }
 
 /// A result as the tape holds it.
-pub fn answer<T: super::values::Recordable, E: super::values::Recordable>(
+pub fn answer<T: crate::bindings::json::Recordable, E: crate::bindings::json::Recordable>(
     result: &Result<T, E>,
 ) -> Value {
     match result {
@@ -112,7 +112,7 @@ pub fn answer<T: super::values::Recordable, E: super::values::Recordable>(
 }
 
 /// The tape's answer as the result it was.
-pub fn answered<T: super::values::Recordable, E: super::values::Recordable>(
+pub fn answered<T: crate::bindings::json::Recordable, E: crate::bindings::json::Recordable>(
     answer: &Value,
 ) -> Option<Result<T, E>> {
     if let Some(ok) = answer.get("ok") {

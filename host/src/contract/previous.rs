@@ -11,6 +11,7 @@
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::bindings::envmgr::environments as now;
+use crate::bindings::json::{self, Recordable};
 use crate::bindings::resources::SealedValue;
 use crate::boundary::Session;
 
@@ -21,6 +22,7 @@ pub mod bindings {
         path: "../wit/previous/0.2.0",
         imports: { default: async | trappable },
         exports: { default: async },
+        additional_derives: [envmgr_derive::Recordable],
         with: {
             "envmgr:environments/sealed.sealed-value": crate::bindings::resources::SealedValue,
             "wasi:logging": crate::bindings::wasi::logging,
@@ -55,261 +57,50 @@ pub fn add_to_linker(linker: &mut Linker<Session>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// A value of one contract version as the other version's type.
-pub trait Convert<T> {
-    fn convert(self) -> T;
+/// A value as the other contract version's type: both bindgens derive the
+/// recording's JSON from the same WIT names (`bindings/json.rs`), so a type
+/// whose shape did not change goes through it unchanged. Costs a JSON value
+/// per call, paid only by logic of the previous contract. A shape that
+/// differs is a host bug: it traps the message.
+fn to<B: Recordable>(value: impl Recordable) -> wasmtime::Result<B> {
+    json::convert(&value).ok_or_else(|| {
+        wasmtime::format_err!(
+            "{} has another shape in contract {VERSION}",
+            std::any::type_name::<B>()
+        )
+    })
 }
 
-macro_rules! identity {
-    ($($t:ty),* $(,)?) => {
-        $(impl Convert<$t> for $t {
-            fn convert(self) -> $t {
-                self
-            }
-        })*
-    };
+/// An answer as the other version's: its value and its error.
+fn answer<A: Recordable, E: Recordable, B: Recordable, F: Recordable>(
+    answer: Result<A, E>,
+) -> wasmtime::Result<Result<B, F>> {
+    Ok(match answer {
+        Ok(value) => Ok(to(value)?),
+        Err(error) => Err(to(error)?),
+    })
 }
 
-identity!((), String, u8, u32, u64, bool, Resource<SealedValue>);
-
-impl<A: Convert<B>, B> Convert<Vec<B>> for Vec<A> {
-    fn convert(self) -> Vec<B> {
-        self.into_iter().map(Convert::convert).collect()
-    }
+/// An answer that is a handle: the handle is the same in both versions.
+fn sealed(
+    answer: Result<Resource<SealedValue>, now::types::Error>,
+) -> wasmtime::Result<Result<Resource<SealedValue>, then::types::Error>> {
+    Ok(match answer {
+        Ok(handle) => Ok(handle),
+        Err(error) => Err(to(error)?),
+    })
 }
-
-impl<A: Convert<B>, B> Convert<Option<B>> for Option<A> {
-    fn convert(self) -> Option<B> {
-        self.map(Convert::convert)
-    }
-}
-
-impl<A1: Convert<B1>, A2: Convert<B2>, B1, B2> Convert<(B1, B2)> for (A1, A2) {
-    fn convert(self) -> (B1, B2) {
-        (self.0.convert(), self.1.convert())
-    }
-}
-
-impl<A: Convert<B>, B, E: Convert<F>, F> Convert<Result<B, F>> for Result<A, E> {
-    fn convert(self) -> Result<B, F> {
-        match self {
-            Ok(value) => Ok(value.convert()),
-            Err(error) => Err(error.convert()),
-        }
-    }
-}
-
-/// A record with the same fields in both versions, both ways.
-macro_rules! record {
-    ($a:path, $b:path { $($field:ident),* $(,)? }) => {
-        impl Convert<$b> for $a {
-            fn convert(self) -> $b {
-                type To = $b;
-                To { $($field: self.$field.convert()),* }
-            }
-        }
-        impl Convert<$a> for $b {
-            fn convert(self) -> $a {
-                type To = $a;
-                To { $($field: self.$field.convert()),* }
-            }
-        }
-    };
-}
-
-/// A variant or enum with the same cases in both versions, both ways.
-macro_rules! cases {
-    ($a:path, $b:path { $($unit:ident),* ; $($case:ident),* $(,)? }) => {
-        impl Convert<$b> for $a {
-            fn convert(self) -> $b {
-                type From = $a;
-                type To = $b;
-                match self {
-                    $(From::$unit => To::$unit,)*
-                    $(From::$case(value) => To::$case(value.convert()),)*
-                }
-            }
-        }
-        impl Convert<$a> for $b {
-            fn convert(self) -> $a {
-                type From = $b;
-                type To = $a;
-                match self {
-                    $(From::$unit => To::$unit,)*
-                    $(From::$case(value) => To::$case(value.convert()),)*
-                }
-            }
-        }
-    };
-}
-
-cases!(then::types::ErrorCode, now::types::ErrorCode {
-    NotFound, Denied, Invalid, Conflict, Throttled, Unavailable;
-});
-record!(
-    then::types::Error,
-    now::types::Error {
-        code,
-        message,
-        retry_after_ms
-    }
-);
-cases!(then::types::FailureKind, now::types::FailureKind { Retryable, Permanent; });
-record!(
-    then::types::Failure,
-    now::types::Failure {
-        kind,
-        reason,
-        retry_after_ms
-    }
-);
-
-record!(
-    then::github::Repository,
-    now::github::Repository { owner, name }
-);
-record!(
-    then::github::Comment,
-    now::github::Comment { id, body, html_url }
-);
-record!(
-    then::github::Deployment,
-    now::github::Deployment {
-        id,
-        sha,
-        environment,
-        task,
-        payload_json,
-    }
-);
-record!(
-    then::github::NewDeployment,
-    now::github::NewDeployment {
-        sha,
-        environment,
-        task,
-        payload_json,
-        description,
-        transient_environment,
-        production_environment,
-    }
-);
-cases!(then::github::DeploymentState, now::github::DeploymentState {
-    Error, Failure, Inactive, InProgress, Queued, Pending, Success;
-});
-record!(
-    then::github::DeploymentStatus,
-    now::github::DeploymentStatus {
-        id,
-        state,
-        description,
-        environment_url,
-        log_url,
-    }
-);
-record!(
-    then::github::NewDeploymentStatus,
-    now::github::NewDeploymentStatus {
-        state,
-        description,
-        environment_url,
-        log_url,
-    }
-);
-
-cases!(then::dynamodb::AttributeValue, now::dynamodb::AttributeValue {
-    Null; S, N, B, Bool, Ss, Ns, Bs, Json,
-});
-record!(
-    then::dynamodb::AttributeCheck,
-    now::dynamodb::AttributeCheck { name, value }
-);
-cases!(then::dynamodb::Condition, now::dynamodb::Condition {
-    None, ItemAbsent, ItemPresent; Equals, AbsentOrAtMost,
-});
-record!(
-    then::dynamodb::PutItem,
-    now::dynamodb::PutItem {
-        table,
-        item,
-        condition
-    }
-);
-record!(
-    then::dynamodb::UpdateItem,
-    now::dynamodb::UpdateItem {
-        table,
-        key,
-        set,
-        condition
-    }
-);
-record!(
-    then::dynamodb::KeyCondition,
-    now::dynamodb::KeyCondition {
-        table,
-        key,
-        condition
-    }
-);
-cases!(then::dynamodb::Write, now::dynamodb::Write { ; Put, Update, Delete, Check });
-cases!(then::dynamodb::WriteError, now::dynamodb::WriteError { ; ConditionFailed, Failed });
-record!(
-    then::dynamodb::QueryRequest,
-    now::dynamodb::QueryRequest {
-        table,
-        partition,
-        sort_prefix,
-        limit,
-        start_after,
-    }
-);
-record!(then::dynamodb::Page, now::dynamodb::Page { items, next });
-
-record!(
-    then::analytics::TrackEvent,
-    now::analytics::TrackEvent {
-        event,
-        user_id,
-        properties_json,
-        message_id,
-    }
-);
-record!(then::runtime::Secret, now::runtime::Secret { name, value });
-record!(
-    then::runtime::Created,
-    now::runtime::Created { runtime_id, url }
-);
-
-record!(
-    then::types::Message,
-    now::types::Message {
-        id,
-        source_queue,
-        body,
-        attributes,
-        receive_count,
-        sent_at_ms,
-        delivery_token,
-        deferrals,
-    }
-);
-record!(
-    then::types::Deferral,
-    now::types::Deferral { until_ms, reason }
-);
-cases!(then::types::Outcome, now::types::Outcome { ; Done, Skipped, Deferred });
 
 /// The message as 0.2 sees it: the same.
-pub fn message(message: &now::types::Message) -> then::types::Message {
-    message.clone().convert()
+pub fn message(message: &now::types::Message) -> wasmtime::Result<then::types::Message> {
+    to(message.clone())
 }
 
 /// What a 0.2 logic version returned, in current terms.
 pub fn handled(
     handled: Result<then::types::Outcome, then::types::Failure>,
-) -> Result<now::types::Outcome, now::types::Failure> {
-    handled.convert()
+) -> wasmtime::Result<Result<now::types::Outcome, now::types::Failure>> {
+    answer(handled)
 }
 
 impl then::types::Host for Session {}
@@ -329,9 +120,7 @@ type Answer<T> = wasmtime::Result<Result<T, then::types::Error>>;
 
 impl then::github::Host for Session {
     async fn authenticate(&mut self, installation_id: u64) -> Answer<()> {
-        Ok(now::github::Host::authenticate(self, installation_id)
-            .await?
-            .convert())
+        answer(now::github::Host::authenticate(self, installation_id).await?)
     }
 
     async fn list_comments(
@@ -341,15 +130,16 @@ impl then::github::Host for Session {
         issue_number: u64,
         marker: String,
     ) -> Answer<Vec<then::github::Comment>> {
-        Ok(now::github::Host::list_comments(
-            self,
-            installation_id,
-            repo.convert(),
-            issue_number,
-            marker,
+        answer(
+            now::github::Host::list_comments(
+                self,
+                installation_id,
+                to(repo)?,
+                issue_number,
+                marker,
+            )
+            .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn create_comment(
@@ -359,15 +149,10 @@ impl then::github::Host for Session {
         issue_number: u64,
         body: String,
     ) -> Answer<then::github::Comment> {
-        Ok(now::github::Host::create_comment(
-            self,
-            installation_id,
-            repo.convert(),
-            issue_number,
-            body,
+        answer(
+            now::github::Host::create_comment(self, installation_id, to(repo)?, issue_number, body)
+                .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn update_comment(
@@ -377,15 +162,10 @@ impl then::github::Host for Session {
         comment_id: u64,
         body: String,
     ) -> Answer<then::github::Comment> {
-        Ok(now::github::Host::update_comment(
-            self,
-            installation_id,
-            repo.convert(),
-            comment_id,
-            body,
+        answer(
+            now::github::Host::update_comment(self, installation_id, to(repo)?, comment_id, body)
+                .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn delete_comment(
@@ -394,10 +174,8 @@ impl then::github::Host for Session {
         repo: then::github::Repository,
         comment_id: u64,
     ) -> Answer<()> {
-        Ok(
-            now::github::Host::delete_comment(self, installation_id, repo.convert(), comment_id)
-                .await?
-                .convert(),
+        answer(
+            now::github::Host::delete_comment(self, installation_id, to(repo)?, comment_id).await?,
         )
     }
 
@@ -406,10 +184,8 @@ impl then::github::Host for Session {
         installation_id: u64,
         repo: then::github::Repository,
     ) -> Answer<Resource<SealedValue>> {
-        Ok(
-            now::github::Host::create_installation_token(self, installation_id, repo.convert())
-                .await?
-                .convert(),
+        sealed(
+            now::github::Host::create_installation_token(self, installation_id, to(repo)?).await?,
         )
     }
 
@@ -421,16 +197,17 @@ impl then::github::Host for Session {
         environment: String,
         task: String,
     ) -> Answer<Vec<then::github::Deployment>> {
-        Ok(now::github::Host::find_deployments(
-            self,
-            installation_id,
-            repo.convert(),
-            sha,
-            environment,
-            task,
+        answer(
+            now::github::Host::find_deployments(
+                self,
+                installation_id,
+                to(repo)?,
+                sha,
+                environment,
+                task,
+            )
+            .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn create_deployment(
@@ -439,14 +216,10 @@ impl then::github::Host for Session {
         repo: then::github::Repository,
         deployment: then::github::NewDeployment,
     ) -> Answer<then::github::Deployment> {
-        Ok(now::github::Host::create_deployment(
-            self,
-            installation_id,
-            repo.convert(),
-            deployment.convert(),
+        answer(
+            now::github::Host::create_deployment(self, installation_id, to(repo)?, to(deployment)?)
+                .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn list_deployment_statuses(
@@ -455,14 +228,15 @@ impl then::github::Host for Session {
         repo: then::github::Repository,
         deployment_id: u64,
     ) -> Answer<Vec<then::github::DeploymentStatus>> {
-        Ok(now::github::Host::list_deployment_statuses(
-            self,
-            installation_id,
-            repo.convert(),
-            deployment_id,
+        answer(
+            now::github::Host::list_deployment_statuses(
+                self,
+                installation_id,
+                to(repo)?,
+                deployment_id,
+            )
+            .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn create_deployment_status(
@@ -472,15 +246,16 @@ impl then::github::Host for Session {
         deployment_id: u64,
         status: then::github::NewDeploymentStatus,
     ) -> Answer<then::github::DeploymentStatus> {
-        Ok(now::github::Host::create_deployment_status(
-            self,
-            installation_id,
-            repo.convert(),
-            deployment_id,
-            status.convert(),
+        answer(
+            now::github::Host::create_deployment_status(
+                self,
+                installation_id,
+                to(repo)?,
+                deployment_id,
+                to(status)?,
+            )
+            .await?,
         )
-        .await?
-        .convert())
     }
 
     async fn delete_deployment(
@@ -489,14 +264,10 @@ impl then::github::Host for Session {
         repo: then::github::Repository,
         deployment_id: u64,
     ) -> Answer<()> {
-        Ok(now::github::Host::delete_deployment(
-            self,
-            installation_id,
-            repo.convert(),
-            deployment_id,
+        answer(
+            now::github::Host::delete_deployment(self, installation_id, to(repo)?, deployment_id)
+                .await?,
         )
-        .await?
-        .convert())
     }
 }
 
@@ -504,36 +275,28 @@ type Item = Vec<(String, then::dynamodb::AttributeValue)>;
 
 impl then::dynamodb::Host for Session {
     async fn get(&mut self, table: String, key: Item) -> Answer<Option<Item>> {
-        Ok(now::dynamodb::Host::get(self, table, key.convert())
-            .await?
-            .convert())
+        answer(now::dynamodb::Host::get(self, table, to(key)?).await?)
     }
 
     async fn query(
         &mut self,
         request: then::dynamodb::QueryRequest,
     ) -> Answer<then::dynamodb::Page> {
-        Ok(now::dynamodb::Host::query(self, request.convert())
-            .await?
-            .convert())
+        answer(now::dynamodb::Host::query(self, to(request)?).await?)
     }
 
     async fn transact_write(
         &mut self,
         writes: Vec<then::dynamodb::Write>,
     ) -> wasmtime::Result<Result<(), then::dynamodb::WriteError>> {
-        Ok(now::dynamodb::Host::transact_write(self, writes.convert())
-            .await?
-            .convert())
+        answer(now::dynamodb::Host::transact_write(self, to(writes)?).await?)
     }
 
     async fn update(
         &mut self,
         request: then::dynamodb::UpdateItem,
     ) -> wasmtime::Result<Result<(), then::dynamodb::WriteError>> {
-        Ok(now::dynamodb::Host::update(self, request.convert())
-            .await?
-            .convert())
+        answer(now::dynamodb::Host::update(self, to(request)?).await?)
     }
 }
 
@@ -544,19 +307,13 @@ impl then::kms::Host for Session {
         encryption_context: Vec<(String, String)>,
         label: String,
     ) -> Answer<Resource<SealedValue>> {
-        Ok(
-            now::kms::Host::decrypt(self, ciphertext, encryption_context, label)
-                .await?
-                .convert(),
-        )
+        sealed(now::kms::Host::decrypt(self, ciphertext, encryption_context, label).await?)
     }
 }
 
 impl then::analytics::Host for Session {
     async fn track(&mut self, event: then::analytics::TrackEvent) -> Answer<()> {
-        Ok(now::analytics::Host::track(self, event.convert())
-            .await?
-            .convert())
+        answer(now::analytics::Host::track(self, to(event)?).await?)
     }
 }
 
@@ -576,10 +333,16 @@ impl then::runtime::Host for Session {
             request_version: request.request_version,
             entrypoint: request.entrypoint,
             installation_token: request.installation_token,
-            secrets: request.secrets.convert(),
+            // A secret carries a handle, the same in both versions.
+            secrets: (request.secrets.into_iter())
+                .map(|s| now::runtime::Secret {
+                    name: s.name,
+                    value: s.value,
+                })
+                .collect(),
             // 0.2 makes no signing key: its runtimes send no reports.
             signing_key: None,
         };
-        Ok(now::runtime::Host::create(self, request).await?.convert())
+        answer(now::runtime::Host::create(self, request).await?)
     }
 }

@@ -327,9 +327,9 @@ impl Engine {
                 }
                 Pre::Previous(pre) => {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    let message = contract::previous::message(message);
+                    let message = contract::previous::message(message)?;
                     let handled = instance.call_handle(&mut store, &message).await?;
-                    Ok(contract::previous::handled(handled))
+                    contract::previous::handled(handled)
                 }
             }
         };

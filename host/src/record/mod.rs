@@ -5,8 +5,7 @@
 //!
 //! | part | what it does |
 //! |---|---|
-//! | [`tape`] | one message's calls, clock reads and random bytes as they happen; the same tape answering a replay |
-//! | [`values`] | WIT values as typed JSON, and back |
+//! | [`crate::calls::tape`] | one message's calls, clock reads and random bytes as they happen; the same tape answering a replay |
 //! | [`store`] | recordings on the deployment's own backend, compressed, chunked, bounded |
 //! | [`handlers`] | which versions handled the recordings still kept (what `logic gc` keeps) |
 //! | [`recorder`] | after the ack: a bounded queue to the store (dropping and counting under load), and the shadow runs |

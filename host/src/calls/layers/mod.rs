@@ -25,7 +25,7 @@ pub mod scripted;
 pub mod tape;
 pub mod transcript;
 
-use crate::calls::values::Recordable;
+use crate::bindings::json::Recordable;
 use crate::capabilities::{Describe, Error};
 use crate::redact::Scrub;
 

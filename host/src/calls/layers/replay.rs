@@ -7,9 +7,9 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::bindings::json::Recordable;
 use crate::calls::Call;
 use crate::calls::tape::{Replayer, answered};
-use crate::calls::values::Recordable;
 use crate::capabilities::{Error, ErrorCode, error};
 
 pub async fn around<T: Recordable, E: From<Error> + Recordable>(

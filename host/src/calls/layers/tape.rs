@@ -5,9 +5,9 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::bindings::json::Recordable;
 use crate::calls::Call;
 use crate::calls::tape::{Tape, answer};
-use crate::calls::values::Recordable;
 
 pub async fn around<T: Recordable, E: Recordable>(
     tape: Option<&Tape>,

@@ -4,8 +4,8 @@ use serde_json::Value;
 
 use super::Request;
 use crate::bindings::envmgr::environments::dynamodb::{Item, QueryRequest, UpdateItem, Write};
+use crate::bindings::json::Recordable;
 use crate::calls::Call;
-use crate::calls::values;
 use crate::capabilities::dynamodb::{show_item, show_query, show_write, show_writes};
 
 pub struct Get<'a> {
@@ -19,7 +19,7 @@ impl Request for Get<'_> {
         format!("{} {}", self.table, show_item(self.key))
     }
     fn json(&self) -> Value {
-        values::get(self.table, self.key)
+        serde_json::json!({ "table": self.table, "key": self.key.record() })
     }
 }
 
@@ -31,7 +31,7 @@ impl Request for Query<'_> {
         show_query(self.0)
     }
     fn json(&self) -> Value {
-        values::query(self.0)
+        self.0.record()
     }
 }
 
@@ -43,7 +43,7 @@ impl Request for TransactWrite<'_> {
         show_writes(self.0)
     }
     fn json(&self) -> Value {
-        values::writes(self.0)
+        serde_json::json!({ "writes": Write::record_list(self.0) })
     }
 }
 
@@ -55,6 +55,6 @@ impl Request for Update<'_> {
         show_write(&Write::Update(self.0.clone()))
     }
     fn json(&self) -> Value {
-        values::update(self.0)
+        self.0.record()
     }
 }

@@ -6,8 +6,8 @@ use super::Request;
 use crate::bindings::envmgr::environments::github::{
     NewDeployment, NewDeploymentStatus, Repository,
 };
+use crate::bindings::json::Recordable;
 use crate::calls::Call;
-use crate::calls::values::{new_deployment, new_deployment_status, repository};
 use crate::capabilities::github::{show, state_name};
 
 pub struct Authenticate {
@@ -42,7 +42,7 @@ impl Request for ListComments<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo), "issue-number": self.issue_number, "marker": self.marker })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "issue-number": self.issue_number, "marker": self.marker })
     }
 }
 
@@ -64,7 +64,7 @@ impl Request for CreateComment<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo), "issue-number": self.issue_number, "body": self.body })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "issue-number": self.issue_number, "body": self.body })
     }
 }
 
@@ -86,7 +86,7 @@ impl Request for UpdateComment<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo), "comment-id": self.comment_id, "body": self.body })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "comment-id": self.comment_id, "body": self.body })
     }
 }
 
@@ -106,7 +106,7 @@ macro_rules! by_id {
                 format!(concat!("{} ", $shown, "={}"), show(self.repo), self.id)
             }
             fn json(&self) -> Value {
-                json!({ "installation-id": self.installation_id, "repo": repository(self.repo), $field: self.id })
+                json!({ "installation-id": self.installation_id, "repo": self.repo.record(), $field: self.id })
             }
         }
     };
@@ -146,7 +146,7 @@ impl Request for CreateInstallationToken<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo) })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record() })
     }
 }
 
@@ -170,7 +170,7 @@ impl Request for FindDeployments<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo), "sha": self.sha, "environment": self.environment, "task": self.task })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "sha": self.sha, "environment": self.environment, "task": self.task })
     }
 }
 
@@ -196,7 +196,7 @@ impl Request for CreateDeployment<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo), "deployment": new_deployment(self.deployment) })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "deployment": self.deployment.record() })
     }
 }
 
@@ -222,6 +222,6 @@ impl Request for CreateDeploymentStatus<'_> {
         )
     }
     fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": repository(self.repo), "deployment-id": self.deployment_id, "status": new_deployment_status(self.status) })
+        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "deployment-id": self.deployment_id, "status": self.status.record() })
     }
 }

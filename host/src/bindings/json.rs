@@ -1,0 +1,176 @@
+//! WIT values as the recording writes them (format 1): typed JSON that reads
+//! back into the same values. Every record and variant bindgen writes
+//! derives [`Recordable`] from its WIT names (`host/derive`); this file
+//! holds what the derive builds on: the WIT's primitive types, lists,
+//! options, and the values that are not WIT types.
+//!
+//! Records are objects with the WIT's field names, variants `{"case":
+//! payload}` (a case without one its name), bytes base64, an item an object
+//! of attribute names (DynamoDB keeps no order among them either). A sealed
+//! value is written as `{"sealed": true}`: what the guest saw of it is a
+//! handle, never the plaintext, so neither is the recording.
+//!
+//! The same JSON carries a value from one contract version's types to the
+//! other's ([`convert`]): both bindgens derive it from the same names.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use wasmtime::component::Resource;
+
+/// A value the recording can hold and give back.
+pub trait Recordable: Sized {
+    fn record(&self) -> Value;
+    /// None when the JSON is not such a value (a recording of another
+    /// format, or edited by hand).
+    fn replayed(value: &Value) -> Option<Self>;
+
+    /// A list of these: an array unless the element says otherwise (bytes,
+    /// an item's attributes).
+    fn record_list(list: &[Self]) -> Value {
+        Value::Array(list.iter().map(Self::record).collect())
+    }
+    fn replayed_list(value: &Value) -> Option<Vec<Self>> {
+        value.as_array()?.iter().map(Self::replayed).collect()
+    }
+}
+
+/// `value` as the other contract version's type of the same WIT shape.
+/// None when the shapes differ (a field one version lacks).
+pub fn convert<A: Recordable, B: Recordable>(value: &A) -> Option<B> {
+    B::replayed(&value.record())
+}
+
+impl Recordable for () {
+    fn record(&self) -> Value {
+        Value::Null
+    }
+    fn replayed(_: &Value) -> Option<Self> {
+        Some(())
+    }
+}
+
+impl Recordable for String {
+    fn record(&self) -> Value {
+        Value::String(self.clone())
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        value.as_str().map(str::to_string)
+    }
+}
+
+impl Recordable for bool {
+    fn record(&self) -> Value {
+        Value::Bool(*self)
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        value.as_bool()
+    }
+}
+
+macro_rules! numbers {
+    ($($t:ty),*) => {$(
+        impl Recordable for $t {
+            fn record(&self) -> Value {
+                Value::from(*self)
+            }
+            fn replayed(value: &Value) -> Option<Self> {
+                value.as_u64().and_then(|n| <$t>::try_from(n).ok())
+            }
+        }
+    )*};
+}
+numbers!(u16, u32, u64);
+
+/// A byte is never recorded alone: `list<u8>` is base64.
+impl Recordable for u8 {
+    fn record(&self) -> Value {
+        Value::from(*self)
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        value.as_u64().and_then(|n| u8::try_from(n).ok())
+    }
+    fn record_list(list: &[Self]) -> Value {
+        Value::String(STANDARD.encode(list))
+    }
+    fn replayed_list(value: &Value) -> Option<Vec<Self>> {
+        STANDARD.decode(value.as_str()?).ok()
+    }
+}
+
+impl<T: Recordable> Recordable for Vec<T> {
+    fn record(&self) -> Value {
+        T::record_list(self)
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        T::replayed_list(value)
+    }
+}
+
+impl<T: Recordable> Recordable for Option<T> {
+    fn record(&self) -> Value {
+        self.as_ref().map_or(Value::Null, T::record)
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            value => T::replayed(value).map(Some),
+        }
+    }
+}
+
+/// A pair (`list<tuple<string, string>>`: a message's attributes, an
+/// encryption context) as a two-element array.
+impl Recordable for (String, String) {
+    fn record(&self) -> Value {
+        Value::Array(vec![self.0.record(), self.1.record()])
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        match value.as_array()?.as_slice() {
+            [name, value] => Some((String::replayed(name)?, String::replayed(value)?)),
+            _ => None,
+        }
+    }
+}
+
+/// A handle is never recorded: the boundary records what it stands for (a
+/// [`crate::redact::Secret`] as `{"sealed": true}`). The derive needs the
+/// impl for the records that carry one (a runtime secret, a signing key).
+impl<T: 'static> Recordable for Resource<T> {
+    fn record(&self) -> Value {
+        serde_json::json!({ "handle": true })
+    }
+    fn replayed(_: &Value) -> Option<Self> {
+        None
+    }
+}
+
+/// What the guest held of a sealed value was a handle: the recording keeps
+/// that there was one, and a replay hands the guest a stand-in.
+impl Recordable for crate::redact::Secret {
+    fn record(&self) -> Value {
+        serde_json::json!({ "sealed": true })
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        value
+            .get("sealed")
+            .map(|_| crate::redact::Secret::new("replayed sealed value"))
+    }
+}
+
+/// A ciphertext KMS made (`keys.generate`'s answer): nothing a dependency
+/// could have echoed into it; recorded as base64.
+pub struct Ciphertext(pub Vec<u8>);
+crate::nothing_to_scrub!(Ciphertext);
+
+impl Recordable for Ciphertext {
+    fn record(&self) -> Value {
+        self.0.record()
+    }
+    fn replayed(value: &Value) -> Option<Self> {
+        Recordable::replayed(value).map(Ciphertext)
+    }
+}
+
+#[cfg(test)]
+mod tests;
