@@ -13,7 +13,7 @@ use envmgr::capabilities::ErrorCode;
 use envmgr::capabilities::github::app::{GitHubApp, GitHubAppOptions};
 use envmgr::capabilities::github::{GitHub, NewDeployment, Repository};
 use envmgr::capabilities::runtime::http::HttpRuntime;
-use envmgr::capabilities::runtime::{Runtime, RuntimeRequest};
+use envmgr::capabilities::runtime::{Runtime, RuntimeDelete, RuntimeRequest};
 use envmgr::redact::Secret;
 use envmgr::{FailureKind, Outcome};
 use envmgr_tests::fakes::github::{self, Failure, FakeGitHub, Installation, Route};
@@ -309,4 +309,55 @@ async fn a_secret_cut_in_half_at_the_bodys_bound_leaves_no_fragment() {
         let stored = attr(&item, "failureReason").unwrap_or_default();
         assert!(!stored.contains(fragment), "stored: {stored}");
     }
+}
+
+fn delete_request(key: &str, version: &str) -> RuntimeDelete {
+    RuntimeDelete {
+        idempotency_key: key.into(),
+        app_id: APP_ID.into(),
+        environment_id: "env_4ccb1407cf7edbdc5866".into(),
+        environment_type: "preview".into(),
+        request_version: format!("{version}#delete"),
+        reason: "pull-request-closed".into(),
+    }
+}
+
+/// docs/runtime-service.md, "Delete an environment's runtimes": the ids
+/// removed; a service without the call (404, 405, 501) is `not-found` and
+/// not retried; a newer create accepted first is a conflict.
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_deletes_answer_what_they_removed_and_a_service_without_them_is_told_apart() {
+    let (fake, url) = FakeRuntime::start();
+    let client = runtime_client(&url, 2);
+    let created = client.create(&create_request("k1")).await.expect("created");
+    let version = format!("1795863600000#{SHA_1}");
+    let removed = client
+        .delete(&delete_request("d1", &version))
+        .await
+        .expect("deleted");
+    assert_eq!(removed, vec![created.runtime_id]);
+    let stale = client
+        .create(&create_request("k1"))
+        .await
+        .expect_err("the create is older than the delete");
+    assert_eq!(stale.code, ErrorCode::Conflict, "{}", stale.message);
+    let older = client
+        .delete(&delete_request("d0", &format!("1795863500000#{SHA_1}")))
+        .await
+        .expect_err("older than the newest accepted");
+    assert_eq!(older.code, ErrorCode::Conflict);
+    for status in [404, 405, 501] {
+        fake.deletes_answer(Some(status));
+        let missing = client
+            .delete(&delete_request(&format!("d{status}"), &version))
+            .await
+            .expect_err("not offered");
+        assert_eq!(missing.code, ErrorCode::NotFound, "{status}");
+        assert!(
+            missing.message.contains("does not offer deletes"),
+            "{}",
+            missing.message
+        );
+    }
+    assert!(fake.refused().is_empty(), "{:?}", fake.refused());
 }

@@ -6,8 +6,9 @@
 //! Not logs, and never pruned here: the local GitHub's comments,
 //! deployments and statuses, which lease items point at.
 //!
-//! `runtime_requests` also makes the local Runtime Service idempotent (one
-//! runtime per key) and fences older requests: the retention is at least
+//! `runtime_requests` and `runtime_deletions` also make the local Runtime
+//! Service idempotent (one runtime, one delete per key) and fence older
+//! requests: the retention is at least
 //! the 14 days a dead letter is kept (`queue::DEAD_LETTER_RETENTION`), so
 //! any message that can still come back finds its request.
 
@@ -19,10 +20,11 @@ use tokio::sync::watch;
 use super::{Durability, Store};
 
 /// Each log and the column that says when a row was written (ms).
-const LOGS: [(&str, &str); 3] = [
+const LOGS: [(&str, &str); 4] = [
     ("github_tokens", "issued_at_ms"),
     ("analytics_events", "tracked_at_ms"),
     ("runtime_requests", "created_at_ms"),
+    ("runtime_deletions", "deleted_at_ms"),
 ];
 /// Rows deleted per write.
 const PER_WRITE: i64 = 1_000;
@@ -105,6 +107,10 @@ mod tests {
                         "INSERT INTO runtime_requests VALUES (?1, 'r', 'u', '{}', 1, ?2)",
                         rusqlite::params![format!("k{i}"), at],
                     )?;
+                    c.execute(
+                        "INSERT INTO runtime_deletions VALUES (?1, 'env', 'v', '{}', '[]', ?2)",
+                        rusqlite::params![format!("d{i}"), at],
+                    )?;
                 }
                 c.execute(
                     "INSERT INTO github_comments (repository, issue, body, created_at_ms, updated_at_ms)
@@ -114,7 +120,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(prune(&store, keep, now).await.unwrap(), 3 * 2_400);
+        assert_eq!(prune(&store, keep, now).await.unwrap(), 4 * 2_400);
         let count = |table: &str| {
             store
                 .read(|c| {

@@ -132,6 +132,18 @@ const RUNTIME_SERVICE: &str = "
     -- every create): without it each create reads every request.
     CREATE INDEX IF NOT EXISTS runtime_requests_by_environment
         ON runtime_requests (json_extract(request, '$.environmentId'));
+    -- Deletes: one per idempotency key, with the runtimes each removed; a
+    -- delete moves the environment's fence as a create does.
+    CREATE TABLE IF NOT EXISTS runtime_deletions (
+        idempotency_key TEXT PRIMARY KEY,
+        environment_id  TEXT NOT NULL,
+        request_version TEXT NOT NULL,
+        request         TEXT NOT NULL,
+        deleted         TEXT NOT NULL,
+        deleted_at_ms   INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS runtime_deletions_by_environment
+        ON runtime_deletions (environment_id, request_version);
 ";
 
 /// What `local::logs` prunes by.
@@ -139,4 +151,5 @@ const PRUNED_BY_TIME: &str = "
     CREATE INDEX IF NOT EXISTS github_tokens_by_time ON github_tokens (issued_at_ms);
     CREATE INDEX IF NOT EXISTS analytics_events_by_time ON analytics_events (tracked_at_ms);
     CREATE INDEX IF NOT EXISTS runtime_requests_by_time ON runtime_requests (created_at_ms);
+    CREATE INDEX IF NOT EXISTS runtime_deletions_by_time ON runtime_deletions (deleted_at_ms);
 ";

@@ -1,5 +1,6 @@
-//! The Runtime Service over HTTP (reqwest): `POST {url}/v1/runtimes` with a
-//! bearer token and the guest's idempotency key as `Idempotency-Key`. 5xx
+//! The Runtime Service over HTTP (reqwest): `POST {url}/v1/runtimes` and
+//! `POST {url}/v1/runtime-deletions` with a bearer token and the guest's
+//! idempotency key as `Idempotency-Key`. 5xx
 //! answers and timeouts are retried within the call, then `unavailable`;
 //! 4xx answers are permanent with the service's reason (429 and 409 excepted).
 //! A 401 or 403 may be the host's token, not the message: it raises a
@@ -11,17 +12,30 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Created, Runtime, RuntimeRequest};
+use super::{Created, Runtime, RuntimeDelete, RuntimeRequest};
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 use crate::redact::Secret;
 
 pub struct HttpRuntime {
     client: reqwest::Client,
     endpoint: String,
+    deletions: String,
     health: String,
     /// Rotates: `use_token` (see `crate::rotation`).
     token: crate::rotation::Current<String>,
     retries: u32,
+}
+
+/// Which of the service's calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Create,
+    Delete,
+}
+
+#[derive(Deserialize)]
+struct DeletedBody {
+    deleted: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +50,7 @@ impl HttpRuntime {
         Ok(Self {
             client: reqwest::Client::builder().timeout(timeout).build()?,
             endpoint: format!("{}/v1/runtimes", url.trim_end_matches('/')),
+            deletions: format!("{}/v1/runtime-deletions", url.trim_end_matches('/')),
             health: format!("{}/v1/health", url.trim_end_matches('/')),
             token: crate::rotation::Current::new(token),
             retries,
@@ -47,10 +62,18 @@ impl HttpRuntime {
         self.token.set(token.to_string());
     }
 
-    async fn attempt(&self, body: &serde_json::Value, key: &str) -> CapResult<Created> {
+    /// One POST of `body` under `key`; the 2xx answer's body, or the
+    /// error the status means. Where the call may be `optional`, the
+    /// answers of a service without it (404, 405 not for POST, 501 not
+    /// implemented) are all `not-found`, and not retried.
+    async fn post(&self, call: Call, body: &serde_json::Value, key: &str) -> CapResult<String> {
+        let endpoint = match call {
+            Call::Create => &self.endpoint,
+            Call::Delete => &self.deletions,
+        };
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(endpoint)
             .bearer_auth(self.token.get().as_str())
             .header("Idempotency-Key", key)
             .json(body)
@@ -71,16 +94,7 @@ impl HttpRuntime {
             .map(|s| s * 1000);
         let text = bounded_text(response).await;
         if (200..300).contains(&status) {
-            let created: CreatedBody = serde_json::from_str(&text).map_err(|e| {
-                error(
-                    ErrorCode::Unavailable,
-                    format!("runtime service answered {status} with an unreadable body: {e}"),
-                )
-            })?;
-            return Ok(Created {
-                runtime_id: created.runtime_id,
-                url: created.url,
-            });
+            return Ok(text);
         }
         let code = match status {
             429 => ErrorCode::Throttled,
@@ -93,8 +107,15 @@ impl HttpRuntime {
                 ErrorCode::Denied
             }
             404 => ErrorCode::NotFound,
+            405 | 501 if call == Call::Delete => ErrorCode::NotFound,
             s if s >= 500 => ErrorCode::Unavailable,
             _ => ErrorCode::Invalid,
+        };
+        let text = match (code, call) {
+            (ErrorCode::NotFound, Call::Delete) => {
+                format!("the service does not offer deletes: {text}")
+            }
+            _ => text,
         };
         // The host boundary redacts every secret in it (and the tail a cut
         // may have left the start of one in), then cuts it to 500 characters.
@@ -104,6 +125,35 @@ impl HttpRuntime {
             retry_after_ms,
         })
     }
+
+    /// `post`, its 5xx answers and timeouts retried within the call.
+    async fn post_retried(
+        &self,
+        call: Call,
+        body: &serde_json::Value,
+        key: &str,
+    ) -> CapResult<String> {
+        let mut attempt = 0;
+        loop {
+            match self.post(call, body, key).await {
+                Err(e) if e.code == ErrorCode::Unavailable && attempt < self.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// A 2xx answer's body as `T`: unreadable is the service's fault, retried.
+fn read<T: serde::de::DeserializeOwned>(text: &str) -> CapResult<T> {
+    serde_json::from_str(text).map_err(|e| {
+        error(
+            ErrorCode::Unavailable,
+            format!("runtime service answered with an unreadable body: {e}"),
+        )
+    })
 }
 
 /// The most of an answer's body read: a created runtime's answer is small,
@@ -135,16 +185,24 @@ async fn bounded_text(mut response: reqwest::Response) -> String {
 impl Runtime for HttpRuntime {
     async fn create(&self, request: &RuntimeRequest) -> CapResult<Created> {
         let body = request.body(Secret::expose);
-        let mut attempt = 0;
-        loop {
-            match self.attempt(&body, &request.idempotency_key).await {
-                Err(e) if e.code == ErrorCode::Unavailable && attempt < self.retries => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                result => return result,
-            }
-        }
+        let text = self
+            .post_retried(Call::Create, &body, &request.idempotency_key)
+            .await?;
+        let created: CreatedBody = read(&text)?;
+        Ok(Created {
+            runtime_id: created.runtime_id,
+            url: created.url,
+        })
+    }
+
+    /// `POST {url}/v1/runtime-deletions`. A service that does not offer
+    /// the call (404, 405, 501) is told apart: `not-found`, said so.
+    async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
+        let text = self
+            .post_retried(Call::Delete, &request.body(), &request.idempotency_key)
+            .await?;
+        let deleted: DeletedBody = read(&text)?;
+        Ok(deleted.deleted)
     }
 
     /// `GET {url}/v1/health` with the token. A service that does not offer

@@ -11,9 +11,9 @@
 //! shows an environment go from deploying to ready as production would.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension as _, params};
 
-use super::{Created, Runtime, RuntimeRequest};
+use super::{Created, Runtime, RuntimeDelete, RuntimeRequest};
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
 use crate::support::now_ms;
@@ -72,6 +72,82 @@ fn ready_report(request: &RuntimeRequest, url: &str) -> anyhow::Result<Option<St
     Ok(Some(
         serde_json::json!({"version": 1, "kind": "runtime-status", "report": report}).to_string(),
     ))
+}
+
+/// The newest request version accepted for the environment, a create's or
+/// a delete's: the fence (docs/runtime-service.md).
+fn newest(tx: &rusqlite::Connection, environment_id: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached(
+        "SELECT MAX(version) FROM (
+           SELECT MAX(json_extract(request, '$.requestVersion')) AS version FROM runtime_requests
+            WHERE json_extract(request, '$.environmentId') = ?1
+           UNION ALL
+           SELECT MAX(request_version) FROM runtime_deletions WHERE environment_id = ?1)",
+    )?
+    .query_row([environment_id], |row| row.get(0))
+}
+
+/// What a delete found: the runtimes it removed, or why it was refused.
+enum Deletion {
+    Removed(Vec<String>),
+    /// A newer create was accepted first (409).
+    Superseded(String),
+    /// The key was used with another request (422).
+    KeyReused,
+}
+
+/// Record the delete in `tx`: the environment's runtimes older than it and
+/// newer than every earlier delete are the ones it removes.
+fn record_deletion(
+    tx: &rusqlite::Connection,
+    request: &RuntimeDelete,
+    body: &str,
+) -> rusqlite::Result<Deletion> {
+    let seen: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT request, deleted FROM runtime_deletions WHERE idempotency_key = ?1",
+        )?
+        .query_row([&request.idempotency_key], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    if let Some((seen, deleted)) = seen {
+        if seen != body {
+            return Ok(Deletion::KeyReused);
+        }
+        return Ok(Deletion::Removed(
+            serde_json::from_str(&deleted).unwrap_or_default(),
+        ));
+    }
+    let version = &request.request_version;
+    if let Some(newest) = newest(tx, &request.environment_id)?.filter(|n| version < n) {
+        return Ok(Deletion::Superseded(newest));
+    }
+    let removed = tx
+        .prepare_cached(
+            "SELECT runtime_id FROM runtime_requests
+              WHERE json_extract(request, '$.environmentId') = ?1
+                AND json_extract(request, '$.requestVersion') < ?2
+                AND json_extract(request, '$.requestVersion') > COALESCE(
+                    (SELECT MAX(request_version) FROM runtime_deletions WHERE environment_id = ?1), '')
+              ORDER BY json_extract(request, '$.requestVersion')",
+        )?
+        .query_map(params![request.environment_id, version], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    tx.prepare_cached(
+        "INSERT INTO runtime_deletions
+           (idempotency_key, environment_id, request_version, request, deleted, deleted_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        request.idempotency_key,
+        request.environment_id,
+        version,
+        body,
+        serde_json::to_string(&removed).unwrap_or_default(),
+        now_ms()
+    ])?;
+    Ok(Deletion::Removed(removed))
 }
 
 /// A recorded runtime, for `show` and tests.
@@ -134,11 +210,7 @@ impl Runtime for LocalRuntime {
             .write(Durability::SurvivesCrash, move |tx| {
                 // The fencing token: a create older than the newest accepted
                 // for the environment is refused (docs/runtime-service.md).
-                let newest: Option<String> = tx.prepare_cached("SELECT MAX(json_extract(request, '$.requestVersion')) FROM runtime_requests
-                     WHERE json_extract(request, '$.environmentId') = ?1")?.query_row([&environment_id],
-                    |row| row.get(0),
-                )?;
-                if let Some(newest) = newest.filter(|n| !version.is_empty() && version < *n) {
+                if let Some(newest) = newest(tx, &environment_id)?.filter(|n| !version.is_empty() && version < *n) {
                     return Ok(Err(newest));
                 }
                 // The runtime id follows from the key: the same key, the same runtime.
@@ -171,5 +243,101 @@ impl Runtime for LocalRuntime {
             runtime_id,
             url: Some(url),
         })
+    }
+
+    async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
+        let body = request.body().to_string();
+        let owned = request.clone();
+        let deletion = self
+            .store
+            .write(Durability::SurvivesCrash, move |tx| {
+                record_deletion(tx, &owned, &body)
+            })
+            .await
+            .map_err(unavailable)?;
+        match deletion {
+            Deletion::Removed(removed) => {
+                tracing::info!(environment = %request.environment_id, removed = removed.len(), "runtime (local): runtimes deleted");
+                Ok(removed)
+            }
+            Deletion::Superseded(newest) => Err(error(
+                ErrorCode::Conflict,
+                format!(
+                    "runtime (local) answered 409: request {newest} was accepted after this delete"
+                ),
+            )),
+            Deletion::KeyReused => Err(error(
+                ErrorCode::Invalid,
+                format!(
+                    "runtime (local) answered 422: Idempotency-Key {} was used with a different request",
+                    request.idempotency_key
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Secret;
+
+    fn create(key: &str, ms: u64) -> RuntimeRequest {
+        let sha = format!("{ms:040x}");
+        RuntimeRequest {
+            idempotency_key: key.into(),
+            app_id: "app".into(),
+            environment_id: "env_4ccb1407cf7edbdc5866".into(),
+            environment_type: "preview".into(),
+            repository: "acme/shop".into(),
+            branch: "b".into(),
+            request_version: format!("{ms:013}#{sha}"),
+            sha,
+            entrypoint: "main".into(),
+            installation_token: None,
+            secrets: vec![("A".into(), Secret::new("a"))],
+            signing_key: None,
+        }
+    }
+
+    fn delete(key: &str, after: &RuntimeRequest) -> RuntimeDelete {
+        RuntimeDelete {
+            idempotency_key: key.into(),
+            app_id: "app".into(),
+            environment_id: after.environment_id.clone(),
+            environment_type: "preview".into(),
+            request_version: format!("{}#delete", after.request_version),
+            reason: "api".into(),
+        }
+    }
+
+    /// As docs/runtime-service.md has the service do it: the older runtimes
+    /// go, once; every older create is refused after, a repeated key too.
+    #[tokio::test]
+    async fn a_delete_removes_the_older_runtimes_once_and_fences_older_creates() {
+        let dir =
+            std::env::temp_dir().join(format!("envmgr-runtime-{}", crate::support::random_hex(6)));
+        let runtime = LocalRuntime::new(Store::open_dir(&dir).unwrap(), None, None);
+        let first = runtime.create(&create("k1", 1_000)).await.unwrap();
+        let second = runtime.create(&create("k2", 2_000)).await.unwrap();
+        let removal = delete("d1", &create("k2", 2_000));
+        let removed = runtime.delete(&removal).await.unwrap();
+        assert_eq!(removed, vec![first.runtime_id, second.runtime_id]);
+        assert_eq!(runtime.delete(&removal).await.unwrap(), removed, "a repeat");
+        let mut reused = removal.clone();
+        reused.reason = "idle".into();
+        assert_eq!(
+            runtime.delete(&reused).await.unwrap_err().code,
+            ErrorCode::Invalid
+        );
+        let again = runtime.create(&create("k2", 2_000)).await.unwrap_err();
+        assert_eq!(again.code, ErrorCode::Conflict, "{}", again.message);
+        let third = runtime.create(&create("k3", 3_000)).await.unwrap();
+        let later = runtime.delete(&delete("d2", &create("k3", 3_000))).await;
+        assert_eq!(later.unwrap(), vec![third.runtime_id], "only what is left");
+        let older = runtime.delete(&delete("d0", &create("k1", 1_000))).await;
+        assert_eq!(older.unwrap_err().code, ErrorCode::Conflict);
+        drop(runtime);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Created, Runtime, RuntimeRequest};
+use super::{Created, Runtime, RuntimeDelete, RuntimeRequest};
 use crate::capabilities::{CapResult, ErrorCode, error};
 
 #[derive(Default)]
@@ -68,5 +68,37 @@ impl Runtime for MockRuntime {
             })
             .clone();
         Ok(created)
+    }
+
+    /// The environment's runtimes created at an older version go; the fence
+    /// moves to the delete's version.
+    async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
+        let mut state = self.lock();
+        let newest = state
+            .newest
+            .entry(request.environment_id.clone())
+            .or_default();
+        if request.request_version < *newest {
+            return Err(error(
+                ErrorCode::Conflict,
+                format!(
+                    "runtime service answered 409: request {newest} was accepted after this delete"
+                ),
+            ));
+        }
+        *newest = request.request_version.clone();
+        let State {
+            calls, runtimes, ..
+        } = &mut *state;
+        let removed: Vec<String> = calls
+            .iter()
+            .filter(|c| {
+                c.environment_id == request.environment_id
+                    && c.request_version < request.request_version
+            })
+            .filter_map(|c| runtimes.remove(&c.idempotency_key))
+            .map(|created| created.runtime_id)
+            .collect();
+        Ok(removed)
     }
 }

@@ -69,10 +69,44 @@ impl RuntimeRequest {
     }
 }
 
+/// The delete call (`POST /v1/runtime-deletions`): every runtime of the
+/// environment created at an older request version goes, and the service
+/// refuses any create older than this from then on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeDelete {
+    pub idempotency_key: String,
+    pub app_id: String,
+    pub environment_id: String,
+    pub environment_type: String,
+    /// The delete's place among the environment's requests
+    /// (`{13-digit ms}#{sha}#delete`).
+    pub request_version: String,
+    /// Why: `pull-request-closed`, `pull-request-merged`, `branch-deleted`,
+    /// `api`, `idle`.
+    pub reason: String,
+}
+
+impl RuntimeDelete {
+    /// The JSON body of `POST /v1/runtime-deletions`: nothing secret.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "appId": self.app_id,
+            "environmentId": self.environment_id,
+            "environmentType": self.environment_type,
+            "requestVersion": self.request_version,
+            "reason": self.reason,
+        })
+    }
+}
+
 #[async_trait]
 pub trait Runtime: Send + Sync {
     /// One runtime per idempotency key, however often this is called.
     async fn create(&self, request: &RuntimeRequest) -> CapResult<Created>;
+    /// The ids of the runtimes this delete removed (the same answer for a
+    /// repeat of its key); `not-found` when the service offers no deletes,
+    /// `conflict` when it accepted a newer create first.
+    async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>>;
     /// Whether the service takes the host's token, asked of no message
     /// (the health probe). In-process backends cannot be refused.
     async fn probe(&self) -> CapResult<()> {

@@ -21,15 +21,33 @@ use super::http::{Credential, authorization, declares_json};
 
 pub const TOKEN: &str = "runtime-test-token";
 
-/// The request schema of the contract, as the docs publish it.
-const SCHEMA: &str = include_str!("../../../docs/runtime-service/create-runtime.schema.json");
+/// The request schemas of the contract, as the docs publish them.
+const SCHEMA: &str = include_str!("../../../../docs/runtime-service/create-runtime.schema.json");
+const DELETE_SCHEMA: &str =
+    include_str!("../../../../docs/runtime-service/delete-runtime.schema.json");
+
+fn compiled(schema: &str) -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(schema).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+}
 
 fn validator() -> &'static jsonschema::Validator {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        let schema: Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
-        jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
-    })
+    VALIDATOR.get_or_init(|| compiled(SCHEMA))
+}
+
+fn delete_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| compiled(DELETE_SCHEMA))
+}
+
+/// Where the service refuses a request: the schema's errors, joined.
+fn contract_errors(validator: &jsonschema::Validator, body: &Value) -> Option<String> {
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at `{}`", e, e.instance_path()))
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 /// What the next request is answered with instead of a runtime.
@@ -65,6 +83,13 @@ struct Inner {
     /// (environment, request version, newest) of every create refused as
     /// older than the newest accepted.
     superseded: Vec<(String, String, String)>,
+    /// Deletes by key: (body, the runtime ids each removed).
+    deletions: BTreeMap<String, (Value, Vec<String>)>,
+    /// Runtime ids removed by a delete.
+    deleted: std::collections::BTreeSet<String>,
+    /// The delete route answers this status instead (a service without
+    /// the call: 404, 405, 501).
+    deletes_offered: Option<u16>,
     /// Hold every request this long before answering.
     delay: Duration,
     /// The host's token revoked: every call answered 401.
@@ -115,6 +140,7 @@ impl FakeRuntime {
         let fake = Self::default();
         let router = Router::new()
             .route("/v1/runtimes", post(create))
+            .route("/v1/runtime-deletions", post(deletions::delete))
             .route("/v1/health", get(health))
             .with_state(fake.clone());
         let address = super::serve(router);
@@ -247,6 +273,33 @@ impl FakeRuntime {
         self.lock().superseded.clone()
     }
 
+    /// (idempotency key, body, runtime ids removed) of every delete
+    /// accepted, by key.
+    pub fn deletions(&self) -> Vec<(String, Value, Vec<String>)> {
+        self.lock()
+            .deletions
+            .iter()
+            .map(|(key, (body, removed))| (key.clone(), body.clone(), removed.clone()))
+            .collect()
+    }
+
+    /// The runtimes not deleted, by idempotency key.
+    pub fn live(&self) -> BTreeMap<String, String> {
+        let inner = self.lock();
+        inner
+            .runtimes
+            .iter()
+            .filter(|(_, (_, id))| !inner.deleted.contains(id))
+            .map(|(key, (_, id))| (key.clone(), id.clone()))
+            .collect()
+    }
+
+    /// Answer every delete with `status` (a service without the call), or
+    /// (None) as the contract says.
+    pub fn deletes_answer(&self, status: Option<u16>) {
+        self.lock().deletes_offered = status;
+    }
+
     /// Requests refused for breaking the contract (schema, key reuse), with
     /// why: a test asserts there were none.
     pub fn refused(&self) -> Vec<String> {
@@ -307,23 +360,28 @@ async fn health(State(fake): State<FakeRuntime>, headers: HeaderMap) -> Response
     (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
 }
 
-async fn create(
-    State(fake): State<FakeRuntime>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if !authorized(&fake, &headers) {
-        return answer(StatusCode::UNAUTHORIZED, "bad token");
+/// Refuse a request that breaks the contract, remembering why.
+fn refuse(fake: &FakeRuntime, status: StatusCode, why: String) -> Response {
+    fake.lock().refused.push(why.clone());
+    answer(status, &why)
+}
+
+/// What every call checks first: the token, a JSON body, an
+/// `Idempotency-Key`. The key and the body, or the answer refusing them.
+fn admitted(
+    fake: &FakeRuntime,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Value), Box<Response>> {
+    if !authorized(fake, headers) {
+        return Err(Box::new(answer(StatusCode::UNAUTHORIZED, "bad token")));
     }
-    let refuse = |status: StatusCode, why: String| {
-        fake.lock().refused.push(why.clone());
-        answer(status, &why)
-    };
-    if !declares_json(&headers) {
-        return refuse(
+    if !declares_json(headers) {
+        return Err(Box::new(refuse(
+            fake,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".into(),
-        );
+        )));
     }
     let key = headers
         .get("idempotency-key")
@@ -331,20 +389,32 @@ async fn create(
         .map(String::from)
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
     let Some(key) = key else {
-        return refuse(
+        return Err(Box::new(refuse(
+            fake,
             StatusCode::BAD_REQUEST,
             "Idempotency-Key is required (1 to 255 printable characters)".into(),
-        );
+        )));
     };
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(body) => body,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e}"),
-            );
-        }
+    match serde_json::from_slice(body) {
+        Ok(body) => Ok((key, body)),
+        Err(e) => Err(Box::new(refuse(
+            fake,
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        ))),
+    }
+}
+
+async fn create(
+    State(fake): State<FakeRuntime>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (key, body) = match admitted(&fake, &headers, &body) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
+    let refuse = |status: StatusCode, why: String| refuse(&fake, status, why);
     let delay = {
         let mut inner = fake.lock();
         inner.requests.push((key.clone(), body.clone()));
@@ -404,17 +474,10 @@ async fn create(
         }
         inner.delay
     };
-    let errors: Vec<String> = validator()
-        .iter_errors(&body)
-        .map(|e| format!("{} at `{}`", e, e.instance_path()))
-        .collect();
-    if !errors.is_empty() {
+    if let Some(errors) = contract_errors(validator(), &body) {
         return refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "the request does not match the contract: {}",
-                errors.join("; ")
-            ),
+            format!("the request does not match the contract: {errors}"),
         );
     }
     {
@@ -466,7 +529,7 @@ async fn create(
             let id = format!("rt_{number}");
             inner.runtimes.insert(key, (print, id.clone()));
             if let Some(reporting) = inner.reporting.clone() {
-                send_report(reporting, &body);
+                report::send_report(reporting, &body);
             }
             (StatusCode::CREATED, id)
         }
@@ -479,165 +542,7 @@ async fn create(
         .into_response()
 }
 
-/// The report a runtime sends once it is up (or not): signed with the
-/// request's key, its first (`seq` 1), valid for five minutes.
-fn send_report(reporting: Reporting, body: &Value) {
-    let Some(key) = body.get("signingKey").filter(|k| k.is_object()) else {
-        return;
-    };
-    let key = key.to_string();
-    let environment = body["environmentId"].as_str().unwrap_or("").to_string();
-    let version = body["requestVersion"].as_str().unwrap_or("").to_string();
-    tokio::spawn(async move {
-        tokio::time::sleep(reporting.after).await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut claims = json!({
-            "sub": environment,
-            "ver": version,
-            "state": reporting.state,
-            "iat": now,
-            "exp": now + 300,
-            "jti": format!("{environment}/{version}/1"),
-            "seq": 1,
-        });
-        if reporting.state == "ready" {
-            claims["url"] = format!("https://{environment}.preview.test").into();
-        } else {
-            claims["category"] = "start".into();
-            claims["reason"] = "the process exited with status 1".into();
-        }
-        let report = envmgr::capabilities::keys::sign_report(&key, &claims).expect("a report");
-        let envelope = json!({"version": 1, "kind": "runtime-status", "report": report});
-        let send = reporting.send;
-        let _ = tokio::task::spawn_blocking(move || send(envelope.to_string())).await;
-    });
-}
-
+mod deletions;
+mod report;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request() -> Value {
-        json!({
-            "appId": "app_shop",
-            "environmentId": "env_4ccb1407cf7edbdc5866",
-            "environmentType": "preview",
-            "repository": "acme/shop",
-            "branch": "feature/login",
-            "sha": "3f786850e387550fdab836ed7e6dc881de23001b",
-            "requestVersion": "1795863600000#3f786850e387550fdab836ed7e6dc881de23001b",
-            "entrypoint": "src/server.ts",
-            "installationToken": "ghs_abc",
-            "secrets": { "DATABASE_URL": "postgres://x" }
-        })
-    }
-
-    fn post(url: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let client = reqwest::Client::new();
-            let mut call = client
-                .post(format!("{url}/v1/runtimes"))
-                .bearer_auth(TOKEN)
-                .json(body);
-            if let Some(key) = key {
-                call = call.header("Idempotency-Key", key);
-            }
-            let response = call.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    #[test]
-    fn requests_are_held_to_the_published_schema() {
-        let (fake, url) = FakeRuntime::start();
-        for (edit, why) in [
-            (json!({ "extra": 1 }), "Additional properties"),
-            (json!({ "sha": "main" }), "sha"),
-            (json!({ "environmentType": "staging" }), "environmentType"),
-            (json!({ "secrets": { "A B=C": "x" } }), "secrets"),
-            (json!({ "installationToken": 3 }), "installationToken"),
-        ] {
-            let mut body = request();
-            for (k, v) in edit.as_object().unwrap() {
-                body[k] = v.clone();
-            }
-            let (status, answer) = post(&url, Some("k1"), &body);
-            assert_eq!(status, 422, "{edit}: {answer}");
-            assert!(
-                fake.refused().last().unwrap().contains(why),
-                "{why}: {:?}",
-                fake.refused()
-            );
-        }
-        let mut missing = request();
-        missing.as_object_mut().unwrap().remove("entrypoint");
-        assert_eq!(post(&url, Some("k1"), &missing).0, 422);
-        assert_eq!(post(&url, None, &request()).0, 400);
-        assert!(fake.runtimes().is_empty());
-    }
-
-    #[test]
-    fn one_runtime_per_key_and_a_key_reused_for_another_request_is_refused() {
-        let (fake, url) = FakeRuntime::start();
-        let (status, first) = post(&url, Some("k1"), &request());
-        assert_eq!(status, 201);
-        // A new delivery: a fresh token and a rotated secret value.
-        let mut again = request();
-        again["installationToken"] = "ghs_other".into();
-        again["secrets"]["DATABASE_URL"] = "postgres://rotated".into();
-        let (status, second) = post(&url, Some("k1"), &again);
-        assert_eq!((status, &second["runtimeId"]), (200, &first["runtimeId"]));
-        // Another commit under the same key, or another secret name.
-        let mut other = request();
-        other["sha"] = "89e6c98d92887913cadf06b2adb97f26cde4849b".into();
-        assert_eq!(post(&url, Some("k1"), &other).0, 422);
-        let mut renamed = request();
-        renamed["secrets"] = json!({ "OTHER": "x" });
-        assert_eq!(post(&url, Some("k1"), &renamed).0, 422);
-        assert_eq!(fake.runtimes().len(), 1);
-        fake.throttle_next(9);
-        assert_eq!(post(&url, Some("k2"), &request()).0, 429);
-    }
-
-    #[test]
-    fn a_create_older_than_the_newest_accepted_is_refused() {
-        let (fake, url) = FakeRuntime::start();
-        let at = |ms: u64, sha: &str| {
-            let mut body = request();
-            body["sha"] = sha.into();
-            body["requestVersion"] = format!("{ms:013}#{sha}").into();
-            body
-        };
-        let newer = at(2_000, &"b".repeat(40));
-        let older = at(1_000, &"a".repeat(40));
-        assert_eq!(post(&url, Some("new"), &newer).0, 201);
-        assert_eq!(post(&url, Some("old"), &older).0, 409);
-        assert_eq!(post(&url, Some("new"), &newer).0, 200, "a repeat passes");
-        assert_eq!(fake.superseded().len(), 1);
-        assert_eq!(fake.accepted().len(), 2);
-        let mut unversioned = older.clone();
-        unversioned
-            .as_object_mut()
-            .unwrap()
-            .remove("requestVersion");
-        assert_eq!(
-            post(&url, Some("legacy"), &unversioned).0,
-            201,
-            "0.1: unfenced"
-        );
-    }
-
-    #[test]
-    fn throttling_is_scripted() {
-        let (fake, url) = FakeRuntime::start();
-        fake.throttle_next(9);
-        assert_eq!(post(&url, Some("k2"), &request()).0, 429);
-    }
-}
+mod tests;
