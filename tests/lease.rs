@@ -330,6 +330,26 @@ async fn a_logic_version_built_for_the_previous_contract_still_runs() {
     assert_eq!(records(&host).len(), 3);
 }
 
+/// An earlier patch of the current contract (0.3.0, before teardown's
+/// additions) links to the current definitions unchanged: no adapter, the
+/// same calls, a signing key and all.
+#[tokio::test]
+async fn a_logic_version_built_for_an_earlier_patch_runs_as_built() {
+    let (engine, _) = shared_logic();
+    let earlier = engine
+        .load(EARLIER_PATCH_LOGIC)
+        .expect("0.3.0 logic loads");
+    assert_eq!(earlier.contract, "0.3.0");
+    let host = seeded_host().peer(Arc::new(earlier));
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+    let delivery = host.deliver(&host.message("probot", &older())).await;
+    assert!(is_done(&delivery), "{:?}", delivery.result);
+    let runtime = &host.runtime.calls()[0];
+    assert_eq!(runtime.request_version, version(OLDER_MS, SHA_1));
+    assert!(runtime.signing_key.is_some(), "0.3.0 makes a signing key");
+    assert_eq!(records(&host).len(), 3);
+}
+
 /// A `wanted` mark whose request never came back (it failed for good)
 /// lapses: the environment's current request is not stale forever, and a
 /// mark without an end (an older logic's) counts only while held.

@@ -137,7 +137,7 @@ async fn contracts_across_a_rolling_upgrade(backend: Backend) {
 
     let mut daemon = stack.serve();
     eventually("the host's heartbeat", WAIT, || async {
-        logic_ok(&stack, &["list"]).contains("links 0.3.0, 0.2.0")
+        logic_ok(&stack, &["list"]).contains("links 0.3.1, 0.3.0, 0.2.0")
     })
     .await;
 
@@ -147,12 +147,14 @@ async fn contracts_across_a_rolling_upgrade(backend: Backend) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    registry.beat("old-host:1", &["0.2.0"], now).await.unwrap();
+    // (It links 0.3.0: the builtin logic is built for 0.3.1, which needs
+    // what 0.3.0 lacks.)
+    registry.beat("old-host:1", &["0.3.0", "0.2.0"], now).await.unwrap();
     let v2 = write(&stack, "v2.wasm", &variant(envmgr::BUILTIN_LOGIC, "v2"));
     logic_ok(&stack, &["install", &v2, "--tag", "v2"]);
     let (ok, text) = logic(&stack, &["activate", "v2"]);
     assert!(
-        !ok && text.contains("old-host:1") && text.contains("contract 0.3.0"),
+        !ok && text.contains("old-host:1") && text.contains("contract 0.3.1"),
         "{text}"
     );
     // Once it is upgraded (or gone), the activation goes through.

@@ -88,8 +88,10 @@ pub use crate::bindings::envmgr::environments::analytics::TrackEvent;
 pub use crate::bindings::envmgr::environments::github::{
     Comment, Deployment, DeploymentState, DeploymentStatus, NewDeployment, NewDeploymentStatus,
     Repository,
+    PullRequest,
 };
 pub use crate::bindings::envmgr::environments::runtime::Created as RuntimeCreated;
+pub use crate::bindings::envmgr::environments::runtime::DeleteRequest as RuntimeDelete;
 
 impl fmt::Display for Repository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -255,6 +257,22 @@ pub trait Capabilities {
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<()>;
+    /// Open pull requests whose head is `head` (`owner:branch`), oldest
+    /// first (contract 0.3.1).
+    fn github_list_open_pull_requests(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>>;
+    /// The GitHub environment `name` deleted; one already gone succeeds
+    /// (contract 0.3.1).
+    fn github_delete_environment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        name: &str,
+    ) -> CapResult<()>;
 
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>>;
     fn db_query(&mut self, query: &Query) -> CapResult<Page>;
@@ -274,6 +292,8 @@ pub trait Capabilities {
         &mut self,
         request: &RuntimeRequest<'_, Self::Sealed>,
     ) -> CapResult<RuntimeCreated>;
+    /// The ids of the runtimes the delete removed (contract 0.3.1).
+    fn runtime_delete(&mut self, request: &RuntimeDelete) -> CapResult<Vec<String>>;
 
     /// A new signing key for `environment_id` at `request_version`.
     fn keys_generate(

@@ -10,8 +10,9 @@ use bindings::wasi::logging::logging;
 
 use crate::capabilities::{
     CapResult, Capabilities, CapabilityError, Comment, Deployment, DeploymentStatus, ErrorCode,
-    Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, Query, Repository, RuntimeCreated,
-    RuntimeRequest, SigningKey, Started, TrackEvent, Update, Write, WriteError,
+    Item, LogLevel, NewDeployment, NewDeploymentStatus, Page, PullRequest, Query, Repository,
+    RuntimeCreated, RuntimeDelete, RuntimeRequest, SigningKey, Started, TrackEvent, Update, Write,
+    WriteError,
 };
 use crate::flow::{self, Message};
 use crate::outcome::{FailureKind, Outcome};
@@ -180,6 +181,24 @@ impl Capabilities for Imports {
         gh::delete_deployment(installation_id, repo, deployment_id).map_err(error)
     }
 
+    fn github_list_open_pull_requests(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>> {
+        gh::list_open_pull_requests(installation_id, repo, head).map_err(error)
+    }
+
+    fn github_delete_environment(
+        &mut self,
+        installation_id: u64,
+        repo: &Repository,
+        name: &str,
+    ) -> CapResult<()> {
+        gh::delete_environment(installation_id, repo, name).map_err(error)
+    }
+
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
         db::get(table, key).map_err(error)
     }
@@ -214,6 +233,10 @@ impl Capabilities for Imports {
         request: &RuntimeRequest<'_, Self::Sealed>,
     ) -> CapResult<RuntimeCreated> {
         runtime::create(&create_request(request)).map_err(error)
+    }
+
+    fn runtime_delete(&mut self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
+        runtime::delete(request).map_err(error)
     }
 
     fn keys_generate(

@@ -82,6 +82,11 @@ pub const REWORDED_LOGIC: &[u8] = include_bytes!(env!("ENVMGR_REWORDED_WASM"));
 /// upgrade, which the new host must still run.
 pub const PREVIOUS_CONTRACT_LOGIC: &[u8] = include_bytes!("../fixtures/logic/envmgr-0.2.0.wasm");
 
+/// The builtin logic as built for `envmgr:environments@0.3.0`, before the
+/// teardown's additions (0.3.1): an earlier patch of the current contract,
+/// which links to the current definitions as it is.
+pub const EARLIER_PATCH_LOGIC: &[u8] = include_bytes!("../fixtures/logic/envmgr-0.3.0.wasm");
+
 /// The smallest component: valid, but exports nothing (the wrong world).
 pub const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
 

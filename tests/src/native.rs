@@ -18,7 +18,9 @@ use envmgr::capabilities::github::{
     NewDeploymentStatus as HostNewStatus, Repository as HostRepository,
 };
 use envmgr::capabilities::keys::{KeyPair, verify_report};
-use envmgr::capabilities::runtime::RuntimeRequest as HostRuntimeRequest;
+use envmgr::capabilities::runtime::{
+    RuntimeDelete as HostRuntimeDelete, RuntimeRequest as HostRuntimeRequest,
+};
 use envmgr::capabilities::{Error as HostError, ErrorCode as HostCode};
 use envmgr::redact::Secret;
 use envmgr_guest::capabilities::*;
@@ -368,6 +370,42 @@ impl Capabilities for Native<'_> {
         .map_err(error)
     }
 
+    fn github_list_open_pull_requests(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>> {
+        let open = ready(
+            self.backends
+                .github
+                .list_open_pull_requests(installation_id, &repo(r), head),
+        );
+        open.map(|found| {
+            (found.into_iter())
+                .map(|p| PullRequest {
+                    number: p.number,
+                    head_sha: p.head_sha,
+                })
+                .collect()
+        })
+        .map_err(error)
+    }
+
+    fn github_delete_environment(
+        &mut self,
+        installation_id: u64,
+        r: &Repository,
+        name: &str,
+    ) -> CapResult<()> {
+        ready(
+            self.backends
+                .github
+                .delete_environment(installation_id, &repo(r), name),
+        )
+        .map_err(error)
+    }
+
     fn github_delete_deployment(
         &mut self,
         installation_id: u64,
@@ -430,6 +468,18 @@ impl Capabilities for Native<'_> {
             message_id: e.message_id.clone(),
         }))
         .map_err(error)
+    }
+
+    fn runtime_delete(&mut self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
+        let plain = HostRuntimeDelete {
+            idempotency_key: request.idempotency_key.clone(),
+            app_id: request.app_id.clone(),
+            environment_id: request.environment_id.clone(),
+            environment_type: request.environment_type.clone(),
+            request_version: request.request_version.clone(),
+            reason: request.reason.clone(),
+        };
+        ready(self.backends.runtime.delete(&plain)).map_err(error)
     }
 
     fn runtime_create(

@@ -192,6 +192,45 @@ impl Host for Session {
             .await)
     }
 
+    async fn list_open_pull_requests(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        head: String,
+    ) -> wasmtime::Result<CapResult<Vec<PullRequest>>> {
+        let b = self.backends.clone();
+        Ok(self
+            .invoke(
+                self.describe(&ListOpenPullRequests {
+                    installation_id,
+                    repo: &repo,
+                    head: &head,
+                }),
+                b.github
+                    .list_open_pull_requests(installation_id, &repo, &head),
+            )
+            .await)
+    }
+
+    async fn delete_environment(
+        &mut self,
+        installation_id: u64,
+        repo: Repository,
+        name: String,
+    ) -> wasmtime::Result<CapResult<()>> {
+        let b = self.backends.clone();
+        Ok(self
+            .invoke(
+                self.describe(&DeleteEnvironment {
+                    installation_id,
+                    repo: &repo,
+                    name: &name,
+                }),
+                b.github.delete_environment(installation_id, &repo, &name),
+            )
+            .await)
+    }
+
     async fn delete_deployment(
         &mut self,
         installation_id: u64,

@@ -7,7 +7,7 @@ use crate::bindings::envmgr::environments::runtime::*;
 use crate::boundary::Session;
 use crate::boundary::started::answer;
 use crate::calls::requests::Described;
-use crate::calls::requests::others::CreateRuntime;
+use crate::calls::requests::others::{CreateRuntime, DeleteRuntime};
 use crate::capabilities::CapResult;
 use crate::capabilities::runtime::*;
 use crate::redact::Secret;
@@ -63,6 +63,16 @@ fn label(sealed: &Option<(String, Secret)>) -> Option<&str> {
 }
 
 impl Host for Session {
+    async fn delete(&mut self, request: DeleteRequest) -> wasmtime::Result<CapResult<Vec<String>>> {
+        let b = self.backends.clone();
+        Ok(self
+            .invoke(
+                self.describe(&DeleteRuntime(&request)),
+                b.runtime.delete(&request),
+            )
+            .await)
+    }
+
     async fn create(&mut self, request: CreateRequest) -> wasmtime::Result<CapResult<Created>> {
         let (plain, described) = self.runtime_request(&request)?;
         let b = self.backends.clone();

@@ -34,6 +34,8 @@ pub enum Call {
     GithubListDeploymentStatuses,
     GithubCreateDeploymentStatus,
     GithubDeleteDeployment,
+    GithubListOpenPullRequests,
+    GithubDeleteEnvironment,
     DynamodbGet,
     DynamodbQuery,
     DynamodbTransactWrite,
@@ -43,13 +45,14 @@ pub enum Call {
     KeysVerifyReport,
     AnalyticsTrack,
     RuntimeCreate,
+    RuntimeDelete,
     ConfigGet,
     Log,
 }
 
 impl Call {
     /// Every call, in the WIT's order.
-    pub const ALL: [Call; 22] = [
+    pub const ALL: [Call; 25] = [
         Self::GithubAuthenticate,
         Self::GithubListComments,
         Self::GithubCreateComment,
@@ -61,6 +64,8 @@ impl Call {
         Self::GithubListDeploymentStatuses,
         Self::GithubCreateDeploymentStatus,
         Self::GithubDeleteDeployment,
+        Self::GithubListOpenPullRequests,
+        Self::GithubDeleteEnvironment,
         Self::DynamodbGet,
         Self::DynamodbQuery,
         Self::DynamodbTransactWrite,
@@ -70,6 +75,7 @@ impl Call {
         Self::KeysVerifyReport,
         Self::AnalyticsTrack,
         Self::RuntimeCreate,
+        Self::RuntimeDelete,
         Self::ConfigGet,
         Self::Log,
     ];
@@ -100,6 +106,8 @@ impl Call {
             Self::GithubListDeploymentStatuses => "github.list-deployment-statuses",
             Self::GithubCreateDeploymentStatus => "github.create-deployment-status",
             Self::GithubDeleteDeployment => "github.delete-deployment",
+            Self::GithubListOpenPullRequests => "github.list-open-pull-requests",
+            Self::GithubDeleteEnvironment => "github.delete-environment",
             Self::DynamodbGet => "dynamodb.get",
             Self::DynamodbQuery => "dynamodb.query",
             Self::DynamodbTransactWrite => "dynamodb.transact-write",
@@ -109,6 +117,7 @@ impl Call {
             Self::KeysVerifyReport => "keys.verify-report",
             Self::AnalyticsTrack => "analytics.track",
             Self::RuntimeCreate => "runtime.create",
+            Self::RuntimeDelete => "runtime.delete",
             Self::ConfigGet => "config.get",
             Self::Log => "logging.log",
         }

@@ -133,11 +133,13 @@ pub fn is_effect(call: Call) -> bool {
             | Call::GithubCreateDeployment
             | Call::GithubCreateDeploymentStatus
             | Call::GithubDeleteDeployment
+            | Call::GithubDeleteEnvironment
             | Call::DynamodbTransactWrite
             | Call::DynamodbUpdate
             | Call::KeysGenerate
             | Call::AnalyticsTrack
             | Call::RuntimeCreate
+            | Call::RuntimeDelete
     )
 }
 
@@ -189,7 +191,8 @@ pub fn identity(call: Call, request: &Value) -> Value {
         Call::DynamodbUpdate => pick(&["table", "key"]),
         Call::KeysGenerate => pick(&["app-id", "environment-id"]),
         Call::AnalyticsTrack => pick(&["event"]),
-        Call::RuntimeCreate => pick(&["environment-id"]),
+        Call::RuntimeCreate | Call::RuntimeDelete => pick(&["environment-id"]),
+        Call::GithubDeleteEnvironment => pick(&["repo", "name"]),
         _ => request.clone(),
     }
 }

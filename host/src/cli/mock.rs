@@ -62,6 +62,8 @@ impl CheckLogic {
             bytes.len(),
             if logic.contract == crate::contract::CURRENT {
                 ""
+            } else if crate::contract::EARLIER_PATCHES.contains(&logic.contract) {
+                "; an earlier patch of the current contract, which this host runs"
             } else {
                 "; the previous contract, run by this host for one more release"
             }

@@ -1,7 +1,10 @@
 //! The contracts this host links: the current world (`wit/`, generated in
-//! [`crate::bindings`]) and, for one release, the previous one
-//! (`wit/previous/`), so a host upgrade never strands an installed logic
-//! version. `docs/contract-versions.md` says what each version changed.
+//! [`crate::bindings`]), every earlier patch of its minor (an addition
+//! changes nothing a component of an earlier patch uses, and wasmtime links
+//! its `@0.3.0` imports to the `@0.3.1` definitions: semver-compatible
+//! names), and, for one release, the previous minor (`wit/previous/`), so a
+//! host upgrade never strands an installed logic version.
+//! `docs/contract-versions.md` says what each version changed.
 
 pub mod previous;
 
@@ -12,10 +15,25 @@ use crate::bindings::wasi;
 use crate::boundary::Session;
 
 /// The contract version of `wit/envmgr.wit`.
-pub const CURRENT: &str = "0.3.0";
+pub const CURRENT: &str = "0.3.1";
+
+/// The earlier patches of [`CURRENT`]'s minor: linked to the current
+/// definitions, which only added to theirs.
+pub const EARLIER_PATCHES: [&str; 1] = ["0.3.0"];
 
 /// Every contract version this host runs, newest first.
-pub const LINKED: [&str; 2] = [CURRENT, previous::VERSION];
+pub const LINKED: [&str; 3] = [CURRENT, EARLIER_PATCHES[0], previous::VERSION];
+
+/// The contract version a component's import names (`envmgr:environments/github@0.3.0`
+/// → `0.3.0`), if it is one of the current minor's.
+pub fn current_minor_version_of(import: &str) -> Option<&'static str> {
+    let (_, version) = import
+        .strip_prefix("envmgr:environments/")?
+        .split_once('@')?;
+    std::iter::once(CURRENT)
+        .chain(EARLIER_PATCHES)
+        .find(|known| *known == version)
+}
 
 /// Define the current world's imports in `linker`, which holds WASI
 /// already: `wasi:io/poll` (the pollables of started calls) is WASI's own.

@@ -249,12 +249,19 @@ impl Engine {
             .component_type()
             .imports(&self.engine)
             .any(|(name, _)| contract::previous::is_its_import(name));
+        // The patch of the current minor it was built for (what `logic
+        // list` shows and a host's heartbeat is checked against).
+        let patch = compiled
+            .component_type()
+            .imports(&self.engine)
+            .find_map(|(name, _)| contract::current_minor_version_of(name))
+            .unwrap_or(contract::CURRENT);
         let current = match imports_previous {
             false => EnvironmentManagerPre::new(linked.clone()).map_err(Some),
             true => Err(None),
         };
         let (contract, pre) = match current {
-            Ok(pre) => (contract::CURRENT, Pre::Current(pre)),
+            Ok(pre) => (patch, Pre::Current(pre)),
             Err(current) => {
                 match contract::previous::bindings::EnvironmentManagerPre::new(linked) {
                     Ok(pre) => (contract::previous::VERSION, Pre::Previous(pre)),

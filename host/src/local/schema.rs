@@ -98,6 +98,23 @@ const GITHUB: &str = "
     );
     CREATE INDEX IF NOT EXISTS github_deployment_statuses_by_deployment
         ON github_deployment_statuses (deployment);
+    -- Pull requests the embedded GitHub knows of (it sees no webhooks:
+    -- the demo and tests open them), for `list-open-pull-requests`.
+    CREATE TABLE IF NOT EXISTS github_pull_requests (
+        repository TEXT NOT NULL,
+        number     INTEGER NOT NULL,
+        head       TEXT NOT NULL,
+        head_sha   TEXT NOT NULL,
+        open       INTEGER NOT NULL,
+        PRIMARY KEY (repository, number)
+    );
+    -- Environments deleted (`delete-environment`), with when.
+    CREATE TABLE IF NOT EXISTS github_deleted_environments (
+        repository    TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        deleted_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (repository, name)
+    );
     CREATE TABLE IF NOT EXISTS github_tokens (
         id            INTEGER PRIMARY KEY AUTOINCREMENT,
         installation  INTEGER NOT NULL,

@@ -71,6 +71,14 @@ macro_rules! nothing_to_scrub {
 
 nothing_to_scrub!(());
 
+/// A dependency's text alone (the runtime ids a delete removed): redacted
+/// and cut, as every text answer is.
+impl Scrub for String {
+    fn scrub(self, redactor: &Redactor) -> Self {
+        cut(&redactor.scrub_value(&self), MAX_TEXT_CHARS)
+    }
+}
+
 impl<T: Scrub> Scrub for Vec<T> {
     fn scrub(self, redactor: &Redactor) -> Self {
         self.into_iter().map(|v| v.scrub(redactor)).collect()

@@ -131,6 +131,41 @@ by_id!(
     "deployment-id"
 );
 
+/// A call on one repository and one name in it: the name's field as the
+/// transcript shows it and as the WIT names the parameter.
+macro_rules! by_name {
+    ($name:ident, $call:expr, $field:ident, $shown:literal) => {
+        pub struct $name<'a> {
+            pub installation_id: u64,
+            pub repo: &'a Repository,
+            pub $field: &'a str,
+        }
+
+        impl Request for $name<'_> {
+            const CALL: Call = $call;
+            fn text(&self) -> String {
+                format!(concat!("{} ", $shown, "={}"), show(self.repo), self.$field)
+            }
+            fn json(&self) -> Value {
+                json!({ "installation-id": self.installation_id, "repo": self.repo.record(), stringify!($field): self.$field })
+            }
+        }
+    };
+}
+
+by_name!(
+    ListOpenPullRequests,
+    Call::GithubListOpenPullRequests,
+    head,
+    "head"
+);
+by_name!(
+    DeleteEnvironment,
+    Call::GithubDeleteEnvironment,
+    name,
+    "environment"
+);
+
 pub struct CreateInstallationToken<'a> {
     pub installation_id: u64,
     pub repo: &'a Repository,

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::Request;
 use crate::bindings::envmgr::environments::analytics::TrackEvent;
-use crate::bindings::envmgr::environments::runtime::CreateRequest;
+use crate::bindings::envmgr::environments::runtime::{CreateRequest, DeleteRequest};
+use crate::bindings::json::Recordable;
 use crate::calls::Call;
 
 pub struct Decrypt<'a> {
@@ -158,5 +159,22 @@ impl Request for CreateRuntime<'_> {
                 .collect::<Vec<_>>(),
             "signing-key": sealed(self.signing_key),
         })
+    }
+}
+
+/// The runtime's delete: nothing sealed in it.
+pub struct DeleteRuntime<'a>(pub &'a DeleteRequest);
+
+impl Request for DeleteRuntime<'_> {
+    const CALL: Call = Call::RuntimeDelete;
+    fn text(&self) -> String {
+        let r = self.0;
+        format!(
+            "key={} env={} ({}) version={} reason={}",
+            r.idempotency_key, r.environment_id, r.environment_type, r.request_version, r.reason
+        )
+    }
+    fn json(&self) -> Value {
+        self.0.record()
     }
 }

@@ -32,14 +32,14 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
 use self::client::ApiRequest;
-use self::json::{DeploymentJson, DeploymentStatusJson, IssueComment};
+use self::json::{DeploymentJson, DeploymentStatusJson, IssueComment, PullRequestJson};
 pub use self::limiter::{RateLimit, RequestCounts};
 pub use self::tokens::{
     INSTALLATION_PERMISSIONS, RUNTIME_TOKEN_PERMISSIONS_KEY, check_runtime_token_permissions,
 };
 use super::{
-    Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus, Repository,
-    state_name,
+    Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus,
+    PullRequest, Repository, state_name,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::redact::Secret;
@@ -485,6 +485,42 @@ impl GitHub for GitHubApp {
     ) -> CapResult<()> {
         let path = format!("{}/deployments/{deployment_id}", repo_path(repo));
         self.delete_gone_ok(installation_id, "delete deployment", path)
+            .await
+    }
+
+    /// `GET /repos/{owner}/{repo}/pulls?state=open&head=…`, every page.
+    async fn list_open_pull_requests(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", "open")
+            .append_pair("head", head)
+            .append_pair("per_page", &PER_PAGE.to_string())
+            .finish();
+        let first = format!("{}/pulls?{query}", repo_path(repo));
+        let listed: Vec<PullRequestJson> = self
+            .list_all(installation_id, "list pull requests", first)
+            .await?;
+        let mut found: Vec<PullRequest> = listed.into_iter().map(PullRequest::from).collect();
+        // GitHub lists the newest first by default.
+        found.sort_by_key(|p| p.number);
+        Ok(found)
+    }
+
+    /// `DELETE /repos/{owner}/{repo}/environments/{name}`, the name one path
+    /// segment (`preview/feature/login` has slashes).
+    async fn delete_environment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        name: &str,
+    ) -> CapResult<()> {
+        let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let path = format!("{}/environments/{name}", repo_path(repo));
+        self.delete_gone_ok(installation_id, "delete environment", path)
             .await
     }
 

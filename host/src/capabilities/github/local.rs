@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension as _, params};
 
 use super::{
     Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
-    NewDeploymentStatus, Repository, state_name, state_named,
+    NewDeploymentStatus, PullRequest, Repository, state_name, state_named,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
@@ -450,6 +450,24 @@ impl GitHub for LocalGitHub {
         })
     }
 
+    async fn list_open_pull_requests(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>> {
+        self.open_pull_requests(repo, head).await
+    }
+
+    async fn delete_environment(
+        &self,
+        _installation_id: u64,
+        repo: &Repository,
+        name: &str,
+    ) -> CapResult<()> {
+        self.remove_environment(repo, name).await
+    }
+
     async fn delete_deployment(
         &self,
         _installation_id: u64,
@@ -515,5 +533,6 @@ impl GitHub for LocalGitHub {
     }
 }
 
+mod pulls;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
-    NewDeploymentStatus, Repository,
+    NewDeploymentStatus, PullRequest, Repository,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::redact::Secret;
@@ -24,6 +24,10 @@ struct State {
     next_deployment_id: u64,
     next_status_id: u64,
     tokens_issued: Vec<(u64, String, Secret)>,
+    /// (owner/name, head) → the open pull requests there.
+    open_pull_requests: BTreeMap<(String, String), Vec<PullRequest>>,
+    /// (owner/name, environment) deleted, in order.
+    deleted_environments: Vec<(String, String)>,
 }
 
 /// A deployment as the mock keeps it: what was asked, and its statuses.
@@ -56,6 +60,36 @@ fn key(repo: &Repository) -> String {
 }
 
 impl MockGitHub {
+    /// Open pull request `number` on `head` (`owner:branch`) of `repo`.
+    pub fn open_pull_request(&self, repo: &str, head: &str, number: u64, head_sha: &str) {
+        let mut state = self.lock();
+        let open = state
+            .open_pull_requests
+            .entry((repo.to_ascii_lowercase(), head.to_string()))
+            .or_default();
+        open.retain(|p| p.number != number);
+        open.push(PullRequest {
+            number,
+            head_sha: head_sha.to_string(),
+        });
+        open.sort_by_key(|p| p.number);
+    }
+
+    /// Close pull request `number` of `repo`.
+    pub fn close_pull_request(&self, repo: &str, number: u64) {
+        let repo = repo.to_ascii_lowercase();
+        for ((of, _), open) in self.lock().open_pull_requests.iter_mut() {
+            if *of == repo {
+                open.retain(|p| p.number != number);
+            }
+        }
+    }
+
+    /// (owner/name, environment) of every environment deleted, in order.
+    pub fn deleted_environments(&self) -> Vec<(String, String)> {
+        self.lock().deleted_environments.clone()
+    }
+
     /// Make an installation known; calls for any other id get `not-found`.
     pub fn add_installation(&self, installation_id: u64) {
         self.lock().installations.insert(installation_id);
@@ -336,6 +370,38 @@ impl GitHub for MockGitHub {
             .statuses
             .push(status.clone());
         Ok(status)
+    }
+
+    async fn list_open_pull_requests(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>> {
+        let state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        Ok(state
+            .open_pull_requests
+            .get(&(key(repo), head.to_string()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// As GitHub: the environment's deployments go with it.
+    async fn delete_environment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        name: &str,
+    ) -> CapResult<()> {
+        let mut state = self.lock();
+        Self::check_installation(&state, installation_id)?;
+        let repo = key(repo);
+        state
+            .deployments
+            .retain(|d| !(d.repository == repo && d.deployment.environment == name));
+        state.deleted_environments.push((repo, name.to_string()));
+        Ok(())
     }
 
     async fn delete_deployment(

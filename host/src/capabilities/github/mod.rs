@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 pub use crate::bindings::envmgr::environments::github::{
     Comment, Deployment, DeploymentState, DeploymentStatus, NewDeployment, NewDeploymentStatus,
-    Repository,
+    PullRequest, Repository,
 };
 use crate::capabilities::CapResult;
 use crate::redact::Secret;
@@ -114,6 +114,21 @@ pub trait GitHub: Send + Sync {
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<()>;
+    /// Open pull requests whose head is `head` (`owner:branch`), oldest
+    /// first.
+    async fn list_open_pull_requests(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>>;
+    /// A GitHub environment already gone counts as deleted.
+    async fn delete_environment(
+        &self,
+        installation_id: u64,
+        repo: &Repository,
+        name: &str,
+    ) -> CapResult<()>;
 }
 
 pub(crate) fn show(repo: &Repository) -> String {
@@ -167,6 +182,15 @@ impl crate::redact::Scrub for Deployment {
             environment: redactor.scrub_value(&self.environment),
             task: redactor.scrub_value(&self.task),
             payload_json: redactor.scrub_value(&self.payload_json),
+        }
+    }
+}
+
+impl crate::redact::Scrub for PullRequest {
+    fn scrub(self, redactor: &crate::redact::Redactor) -> Self {
+        PullRequest {
+            number: self.number,
+            head_sha: redactor.scrub_value(&self.head_sha),
         }
     }
 }

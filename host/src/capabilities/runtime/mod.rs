@@ -69,22 +69,11 @@ impl RuntimeRequest {
     }
 }
 
-/// The delete call (`POST /v1/runtime-deletions`): every runtime of the
-/// environment created at an older request version goes, and the service
-/// refuses any create older than this from then on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuntimeDelete {
-    pub idempotency_key: String,
-    pub app_id: String,
-    pub environment_id: String,
-    pub environment_type: String,
-    /// The delete's place among the environment's requests
-    /// (`{13-digit ms}#{sha}#delete`).
-    pub request_version: String,
-    /// Why: `pull-request-closed`, `pull-request-merged`, `branch-deleted`,
-    /// `api`, `idle`.
-    pub reason: String,
-}
+/// The delete call (`POST /v1/runtime-deletions`) is the WIT's own request:
+/// nothing in it is sealed. Every runtime of the environment created at an
+/// older request version goes, and the service refuses any create older
+/// than this from then on.
+pub use crate::bindings::envmgr::environments::runtime::DeleteRequest as RuntimeDelete;
 
 impl RuntimeDelete {
     /// The JSON body of `POST /v1/runtime-deletions`: nothing secret.

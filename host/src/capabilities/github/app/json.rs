@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::super::{Comment, Deployment, DeploymentStatus, state_named};
+use super::super::{Comment, Deployment, DeploymentStatus, PullRequest, state_named};
 use crate::capabilities::{Error, ErrorCode, error};
 
 /// A comment.
@@ -107,4 +107,25 @@ impl TryFrom<DeploymentStatusJson> for DeploymentStatus {
 #[derive(Deserialize)]
 pub struct ErrorBody {
     pub message: Option<String>,
+}
+
+/// A pull request, as "List pull requests" gives it.
+#[derive(Deserialize)]
+pub struct PullRequestJson {
+    number: u64,
+    head: HeadJson,
+}
+
+#[derive(Deserialize)]
+struct HeadJson {
+    sha: String,
+}
+
+impl From<PullRequestJson> for PullRequest {
+    fn from(p: PullRequestJson) -> Self {
+        PullRequest {
+            number: p.number,
+            head_sha: p.head.sha,
+        }
+    }
 }

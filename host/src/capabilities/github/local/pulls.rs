@@ -1,0 +1,116 @@
+//! The embedded GitHub's pull requests and environments. It sees no
+//! webhooks, so it knows of the pull requests someone opened on it (the
+//! demo, tests: [`LocalGitHub::open_pull_request`]); a branch with none
+//! known has no open pull request, as on a repository where it was closed.
+//! Deleting an environment deletes its deployments and their statuses, as
+//! GitHub does, and is remembered.
+
+use rusqlite::params;
+
+use super::{LocalGitHub, full_name};
+use crate::capabilities::CapResult;
+use crate::capabilities::github::{PullRequest, Repository};
+use crate::local::{Durability, unavailable};
+use crate::support::now_ms;
+
+impl LocalGitHub {
+    /// Open (or reopen) pull request `number` of `repo` with its head at
+    /// `head` (`owner:branch`) and `head_sha`.
+    pub async fn open_pull_request(
+        &self,
+        repo: &Repository,
+        number: u64,
+        head: &str,
+        head_sha: &str,
+    ) -> anyhow::Result<()> {
+        let (repository, head, sha) = (full_name(repo), head.to_string(), head_sha.to_string());
+        self.store
+            .write(Durability::SurvivesCrash, move |tx| {
+                tx.execute(
+                    "INSERT INTO github_pull_requests (repository, number, head, head_sha, open)
+                     VALUES (?1, ?2, ?3, ?4, 1)
+                     ON CONFLICT (repository, number)
+                     DO UPDATE SET head = ?3, head_sha = ?4, open = 1",
+                    params![repository, number as i64, head, sha],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Close pull request `number` of `repo`.
+    pub async fn close_pull_request(&self, repo: &Repository, number: u64) -> anyhow::Result<()> {
+        let repository = full_name(repo);
+        self.store
+            .write(Durability::SurvivesCrash, move |tx| {
+                tx.execute(
+                    "UPDATE github_pull_requests SET open = 0 WHERE repository = ?1 AND number = ?2",
+                    params![repository, number as i64],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The environments deleted from `repo`, by name.
+    pub fn deleted_environments(&self, repo: &Repository) -> anyhow::Result<Vec<String>> {
+        let repository = full_name(repo);
+        self.store.read(|c| {
+            c.prepare("SELECT name FROM github_deleted_environments WHERE repository = ?1 ORDER BY name")?
+                .query_map([repository], |row| row.get(0))?
+                .collect()
+        })
+    }
+
+    pub(super) async fn open_pull_requests(
+        &self,
+        repo: &Repository,
+        head: &str,
+    ) -> CapResult<Vec<PullRequest>> {
+        let (repository, head) = (full_name(repo), head.to_string());
+        self.store
+            .query(move |c| {
+                c.prepare_cached(
+                    "SELECT number, head_sha FROM github_pull_requests
+                      WHERE repository = ?1 AND head = ?2 AND open = 1 ORDER BY number",
+                )?
+                .query_map(params![repository, head], |row| {
+                    Ok(PullRequest {
+                        number: row.get::<_, i64>(0)? as u64,
+                        head_sha: row.get(1)?,
+                    })
+                })?
+                .collect()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(super) async fn remove_environment(&self, repo: &Repository, name: &str) -> CapResult<()> {
+        let (repository, environment) = (full_name(repo), name.to_string());
+        let gone = self
+            .store
+            .write(Durability::SurvivesCrash, move |tx| {
+                tx.execute(
+                    "DELETE FROM github_deployment_statuses WHERE deployment IN
+                       (SELECT id FROM github_deployments WHERE repository = ?1 AND environment = ?2)",
+                    params![repository, environment],
+                )?;
+                let gone = tx.execute(
+                    "DELETE FROM github_deployments WHERE repository = ?1 AND environment = ?2",
+                    params![repository, environment],
+                )?;
+                tx.execute(
+                    "INSERT INTO github_deleted_environments (repository, name, deleted_at_ms)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT (repository, name) DO UPDATE SET deleted_at_ms = ?3",
+                    params![repository, environment, now_ms()],
+                )?;
+                Ok(gone)
+            })
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(repository = %full_name(repo), environment = name, deployments = gone, "github (local): environment deleted");
+        Ok(())
+    }
+}
