@@ -385,12 +385,32 @@ async fn calls_replayed(
     counted
 }
 
+/// Recordings whose message the logic now handles otherwise, on purpose:
+/// teardown (contract 0.3.1) deletes the preview of a closed pull request
+/// (its calls are not on the recording), and reads a push, asking whether
+/// it deleted its branch (its skip says so). Each must differ
+/// ([`teardown_changed_exactly_the_messages_it_handles`]).
+const CHANGED_ON_PURPOSE: [&str; 2] = ["14-pr-closed", "16-event-push"];
+
+fn changed_on_purpose(name: &str) -> bool {
+    CHANGED_ON_PURPOSE.iter().any(|kind| name.contains(kind))
+}
+
 /// What `logic` did with each recording that it did not do when it was
 /// recorded: another outcome or effect, a call the recording cannot
-/// answer, a recorded call made another number of times.
+/// answer, a recorded call made another number of times. The recordings
+/// changed on purpose are left out.
 async fn not_as_recorded(engine: &Arc<envmgr::Engine>, logic: &Arc<envmgr::Logic>) -> Vec<String> {
+    not_as_recorded_of(engine, logic, |name| !changed_on_purpose(name)).await
+}
+
+async fn not_as_recorded_of(
+    engine: &Arc<envmgr::Engine>,
+    logic: &Arc<envmgr::Logic>,
+    which: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut found = Vec::new();
-    for (name, recording) in recordings() {
+    for (name, recording) in recordings().into_iter().filter(|(name, _)| which(name)) {
         let ran = envmgr::record::replay::run(engine, logic, &recording).await;
         let verdict = envmgr::record::replay::compare(
             &as_recorded(&recording),
@@ -413,6 +433,21 @@ async fn not_as_recorded(engine: &Arc<envmgr::Engine>, logic: &Arc<envmgr::Logic
         }
     }
     found
+}
+
+/// The recordings changed on purpose differ, and the way they should: the
+/// closed pull request's teardown calls the recording never made, the
+/// push's skip saying what a push now does.
+#[tokio::test]
+async fn teardown_changed_exactly_the_messages_it_handles() {
+    let (engine, builtin) = envmgr_tests::shared_logic();
+    let found = not_as_recorded_of(&engine, &builtin, changed_on_purpose).await;
+    assert_eq!(found.len(), 2 * CHANGED_ON_PURPOSE.len(), "{found:#?}");
+    for line in &found {
+        let closed = line.contains("pr-closed") && line.contains("not replayable");
+        let push = line.contains("event-push") && line.contains("deploys nothing");
+        assert!(closed || push, "{line}");
+    }
 }
 
 #[tokio::test]
@@ -462,7 +497,7 @@ async fn a_logic_that_words_its_comment_otherwise_is_found_where_it_comments() {
         if commented {
             assert!(differing.contains(&name.as_str()), "{name}: {shown}");
         }
-        if about_no_pull_request {
+        if about_no_pull_request && !changed_on_purpose(&name) {
             assert!(!differing.contains(&name.as_str()), "{name}: {shown}");
         }
     }
@@ -495,9 +530,12 @@ async fn the_cli_replay_of_each_backends_directory_passes() {
         let tally = envmgr::record::commands::replay(&settings, None, &request)
             .await
             .unwrap();
+        // Both runs are today's logic, so the push's new words agree; the
+        // closed pull request's teardown makes calls its recording cannot
+        // answer: not replayable.
         assert_eq!(
             (tally.identical, tally.total()),
-            (KINDS.len(), KINDS.len()),
+            (KINDS.len() - 1, KINDS.len()),
             "{backend}: {tally}"
         );
     }

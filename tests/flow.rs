@@ -802,7 +802,7 @@ async fn duplicate_deployments_from_racing_deliveries_collapse_to_the_oldest() {
 #[tokio::test]
 async fn events_that_do_not_deploy_are_skipped_with_a_reason() {
     let host = seeded_host();
-    for action in ["closed", "edited", "labeled", "review_requested"] {
+    for action in ["edited", "labeled", "review_requested"] {
         let body = pull_request_event(action, 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
         let delivery = host.deliver(&host.message("probot", &body)).await;
         let why = skipped(&delivery);

@@ -336,9 +336,7 @@ async fn a_logic_version_built_for_the_previous_contract_still_runs() {
 #[tokio::test]
 async fn a_logic_version_built_for_an_earlier_patch_runs_as_built() {
     let (engine, _) = shared_logic();
-    let earlier = engine
-        .load(EARLIER_PATCH_LOGIC)
-        .expect("0.3.0 logic loads");
+    let earlier = engine.load(EARLIER_PATCH_LOGIC).expect("0.3.0 logic loads");
     assert_eq!(earlier.contract, "0.3.0");
     let host = seeded_host().peer(Arc::new(earlier));
     set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");

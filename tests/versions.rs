@@ -149,7 +149,10 @@ async fn contracts_across_a_rolling_upgrade(backend: Backend) {
         .as_millis() as u64;
     // (It links 0.3.0: the builtin logic is built for 0.3.1, which needs
     // what 0.3.0 lacks.)
-    registry.beat("old-host:1", &["0.3.0", "0.2.0"], now).await.unwrap();
+    registry
+        .beat("old-host:1", &["0.3.0", "0.2.0"], now)
+        .await
+        .unwrap();
     let v2 = write(&stack, "v2.wasm", &variant(envmgr::BUILTIN_LOGIC, "v2"));
     logic_ok(&stack, &["install", &v2, "--tag", "v2"]);
     let (ok, text) = logic(&stack, &["activate", "v2"]);

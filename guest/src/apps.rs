@@ -1,6 +1,6 @@
 //! The app an environment belongs to, from the `apps` table.
 
-use crate::capabilities::{Capabilities, Item, Value};
+use crate::capabilities::{Capabilities, Item, Repository, Value};
 use crate::item::{get, get_s, key};
 use crate::outcome::{Failure, failed};
 use crate::request::{AppRef, CreateRequest};
@@ -29,18 +29,31 @@ pub struct App {
 /// Read the app the request is for. A webhook names only the repository, so
 /// the app is found through the `REPO#{owner/name}` index item first.
 pub fn resolve<C: Capabilities>(caps: &mut C, request: &CreateRequest) -> Result<App, Failure> {
-    let app_id = match &request.app {
-        AppRef::Id(id) => id.clone(),
-        AppRef::Repository => {
-            let full_name = request.repository.to_string().to_ascii_lowercase();
+    resolve_ref(caps, &request.app, Some(&request.repository))
+}
+
+/// Read the app `app` names; by `repository` when that is how it does.
+pub fn resolve_ref<C: Capabilities>(
+    caps: &mut C,
+    app: &AppRef,
+    repository: Option<&Repository>,
+) -> Result<App, Failure> {
+    let app_id = match (app, repository) {
+        (AppRef::Id(id), _) => id.clone(),
+        (AppRef::Repository, None) => {
+            return Err(Failure::permanent(
+                "the request names neither an app nor a repository",
+            ));
+        }
+        (AppRef::Repository, Some(repository)) => {
+            let full_name = repository.to_string().to_ascii_lowercase();
             let index = caps
                 .db_get(TABLE, &key(format!("REPO#{full_name}"), "#".into()))
                 .map_err(failed("find the app of the repository"))?
                 .ok_or_else(|| {
                     Failure::permanent(format!(
-                        "no app is registered for repository {}: add the app \
-                         (docs/data-model.md, apps table) or uninstall the GitHub App there",
-                        request.repository
+                        "no app is registered for repository {repository}: add the app \
+                         (docs/data-model.md, apps table) or uninstall the GitHub App there"
                     ))
                 })?;
             get_s(&index, "appId")

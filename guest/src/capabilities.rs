@@ -87,8 +87,7 @@ pub enum WriteError {
 pub use crate::bindings::envmgr::environments::analytics::TrackEvent;
 pub use crate::bindings::envmgr::environments::github::{
     Comment, Deployment, DeploymentState, DeploymentStatus, NewDeployment, NewDeploymentStatus,
-    Repository,
-    PullRequest,
+    PullRequest, Repository,
 };
 pub use crate::bindings::envmgr::environments::runtime::Created as RuntimeCreated;
 pub use crate::bindings::envmgr::environments::runtime::DeleteRequest as RuntimeDelete;

@@ -32,6 +32,12 @@ pub enum Status<'a> {
     /// record (`failureReason`), which not everyone reading the pull request
     /// should see.
     Failed(Option<&'a str>),
+    /// The environment ended (`flow/teardown.rs`): why, and how to bring it
+    /// back ("" when there is no way).
+    Removed { why: &'a str, again: &'a str },
+    /// The environment stays for another pull request on the same branch,
+    /// which has the comment now.
+    Moved(u64),
 }
 
 impl Status<'_> {
@@ -41,6 +47,8 @@ impl Status<'_> {
             Self::Ready => "✅ Ready".to_string(),
             Self::Failed(None) => "❌ Failed".to_string(),
             Self::Failed(Some(category)) => format!("❌ Failed ({})", text(category)),
+            Self::Removed { .. } => "🗑️ Removed".to_string(),
+            Self::Moved(number) => format!("➡️ Moved to #{number}"),
         }
     }
 }
@@ -93,7 +101,7 @@ pub fn render(view: &View<'_>) -> String {
     let link = match (view.status, view.url.and_then(display::link_target)) {
         (Status::Deploying | Status::Ready, Some(url)) => format!("[Visit {kind}]({url})"),
         (Status::Failed(_), Some(url)) => format!("[Details]({url})"),
-        (_, None) => "—".to_string(),
+        _ => "—".to_string(),
     };
     let mut body = format!(
         "{marker}\n\
@@ -109,8 +117,24 @@ pub fn render(view: &View<'_>) -> String {
         status = view.status.label(),
         updated = format_utc_minutes(view.updated_at_ms),
     );
-    if !env.secrets_withheld.is_empty() {
-        body.push_str(&withheld_notice(&env.app_id, &env.secrets_withheld));
+    match view.status {
+        Status::Removed { why, again } => {
+            let _ = writeln!(body, "\nThis {kind} was removed: {why}.");
+            if !again.is_empty() {
+                let _ = writeln!(body, "{again}");
+            }
+        }
+        Status::Moved(number) => {
+            let _ = writeln!(
+                body,
+                "\nPull request #{number} deploys the same branch: the {kind} stays, \
+                 and its status is shown there."
+            );
+        }
+        _ if !env.secrets_withheld.is_empty() => {
+            body.push_str(&withheld_notice(&env.app_id, &env.secrets_withheld));
+        }
+        _ => {}
     }
     let version: String = view
         .logic_version
@@ -345,6 +369,29 @@ mod tests {
         let env = environment("main", EnvironmentType::Production);
         let url = format!("https://{}.example.com", env.id);
         assert_snapshot("production", &render(&view(&env, Some(&url))));
+    }
+
+    #[test]
+    fn removed_says_why_and_how_to_bring_it_back_and_links_nothing() {
+        let env = preview("feature/login");
+        let rendered = render(&View {
+            status: Status::Removed {
+                why: "the pull request was closed",
+                again: "Reopen the pull request to deploy it again.",
+            },
+            ..view(&env, Some(&url(&env)))
+        });
+        assert_snapshot("removed", &rendered);
+    }
+
+    #[test]
+    fn moved_names_the_pull_request_that_has_it_now() {
+        let env = preview("feature/login");
+        let rendered = render(&View {
+            status: Status::Moved(9),
+            ..view(&env, Some(&url(&env)))
+        });
+        assert_snapshot("moved", &rendered);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         environment_name(
             self.environment.environment_type,
             &self.environment.branch,
@@ -332,6 +332,23 @@ fn retire_superseded<C: Capabilities>(
     deployment_id: u64,
     known_active: bool,
 ) -> Result<(), Failure> {
+    let description = clip(&format!(
+        "Superseded by commit {} of environment {}",
+        short(&target.environment.sha),
+        target.environment.id
+    ));
+    give_inactive(caps, target, deployment_id, known_active, &description)
+}
+
+/// Give a deployment an `inactive` status saying `description`, unless it
+/// has one (asked of GitHub unless it is `known_active`).
+fn give_inactive<C: Capabilities>(
+    caps: &mut C,
+    target: &Target<'_>,
+    deployment_id: u64,
+    known_active: bool,
+    description: &str,
+) -> Result<(), Failure> {
     if !known_active {
         let step = "read a superseded GitHub deployment's status";
         let statuses = caps.github_list_deployment_statuses(
@@ -354,11 +371,7 @@ fn retire_superseded<C: Capabilities>(
     }
     let inactive = NewDeploymentStatus {
         state: DeploymentState::Inactive,
-        description: clip(&format!(
-            "Superseded by commit {} of environment {}",
-            short(&target.environment.sha),
-            target.environment.id
-        )),
+        description: description.to_string(),
         environment_url: None,
         log_url: None,
     };
@@ -553,5 +566,7 @@ fn tolerate<C: Capabilities, T>(
     }
 }
 
+mod removal;
+pub use removal::remove;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,13 @@ pub const STATUS_RUNTIME_REQUESTED: &str = "runtime-requested";
 pub const STATUS_FAILED: &str = "failed";
 /// Status once the runtime reported the environment up.
 pub const STATUS_READY: &str = "ready";
+/// Status while a delete works on the environment (`flow/teardown.rs`).
+pub const STATUS_DELETING: &str = "deleting";
+/// Status of a tombstone: the environment ended; its items expire at
+/// `purgeAt`.
+pub const STATUS_DELETED: &str = "deleted";
+
+mod teardown;
 
 /// One environment at one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,20 +278,7 @@ impl Environment {
                 }
             }
         }
-        self.keys()
-            .into_iter()
-            .map(|key| {
-                Write::Update(Update {
-                    table: TABLE.to_string(),
-                    key,
-                    set: set.clone(),
-                    condition: crate::capabilities::equals(
-                        "requestVersion".to_string(),
-                        Value::S(self.request_version.clone()),
-                    ),
-                })
-            })
-            .collect()
+        self.updates_at(&self.request_version, set)
     }
 
     fn attributes(&self, status: &str, updated_at_ms: u64) -> Item {

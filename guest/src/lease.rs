@@ -70,6 +70,9 @@ pub struct LeaseState {
     /// no end; it counts while the environment is held).
     pub wanted_until_ms: u64,
     pub github: GitHubState,
+    /// The item expires with a tombstone (`purgeAt`): whoever takes it for
+    /// a create clears that.
+    pub purge_at: bool,
     /// The environment's record was read with the lease and exists: a
     /// missing lease item (deleted by hand, or an environment from before
     /// leases) is then no sign that nothing of it is on GitHub.
@@ -91,6 +94,7 @@ impl LeaseState {
             wanted: text("wanted"),
             wanted_until_ms: get_u64(item, "wantedUntil").unwrap_or(0),
             github: GitHubState::read(item),
+            purge_at: get_u64(item, "purgeAt").is_some(),
             record_exists: false,
         }
     }
@@ -225,6 +229,9 @@ pub struct Lease {
     writes: u32,
     /// What the holders did on GitHub, as far as this holder knows.
     pub github: GitHubState,
+    /// When the lease item expires with its environment's tombstone
+    /// (`purgeAt`, seconds): set by a delete, written with every renewal.
+    pub purge_at_s: Option<u64>,
 }
 
 /// Take the environment for `claim`, do `work` holding it, and release it
@@ -329,6 +336,7 @@ impl Lease {
             s("leaseRev", &rev),
         ];
         set.extend(self.github.attributes());
+        set.extend(self.purge_at_s.map(|at| n("purgeAt", at)));
         let write = Write::Update(Update {
             table: TABLE.to_string(),
             key: lease_key(&self.environment_id),
@@ -445,6 +453,7 @@ impl Lease {
                 s("leaseRev", &rev),
             ];
             set.extend(self.github.attributes());
+            set.extend(self.purge_at_s.map(|at| n("purgeAt", at)));
             let update = Update {
                 table: TABLE.to_string(),
                 key: lease_key(&self.environment_id),

@@ -13,7 +13,10 @@
 //! docs/messages.md has examples.
 
 mod api;
+mod teardown;
 mod webhook;
+
+pub use teardown::{DELETE_SUFFIX, DeleteRequest, Order, Reason};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -91,6 +94,12 @@ pub enum Origin {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     Create(Box<CreateRequest>),
+    /// An environment to end (`teardown.rs`).
+    Delete(Box<DeleteRequest>),
+    /// An app's previews to look over: the idle ones end, and deletes that
+    /// stopped are finished (`flow/sweep.rs`). The host's sweep sends one
+    /// per app.
+    Sweep(String),
     /// A runtime's status report: the compact JWS (docs/messages.md).
     Report(String),
     /// A well-formed message the flow does not act on, with the reason.

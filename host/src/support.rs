@@ -74,6 +74,28 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Run `pass` every `every` until `stop` changes, the first time after a
+/// random part of `every`: hosts started together do not all act at once.
+pub async fn periodically<F, Fut>(
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let jitter = u64::from_str_radix(&random_hex(4), 16).unwrap_or(0);
+    let mut wait = every.mul_f64(0.1 + 0.9 * (jitter as f64 / u32::MAX as f64));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        wait = every;
+        pass().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -376,11 +376,11 @@ impl Capabilities for Native<'_> {
         r: &Repository,
         head: &str,
     ) -> CapResult<Vec<PullRequest>> {
-        let open = ready(
-            self.backends
-                .github
-                .list_open_pull_requests(installation_id, &repo(r), head),
-        );
+        let open = ready(self.backends.github.list_open_pull_requests(
+            installation_id,
+            &repo(r),
+            head,
+        ));
         open.map(|found| {
             (found.into_iter())
                 .map(|p| PullRequest {

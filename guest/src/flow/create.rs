@@ -13,7 +13,7 @@ mod runtime;
 use super::github::{self, Commented};
 use super::{Halt, LOGIC_VERSION, Message};
 use crate::apps::{self, App};
-use crate::capabilities::{Capabilities, Item, LogLevel, RuntimeCreated, TrackEvent};
+use crate::capabilities::{Capabilities, Item, LogLevel, RuntimeCreated};
 use crate::comment::Status;
 use crate::deployment;
 use crate::environment::{Environment, STATUS_CREATING, StoredKey};
@@ -263,7 +263,13 @@ fn provision<C: Capabilities>(
     let comment_refused = matches!(comment, Commented::Refused);
 
     // 6. Analytics, once there is a runtime: never fails the flow.
-    track_created(caps, request, env);
+    super::track(
+        caps,
+        "cloud_environment_created",
+        &request.requester,
+        env,
+        &[],
+    );
 
     // 7. The GitHub deployment of this commit, in progress at the runtime's
     // URL (else the preview's): GitHub's "View deployment"; or as the
@@ -349,30 +355,6 @@ fn show_while_created<C: Capabilities>(
         report,
         comment: github::unless_refused(caps, shown)?,
     })
-}
-
-/// Tell analytics the environment was created; an event not tracked is
-/// logged, never a failure.
-fn track_created<C: Capabilities>(caps: &mut C, request: &CreateRequest, env: &Environment) {
-    let event = TrackEvent {
-        event: "cloud_environment_created".to_string(),
-        user_id: request.requester.clone(),
-        properties_json: serde_json::json!({
-            "repo": env.repository,
-            "branch": env.branch,
-            "type": env.environment_type.as_str(),
-            "environmentId": env.id,
-        })
-        .to_string(),
-        message_id: format!("envmgr-{}", env.idempotency_key()),
-    };
-    if let Err(error) = caps.analytics_track(&event) {
-        caps.log(
-            LogLevel::Warn,
-            "analytics",
-            &format!("event not tracked: {error}"),
-        );
-    }
 }
 
 /// The outcome's words: the environment, its runtime, what the runtime

@@ -208,7 +208,7 @@ pub(super) fn deployment_status<C: Capabilities>(
 }
 
 /// The environment's repository as GitHub names it.
-fn repository_of(env: &Environment) -> Repository {
+pub(super) fn repository_of(env: &Environment) -> Repository {
     let (owner, name) = env
         .repository
         .split_once('/')

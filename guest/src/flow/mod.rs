@@ -28,6 +28,10 @@
 mod create;
 mod github;
 mod report;
+mod sweep;
+mod teardown;
+
+pub use teardown::{DELETE_GITHUB_ENVIRONMENT, MAX_IDLE_DAYS, TOMBSTONE_DAYS};
 
 use crate::capabilities::Capabilities;
 use crate::lease::Stop;
@@ -118,8 +122,44 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     }
     match request::parse(&message.body) {
         Ok(Parsed::Create(request)) => create::create(caps, message, *request),
+        Ok(Parsed::Delete(request)) => teardown::teardown(caps, message, *request),
+        Ok(Parsed::Sweep(app_id)) => sweep::sweep(caps, message, &app_id),
         Ok(Parsed::Report(jws)) => report::status_report(caps, message, &jws),
         Ok(Parsed::Ignored(reason)) => Ok(Outcome::Skipped(reason)),
         Err(BadInput(reason)) => Err(Failure::permanent(reason)),
+    }
+}
+
+/// Tell analytics `event` of `env` (its repository, branch, type and id,
+/// and `extra` properties), once per request (`envmgr-{idempotency key}`);
+/// an event not tracked is logged, never a failure.
+fn track<C: Capabilities>(
+    caps: &mut C,
+    event: &str,
+    requester: &str,
+    env: &crate::environment::Environment,
+    extra: &[(&str, &str)],
+) {
+    let mut properties = serde_json::json!({
+        "repo": env.repository,
+        "branch": env.branch,
+        "type": env.environment_type.as_str(),
+        "environmentId": env.id,
+    });
+    for (name, value) in extra {
+        properties[*name] = (*value).into();
+    }
+    let event = crate::capabilities::TrackEvent {
+        event: event.to_string(),
+        user_id: requester.to_string(),
+        properties_json: properties.to_string(),
+        message_id: format!("envmgr-{}", env.idempotency_key()),
+    };
+    if let Err(error) = caps.analytics_track(&event) {
+        caps.log(
+            crate::capabilities::LogLevel::Warn,
+            "analytics",
+            &format!("event not tracked: {error}"),
+        );
     }
 }

@@ -10,7 +10,7 @@
 use super::{
     Contended, Lease, LeaseState, MIN_WAIT_MS, lease_key, new_rev, read_all, reread, wait_until,
 };
-use crate::capabilities::{Capabilities, Update, Write, WriteError};
+use crate::capabilities::{Capabilities, Update, Value, Write, WriteError};
 use crate::environment::TABLE;
 use crate::github_state::GitHubState;
 use crate::item::{get_s, n, s};
@@ -170,6 +170,7 @@ fn write_lease<C: Capabilities>(
                     history_complete: claim.seen.github.history_complete || first_holder,
                     ..claim.seen.github.clone()
                 },
+                purge_at_s: None,
             })))
         }
         Err(WriteError::ConditionFailed(failed)) if failed.iter().any(|i| *i != 0) => {
@@ -194,6 +195,12 @@ fn lease_write(claim: &Claim<'_>, waiting: &str, now: u64, ttl_ms: u64, rev: &st
     if waiting <= claim.version {
         set.push(s("wanted", ""));
         set.push(n("wantedUntil", 0));
+    }
+    if claim.seen.purge_at {
+        // A tombstone's lease, taken again (a reopen): it no longer expires
+        // (NULL: the time to live reads only a number; the contract's update
+        // only sets). A delete sets it again when it ends.
+        set.push(("purgeAt".to_string(), Value::Null));
     }
     if claim.seen.new_environment() {
         // A new environment: nothing of it on GitHub, its history whole.

@@ -1,6 +1,7 @@
 //! A platform API message, from the api queue: a versioned create request
-//! (`{ "version": 1, "kind": "create-environment", ... }`), or a runtime's
-//! status report (`"kind": "runtime-status"`).
+//! (`{ "version": 1, "kind": "create-environment", ... }`), a delete
+//! (`"kind": "delete-environment"`), or a runtime's status report
+//! (`"kind": "runtime-status"`).
 //!
 //! Apart from GitHub's webhook events (`webhook.rs`) because envmgr
 //! defines this shape itself: it is versioned and strict (an unknown field
@@ -12,12 +13,15 @@ use super::{
     AppRef, BadInput, CreateRequest, EnvironmentType, FieldNames, Origin, Parsed, PullRequest,
     parse_repository, typed, validate_branch, validate_sha, within_limits,
 };
+use crate::request::teardown::{DeleteRequest, Order, Reason};
 use crate::time::parse_rfc3339_ms;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ApiRequest {
     version: u32,
+    /// Read first (`parse`): a create's.
+    #[allow(dead_code)]
     kind: String,
     app_id: String,
     environment_type: String,
@@ -82,24 +86,25 @@ pub(super) fn parse(body: &str, version: Option<serde_json::Value>) -> Result<Pa
         }
         return Ok(Parsed::Report(envelope.report));
     }
+    match kind.kind.as_str() {
+        "create-environment" => {}
+        "delete-environment" => return delete_request(body),
+        "sweep" => {
+            let sweep: Sweep =
+                typed(body).map_err(|e| BadInput(format!("malformed sweep request: {e}")))?;
+            return Ok(Parsed::Sweep(sweep.app_id));
+        }
+        other => {
+            return Err(BadInput(format!(
+                "unknown API request kind `{other}`; this logic handles `create-environment`, \
+                 `delete-environment`, `sweep` and `runtime-status`"
+            )));
+        }
+    }
     let api: ApiRequest =
         typed(body).map_err(|e| BadInput(format!("malformed API request: {e}")))?;
     debug_assert_eq!(api.version, API_VERSION);
-    if api.kind != "create-environment" {
-        return Err(BadInput(format!(
-            "unknown API request kind `{}`; this logic handles `create-environment` and `runtime-status`",
-            api.kind
-        )));
-    }
-    let environment_type = match api.environment_type.as_str() {
-        "preview" => EnvironmentType::Preview,
-        "production" => EnvironmentType::Production,
-        other => {
-            return Err(BadInput(format!(
-                "environmentType `{other}` is not one of preview, production"
-            )));
-        }
-    };
+    let environment_type = environment_type(&api.environment_type)?;
     let repository = parse_repository(&api.repository)?;
     if api.app_id.trim().is_empty() {
         return Err(BadInput("appId is empty".to_string()));
@@ -149,3 +154,111 @@ const API_FIELDS: FieldNames = FieldNames {
     sha: "sha",
     branch: "branch",
 };
+
+fn environment_type(named: &str) -> Result<EnvironmentType, BadInput> {
+    match named {
+        "preview" => Ok(EnvironmentType::Preview),
+        "production" => Ok(EnvironmentType::Production),
+        other => Err(BadInput(format!(
+            "environmentType `{other}` is not one of preview, production"
+        ))),
+    }
+}
+
+/// The host's sweep of one app's previews (`"kind": "sweep"`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Sweep {
+    #[allow(dead_code)]
+    version: u32,
+    #[allow(dead_code)]
+    kind: String,
+    app_id: String,
+}
+
+/// A platform API delete (`"kind": "delete-environment"`): strict as a
+/// create is.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ApiDelete {
+    #[allow(dead_code)]
+    version: u32,
+    #[allow(dead_code)]
+    kind: String,
+    app_id: String,
+    environment_type: String,
+    branch: String,
+    requester: String,
+    /// When it was asked for: it follows every request made up to then.
+    requested_at: Option<String>,
+    /// Or: only the request at exactly this version (what the asker saw).
+    if_request_version: Option<String>,
+    /// `api` (the default) or `idle` (a sweep's).
+    reason: Option<String>,
+}
+
+fn delete_request(body: &str) -> Result<Parsed, BadInput> {
+    let api: ApiDelete =
+        typed(body).map_err(|e| BadInput(format!("malformed API delete request: {e}")))?;
+    let environment_type = environment_type(&api.environment_type)?;
+    if api.app_id.trim().is_empty() {
+        return Err(BadInput("appId is empty".to_string()));
+    }
+    validate_branch(&api.branch, API_FIELDS.branch)?;
+    let order = match (&api.requested_at, api.if_request_version) {
+        (Some(at), None) => Order::At {
+            ms: parse_rfc3339_ms(at).ok_or_else(|| {
+                BadInput(format!(
+                    "requestedAt `{at}` is not an RFC 3339 time such as 2026-11-28T12:00:00Z"
+                ))
+            })?,
+            sha: None,
+        },
+        (None, Some(version)) if is_request_version(&version) => Order::IfAt(version),
+        (None, Some(version)) => {
+            return Err(BadInput(format!(
+                "ifRequestVersion `{version}` is not a request version \
+                 ({{13-digit ms}}#{{40 hex digits}})"
+            )));
+        }
+        _ => {
+            return Err(BadInput(
+                "a delete names exactly one of requestedAt and ifRequestVersion".to_string(),
+            ));
+        }
+    };
+    let reason = match api.reason.as_deref() {
+        None | Some("api") => Reason::Api,
+        Some("idle") => Reason::Idle,
+        Some(other) => {
+            return Err(BadInput(format!(
+                "reason `{other}` is not one of api, idle"
+            )));
+        }
+    };
+    Ok(Parsed::Delete(Box::new(DeleteRequest {
+        app: AppRef::Id(api.app_id),
+        environment_type,
+        repository: None,
+        branch: api.branch,
+        pull_request: None,
+        installation_id: None,
+        requester: api.requester,
+        reason,
+        order,
+        from_webhook: false,
+        head: None,
+    })))
+}
+
+/// `{13-digit ms}#{40 hex digits}`, as a create's version is written.
+fn is_request_version(version: &str) -> bool {
+    let (ms, sha) = version.split_at(version.len().min(13));
+    ms.len() == 13
+        && ms.bytes().all(|b| b.is_ascii_digit())
+        && sha.len() == 41
+        && sha.starts_with('#')
+        && sha[1..]
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

@@ -6,6 +6,8 @@
 //! deploying pull-request event needs, and what GitHub may leave out (the
 //! author, the head repository of a deleted fork) is optional.
 
+mod branch;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -14,6 +16,7 @@ use super::{
     typed, validate_branch, validate_sha, within_limits,
 };
 use crate::capabilities::Repository;
+use crate::request::teardown::{DeleteRequest, Order, Reason};
 use crate::time::parse_rfc3339_ms;
 
 #[derive(Deserialize)]
@@ -46,6 +49,9 @@ struct PullRequestPayload {
     /// when the app names its trusted authors.
     user: Option<UserPayload>,
     head: RefPayload,
+    /// `closed` only: merged, or closed without.
+    #[serde(default)]
+    merged: bool,
 }
 
 #[derive(Deserialize)]
@@ -82,9 +88,9 @@ const DEPLOYING_ACTIONS: [&str; 4] = ["opened", "reopened", "synchronize", "read
 pub(super) fn parse(body: &str) -> Result<Parsed, BadInput> {
     let event: WebhookEvent =
         typed(body).map_err(|e| BadInput(format!("malformed Probot webhook event: {e}")))?;
-    if event.name != "pull_request" {
+    if !["pull_request", "delete", "push"].contains(&event.name.as_str()) {
         return Ok(Parsed::Ignored(format!(
-            "webhook event `{}` (delivery {}) is not handled; only pull_request is",
+            "webhook event `{}` (delivery {}) is not handled; only pull_request, delete and push are",
             event.name, event.id
         )));
     }
@@ -94,11 +100,14 @@ pub(super) fn parse(body: &str) -> Result<Parsed, BadInput> {
             event.id
         )));
     }
+    if event.name != "pull_request" {
+        return branch::parse(&event);
+    }
     let action = serde_json::from_str::<Action>(event.payload.get())
         .ok()
         .and_then(|a| a.action)
         .unwrap_or_default();
-    if !DEPLOYING_ACTIONS.contains(&action.as_str()) {
+    if action != "closed" && !DEPLOYING_ACTIONS.contains(&action.as_str()) {
         return Ok(Parsed::Ignored(format!(
             "pull_request action `{action}` (delivery {}) does not deploy; \
              only {} do",
@@ -120,6 +129,7 @@ pub(super) fn parse(body: &str) -> Result<Parsed, BadInput> {
             event.id
         ))
     })?;
+    let merged = pr.merged;
     let base = &payload.repository;
     // A fork's branch is named after its owner, so a fork's `main` never
     // lands on the base repository's `main` environment.
@@ -130,6 +140,13 @@ pub(super) fn parse(body: &str) -> Result<Parsed, BadInput> {
         Some(head) => (format!("{}:{}", head.owner.login, pr.head.branch), true),
         None => (format!("deleted-fork:{}", pr.head.branch), true),
     };
+    // GitHub's `head` filter for the other open pull requests on the branch
+    // (`owner:branch`); none to ask for a deleted fork's.
+    let head_label = pr
+        .head
+        .repo
+        .as_ref()
+        .map(|head| format!("{}:{}", head.owner.login, pr.head.branch));
     let requested_at_ms = parse_rfc3339_ms(&pr.updated_at).ok_or_else(|| {
         BadInput(format!(
             "pull_request.updated_at `{}` is not an RFC 3339 time",
@@ -163,7 +180,37 @@ pub(super) fn parse(body: &str) -> Result<Parsed, BadInput> {
     };
     validate_branch(&request.branch, WEBHOOK_FIELDS.branch)?;
     within_limits(&request, &WEBHOOK_FIELDS)?;
+    if action == "closed" {
+        return Ok(Parsed::Delete(Box::new(closed(
+            request, merged, head_label,
+        ))));
+    }
     Ok(Parsed::Create(Box::new(request)))
+}
+
+/// A closed pull request's delete: at the time GitHub says it closed
+/// (`updated_at`), at its head commit, so a reopen (later) wins over it.
+fn closed(request: CreateRequest, merged: bool, head: Option<String>) -> DeleteRequest {
+    DeleteRequest {
+        app: request.app,
+        environment_type: request.environment_type,
+        repository: Some(request.repository),
+        branch: request.branch,
+        pull_request: request.pull_request,
+        installation_id: Some(request.installation_id),
+        requester: request.requester,
+        reason: if merged {
+            Reason::PullRequestMerged
+        } else {
+            Reason::PullRequestClosed
+        },
+        order: Order::At {
+            ms: request.requested_at_ms,
+            sha: Some(request.sha),
+        },
+        from_webhook: true,
+        head,
+    }
 }
 
 /// The checked fields as the event names them.

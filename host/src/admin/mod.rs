@@ -78,10 +78,12 @@ pub(crate) async fn store_kms_probe(
     Ok(())
 }
 
-/// Turn on DynamoDB's TTL on `expiresAt` for `table`, unless it is.
-async fn expire_on_expires_at(
+/// Turn on DynamoDB's TTL on `attribute` for `table`, unless it is. A
+/// table has one TTL attribute: one on another is an operator's to change.
+async fn expire_on(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
+    attribute: &str,
 ) -> anyhow::Result<()> {
     let ttl = dynamodb
         .describe_time_to_live()
@@ -89,13 +91,25 @@ async fn expire_on_expires_at(
         .send()
         .await
         .map_err(|e| operation_failed("DescribeTimeToLive", &e))?;
-    let on = ttl
-        .time_to_live_description()
-        .and_then(|d| d.attribute_name())
-        == Some("expiresAt");
-    if on {
-        println!("table {table}: TTL on expiresAt");
-        return Ok(());
+    let description = ttl.time_to_live_description();
+    let status = description.and_then(|d| d.time_to_live_status());
+    let enabled = matches!(
+        status,
+        Some(
+            aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled
+                | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling
+        )
+    );
+    match description.and_then(|d| d.attribute_name()) {
+        Some(on) if on == attribute && enabled => {
+            println!("table {table}: TTL on {attribute}");
+            return Ok(());
+        }
+        Some(other) if enabled => anyhow::bail!(
+            "table {table} has TTL on `{other}`; envmgr's items expire by `{attribute}` \
+             (docs/data-model.md, \"Time to live\"): turn TTL off there, then run init again"
+        ),
+        _ => {}
     }
     dynamodb
         .update_time_to_live()
@@ -103,14 +117,14 @@ async fn expire_on_expires_at(
         .time_to_live_specification(
             aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
                 .enabled(true)
-                .attribute_name("expiresAt")
+                .attribute_name(attribute)
                 .build()
                 .context("a TTL specification")?,
         )
         .send()
         .await
         .map_err(|e| operation_failed("UpdateTimeToLive", &e))?;
-    println!("table {table}: TTL turned on for expiresAt");
+    println!("table {table}: TTL turned on for {attribute}");
     Ok(())
 }
 
@@ -132,8 +146,11 @@ async fn init_aws(platform: &Platform, settings: &Settings) -> anyhow::Result<()
     // skip what expired). One TTL attribute per table: `expiresAt`, in
     // seconds, in both (docs/data-model.md, "Time to live").
     for table in [&settings.tables.recordings, &settings.tables.logic] {
-        expire_on_expires_at(&dynamodb, table).await?;
+        expire_on(&dynamodb, table, "expiresAt").await?;
     }
+    // A deleted environment's tombstone expires by `purgeAt` (seconds):
+    // there `expiresAt` is the lease's, in milliseconds.
+    expire_on(&dynamodb, &settings.tables.environments, "purgeAt").await?;
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     for (logical, queue) in &settings.queues {

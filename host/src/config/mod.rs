@@ -16,8 +16,10 @@ use serde::Deserialize;
 
 use crate::engine::Limits;
 
+mod previews;
 mod queues;
 mod validate;
+pub use previews::{PREVIEW_CONFIG_KEYS, Previews};
 pub use queues::Queue;
 use queues::{default_queues, merge_queues};
 
@@ -52,6 +54,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     #[serde(default)]
     pub lease: LeaseSettings,
+    #[serde(default)]
+    pub previews: Previews,
     /// Read-only values for the logic (`wasi:config`), e.g.
     /// `preview-url-template`.
     #[serde(default)]
@@ -385,7 +389,13 @@ impl Default for LeaseSettings {
 
 /// Config keys of `wasi:config` the host sets itself; `[logic_config]`
 /// may not.
-pub const HOST_CONFIG_KEYS: [&str; 2] = ["logic-version", "lease-ttl-ms"];
+pub const HOST_CONFIG_KEYS: [&str; 5] = [
+    "logic-version",
+    "lease-ttl-ms",
+    previews::PREVIEW_CONFIG_KEYS[0],
+    previews::PREVIEW_CONFIG_KEYS[1],
+    previews::PREVIEW_CONFIG_KEYS[2],
+];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -485,6 +495,7 @@ impl Settings {
             "lease-ttl-ms".to_string(),
             (self.lease.ttl_seconds * 1_000).to_string(),
         );
+        values.extend(self.previews.config_values());
         values
     }
 

@@ -136,7 +136,8 @@ pub async fn assemble(
         health.probes().add_queue(logical, queue.clone());
         queues.push((logical.clone(), queue_settings.clone(), queue));
     }
-    let chores = chores(settings, &platform, pinned.is_none(), &engine, rotation)?;
+    let mut chores = chores(settings, &platform, pinned.is_none(), &engine, rotation)?;
+    chores.extend(sweep(settings, &platform, &queues, versions.host_id()));
     let (recorder, recording) = match settings.record.enabled {
         true => {
             let (recorder, worker) = Recorder::start(
@@ -198,6 +199,27 @@ fn chores(
         }));
     }
     Ok(chores)
+}
+
+/// The previews' sweep (`[previews] sweep_every_seconds`), when there is
+/// an `api` queue to send it on.
+fn sweep(
+    settings: &Settings,
+    platform: &Platform,
+    queues: &[(String, crate::config::Queue, Arc<dyn crate::queue::Queue>)],
+    host_id: &str,
+) -> Option<crate::daemon::Chore> {
+    use futures::FutureExt as _;
+    let every = settings.previews.sweep_every_seconds;
+    let (_, _, api) = queues.iter().find(|(logical, _, _)| logical == "api")?;
+    let sweep = crate::daemon::sweep::Sweep {
+        every: Duration::from_secs(every),
+        logic: platform.logic_tables(),
+        tables: platform.consumer_tables.clone(),
+        api: api.clone(),
+        host_id: host_id.to_string(),
+    };
+    (every > 0).then(|| -> crate::daemon::Chore { Box::new(move |stop| sweep.run(stop).boxed()) })
 }
 
 /// `attempt` until it succeeds, each failure `said` and waited on for

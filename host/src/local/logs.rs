@@ -67,6 +67,14 @@ pub async fn prune_every(store: Store, keep: Duration, mut stop: watch::Receiver
                 tracing::warn!(error = %format!("{e:#}"), "local logs not pruned; trying again later")
             }
         }
+        // The tables' time to live rides the same hourly pass.
+        match super::expiry::purge(&store, now / 1_000).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired items purged"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "expired items not purged; trying again later")
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stop.changed() => return,

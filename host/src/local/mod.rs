@@ -24,6 +24,7 @@
 
 mod changes;
 mod checkpoint;
+pub mod expiry;
 pub mod logs;
 mod schema;
 mod writer;

@@ -174,17 +174,8 @@ impl Periodic {
     /// Until `stop`; the first pass after a random part of `every` (a fleet
     /// started together does not collect at once; two passes at once are
     /// safe, only wasted).
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let jitter = u64::from_str_radix(&crate::support::random_hex(4), 16).unwrap_or(0);
-        let mut wait = self
-            .every
-            .mul_f64(0.1 + 0.9 * (jitter as f64 / u32::MAX as f64));
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
-            }
-            wait = self.every;
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        crate::support::periodically(self.every, stop, || async {
             let now = crate::support::now_ms().max(0) as u64;
             let pass = collect(
                 &self.registry,
@@ -200,7 +191,8 @@ impl Periodic {
                     warn!(error = %format!("{e:#}"), "logic retention did not run; trying again later")
                 }
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -38,8 +38,8 @@ pub use self::tokens::{
     INSTALLATION_PERMISSIONS, RUNTIME_TOKEN_PERMISSIONS_KEY, check_runtime_token_permissions,
 };
 use super::{
-    Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus,
-    PullRequest, Repository, state_name,
+    Comment, Deployment, DeploymentStatus, GitHub, NewDeployment, NewDeploymentStatus, PullRequest,
+    Repository, state_name,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::redact::Secret;

@@ -22,7 +22,8 @@ const CLOCK_DRIFT_SECONDS: u64 = 60;
 const TOKEN_TTL: Duration = Duration::from_secs(3_600);
 
 /// Permission names GitHub knows (the ones envmgr's App could hold).
-const PERMISSIONS: [&str; 7] = [
+const PERMISSIONS: [&str; 8] = [
+    "administration",
     "contents",
     "deployments",
     "issues",
@@ -66,6 +67,12 @@ impl Installation {
             repositories: None,
             permissions,
         }
+    }
+
+    /// The same, with `name` at `level` among its permissions.
+    pub fn with(mut self, name: &str, level: &str) -> Self {
+        self.permissions.insert(name.to_string(), level.to_string());
+        self
     }
 
     /// The same, without `name` among its permissions.
@@ -361,6 +368,8 @@ pub(crate) const ISSUES_READ: Need = &[("issues", "read"), ("pull_requests", "re
 pub(crate) const ISSUES_WRITE: Need = &[("issues", "write"), ("pull_requests", "write")];
 pub(crate) const DEPLOYMENTS_READ: Need = &[("deployments", "read")];
 pub(crate) const DEPLOYMENTS_WRITE: Need = &[("deployments", "write")];
+pub(crate) const PULL_REQUESTS_READ: Need = &[("pull_requests", "read")];
+pub(crate) const ADMINISTRATION_WRITE: Need = &[("administration", "write")];
 
 /// Let a request on `owner/repo` through, or answer as GitHub does: an
 /// unknown or expired token 401, a repository the token cannot see 404, a

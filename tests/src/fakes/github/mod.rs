@@ -27,6 +27,7 @@
 mod auth;
 mod comments;
 mod deployments;
+mod pulls;
 #[cfg(test)]
 mod tests;
 
@@ -79,6 +80,8 @@ pub enum Route {
     DeleteDeployment,
     ListStatuses,
     CreateStatus,
+    ListPulls,
+    DeleteEnvironment,
 }
 
 impl Route {
@@ -95,6 +98,8 @@ impl Route {
             ("DELETE", "/repos/{owner}/{repo}/deployments/{id}") => Self::DeleteDeployment,
             ("GET", "/repos/{owner}/{repo}/deployments/{id}/statuses") => Self::ListStatuses,
             ("POST", "/repos/{owner}/{repo}/deployments/{id}/statuses") => Self::CreateStatus,
+            ("GET", "/repos/{owner}/{repo}/pulls") => Self::ListPulls,
+            ("DELETE", "/repos/{owner}/{repo}/environments/{name}") => Self::DeleteEnvironment,
             _ => return None,
         })
     }
@@ -168,6 +173,10 @@ struct Inner {
     /// (owner/repo lower-cased, issue) → comments, oldest first.
     comments: BTreeMap<(String, u64), Vec<Value>>,
     deployments: Vec<FakeDeployment>,
+    /// (owner/repo lower-cased, number) → a pull request's head.
+    pulls: BTreeMap<(String, u64), pulls::FakePull>,
+    /// (owner/repo lower-cased, name) of every environment deleted.
+    deleted_environments: Vec<(String, String)>,
     rejected: Vec<String>,
     /// Failures to answer, per route, in order.
     faults: BTreeMap<Route, Vec<Failure>>,
@@ -213,6 +222,11 @@ impl FakeGitHub {
                 "/repos/{owner}/{repo}/deployments/{id}/statuses",
                 post(deployments::create_status).get(deployments::list_statuses),
             )
+            .route("/repos/{owner}/{repo}/pulls", get(pulls::list))
+            .route(
+                "/repos/{owner}/{repo}/environments/{name}",
+                delete(pulls::delete_environment),
+            )
             .route_layer(axum::middleware::from_fn_with_state(
                 fake.clone(),
                 every_request,
@@ -247,6 +261,33 @@ impl FakeGitHub {
     /// An issue or pull request (`owner/repo`, number) comments may go on.
     pub fn add_pull_request(&self, repo: &str, number: u64) {
         self.lock().issues.insert((repo.to_lowercase(), number));
+    }
+
+    /// Pull request `number` open with its head at `head_label`
+    /// (`owner:branch`) and `head_sha`, as "List pull requests" shows it.
+    pub fn open_pull_request(&self, repo: &str, number: u64, head_label: &str, head_sha: &str) {
+        let mut inner = self.lock();
+        inner.issues.insert((repo.to_lowercase(), number));
+        inner.pulls.insert(
+            (repo.to_lowercase(), number),
+            pulls::FakePull {
+                head_label: head_label.to_string(),
+                head_sha: head_sha.to_string(),
+                open: true,
+            },
+        );
+    }
+
+    /// Close pull request `number`.
+    pub fn close_pull_request(&self, repo: &str, number: u64) {
+        if let Some(pull) = self.lock().pulls.get_mut(&(repo.to_lowercase(), number)) {
+            pull.open = false;
+        }
+    }
+
+    /// (owner/repo, name) of every environment deleted, in order.
+    pub fn deleted_environments(&self) -> Vec<(String, String)> {
+        self.lock().deleted_environments.clone()
     }
 
     /// A commit a deployment may name.

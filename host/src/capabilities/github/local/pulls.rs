@@ -56,9 +56,11 @@ impl LocalGitHub {
     pub fn deleted_environments(&self, repo: &Repository) -> anyhow::Result<Vec<String>> {
         let repository = full_name(repo);
         self.store.read(|c| {
-            c.prepare("SELECT name FROM github_deleted_environments WHERE repository = ?1 ORDER BY name")?
-                .query_map([repository], |row| row.get(0))?
-                .collect()
+            c.prepare(
+                "SELECT name FROM github_deleted_environments WHERE repository = ?1 ORDER BY name",
+            )?
+            .query_map([repository], |row| row.get(0))?
+            .collect()
         })
     }
 

@@ -1,0 +1,107 @@
+//! The sweep's timer (`[previews] sweep_every_seconds`): one host of the
+//! deployment at a time sends one `sweep` message per app on the `api`
+//! queue; the logic ends the app's idle previews and finishes deletes that
+//! stopped (`guest/src/flow/sweep.rs`). The host knows the apps (it scans
+//! the `apps` table, as `check-data` does); which previews are idle, and
+//! what ending one takes, is the logic's.
+//!
+//! One host at a time: a lock item (`SWEEP / LOCK`) in the host's own
+//! `logic` table, taken for one period under the condition that whoever
+//! held it let it lapse (`heldUntil`), expiring by the table's time to live
+//! an hour after. A host that dies holding it delays the next sweep by at
+//! most one period. Two sweeps at once would be safe (each delete is
+//! ordered and idempotent), only wasted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::capabilities::Describe as _;
+use crate::capabilities::dynamodb::fields::{n, s, text};
+use crate::capabilities::dynamodb::{
+    AttributeCheck, AttributeValue, Condition, Tables, UpdateItem, WriteError,
+};
+use crate::queue::Queue;
+
+/// The host's own table the lock is in.
+const LOGIC_TABLE: &str = "logic";
+/// The consumer's table of apps.
+const APPS_TABLE: &str = "apps";
+
+pub struct Sweep {
+    pub every: Duration,
+    /// The host's `logic` table (the lock).
+    pub logic: Arc<dyn Tables>,
+    /// The consumer's tables (`apps`).
+    pub tables: Arc<dyn Tables>,
+    pub api: Arc<dyn Queue>,
+    pub host_id: String,
+}
+
+impl Sweep {
+    /// Until `stop`; the first pass after a random part of `every`.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        crate::support::periodically(self.every, stop, || async {
+            let now = crate::support::now_ms().max(0) as u64;
+            match self.once(now).await {
+                Ok(Some(apps)) => info!(apps, "sweep sent"),
+                Ok(None) => {}
+                Err(e) => warn!(error = %format!("{e:#}"), "sweep not sent; trying again later"),
+            }
+        })
+        .await;
+    }
+
+    /// One pass at `now_ms`: the number of apps swept, or None when another
+    /// host holds this period's sweep.
+    pub async fn once(&self, now_ms: u64) -> anyhow::Result<Option<usize>> {
+        if !self.take(now_ms).await? {
+            return Ok(None);
+        }
+        let apps = self
+            .tables
+            .scan_all(APPS_TABLE)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the apps: {}", e.describe()))?;
+        let mut sent = 0;
+        for app in apps {
+            let (Some(pk), Some(sk)) = (text(&app, "pk"), text(&app, "sk")) else {
+                continue;
+            };
+            let Some(app_id) = pk.strip_prefix("APP#").filter(|_| sk == "#") else {
+                continue;
+            };
+            let body = serde_json::json!({ "version": 1, "kind": "sweep", "appId": app_id });
+            self.api.send(&body.to_string()).await?;
+            sent += 1;
+        }
+        Ok(Some(sent))
+    }
+
+    /// Take this period's lock: only if whoever held it let it lapse.
+    async fn take(&self, now_ms: u64) -> anyhow::Result<bool> {
+        let held_until = now_ms + self.every.as_millis() as u64;
+        let update = UpdateItem {
+            table: LOGIC_TABLE.to_string(),
+            key: vec![s("pk", "SWEEP"), s("sk", "LOCK")],
+            set: vec![
+                s("holder", self.host_id.clone()),
+                n("heldUntil", held_until),
+                n("expiresAt", held_until / 1_000 + 3_600),
+            ],
+            condition: Condition::AbsentOrAtMost(AttributeCheck {
+                name: "heldUntil".to_string(),
+                value: AttributeValue::N(now_ms.to_string()),
+            }),
+        };
+        match self.logic.update(&update).await {
+            Ok(()) => Ok(true),
+            Err(WriteError::ConditionFailed(_)) => Ok(false),
+            Err(WriteError::Failed(e)) => {
+                anyhow::bail!("taking the sweep's lock: {}", e.describe())
+            }
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! A preview ends when its pull request does (docs/data-model.md, "The end
+//! of an environment"): closed or merged, its branch deleted, the platform
+//! API's delete, idle expiry. In the mock host: the order a delete takes
+//! among creates, what it leaves (a tombstone, an inactive deployment, a
+//! comment saying why), and what it never touches.
+
+use envmgr::Outcome;
+use envmgr::mock::{Delivery, MockHost};
+use envmgr_guest::environment::environment_id;
+use envmgr_tests::stack;
+use envmgr_tests::*;
+use serde_json::json;
+
+const BRANCH: &str = "feature/login";
+const OPENED_AT: &str = "2026-11-28T11:00:00Z";
+const CLOSED_AT: &str = "2026-11-28T11:30:00Z";
+const REOPENED_AT: &str = "2026-11-28T11:45:00Z";
+
+fn host() -> MockHost {
+    let host = seeded_host();
+    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
+    host
+}
+
+fn env_id(branch: &str) -> String {
+    environment_id(APP_ID, branch)
+}
+
+fn outcome(delivery: &Delivery) -> &Outcome {
+    match &delivery.result {
+        Ok(Ok(outcome)) => outcome,
+        other => panic!("expected an outcome, got {other:?}"),
+    }
+}
+
+fn done(delivery: &Delivery) -> String {
+    match outcome(delivery) {
+        Outcome::Done(text) => text.clone(),
+        other => panic!("expected done, got {other:?}"),
+    }
+}
+
+fn skipped(delivery: &Delivery) -> String {
+    match outcome(delivery) {
+        Outcome::Skipped(text) => text.clone(),
+        other => panic!("expected skipped, got {other:?}"),
+    }
+}
+
+/// Pull request 7 opened on [`BRANCH`], and its preview made.
+async fn open(host: &MockHost) {
+    let opened = pull_request_event("opened", 7, BRANCH, SHA_1, OPENED_AT);
+    done(&deliver(host, "probot", &opened).await);
+}
+
+async fn deliver(host: &MockHost, queue: &str, body: &str) -> Delivery {
+    host.deliver(&host.message(queue, body)).await
+}
+
+/// The item `sk` of the environment on `branch`'s partition.
+fn item(host: &MockHost, branch: &str, sk: &str) -> envmgr::capabilities::dynamodb::Item {
+    let pk = format!("ENVIRONMENT#{}", env_id(branch));
+    host.tables
+        .scan("environments")
+        .into_iter()
+        .find(|item| attr(item, "pk") == Some(pk.as_str()) && attr(item, "sk") == Some(sk))
+        .unwrap_or_else(|| panic!("no item {pk} / {sk}"))
+}
+
+/// The canonical item of the environment on `branch`.
+fn canonical(host: &MockHost, branch: &str) -> envmgr::capabilities::dynamodb::Item {
+    item(host, branch, "#")
+}
+
+fn lease_item(host: &MockHost, branch: &str) -> envmgr::capabilities::dynamodb::Item {
+    item(host, branch, "LEASE")
+}
+
+fn has_number(item: &envmgr::capabilities::dynamodb::Item, name: &str) -> bool {
+    item.iter().any(|(n, v)| {
+        n == name && matches!(v, envmgr::capabilities::dynamodb::AttributeValue::N(_))
+    })
+}
+
+fn deleted_events(host: &MockHost) -> usize {
+    host.analytics
+        .events()
+        .iter()
+        .filter(|e| e.event == "cloud_environment_deleted")
+        .count()
+}
+
+#[tokio::test]
+async fn closing_a_pull_request_removes_the_preview_everywhere_once() {
+    let host = host();
+    open(&host).await;
+    assert_eq!(host.runtime.runtimes().len(), 1);
+    let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
+    let removed = done(&deliver(&host, "probot", &closed).await);
+    assert!(
+        removed.contains("deleted (pull-request-closed)"),
+        "{removed}"
+    );
+    assert!(removed.contains("runtimes removed: rt_1"), "{removed}");
+    // The runtime is gone, the deployment inactive, the comment says why.
+    assert!(host.runtime.runtimes().is_empty());
+    let deployments = host.github.deployments(REPO);
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(
+        deployments[0].state(),
+        Some(envmgr::capabilities::github::DeploymentState::Inactive)
+    );
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("🗑️ Removed"),
+        "{}",
+        comments[0].body
+    );
+    assert!(comments[0].body.contains("the pull request was closed"));
+    assert!(comments[0].body.contains("Reopen the pull request"));
+    assert_eq!(deleted_events(&host), 1);
+    // A tombstone: deleted at the delete's version, expiring by `purgeAt`
+    // (seconds), the signing key dropped; the lease item expires with it.
+    let record = canonical(&host, BRANCH);
+    assert_eq!(attr(&record, "status"), Some("deleted"));
+    assert_eq!(
+        attr(&record, "requestVersion"),
+        Some(format!("1795865400000#{SHA_1}#delete").as_str())
+    );
+    assert_eq!(attr(&record, "deleteReason"), Some("pull-request-closed"));
+    assert!(has_number(&record, "purgeAt"));
+    assert!(
+        !has_number(&lease_item(&host, BRANCH), "expiresAt")
+            || has_number(&lease_item(&host, BRANCH), "purgeAt")
+    );
+    let purge_at: u64 = record
+        .iter()
+        .find_map(|(n, v)| match v {
+            envmgr::capabilities::dynamodb::AttributeValue::N(s) if n == "purgeAt" => {
+                s.parse().ok()
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(purge_at, host.clock.now_ms() / 1_000 + 30 * 86_400);
+    assert!(
+        records(&host)
+            .iter()
+            .all(|i| attr(i, "status") == Some("deleted"))
+    );
+    // Again (a redelivery, a duplicate): nothing twice.
+    let again = skipped(&deliver(&host, "probot", &closed).await);
+    assert!(again.contains("deleted already"), "{again}");
+    assert_eq!(deleted_events(&host), 1);
+    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+}
+
+#[tokio::test]
+async fn a_merged_pull_request_says_merged_and_offers_no_way_back() {
+    let host = host();
+    open(&host).await;
+    let mut merged: serde_json::Value =
+        serde_json::from_str(&pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT)).unwrap();
+    merged["payload"]["pull_request"]["merged"] = json!(true);
+    done(&deliver(&host, "probot", &merged.to_string()).await);
+    assert_eq!(
+        attr(&canonical(&host, BRANCH), "deleteReason"),
+        Some("pull-request-merged")
+    );
+    let body = &host.github.comments(REPO, 7)[0].body;
+    assert!(
+        body.contains("the pull request was merged") && !body.contains("Reopen"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_reopen_is_newer_than_the_close_and_brings_the_preview_back() {
+    let host = host();
+    open(&host).await;
+    done(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT),
+        )
+        .await,
+    );
+    let reopened = done(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("reopened", 7, BRANCH, SHA_1, REOPENED_AT),
+        )
+        .await,
+    );
+    assert!(reopened.contains("runtime"), "{reopened}");
+    assert_eq!(host.runtime.calls().len(), 2, "a runtime created anew");
+    assert_eq!(host.runtime.runtimes().len(), 1);
+    let record = canonical(&host, BRANCH);
+    assert_eq!(attr(&record, "status"), Some("runtime-requested"));
+    assert!(
+        !has_number(&record, "purgeAt"),
+        "the record no longer expires"
+    );
+    assert!(
+        !has_number(&lease_item(&host, BRANCH), "purgeAt"),
+        "nor does its lease"
+    );
+    // One comment, saying it deploys again.
+    let comments = host.github.comments(REPO, 7);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("Deploying"),
+        "{}",
+        comments[0].body
+    );
+}
+
+#[tokio::test]
+async fn an_older_create_after_the_delete_changes_nothing() {
+    let host = host();
+    let opened = pull_request_event("opened", 7, BRANCH, SHA_1, OPENED_AT);
+    done(&deliver(&host, "probot", &opened).await);
+    done(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT),
+        )
+        .await,
+    );
+    // A redriven dead letter of the opened event, days later.
+    let stale = skipped(&deliver(&host, "probot", &opened).await);
+    assert!(stale.starts_with("stale request"), "{stale}");
+    assert_eq!(host.runtime.calls().len(), 1);
+    assert_eq!(attr(&canonical(&host, BRANCH), "status"), Some("deleted"));
+}
+
+#[tokio::test]
+async fn a_close_that_comes_before_its_open_leaves_a_tombstone_the_open_cannot_pass() {
+    let host = host();
+    let closed = done(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT),
+        )
+        .await,
+    );
+    assert!(closed.contains("tombstone"), "{closed}");
+    let stale = skipped(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("opened", 7, BRANCH, SHA_1, OPENED_AT),
+        )
+        .await,
+    );
+    assert!(stale.starts_with("stale request"), "{stale}");
+    assert!(host.runtime.calls().is_empty());
+    assert!(host.github.comments(REPO, 7).is_empty());
+}
+
+#[tokio::test]
+async fn another_open_pull_request_on_the_branch_keeps_the_preview_and_takes_the_comment() {
+    let host = host();
+    open(&host).await;
+    host.github
+        .open_pull_request(REPO, &format!("acme:{BRANCH}"), 7, SHA_1);
+    host.github
+        .open_pull_request(REPO, &format!("acme:{BRANCH}"), 9, SHA_1);
+    host.github.close_pull_request(REPO, 7);
+    let kept = done(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT),
+        )
+        .await,
+    );
+    assert!(kept.contains("stays") && kept.contains("#9"), "{kept}");
+    assert_eq!(host.runtime.runtimes().len(), 1, "the runtime stays");
+    assert_eq!(attr(&canonical(&host, BRANCH), "pullRequest"), Some("9"));
+    assert!(
+        host.github.comments(REPO, 7)[0]
+            .body
+            .contains("Moved to #9")
+    );
+    let moved = host.github.comments(REPO, 9);
+    assert_eq!(moved.len(), 1);
+    assert!(moved[0].body.contains("Deploying"), "{}", moved[0].body);
+    assert_eq!(deleted_events(&host), 0);
+}
+
+fn delete_event(branch: &str) -> String {
+    json!({
+        "id": "e1a2b3c4-0000-11ef-8e3c-000000000001",
+        "name": "delete",
+        "payload": {
+            "ref": branch, "ref_type": "branch", "pusher_type": "user",
+            "repository": { "full_name": REPO, "name": "shop", "owner": { "login": "acme" } },
+            "installation": { "id": INSTALLATION },
+            "sender": { "login": "octocat" },
+        },
+    })
+    .to_string()
+}
+
+fn push_deleted(branch: &str, before: &str) -> String {
+    json!({
+        "id": "e1a2b3c4-0000-11ef-8e3c-000000000002",
+        "name": "push",
+        "payload": {
+            "ref": format!("refs/heads/{branch}"), "before": before,
+            "after": "0000000000000000000000000000000000000000", "deleted": true,
+            "repository": { "full_name": REPO, "name": "shop", "owner": { "login": "acme" } },
+            "installation": { "id": INSTALLATION },
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_deleted_branch_removes_its_preview_once_for_both_of_githubs_events() {
+    let host = host();
+    open(&host).await;
+    let removed = done(&deliver(&host, "probot", &delete_event(BRANCH)).await);
+    assert!(removed.contains("branch-deleted"), "{removed}");
+    let version = format!("1795863600000#{SHA_1}#delete");
+    assert_eq!(
+        attr(&canonical(&host, BRANCH), "requestVersion"),
+        Some(version.as_str())
+    );
+    // GitHub's push for the same deletion asks for the same delete.
+    let again = skipped(&deliver(&host, "probot", &push_deleted(BRANCH, SHA_1)).await);
+    assert!(again.contains("deleted already"), "{again}");
+    assert_eq!(deleted_events(&host), 1);
+}
+
+#[tokio::test]
+async fn a_branch_deletion_never_outranks_a_request_made_after_it() {
+    let host = host();
+    open(&host).await;
+    // Sent before the environment's request was made (it reached envmgr late).
+    let mut late = host.message("probot", &delete_event(BRANCH));
+    late.sent_at_ms = 1_795_863_600_000 - 60_000;
+    let why = skipped(&host.deliver(&late).await);
+    assert!(why.contains("made after the branch was deleted"), "{why}");
+    // A push deletion of another commit than the one deployed.
+    let why = skipped(&deliver(&host, "probot", &push_deleted(BRANCH, SHA_2)).await);
+    assert!(why.contains("not the deleted branch's last"), "{why}");
+    assert_eq!(host.runtime.runtimes().len(), 1);
+}
+
+#[tokio::test]
+async fn production_is_deleted_only_through_the_platform_api() {
+    let host = host();
+    done(
+        &deliver(
+            &host,
+            "api",
+            &api_request("production", "main", SHA_1, OPENED_AT),
+        )
+        .await,
+    );
+    let why = skipped(&deliver(&host, "probot", &delete_event("main")).await);
+    assert!(why.contains("production"), "{why}");
+    let delete = json!({
+        "version": 1, "kind": "delete-environment", "appId": APP_ID,
+        "environmentType": "production", "branch": "main", "requester": "user_123",
+        "requestedAt": CLOSED_AT,
+    });
+    let removed = done(&deliver(&host, "api", &delete.to_string()).await);
+    assert!(
+        removed.contains("production main") && removed.contains("(api)"),
+        "{removed}"
+    );
+    assert!(host.runtime.runtimes().is_empty());
+}
+
+#[tokio::test]
+async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
+    let host = host();
+    open(&host).await;
+    host.clock
+        .advance(std::time::Duration::from_secs(13 * 86_400));
+    let fresh_at = "2026-12-11T09:00:00Z";
+    done(
+        &deliver(
+            &host,
+            "probot",
+            &pull_request_event("opened", 8, "fresh", SHA_2, fresh_at),
+        )
+        .await,
+    );
+    host.clock
+        .advance(std::time::Duration::from_secs(2 * 86_400));
+    let sweep = json!({ "version": 1, "kind": "sweep", "appId": APP_ID }).to_string();
+    let swept = done(&deliver(&host, "api", &sweep).await);
+    assert!(swept.contains("1 of 1 due ended"), "{swept}");
+    assert_eq!(
+        attr(&canonical(&host, BRANCH), "deleteReason"),
+        Some("idle")
+    );
+    assert_eq!(
+        attr(&canonical(&host, "fresh"), "status"),
+        Some("runtime-requested")
+    );
+    let body = &host.github.comments(REPO, 7)[0].body;
+    assert!(body.contains("Push a commit"), "{body}");
+    // The next sweep finds nothing due.
+    let again = done(&deliver(&host, "api", &sweep).await);
+    assert!(again.contains("0 of 0 due"), "{again}");
+}
+
+/// A create whose lease ran out just as it called the Runtime Service (a
+/// host paused, its call still to be made), and a close taking the
+/// environment meanwhile: the delete removes what the environment has,
+/// moves the service's fence, and the late create is refused (409) — it
+/// never brings the preview back; its next delivery is stale.
+#[tokio::test]
+async fn a_create_still_on_its_way_when_the_delete_takes_the_environment_is_refused() {
+    use envmgr::calls::{Call, Hit};
+    let host = std::sync::Arc::new(host());
+    let (peer, clock) = (host.clone(), host.clock.clone());
+    host.faults.interleave(
+        Call::RuntimeCreate,
+        Hit::Nth(1),
+        std::sync::Arc::new(move || {
+            let (peer, clock) = (peer.clone(), clock.clone());
+            Box::pin(async move {
+                clock.advance(std::time::Duration::from_millis(
+                    envmgr::mock::LEASE_TTL_MS + 1_000,
+                ));
+                let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
+                let removed = peer.deliver(&peer.message("probot", &closed)).await;
+                assert!(done(&removed).contains("deleted"), "{:?}", removed.result);
+            })
+        }),
+    );
+    let opened = pull_request_event("opened", 7, BRANCH, SHA_1, OPENED_AT);
+    let late = host.deliver(&host.message("probot", &opened)).await;
+    match &late.result {
+        Ok(Err(failure)) => assert!(failure.reason.contains("superseded"), "{}", failure.reason),
+        other => panic!("expected the late create refused, got {other:?}"),
+    }
+    assert!(host.runtime.runtimes().is_empty(), "no runtime came back");
+    assert_eq!(attr(&canonical(&host, BRANCH), "status"), Some("deleted"));
+    let again = skipped(&deliver(&host, "probot", &opened).await);
+    assert!(again.starts_with("stale request"), "{again}");
+}
+
+/// Through the real binary, on both backends: a pull request opened, its
+/// runtime ready, then closed: the Runtime Service deletes the runtime (by
+/// environment and version), the deployment goes inactive, the comment
+/// says removed, the record is a tombstone with `purgeAt`, and nothing is
+/// dead-lettered. A redriven copy of the opened event, older than the
+/// close, changes nothing.
+async fn closing_a_pull_request_through_serve_removes_the_preview(backend: stack::Backend) {
+    let stack = stack::Stack::new(
+        "teardown",
+        env!("CARGO_BIN_EXE_envmgr-under-test"),
+        stack::Options {
+            backend,
+            ..stack::Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_teardown");
+    stack.runtime_reports(std::time::Duration::from_millis(200), "ready");
+    let mut daemon = stack.serve();
+    let wait = std::time::Duration::from_secs(60);
+    let status = |wanted: &'static str| {
+        let stack = &stack;
+        move || async move {
+            stack
+                .environment_items()
+                .await
+                .iter()
+                .any(|i| i.get("status").map(String::as_str) == Some(wanted))
+        }
+    };
+    stack.send("probot", &stack::example("pull-request-opened.json"));
+    stack::eventually("the environment ready", wait, status("ready")).await;
+    stack.send("probot", &stack::example("pull-request-closed.json"));
+    stack::eventually("the environment deleted", wait, status("deleted")).await;
+    let deletions = stack.runtime.deletions();
+    assert_eq!(deletions.len(), 1, "{deletions:?}");
+    assert_eq!(deletions[0].2.len(), 1, "the runtime removed");
+    assert!(stack.runtime.live().is_empty());
+    assert_eq!(deletions[0].1["reason"], "pull-request-closed");
+    assert!(
+        stack.runtime.refused().is_empty(),
+        "{:?}",
+        stack.runtime.refused()
+    );
+    let deployments = stack.github.deployments("acme/shop");
+    assert_eq!(deployments[0].state(), Some("inactive"));
+    let comment = stack.github.comments("acme/shop", 7);
+    assert!(comment[0].contains("🗑️ Removed"), "{}", comment[0]);
+    let items = stack.environment_items().await;
+    assert!(items.iter().all(|i| i.contains_key("purgeAt")), "{items:?}");
+    // A copy of the opened event, older than the close: skipped.
+    stack.send("probot", &stack::example("pull-request-opened.json"));
+    stack::eventually("the old create handled", wait, || async {
+        stack.logs().matches("stale request").count() >= 1
+    })
+    .await;
+    assert_eq!(stack.runtime.requests().len(), 1, "no second create");
+    assert!(stack.dead_letters("probot").await.is_empty());
+    assert!(stack::terminate(&mut daemon).success());
+    if backend == stack::Backend::Aws {
+        // `init` turned DynamoDB's TTL on for the tombstones' `purgeAt`.
+        let client = aws_sdk_dynamodb::Client::new(&stack.sdk().await);
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(format!("{}-environments", stack.prefix))
+            .send()
+            .await
+            .expect("DescribeTimeToLive");
+        let description = ttl.time_to_live_description().expect("a TTL description");
+        assert_eq!(
+            description.attribute_name(),
+            Some("purgeAt"),
+            "{description:?}"
+        );
+    }
+}
+
+envmgr_tests::on_both_backends!(closing_a_pull_request_through_serve_removes_the_preview);
