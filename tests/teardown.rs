@@ -528,4 +528,94 @@ async fn closing_a_pull_request_through_serve_removes_the_preview(backend: stack
     }
 }
 
-envmgr_tests::on_both_backends!(closing_a_pull_request_through_serve_removes_the_preview);
+/// A Runtime Service that does not offer deletes: the close is
+/// dead-lettered saying so, the record stays `deleting`; once the service
+/// deletes, the sweep (as `serve` sends it, one message per app) finishes
+/// what stopped. On both backends, through the binary.
+async fn a_delete_the_service_refused_is_finished_by_the_sweep(backend: stack::Backend) {
+    let stack = stack::Stack::new(
+        "teardown-sweep",
+        env!("CARGO_BIN_EXE_envmgr-under-test"),
+        stack::Options {
+            backend,
+            ..stack::Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_teardown");
+    let mut daemon = stack.serve();
+    let wait = std::time::Duration::from_secs(60);
+    let status = |wanted: &'static str| {
+        let stack = &stack;
+        move || async move {
+            stack
+                .environment_items()
+                .await
+                .iter()
+                .any(|i| i.get("status").map(String::as_str) == Some(wanted))
+        }
+    };
+    stack.send("probot", &stack::example("pull-request-opened.json"));
+    stack::eventually("the runtime requested", wait, status("runtime-requested")).await;
+    stack.runtime.deletes_answer(Some(501));
+    stack.send("probot", &stack::example("pull-request-closed.json"));
+    stack::eventually("the close dead-lettered", wait, || async {
+        stack.dead_letters("probot").await.len() == 1
+    })
+    .await;
+    let letters = stack.dead_letters("probot").await;
+    let reason = letters[0]
+        .1
+        .get("envmgr.reason")
+        .cloned()
+        .unwrap_or_default();
+    assert!(reason.contains("does not offer deletes"), "{reason}");
+    assert!(status("deleting")().await, "the record says a delete began");
+    stack.runtime.deletes_answer(None);
+    stack.send(
+        "api",
+        r#"{"version": 1, "kind": "sweep", "appId": "app_shop"}"#,
+    );
+    stack::eventually("the sweep finished the delete", wait, status("deleted")).await;
+    assert!(stack.runtime.live().is_empty());
+    assert_eq!(
+        stack.github.deployments("acme/shop")[0].state(),
+        Some("inactive")
+    );
+    assert!(stack::terminate(&mut daemon).success());
+}
+
+envmgr_tests::on_both_backends!(
+    closing_a_pull_request_through_serve_removes_the_preview,
+    a_delete_the_service_refused_is_finished_by_the_sweep,
+);
+
+/// With `[previews] delete_github_environment` (the host's config key), the
+/// GitHub environment `preview/{branch}` goes with the preview, and its
+/// deployments with it; without, GitHub keeps it, its deployment inactive.
+#[tokio::test]
+async fn the_github_environment_goes_too_only_when_the_operator_allows_it() {
+    let (engine, logic) = shared_logic();
+    let mut values = envmgr::mock::default_config().values().clone();
+    values.insert("delete-github-environment".into(), "true".into());
+    let host = MockHost::new(
+        engine,
+        logic,
+        envmgr::capabilities::config::Config::new(values),
+    );
+    seed_app(&host, APP_ID, APP_NAME, REPO);
+    host.github.add_installation(INSTALLATION);
+    open(&host).await;
+    let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
+    done(&deliver(&host, "probot", &closed).await);
+    assert_eq!(
+        host.github.deleted_environments(),
+        [("acme/shop".to_string(), format!("preview/{BRANCH}"))]
+    );
+    assert!(host.github.deployments(REPO).is_empty());
+    // The default: kept.
+    let host = self::host();
+    open(&host).await;
+    done(&deliver(&host, "probot", &closed).await);
+    assert!(host.github.deleted_environments().is_empty());
+    assert_eq!(host.github.deployments(REPO).len(), 1);
+}
