@@ -187,7 +187,7 @@ async fn the_record_written_with_the_lease_is_refused(backend: Backend) {
     let (_, lease) = scene.environment().await;
     assert!(lease.is_none(), "the refused transaction wrote the lease");
     assert!(scene.host.runtime.calls().is_empty());
-    assert!(scene.host.github.comments(REPO, 7).is_empty());
+    assert!(scene.host.github.comments(REPO, 7).unwrap().is_empty());
 }
 
 /// The flow holds the lease and asked for the runtime; meanwhile the record

@@ -43,6 +43,7 @@ fn assert_done(delivery: &Delivery) {
 fn deployment_states(host: &MockHost) -> Vec<Vec<DeploymentState>> {
     host.github
         .deployments(REPO)
+        .unwrap()
         .iter()
         .map(|d| d.statuses.iter().map(|s| s.state).collect())
         .collect()
@@ -56,7 +57,7 @@ fn opened() -> String {
 fn untouched(host: &MockHost) {
     assert!(records(host).is_empty());
     assert!(host.runtime.calls().is_empty());
-    assert!(host.github.comments(REPO, 7).is_empty());
+    assert!(host.github.comments(REPO, 7).unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -220,7 +221,7 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     // Encrypted for another app: the context does not match, as when a
     // ciphertext is copied between apps.
     let context = envmgr_guest::secrets::encryption_context("app_other", "preview", "API_KEY");
-    let foreign = host.kms.encrypt("s3cr3t-value", &context);
+    let foreign = host.kms.seal("s3cr3t-value", &context).unwrap();
     set_secret_ciphertext(&host, APP_ID, "preview", "API_KEY", foreign);
     let delivery = host.deliver(&host.message("probot", &opened())).await;
     let reason = permanent(&delivery);
@@ -246,7 +247,7 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     }
     // The pull request shows the failure, without the reason's details and
     // without a link to an environment that will not answer.
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     let comment = &comments[0].body;
     assert!(comment.contains("| ❌ Failed |"), "{comment}");
@@ -254,7 +255,7 @@ async fn a_secret_that_does_not_decrypt_is_permanent_and_named() {
     assert!(!comment.contains("API_KEY"), "{comment}");
     // So does the GitHub deployment, made now (the secrets come before it),
     // linking to the comment and keeping the reason to the record.
-    let deployments = host.github.deployments(REPO);
+    let deployments = host.github.deployments(REPO).unwrap();
     assert_eq!(deployments.len(), 1);
     let statuses = &deployments[0].statuses;
     assert_eq!(statuses.len(), 1);
@@ -306,6 +307,7 @@ async fn a_mistyped_trust_setting_is_permanent_and_named() {
         let mut record = host
             .tables
             .scan("apps")
+            .unwrap()
             .into_iter()
             .find(|item| attr(item, "pk") == Some("APP#app_shop"))
             .expect("the app record");
@@ -486,14 +488,14 @@ async fn a_comment_refused_after_the_runtime_was_requested_fails_nothing() {
         other => panic!("{other:?}"),
     };
     assert!(summary.contains("no pull-request comment"), "{summary}");
-    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert_eq!(host.runtime.runtimes().unwrap().len(), 1);
     assert!(
         records(&host)
             .iter()
             .all(|i| attr(i, "status") == Some("runtime-requested"))
     );
     assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
-    assert!(host.github.comments(REPO, 7).is_empty());
+    assert!(host.github.comments(REPO, 7).unwrap().is_empty());
     assert!(delivery.transcript.iter().any(|e| e.call == Call::Log
         && e.request.starts_with("warn comment")
         && e.result.contains("422 Validation Failed")));
@@ -507,7 +509,7 @@ async fn a_comment_refused_after_the_runtime_was_requested_fails_nothing() {
         "2026-11-28T11:30:00Z",
     );
     assert_done(&host.deliver(&host.message("probot", &pushed)).await);
-    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+    assert_eq!(host.github.comments(REPO, 7).unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -546,7 +548,7 @@ async fn an_outage_retiring_the_superseded_deployment_is_retried() {
             .count(),
         1
     );
-    let deployments = host.github.deployments(REPO);
+    let deployments = host.github.deployments(REPO).unwrap();
     let states: Vec<Vec<DeploymentState>> = deployments
         .iter()
         .map(|d| d.statuses.iter().map(|s| s.state).collect())
@@ -637,9 +639,12 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
     let keys = runtime_keys(&transcript);
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
-    let runtimes = host.runtime.runtimes();
+    let runtimes = host.runtime.runtimes().unwrap();
     assert_eq!(
-        runtimes.keys().collect::<Vec<_>>(),
+        runtimes
+            .iter()
+            .map(|r| &r.idempotency_key)
+            .collect::<Vec<_>>(),
         [&keys[0]],
         "one runtime, under that key"
     );
@@ -650,10 +655,10 @@ async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
         .map(|i| attr(i, "status").unwrap().to_string())
         .collect();
     assert!(statuses.iter().all(|s| s == "runtime-requested"));
-    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+    assert_eq!(host.github.comments(REPO, 7).unwrap().len(), 1);
     // One deployment, in progress once; one event, keyed by the request.
     assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
-    let events = host.analytics.events();
+    let events = host.analytics.events().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].message_id, format!("envmgr-{}", keys[0]));
 }
@@ -732,7 +737,7 @@ async fn a_github_outage_creating_the_deployment_is_retried_and_makes_one() {
     assert!(reason.contains("502"), "{reason}");
     // The runtime comes first: requested and recorded; no deployment yet.
     assert_eq!(host.runtime.calls().len(), 1);
-    assert!(host.github.deployments(REPO).is_empty());
+    assert!(host.github.deployments(REPO).unwrap().is_empty());
 
     message.receive_count = 2;
     assert_done(&host.deliver(&message).await);
@@ -769,7 +774,7 @@ async fn a_github_outage_setting_the_status_is_retried_and_sets_it_once() {
 
     message.receive_count = 2;
     assert_done(&host.deliver(&message).await);
-    assert_eq!(host.runtime.runtimes().len(), 1, "one runtime");
+    assert_eq!(host.runtime.runtimes().unwrap().len(), 1, "one runtime");
     assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
 }
 
@@ -795,8 +800,8 @@ async fn github_refusing_deployments_never_fails_the_flow() {
         );
         let delivery = host.deliver(&host.message("probot", &opened())).await;
         assert_done(&delivery);
-        assert_eq!(host.runtime.runtimes().len(), 1, "{call}");
-        assert_eq!(host.github.comments(REPO, 7).len(), 1, "{call}");
+        assert_eq!(host.runtime.runtimes().unwrap().len(), 1, "{call}");
+        assert_eq!(host.github.comments(REPO, 7).unwrap().len(), 1, "{call}");
         let warning = delivery
             .transcript
             .iter()

@@ -9,7 +9,7 @@ use envmgr::Outcome;
 use envmgr::calls::Call;
 use envmgr::capabilities::config::Config;
 use envmgr::capabilities::dynamodb::AttributeValue;
-use envmgr::capabilities::github::mock::MockDeployment;
+use envmgr::capabilities::github::local::RecordedDeployment;
 use envmgr::capabilities::github::{DeploymentState, GitHub, NewDeployment, Repository};
 use envmgr::mock::{Delivery, MockHost};
 use envmgr_guest::deployment::{self as guest_deployment, TASK};
@@ -131,7 +131,7 @@ fn assert_trusted(host: &MockHost, pull_request: u64) {
     assert_eq!(secrets_sent(host, 0).len(), 2);
     assert!(host.runtime.calls()[0].installation_token.is_some());
     assert_eq!(secrets_withheld(host), None);
-    let comment = &host.github.comments(REPO, pull_request)[0].body;
+    let comment = &host.github.comments(REPO, pull_request).unwrap()[0].body;
     assert!(!comment.contains("Secrets withheld"), "{comment}");
 }
 
@@ -145,12 +145,19 @@ fn acme_shop() -> Repository {
 }
 
 /// The repository's GitHub deployments, oldest first.
-fn deployments(host: &MockHost) -> Vec<MockDeployment> {
-    host.github.deployments(REPO)
+fn deployments(host: &MockHost) -> Vec<RecordedDeployment> {
+    host.github.deployments(REPO).unwrap()
+}
+
+/// The id of the one runtime the host's Runtime Service recorded.
+fn runtime_id(host: &MockHost) -> String {
+    let runtimes = host.runtime.runtimes().unwrap();
+    assert_eq!(runtimes.len(), 1, "{runtimes:?}");
+    runtimes[0].runtime_id.clone()
 }
 
 /// The states of a deployment's statuses, oldest first.
-fn states(deployment: &MockDeployment) -> Vec<DeploymentState> {
+fn states(deployment: &RecordedDeployment) -> Vec<DeploymentState> {
     deployment.statuses.iter().map(|s| s.state).collect()
 }
 
@@ -297,6 +304,7 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(keys.contains(&(format!("ENVIRONMENT#{env_id}"), "#".into())));
     assert!(keys.contains(&(format!("APP#{APP_ID}"), format!("ENVIRONMENT#{env_id}"))));
     assert!(keys.contains(&(format!("APP#{APP_ID}"), "BRANCH#feature/login".into())));
+    let runtime_id = runtime_id(&host);
     for item in &items {
         let canonical = attr(item, "sk") == Some("#");
         assert_eq!(attr(item, "publicKey").is_some(), canonical);
@@ -308,13 +316,13 @@ async fn pull_request_opened_creates_the_preview_environment() {
         assert_eq!(attr(item, "sha"), Some(SHA_1));
         assert_eq!(attr(item, "environmentType"), Some("preview"));
         assert_eq!(attr(item, "status"), Some("runtime-requested"));
-        assert_eq!(attr(item, "runtimeId"), Some("rt_1"));
+        assert_eq!(attr(item, "runtimeId"), Some(runtime_id.as_str()));
         assert_eq!(attr(item, "entrypoint"), Some("src/server.ts"));
         assert_eq!(attr(item, "pullRequest"), Some("7"));
     }
 
     // One comment, found again by its marker, showing the environment.
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     let comment = &comments[0].body;
     assert!(comment.starts_with(&format!("<!-- envmgr:comment app={APP_ID} -->")));
@@ -348,14 +356,14 @@ async fn pull_request_opened_creates_the_preview_environment() {
     let status = &deployment.statuses[0];
     assert_eq!(
         status.environment_url.as_deref(),
-        Some(format!("https://{env_id}.runtime.test").as_str())
+        Some(format!("https://{env_id}.preview.test").as_str())
     );
     assert_eq!(
         status.log_url.as_deref(),
         Some(comments[0].html_url.as_str())
     );
     assert!(
-        status.description.contains("rt_1"),
+        status.description.contains(&runtime_id),
         "{}",
         status.description
     );
@@ -385,7 +393,7 @@ async fn pull_request_opened_creates_the_preview_environment() {
     );
 
     // Segment: cloud_environment_created with repo, branch, type.
-    let events = host.analytics.events();
+    let events = host.analytics.events().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, "cloud_environment_created");
     assert_eq!(events[0].user_id, "github:octocat");
@@ -426,7 +434,7 @@ async fn api_request_creates_the_production_environment() {
     let env_id = attr(&items[0], "environmentId").unwrap();
     assert_eq!(
         deployment.statuses[0].environment_url.as_deref(),
-        Some(format!("https://{env_id}.runtime.test").as_str())
+        Some(format!("https://{env_id}.preview.test").as_str())
     );
     assert_eq!(deployment.statuses[0].log_url, None);
     assert_eq!(
@@ -437,7 +445,7 @@ async fn api_request_creates_the_production_environment() {
             ("STRIPE_KEY".to_string(), "sk_live_123".to_string()),
         ]
     );
-    assert_eq!(host.analytics.events()[0].user_id, "user_123");
+    assert_eq!(host.analytics.events().unwrap()[0].user_id, "user_123");
 }
 
 #[tokio::test]
@@ -450,7 +458,7 @@ async fn api_preview_request_with_a_pull_request_comments_and_honours_entrypoint
     });
     let delivery = host.deliver(&host.message("api", &body)).await;
     done(&delivery);
-    assert_eq!(host.github.comments(REPO, 12).len(), 1);
+    assert_eq!(host.github.comments(REPO, 12).unwrap().len(), 1);
     assert_eq!(host.runtime.calls()[0].entrypoint, "app/main.ts");
     assert!(host.runtime.calls()[0].secrets.is_empty());
 }
@@ -486,7 +494,7 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:59:00Z");
     let first = host.message("probot", &body);
     done(&host.deliver(&first).await);
-    let comment_id = host.github.comments(REPO, 7)[0].id;
+    let comment_id = host.github.comments(REPO, 7).unwrap()[0].id;
 
     host.clock.advance(Duration::from_secs(90));
     let mut again = first.clone();
@@ -499,7 +507,7 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     done(&host.deliver(&duplicate).await);
 
     assert_eq!(records(&host).len(), 3);
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1, "one comment");
     assert_eq!(comments[0].id, comment_id);
     // The comment shows the request's time: a redelivery has nothing new to
@@ -528,15 +536,16 @@ async fn redelivery_yields_one_environment_one_comment_one_runtime() {
     // The redelivery rewrote nothing: it took and released the lease (one
     // transaction, one update), and the runtime stays recorded.
     assert_eq!(count(&delivery, Call::DynamodbTransactWrite), 1);
+    let runtime_id = runtime_id(&host);
     for item in records(&host) {
-        assert_eq!(attr(&item, "runtimeId"), Some("rt_1"));
+        assert_eq!(attr(&item, "runtimeId"), Some(runtime_id.as_str()));
     }
 
     // The runtime was asked once: the record says it was created.
     let runtime_calls = host.runtime.calls();
     assert_eq!(runtime_calls.len(), 1);
-    assert_eq!(host.runtime.runtimes().len(), 1);
-    let events = host.analytics.events();
+    assert_eq!(host.runtime.runtimes().unwrap().len(), 1);
+    let events = host.analytics.events().unwrap();
     assert!(events.iter().all(|e| e.message_id == events[0].message_id));
 }
 
@@ -557,12 +566,12 @@ async fn a_new_push_moves_the_environment_and_updates_the_comment() {
     let items = records(&host);
     assert_eq!(items.len(), 3);
     assert!(items.iter().all(|i| attr(i, "sha") == Some(SHA_2)));
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert!(comments[0].body.contains("`2222222`"));
     // A new commit is a new runtime request, and a new deployment to the
     // same GitHub environment; the one it supersedes is retired.
-    assert_eq!(host.runtime.runtimes().len(), 2);
+    assert_eq!(host.runtime.runtimes().unwrap().len(), 2);
     let deployments = deployments(&host);
     let shas: Vec<&str> = deployments
         .iter()
@@ -651,7 +660,7 @@ async fn a_stale_request_never_overwrites_a_newer_one() {
     );
     let older = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     done(&host.deliver(&host.message("probot", &newer)).await);
-    let comment_before = host.github.comments(REPO, 7)[0].body.clone();
+    let comment_before = host.github.comments(REPO, 7).unwrap()[0].body.clone();
 
     let delivery = host.deliver(&host.message("probot", &older)).await;
     let why = skipped(&delivery);
@@ -667,8 +676,11 @@ async fn a_stale_request_never_overwrites_a_newer_one() {
         1,
         "no runtime for the stale request"
     );
-    assert_eq!(host.github.comments(REPO, 7)[0].body, comment_before);
-    assert!(host.analytics.events().len() == 1);
+    assert_eq!(
+        host.github.comments(REPO, 7).unwrap()[0].body,
+        comment_before
+    );
+    assert!(host.analytics.events().unwrap().len() == 1);
     // No deployment of the stale commit.
     let deployments = deployments(&host);
     assert_eq!(deployments.len(), 1);
@@ -680,8 +692,8 @@ async fn a_deleted_comment_is_made_again() {
     let host = seeded_host();
     let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     done(&host.deliver(&host.message("probot", &opened)).await);
-    let old = host.github.comments(REPO, 7)[0].id;
-    host.github.remove_comment(old);
+    let old = host.github.comments(REPO, 7).unwrap()[0].id;
+    host.github.remove_comment(old).unwrap();
 
     let pushed = pull_request_event(
         "synchronize",
@@ -691,7 +703,7 @@ async fn a_deleted_comment_is_made_again() {
         "2026-11-28T11:30:00Z",
     );
     done(&host.deliver(&host.message("probot", &pushed)).await);
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert_ne!(comments[0].id, old);
 }
@@ -729,7 +741,7 @@ async fn duplicate_comments_from_racing_deliveries_collapse_to_the_oldest() {
 
     let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     done(&host.deliver(&host.message("probot", &opened)).await);
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     let ids: Vec<u64> = comments.iter().map(|c| c.id).collect();
     assert_eq!(
         ids,
@@ -887,7 +899,7 @@ async fn a_fork_gets_no_secrets_and_no_token_by_default() {
     assert_eq!(secrets_withheld(&host).as_deref(), Some("fork"));
 
     // The pull request says so, and how to allow it.
-    let comment = &host.github.comments(REPO, 9)[0].body;
+    let comment = &host.github.comments(REPO, 9).unwrap()[0].body;
     assert!(comment.contains("Secrets withheld"), "{comment}");
     assert!(comment.contains("comes from a fork"), "{comment}");
     assert!(comment.contains("`forkSecrets` to `true`"), "{comment}");
@@ -917,7 +929,7 @@ async fn an_app_that_allows_forks_gives_them_secrets_and_a_token() {
         host.github.issued_tokens().first().cloned()
     );
     assert_eq!(secrets_withheld(&host), None);
-    let comment = &host.github.comments(REPO, 9)[0].body;
+    let comment = &host.github.comments(REPO, 9).unwrap()[0].body;
     assert!(!comment.contains("Secrets withheld"), "{comment}");
 }
 
@@ -935,7 +947,7 @@ async fn an_author_the_app_does_not_trust_gets_no_secrets_and_no_token() {
     assert_nothing_secret(&host, &delivery);
     assert_eq!(secrets_withheld(&host).as_deref(), Some("untrusted-author"));
 
-    let comment = &host.github.comments(REPO, 7)[0].body;
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(comment.contains("Secrets withheld"), "{comment}");
     assert!(
         comment.contains("author `octocat` is not one of the app's `trustedAuthors`"),
@@ -968,7 +980,7 @@ async fn a_fork_by_an_untrusted_author_is_told_both_reasons() {
         secrets_withheld(&host).as_deref(),
         Some("fork,untrusted-author")
     );
-    let comment = &host.github.comments(REPO, 9)[0].body;
+    let comment = &host.github.comments(REPO, 9).unwrap()[0].body;
     assert!(comment.contains("`forkSecrets`"), "{comment}");
     assert!(comment.contains("add `mallory`"), "{comment}");
 }
@@ -1005,7 +1017,7 @@ async fn a_trusted_request_after_a_withheld_one_clears_the_record() {
     done(&host.deliver(&host.message("probot", &pushed)).await);
     assert_eq!(secrets_withheld(&host), None);
     assert_eq!(secrets_sent(&host, 1).len(), 2);
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert!(!comments[0].body.contains("Secrets withheld"));
 }
@@ -1017,7 +1029,7 @@ async fn the_comment_names_the_logic_version() {
     done(&host.deliver(&host.message("probot", &body)).await);
     // The host gives the logic its own id (the component's sha256).
     let short = &host.logic().id[..12];
-    let comment = &host.github.comments(REPO, 7)[0].body;
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(
         comment.ends_with(&format!("\n<sub>envmgr · logic `{short}`</sub>\n")),
         "{comment}"
@@ -1134,20 +1146,23 @@ async fn the_component_does_what_its_source_does_natively() {
         assert_eq!(format!("{a:?}"), format!("{b:?}"))
     };
     same(
-        &sandboxed.tables.scan("environments"),
-        &native.tables.scan("environments"),
+        &sandboxed.tables.scan("environments").unwrap(),
+        &native.tables.scan("environments").unwrap(),
     );
     same(
-        &sandboxed.github.comments(REPO, 7),
-        &native.github.comments(REPO, 7),
+        &sandboxed.github.comments(REPO, 7).unwrap(),
+        &native.github.comments(REPO, 7).unwrap(),
     );
     same(
-        &sandboxed.github.comments(REPO, 9),
-        &native.github.comments(REPO, 9),
+        &sandboxed.github.comments(REPO, 9).unwrap(),
+        &native.github.comments(REPO, 9).unwrap(),
     );
     same(&deployments(&sandboxed), &deployments(&native));
-    same(&sandboxed.runtime.runtimes(), &native.runtime.runtimes());
-    assert_eq!(sandboxed.runtime.runtimes().len(), 4);
+    same(
+        &sandboxed.runtime.runtimes().unwrap(),
+        &native.runtime.runtimes().unwrap(),
+    );
+    assert_eq!(sandboxed.runtime.runtimes().unwrap().len(), 4);
 }
 
 #[test]
@@ -1168,16 +1183,8 @@ async fn without_a_preview_url_template_the_comment_links_the_runtime() {
     let body = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
     let first = host.deliver(&host.message("probot", &body)).await;
     done(&first);
-    let runtime_url = host
-        .runtime
-        .runtimes()
-        .values()
-        .next()
-        .unwrap()
-        .url
-        .clone()
-        .unwrap();
-    let comments = host.github.comments(REPO, 7);
+    let runtime_url = host.runtime.runtimes().unwrap()[0].url.clone();
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert!(
         comments[0].body.contains(&format!("({runtime_url})")),
@@ -1193,5 +1200,9 @@ async fn without_a_preview_url_template_the_comment_links_the_runtime() {
         .filter(|c| **c == Call::GithubUpdateComment)
         .count();
     assert!(updates <= 1, "{:#?}", again.transcript);
-    assert!(host.github.comments(REPO, 7)[0].body.contains(&runtime_url));
+    assert!(
+        host.github.comments(REPO, 7).unwrap()[0]
+            .body
+            .contains(&runtime_url)
+    );
 }

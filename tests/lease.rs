@@ -49,6 +49,7 @@ fn lease(host: &MockHost) -> std::collections::BTreeMap<String, String> {
     let pk = format!("ENVIRONMENT#{}", env_id());
     host.tables
         .scan("environments")
+        .unwrap()
         .into_iter()
         .find(|item| attr(item, "pk") == Some(pk.as_str()) && attr(item, "sk") == Some("LEASE"))
         .expect("a lease item")
@@ -116,6 +117,7 @@ fn taken(slot: &Arc<Mutex<Option<Delivery>>>) -> Delivery {
 fn states(host: &MockHost) -> Vec<(String, Vec<DeploymentState>)> {
     host.github
         .deployments(REPO)
+        .unwrap()
         .iter()
         .map(|d| {
             (
@@ -145,7 +147,7 @@ async fn a_newer_request_waits_for_an_older_holder_which_stops_at_its_next_fence
     // deployment or calling the runtime; it left the environment free.
     let why = skipped(&first);
     assert!(why.contains(&version(NEWER_MS, SHA_2)), "{why}");
-    assert!(host.github.deployments(REPO).is_empty());
+    assert!(host.github.deployments(REPO).unwrap().is_empty());
     assert!(host.runtime.calls().is_empty());
     let held = lease(&host);
     assert_eq!(held["wanted"], version(NEWER_MS, SHA_2));
@@ -159,7 +161,7 @@ async fn a_newer_request_waits_for_an_older_holder_which_stops_at_its_next_fence
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].request_version, version(NEWER_MS, SHA_2));
     assert!(records(&host).iter().all(|i| attr(i, "sha") == Some(SHA_2)));
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert!(comments[0].body.contains("`2222222`"), "the newest commit");
     assert_eq!(lease(&host)["wanted"], "", "no one waits any more");
@@ -218,8 +220,8 @@ async fn two_deliveries_of_one_request_never_work_at_once() {
         "{:#?}",
         later.transcript
     );
-    assert_eq!(host.github.comments(REPO, 7).len(), 1);
-    assert_eq!(host.github.deployments(REPO).len(), 1);
+    assert_eq!(host.github.comments(REPO, 7).unwrap().len(), 1);
+    assert_eq!(host.github.deployments(REPO).unwrap().len(), 1);
     assert_eq!(host.runtime.calls().len(), 1);
 }
 
@@ -306,7 +308,7 @@ async fn the_runtime_refuses_a_create_older_than_the_newest_it_accepted() {
     // The runtime's last word is the newer request; the record says so too.
     let calls = host.runtime.calls();
     assert_eq!(calls.len(), 2);
-    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert_eq!(host.runtime.runtimes().unwrap().len(), 1);
     assert!(records(&host).iter().all(|i| attr(i, "sha") == Some(SHA_2)));
     // The older message's next delivery is skipped as stale.
     let retried = host.deliver(&host.message("probot", &older())).await;
@@ -378,6 +380,7 @@ async fn a_wanted_mark_whose_request_never_comes_back_lapses() {
     let mut item = host
         .tables
         .scan("environments")
+        .unwrap()
         .into_iter()
         .find(|i| attr(i, "pk") == Some(pk.as_str()) && attr(i, "sk") == Some("LEASE"))
         .unwrap();
@@ -410,12 +413,12 @@ async fn a_missing_lease_item_beside_a_record_makes_no_first_holder() {
     };
     // What other deliveries left on GitHub: a second comment, a second
     // deployment of the commit.
-    let kept_comment = host.github.comments(REPO, 7)[0].clone();
+    let kept_comment = host.github.comments(REPO, 7).unwrap()[0].clone();
     host.github
         .create_comment(INSTALLATION, &repo, 7, &kept_comment.body)
         .await
         .unwrap();
-    let kept = host.github.deployments(REPO)[0].deployment.clone();
+    let kept = host.github.deployments(REPO).unwrap()[0].deployment.clone();
     let duplicate = NewDeployment {
         sha: kept.sha.clone(),
         environment: kept.environment.clone(),
@@ -440,12 +443,13 @@ async fn a_missing_lease_item_beside_a_record_makes_no_first_holder() {
     let again = pull_request_event("reopened", 7, "feature/login", SHA_1, NEWER_AT);
     let delivery = host.deliver(&host.message("probot", &again)).await;
     assert!(is_done(&delivery), "{:?}", delivery.result);
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1, "one comment");
     assert_eq!(comments[0].id, kept_comment.id, "the oldest kept");
     let live: Vec<u64> = host
         .github
         .deployments(REPO)
+        .unwrap()
         .iter()
         .filter(|d| d.statuses.last().map(|s| s.state) != Some(DeploymentState::Inactive))
         .map(|d| d.deployment.id)

@@ -112,6 +112,7 @@ fn canonical(host: &MockHost) -> envmgr::capabilities::dynamodb::Item {
 fn statuses(host: &MockHost) -> Vec<Vec<DeploymentState>> {
     host.github
         .deployments(REPO)
+        .unwrap()
         .iter()
         .map(|d| d.statuses.iter().map(|s| s.state).collect())
         .collect()
@@ -140,13 +141,13 @@ async fn a_ready_report_shows_the_environment_ready_everywhere() {
         assert_eq!(attr(&item, "reportSeq"), Some("1"));
     }
     let url = format!("https://{}.preview.test", env_id());
-    let comment = &host.github.comments(REPO, 7)[0].body;
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(comment.contains("✅ Ready"), "{comment}");
     assert!(
         comment.contains(&format!("[Visit preview]({url})")),
         "{comment}"
     );
-    let deployment = &host.github.deployments(REPO)[0];
+    let deployment = &host.github.deployments(REPO).unwrap()[0];
     let last = deployment.statuses.last().unwrap();
     assert_eq!(last.state, DeploymentState::Success);
     assert_eq!(last.environment_url.as_deref(), Some(url.as_str()));
@@ -198,7 +199,11 @@ async fn a_report_stored_but_not_applied_is_applied_by_its_redelivery() {
         assert_eq!(attr(&item, "status"), Some("ready"));
         assert_eq!(attr(&item, "reportSeq"), Some("1"));
     }
-    assert!(host.github.comments(REPO, 7)[0].body.contains("✅ Ready"));
+    assert!(
+        host.github.comments(REPO, 7).unwrap()[0]
+            .body
+            .contains("✅ Ready")
+    );
 }
 
 #[tokio::test]
@@ -213,7 +218,7 @@ async fn a_failed_report_shows_the_category_and_keeps_the_reason_on_the_record()
         attr(&item, "failureReason"),
         Some("npm ERR! missing script: start")
     );
-    let comment = &host.github.comments(REPO, 7)[0].body;
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(comment.contains("❌ Failed (build)"), "{comment}");
     assert!(
         !comment.contains("npm ERR"),
@@ -296,14 +301,14 @@ async fn a_create_redelivered_after_ready_changes_nothing() {
     let jws = sign_report(&private_key(&host, 0), &claims(&host, "ready", 1)).unwrap();
     report(&host, &jws).await;
     let items = format!("{:?}", records(&host));
-    let comments = format!("{:?}", host.github.comments(REPO, 7));
+    let comments = format!("{:?}", host.github.comments(REPO, 7).unwrap());
     let before = statuses(&host);
 
     let again = host.deliver(&host.message("probot", &opened())).await;
     assert!(matches!(outcome(&again), Outcome::Done(what) if what.contains("ready")));
     assert_eq!(format!("{:?}", records(&host)), items, "the record");
     assert_eq!(
-        format!("{:?}", host.github.comments(REPO, 7)),
+        format!("{:?}", host.github.comments(REPO, 7).unwrap()),
         comments,
         "the comment"
     );
@@ -370,7 +375,7 @@ async fn a_report_before_the_create_finished_is_stored_then_merged() {
         create.result
     );
     assert_eq!(attr(&canonical(&host), "status"), Some("ready"));
-    let comment = &host.github.comments(REPO, 7)[0].body;
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(comment.contains("✅ Ready"), "{comment}");
     assert_eq!(statuses(&host), [[DeploymentState::Success]]);
 }
@@ -389,10 +394,16 @@ async fn no_private_key_material_outside_the_runtimes_request() {
         .filter(|form| form.len() >= 12)
         .collect();
     let mut places = vec![format!("{:?}", records(&host))];
-    places.extend(host.github.comments(REPO, 7).into_iter().map(|c| c.body));
-    places.push(format!("{:?}", host.github.deployments(REPO)));
+    places.extend(
+        host.github
+            .comments(REPO, 7)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.body),
+    );
+    places.push(format!("{:?}", host.github.deployments(REPO).unwrap()));
     places.push(format!("{:?}", delivery.transcript));
-    places.push(format!("{:?}", host.analytics.events()));
+    places.push(format!("{:?}", host.analytics.events().unwrap()));
     for place in &places {
         for form in &forms {
             assert!(
@@ -546,7 +557,7 @@ async fn a_ready_report_after_a_failed_one_drops_the_failure() {
             assert_eq!(attr(&item, gone), None, "{gone} kept on {item:?}");
         }
     }
-    let comment = &host.github.comments(REPO, 7)[0].body;
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(comment.contains(&minutes(ready_at)), "{comment}");
     assert!(!comment.contains(&minutes(OPENED_MS)), "{comment}");
 }
@@ -565,9 +576,13 @@ async fn a_report_url_the_environment_may_not_have_is_not_stored() {
         "{:?}",
         delivery.result
     );
-    let every_item = format!("{:?}", host.tables.scan("environments"));
+    let every_item = format!("{:?}", host.tables.scan("environments").unwrap());
     assert!(!every_item.contains("phish"), "{every_item}");
     // A redelivered create shows no such link either.
     host.deliver(&host.message("probot", &opened())).await;
-    assert!(!host.github.comments(REPO, 7)[0].body.contains("phish"));
+    assert!(
+        !host.github.comments(REPO, 7).unwrap()[0]
+            .body
+            .contains("phish")
+    );
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use envmgr::capabilities::CapResult;
-use envmgr::capabilities::dynamodb::mock::MockTables;
+use envmgr::capabilities::dynamodb::local::LocalTables;
 use envmgr::capabilities::dynamodb::{
     Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
 };
@@ -121,8 +121,8 @@ fn registry_on(tables: Arc<dyn Tables>) -> Registry {
     Registry::new(tables, envmgr::BUILTIN_LOGIC)
 }
 
-fn memory() -> Arc<MockTables> {
-    Arc::new(MockTables::new(&["logic"]))
+fn memory() -> Arc<LocalTables> {
+    Arc::new(LocalTables::in_memory(&["logic"]).unwrap())
 }
 
 fn cache(name: &str) -> NativeCache {
@@ -132,7 +132,7 @@ fn cache(name: &str) -> NativeCache {
 /// Tables that hold the reads of one partition until told to go on: a
 /// load that is slow where the test wants it.
 struct Gated {
-    tables: Arc<MockTables>,
+    tables: Arc<LocalTables>,
     partition: String,
     reached: tokio::sync::Notify,
     open: tokio::sync::watch::Sender<bool>,

@@ -329,6 +329,7 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
     let ciphertexts: Vec<String> = host
         .tables
         .scan("secrets")
+        .unwrap()
         .iter()
         .filter_map(|item| {
             item.iter().find_map(|(name, value)| match value {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use envmgr::capabilities::CapResult;
-use envmgr::capabilities::dynamodb::mock::MockTables;
+use envmgr::capabilities::dynamodb::local::LocalTables;
 use envmgr::capabilities::dynamodb::{
     AttributeValue, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
 };
@@ -126,7 +126,7 @@ async fn stored(registry: &Registry, label: &str, installed_at_ms: u64) -> Strin
 
 #[tokio::test]
 async fn a_removal_and_an_activation_never_both_land() {
-    let tables = Arc::new(MockTables::new(&["logic"]));
+    let tables = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
     let registry = registry_on(tables);
     // The removal reads the pointer (none), the activation lands first.
     let taken = stored(&registry, "taken", 1).await;
@@ -151,14 +151,14 @@ async fn a_removal_and_an_activation_never_both_land() {
 /// may answer instead (a crash), or change the tables first (another
 /// writer in between).
 struct Hooked<F> {
-    tables: Arc<MockTables>,
+    tables: Arc<LocalTables>,
     before: F,
 }
 
 #[async_trait]
 impl<F> Tables for Hooked<F>
 where
-    F: Fn(&MockTables, &[Write]) -> Option<Result<(), WriteError>> + Send + Sync,
+    F: Fn(&LocalTables, &[Write]) -> Option<Result<(), WriteError>> + Send + Sync,
 {
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
         self.tables.get(table, key).await
@@ -182,10 +182,10 @@ where
 
 /// Tables that refuse to delete component chunks: a crash between the
 /// version item and its chunks.
-fn chunks_stay(tables: Arc<MockTables>) -> Arc<dyn Tables> {
+fn chunks_stay(tables: Arc<LocalTables>) -> Arc<dyn Tables> {
     Arc::new(Hooked {
         tables,
-        before: |_: &MockTables, writes: &[Write]| {
+        before: |_: &LocalTables, writes: &[Write]| {
             let chunk = writes.iter().any(
                 |w| matches!(w, Write::Delete(d) if format!("{:?}", d.key).contains("COMPONENT#")),
             );
@@ -202,15 +202,15 @@ fn chunks_stay(tables: Arc<MockTables>) -> Arc<dyn Tables> {
 
 /// Tables on which, the first time a version item is put once `armed`,
 /// every component chunk is deleted just before (a gc pass in between).
-fn gc_between(tables: Arc<MockTables>, armed: Arc<AtomicBool>) -> Arc<dyn Tables> {
+fn gc_between(tables: Arc<LocalTables>, armed: Arc<AtomicBool>) -> Arc<dyn Tables> {
     Arc::new(Hooked {
         tables,
-        before: move |tables: &MockTables, writes: &[Write]| {
+        before: move |tables: &LocalTables, writes: &[Write]| {
             let puts_version = writes.iter().any(
                 |w| matches!(w, Write::Put(p) if format!("{:?}", p.item).contains("\"VERSION\"")),
             );
             if puts_version && armed.swap(false, Ordering::SeqCst) {
-                for item in tables.scan("logic") {
+                for item in tables.scan("logic").unwrap() {
                     if format!("{item:?}").contains("COMPONENT#") {
                         let key: Item = item
                             .iter()
@@ -237,14 +237,15 @@ async fn installed(registry: &Registry, id: &str) -> envmgr::logic::VersionInfo 
 
 #[tokio::test]
 async fn a_removal_cut_short_is_finished_by_the_next_pass() {
-    let tables = Arc::new(MockTables::new(&["logic"]));
+    let tables = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
     let id = stored(&registry_on(tables.clone()), "cut-short", 1).await;
     let version = installed(&registry_on(tables.clone()), &id).await;
     let crashing = registry_on(chunks_stay(tables.clone()));
     assert!(crashing.remove(&version, None).await.is_err());
-    let chunks = |tables: &MockTables| {
+    let chunks = |tables: &LocalTables| {
         tables
             .scan("logic")
+            .unwrap()
             .iter()
             .filter(|item| format!("{item:?}").contains("COMPONENT#"))
             .count()
@@ -270,7 +271,7 @@ async fn a_removal_cut_short_is_finished_by_the_next_pass() {
 
 #[tokio::test]
 async fn heartbeats_of_gone_hosts_expire_and_live_ones_stay() {
-    let tables = Arc::new(MockTables::new(&["logic"]));
+    let tables = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
     let registry = registry_on(tables.clone());
     let now = 100 * HOUR_MS;
     registry
@@ -292,6 +293,7 @@ async fn heartbeats_of_gone_hosts_expire_and_live_ones_stay() {
     assert_eq!(registry.forget_gone_hosts(now).await.unwrap(), 1);
     let left: Vec<String> = tables
         .scan("logic")
+        .unwrap()
         .iter()
         .filter_map(|item| envmgr::capabilities::dynamodb::fields::text(item, "sk"))
         .collect();
@@ -300,11 +302,15 @@ async fn heartbeats_of_gone_hosts_expire_and_live_ones_stay() {
 
 #[tokio::test]
 async fn a_recordings_handler_is_kept_as_long_as_the_recording() {
-    let logic = Arc::new(MockTables::new(&["logic"]));
+    let logic = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
     let registry = registry_on(logic);
     let settings = envmgr::config::Record::default();
     let retention_ms = settings.retention_hours * HOUR_MS;
-    let recordings = Recordings::new(Arc::new(MockTables::new(&["recordings"])), None, settings);
+    let recordings = Recordings::new(
+        Arc::new(LocalTables::in_memory(&["recordings"]).unwrap()),
+        None,
+        settings,
+    );
     let handler = stored(&registry, "handler", 0).await;
     let unused = stored(&registry, "unused", 0).await;
     let handled_at = 10 * HOUR_MS;
@@ -452,7 +458,7 @@ async fn native_code_is_kept_for_what_the_pointer_names_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn per_version_figures_follow_the_pointer() {
-    let tables = Arc::new(MockTables::new(&["logic"]));
+    let tables = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
     let registry = registry_on(tables.clone());
     let canary = stored(&registry, "figures-canary", 1).await;
     let pointer = activated(None, &builtin(), &canary, Some(50), 1).unwrap();
@@ -500,7 +506,7 @@ async fn per_version_figures_follow_the_pointer() {
 /// absent, so the version is whole or gone, never an item without chunks.
 #[tokio::test]
 async fn a_reinstall_racing_a_removal_leaves_the_version_whole() {
-    let tables = Arc::new(MockTables::new(&["logic"]));
+    let tables = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
     let registry = registry_on(tables.clone());
     let bytes = variant(envmgr::BUILTIN_LOGIC, "reinstalled");
     let id = hex_sha256(&bytes);
@@ -528,7 +534,7 @@ async fn a_reinstall_racing_a_removal_leaves_the_version_whole() {
 
 #[tokio::test]
 async fn a_version_both_canary_and_shadow_is_checked_once() {
-    let registry = registry_on(Arc::new(MockTables::new(&["logic"])));
+    let registry = registry_on(Arc::new(LocalTables::in_memory(&["logic"]).unwrap()));
     let both = stored(&registry, "both", 1).await;
     let mut next = activated(None, &builtin(), &both, Some(20), 1).unwrap();
     next.shadow = Some(both.clone());
@@ -538,7 +544,7 @@ async fn a_version_both_canary_and_shadow_is_checked_once() {
 
 #[tokio::test]
 async fn a_removal_judged_before_a_reinstall_does_not_remove_it() {
-    let registry = registry_on(Arc::new(MockTables::new(&["logic"])));
+    let registry = registry_on(Arc::new(LocalTables::in_memory(&["logic"]).unwrap()));
     let bytes = variant(envmgr::BUILTIN_LOGIC, "judged-before");
     let id = hex_sha256(&bytes);
     registry.store(&id, None, &bytes, "0.3.0", 1).await.unwrap();
@@ -554,10 +560,10 @@ async fn a_removal_judged_before_a_reinstall_does_not_remove_it() {
 /// is kept; a new deployment's marks cover everything from the start.
 #[tokio::test]
 async fn recordings_older_than_the_marks_keep_every_version() {
-    let registry = registry_on(Arc::new(MockTables::new(&["logic"])));
+    let registry = registry_on(Arc::new(LocalTables::in_memory(&["logic"]).unwrap()));
     let settings = envmgr::config::Record::default();
     let retention_ms = settings.retention_hours * HOUR_MS;
-    let tables = Arc::new(MockTables::new(&["recordings"]));
+    let tables = Arc::new(LocalTables::in_memory(&["recordings"]).unwrap());
     let recordings = Recordings::new(tables.clone(), None, settings);
     let unused = stored(&registry, "unmarked", 0).await;
     let fresh = collect(

@@ -274,15 +274,22 @@ async fn no_plaintext_secret_or_token_leaves_the_host() {
 
     // Everywhere else: only labels.
     let mut outside: Vec<String> = transcript;
-    outside.extend(host.github.comments(REPO, 7).into_iter().map(|c| c.body));
+    outside.extend(
+        host.github
+            .comments(REPO, 7)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.body),
+    );
     outside.extend(
         host.analytics
             .events()
+            .unwrap()
             .into_iter()
             .map(|e| format!("{e:?}")),
     );
     for table in ["environments", "apps"] {
-        for item in host.tables.scan(table) {
+        for item in host.tables.scan(table).unwrap() {
             for (_, value) in item {
                 if let AttributeValue::S(s) = value {
                     outside.push(s);

@@ -62,6 +62,7 @@ fn item(host: &MockHost, branch: &str, sk: &str) -> envmgr::capabilities::dynamo
     let pk = format!("ENVIRONMENT#{}", env_id(branch));
     host.tables
         .scan("environments")
+        .unwrap()
         .into_iter()
         .find(|item| attr(item, "pk") == Some(pk.as_str()) && attr(item, "sk") == Some(sk))
         .unwrap_or_else(|| panic!("no item {pk} / {sk}"))
@@ -76,6 +77,13 @@ fn lease_item(host: &MockHost, branch: &str) -> envmgr::capabilities::dynamodb::
     item(host, branch, "LEASE")
 }
 
+fn shop() -> envmgr::capabilities::github::Repository {
+    envmgr::capabilities::github::Repository {
+        owner: "acme".into(),
+        name: "shop".into(),
+    }
+}
+
 fn has_number(item: &envmgr::capabilities::dynamodb::Item, name: &str) -> bool {
     item.iter().any(|(n, v)| {
         n == name && matches!(v, envmgr::capabilities::dynamodb::AttributeValue::N(_))
@@ -85,6 +93,7 @@ fn has_number(item: &envmgr::capabilities::dynamodb::Item, name: &str) -> bool {
 fn deleted_events(host: &MockHost) -> usize {
     host.analytics
         .events()
+        .unwrap()
         .iter()
         .filter(|e| e.event == "cloud_environment_deleted")
         .count()
@@ -94,23 +103,27 @@ fn deleted_events(host: &MockHost) -> usize {
 async fn closing_a_pull_request_removes_the_preview_everywhere_once() {
     let host = host();
     open(&host).await;
-    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert_eq!(host.runtime.live().unwrap().len(), 1);
     let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
     let removed = done(&deliver(&host, "probot", &closed).await);
     assert!(
         removed.contains("deleted (pull-request-closed)"),
         "{removed}"
     );
-    assert!(removed.contains("runtimes removed: rt_1"), "{removed}");
+    let runtime = host.runtime.runtimes().unwrap()[0].runtime_id.clone();
+    assert!(
+        removed.contains(&format!("runtimes removed: {runtime}")),
+        "{removed}"
+    );
     // The runtime is gone, the deployment inactive, the comment says why.
-    assert!(host.runtime.runtimes().is_empty());
-    let deployments = host.github.deployments(REPO);
+    assert!(host.runtime.live().unwrap().is_empty());
+    let deployments = host.github.deployments(REPO).unwrap();
     assert_eq!(deployments.len(), 1);
     assert_eq!(
         deployments[0].state(),
         Some(envmgr::capabilities::github::DeploymentState::Inactive)
     );
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert!(
         comments[0].body.contains("🗑️ Removed"),
@@ -153,7 +166,7 @@ async fn closing_a_pull_request_removes_the_preview_everywhere_once() {
     let again = skipped(&deliver(&host, "probot", &closed).await);
     assert!(again.contains("deleted already"), "{again}");
     assert_eq!(deleted_events(&host), 1);
-    assert_eq!(host.github.comments(REPO, 7).len(), 1);
+    assert_eq!(host.github.comments(REPO, 7).unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -168,7 +181,7 @@ async fn a_merged_pull_request_says_merged_and_offers_no_way_back() {
         attr(&canonical(&host, BRANCH), "deleteReason"),
         Some("pull-request-merged")
     );
-    let body = &host.github.comments(REPO, 7)[0].body;
+    let body = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(
         body.contains("the pull request was merged") && !body.contains("Reopen"),
         "{body}"
@@ -197,7 +210,7 @@ async fn a_reopen_is_newer_than_the_close_and_brings_the_preview_back() {
     );
     assert!(reopened.contains("runtime"), "{reopened}");
     assert_eq!(host.runtime.calls().len(), 2, "a runtime created anew");
-    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert_eq!(host.runtime.live().unwrap().len(), 1);
     let record = canonical(&host, BRANCH);
     assert_eq!(attr(&record, "status"), Some("runtime-requested"));
     assert!(
@@ -209,7 +222,7 @@ async fn a_reopen_is_newer_than_the_close_and_brings_the_preview_back() {
         "nor does its lease"
     );
     // One comment, saying it deploys again.
-    let comments = host.github.comments(REPO, 7);
+    let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     assert!(
         comments[0].body.contains("Deploying"),
@@ -260,18 +273,19 @@ async fn a_close_that_comes_before_its_open_leaves_a_tombstone_the_open_cannot_p
     );
     assert!(stale.starts_with("stale request"), "{stale}");
     assert!(host.runtime.calls().is_empty());
-    assert!(host.github.comments(REPO, 7).is_empty());
+    assert!(host.github.comments(REPO, 7).unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn another_open_pull_request_on_the_branch_keeps_the_preview_and_takes_the_comment() {
     let host = host();
     open(&host).await;
-    host.github
-        .open_pull_request(REPO, &format!("acme:{BRANCH}"), 7, SHA_1);
-    host.github
-        .open_pull_request(REPO, &format!("acme:{BRANCH}"), 9, SHA_1);
-    host.github.close_pull_request(REPO, 7);
+    let (repo, head) = (shop(), format!("acme:{BRANCH}"));
+    for number in [7, 9] {
+        let opened = host.github.open_pull_request(&repo, number, &head, SHA_1);
+        opened.await.unwrap();
+    }
+    host.github.close_pull_request(&repo, 7).await.unwrap();
     let kept = done(
         &deliver(
             &host,
@@ -281,14 +295,14 @@ async fn another_open_pull_request_on_the_branch_keeps_the_preview_and_takes_the
         .await,
     );
     assert!(kept.contains("stays") && kept.contains("#9"), "{kept}");
-    assert_eq!(host.runtime.runtimes().len(), 1, "the runtime stays");
+    assert_eq!(host.runtime.live().unwrap().len(), 1, "the runtime stays");
     assert_eq!(attr(&canonical(&host, BRANCH), "pullRequest"), Some("9"));
     assert!(
-        host.github.comments(REPO, 7)[0]
+        host.github.comments(REPO, 7).unwrap()[0]
             .body
             .contains("Moved to #9")
     );
-    let moved = host.github.comments(REPO, 9);
+    let moved = host.github.comments(REPO, 9).unwrap();
     assert_eq!(moved.len(), 1);
     assert!(moved[0].body.contains("Deploying"), "{}", moved[0].body);
     assert_eq!(deleted_events(&host), 0);
@@ -351,7 +365,7 @@ async fn a_branch_deletion_never_outranks_a_request_made_after_it() {
     // A push deletion of another commit than the one deployed.
     let why = skipped(&deliver(&host, "probot", &push_deleted(BRANCH, SHA_2)).await);
     assert!(why.contains("not the deleted branch's last"), "{why}");
-    assert_eq!(host.runtime.runtimes().len(), 1);
+    assert_eq!(host.runtime.live().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -377,7 +391,7 @@ async fn production_is_deleted_only_through_the_platform_api() {
         removed.contains("production main") && removed.contains("(api)"),
         "{removed}"
     );
-    assert!(host.runtime.runtimes().is_empty());
+    assert!(host.runtime.live().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -408,7 +422,7 @@ async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
         attr(&canonical(&host, "fresh"), "status"),
         Some("runtime-requested")
     );
-    let body = &host.github.comments(REPO, 7)[0].body;
+    let body = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(body.contains("Push a commit"), "{body}");
     // The next sweep finds nothing due.
     let again = done(&deliver(&host, "api", &sweep).await);
@@ -446,7 +460,10 @@ async fn a_create_still_on_its_way_when_the_delete_takes_the_environment_is_refu
         Ok(Err(failure)) => assert!(failure.reason.contains("superseded"), "{}", failure.reason),
         other => panic!("expected the late create refused, got {other:?}"),
     }
-    assert!(host.runtime.runtimes().is_empty(), "no runtime came back");
+    assert!(
+        host.runtime.live().unwrap().is_empty(),
+        "no runtime came back"
+    );
     assert_eq!(attr(&canonical(&host, BRANCH), "status"), Some("deleted"));
     let again = skipped(&deliver(&host, "probot", &opened).await);
     assert!(again.starts_with("stale request"), "{again}");
@@ -608,14 +625,19 @@ async fn the_github_environment_goes_too_only_when_the_operator_allows_it() {
     let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
     done(&deliver(&host, "probot", &closed).await);
     assert_eq!(
-        host.github.deleted_environments(),
-        [("acme/shop".to_string(), format!("preview/{BRANCH}"))]
+        host.github.deleted_environments(&shop()).unwrap(),
+        [format!("preview/{BRANCH}")]
     );
-    assert!(host.github.deployments(REPO).is_empty());
+    assert!(host.github.deployments(REPO).unwrap().is_empty());
     // The default: kept.
     let host = self::host();
     open(&host).await;
     done(&deliver(&host, "probot", &closed).await);
-    assert!(host.github.deleted_environments().is_empty());
-    assert_eq!(host.github.deployments(REPO).len(), 1);
+    assert!(
+        host.github
+            .deleted_environments(&shop())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(host.github.deployments(REPO).unwrap().len(), 1);
 }

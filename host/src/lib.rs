@@ -1,9 +1,10 @@
 //! The envmgr host: runs create-environment logic components (see `wit/`)
-//! against real or mock capabilities.
+//! against real or embedded capabilities (the mock host's: embedded, in
+//! memory).
 //!
 //! - [`engine`]: wasmtime, limits, one store per message.
-//! - [`capabilities`]: one module per WIT interface: backend trait, WIT
-//!   boundary, in-memory backend.
+//! - [`capabilities`]: one module per WIT interface: backend trait and
+//!   implementations (the real service's, the embedded database's).
 //! - [`daemon`] over a [`queue`]: `envmgr serve`; [`logic`]: the versions it
 //!   serves (install, activate, canary, rollback).
 //! - [`platform`]: what a config connects to, `local` ([`local`], one

@@ -116,25 +116,26 @@ fn comments_section(store: &Store) -> anyhow::Result<()> {
 fn deployments_section(store: &Store) -> anyhow::Result<()> {
     let all = deployments(store)?;
     println!("\n== GitHub deployments ({}) ==", all.len());
-    for deployment in all {
+    for recorded in all {
         let kind = match (
-            deployment.transient_environment,
-            deployment.production_environment,
+            recorded.transient_environment,
+            recorded.production_environment,
         ) {
             (_, true) => " (production)",
             (true, _) => " (transient)",
             _ => "",
         };
+        let deployment = &recorded.deployment;
         println!(
             "  deployment {} of {} @ {} to {}{kind} · {} · {}",
             deployment.id,
-            deployment.repository,
+            recorded.repository,
             deployment.sha.chars().take(7).collect::<String>(),
             deployment.environment,
             deployment.task,
-            deployment.payload,
+            deployment.payload_json,
         );
-        for status in &deployment.statuses {
+        for status in &recorded.statuses {
             let mut line = format!("    {} {:?}", state_name(status.state), status.description);
             if let Some(url) = &status.environment_url {
                 line.push_str(&format!(" · environment {url}"));
@@ -155,8 +156,12 @@ fn runtime_section(store: &Store) -> anyhow::Result<()> {
         all.len()
     );
     for runtime in all {
+        let deleted = runtime
+            .deleted_by
+            .as_deref()
+            .map_or_else(String::new, |by| format!("; deleted by request {by}"));
         println!(
-            "  {} -> {} {} (asked {} time{})",
+            "  {} -> {} {} (asked {} time{}{deleted})",
             runtime.idempotency_key,
             runtime.runtime_id,
             runtime.url,

@@ -1,6 +1,8 @@
 //! The create flow natively (the guest crate through its capability trait)
-//! and as the component in the engine, against the same in-memory backends,
-//! and the difference: what the sandbox costs per message.
+//! and as the component in the engine, against the same backends (the mock
+//! host's: the local ones over a database in memory, so both figures
+//! include their SQLite work), and the difference: what the sandbox costs
+//! per message.
 //!
 //! `cargo bench -p envmgr-tests --bench create_flow`
 //!

@@ -144,7 +144,8 @@ pub fn shared_logic() -> (Arc<Engine>, Arc<Logic>) {
         .clone()
 }
 
-/// A fresh mock host (empty tables, new clock) running the builtin logic.
+/// A fresh mock host (an empty database in memory, a new clock) running the
+/// builtin logic.
 pub fn host() -> MockHost {
     let (engine, logic) = shared_logic();
     MockHost::new(engine, logic, default_config())
@@ -175,6 +176,7 @@ pub fn set_app_attributes(host: &MockHost, attributes: Vec<(&str, AttributeValue
     let mut record = host
         .tables
         .scan("apps")
+        .unwrap()
         .into_iter()
         .find(|item| attr(item, "pk") == Some(pk.as_str()))
         .expect("the app record");
@@ -282,6 +284,7 @@ pub fn api_request(environment_type: &str, branch: &str, sha: &str, requested_at
 pub fn records(host: &MockHost) -> Vec<Item> {
     host.tables
         .scan("environments")
+        .unwrap()
         .into_iter()
         .filter(|item| attr(item, "entity") == Some("environment"))
         .collect()

@@ -31,7 +31,10 @@ pub struct Native<'a> {
     pub now_ms: u64,
 }
 
-/// The in-memory backends never wait, so their futures finish on first poll.
+/// The mock host's backends never wait: the local ones over a database in
+/// memory run every read and write where it is asked for (no writer
+/// thread, `envmgr::local`'s `memory`), so their futures finish on their
+/// first poll — no executor needed, and none measured.
 fn ready<T>(future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
     match future

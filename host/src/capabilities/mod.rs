@@ -1,10 +1,11 @@
 //! What the host gives a logic version, one folder per capability.
 //!
-//! Each folder holds the backend trait (what a real or mock implementation
-//! must do, in plain host types with plaintext secrets), the WIT boundary
-//! (the generated `Host` trait implemented for [`Session`], which seals
-//! secrets, records the transcript and injects scripted faults), and the
-//! in-memory backend used by the mock host.
+//! Each folder holds the backend trait (what every implementation must do,
+//! in plain host types with plaintext secrets) and its implementations: the
+//! real service's and the embedded database's (`local`, which the mock host
+//! runs over a database in memory). The WIT boundary (the generated `Host`
+//! trait implemented for [`Session`], which seals secrets, records the
+//! transcript and injects scripted faults) is [`crate::boundary`].
 //!
 //! [`Session`]: crate::boundary::Session
 

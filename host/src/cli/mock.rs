@@ -107,7 +107,7 @@ async fn try_messages(
     }
 
     println!("\n== environments table ==");
-    for item in host.tables.scan("environments") {
+    for item in host.tables.scan("environments")? {
         println!("  {}", show_item(&item));
     }
     for call in host.runtime.calls() {
@@ -132,16 +132,16 @@ async fn try_messages(
             secrets.join(", ")
         );
     }
-    for event in host.analytics.events() {
+    for event in host.analytics.events()? {
         println!(
             "\n== analytics ==\n  {} user={} {}",
             event.event, event.user_id, event.properties_json
         );
     }
-    for (repo, issue, comment) in host.github.all_comments() {
+    for comment in crate::capabilities::github::local::comments(&host.store)? {
         println!(
-            "\n== comment {} on {repo}#{issue} ==\n{}",
-            comment.id, comment.body
+            "\n== comment {} on {}#{} ==\n{}",
+            comment.id, comment.repository, comment.issue, comment.body
         );
     }
     Ok(())

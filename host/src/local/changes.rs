@@ -31,6 +31,14 @@ impl Changes {
         Self { notify, watched }
     }
 
+    /// Nothing to watch (a database in memory): the waiters poll.
+    pub fn unwatched() -> Self {
+        Self {
+            notify: Arc::new(Notify::new()),
+            watched: false,
+        }
+    }
+
     pub fn notify(&self) -> &Notify {
         &self.notify
     }

@@ -21,12 +21,18 @@
 //! deletes, visibility, the logic's items and records) survives a crash of
 //! the process, and a power loss may lose its last commits, which only
 //! makes messages come back (docs/performance.md).
+//!
+//! A store may also be **in memory** ([`Store::in_memory`],
+//! [`Store::reproducible`]): the same schema and the same backends, no file
+//! (the mock host's; [`memory`] says how it differs).
 
 mod changes;
 mod checkpoint;
 pub mod expiry;
 pub mod logs;
+mod memory;
 mod schema;
+mod sources;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -38,10 +44,14 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::capabilities::{Error, ErrorCode, error};
+use sources::Sources;
 use writer::{Job, Keep};
 
 /// The file name inside a data directory.
 pub const FILE_NAME: &str = "envmgr.db";
+
+/// What [`Store::path`] says of a store in memory.
+pub const IN_MEMORY: &str = ":memory:";
 
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,9 +75,26 @@ pub enum Durability {
     SurvivesPowerLoss,
 }
 
-/// An open database file, shared by every local backend of a process.
+/// An open database, shared by every local backend of a process.
 #[derive(Clone)]
 pub struct Store {
+    backing: Backing,
+    /// Wakes a long poll when the database changes (any process's commit).
+    changes: Arc<changes::Changes>,
+    /// What the backends take as "now" and as fresh random bytes.
+    sources: Sources,
+    path: PathBuf,
+}
+
+#[derive(Clone)]
+enum Backing {
+    File(File),
+    Memory(memory::Memory),
+}
+
+/// A file's connections and threads.
+#[derive(Clone)]
+struct File {
     writes: mpsc::Sender<Job>,
     /// Reading connections not in use; one more is opened when all are
     /// (at most one per thread reading at once).
@@ -78,9 +105,6 @@ pub struct Store {
     /// Dropped with the last clone: the checkpointing thread ([`checkpoint`])
     /// then ends.
     _checkpoints: Arc<mpsc::Sender<()>>,
-    /// Wakes a long poll when the file changes (any process's commit).
-    changes: Arc<changes::Changes>,
-    path: PathBuf,
 }
 
 /// Open the file with the settings every connection of envmgr uses.
@@ -145,17 +169,59 @@ impl Store {
         let writes = writer::start(connection, "envmgr-db-writer".into(), wanted)
             .context("starting the database writer thread")?;
         Ok(Self {
-            writes,
-            readers: Arc::new(Mutex::new(vec![reader])),
-            inspector: Arc::default(),
-            _checkpoints: Arc::new(checkpoints),
+            backing: Backing::File(File {
+                writes,
+                readers: Arc::new(Mutex::new(vec![reader])),
+                inspector: Arc::default(),
+                _checkpoints: Arc::new(checkpoints),
+            }),
             changes: Arc::new(changes::Changes::watch(path)),
+            sources: Sources::System,
             path: path.to_path_buf(),
         })
     }
 
+    /// A new, empty database in memory, its own (tests).
+    pub fn in_memory() -> anyhow::Result<Self> {
+        Self::memory(Sources::System)
+    }
+
+    /// A new, empty database in memory whose backends take "now" from
+    /// `now_ms` and draw their "random" bytes from a counter: a run makes
+    /// the same keys, nonces and tokens every time (the mock host, whose
+    /// manual clock `now_ms` reads).
+    pub fn reproducible(now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> anyhow::Result<Self> {
+        Self::memory(Sources::reproducible(Arc::new(now_ms)))
+    }
+
+    fn memory(sources: Sources) -> anyhow::Result<Self> {
+        Ok(Self {
+            backing: Backing::Memory(memory::Memory::open()?),
+            changes: Arc::new(changes::Changes::unwatched()),
+            sources,
+            path: PathBuf::from(IN_MEMORY),
+        })
+    }
+
+    /// The database file; [`IN_MEMORY`] for a store in memory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Now, as the backends of this store record it (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.sources.now_ms()
+    }
+
+    /// `out` filled with fresh random bytes (reproducible ones, for a
+    /// [`reproducible`](Self::reproducible) store).
+    pub fn fill_random(&self, out: &mut [u8]) -> Result<(), getrandom::Error> {
+        self.sources.fill(out)
+    }
+
+    /// `bytes` fresh random bytes as lowercase hex.
+    pub fn random_hex(&self, bytes: usize) -> String {
+        self.sources.hex(bytes)
     }
 
     /// What wakes a waiter when the file changes, and whether it can.
@@ -190,7 +256,7 @@ impl Store {
         E: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<Result<T, E>> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel();
+        let (answer, mut answered) = oneshot::channel();
         let job = Job {
             durability,
             work: Box::new(move |connection| {
@@ -214,14 +280,36 @@ impl Store {
                 (keep, deliver)
             }),
         };
-        if self.writes.send(job).is_err() {
-            return Err(stopped("writer"));
+        let answer = match &self.backing {
+            Backing::File(file) => {
+                if file.writes.send(job).is_err() {
+                    return Err(stopped("writer"));
+                }
+                answered.await.ok()
+            }
+            // Answered before `write` returns: no wait, not even on tokio's
+            // budget (a finished channel read is still counted against it).
+            Backing::Memory(memory) => {
+                memory.write(job);
+                answered.try_recv().ok()
+            }
+        };
+        match answer {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(stopped("writer")),
         }
-        match answered.await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => Err(stopped("writer")),
-        }
+    }
+
+    /// [`Store::write`] from synchronous code (seeding, tests): blocks the
+    /// calling thread until the write is committed (in memory it runs
+    /// here, and blocks nothing).
+    pub fn write_now<T, F>(&self, durability: Durability, work: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        futures::executor::block_on(self.write(durability, work))
     }
 
     /// Run a read, here, on a reading connection of the pool. It sees every
@@ -232,14 +320,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let file = match &self.backing {
+            Backing::File(file) => file,
+            Backing::Memory(memory) => return memory.run(work),
+        };
+        let pooled = file.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let reader = match pooled {
             Some(reader) => reader,
             None => connect(&self.path)
                 .map_err(|e| writer::failure(rusqlite::ffi::SQLITE_CANTOPEN, &format!("{e:#}")))?,
         };
         let result = work(&reader);
-        self.readers
+        file.readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(reader);
@@ -251,11 +343,17 @@ impl Store {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> anyhow::Result<T> {
-        let inspector = match self.inspector.get() {
+        let file = match &self.backing {
+            Backing::File(file) => file,
+            Backing::Memory(memory) => {
+                return memory.run(work).context("reading the database in memory");
+            }
+        };
+        let inspector = match file.inspector.get() {
             Some(inspector) => inspector,
             None => {
                 let connection = connect(&self.path)?;
-                self.inspector.get_or_init(|| Mutex::new(connection))
+                file.inspector.get_or_init(|| Mutex::new(connection))
             }
         };
         let connection = inspector.lock().unwrap_or_else(|p| p.into_inner());
@@ -291,264 +389,4 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::support::random_hex;
-
-    fn store() -> (Store, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("envmgr-store-{}", random_hex(6)));
-        let store = Store::open_dir(&dir).unwrap();
-        store
-            .read(|c| c.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"))
-            .unwrap();
-        (store, dir)
-    }
-
-    fn rows(store: &Store) -> Vec<(String, i64)> {
-        store
-            .read(|c| {
-                c.prepare("SELECT k, v FROM t ORDER BY k")?
-                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect()
-            })
-            .unwrap()
-    }
-
-    /// Many callers at once: their jobs share batches, and each is kept or
-    /// undone as a whole.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn each_callers_transaction_is_all_or_nothing_within_a_batch() {
-        let (store, dir) = store();
-        let mut callers = tokio::task::JoinSet::new();
-        for i in 0..200 {
-            let store = store.clone();
-            callers.spawn(async move {
-                store
-                    .write_or_undo(Durability::SurvivesCrash, move |c| {
-                        c.execute("INSERT INTO t VALUES (?1, 1)", [format!("a{i:03}")])?;
-                        c.execute("INSERT INTO t VALUES (?1, 2)", [format!("b{i:03}")])?;
-                        // Every third caller's condition fails after its writes.
-                        Ok(if i % 3 == 0 { Err(i) } else { Ok(i) })
-                    })
-                    .await
-                    .unwrap()
-            });
-        }
-        let mut refused = 0;
-        while let Some(answer) = callers.join_next().await {
-            if answer.unwrap().is_err() {
-                refused += 1;
-            }
-        }
-        assert_eq!(refused, 67);
-        let kept = rows(&store);
-        assert_eq!(kept.len(), 2 * (200 - 67));
-        for i in 0..200 {
-            let present = kept
-                .iter()
-                .filter(|(k, _)| k.ends_with(&format!("{i:03}")))
-                .count();
-            assert_eq!(present, if i % 3 == 0 { 0 } else { 2 }, "caller {i}");
-        }
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// A conditional write evaluated inside a batch sees the jobs before it:
-    /// read-increment-write by many callers at once loses no increment, and
-    /// of many "insert if absent" exactly one wins.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn conditions_are_evaluated_in_order_inside_a_batch() {
-        let (store, dir) = store();
-        store
-            .write(Durability::SurvivesPowerLoss, |c| {
-                c.execute("INSERT INTO t VALUES ('counter', 0)", [])
-            })
-            .await
-            .unwrap();
-        let mut callers = tokio::task::JoinSet::new();
-        for _ in 0..100 {
-            let store = store.clone();
-            callers.spawn(async move {
-                let claimed = store
-                    .write_or_undo(Durability::SurvivesCrash, |c| {
-                        let v: i64 =
-                            c.query_row("SELECT v FROM t WHERE k = 'counter'", [], |r| r.get(0))?;
-                        c.execute("UPDATE t SET v = ?1 WHERE k = 'counter'", [v + 1])?;
-                        let taken = c.execute("INSERT OR IGNORE INTO t VALUES ('lease', 1)", [])?;
-                        // The increment stays either way; the claim is the
-                        // caller's condition.
-                        Ok(if taken == 1 { Ok(()) } else { Err(()) })
-                    })
-                    .await
-                    .unwrap();
-                claimed.is_ok()
-            });
-        }
-        let mut winners = 0;
-        while let Some(won) = callers.join_next().await {
-            winners += usize::from(won.unwrap());
-        }
-        assert_eq!(winners, 1, "one lease holder");
-        // Refused callers undid their increment with their claim.
-        assert_eq!(
-            rows(&store),
-            [("counter".to_string(), 1), ("lease".to_string(), 1)]
-        );
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// A caller's panic is its own: its writes are undone, it sees the
-    /// panic, the other callers and the thread go on.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_panicking_job_fails_only_its_caller() {
-        let (store, dir) = store();
-        let mut callers = tokio::task::JoinSet::new();
-        for i in 0..20 {
-            let store = store.clone();
-            callers.spawn(async move {
-                store
-                    .write(Durability::SurvivesCrash, move |c| {
-                        c.execute("INSERT INTO t VALUES (?1, 1)", [format!("k{i:02}")])?;
-                        if i == 7 {
-                            panic!("a bug in caller 7");
-                        }
-                        Ok(())
-                    })
-                    .await
-                    .unwrap()
-            });
-        }
-        let mut panicked = 0;
-        while let Some(answer) = callers.join_next().await {
-            if let Err(e) = answer {
-                assert!(e.is_panic());
-                panicked += 1;
-            }
-        }
-        assert_eq!(panicked, 1);
-        let kept = rows(&store);
-        assert_eq!(kept.len(), 19);
-        assert!(!kept.iter().any(|(k, _)| k == "k07"));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// An answered write is seen by the next read, on the other thread.
-    #[tokio::test]
-    async fn a_read_sees_the_write_answered_before_it() {
-        let (store, dir) = store();
-        for i in 0..50 {
-            store
-                .write(Durability::SurvivesCrash, move |c| {
-                    c.execute("INSERT OR REPLACE INTO t VALUES ('k', ?1)", [i])
-                })
-                .await
-                .unwrap();
-            let seen: i64 = store
-                .query(|c| c.query_row("SELECT v FROM t WHERE k = 'k'", [], |r| r.get(0)))
-                .await
-                .unwrap();
-            assert_eq!(seen, i);
-        }
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// Two readers that always overlap (one opens its snapshot before the
-    /// other closes its own) never let the WAL start over by itself; with
-    /// the writer's truncating checkpoint it stays near its threshold
-    /// while 8 MiB are written.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn readers_that_always_overlap_do_not_grow_the_wal() {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let dir = std::env::temp_dir().join(format!("envmgr-wal-{}", random_hex(6)));
-        private_dir(&dir).unwrap();
-        let path = dir.join(FILE_NAME);
-        let policy = checkpoint::Policy {
-            every: Duration::from_millis(20),
-            truncate_past_frames: 256,
-        };
-        let store = Store::open_with(&path, policy).unwrap();
-        store
-            .read(|c| c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)"))
-            .unwrap();
-        let done = Arc::new(AtomicBool::new(false));
-        let readers = {
-            let (done, path) = (done.clone(), path.clone());
-            std::thread::spawn(move || {
-                let (one, other) = (connect(&path).unwrap(), connect(&path).unwrap());
-                let read = |c: &Connection| {
-                    c.execute_batch("BEGIN").unwrap();
-                    c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
-                        .unwrap();
-                };
-                read(&one);
-                while !done.load(Ordering::Relaxed) {
-                    for (next, last) in [(&other, &one), (&one, &other)] {
-                        read(next);
-                        last.execute_batch("COMMIT").unwrap();
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                }
-                one.execute_batch("COMMIT").unwrap();
-            })
-        };
-        let wal = path.with_extension("db-wal");
-        let mut largest = 0;
-        for k in 0..2_048 {
-            store
-                .write(Durability::SurvivesCrash, move |c| {
-                    c.execute("INSERT INTO t VALUES (?1, zeroblob(4096))", [k])
-                })
-                .await
-                .unwrap();
-            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-        }
-        done.store(true, Ordering::Relaxed);
-        readers.join().unwrap();
-        // 8 MiB (some 24 MiB of WAL) written; the threshold is 1 MiB.
-        assert!(largest < 6 << 20, "the WAL grew to {largest} bytes");
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// A reader holding one snapshot for long keeps every truncation from
-    /// finishing: the writer backs off instead of waiting at every batch.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_long_reader_does_not_stall_every_write() {
-        let dir = std::env::temp_dir().join(format!("envmgr-wal-{}", random_hex(6)));
-        private_dir(&dir).unwrap();
-        let path = dir.join(FILE_NAME);
-        let policy = checkpoint::Policy {
-            every: Duration::from_millis(10),
-            truncate_past_frames: 16,
-        };
-        let store = Store::open_with(&path, policy).unwrap();
-        store
-            .read(|c| c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)"))
-            .unwrap();
-        let write = |k: i64| {
-            store.write(Durability::SurvivesCrash, move |c| {
-                c.execute("INSERT INTO t VALUES (?1, zeroblob(4096))", [k])
-            })
-        };
-        for k in 0..64 {
-            write(k).await.unwrap();
-        }
-        // A snapshot held for the whole burst below.
-        let reader = connect(&path).unwrap();
-        reader.execute_batch("BEGIN").unwrap();
-        reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
-            .unwrap();
-        let started = std::time::Instant::now();
-        for k in 64..104 {
-            write(k).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(15)).await;
-        }
-        let took = started.elapsed();
-        reader.execute_batch("COMMIT").unwrap();
-        // 40 writes: waiting 250 ms after each would take over 10 s.
-        assert!(took < Duration::from_secs(4), "40 writes took {took:?}");
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
+mod tests;

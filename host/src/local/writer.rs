@@ -121,6 +121,12 @@ fn run(
     }
 }
 
+/// Run `job` alone, on the caller's thread: a batch of one (the database
+/// in memory, which has no writer thread; [`super::memory`]).
+pub fn run_alone(connection: &Connection, job: Job) {
+    batch(connection, &mut VecDeque::from([job]));
+}
+
 /// Run jobs from the front of `pending` in one transaction until it is
 /// empty or the budget is spent, and commit them.
 fn batch(connection: &Connection, pending: &mut VecDeque<Job>) {

@@ -91,14 +91,14 @@ pub async fn self_check(engine: &Arc<Engine>, logic: Arc<Logic>) -> anyhow::Resu
         "a pull_request opened event",
         host.deliver(&opened).await.result,
     )?;
-    let environments = records(&host).len();
+    let environments = records(&host)?.len();
     if environments != 3 {
         anyhow::bail!("a pull request left {environments} environment items, not 3");
     }
-    if host.runtime.runtimes().len() != 1 {
+    if host.runtime.runtimes()?.len() != 1 {
         anyhow::bail!("a pull request did not create exactly one runtime");
     }
-    if host.github.comments("acme/shop", 7).len() != 1 {
+    if host.github.comments("acme/shop", 7)?.len() != 1 {
         anyhow::bail!("a pull request did not leave exactly one comment");
     }
 
@@ -106,7 +106,7 @@ pub async fn self_check(engine: &Arc<Engine>, logic: Arc<Logic>) -> anyhow::Resu
         "the same event delivered again",
         host.deliver(&opened).await.result,
     )?;
-    if host.runtime.runtimes().len() != 1 || host.github.comments("acme/shop", 7).len() != 1 {
+    if host.runtime.runtimes()?.len() != 1 || host.github.comments("acme/shop", 7)?.len() != 1 {
         anyhow::bail!("a redelivery created a second runtime or comment");
     }
 
@@ -115,24 +115,21 @@ pub async fn self_check(engine: &Arc<Engine>, logic: Arc<Logic>) -> anyhow::Resu
         "a production request",
         host.deliver(&production).await.result,
     )?;
-    if records(&host).len() != 6 || host.runtime.runtimes().len() != 2 {
+    if records(&host)?.len() != 6 || host.runtime.runtimes()?.len() != 2 {
         anyhow::bail!("a production request did not create its environment and runtime");
     }
     Ok("pull request created, redelivery changed nothing, production created".to_string())
 }
 
 /// The environment record items (not the leases) in the mock host.
-fn records(host: &MockHost) -> Vec<crate::capabilities::dynamodb::Item> {
+fn records(host: &MockHost) -> anyhow::Result<Vec<crate::capabilities::dynamodb::Item>> {
     use crate::capabilities::dynamodb::AttributeValue;
-    host.tables
-        .scan("environments")
-        .into_iter()
-        .filter(|item| {
-            item.iter().any(|(n, v)| {
-                n == "entity" && matches!(v, AttributeValue::S(e) if e == "environment")
-            })
-        })
-        .collect()
+    let mut items = host.tables.scan("environments")?;
+    items.retain(|item| {
+        item.iter()
+            .any(|(n, v)| n == "entity" && matches!(v, AttributeValue::S(e) if e == "environment"))
+    });
+    Ok(items)
 }
 
 /// A mock host with the self-check's app, secrets and installation.

@@ -1,6 +1,10 @@
 //! The mock host: runs a logic component exactly as the daemon does (same
-//! engine, limits and WIT boundary) against in-memory capabilities, with a
-//! manual clock, scripted faults and a transcript of every call.
+//! engine, limits and WIT boundary) against the local backends over a
+//! database in memory (one per host, shared with its peers, gone with
+//! them), with a manual clock, scripted faults and a transcript of every
+//! call. The clock is the backends' "now" too, and what they would draw at
+//! random they draw from a counter: a run makes the same keys, ciphertexts,
+//! ids and tokens every time.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -23,13 +27,14 @@ use crate::bindings::Message;
 use crate::boundary::Backends;
 use crate::calls::clock::ManualClock;
 use crate::calls::{CallsInFlight, Entry, Faults, Observer, Span, Transcript};
-use crate::capabilities::analytics::mock::MockAnalytics;
+use crate::capabilities::analytics::local::LocalAnalytics;
 use crate::capabilities::config::Config;
-use crate::capabilities::dynamodb::mock::MockTables;
-use crate::capabilities::github::mock::MockGitHub;
-use crate::capabilities::kms::mock::MockKms;
-use crate::capabilities::runtime::mock::MockRuntime;
+use crate::capabilities::dynamodb::local::LocalTables;
+use crate::capabilities::github::local::LocalGitHub;
+use crate::capabilities::kms::local::LocalKms;
+use crate::capabilities::runtime::local::LocalRuntime;
 use crate::engine::{Engine, Handled, Limits, Logic, RunError};
+use crate::local::Store;
 
 /// The logical tables the mock host knows.
 pub const TABLES: [&str; 3] = ["environments", "secrets", "apps"];
@@ -43,21 +48,87 @@ pub const LEASE_TTL_MS: u64 = 75_000;
 /// What the mock host passes as `preview-url-template` unless told otherwise.
 pub const PREVIEW_URL_TEMPLATE: &str = "https://{environment}.preview.test";
 
+/// The alias of the mock host's KMS key.
+pub const KMS_KEY: &str = "alias/envmgr-mock";
+
+/// The local backends over one database in memory, as the mock host runs
+/// them: the GitHub App installed where a test says
+/// ([`LocalGitHub::add_installation`]), keeping the tokens it issues, and
+/// the Runtime Service keeping every request it receives.
+#[derive(Clone)]
+pub struct InMemory {
+    /// The database every backend below records in.
+    pub store: Store,
+    pub tables: Arc<LocalTables>,
+    pub github: Arc<LocalGitHub>,
+    pub kms: Arc<LocalKms>,
+    pub analytics: Arc<LocalAnalytics>,
+    pub runtime: Arc<LocalRuntime>,
+}
+
+impl InMemory {
+    /// A new database in memory whose "now" is `clock`'s; the runtimes'
+    /// URLs follow `config`'s `preview-url-template`, as `serve`'s do.
+    pub fn open(clock: &ManualClock, config: &Config) -> anyhow::Result<Self> {
+        let store = {
+            let clock = clock.clone();
+            Store::reproducible(move || clock.now_ms())?
+        };
+        // A store in memory answers at once: nothing to wait for here.
+        let kms = futures::executor::block_on(LocalKms::open(&store, KMS_KEY))?;
+        let url_template = config.get("preview-url-template").map(str::to_string);
+        Ok(Self {
+            tables: Arc::new(LocalTables::new(
+                store.clone(),
+                TABLES.map(|table| (table, table)),
+            )),
+            github: Arc::new(LocalGitHub::installed_only(store.clone())),
+            kms: Arc::new(kms),
+            analytics: Arc::new(LocalAnalytics::new(store.clone())),
+            runtime: Arc::new(LocalRuntime::keeping_calls(store.clone(), url_template)),
+            store,
+        })
+    }
+
+    /// Them behind the boundary, with `config`, seen by `observer`, the
+    /// guest on `clock`.
+    pub fn backends(&self, config: Config, observer: Observer, clock: ManualClock) -> Backends {
+        Backends {
+            github: self.github.clone(),
+            dynamodb: self.tables.clone(),
+            kms: self.kms.clone(),
+            analytics: self.analytics.clone(),
+            runtime: self.runtime.clone(),
+            config: Arc::new(config),
+            observer,
+            clock: Some(clock),
+            credentials: crate::redact::Credentials::default(),
+        }
+    }
+}
+
+/// A mock host is its backends and more: `host.github`, `host.tables`, …
+/// are its [`InMemory`] backends (shared with its peers: the database lives
+/// as long as they do).
 pub struct MockHost {
     engine: Arc<Engine>,
     logic: Arc<Logic>,
     backends: Arc<Backends>,
     transcript: Transcript,
-    pub tables: Arc<MockTables>,
-    pub github: Arc<MockGitHub>,
-    pub kms: Arc<MockKms>,
-    pub analytics: Arc<MockAnalytics>,
-    pub runtime: Arc<MockRuntime>,
+    local: InMemory,
     pub clock: ManualClock,
     pub faults: Faults,
     /// Deliveries made so far (shared with peers): each gets a token of
     /// its own.
     deliveries: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::ops::Deref for MockHost {
+    type Target = InMemory;
+
+    fn deref(&self) -> &InMemory {
+        &self.local
+    }
 }
 
 /// One message's run: the result and every capability call it made.
@@ -79,41 +150,26 @@ impl MockHost {
 
     /// A host on an engine and logic compiled once and shared, e.g. by the
     /// tests of one binary.
+    ///
+    /// Panics if SQLite cannot open a database in memory.
     pub fn new(engine: Arc<Engine>, logic: Arc<Logic>, config: Config) -> Self {
-        let tables = Arc::new(MockTables::new(&TABLES));
-        let github = Arc::new(MockGitHub::default());
-        let kms = Arc::new(MockKms::default());
-        let analytics = Arc::new(MockAnalytics::default());
-        let runtime = Arc::new(MockRuntime::default());
         let clock = ManualClock::at_ms(START_MS);
         let faults = Faults::default();
         let transcript = Transcript::default();
-        let backends = Arc::new(Backends {
-            github: github.clone(),
-            dynamodb: tables.clone(),
-            kms: kms.clone(),
-            analytics: analytics.clone(),
-            runtime: runtime.clone(),
-            config: Arc::new(config),
-            observer: Observer {
-                transcript: Some(transcript.clone()),
-                faults: Some(faults.clone()),
-                in_flight: Some(CallsInFlight::default()),
-                ..Observer::default()
-            },
-            clock: Some(clock.clone()),
-            credentials: crate::redact::Credentials::default(),
-        });
+        let local = InMemory::open(&clock, &config).expect("a database in memory");
+        let observer = Observer {
+            transcript: Some(transcript.clone()),
+            faults: Some(faults.clone()),
+            in_flight: Some(CallsInFlight::default()),
+            ..Observer::default()
+        };
+        let backends = Arc::new(local.backends(config, observer, clock.clone()));
         Self {
             engine,
             logic,
             backends,
             transcript,
-            tables,
-            github,
-            kms,
-            analytics,
-            runtime,
+            local,
             clock,
             faults,
             deliveries: Arc::default(),
@@ -129,11 +185,7 @@ impl MockHost {
             logic,
             backends: self.backends.clone(),
             transcript: self.transcript.clone(),
-            tables: self.tables.clone(),
-            github: self.github.clone(),
-            kms: self.kms.clone(),
-            analytics: self.analytics.clone(),
-            runtime: self.runtime.clone(),
+            local: self.local.clone(),
             clock: self.clock.clone(),
             faults: self.faults.clone(),
             deliveries: self.deliveries.clone(),

@@ -18,7 +18,7 @@ pub fn app(host: &MockHost, app_id: &str, name: &str, repository: &str, entrypoi
     for item in items {
         host.tables
             .put("apps", item)
-            .expect("the mock has an apps table");
+            .expect("the mock host has an apps table");
     }
 }
 
@@ -29,14 +29,16 @@ pub fn secret_item(host: &MockHost, app_id: &str, scope: &str, name: &str, ciphe
             "secrets",
             catalog::secret_item(app_id, scope, name, ciphertext),
         )
-        .expect("the mock has a secrets table");
+        .expect("the mock host has a secrets table");
 }
 
-/// A secret encrypted by the mock KMS under its documented context.
+/// A secret encrypted by the mock host's KMS key under its documented
+/// context.
 pub fn secret(host: &MockHost, app_id: &str, scope: &str, name: &str, value: &str) {
     let ciphertext = host
         .kms
-        .encrypt(value, &secret_context(app_id, scope, name));
+        .seal(value, &secret_context(app_id, scope, name))
+        .expect("the mock host's key seals");
     secret_item(host, app_id, scope, name, ciphertext);
 }
 

@@ -3,7 +3,7 @@
 //! two runs did compared: their outcome and every effect they asked for
 //! (writes, comments, deployments and statuses, tokens, runtime requests,
 //! analytics events). Nothing reaches a real dependency: the backends behind
-//! a replay are in-memory and never called.
+//! a replay are the local ones over a database in memory, and never called.
 //!
 //! | verdict | when |
 //! |---|---|
@@ -14,23 +14,18 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::boundary::Backends;
 use crate::calls::Observer;
 use crate::calls::clock::ManualClock;
 use crate::calls::tape::{Effect, Replayer, identity};
-use crate::capabilities::analytics::mock::MockAnalytics;
 use crate::capabilities::config::Config;
-use crate::capabilities::dynamodb::mock::MockTables;
-use crate::capabilities::github::mock::MockGitHub;
-use crate::capabilities::kms::mock::MockKms;
-use crate::capabilities::runtime::mock::MockRuntime;
 use crate::engine::{Engine, Logic};
+use crate::mock::InMemory;
 use crate::record::Recording;
 
 /// What one version did with one recording.
@@ -48,20 +43,14 @@ pub struct Run {
 /// Run `recording`'s message through `logic`, answered from the recording.
 pub async fn run(engine: &Engine, logic: &Logic, recording: &Recording) -> Run {
     let replayer = Arc::new(Replayer::new(&recording.taped));
-    let backends = Arc::new(Backends {
-        github: Arc::new(MockGitHub::default()),
-        dynamodb: Arc::new(MockTables::new(&crate::mock::TABLES)),
-        kms: Arc::new(MockKms::default()),
-        analytics: Arc::new(MockAnalytics::default()),
-        runtime: Arc::new(MockRuntime::default()),
-        config: Arc::new(Config::new(recording.config.clone())),
-        observer: Observer {
+    let backends = Arc::new(never_called().backends(
+        Config::new(recording.config.clone()),
+        Observer {
             replay: Some(replayer.clone()),
             ..Observer::default()
         },
-        clock: Some(ManualClock::at_ms(recording.handled_at_ms)),
-        credentials: crate::redact::Credentials::default(),
-    });
+        ManualClock::at_ms(recording.handled_at_ms),
+    ));
     // Both versions compared are told they are the recorded one: what a
     // logic derives from its own name (a digest of a comment naming it)
     // must not count as a difference.
@@ -80,6 +69,16 @@ pub async fn run(engine: &Engine, logic: &Logic, recording: &Recording) -> Run {
         effects,
         unanswered,
     }
+}
+
+/// The backends behind every replay, opened once: a replayed call never
+/// reaches a backend ([`crate::calls::layers::replay`]), so one database in
+/// memory, empty, does for all.
+fn never_called() -> &'static InMemory {
+    static BACKENDS: OnceLock<InMemory> = OnceLock::new();
+    BACKENDS.get_or_init(|| {
+        InMemory::open(&ManualClock::at_ms(0), &Config::default()).expect("a database in memory")
+    })
 }
 
 /// One field that differs between the two runs.

@@ -558,9 +558,9 @@ mod tests {
     /// fit in one is refused with its size, and nothing of it is written.
     #[tokio::test]
     async fn a_recording_too_large_for_one_transaction_is_refused_whole() {
-        let tables = Arc::new(crate::capabilities::dynamodb::mock::MockTables::new(&[
-            TABLE,
-        ]));
+        let tables = Arc::new(
+            crate::capabilities::dynamodb::local::LocalTables::in_memory(&[TABLE]).unwrap(),
+        );
         let recordings = Recordings::new(tables.clone(), None, Settings::default());
         let mut large = delivery("m-1", 1, 1_795_867_200_000);
         // 8 MB of hex that does not repeat: about 4 MB gzip'd.
@@ -578,10 +578,10 @@ mod tests {
             .collect();
         let refused = recordings.put(&large).await.unwrap_err().to_string();
         assert!(refused.contains("too large to keep"), "{refused}");
-        assert!(tables.scan(TABLE).is_empty());
+        assert!(tables.scan(TABLE).unwrap().is_empty());
 
         let small = delivery("m-2", 1, 1_795_867_200_000);
         assert!(recordings.put(&small).await.is_ok());
-        assert!(!tables.scan(TABLE).is_empty());
+        assert!(!tables.scan(TABLE).unwrap().is_empty());
     }
 }

@@ -8,7 +8,6 @@ use rusqlite::params;
 use super::{Analytics, TrackEvent};
 use crate::capabilities::CapResult;
 use crate::local::{Durability, Store, unavailable};
-use crate::support::now_ms;
 
 pub struct LocalAnalytics {
     store: Store,
@@ -18,6 +17,11 @@ impl LocalAnalytics {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
+
+    /// Every event recorded, in the order tracked (tests).
+    pub fn events(&self) -> anyhow::Result<Vec<TrackEvent>> {
+        events(&self.store)
+    }
 }
 
 /// Every recorded event, in the order tracked.
@@ -25,7 +29,7 @@ pub fn events(store: &Store) -> anyhow::Result<Vec<TrackEvent>> {
     store.read(|connection| {
         let mut statement = connection.prepare(
             "SELECT event, user_id, properties, message_id FROM analytics_events
-             ORDER BY tracked_at_ms, message_id",
+             ORDER BY tracked_at_ms, rowid",
         )?;
         statement
             .query_map([], |row| {
@@ -45,6 +49,7 @@ impl Analytics for LocalAnalytics {
     async fn track(&self, event: &TrackEvent) -> CapResult<()> {
         let event = event.clone();
         let name = event.event.clone();
+        let now = self.store.now_ms();
         let added = self
             .store
             .write(Durability::SurvivesCrash, move |connection| {
@@ -59,7 +64,7 @@ impl Analytics for LocalAnalytics {
                         event.event,
                         event.user_id,
                         event.properties_json,
-                        now_ms()
+                        now
                     ])
             })
             .await

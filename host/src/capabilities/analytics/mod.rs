@@ -3,7 +3,6 @@
 
 pub mod disabled;
 pub mod local;
-pub mod mock;
 pub mod segment;
 
 use async_trait::async_trait;

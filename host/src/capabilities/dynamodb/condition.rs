@@ -1,5 +1,5 @@
 //! Condition and comparison semantics, as DynamoDB defines them, for the
-//! backends that evaluate conditions themselves (in memory, embedded).
+//! backend that evaluates conditions itself (the embedded database).
 
 use std::cmp::Ordering;
 

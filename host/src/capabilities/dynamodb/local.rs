@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::transaction::{self, ItemStore, Key};
 use super::{
-    AttributeValue, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError, page,
-    primary_key, query_limit,
+    AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest, Tables, UpdateItem,
+    Write, WriteError, page, primary_key, query_limit,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
@@ -46,9 +46,49 @@ impl LocalTables {
         }
     }
 
+    /// Tables of these logical names (each its own physical one) in a
+    /// database of their own, in memory (tests).
+    pub fn in_memory(names: &[&str]) -> anyhow::Result<Self> {
+        Ok(Self::new(
+            Store::in_memory()?,
+            names.iter().map(|name| (*name, *name)),
+        ))
+    }
+
     /// The same tables with writes of `durability`.
     pub fn with_durability(self, durability: Durability) -> Self {
         Self { durability, ..self }
+    }
+
+    /// Store an item unconditionally, here (seeding; an operator's hand
+    /// edit, in tests).
+    pub fn put(&self, table: &str, item: Item) -> CapResult<()> {
+        self.write_now(Write::Put(PutItem {
+            table: table.to_string(),
+            item,
+            condition: Condition::None,
+        }))
+    }
+
+    /// Remove the item under `key` unconditionally, here (an operator's
+    /// hand edit, in tests).
+    pub fn remove(&self, table: &str, key: &Item) -> CapResult<()> {
+        self.write_now(Write::Delete(KeyCondition {
+            table: table.to_string(),
+            key: key.clone(),
+            condition: Condition::None,
+        }))
+    }
+
+    fn write_now(&self, write: Write) -> CapResult<()> {
+        match futures::executor::block_on(self.transact_write(&[write])) {
+            Ok(()) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(e),
+            Err(WriteError::ConditionFailed(_)) => Err(error(
+                ErrorCode::Conflict,
+                "an unconditional write was refused",
+            )),
+        }
     }
 
     /// Every item of a logical table in key order (for `show` and tests).

@@ -5,7 +5,6 @@ pub mod aws;
 pub mod condition;
 pub mod fields;
 pub mod local;
-pub mod mock;
 pub mod transaction;
 
 use async_trait::async_trait;
@@ -16,7 +15,8 @@ pub use crate::bindings::envmgr::environments::dynamodb::{
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 
-/// A table store (aws-sdk-dynamodb, the embedded database, or in memory).
+/// A table store (aws-sdk-dynamodb, or the embedded database, in a file or
+/// in memory).
 #[async_trait]
 pub trait Tables: Send + Sync {
     async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>>;

@@ -1,6 +1,6 @@
 //! Writes as DynamoDB runs them — all conditions checked first, then all
-//! writes or none — for the backends that run them themselves (in memory,
-//! the embedded database) over an [`ItemStore`].
+//! writes or none — for the backend that runs them itself (the embedded
+//! database) over an [`ItemStore`].
 
 use std::collections::HashSet;
 

@@ -2,29 +2,75 @@
 //! would appear on the pull request, deployments and their statuses as the
 //! environments page would list them, installation tokens are issued
 //! (random, valid for nothing) and their issue recorded without the value.
-//! Any installation id is accepted: there is no GitHub App to check against.
+//! Any installation id is accepted: there is no GitHub App to check against
+//! (but the mock host's: [`LocalGitHub::installed_only`]).
 //! What it records is the consumer's: it survives a crash of the process
 //! ([`Durability::SurvivesCrash`]).
+
+mod records;
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 
 use super::{
     Comment, Deployment, DeploymentState, DeploymentStatus, GitHub, NewDeployment,
-    NewDeploymentStatus, PullRequest, Repository, state_name, state_named,
+    NewDeploymentStatus, PullRequest, Repository, state_name,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
 use crate::redact::Secret;
-use crate::support::{now_ms, random_hex};
+use records::statuses_of;
+pub use records::{RecordedComment, RecordedDeployment, comments, deployments, tokens_issued};
 
 pub struct LocalGitHub {
     store: Store,
+    /// The mock host's App ([`LocalGitHub::installed_only`]); none for
+    /// `serve`'s local GitHub.
+    app: Option<Mutex<App>>,
+}
+
+/// The GitHub App the mock host plays: the installations it was added to
+/// (a call for any other is `not-found`, as GitHub answers for an App not
+/// installed there), and every token it issued, the values kept in memory
+/// for a test to look for.
+#[derive(Default)]
+struct App {
+    installations: BTreeSet<u64>,
+    tokens: Vec<Secret>,
+}
+
+fn lock(app: &Mutex<App>) -> MutexGuard<'_, App> {
+    app.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LocalGitHub {
+    /// Any installation is taken; no token value is kept.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, app: None }
+    }
+
+    /// The mock host's: installed on no installation until
+    /// [`add_installation`](Self::add_installation), and keeping the
+    /// tokens it issues ([`issued_tokens`](Self::issued_tokens)).
+    pub fn installed_only(store: Store) -> Self {
+        Self {
+            store,
+            app: Some(Mutex::default()),
+        }
+    }
+
+    /// `not-found` for an installation the App is not installed on.
+    fn installed(&self, installation_id: u64) -> CapResult<()> {
+        match &self.app {
+            Some(app) if !lock(app).installations.contains(&installation_id) => Err(error(
+                ErrorCode::NotFound,
+                format!("installation {installation_id} not found"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -34,115 +80,6 @@ fn full_name(repo: &Repository) -> String {
 
 fn html_url(repository: &str, issue: u64, id: u64) -> String {
     format!("local://github/{repository}/pull/{issue}#issuecomment-{id}")
-}
-
-/// A recorded comment, for `show` and tests.
-#[derive(Clone, Debug)]
-pub struct RecordedComment {
-    pub id: u64,
-    pub repository: String,
-    pub issue: u64,
-    pub body: String,
-}
-
-/// Every comment in the database, oldest first.
-pub fn comments(store: &Store) -> anyhow::Result<Vec<RecordedComment>> {
-    store.read(|connection| {
-        let mut statement = connection
-            .prepare("SELECT id, repository, issue, body FROM github_comments ORDER BY id")?;
-        statement
-            .query_map([], |row| {
-                Ok(RecordedComment {
-                    id: row.get::<_, i64>(0)? as u64,
-                    repository: row.get(1)?,
-                    issue: row.get::<_, i64>(2)? as u64,
-                    body: row.get(3)?,
-                })
-            })?
-            .collect()
-    })
-}
-
-/// A recorded deployment with its statuses, for `show` and tests.
-#[derive(Clone, Debug)]
-pub struct RecordedDeployment {
-    pub id: u64,
-    pub repository: String,
-    pub sha: String,
-    pub environment: String,
-    pub task: String,
-    pub payload: String,
-    pub description: String,
-    pub transient_environment: bool,
-    pub production_environment: bool,
-    /// Oldest first.
-    pub statuses: Vec<DeploymentStatus>,
-}
-
-/// Every deployment in the database, oldest first, with its statuses.
-pub fn deployments(store: &Store) -> anyhow::Result<Vec<RecordedDeployment>> {
-    store.read(|connection| {
-        let mut statement = connection.prepare(
-            "SELECT id, repository, sha, environment, task, payload, description,
-                    transient_environment, production_environment
-             FROM github_deployments ORDER BY id",
-        )?;
-        let mut all = statement
-            .query_map([], |row| {
-                Ok(RecordedDeployment {
-                    id: row.get::<_, i64>(0)? as u64,
-                    repository: row.get(1)?,
-                    sha: row.get(2)?,
-                    environment: row.get(3)?,
-                    task: row.get(4)?,
-                    payload: row.get(5)?,
-                    description: row.get(6)?,
-                    transient_environment: row.get(7)?,
-                    production_environment: row.get(8)?,
-                    statuses: Vec::new(),
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for deployment in &mut all {
-            deployment.statuses = statuses_of(connection, deployment.id)?;
-        }
-        Ok(all)
-    })
-}
-
-fn statuses_of(
-    connection: &rusqlite::Connection,
-    deployment: u64,
-) -> rusqlite::Result<Vec<DeploymentStatus>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT id, state, description, environment_url, log_url
-         FROM github_deployment_statuses WHERE deployment = ?1 ORDER BY id",
-    )?;
-    statement
-        .query_map(params![deployment as i64], |row| {
-            let state: String = row.get(1)?;
-            Ok(DeploymentStatus {
-                id: row.get::<_, i64>(0)? as u64,
-                // Only this backend writes the column, from a state's name.
-                state: state_named(&state).unwrap_or(DeploymentState::Error),
-                description: row.get(2)?,
-                environment_url: row.get(3)?,
-                log_url: row.get(4)?,
-            })
-        })?
-        .collect()
-}
-
-/// How many installation tokens were issued per repository.
-pub fn tokens_issued(store: &Store) -> anyhow::Result<Vec<(String, u64)>> {
-    store.read(|connection| {
-        let mut statement = connection.prepare(
-            "SELECT repository, COUNT(*) FROM github_tokens GROUP BY repository ORDER BY repository",
-        )?;
-        statement
-            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
-            .collect()
-    })
 }
 
 fn deployment_exists(
@@ -169,17 +106,18 @@ fn deployment_not_found(deployment_id: u64) -> crate::capabilities::Error {
 
 #[async_trait]
 impl GitHub for LocalGitHub {
-    async fn authenticate(&self, _installation_id: u64) -> CapResult<()> {
-        Ok(())
+    async fn authenticate(&self, installation_id: u64) -> CapResult<()> {
+        self.installed(installation_id)
     }
 
     async fn list_comments(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         issue_number: u64,
         marker: &str,
     ) -> CapResult<Vec<Comment>> {
+        self.installed(installation_id)?;
         let repository = full_name(repo);
         let marker = marker.to_string();
         let rows: Vec<(i64, String)> = self
@@ -210,18 +148,19 @@ impl GitHub for LocalGitHub {
 
     async fn create_comment(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         issue_number: u64,
         body: &str,
     ) -> CapResult<Comment> {
+        self.installed(installation_id)?;
+        let now = self.store.now_ms();
         let repository = full_name(repo);
         let text = body.to_string();
         let stored = repository.clone();
         let id = self
             .store
             .write(Durability::SurvivesCrash, move |connection| {
-                let now = now_ms();
                 connection.prepare_cached("INSERT INTO github_comments (repository, issue, body, created_at_ms, updated_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?4)")?.execute(params![stored, issue_number as i64, text, now],
                 )?;
@@ -239,11 +178,13 @@ impl GitHub for LocalGitHub {
 
     async fn update_comment(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         comment_id: u64,
         body: &str,
     ) -> CapResult<Comment> {
+        self.installed(installation_id)?;
+        let now = self.store.now_ms();
         let repository = full_name(repo);
         let text = body.to_string();
         let stored = repository.clone();
@@ -255,7 +196,7 @@ impl GitHub for LocalGitHub {
                         "UPDATE github_comments SET body = ?3, updated_at_ms = ?4
                      WHERE id = ?1 AND repository = ?2",
                     )?
-                    .execute(params![comment_id as i64, stored, text, now_ms()])?;
+                    .execute(params![comment_id as i64, stored, text, now])?;
                 connection
                     .query_row(
                         "SELECT issue FROM github_comments WHERE id = ?1 AND repository = ?2",
@@ -282,10 +223,11 @@ impl GitHub for LocalGitHub {
 
     async fn delete_comment(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         comment_id: u64,
     ) -> CapResult<()> {
+        self.installed(installation_id)?;
         let repository = full_name(repo);
         self.store
             .write(Durability::SurvivesCrash, move |connection| {
@@ -302,12 +244,13 @@ impl GitHub for LocalGitHub {
 
     async fn find_deployments(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         sha: &str,
         environment: &str,
         task: &str,
     ) -> CapResult<Vec<Deployment>> {
+        self.installed(installation_id)?;
         let repository = full_name(repo);
         let (sha, environment, task) = (sha.to_string(), environment.to_string(), task.to_string());
         self.store
@@ -335,10 +278,12 @@ impl GitHub for LocalGitHub {
 
     async fn create_deployment(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         new: &NewDeployment,
     ) -> CapResult<Deployment> {
+        self.installed(installation_id)?;
+        let now = self.store.now_ms();
         let payload = serde_json::from_str::<serde_json::Value>(&new.payload_json);
         if !matches!(payload, Ok(serde_json::Value::Object(_))) {
             return Err(error(
@@ -362,7 +307,7 @@ impl GitHub for LocalGitHub {
                         stored.description,
                         stored.transient_environment,
                         stored.production_environment,
-                        now_ms()
+                        now
                     ],
                 )?;
                 Ok(connection.last_insert_rowid() as u64)
@@ -381,10 +326,11 @@ impl GitHub for LocalGitHub {
 
     async fn list_deployment_statuses(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<Vec<DeploymentStatus>> {
+        self.installed(installation_id)?;
         let repository = full_name(repo);
         self.store
             .query(move |connection| {
@@ -400,11 +346,13 @@ impl GitHub for LocalGitHub {
 
     async fn create_deployment_status(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         deployment_id: u64,
         new: &NewDeploymentStatus,
     ) -> CapResult<DeploymentStatus> {
+        self.installed(installation_id)?;
+        let now = self.store.now_ms();
         if new.description.chars().count() > 140 {
             return Err(error(
                 ErrorCode::Invalid,
@@ -433,7 +381,7 @@ impl GitHub for LocalGitHub {
                         stored.description,
                         stored.environment_url,
                         stored.log_url,
-                        now_ms()
+                        now
                     ])?;
                 Ok(Some(transaction.last_insert_rowid() as u64))
             })
@@ -452,28 +400,31 @@ impl GitHub for LocalGitHub {
 
     async fn list_open_pull_requests(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         head: &str,
     ) -> CapResult<Vec<PullRequest>> {
+        self.installed(installation_id)?;
         self.open_pull_requests(repo, head).await
     }
 
     async fn delete_environment(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         name: &str,
     ) -> CapResult<()> {
+        self.installed(installation_id)?;
         self.remove_environment(repo, name).await
     }
 
     async fn delete_deployment(
         &self,
-        _installation_id: u64,
+        installation_id: u64,
         repo: &Repository,
         deployment_id: u64,
     ) -> CapResult<()> {
+        self.installed(installation_id)?;
         let repository = full_name(repo);
         let refused = self
             .store
@@ -517,7 +468,9 @@ impl GitHub for LocalGitHub {
         installation_id: u64,
         repo: &Repository,
     ) -> CapResult<Secret> {
+        self.installed(installation_id)?;
         let repository = full_name(repo);
+        let now = self.store.now_ms();
         self.store
             .write(Durability::SurvivesCrash, move |connection| {
                 connection
@@ -525,11 +478,15 @@ impl GitHub for LocalGitHub {
                         "INSERT INTO github_tokens (installation, repository, issued_at_ms)
                      VALUES (?1, ?2, ?3)",
                     )?
-                    .execute(params![installation_id as i64, repository, now_ms()])
+                    .execute(params![installation_id as i64, repository, now])
             })
             .await
             .map_err(unavailable)?;
-        Ok(Secret::new(format!("ghs_local_{}", random_hex(18))))
+        let token = Secret::new(format!("ghs_local_{}", self.store.random_hex(18)));
+        if let Some(app) = &self.app {
+            lock(app).tokens.push(token.clone());
+        }
+        Ok(token)
     }
 }
 

@@ -3,7 +3,6 @@
 
 pub mod app;
 pub mod local;
-pub mod mock;
 
 use async_trait::async_trait;
 
@@ -14,8 +13,6 @@ pub use crate::bindings::envmgr::environments::github::{
 use crate::capabilities::CapResult;
 use crate::redact::Secret;
 
-/// A GitHub backend (octocrab against api.github.com or Enterprise, the
-/// embedded recorder, or the in-memory mock).
 /// What `/metrics` shows of the installations' rate limits: a few numbers,
 /// whatever the number of installations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,6 +25,8 @@ pub struct RateLimitSummary {
     pub low: u64,
 }
 
+/// A GitHub backend: octocrab against api.github.com or Enterprise, or the
+/// embedded recorder.
 #[async_trait]
 pub trait GitHub: Send + Sync {
     /// Whether GitHub takes the App's own credentials, asked of no

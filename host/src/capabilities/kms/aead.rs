@@ -1,5 +1,5 @@
-//! The cipher of the KMS keys envmgr holds itself (the local key, the mock's
-//! key): AES-256-GCM with the encryption context bound as associated data,
+//! The cipher of the KMS keys envmgr holds itself (the local key, which the
+//! mock host's is too): AES-256-GCM with the encryption context bound as associated data,
 //! so a ciphertext opens only under the context it was sealed with — what
 //! real KMS enforces.
 //!

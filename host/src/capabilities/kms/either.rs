@@ -55,7 +55,8 @@ impl Kms for EitherKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::kms::mock::MockKms;
+    use crate::capabilities::kms::local::LocalKms;
+    use crate::local::Store;
 
     fn context() -> Vec<(String, String)> {
         vec![("envmgr:app".into(), "app".into())]
@@ -63,10 +64,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_ciphertext_of_either_key_decrypts_and_new_ones_use_the_current() {
-        let old = MockKms::named("old");
-        let made_before = old.encrypt("s3cret", &context());
+        let store = Store::in_memory().unwrap();
+        let old = LocalKms::open(&store, "alias/old").await.unwrap();
+        let made_before = old.seal("s3cret", &context()).unwrap();
         let either = EitherKey {
-            current: Box::new(MockKms::named("new")),
+            current: Box::new(LocalKms::open(&store, "alias/new").await.unwrap()),
             previous: vec![Box::new(old)],
         };
         let secret = either.decrypt(&made_before, &context()).await.unwrap();

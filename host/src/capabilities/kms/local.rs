@@ -1,6 +1,9 @@
 //! The local KMS key: 32 random bytes made on first use and kept in the
 //! embedded database under the configured alias; AES-256-GCM with the
-//! encryption context enforced (see [`super::aead`]).
+//! encryption context enforced (see [`super::aead`]). Its key and nonces
+//! are the store's fresh bytes: random, or — a reproducible store in
+//! memory, the mock host's — the same every run, so the same secrets make
+//! the same ciphertexts.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
@@ -10,10 +13,11 @@ use super::aead::{ContextKey, NONCE_LEN};
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store};
 use crate::redact::Secret;
-use crate::support::now_ms;
 
 pub struct LocalKms {
     key: ContextKey,
+    /// Where nonces come from.
+    store: Store,
 }
 
 impl LocalKms {
@@ -21,7 +25,7 @@ impl LocalKms {
     /// a mistyped name must not become a new, empty key).
     pub async fn existing(store: &Store, alias: &str) -> anyhow::Result<Self> {
         match Self::lookup(store, alias).await? {
-            Some(bytes) => Self::from_bytes(bytes),
+            Some(bytes) => Self::from_bytes(store, bytes),
             None => anyhow::bail!(
                 "config key `kms.previous_key_ids`: the local database has no key `{alias}`"
             ),
@@ -48,16 +52,19 @@ impl LocalKms {
     pub async fn open(store: &Store, alias: &str) -> anyhow::Result<Self> {
         // Most opens find the key: read it without taking the write lock.
         if let Some(bytes) = Self::lookup(store, alias).await? {
-            return Self::from_bytes(bytes);
+            return Self::from_bytes(store, bytes);
         }
         let alias = alias.to_string();
         let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+        store
+            .fill_random(&mut fresh)
+            .map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+        let now = store.now_ms();
         let bytes: Vec<u8> = store
             .write(Durability::SurvivesPowerLoss, move |tx| {
                 tx.execute(
                     "INSERT OR IGNORE INTO kms_keys (alias, key, created_at_ms) VALUES (?1, ?2, ?3)",
-                    params![alias, fresh.to_vec(), now_ms()],
+                    params![alias, fresh.to_vec(), now],
                 )?;
                 tx.query_row(
                     "SELECT key FROM kms_keys WHERE alias = ?1",
@@ -68,16 +75,27 @@ impl LocalKms {
                 .map(Option::unwrap_or_default)
             })
             .await?;
-        Self::from_bytes(bytes)
+        Self::from_bytes(store, bytes)
     }
 
-    fn from_bytes(bytes: Vec<u8>) -> anyhow::Result<Self> {
+    fn from_bytes(store: &Store, bytes: Vec<u8>) -> anyhow::Result<Self> {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| anyhow::anyhow!("the local KMS key in the database is not 32 bytes"))?;
         Ok(Self {
             key: ContextKey::new(&key, b"envmgrk1"),
+            store: store.clone(),
         })
+    }
+
+    /// Encrypt under `context`, here (what `envmgr set-secret` does, and a
+    /// test seeding secrets): nothing to wait for.
+    pub fn seal(&self, plaintext: &str, context: &[(String, String)]) -> CapResult<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.store
+            .fill_random(&mut nonce)
+            .map_err(|e| error(ErrorCode::Unavailable, format!("no OS randomness: {e}")))?;
+        Ok(self.key.seal(nonce, plaintext.as_bytes(), context))
     }
 }
 
@@ -88,10 +106,7 @@ impl Kms for LocalKms {
     }
 
     async fn encrypt(&self, plaintext: &str, context: &[(String, String)]) -> CapResult<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce)
-            .map_err(|e| error(ErrorCode::Unavailable, format!("no OS randomness: {e}")))?;
-        Ok(self.key.seal(nonce, plaintext.as_bytes(), context))
+        self.seal(plaintext, context)
     }
 }
 
@@ -148,5 +163,25 @@ mod tests {
             ErrorCode::Denied
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// In a reproducible store (the mock host's) the key and the nonces
+    /// follow from the store's draws: two such stores seal the same secrets
+    /// alike, and no nonce repeats.
+    #[tokio::test]
+    async fn a_reproducible_store_makes_the_same_ciphertexts_every_run() {
+        let sealed = || async {
+            let store = Store::reproducible(|| 1).unwrap();
+            let kms = LocalKms::open(&store, "alias/envmgr").await.unwrap();
+            let one = kms.seal("hunter2", &context("preview")).unwrap();
+            let two = kms.seal("hunter2", &context("preview")).unwrap();
+            (kms, one, two)
+        };
+        let (kms, one, two) = sealed().await;
+        let (_, again, _) = sealed().await;
+        assert_eq!(one, again);
+        assert_ne!(one, two, "a fresh nonce each time");
+        let opened = kms.decrypt(&two, &context("preview")).await.unwrap();
+        assert_eq!(opened.expose(), "hunter2");
     }
 }

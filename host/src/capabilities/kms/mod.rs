@@ -4,7 +4,6 @@ pub mod aead;
 pub mod aws;
 pub mod either;
 pub mod local;
-pub mod mock;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -14,7 +13,7 @@ use async_trait::async_trait;
 use crate::capabilities::CapResult;
 use crate::redact::Secret;
 
-/// A KMS (aws-sdk-kms, the embedded local key, or the mock).
+/// A KMS (aws-sdk-kms, or the embedded local key).
 #[async_trait]
 pub trait Kms: Send + Sync {
     /// `denied` when the ciphertext is not ours or the context differs from

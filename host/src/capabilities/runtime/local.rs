@@ -10,13 +10,14 @@
 //! key, in the same transaction that records it, so the local backend
 //! shows an environment go from deploying to ready as production would.
 
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 
 use super::{Created, Runtime, RuntimeDelete, RuntimeRequest};
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
-use crate::support::now_ms;
 
 /// What a recorded request shows in place of a secret value.
 pub const MASK: &str = "****";
@@ -29,6 +30,9 @@ pub struct LocalRuntime {
     /// the URL a runtime is recorded at and reports, so the report's link
     /// is one the logic allows; else `http://{environment}.localhost`.
     url_template: Option<String>,
+    /// Every create as received, secrets in plaintext, when kept
+    /// ([`LocalRuntime::keeping_calls`]).
+    received: Option<Mutex<Vec<RuntimeRequest>>>,
 }
 
 impl LocalRuntime {
@@ -42,7 +46,41 @@ impl LocalRuntime {
             store,
             reports_to,
             url_template,
+            received: None,
         }
+    }
+
+    /// The mock host's: no status reports (it has no queue), and every
+    /// create kept in memory as the service received it, secrets in
+    /// plaintext, for a test to read ([`calls`](Self::calls)). The database
+    /// records them masked, as always.
+    pub fn keeping_calls(store: Store, url_template: Option<String>) -> Self {
+        Self {
+            store,
+            reports_to: None,
+            url_template,
+            received: Some(Mutex::default()),
+        }
+    }
+
+    /// Every create call, in order, as received (a refused one too); none
+    /// unless [`keeping_calls`](Self::keeping_calls).
+    pub fn calls(&self) -> Vec<RuntimeRequest> {
+        self.received.as_ref().map_or_else(Vec::new, |received| {
+            received.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+    }
+
+    /// The runtimes recorded, one per idempotency key (tests).
+    pub fn runtimes(&self) -> anyhow::Result<Vec<RecordedRuntime>> {
+        runtimes(&self.store)
+    }
+
+    /// The runtimes no delete removed (tests).
+    pub fn live(&self) -> anyhow::Result<Vec<RecordedRuntime>> {
+        let mut all = self.runtimes()?;
+        all.retain(|runtime| runtime.deleted_by.is_none());
+        Ok(all)
     }
 }
 
@@ -51,11 +89,15 @@ const REPORT_VALID_FOR_S: i64 = 300;
 
 /// The first status report of a runtime just created: `ready` at `url`,
 /// signed with the request's key, as the body of an `api` message.
-fn ready_report(request: &RuntimeRequest, url: &str) -> anyhow::Result<Option<String>> {
+fn ready_report(
+    request: &RuntimeRequest,
+    url: &str,
+    now_ms: i64,
+) -> anyhow::Result<Option<String>> {
     let Some(key) = &request.signing_key else {
         return Ok(None);
     };
-    let now = now_ms() / 1000;
+    let now = now_ms / 1000;
     let environment = &request.environment_id;
     let version = &request.request_version;
     let claims = serde_json::json!({
@@ -102,6 +144,7 @@ fn record_deletion(
     tx: &rusqlite::Connection,
     request: &RuntimeDelete,
     body: &str,
+    now_ms: i64,
 ) -> rusqlite::Result<Deletion> {
     let seen: Option<(String, String)> = tx
         .prepare_cached(
@@ -145,7 +188,7 @@ fn record_deletion(
         version,
         body,
         serde_json::to_string(&removed).unwrap_or_default(),
-        now_ms()
+        now_ms
     ])?;
     Ok(Deletion::Removed(removed))
 }
@@ -160,13 +203,18 @@ pub struct RecordedRuntime {
     pub request: serde_json::Value,
     /// How often it was asked for (redeliveries call again).
     pub calls: u64,
+    /// The version of the delete that removed it, if one did.
+    pub deleted_by: Option<String>,
 }
 
 pub fn runtimes(store: &Store) -> anyhow::Result<Vec<RecordedRuntime>> {
     store.read(|connection| {
         let mut statement = connection.prepare(
-            "SELECT idempotency_key, runtime_id, url, request, calls
-             FROM runtime_requests ORDER BY created_at_ms, idempotency_key",
+            "SELECT idempotency_key, runtime_id, url, request, calls,
+                    (SELECT MIN(d.request_version) FROM runtime_deletions d
+                      WHERE d.environment_id = json_extract(r.request, '$.environmentId')
+                        AND d.request_version > json_extract(r.request, '$.requestVersion'))
+             FROM runtime_requests r ORDER BY created_at_ms, idempotency_key",
         )?;
         statement
             .query_map([], |row| {
@@ -176,6 +224,7 @@ pub fn runtimes(store: &Store) -> anyhow::Result<Vec<RecordedRuntime>> {
                     url: row.get(2)?,
                     request: serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default(),
                     calls: row.get::<_, i64>(4)? as u64,
+                    deleted_by: row.get(5)?,
                 })
             })?
             .collect()
@@ -185,6 +234,13 @@ pub fn runtimes(store: &Store) -> anyhow::Result<Vec<RecordedRuntime>> {
 #[async_trait]
 impl Runtime for LocalRuntime {
     async fn create(&self, request: &RuntimeRequest) -> CapResult<Created> {
+        if let Some(received) = &self.received {
+            received
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(request.clone());
+        }
+        let now = self.store.now_ms();
         let key = request.idempotency_key.clone();
         let body = request.body(|_| MASK).to_string();
         let environment_id = request.environment_id.clone();
@@ -195,7 +251,7 @@ impl Runtime for LocalRuntime {
         };
         // Signed before the transaction (it needs no database), sent in it.
         let report = match &self.reports_to {
-            Some(queue) => ready_report(request, &url)
+            Some(queue) => ready_report(request, &url, now)
                 .map_err(|e| {
                     error(
                         ErrorCode::Invalid,
@@ -218,7 +274,7 @@ impl Runtime for LocalRuntime {
                 tx.prepare_cached("INSERT INTO runtime_requests
                        (idempotency_key, runtime_id, url, request, calls, created_at_ms)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)
-                     ON CONFLICT (idempotency_key) DO UPDATE SET calls = calls + 1")?.execute(params![key, runtime_id, url, body, now_ms()],
+                     ON CONFLICT (idempotency_key) DO UPDATE SET calls = calls + 1")?.execute(params![key, runtime_id, url, body, now],
                 )?;
                 let found = tx.prepare_cached("SELECT runtime_id, url, calls FROM runtime_requests WHERE idempotency_key = ?1")?.query_row([&key],
                     |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)),
@@ -248,10 +304,11 @@ impl Runtime for LocalRuntime {
     async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
         let body = request.body().to_string();
         let owned = request.clone();
+        let now = self.store.now_ms();
         let deletion = self
             .store
             .write(Durability::SurvivesCrash, move |tx| {
-                record_deletion(tx, &owned, &body)
+                record_deletion(tx, &owned, &body, now)
             })
             .await
             .map_err(unavailable)?;

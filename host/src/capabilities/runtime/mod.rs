@@ -3,7 +3,6 @@
 
 pub mod http;
 pub mod local;
-pub mod mock;
 
 use async_trait::async_trait;
 

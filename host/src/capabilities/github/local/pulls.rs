@@ -11,7 +11,6 @@ use super::{LocalGitHub, full_name};
 use crate::capabilities::CapResult;
 use crate::capabilities::github::{PullRequest, Repository};
 use crate::local::{Durability, unavailable};
-use crate::support::now_ms;
 
 impl LocalGitHub {
     /// Open (or reopen) pull request `number` of `repo` with its head at
@@ -90,6 +89,7 @@ impl LocalGitHub {
 
     pub(super) async fn remove_environment(&self, repo: &Repository, name: &str) -> CapResult<()> {
         let (repository, environment) = (full_name(repo), name.to_string());
+        let now = self.store.now_ms();
         let gone = self
             .store
             .write(Durability::SurvivesCrash, move |tx| {
@@ -106,7 +106,7 @@ impl LocalGitHub {
                     "INSERT INTO github_deleted_environments (repository, name, deleted_at_ms)
                      VALUES (?1, ?2, ?3)
                      ON CONFLICT (repository, name) DO UPDATE SET deleted_at_ms = ?3",
-                    params![repository, environment, now_ms()],
+                    params![repository, environment, now],
                 )?;
                 Ok(gone)
             })

@@ -1,6 +1,7 @@
 //! The local GitHub's records, as GitHub keeps them.
 
 use super::*;
+use crate::support::random_hex;
 
 fn repo() -> Repository {
     Repository {
