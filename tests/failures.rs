@@ -89,8 +89,8 @@ async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
         ),
         (
             "unknown request kind",
-            api(|b| b["kind"] = "delete-environment".into()),
-            "unknown API request kind `delete-environment`",
+            api(|b| b["kind"] = "rename-environment".into()),
+            "unknown API request kind `rename-environment`",
         ),
         (
             "unknown environment type",
