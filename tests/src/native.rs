@@ -7,16 +7,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use envmgr::boundary::Backends;
-use envmgr::capabilities::analytics::TrackEvent as HostEvent;
-use envmgr::capabilities::dynamodb::{
-    AttributeCheck, AttributeValue, Condition as HostCondition, KeyCondition, PutItem,
-    QueryRequest, UpdateItem, Write as HostWrite, WriteError as HostWriteError,
-};
-use envmgr::capabilities::github::{
-    Comment as HostComment, Deployment as HostDeployment, DeploymentState as HostState,
-    DeploymentStatus as HostStatus, NewDeployment as HostNewDeployment,
-    NewDeploymentStatus as HostNewStatus, Repository as HostRepository,
-};
+use envmgr::capabilities::dynamodb as host_db;
+use envmgr::capabilities::github as host_gh;
 use envmgr::capabilities::keys::{KeyPair, verify_report};
 use envmgr::capabilities::runtime::{
     RuntimeDelete as HostRuntimeDelete, RuntimeRequest as HostRuntimeRequest,
@@ -46,159 +38,158 @@ fn ready<T>(future: impl Future<Output = T>) -> T {
     }
 }
 
-fn error(e: HostError) -> CapabilityError {
-    CapabilityError {
-        code: match e.code {
-            HostCode::NotFound => ErrorCode::NotFound,
-            HostCode::Denied => ErrorCode::Denied,
-            HostCode::Invalid => ErrorCode::Invalid,
-            HostCode::Conflict => ErrorCode::Conflict,
-            HostCode::Throttled => ErrorCode::Throttled,
-            HostCode::Unavailable => ErrorCode::Unavailable,
-        },
-        message: e.message,
-        retry_after_ms: e.retry_after_ms,
+/// The guest's types (wit-bindgen's) and the host's (wasmtime's) of one WIT
+/// type have the same fields and cases: the same shape, in two crates'
+/// types. [`ToHost`] carries a guest value to the host's type (cloned, as
+/// the boundary copies it), [`ToGuest`] an answer back.
+trait ToHost<T> {
+    fn host(&self) -> T;
+}
+
+trait ToGuest<T> {
+    fn guest(self) -> T;
+}
+
+macro_rules! primitives {
+    ($($t:ty),*) => {$(
+        impl ToHost<$t> for $t {
+            fn host(&self) -> $t {
+                self.clone()
+            }
+        }
+        impl ToGuest<$t> for $t {
+            fn guest(self) -> $t {
+                self
+            }
+        }
+    )*};
+}
+primitives!(String, u64, u32, u8, bool, ());
+
+impl<A: ToHost<B>, B> ToHost<Vec<B>> for Vec<A> {
+    fn host(&self) -> Vec<B> {
+        self.iter().map(ToHost::host).collect()
+    }
+}
+impl<A: ToGuest<B>, B> ToGuest<Vec<B>> for Vec<A> {
+    fn guest(self) -> Vec<B> {
+        self.into_iter().map(ToGuest::guest).collect()
+    }
+}
+impl<A: ToHost<B>, B> ToHost<Option<B>> for Option<A> {
+    fn host(&self) -> Option<B> {
+        self.as_ref().map(ToHost::host)
+    }
+}
+impl<A: ToGuest<B>, B> ToGuest<Option<B>> for Option<A> {
+    fn guest(self) -> Option<B> {
+        self.map(ToGuest::guest)
+    }
+}
+impl<A: ToHost<B>, B> ToHost<(String, B)> for (String, A) {
+    fn host(&self) -> (String, B) {
+        (self.0.clone(), self.1.host())
+    }
+}
+impl<A: ToGuest<B>, B> ToGuest<(String, B)> for (String, A) {
+    fn guest(self) -> (String, B) {
+        (self.0, self.1.guest())
     }
 }
 
-fn write_error(e: HostWriteError) -> WriteError {
-    match e {
-        HostWriteError::ConditionFailed(i) => WriteError::ConditionFailed(i),
-        HostWriteError::Failed(e) => WriteError::Failed(error(e)),
-    }
-}
-
-fn repo(r: &Repository) -> HostRepository {
-    HostRepository {
-        owner: r.owner.clone(),
-        name: r.name.clone(),
-    }
-}
-
-fn comment(c: HostComment) -> Comment {
-    Comment {
-        id: c.id,
-        body: c.body,
-        html_url: c.html_url,
-    }
-}
-
-fn deployment(d: HostDeployment) -> Deployment {
-    Deployment {
-        id: d.id,
-        sha: d.sha,
-        environment: d.environment,
-        task: d.task,
-        payload_json: d.payload_json,
-    }
-}
-
-fn deployment_status(s: HostStatus) -> DeploymentStatus {
-    DeploymentStatus {
-        id: s.id,
-        state: match s.state {
-            HostState::Error => DeploymentState::Error,
-            HostState::Failure => DeploymentState::Failure,
-            HostState::Inactive => DeploymentState::Inactive,
-            HostState::InProgress => DeploymentState::InProgress,
-            HostState::Queued => DeploymentState::Queued,
-            HostState::Pending => DeploymentState::Pending,
-            HostState::Success => DeploymentState::Success,
-        },
-        description: s.description,
-        environment_url: s.environment_url,
-        log_url: s.log_url,
-    }
-}
-
-fn host_state(state: DeploymentState) -> HostState {
-    match state {
-        DeploymentState::Error => HostState::Error,
-        DeploymentState::Failure => HostState::Failure,
-        DeploymentState::Inactive => HostState::Inactive,
-        DeploymentState::InProgress => HostState::InProgress,
-        DeploymentState::Queued => HostState::Queued,
-        DeploymentState::Pending => HostState::Pending,
-        DeploymentState::Success => HostState::Success,
-    }
-}
-
-fn to_value(v: &Value) -> AttributeValue {
-    match v {
-        Value::S(s) => AttributeValue::S(s.clone()),
-        Value::N(n) => AttributeValue::N(n.clone()),
-        Value::B(b) => AttributeValue::B(b.clone()),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Null => AttributeValue::Null,
-        Value::Ss(v) => AttributeValue::Ss(v.clone()),
-        Value::Ns(v) => AttributeValue::Ns(v.clone()),
-        Value::Bs(v) => AttributeValue::Bs(v.clone()),
-        Value::Json(j) => AttributeValue::Json(j.clone()),
-    }
-}
-
-fn from_value(v: AttributeValue) -> Value {
-    match v {
-        AttributeValue::S(s) => Value::S(s),
-        AttributeValue::N(n) => Value::N(n),
-        AttributeValue::B(b) => Value::B(b),
-        AttributeValue::Bool(b) => Value::Bool(b),
-        AttributeValue::Null => Value::Null,
-        AttributeValue::Ss(v) => Value::Ss(v),
-        AttributeValue::Ns(v) => Value::Ns(v),
-        AttributeValue::Bs(v) => Value::Bs(v),
-        AttributeValue::Json(j) => Value::Json(j),
-    }
-}
-
-fn to_item(item: &Item) -> Vec<(String, AttributeValue)> {
-    item.iter().map(|(n, v)| (n.clone(), to_value(v))).collect()
-}
-
-fn from_item(item: Vec<(String, AttributeValue)>) -> Item {
-    item.into_iter().map(|(n, v)| (n, from_value(v))).collect()
-}
-
-fn condition(c: &Condition) -> HostCondition {
-    let check = |c: &envmgr_guest::capabilities::AttributeCheck| AttributeCheck {
-        name: c.name.clone(),
-        value: to_value(&c.value),
+/// A record, field by field: `guest => host` to the host, `host => guest`
+/// back.
+macro_rules! record {
+    (to host: $from:ty => $to:ty { $($f:ident),* $(,)? }) => {
+        impl ToHost<$to> for $from {
+            fn host(&self) -> $to {
+                type To = $to;
+                To { $($f: self.$f.host()),* }
+            }
+        }
     };
-    match c {
-        Condition::None => HostCondition::None,
-        Condition::ItemAbsent => HostCondition::ItemAbsent,
-        Condition::ItemPresent => HostCondition::ItemPresent,
-        Condition::Equals(c) => HostCondition::Equals(check(c)),
-        Condition::AbsentOrAtMost(c) => HostCondition::AbsentOrAtMost(check(c)),
-    }
-}
-
-fn update(u: &Update) -> UpdateItem {
-    UpdateItem {
-        table: u.table.clone(),
-        key: to_item(&u.key),
-        set: to_item(&u.set),
-        condition: condition(&u.condition),
-    }
-}
-
-fn write(w: &Write) -> HostWrite {
-    let keyed = |k: &envmgr_guest::capabilities::KeyCondition| KeyCondition {
-        table: k.table.clone(),
-        key: to_item(&k.key),
-        condition: condition(&k.condition),
+    (to guest: $from:ty => $to:ty { $($f:ident),* $(,)? }) => {
+        impl ToGuest<$to> for $from {
+            fn guest(self) -> $to {
+                type To = $to;
+                To { $($f: self.$f.guest()),* }
+            }
+        }
     };
-    match w {
-        Write::Put(p) => HostWrite::Put(PutItem {
-            table: p.table.clone(),
-            item: to_item(&p.item),
-            condition: condition(&p.condition),
-        }),
-        Write::Update(u) => HostWrite::Update(update(u)),
-        Write::Delete(k) => HostWrite::Delete(keyed(k)),
-        Write::Check(k) => HostWrite::Check(keyed(k)),
-    }
 }
+
+/// A variant or enum, case by case (cases without a payload first).
+macro_rules! cases {
+    (to host: $from:ty => $to:ty { $($unit:ident),* ; $($case:ident),* $(,)? }) => {
+        impl ToHost<$to> for $from {
+            fn host(&self) -> $to {
+                type From = $from;
+                type To = $to;
+                match self {
+                    $(From::$unit => To::$unit,)*
+                    $(From::$case(value) => To::$case(value.host()),)*
+                }
+            }
+        }
+    };
+    (to guest: $from:ty => $to:ty { $($unit:ident),* ; $($case:ident),* $(,)? }) => {
+        impl ToGuest<$to> for $from {
+            fn guest(self) -> $to {
+                type From = $from;
+                type To = $to;
+                match self {
+                    $(From::$unit => To::$unit,)*
+                    $(From::$case(value) => To::$case(value.guest()),)*
+                }
+            }
+        }
+    };
+}
+
+cases!(to guest: HostCode => ErrorCode {
+    NotFound, Denied, Invalid, Conflict, Throttled, Unavailable;
+});
+record!(to guest: HostError => CapabilityError { code, message, retry_after_ms });
+cases!(to guest: host_db::WriteError => WriteError { ; ConditionFailed, Failed });
+record!(to host: Repository => host_gh::Repository { owner, name });
+record!(to guest: host_gh::Comment => Comment { id, body, html_url });
+record!(to guest: host_gh::Deployment => Deployment { id, sha, environment, task, payload_json });
+cases!(to host: DeploymentState => host_gh::DeploymentState {
+    Error, Failure, Inactive, InProgress, Queued, Pending, Success;
+});
+cases!(to guest: host_gh::DeploymentState => DeploymentState {
+    Error, Failure, Inactive, InProgress, Queued, Pending, Success;
+});
+record!(to guest: host_gh::DeploymentStatus => DeploymentStatus {
+    id, state, description, environment_url, log_url,
+});
+record!(to host: NewDeployment => host_gh::NewDeployment {
+    sha, environment, task, payload_json, description, transient_environment,
+    production_environment,
+});
+record!(to host: NewDeploymentStatus => host_gh::NewDeploymentStatus {
+    state, description, environment_url, log_url,
+});
+record!(to guest: host_gh::PullRequest => PullRequest { number, head_sha });
+cases!(to host: Value => host_db::AttributeValue { Null; S, N, B, Bool, Ss, Ns, Bs, Json });
+cases!(to guest: host_db::AttributeValue => Value { Null; S, N, B, Bool, Ss, Ns, Bs, Json });
+record!(to host: AttributeCheck => host_db::AttributeCheck { name, value });
+cases!(to host: Condition => host_db::Condition {
+    None, ItemAbsent, ItemPresent; Equals, AbsentOrAtMost,
+});
+record!(to host: Update => host_db::UpdateItem { table, key, set, condition });
+record!(to host: PutItem => host_db::PutItem { table, item, condition });
+record!(to host: KeyCondition => host_db::KeyCondition { table, key, condition });
+cases!(to host: Write => host_db::Write { ; Put, Update, Delete, Check });
+record!(to host: Query => host_db::QueryRequest { table, partition, sort_prefix, limit, start_after });
+record!(to guest: host_db::Page => Page { items, next });
+record!(to host: TrackEvent => envmgr::capabilities::analytics::TrackEvent {
+    event, user_id, properties_json, message_id,
+});
+record!(to host: RuntimeDelete => HostRuntimeDelete {
+    idempotency_key, app_id, environment_id, environment_type, request_version, reason,
+});
+record!(to guest: envmgr::capabilities::runtime::Created => RuntimeCreated { runtime_id, url });
 
 impl Capabilities for Native<'_> {
     type Sealed = Secret;
@@ -214,7 +205,7 @@ impl Capabilities for Native<'_> {
     fn log(&mut self, _level: LogLevel, _step: &str, _message: &str) {}
 
     fn github_authenticate(&mut self, installation_id: u64) -> CapResult<()> {
-        ready(self.backends.github.authenticate(installation_id)).map_err(error)
+        ready(self.backends.github.authenticate(installation_id)).map_err(ToGuest::guest)
     }
 
     fn github_list_comments(
@@ -227,10 +218,10 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .list_comments(installation_id, &repo(r), issue_number, marker),
+                .list_comments(installation_id, &r.host(), issue_number, marker),
         )
-        .map(|all| all.into_iter().map(comment).collect())
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_create_comment(
@@ -243,10 +234,10 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .create_comment(installation_id, &repo(r), issue_number, body),
+                .create_comment(installation_id, &r.host(), issue_number, body),
         )
-        .map(comment)
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_update_comment(
@@ -259,10 +250,10 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .update_comment(installation_id, &repo(r), comment_id, body),
+                .update_comment(installation_id, &r.host(), comment_id, body),
         )
-        .map(comment)
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_delete_comment(
@@ -274,9 +265,9 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .delete_comment(installation_id, &repo(r), comment_id),
+                .delete_comment(installation_id, &r.host(), comment_id),
         )
-        .map_err(error)
+        .map_err(ToGuest::guest)
     }
 
     fn github_create_installation_token(
@@ -287,9 +278,9 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .create_installation_token(installation_id, &repo(r)),
+                .create_installation_token(installation_id, &r.host()),
         )
-        .map_err(error)
+        .map_err(ToGuest::guest)
     }
 
     fn github_find_deployments(
@@ -302,13 +293,13 @@ impl Capabilities for Native<'_> {
     ) -> CapResult<Vec<Deployment>> {
         ready(self.backends.github.find_deployments(
             installation_id,
-            &repo(r),
+            &r.host(),
             sha,
             environment,
             task,
         ))
-        .map(|all| all.into_iter().map(deployment).collect())
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_create_deployment(
@@ -317,22 +308,13 @@ impl Capabilities for Native<'_> {
         r: &Repository,
         new: &NewDeployment,
     ) -> CapResult<Deployment> {
-        let new = HostNewDeployment {
-            sha: new.sha.clone(),
-            environment: new.environment.clone(),
-            task: new.task.clone(),
-            payload_json: new.payload_json.clone(),
-            description: new.description.clone(),
-            transient_environment: new.transient_environment,
-            production_environment: new.production_environment,
-        };
         ready(
             self.backends
                 .github
-                .create_deployment(installation_id, &repo(r), &new),
+                .create_deployment(installation_id, &r.host(), &new.host()),
         )
-        .map(deployment)
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_list_deployment_statuses(
@@ -343,11 +325,11 @@ impl Capabilities for Native<'_> {
     ) -> CapResult<Vec<DeploymentStatus>> {
         ready(self.backends.github.list_deployment_statuses(
             installation_id,
-            &repo(r),
+            &r.host(),
             deployment_id,
         ))
-        .map(|all| all.into_iter().map(deployment_status).collect())
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_create_deployment_status(
@@ -357,20 +339,14 @@ impl Capabilities for Native<'_> {
         deployment_id: u64,
         status: &NewDeploymentStatus,
     ) -> CapResult<DeploymentStatus> {
-        let status = HostNewStatus {
-            state: host_state(status.state),
-            description: status.description.clone(),
-            environment_url: status.environment_url.clone(),
-            log_url: status.log_url.clone(),
-        };
         ready(self.backends.github.create_deployment_status(
             installation_id,
-            &repo(r),
+            &r.host(),
             deployment_id,
-            &status,
+            &status.host(),
         ))
-        .map(deployment_status)
-        .map_err(error)
+        .map(ToGuest::guest)
+        .map_err(ToGuest::guest)
     }
 
     fn github_list_open_pull_requests(
@@ -381,18 +357,10 @@ impl Capabilities for Native<'_> {
     ) -> CapResult<Vec<PullRequest>> {
         let open = ready(self.backends.github.list_open_pull_requests(
             installation_id,
-            &repo(r),
+            &r.host(),
             head,
         ));
-        open.map(|found| {
-            (found.into_iter())
-                .map(|p| PullRequest {
-                    number: p.number,
-                    head_sha: p.head_sha,
-                })
-                .collect()
-        })
-        .map_err(error)
+        open.map(ToGuest::guest).map_err(ToGuest::guest)
     }
 
     fn github_delete_environment(
@@ -404,9 +372,9 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .delete_environment(installation_id, &repo(r), name),
+                .delete_environment(installation_id, &r.host(), name),
         )
-        .map_err(error)
+        .map_err(ToGuest::guest)
     }
 
     fn github_delete_deployment(
@@ -418,40 +386,30 @@ impl Capabilities for Native<'_> {
         ready(
             self.backends
                 .github
-                .delete_deployment(installation_id, &repo(r), deployment_id),
+                .delete_deployment(installation_id, &r.host(), deployment_id),
         )
-        .map_err(error)
+        .map_err(ToGuest::guest)
     }
 
     fn db_get(&mut self, table: &str, key: &Item) -> CapResult<Option<Item>> {
-        ready(self.backends.dynamodb.get(table, &to_item(key)))
-            .map(|found| found.map(from_item))
-            .map_err(error)
+        ready(self.backends.dynamodb.get(table, &key.host()))
+            .map(ToGuest::guest)
+            .map_err(ToGuest::guest)
     }
 
     fn db_query(&mut self, q: &Query) -> CapResult<Page> {
-        let request = QueryRequest {
-            table: q.table.clone(),
-            partition: q.partition.clone(),
-            sort_prefix: q.sort_prefix.clone(),
-            limit: q.limit,
-            start_after: q.start_after.as_ref().map(to_item),
-        };
-        ready(self.backends.dynamodb.query(&request))
-            .map(|page| Page {
-                items: page.items.into_iter().map(from_item).collect(),
-                next: page.next.map(from_item),
-            })
-            .map_err(error)
+        ready(self.backends.dynamodb.query(&q.host()))
+            .map(ToGuest::guest)
+            .map_err(ToGuest::guest)
     }
 
     fn db_transact_write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
-        let writes: Vec<HostWrite> = writes.iter().map(write).collect();
-        ready(self.backends.dynamodb.transact_write(&writes)).map_err(write_error)
+        let writes: Vec<host_db::Write> = writes.iter().map(ToHost::host).collect();
+        ready(self.backends.dynamodb.transact_write(&writes)).map_err(ToGuest::guest)
     }
 
     fn db_update(&mut self, u: &Update) -> Result<(), WriteError> {
-        ready(self.backends.dynamodb.update(&update(u))).map_err(write_error)
+        ready(self.backends.dynamodb.update(&u.host())).map_err(ToGuest::guest)
     }
 
     fn kms_decrypt(
@@ -460,29 +418,15 @@ impl Capabilities for Native<'_> {
         context: &[(String, String)],
         _label: &str,
     ) -> CapResult<Secret> {
-        ready(self.backends.kms.decrypt(ciphertext, context)).map_err(error)
+        ready(self.backends.kms.decrypt(ciphertext, context)).map_err(ToGuest::guest)
     }
 
     fn analytics_track(&mut self, e: &TrackEvent) -> CapResult<()> {
-        ready(self.backends.analytics.track(&HostEvent {
-            event: e.event.clone(),
-            user_id: e.user_id.clone(),
-            properties_json: e.properties_json.clone(),
-            message_id: e.message_id.clone(),
-        }))
-        .map_err(error)
+        ready(self.backends.analytics.track(&e.host())).map_err(ToGuest::guest)
     }
 
     fn runtime_delete(&mut self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
-        let plain = HostRuntimeDelete {
-            idempotency_key: request.idempotency_key.clone(),
-            app_id: request.app_id.clone(),
-            environment_id: request.environment_id.clone(),
-            environment_type: request.environment_type.clone(),
-            request_version: request.request_version.clone(),
-            reason: request.reason.clone(),
-        };
-        ready(self.backends.runtime.delete(&plain)).map_err(error)
+        ready(self.backends.runtime.delete(&request.host())).map_err(ToGuest::guest)
     }
 
     fn runtime_create(
@@ -508,11 +452,8 @@ impl Capabilities for Native<'_> {
             signing_key: request.signing_key.cloned(),
         };
         ready(self.backends.runtime.create(&plain))
-            .map(|created| RuntimeCreated {
-                runtime_id: created.runtime_id,
-                url: created.url,
-            })
-            .map_err(error)
+            .map(ToGuest::guest)
+            .map_err(ToGuest::guest)
     }
 
     /// As the mock host makes them: reproducible from what they are for.
@@ -535,7 +476,7 @@ impl Capabilities for Native<'_> {
                 .kms
                 .encrypt(pair.private_jwk.expose(), &context),
         )
-        .map_err(error)?;
+        .map_err(ToGuest::guest)?;
         Ok(SigningKey {
             public_jwk: pair.public_jwk,
             private_key: pair.private_jwk,
