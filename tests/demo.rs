@@ -1,7 +1,8 @@
 //! `envmgr demo`, the README's first command: from a fresh data directory it
 //! creates a preview and a production environment on the local backend and
 //! shows them, with no secret value anywhere in what it prints; the local
-//! Runtime Service's signed status reports turn both ready.
+//! Runtime Service's signed status reports turn both ready; then the pull
+//! request closes and its preview ends.
 
 use std::process::Command;
 
@@ -47,6 +48,12 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
         "probot (envmgr-probot): 0 waiting, 0 in flight, 0 dead-lettered",
         "api (envmgr-api): 0 waiting, 0 in flight, 0 dead-lettered",
         "serve --data-dir",
+        // Then the pull request closes: its preview ends.
+        "[5/5] closing the pull request",
+        "(preview feature/login): deleted (pull-request-closed), a tombstone until purgeAt",
+        "#delete",
+        "inactive \"Removed: the pull request was closed\"",
+        "| 🗑️ Removed |",
     ] {
         assert!(
             output.contains(expected),

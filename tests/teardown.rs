@@ -469,6 +469,35 @@ async fn a_create_still_on_its_way_when_the_delete_takes_the_environment_is_refu
     assert!(again.starts_with("stale request"), "{again}");
 }
 
+/// The runtime's status report on the request the delete followed, arriving
+/// after the delete: skipped, the tombstone and the comment as they were.
+#[tokio::test]
+async fn a_report_after_the_delete_changes_nothing() {
+    let host = host();
+    open(&host).await;
+    let key = host.runtime.calls()[0]
+        .signing_key
+        .as_ref()
+        .expect("a signing key")
+        .expose()
+        .to_string();
+    let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
+    done(&deliver(&host, "probot", &closed).await);
+    let now = host.clock.now_ms() / 1_000;
+    let claims = json!({
+        "sub": env_id(BRANCH), "ver": format!("1795863600000#{SHA_1}"), "state": "ready",
+        "url": format!("https://{}.preview.test", env_id(BRANCH)),
+        "iat": now, "exp": now + 300, "jti": "after-the-delete", "seq": 1,
+    });
+    let report = envmgr::capabilities::keys::sign_report(&key, &claims).unwrap();
+    let body = json!({ "version": 1, "kind": "runtime-status", "report": report });
+    let why = skipped(&deliver(&host, "api", &body.to_string()).await);
+    assert!(why.contains("which holds newer request"), "{why}");
+    assert_eq!(attr(&canonical(&host, BRANCH), "status"), Some("deleted"));
+    let comment = &host.github.comments(REPO, 7).unwrap()[0].body;
+    assert!(comment.contains("🗑️ Removed"), "{comment}");
+}
+
 /// Through the real binary, on both backends: a pull request opened, its
 /// runtime ready, then closed: the Runtime Service deletes the runtime (by
 /// environment and version), the deployment goes inactive, the comment
@@ -588,10 +617,8 @@ async fn a_delete_the_service_refused_is_finished_by_the_sweep(backend: stack::B
     assert!(reason.contains("does not offer deletes"), "{reason}");
     assert!(status("deleting")().await, "the record says a delete began");
     stack.runtime.deletes_answer(None);
-    stack.send(
-        "api",
-        r#"{"version": 1, "kind": "sweep", "appId": "app_shop"}"#,
-    );
+    // `envmgr sweep`, as `serve` does it every period.
+    stack.ok(&["sweep"]);
     stack::eventually("the sweep finished the delete", wait, status("deleted")).await;
     assert!(stack.runtime.live().is_empty());
     assert_eq!(

@@ -1,6 +1,7 @@
 //! `envmgr demo`: envmgr doing its real job on this machine with nothing to
 //! set up — the local backend in a fresh data directory, the builtin logic,
-//! a GitHub `pull_request` webhook and a platform-API production request.
+//! a GitHub `pull_request` webhook and a platform-API production request,
+//! then the pull request closed, and its preview gone.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use crate::config::Settings;
 use crate::daemon::assemble::{Assembled, assemble};
 use crate::daemon::{Disposition, Finished};
 use crate::local::{FILE_NAME, Store};
-use crate::mock::examples::{API_PRODUCTION, PULL_REQUEST_OPENED};
+use crate::mock::examples::{API_PRODUCTION, PULL_REQUEST_CLOSED, PULL_REQUEST_OPENED};
 use crate::platform::Platform;
 use crate::{admin, show};
 
@@ -24,15 +25,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     remove_previous_demo(dir)?;
     let settings = demo_settings(dir)?;
 
-    let (finished_tx, finished) = mpsc::unbounded_channel();
-    let running = assemble(
-        &settings,
-        Some(crate::BUILTIN_LOGIC),
-        Some(finished_tx),
-        std::future::pending(),
-    )
-    .await?
-    .context("the local backend needs no waiting")?;
+    let (running, finished) = start(&settings).await?;
     let platform = running.platform.clone();
     let store = platform
         .store()
@@ -46,16 +39,56 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     seed(&platform).await?;
     enqueue(&platform, &settings).await?;
     let (outcomes, handled_in_time) =
-        serve_until_handled(running, finished, &store, &settings).await?;
+        serve_until_handled(running, finished, &store, &settings, 2).await?;
 
     show_what_happened(&outcomes, &store, &settings)?;
-    if !handled_in_time {
+    let closed_in_time = close_the_pull_request(&settings, &store).await?;
+    if !handled_in_time || !closed_in_time {
         anyhow::bail!(
             "the demo's messages were not handled within {GIVE_UP_AFTER:?}; see the log above"
         );
     }
     print_next_steps(dir, started, &store);
     Ok(())
+}
+
+/// The daemon on the demo's settings, and where it says each message ended.
+async fn start(
+    settings: &Settings,
+) -> anyhow::Result<(Assembled, mpsc::UnboundedReceiver<Finished>)> {
+    let (finished_tx, finished) = mpsc::unbounded_channel();
+    let running = assemble(
+        settings,
+        Some(crate::BUILTIN_LOGIC),
+        Some(finished_tx),
+        std::future::pending(),
+    )
+    .await?
+    .context("the local backend needs no waiting")?;
+    Ok((running, finished))
+}
+
+/// Step 5: the pull request closed; the daemon again until it is handled;
+/// what is left of the preview. Whether it was handled in time.
+async fn close_the_pull_request(settings: &Settings, store: &Store) -> anyhow::Result<bool> {
+    println!("\n[5/5] closing the pull request: the preview ends");
+    let (running, finished) = start(settings).await?;
+    let id = running
+        .platform
+        .queue(settings, "probot")
+        .await?
+        .send(PULL_REQUEST_CLOSED)
+        .await?;
+    println!("  probot <- GitHub pull_request `closed` for acme/shop#7 ({id})");
+    let (outcomes, in_time) = serve_until_handled(running, finished, store, settings, 1).await?;
+    for end in &outcomes {
+        println!(
+            "  {} {}: {} — {}",
+            end.queue, end.message_id, end.disposition, end.summary
+        );
+    }
+    show::ended(store, settings)?;
+    Ok(in_time)
 }
 
 fn remove_previous_demo(dir: &Path) -> anyhow::Result<()> {
@@ -86,7 +119,7 @@ fn demo_settings(dir: &Path) -> anyhow::Result<Settings> {
 
 async fn seed(platform: &Platform) -> anyhow::Result<()> {
     println!(
-        "\n[1/4] seeding app app_shop (github.com/acme/shop) and three secrets, encrypted with the local KMS key"
+        "\n[1/5] seeding app app_shop (github.com/acme/shop) and three secrets, encrypted with the local KMS key"
     );
     admin::add_app(
         platform,
@@ -109,7 +142,7 @@ async fn seed(platform: &Platform) -> anyhow::Result<()> {
 }
 
 async fn enqueue(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
-    println!("\n[2/4] enqueuing two create requests");
+    println!("\n[2/5] enqueuing two create requests");
     let probot = platform.queue(settings, "probot").await?;
     let id = probot.send(PULL_REQUEST_OPENED).await?;
     println!("  probot <- GitHub pull_request `opened` for acme/shop#7 ({id})");
@@ -126,11 +159,14 @@ async fn serve_until_handled(
     mut finished: mpsc::UnboundedReceiver<Finished>,
     store: &Store,
     settings: &Settings,
+    expected: usize,
 ) -> anyhow::Result<(Vec<Finished>, bool)> {
-    println!(
-        "\n[3/4] running the daemon (logic {}) until both are handled, and the status\n      report each runtime sends once it is up (the local Runtime Service reports `ready`)",
-        crate::logic::short(&running.daemon.versions.current().active.id)
-    );
+    if expected > 1 {
+        println!(
+            "\n[3/5] running the daemon (logic {}) until both are handled, and the status\n      report each runtime sends once it is up (the local Runtime Service reports `ready`)",
+            crate::logic::short(&running.daemon.versions.current().active.id)
+        );
+    }
     let mut outcomes = Vec::new();
     let queue_names: Vec<String> = settings.queues.values().map(|q| q.name.clone()).collect();
     let all_handled = async {
@@ -153,7 +189,7 @@ async fn serve_until_handled(
             let empty = queue_names
                 .iter()
                 .all(|queue| matches!(crate::queue::local::depth(store, queue), Ok((0, 0))));
-            if outcomes.len() >= 2 && empty {
+            if outcomes.len() >= expected && empty {
                 break;
             }
         }
@@ -181,7 +217,7 @@ fn show_what_happened(
     store: &Store,
     settings: &Settings,
 ) -> anyhow::Result<()> {
-    println!("\n[4/4] what happened");
+    println!("\n[4/5] what happened");
     println!("\n== message outcomes ==");
     for end in outcomes {
         println!(

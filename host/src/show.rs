@@ -32,6 +32,57 @@ pub fn everything(store: &Store, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What is left of the environments that ended: their tombstones, the
+/// runtimes deleted, the deployments made inactive, the comments saying so.
+pub fn ended(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    let tables = LocalTables::new(store.clone(), settings.tables.mapping());
+    for item in tables.scan("environments")? {
+        if text(&item, "sk") != Some("#") || text(&item, "status") != Some("deleted") {
+            continue;
+        }
+        println!(
+            "  record {} ({} {}): deleted ({}), a tombstone until purgeAt {}",
+            text(&item, "environmentId").unwrap_or("?"),
+            text(&item, "environmentType").unwrap_or("?"),
+            text(&item, "branch").unwrap_or("?"),
+            text(&item, "deleteReason").unwrap_or("?"),
+            match item.iter().find(|(name, _)| name == "purgeAt") {
+                Some((_, AttributeValue::N(at))) => at.as_str(),
+                _ => "?",
+            },
+        );
+    }
+    for runtime in runtimes(store)? {
+        if let Some(by) = &runtime.deleted_by {
+            println!("  runtime {}: deleted by request {by}", runtime.runtime_id);
+        }
+    }
+    for recorded in deployments(store)? {
+        if let Some(last) = recorded
+            .statuses
+            .last()
+            .filter(|s| state_name(s.state) == "inactive")
+        {
+            let deployment = &recorded.deployment;
+            println!(
+                "  deployment {} to {}: inactive {:?}",
+                deployment.id, deployment.environment, last.description
+            );
+        }
+    }
+    for comment in comments(store)? {
+        if let Some(status) = comment.body.lines().find(|l| l.contains("🗑️ Removed")) {
+            println!(
+                "  comment on {}#{}: {}",
+                comment.repository,
+                comment.issue,
+                status.trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The environment items, grouped by environment (three per environment),
 /// each with its lease and the newest status report of its runtime.
 pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {

@@ -61,6 +61,7 @@ enum Command {
     /// when opened).
     Init,
     Send(operator::Send),
+    Sweep(operator::Sweep),
     AddApp(operator::AddApp),
     /// List every stored app, repository index and secret item that breaks
     /// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
@@ -129,6 +130,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Init => operator::init(&context),
         Command::CheckData => operator::check_data(&context),
         Command::Send(send) => send.run(&context),
+        Command::Sweep(sweep) => sweep.run(&context),
         Command::AddApp(add_app) => add_app.run(&context),
         Command::SetSecret(set_secret) => set_secret.run(&context),
         Command::Try(try_them) => try_them.run(&context),

@@ -34,6 +34,43 @@ pub fn show(context: &Context) -> anyhow::Result<()> {
     })
 }
 
+/// Sweep the previews now, as `serve` does every `[previews]
+/// sweep_every_seconds`: one `sweep` message per app on the `api` queue,
+/// which the daemon's logic handles (idle previews end, stopped deletes are
+/// finished; docs/data-model.md, "The end of an environment").
+#[derive(clap::Args)]
+pub struct Sweep {
+    /// Only this app's previews.
+    #[arg(long)]
+    app: Option<String>,
+}
+
+impl Sweep {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        init_logs(LogFormat::Human);
+        let settings = context.settings(Uses::Queues)?;
+        let sent = context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            let sweep = crate::daemon::sweep::Sweep {
+                every: std::time::Duration::from_secs(settings.previews.sweep_every_seconds),
+                logic: platform.logic_tables(),
+                tables: platform.consumer_tables.clone(),
+                api: platform.queue(&settings, "api").await?,
+                host_id: "envmgr sweep".to_string(),
+            };
+            sweep.send_now(self.app.as_deref()).await
+        })?;
+        println!("sent a sweep for {sent} app(s) to api");
+        if sent == 0 && self.app.is_some() {
+            anyhow::bail!(
+                "no app {} in the apps table",
+                self.app.as_deref().unwrap_or("")
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Put a message on a queue.
 #[derive(clap::Args)]
 pub struct Send {

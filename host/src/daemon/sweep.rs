@@ -60,6 +60,12 @@ impl Sweep {
         if !self.take(now_ms).await? {
             return Ok(None);
         }
+        self.send_now(None).await.map(Some)
+    }
+
+    /// A sweep of every app (or `only` that one) now, whatever the period's lock
+    /// says (`envmgr sweep`: a sweep more is only wasted): how many apps.
+    pub async fn send_now(&self, only: Option<&str>) -> anyhow::Result<usize> {
         let apps = self
             .tables
             .scan_all(APPS_TABLE)
@@ -73,11 +79,14 @@ impl Sweep {
             let Some(app_id) = pk.strip_prefix("APP#").filter(|_| sk == "#") else {
                 continue;
             };
+            if only.is_some_and(|only| only != app_id) {
+                continue;
+            }
             let body = serde_json::json!({ "version": 1, "kind": "sweep", "appId": app_id });
             self.api.send(&body.to_string()).await?;
             sent += 1;
         }
-        Ok(Some(sent))
+        Ok(sent)
     }
 
     /// Take this period's lock: only if whoever held it let it lapse.
@@ -103,5 +112,51 @@ impl Sweep {
                 anyhow::bail!("taking the sweep's lock: {}", e.describe())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::dynamodb::local::LocalTables;
+
+    /// One host sweeps per period: a second host finds the lock taken, and
+    /// takes it once the period passed. One message per app, none for an
+    /// app's index items.
+    #[tokio::test]
+    async fn one_host_sweeps_a_period_and_sends_one_message_per_app() {
+        let store = crate::local::Store::in_memory().unwrap();
+        let tables = Arc::new(LocalTables::new(
+            store.clone(),
+            [(LOGIC_TABLE, LOGIC_TABLE), (APPS_TABLE, APPS_TABLE)],
+        ));
+        for (pk, sk) in [("APP#a", "#"), ("APP#b", "#"), ("REPO#acme/shop", "#")] {
+            tables
+                .put(APPS_TABLE, vec![s("pk", pk), s("sk", sk)])
+                .unwrap();
+        }
+        let settings = crate::config::Queue::named("envmgr-api");
+        let api = Arc::new(crate::queue::local::LocalQueue::new(
+            store.clone(),
+            "api",
+            &settings,
+        ));
+        let sweep = |host: &str| Sweep {
+            every: Duration::from_secs(3_600),
+            logic: tables.clone(),
+            tables: tables.clone(),
+            api: api.clone(),
+            host_id: host.to_string(),
+        };
+        let now = 1_800_000_000_000;
+        assert_eq!(sweep("one").once(now).await.unwrap(), Some(2));
+        assert_eq!(sweep("two").once(now + 1_000).await.unwrap(), None);
+        assert_eq!(sweep("two").once(now + 3_600_000).await.unwrap(), Some(2));
+        let sent = api.receive(10).await.unwrap();
+        assert_eq!(sent.len(), 4);
+        assert!(
+            sent.iter()
+                .all(|m| m.message.body.contains(r#""kind":"sweep""#))
+        );
     }
 }

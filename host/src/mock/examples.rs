@@ -7,3 +7,7 @@ pub const PULL_REQUEST_OPENED: &str =
 
 /// A platform-API request for the production environment of app_shop.
 pub const API_PRODUCTION: &str = include_str!("../../../docs/examples/api-production.json");
+
+/// The same pull request closed (not merged): the preview's end.
+pub const PULL_REQUEST_CLOSED: &str =
+    include_str!("../../../docs/examples/pull-request-closed.json");
