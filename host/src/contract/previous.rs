@@ -117,205 +117,69 @@ impl then::sealed::HostSealedValue for Session {
 }
 
 type Answer<T> = wasmtime::Result<Result<T, then::types::Error>>;
+type Written = wasmtime::Result<Result<(), then::dynamodb::WriteError>>;
 
-impl then::github::Host for Session {
-    async fn authenticate(&mut self, installation_id: u64) -> Answer<()> {
-        answer(now::github::Host::authenticate(self, installation_id).await?)
-    }
-
-    async fn list_comments(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        issue_number: u64,
-        marker: String,
-    ) -> Answer<Vec<then::github::Comment>> {
-        answer(
-            now::github::Host::list_comments(
-                self,
-                installation_id,
-                to(repo)?,
-                issue_number,
-                marker,
-            )
-            .await?,
-        )
-    }
-
-    async fn create_comment(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        issue_number: u64,
-        body: String,
-    ) -> Answer<then::github::Comment> {
-        answer(
-            now::github::Host::create_comment(self, installation_id, to(repo)?, issue_number, body)
-                .await?,
-        )
-    }
-
-    async fn update_comment(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        comment_id: u64,
-        body: String,
-    ) -> Answer<then::github::Comment> {
-        answer(
-            now::github::Host::update_comment(self, installation_id, to(repo)?, comment_id, body)
-                .await?,
-        )
-    }
-
-    async fn delete_comment(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        comment_id: u64,
-    ) -> Answer<()> {
-        answer(
-            now::github::Host::delete_comment(self, installation_id, to(repo)?, comment_id).await?,
-        )
-    }
-
-    async fn create_installation_token(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-    ) -> Answer<Resource<SealedValue>> {
-        sealed(
-            now::github::Host::create_installation_token(self, installation_id, to(repo)?).await?,
-        )
-    }
-
-    async fn find_deployments(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        sha: String,
-        environment: String,
-        task: String,
-    ) -> Answer<Vec<then::github::Deployment>> {
-        answer(
-            now::github::Host::find_deployments(
-                self,
-                installation_id,
-                to(repo)?,
-                sha,
-                environment,
-                task,
-            )
-            .await?,
-        )
-    }
-
-    async fn create_deployment(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        deployment: then::github::NewDeployment,
-    ) -> Answer<then::github::Deployment> {
-        answer(
-            now::github::Host::create_deployment(self, installation_id, to(repo)?, to(deployment)?)
-                .await?,
-        )
-    }
-
-    async fn list_deployment_statuses(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        deployment_id: u64,
-    ) -> Answer<Vec<then::github::DeploymentStatus>> {
-        answer(
-            now::github::Host::list_deployment_statuses(
-                self,
-                installation_id,
-                to(repo)?,
-                deployment_id,
-            )
-            .await?,
-        )
-    }
-
-    async fn create_deployment_status(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        deployment_id: u64,
-        status: then::github::NewDeploymentStatus,
-    ) -> Answer<then::github::DeploymentStatus> {
-        answer(
-            now::github::Host::create_deployment_status(
-                self,
-                installation_id,
-                to(repo)?,
-                deployment_id,
-                to(status)?,
-            )
-            .await?,
-        )
-    }
-
-    async fn delete_deployment(
-        &mut self,
-        installation_id: u64,
-        repo: then::github::Repository,
-        deployment_id: u64,
-    ) -> Answer<()> {
-        answer(
-            now::github::Host::delete_deployment(self, installation_id, to(repo)?, deployment_id)
-                .await?,
-        )
-    }
+/// Each method of a 0.2 interface served by the current one of the same
+/// name: every argument carried up (`to`), the answer carried down by
+/// `$down` (`answer`, or `sealed` for a handle).
+macro_rules! forward {
+    ($then:path => $now:path {
+        $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $down:ident;)*
+    }) => {
+        impl $then for Session {
+            $(async fn $name(&mut self, $($arg: $ty),*) -> $ret {
+                $down(<Session as $now>::$name(self, $(to($arg)?),*).await?)
+            })*
+        }
+    };
 }
 
+use then::github::{Comment, Deployment, DeploymentStatus, Repository};
 type Item = Vec<(String, then::dynamodb::AttributeValue)>;
 
-impl then::dynamodb::Host for Session {
-    async fn get(&mut self, table: String, key: Item) -> Answer<Option<Item>> {
-        answer(now::dynamodb::Host::get(self, table, to(key)?).await?)
-    }
+forward!(then::github::Host => now::github::Host {
+    fn authenticate(installation_id: u64) -> Answer<()> = answer;
+    fn list_comments(installation_id: u64, repo: Repository, issue_number: u64, marker: String)
+        -> Answer<Vec<Comment>> = answer;
+    fn create_comment(installation_id: u64, repo: Repository, issue_number: u64, body: String)
+        -> Answer<Comment> = answer;
+    fn update_comment(installation_id: u64, repo: Repository, comment_id: u64, body: String)
+        -> Answer<Comment> = answer;
+    fn delete_comment(installation_id: u64, repo: Repository, comment_id: u64)
+        -> Answer<()> = answer;
+    fn create_installation_token(installation_id: u64, repo: Repository)
+        -> Answer<Resource<SealedValue>> = sealed;
+    fn find_deployments(
+        installation_id: u64, repo: Repository, sha: String, environment: String, task: String
+    ) -> Answer<Vec<Deployment>> = answer;
+    fn create_deployment(
+        installation_id: u64, repo: Repository, deployment: then::github::NewDeployment
+    ) -> Answer<Deployment> = answer;
+    fn list_deployment_statuses(installation_id: u64, repo: Repository, deployment_id: u64)
+        -> Answer<Vec<DeploymentStatus>> = answer;
+    fn create_deployment_status(
+        installation_id: u64, repo: Repository, deployment_id: u64,
+        status: then::github::NewDeploymentStatus
+    ) -> Answer<DeploymentStatus> = answer;
+    fn delete_deployment(installation_id: u64, repo: Repository, deployment_id: u64)
+        -> Answer<()> = answer;
+});
 
-    async fn query(
-        &mut self,
-        request: then::dynamodb::QueryRequest,
-    ) -> Answer<then::dynamodb::Page> {
-        answer(now::dynamodb::Host::query(self, to(request)?).await?)
-    }
+forward!(then::dynamodb::Host => now::dynamodb::Host {
+    fn get(table: String, key: Item) -> Answer<Option<Item>> = answer;
+    fn query(request: then::dynamodb::QueryRequest) -> Answer<then::dynamodb::Page> = answer;
+    fn transact_write(writes: Vec<then::dynamodb::Write>) -> Written = answer;
+    fn update(request: then::dynamodb::UpdateItem) -> Written = answer;
+});
 
-    async fn transact_write(
-        &mut self,
-        writes: Vec<then::dynamodb::Write>,
-    ) -> wasmtime::Result<Result<(), then::dynamodb::WriteError>> {
-        answer(now::dynamodb::Host::transact_write(self, to(writes)?).await?)
-    }
+forward!(then::kms::Host => now::kms::Host {
+    fn decrypt(ciphertext: Vec<u8>, encryption_context: Vec<(String, String)>, label: String)
+        -> Answer<Resource<SealedValue>> = sealed;
+});
 
-    async fn update(
-        &mut self,
-        request: then::dynamodb::UpdateItem,
-    ) -> wasmtime::Result<Result<(), then::dynamodb::WriteError>> {
-        answer(now::dynamodb::Host::update(self, to(request)?).await?)
-    }
-}
-
-impl then::kms::Host for Session {
-    async fn decrypt(
-        &mut self,
-        ciphertext: Vec<u8>,
-        encryption_context: Vec<(String, String)>,
-        label: String,
-    ) -> Answer<Resource<SealedValue>> {
-        sealed(now::kms::Host::decrypt(self, ciphertext, encryption_context, label).await?)
-    }
-}
-
-impl then::analytics::Host for Session {
-    async fn track(&mut self, event: then::analytics::TrackEvent) -> Answer<()> {
-        answer(now::analytics::Host::track(self, to(event)?).await?)
-    }
-}
+forward!(then::analytics::Host => now::analytics::Host {
+    fn track(event: then::analytics::TrackEvent) -> Answer<()> = answer;
+});
 
 impl then::runtime::Host for Session {
     async fn create(
