@@ -498,6 +498,22 @@ async fn a_report_after_the_delete_changes_nothing() {
     assert!(comment.contains("🗑️ Removed"), "{comment}");
 }
 
+/// Whether an item of the stack's environments has `status` `wanted`.
+fn has_status<'a>(
+    stack: &'a stack::Stack,
+    wanted: &'a str,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>> {
+    move || {
+        Box::pin(async move {
+            stack
+                .environment_items()
+                .await
+                .iter()
+                .any(|i| i.get("status").map(String::as_str) == Some(wanted))
+        })
+    }
+}
+
 /// Through the real binary, on both backends: a pull request opened, its
 /// runtime ready, then closed: the Runtime Service deletes the runtime (by
 /// environment and version), the deployment goes inactive, the comment
@@ -517,16 +533,7 @@ async fn closing_a_pull_request_through_serve_removes_the_preview(backend: stack
     stack.runtime_reports(std::time::Duration::from_millis(200), "ready");
     let mut daemon = stack.serve();
     let wait = std::time::Duration::from_secs(60);
-    let status = |wanted: &'static str| {
-        let stack = &stack;
-        move || async move {
-            stack
-                .environment_items()
-                .await
-                .iter()
-                .any(|i| i.get("status").map(String::as_str) == Some(wanted))
-        }
-    };
+    let status = |wanted: &'static str| has_status(&stack, wanted);
     stack.send("probot", &stack::example("pull-request-opened.json"));
     stack::eventually("the environment ready", wait, status("ready")).await;
     stack.send("probot", &stack::example("pull-request-closed.json"));
@@ -590,16 +597,7 @@ async fn a_delete_the_service_refused_is_finished_by_the_sweep(backend: stack::B
     stack.seed_shop("postgres://shop@db/shop", "sk_test_teardown");
     let mut daemon = stack.serve();
     let wait = std::time::Duration::from_secs(60);
-    let status = |wanted: &'static str| {
-        let stack = &stack;
-        move || async move {
-            stack
-                .environment_items()
-                .await
-                .iter()
-                .any(|i| i.get("status").map(String::as_str) == Some(wanted))
-        }
-    };
+    let status = |wanted: &'static str| has_status(&stack, wanted);
     stack.send("probot", &stack::example("pull-request-opened.json"));
     stack::eventually("the runtime requested", wait, status("runtime-requested")).await;
     stack.runtime.deletes_answer(Some(501));

@@ -20,11 +20,12 @@ use tokio::sync::watch;
 use super::{Durability, Store};
 
 /// Each log and the column that says when a row was written (ms).
-const LOGS: [(&str, &str); 4] = [
+const LOGS: [(&str, &str); 5] = [
     ("github_tokens", "issued_at_ms"),
     ("analytics_events", "tracked_at_ms"),
     ("runtime_requests", "created_at_ms"),
     ("runtime_deletions", "deleted_at_ms"),
+    ("github_deleted_environments", "deleted_at_ms"),
 ];
 /// Rows deleted per write.
 const PER_WRITE: i64 = 1_000;
@@ -119,6 +120,10 @@ mod tests {
                         "INSERT INTO runtime_deletions VALUES (?1, 'env', 'v', '{}', '[]', ?2)",
                         rusqlite::params![format!("d{i}"), at],
                     )?;
+                    c.execute(
+                        "INSERT INTO github_deleted_environments VALUES ('a/b', ?1, ?2)",
+                        rusqlite::params![format!("preview/{i}"), at],
+                    )?;
                 }
                 c.execute(
                     "INSERT INTO github_comments (repository, issue, body, created_at_ms, updated_at_ms)
@@ -128,7 +133,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(prune(&store, keep, now).await.unwrap(), 4 * 2_400);
+        assert_eq!(prune(&store, keep, now).await.unwrap(), 5 * 2_400);
         let count = |table: &str| {
             store
                 .read(|c| {

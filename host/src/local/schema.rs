@@ -99,7 +99,8 @@ const GITHUB: &str = "
     CREATE INDEX IF NOT EXISTS github_deployment_statuses_by_deployment
         ON github_deployment_statuses (deployment);
     -- Pull requests the embedded GitHub knows of (it sees no webhooks:
-    -- the demo and tests open them), for `list-open-pull-requests`.
+    -- only the demo and tests open them, so they are bounded by those),
+    -- for `list-open-pull-requests`.
     CREATE TABLE IF NOT EXISTS github_pull_requests (
         repository TEXT NOT NULL,
         number     INTEGER NOT NULL,
@@ -108,7 +109,8 @@ const GITHUB: &str = "
         open       INTEGER NOT NULL,
         PRIMARY KEY (repository, number)
     );
-    -- Environments deleted (`delete-environment`), with when.
+    -- Environments deleted (`delete-environment`), with when: a log,
+    -- pruned after `[local] retention_days` (`local/logs.rs`).
     CREATE TABLE IF NOT EXISTS github_deleted_environments (
         repository    TEXT NOT NULL,
         name          TEXT NOT NULL,
@@ -169,4 +171,6 @@ const PRUNED_BY_TIME: &str = "
     CREATE INDEX IF NOT EXISTS analytics_events_by_time ON analytics_events (tracked_at_ms);
     CREATE INDEX IF NOT EXISTS runtime_requests_by_time ON runtime_requests (created_at_ms);
     CREATE INDEX IF NOT EXISTS runtime_deletions_by_time ON runtime_deletions (deleted_at_ms);
+    CREATE INDEX IF NOT EXISTS github_deleted_environments_by_time
+        ON github_deleted_environments (deleted_at_ms);
 ";
