@@ -577,8 +577,8 @@ fn answer_again(call: envmgr::calls::Call, answer: &Value) -> Option<Value> {
         DynamodbQuery => again::<Page, Error>(answer),
         DynamodbTransactWrite | DynamodbUpdate => again::<(), WriteError>(answer),
         KeysGenerate => again::<Ciphertext, Error>(answer),
-        // The claims, as text.
-        KeysVerifyReport => again::<String, Error>(answer),
+        // The claims, and a sent request's message id, as text.
+        KeysVerifyReport | RequestsSend => again::<String, Error>(answer),
         RuntimeCreate => again::<Created, Error>(answer),
         // Never on tape.
         ConfigGet | Log => None,

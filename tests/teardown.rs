@@ -411,9 +411,28 @@ async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
     );
     host.clock
         .advance(std::time::Duration::from_secs(2 * 86_400));
-    let sweep = json!({ "version": 1, "kind": "sweep", "appId": APP_ID }).to_string();
-    let swept = done(&deliver(&host, "api", &sweep).await);
-    assert!(swept.contains("1 of 1 due ended"), "{swept}");
+    // Pull request 8 is open on GitHub; 7 was never closed, only idle.
+    host.github
+        .open_pull_request(&shop(), 7, &format!("acme:{BRANCH}"), SHA_1)
+        .await
+        .unwrap();
+    host.github
+        .open_pull_request(&shop(), 8, "acme:fresh", SHA_2)
+        .await
+        .unwrap();
+    let (swept, sent) = sweep(&host).await;
+    assert!(
+        swept.contains("1 delete(s) sent to api: feature/login (idle)"),
+        "{swept}"
+    );
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    // The sweep only sent: the delete runs as its own request.
+    assert_eq!(
+        attr(&canonical(&host, BRANCH), "status"),
+        Some("runtime-requested")
+    );
+    let removed = done(&deliver(&host, "api", &sent[0]).await);
+    assert!(removed.contains("(idle)"), "{removed}");
     assert_eq!(
         attr(&canonical(&host, BRANCH), "deleteReason"),
         Some("idle")
@@ -424,9 +443,83 @@ async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
     );
     let body = &host.github.comments(REPO, 7).unwrap()[0].body;
     assert!(body.contains("Push a commit"), "{body}");
-    // The next sweep finds nothing due.
-    let again = done(&deliver(&host, "api", &sweep).await);
-    assert!(again.contains("0 of 0 due"), "{again}");
+    // The next sweep finds nothing due; the same delete again does nothing.
+    let (again, none) = sweep(&host).await;
+    assert!(again.contains("0 delete(s) sent"), "{again}");
+    assert!(none.is_empty());
+    let twice = skipped(&deliver(&host, "api", &sent[0]).await);
+    assert!(twice.contains("deleted already"), "{twice}");
+}
+
+/// The app's sweep, as `serve` sends it: what the logic answered, and the
+/// deletes it sent to the `api` queue.
+async fn sweep(host: &MockHost) -> (String, Vec<String>) {
+    let sweep = json!({ "version": 1, "kind": "sweep", "appId": APP_ID }).to_string();
+    let swept = done(&deliver(host, "api", &sweep).await);
+    (swept, host.requests.take())
+}
+
+/// A delete the sweep sent, then a push before it is handled: the push is
+/// newer than the request the delete names, so the delete does nothing.
+#[tokio::test]
+async fn a_push_while_the_sweep_runs_wins_over_its_delete() {
+    let host = host();
+    open(&host).await;
+    host.clock
+        .advance(std::time::Duration::from_secs(15 * 86_400));
+    let (_, sent) = sweep(&host).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let pushed_at = "2026-12-14T09:00:00Z";
+    let push = pull_request_event("synchronize", 7, BRANCH, SHA_2, pushed_at);
+    done(&deliver(&host, "probot", &push).await);
+    let moved_on = skipped(&deliver(&host, "api", &sent[0]).await);
+    assert!(moved_on.contains("moved on"), "{moved_on}");
+    assert_ne!(attr(&canonical(&host, BRANCH), "status"), Some("deleted"));
+    assert_eq!(host.runtime.live().unwrap().len(), 2);
+}
+
+/// Versions side by side: a logic version from before teardown (contract
+/// 0.3.0, during a canary or after a rollback) acknowledges `closed` as
+/// "does not deploy", so nothing ends the preview then. The next sweep
+/// finds its pull request no longer open on GitHub and sends its delete.
+#[tokio::test]
+async fn a_close_an_older_logic_skipped_is_caught_by_the_sweep() {
+    let host = host();
+    open(&host).await;
+    let older = std::sync::Arc::new(host.engine().load(EARLIER_PATCH_LOGIC).unwrap());
+    let old_host = host.peer(older);
+    let closed = pull_request_event("closed", 7, BRANCH, SHA_1, CLOSED_AT);
+    let ignored = skipped(&deliver(&old_host, "probot", &closed).await);
+    assert!(ignored.contains("does not deploy"), "{ignored}");
+    assert_eq!(host.runtime.live().unwrap().len(), 1);
+    // GitHub lists no open pull request 7 (another repository's open one
+    // is not this app's).
+    host.github
+        .open_pull_request(&shop(), 9, "acme:other", SHA_2)
+        .await
+        .unwrap();
+    let (swept, sent) = sweep(&host).await;
+    assert!(
+        swept.contains("feature/login (pull-request-closed)"),
+        "{swept}"
+    );
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    done(&deliver(&host, "api", &sent[0]).await);
+    assert!(host.runtime.live().unwrap().is_empty());
+    assert_eq!(
+        attr(&canonical(&host, BRANCH), "deleteReason"),
+        Some("pull-request-closed")
+    );
+    // Open again on GitHub (a reopen the old version handled): kept.
+    let reopened = pull_request_event("reopened", 7, BRANCH, SHA_1, REOPENED_AT);
+    done(&deliver(&host, "probot", &reopened).await);
+    host.github
+        .open_pull_request(&shop(), 7, &format!("acme:{BRANCH}"), SHA_1)
+        .await
+        .unwrap();
+    let (kept, none) = sweep(&host).await;
+    assert!(kept.contains("0 delete(s) sent"), "{kept}");
+    assert!(none.is_empty());
 }
 
 /// A create whose lease ran out just as it called the Runtime Service (a

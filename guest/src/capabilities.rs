@@ -294,6 +294,10 @@ pub trait Capabilities {
     /// The ids of the runtimes the delete removed (contract 0.3.1).
     fn runtime_delete(&mut self, request: &RuntimeDelete) -> CapResult<Vec<String>>;
 
+    /// Put a platform API request on the host's `api` queue for later: the
+    /// message id (contract 0.3.1).
+    fn requests_send(&mut self, body: &str) -> CapResult<String>;
+
     /// A new signing key for `environment_id` at `request_version`.
     fn keys_generate(
         &mut self,

@@ -3,7 +3,7 @@
 
 use crate::bindings;
 use bindings::envmgr::environments::{
-    analytics, dynamodb as db, github as gh, keys, kms, runtime, sealed, types,
+    analytics, dynamodb as db, github as gh, keys, kms, requests, runtime, sealed, types,
 };
 use bindings::wasi::config::store as config;
 use bindings::wasi::logging::logging;
@@ -237,6 +237,10 @@ impl Capabilities for Imports {
 
     fn runtime_delete(&mut self, request: &RuntimeDelete) -> CapResult<Vec<String>> {
         runtime::delete(request).map_err(error)
+    }
+
+    fn requests_send(&mut self, body: &str) -> CapResult<String> {
+        requests::send(body).map_err(error)
     }
 
     fn keys_generate(

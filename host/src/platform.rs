@@ -227,6 +227,15 @@ impl Platform {
         }
     }
 
+    /// The embedded GitHub, when the deployment has no GitHub App and so
+    /// plays GitHub itself (the local backend).
+    pub fn embedded_github(&self, settings: &Settings) -> Option<LocalGitHub> {
+        match (&settings.github, self.store()) {
+            (None, Some(store)) => Some(LocalGitHub::new(store.clone())),
+            _ => None,
+        }
+    }
+
     pub fn sdk(&self) -> Option<&aws_config::SdkConfig> {
         match &self.place {
             Place::Aws(sdk) => Some(sdk),

@@ -429,6 +429,10 @@ impl Capabilities for Native<'_> {
         ready(self.backends.runtime.delete(&request.host())).map_err(ToGuest::guest)
     }
 
+    fn requests_send(&mut self, body: &str) -> CapResult<String> {
+        ready(self.backends.requests.send(body)).map_err(ToGuest::guest)
+    }
+
     fn runtime_create(
         &mut self,
         request: &RuntimeRequest<'_, Secret>,

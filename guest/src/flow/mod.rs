@@ -123,7 +123,7 @@ pub fn handle<C: Capabilities>(caps: &mut C, message: &Message) -> Result<Outcom
     match request::parse(&message.body) {
         Ok(Parsed::Create(request)) => create::create(caps, message, *request),
         Ok(Parsed::Delete(request)) => teardown::teardown(caps, message, *request),
-        Ok(Parsed::Sweep(app_id)) => sweep::sweep(caps, message, &app_id),
+        Ok(Parsed::Sweep(app_id)) => sweep::sweep(caps, &app_id),
         Ok(Parsed::Report(jws)) => report::status_report(caps, message, &jws),
         Ok(Parsed::Ignored(reason)) => Ok(Outcome::Skipped(reason)),
         Err(BadInput(reason)) => Err(Failure::permanent(reason)),

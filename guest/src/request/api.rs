@@ -193,7 +193,8 @@ struct ApiDelete {
     requested_at: Option<String>,
     /// Or: only the request at exactly this version (what the asker saw).
     if_request_version: Option<String>,
-    /// `api` (the default) or `idle` (a sweep's).
+    /// `api` (the default); a sweep's say why it sent them (`idle`,
+    /// `pull-request-closed`, or the reason of a delete it finishes).
     reason: Option<String>,
 }
 
@@ -228,13 +229,14 @@ fn delete_request(body: &str) -> Result<Parsed, BadInput> {
         }
     };
     let reason = match api.reason.as_deref() {
-        None | Some("api") => Reason::Api,
-        Some("idle") => Reason::Idle,
-        Some(other) => {
-            return Err(BadInput(format!(
-                "reason `{other}` is not one of api, idle"
-            )));
-        }
+        None => Reason::Api,
+        Some(name) => Reason::named(name).ok_or_else(|| {
+            let known: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+            BadInput(format!(
+                "reason `{name}` is not one of {}",
+                known.join(", ")
+            ))
+        })?,
     };
     Ok(Parsed::Delete(Box::new(DeleteRequest {
         app: AppRef::Id(api.app_id),

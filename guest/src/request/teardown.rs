@@ -37,6 +37,20 @@ impl Reason {
             Self::Idle => "idle",
         }
     }
+
+    /// Every reason, as [`as_str`](Self::as_str) names them.
+    pub const ALL: [Reason; 5] = [
+        Self::PullRequestClosed,
+        Self::PullRequestMerged,
+        Self::BranchDeleted,
+        Self::Api,
+        Self::Idle,
+    ];
+
+    /// The reason `name` names.
+    pub fn named(name: &str) -> Option<Reason> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
 }
 
 /// Where a delete stands among the environment's requests.

@@ -12,6 +12,7 @@ mod keys;
 mod kms;
 pub mod limiter;
 mod logging;
+mod requests;
 mod runtime;
 mod sealed;
 mod session;
@@ -38,6 +39,7 @@ pub struct Backends {
     pub kms: Arc<dyn backends::kms::Kms>,
     pub analytics: Arc<dyn backends::analytics::Analytics>,
     pub runtime: Arc<dyn backends::runtime::Runtime>,
+    pub requests: Arc<dyn backends::requests::Requests>,
     pub config: Arc<backends::config::Config>,
     /// Transcript and scripted faults (the mock host); none in production.
     pub observer: Observer,

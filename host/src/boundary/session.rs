@@ -23,6 +23,9 @@ pub struct Session {
     /// When the message's deadline passes: a call the guest started ends by
     /// then.
     pub(crate) deadline: std::time::Instant,
+    /// `requests.send` calls made so far (at most
+    /// [`MOST_SENDS`](super::requests::MOST_SENDS) per message).
+    pub(crate) sends: u32,
 }
 
 impl WasiView for Session {

@@ -46,13 +46,14 @@ pub enum Call {
     AnalyticsTrack,
     RuntimeCreate,
     RuntimeDelete,
+    RequestsSend,
     ConfigGet,
     Log,
 }
 
 impl Call {
     /// Every call, in the WIT's order.
-    pub const ALL: [Call; 25] = [
+    pub const ALL: [Call; 26] = [
         Self::GithubAuthenticate,
         Self::GithubListComments,
         Self::GithubCreateComment,
@@ -76,6 +77,7 @@ impl Call {
         Self::AnalyticsTrack,
         Self::RuntimeCreate,
         Self::RuntimeDelete,
+        Self::RequestsSend,
         Self::ConfigGet,
         Self::Log,
     ];
@@ -118,6 +120,7 @@ impl Call {
             Self::AnalyticsTrack => "analytics.track",
             Self::RuntimeCreate => "runtime.create",
             Self::RuntimeDelete => "runtime.delete",
+            Self::RequestsSend => "requests.send",
             Self::ConfigGet => "config.get",
             Self::Log => "logging.log",
         }

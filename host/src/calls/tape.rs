@@ -140,6 +140,7 @@ pub fn is_effect(call: Call) -> bool {
             | Call::AnalyticsTrack
             | Call::RuntimeCreate
             | Call::RuntimeDelete
+            | Call::RequestsSend
     )
 }
 
@@ -150,7 +151,10 @@ fn seen_by_reads(call: Call) -> bool {
     is_effect(call)
         && !matches!(
             call,
-            Call::GithubCreateInstallationToken | Call::AnalyticsTrack | Call::KeysGenerate
+            Call::GithubCreateInstallationToken
+                | Call::AnalyticsTrack
+                | Call::KeysGenerate
+                | Call::RequestsSend
         )
 }
 

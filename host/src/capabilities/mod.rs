@@ -16,6 +16,7 @@ pub mod github;
 pub mod keys;
 pub mod kms;
 pub mod logging;
+pub mod requests;
 pub mod runtime;
 
 use crate::bindings::envmgr::environments::dynamodb::WriteError;

@@ -36,18 +36,36 @@ pub fn show(context: &Context) -> anyhow::Result<()> {
 
 /// Sweep the previews now, as `serve` does every `[previews]
 /// sweep_every_seconds`: one `sweep` message per app on the `api` queue,
-/// which the daemon's logic handles (idle previews end, stopped deletes are
-/// finished; docs/data-model.md, "The end of an environment").
+/// which the daemon's logic handles — it sends one delete per preview to
+/// end (idle, its pull request closed unseen, a delete that stopped;
+/// docs/data-model.md, "The end of an environment").
 #[derive(clap::Args)]
 pub struct Sweep {
     /// Only this app's previews.
     #[arg(long)]
     app: Option<String>,
+    /// Run each app's sweep here and print the deletes it would send;
+    /// nothing is sent or written.
+    #[arg(long, conflicts_with = "orphans")]
+    dry_run: bool,
+    /// List the runtimes the Runtime Service runs for environments whose
+    /// record is deleted or missing (the service's optional list call).
+    #[arg(long)]
+    orphans: bool,
+    /// With --orphans: delete them.
+    #[arg(long, requires = "orphans")]
+    yes: bool,
 }
 
 impl Sweep {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
         init_logs(LogFormat::Human);
+        if self.dry_run {
+            return self.dry_run(context);
+        }
+        if self.orphans {
+            return self.orphans(context);
+        }
         let settings = context.settings(Uses::Queues)?;
         let sent = context.runtime.block_on(async {
             let platform = Platform::connect(&settings).await?;
@@ -61,13 +79,69 @@ impl Sweep {
             sweep.send_now(self.app.as_deref()).await
         })?;
         println!("sent a sweep for {sent} app(s) to api");
-        if sent == 0 && self.app.is_some() {
-            anyhow::bail!(
-                "no app {} in the apps table",
-                self.app.as_deref().unwrap_or("")
-            );
+        self.some_app(sent)
+    }
+
+    fn dry_run(&self, context: &Context) -> anyhow::Result<()> {
+        let settings = context.settings(Uses::Everything)?;
+        let swept = context
+            .runtime
+            .block_on(crate::daemon::sweep::dry_run::dry_run(
+                &settings,
+                self.app.as_deref(),
+            ))?;
+        for app in &swept {
+            println!("app {}: {}", app.app_id, app.outcome);
+            for delete in &app.deletes {
+                println!("  would send to api: {delete}");
+            }
         }
-        Ok(())
+        println!("dry run: nothing was sent");
+        self.some_app(swept.len())
+    }
+
+    fn orphans(&self, context: &Context) -> anyhow::Result<()> {
+        use crate::daemon::sweep::orphans;
+        let settings = context.settings(Uses::Everything)?;
+        context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            let services = platform.services(&settings, &Default::default())?;
+            let runtime = services.runtime.as_ref();
+            let found = orphans::find(runtime, platform.consumer_tables.as_ref()).await?;
+            let found: Vec<_> = found
+                .into_iter()
+                .filter(|o| self.app.as_ref().is_none_or(|app| *app == o.runtime.app_id))
+                .collect();
+            for orphan in &found {
+                let r = &orphan.runtime;
+                println!(
+                    "{} of {} ({} {}, created at {}): {}",
+                    r.runtime_id,
+                    r.environment_id,
+                    r.app_id,
+                    r.environment_type,
+                    r.request_version,
+                    orphan.why()
+                );
+                if self.yes {
+                    let removed = orphans::remove(runtime, orphan).await?;
+                    println!("  deleted: {}", removed.join(", "));
+                }
+            }
+            match (found.len(), self.yes) {
+                (0, _) => println!("no orphaned runtimes"),
+                (n, false) => println!("{n} orphaned runtime(s); --yes deletes them"),
+                (n, true) => println!("{n} orphaned runtime(s) deleted"),
+            }
+            anyhow::Ok(())
+        })
+    }
+
+    fn some_app(&self, apps: usize) -> anyhow::Result<()> {
+        match (&self.app, apps) {
+            (Some(app), 0) => anyhow::bail!("no app {app} in the apps table"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -97,6 +171,11 @@ impl Send {
         let queue = &self.queue;
         let id = context.runtime.block_on(async {
             let platform = Platform::connect(&settings).await?;
+            // The embedded GitHub knows a pull request as its webhook says,
+            // as GitHub does before it sends one.
+            if let Some(github) = platform.embedded_github(&settings) {
+                github.observe(&body).await?;
+            }
             platform.queue(&settings, queue).await?.send(&body).await
         })?;
         println!("sent {id} to {queue}");

@@ -48,5 +48,6 @@ pub fn add_current_to_linker(linker: &mut Linker<Session>) -> wasmtime::Result<(
     now::keys::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     now::analytics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     now::runtime::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    now::requests::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

@@ -75,17 +75,14 @@ pub async fn assemble(
     let services = platform.services(settings, &credentials)?;
     let provenance = services.provenance.clone();
     let rotation = services.rotation.clone();
-    let backends = Arc::new(Backends {
-        github: services.github,
-        dynamodb: platform.consumer_tables.clone(),
-        kms: platform.kms.clone(),
-        analytics: services.analytics,
-        runtime: services.runtime,
-        config: Arc::new(Config::new(settings.logic_config_values())),
-        observer: Observer::default(),
-        clock: None,
+    let requests = Arc::new(crate::daemon::requests::ToApiQueue::default());
+    let backends = Arc::new(backends(
+        settings,
+        &platform,
+        &services,
+        requests.clone(),
         credentials,
-    });
+    ));
     let health = Health::new(Probes::new(probes::Deployment {
         table_names: settings.tables.mapping().to_vec(),
         tables: platform.tables.clone(),
@@ -125,17 +122,16 @@ pub async fn assemble(
         }
     };
 
-    let mut queues = Vec::new();
-    for (logical, queue_settings) in &settings.queues {
-        // SQS may not be reachable yet (a restart of the endpoint): wait.
-        let connect = || platform.sealing_queue(settings, logical, provenance.clone());
-        let said = |e: &anyhow::Error| tracing::warn!(queue = %logical, error = %e, "queue not reachable; retrying");
-        let Some(queue) = until_reachable(connect, said, &mut abandon).await else {
-            return Ok(None);
-        };
-        health.probes().add_queue(logical, queue.clone());
-        queues.push((logical.clone(), queue_settings.clone(), queue));
-    }
+    let connecting = Connecting {
+        settings,
+        platform: &platform,
+        provenance,
+        health: &health,
+        requests: &requests,
+    };
+    let Some(queues) = connecting.queues(&mut abandon).await else {
+        return Ok(None);
+    };
     let mut chores = chores(settings, &platform, pinned.is_none(), &engine, rotation)?;
     chores.extend(sweep(settings, &platform, &queues, versions.host_id()));
     let (recorder, recording) = match settings.record.enabled {
@@ -167,6 +163,68 @@ pub async fn assemble(
         segment: services.segment,
         recording,
     }))
+}
+
+/// The backends behind the logic's calls: `platform`'s tables and key,
+/// `services`, its requests for later going to `requests`.
+pub fn backends(
+    settings: &Settings,
+    platform: &Platform,
+    services: &crate::platform::Services,
+    requests: Arc<dyn crate::capabilities::requests::Requests>,
+    credentials: Credentials,
+) -> Backends {
+    Backends {
+        github: services.github.clone(),
+        dynamodb: platform.consumer_tables.clone(),
+        kms: platform.kms.clone(),
+        analytics: services.analytics.clone(),
+        runtime: services.runtime.clone(),
+        requests,
+        config: Arc::new(Config::new(settings.logic_config_values())),
+        observer: Observer::default(),
+        clock: None,
+        credentials,
+    }
+}
+
+/// What connecting the queues needs.
+struct Connecting<'a> {
+    settings: &'a Settings,
+    platform: &'a Platform,
+    provenance: Option<Arc<crate::queue::provenance::Provenance>>,
+    health: &'a Health,
+    requests: &'a crate::daemon::requests::ToApiQueue,
+}
+
+impl Connecting<'_> {
+    /// Every configured queue, waiting for each to be reachable (a restart
+    /// of the endpoint); `api` also takes the logic's requests. None when
+    /// `abandon` fired first.
+    async fn queues(
+        &self,
+        abandon: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Option<Vec<(String, crate::config::Queue, Arc<dyn crate::queue::Queue>)>> {
+        let Connecting {
+            settings,
+            platform,
+            health,
+            requests,
+            ..
+        } = self;
+        let mut queues = Vec::new();
+        for (logical, queue_settings) in &settings.queues {
+            let connect = || platform.sealing_queue(settings, logical, self.provenance.clone());
+            let said = |e: &anyhow::Error| tracing::warn!(queue = %logical, error = %e, "queue not reachable; retrying");
+            let queue = until_reachable(connect, said, abandon).await?;
+            health.probes().add_queue(logical, queue.clone());
+            if logical == "api" {
+                requests.connect(queue.clone());
+            }
+            queues.push((logical.clone(), queue_settings.clone(), queue));
+        }
+        Some(queues)
+    }
 }
 
 /// What `serve` runs beside its queues: the credential files' watch, the

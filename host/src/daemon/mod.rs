@@ -25,6 +25,7 @@ mod deleter;
 mod delivery;
 pub mod endpoint;
 mod lease;
+pub mod requests;
 pub mod sweep;
 
 use std::collections::HashMap;

@@ -310,6 +310,7 @@ impl Engine {
                 backends,
                 logic_version: version.to_string(),
                 deadline: std::time::Instant::now() + deadline,
+                sends: 0,
             },
         );
         store.limiter(|session| &mut session.limiter);

@@ -32,6 +32,7 @@ use crate::capabilities::config::Config;
 use crate::capabilities::dynamodb::local::LocalTables;
 use crate::capabilities::github::local::LocalGitHub;
 use crate::capabilities::kms::local::LocalKms;
+use crate::capabilities::requests::Kept;
 use crate::capabilities::runtime::local::LocalRuntime;
 use crate::engine::{Engine, Handled, Limits, Logic, RunError};
 use crate::local::Store;
@@ -64,6 +65,8 @@ pub struct InMemory {
     pub kms: Arc<LocalKms>,
     pub analytics: Arc<LocalAnalytics>,
     pub runtime: Arc<LocalRuntime>,
+    /// What the logic sent to the `api` queue (`requests.send`), kept.
+    pub requests: Arc<Kept>,
 }
 
 impl InMemory {
@@ -86,6 +89,7 @@ impl InMemory {
             kms: Arc::new(kms),
             analytics: Arc::new(LocalAnalytics::new(store.clone())),
             runtime: Arc::new(LocalRuntime::keeping_calls(store.clone(), url_template)),
+            requests: Arc::new(Kept::default()),
             store,
         })
     }
@@ -99,6 +103,7 @@ impl InMemory {
             kms: self.kms.clone(),
             analytics: self.analytics.clone(),
             runtime: self.runtime.clone(),
+            requests: self.requests.clone(),
             config: Arc::new(config),
             observer,
             clock: Some(clock),

@@ -178,3 +178,16 @@ impl Request for DeleteRuntime<'_> {
         self.0.record()
     }
 }
+
+/// A request put on the `api` queue.
+pub struct SendRequest<'a>(pub &'a str);
+
+impl Request for SendRequest<'_> {
+    const CALL: Call = Call::RequestsSend;
+    fn text(&self) -> String {
+        self.0.to_string()
+    }
+    fn json(&self) -> Value {
+        json!({ "body": self.0 })
+    }
+}

@@ -488,18 +488,24 @@ impl GitHub for GitHubApp {
             .await
     }
 
-    /// `GET /repos/{owner}/{repo}/pulls?state=open&head=…`, every page.
+    /// `GET /repos/{owner}/{repo}/pulls?state=open&head=…`, every page (no
+    /// `head` when it is empty: every open pull request).
     async fn list_open_pull_requests(
         &self,
         installation_id: u64,
         repo: &Repository,
         head: &str,
     ) -> CapResult<Vec<PullRequest>> {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("state", "open")
-            .append_pair("head", head)
-            .append_pair("per_page", &PER_PAGE.to_string())
-            .finish();
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("state", "open");
+            if !head.is_empty() {
+                query.append_pair("head", head);
+            }
+            query
+                .append_pair("per_page", &PER_PAGE.to_string())
+                .finish()
+        };
         let first = format!("{}/pulls?{query}", repo_path(repo));
         let listed: Vec<PullRequestJson> = self
             .list_all(installation_id, "list pull requests", first)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Created, Runtime, RuntimeDelete, RuntimeRequest};
+use super::{Created, Listed, Runtime, RuntimeDelete, RuntimeRequest};
 use crate::capabilities::{CapResult, Error, ErrorCode, error};
 use crate::redact::Secret;
 
@@ -31,6 +31,14 @@ pub struct HttpRuntime {
 enum Call {
     Create,
     Delete,
+}
+
+/// One page of `GET /v1/runtimes`.
+#[derive(Deserialize)]
+struct ListedPage {
+    runtimes: Vec<Listed>,
+    /// The cursor of the next page (`after`); none on the last.
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +211,49 @@ impl Runtime for HttpRuntime {
             .await?;
         let deleted: DeletedBody = read(&text)?;
         Ok(deleted.deleted)
+    }
+
+    /// `GET {url}/v1/runtimes` with the token, page after page (`next`);
+    /// 404, 405 and 501 say the service offers no list (`not-found`).
+    async fn list(&self) -> CapResult<Vec<Listed>> {
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = self
+                .client
+                .get(&self.endpoint)
+                .bearer_auth(self.token.get().as_str())
+                .query(&[("limit", "100")]);
+            if let Some(cursor) = &after {
+                request = request.query(&[("after", cursor.as_str())]);
+            }
+            let response = request.send().await.map_err(|e| {
+                let why = crate::support::error_chain(&e);
+                error(ErrorCode::Unavailable, format!("listing runtimes: {why}"))
+            })?;
+            let status = response.status().as_u16();
+            let code = match status {
+                200..=299 => None,
+                404 | 405 | 501 => Some(ErrorCode::NotFound),
+                401 | 403 => Some(ErrorCode::Denied),
+                _ => Some(ErrorCode::Unavailable),
+            };
+            let text = bounded_text(response).await;
+            if let Some(code) = code {
+                let answer = format!("runtime service list answered {status}: {text}");
+                return Err(error(code, answer));
+            }
+            let page: ListedPage = read(&text)?;
+            listed.extend(page.runtimes);
+            match page.next {
+                Some(next)
+                    if listed.len() < super::MOST_LISTED && after.as_ref() != Some(&next) =>
+                {
+                    after = Some(next)
+                }
+                _ => return Ok(listed),
+            }
+        }
     }
 
     /// `GET {url}/v1/health` with the token. A service that does not offer

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 
-use super::{Created, Runtime, RuntimeDelete, RuntimeRequest};
+use super::{Created, Listed, Runtime, RuntimeDelete, RuntimeRequest};
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
 
@@ -299,6 +299,27 @@ impl Runtime for LocalRuntime {
             runtime_id,
             url: Some(url),
         })
+    }
+
+    /// The runtimes no delete removed.
+    async fn list(&self) -> CapResult<Vec<Listed>> {
+        let live = self
+            .live()
+            .map_err(|e| error(ErrorCode::Unavailable, format!("local database: {e:#}")))?;
+        let field = |runtime: &RecordedRuntime, name: &str| {
+            let value = runtime.request.get(name).and_then(|v| v.as_str());
+            value.unwrap_or_default().to_string()
+        };
+        Ok(live
+            .iter()
+            .map(|runtime| Listed {
+                runtime_id: runtime.runtime_id.clone(),
+                app_id: field(runtime, "appId"),
+                environment_id: field(runtime, "environmentId"),
+                environment_type: field(runtime, "environmentType"),
+                request_version: field(runtime, "requestVersion"),
+            })
+            .collect())
     }
 
     async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 pub use crate::bindings::envmgr::environments::runtime::Created;
 
-use crate::capabilities::CapResult;
+use crate::capabilities::{CapResult, ErrorCode};
 use crate::redact::Secret;
 
 /// The create call as a backend sends it, secrets in plaintext.
@@ -87,6 +87,24 @@ impl RuntimeDelete {
     }
 }
 
+/// A runtime the service runs, as its optional list call
+/// (`GET /v1/runtimes`) says: what `envmgr sweep --orphans` compares with
+/// the environments' records.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub runtime_id: String,
+    pub app_id: String,
+    pub environment_id: String,
+    pub environment_type: String,
+    /// The request version it was created at.
+    pub request_version: String,
+}
+
+/// The most runtimes a list is read to (a page of 100 at a time): a
+/// service answering without end cannot hold the command forever.
+pub const MOST_LISTED: usize = 100_000;
+
 #[async_trait]
 pub trait Runtime: Send + Sync {
     /// One runtime per idempotency key, however often this is called.
@@ -95,6 +113,14 @@ pub trait Runtime: Send + Sync {
     /// repeat of its key); `not-found` when the service offers no deletes,
     /// `conflict` when it accepted a newer create first.
     async fn delete(&self, request: &RuntimeDelete) -> CapResult<Vec<String>>;
+    /// Every runtime the service runs (no logic calls this: an operator's
+    /// reconciliation); `not-found` when the service offers no list.
+    async fn list(&self) -> CapResult<Vec<Listed>> {
+        Err(crate::capabilities::error(
+            ErrorCode::NotFound,
+            "this Runtime Service offers no list of runtimes",
+        ))
+    }
     /// Whether the service takes the host's token, asked of no message
     /// (the health probe). In-process backends cannot be refused.
     async fn probe(&self) -> CapResult<()> {

@@ -1,14 +1,62 @@
 //! Deletes (`POST /v1/runtime-deletions`), held to
 //! docs/runtime-service/delete-runtime.schema.json: the runtimes of the
-//! environment older than the delete go, and the fence moves to it.
+//! environment older than the delete go, and the fence moves to it. And the
+//! optional list (`GET /v1/runtimes`) of the runtimes no delete removed,
+//! [`LIST_PAGE`] at most per page whatever `limit` asks (a service may
+//! answer fewer), so a client must follow `next`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{FakeRuntime, admitted, answer, contract_errors, delete_validator, refuse};
+use super::{FakeRuntime, admitted, answer, authorized, contract_errors, delete_validator, refuse};
+
+/// Runtimes per page of the list, at most.
+pub const LIST_PAGE: usize = 2;
+
+#[derive(serde::Deserialize)]
+pub(super) struct ListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// GET /v1/runtimes: the live runtimes by id, a page at a time.
+pub(super) async fn list(
+    State(fake): State<FakeRuntime>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Some(status) = fake.lock().deletes_offered {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+        return answer(status, "no such route");
+    }
+    if !authorized(&fake, &headers) {
+        return answer(StatusCode::UNAUTHORIZED, "bad token");
+    }
+    let inner = fake.lock();
+    let mut live: Vec<serde_json::Value> = inner
+        .runtimes
+        .values()
+        .filter(|(_, id)| !inner.deleted.contains(id))
+        .filter(|(_, id)| query.after.as_ref().is_none_or(|after| id > after))
+        .map(|(body, id)| {
+            json!({
+                "runtimeId": id,
+                "appId": body["appId"],
+                "environmentId": body["environmentId"],
+                "environmentType": body["environmentType"],
+                "requestVersion": body["requestVersion"],
+            })
+        })
+        .collect();
+    live.sort_by(|a, b| a["runtimeId"].as_str().cmp(&b["runtimeId"].as_str()));
+    let page = query.limit.unwrap_or(LIST_PAGE).clamp(1, LIST_PAGE);
+    let next = (live.len() > page).then(|| live[page - 1]["runtimeId"].clone());
+    live.truncate(page);
+    Json(json!({ "runtimes": live, "next": next })).into_response()
+}
 
 /// POST /v1/runtime-deletions: the environment's runtimes older than the
 /// delete go, the fence moves to it, a repeat of the key answers the same.

@@ -139,7 +139,7 @@ impl FakeRuntime {
     pub fn start() -> (Self, String) {
         let fake = Self::default();
         let router = Router::new()
-            .route("/v1/runtimes", post(create))
+            .route("/v1/runtimes", post(create).get(deletions::list))
             .route("/v1/runtime-deletions", post(deletions::delete))
             .route("/v1/health", get(health))
             .with_state(fake.clone());
@@ -329,7 +329,7 @@ fn answer(status: StatusCode, message: &str) -> Response {
 }
 
 /// Whether the request carries a token the service takes, not revoked.
-fn authorized(fake: &FakeRuntime, headers: &HeaderMap) -> bool {
+pub(super) fn authorized(fake: &FakeRuntime, headers: &HeaderMap) -> bool {
     let presented = Credential::of(headers);
     let inner = fake.lock();
     let taken = inner

@@ -51,6 +51,45 @@ impl LocalGitHub {
         Ok(())
     }
 
+    /// What a `pull_request` webhook sent to the embedded GitHub's
+    /// deployment (`envmgr send`) says of its pull request: on GitHub the
+    /// pull request is open or closed before the event is sent, so the
+    /// embedded GitHub holds it as the event describes it — or the sweep
+    /// would find every preview's pull request missing, and end it. Any
+    /// other body is not a pull request's event: nothing changes.
+    pub async fn observe(&self, body: &str) -> anyhow::Result<()> {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(body) else {
+            return Ok(());
+        };
+        // The webhook service's envelope (`{"id", "name", "payload"}`,
+        // docs/messages.md) or the event alone.
+        let event = message.get("payload").unwrap_or(&message);
+        let text = |path: &str| event.pointer(path).and_then(|v| v.as_str());
+        let (Some(action), Some(repository), Some(number)) = (
+            text("/action"),
+            text("/repository/full_name"),
+            event
+                .pointer("/pull_request/number")
+                .and_then(|v| v.as_u64()),
+        ) else {
+            return Ok(());
+        };
+        let (owner, name) = repository.split_once('/').unwrap_or(("", repository));
+        let repo = Repository {
+            owner: owner.to_string(),
+            name: name.to_string(),
+        };
+        match (
+            action,
+            text("/pull_request/head/label"),
+            text("/pull_request/head/sha"),
+        ) {
+            ("closed", _, _) => self.close_pull_request(&repo, number).await,
+            (_, Some(head), Some(sha)) => self.open_pull_request(&repo, number, head, sha).await,
+            _ => Ok(()),
+        }
+    }
+
     /// The environments deleted from `repo`, by name.
     pub fn deleted_environments(&self, repo: &Repository) -> anyhow::Result<Vec<String>> {
         let repository = full_name(repo);
@@ -73,7 +112,8 @@ impl LocalGitHub {
             .query(move |c| {
                 c.prepare_cached(
                     "SELECT number, head_sha FROM github_pull_requests
-                      WHERE repository = ?1 AND head = ?2 AND open = 1 ORDER BY number",
+                      WHERE repository = ?1 AND (?2 = '' OR head = ?2) AND open = 1
+                      ORDER BY number",
                 )?
                 .query_map(params![repository, head], |row| {
                     Ok(PullRequest {

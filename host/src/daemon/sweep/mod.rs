@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub mod dry_run;
+pub mod orphans;
+
 use crate::capabilities::Describe as _;
 use crate::capabilities::dynamodb::fields::{n, s, text};
 use crate::capabilities::dynamodb::{
@@ -66,27 +69,11 @@ impl Sweep {
     /// A sweep of every app (or `only` that one) now, whatever the period's lock
     /// says (`envmgr sweep`: a sweep more is only wasted): how many apps.
     pub async fn send_now(&self, only: Option<&str>) -> anyhow::Result<usize> {
-        let apps = self
-            .tables
-            .scan_all(APPS_TABLE)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the apps: {}", e.describe()))?;
-        let mut sent = 0;
-        for app in apps {
-            let (Some(pk), Some(sk)) = (text(&app, "pk"), text(&app, "sk")) else {
-                continue;
-            };
-            let Some(app_id) = pk.strip_prefix("APP#").filter(|_| sk == "#") else {
-                continue;
-            };
-            if only.is_some_and(|only| only != app_id) {
-                continue;
-            }
-            let body = serde_json::json!({ "version": 1, "kind": "sweep", "appId": app_id });
-            self.api.send(&body.to_string()).await?;
-            sent += 1;
+        let apps = apps(self.tables.as_ref(), only).await?;
+        for app_id in &apps {
+            self.api.send(&sweep_message(app_id)).await?;
         }
-        Ok(sent)
+        Ok(apps.len())
     }
 
     /// Take this period's lock: only if whoever held it let it lapse.
@@ -113,6 +100,29 @@ impl Sweep {
             }
         }
     }
+}
+
+/// The `sweep` message of app `app_id` (`docs/messages.md`).
+pub fn sweep_message(app_id: &str) -> String {
+    serde_json::json!({ "version": 1, "kind": "sweep", "appId": app_id }).to_string()
+}
+
+/// Every app's id in the apps table (`APP#{id} / #`), or only `only`.
+pub async fn apps(tables: &dyn Tables, only: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let items = tables
+        .scan_all(APPS_TABLE)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the apps: {}", e.describe()))?;
+    Ok(items
+        .iter()
+        .filter_map(|app| {
+            let (pk, sk) = (text(app, "pk")?, text(app, "sk")?);
+            pk.strip_prefix("APP#")
+                .filter(|_| sk == "#")
+                .map(str::to_string)
+        })
+        .filter(|app_id| only.is_none_or(|only| only == app_id))
+        .collect())
 }
 
 #[cfg(test)]
