@@ -96,9 +96,9 @@ pub enum Parsed {
     Create(Box<CreateRequest>),
     /// An environment to end (`teardown.rs`).
     Delete(Box<DeleteRequest>),
-    /// An app's previews to look over: the idle ones end, and deletes that
-    /// stopped are finished (`flow/sweep.rs`). The host's sweep sends one
-    /// per app.
+    /// An app's previews to look over: one delete is sent to the `api`
+    /// queue per preview to end (`flow/sweep.rs`). The host's sweep sends
+    /// one per app.
     Sweep(String),
     /// A runtime's status report: the compact JWS (docs/messages.md).
     Report(String),

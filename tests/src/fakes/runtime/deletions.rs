@@ -114,6 +114,12 @@ pub(super) async fn delete(
         })
         .map(|(_, id)| id.clone())
         .collect();
+    if inner.losing_deletes {
+        // A service that loses deletes: it says it removed them, and keeps
+        // them running (what `envmgr sweep --orphans` is for).
+        inner.deletions.insert(key, (body, removed.clone()));
+        return (StatusCode::OK, Json(json!({ "deleted": removed }))).into_response();
+    }
     inner.deleted.extend(removed.iter().cloned());
     inner.deletions.insert(key, (body, removed.clone()));
     (StatusCode::OK, Json(json!({ "deleted": removed }))).into_response()

@@ -90,6 +90,8 @@ struct Inner {
     /// The delete route answers this status instead (a service without
     /// the call: 404, 405, 501).
     deletes_offered: Option<u16>,
+    /// Deletes answered as done, their runtimes kept running.
+    losing_deletes: bool,
     /// Hold every request this long before answering.
     delay: Duration,
     /// The host's token revoked: every call answered 401.
@@ -292,6 +294,12 @@ impl FakeRuntime {
             .filter(|(_, (_, id))| !inner.deleted.contains(id))
             .map(|(key, (_, id))| (key.clone(), id.clone()))
             .collect()
+    }
+
+    /// Answer deletes as done and keep their runtimes running (`true`), as a
+    /// service with a bug would; or remove them as the contract says.
+    pub fn lose_deletes(&self, losing: bool) {
+        self.lock().losing_deletes = losing;
     }
 
     /// Answer every delete with `status` (a service without the call), or
