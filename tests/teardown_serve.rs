@@ -441,9 +441,99 @@ async fn the_sweep_ends_idle_previews_once_across_two_serves(backend: stack::Bac
     assert!(again.contains("no orphaned runtimes"), "{again}");
 }
 
+/// Send `signal` (`STOP`, `CONT`) to a `serve`.
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+/// A delete while the runtime's create is still on the wire from another
+/// host: host A's create reaches the Runtime Service and waits there; A is
+/// paused (its lease runs out); host B takes the close and deletes — by
+/// environment and version, moving the service's fence. The create the
+/// service then answers is older than the delete: refused (409), never a
+/// runtime. A, resumed, brings nothing back.
+async fn a_delete_while_a_create_is_on_the_wire_from_another_host_wins(backend: stack::Backend) {
+    let stack = stack::Stack::new(
+        "teardown-wire",
+        env!("CARGO_BIN_EXE_envmgr-under-test"),
+        stack::Options {
+            backend,
+            ..stack::Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_teardown");
+    stack.runtime.hold();
+    let mut a = stack.serve();
+    stack.send("probot", &stack::example("pull-request-opened.json"));
+    stack::eventually("A's create at the service", WAIT, || async {
+        stack.runtime.most_in_flight() >= 1
+    })
+    .await;
+    signal(&a, "STOP");
+    let mut b = stack.serve();
+    stack.send("probot", &stack::example("pull-request-closed.json"));
+    until_status(&stack, "feature/login", "deleted").await;
+    stack.runtime.release();
+    stack::eventually("the create older than the delete refused", WAIT, || async {
+        !stack.runtime.superseded().is_empty()
+    })
+    .await;
+    signal(&a, "CONT");
+    // Whatever A's delivery makes of the refusal, the preview stays gone.
+    stack::eventually("the opened event settled", WAIT, || async {
+        stack.logs().contains("stale request")
+    })
+    .await;
+    assert!(
+        stack.runtime.live().is_empty(),
+        "{:?}",
+        stack.runtime.live()
+    );
+    assert_eq!(
+        status_of(&stack, "feature/login").await.as_deref(),
+        Some("deleted")
+    );
+    assert!(stack.dead_letters("probot").await.is_empty());
+    assert!(stack::terminate(&mut a).success());
+    assert!(stack::terminate(&mut b).success());
+}
+
+/// A host serving a logic version from before teardown (contract 0.3.0,
+/// which would dead-letter a `sweep` message) sends no sweep, and says so.
+async fn no_sweep_is_sent_while_the_logic_does_not_sweep(backend: stack::Backend) {
+    let stack = stack::Stack::new(
+        "teardown-nosweep",
+        env!("CARGO_BIN_EXE_envmgr-under-test"),
+        stack::Options {
+            backend,
+            logic: Some(EARLIER_PATCH_LOGIC),
+            ..stack::Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_teardown");
+    let (mut daemon, _) = stack.serve_with(&[("ENVMGR__PREVIEWS__SWEEP_EVERY_SECONDS", "1")]);
+    stack::eventually("the sweep skipped twice", WAIT, || async {
+        stack
+            .logs()
+            .matches("the active logic version does not sweep")
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(!stack.logs().contains("sweep sent"));
+    assert!(stack::terminate(&mut daemon).success());
+    assert!(stack.dead_letters("api").await.is_empty());
+}
+
 envmgr_tests::on_both_backends!(
     closing_a_pull_request_through_serve_removes_the_preview,
     a_delete_the_service_refused_is_finished_by_the_sweep,
     previews_end_for_every_reason_through_serve,
     the_sweep_ends_idle_previews_once_across_two_serves,
+    a_delete_while_a_create_is_on_the_wire_from_another_host_wins,
+    no_sweep_is_sent_while_the_logic_does_not_sweep,
 );

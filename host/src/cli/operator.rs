@@ -75,6 +75,7 @@ impl Sweep {
                 tables: platform.consumer_tables.clone(),
                 api: platform.queue(&settings, "api").await?,
                 host_id: "envmgr sweep".to_string(),
+                versions: None,
             };
             sweep.send_now(self.app.as_deref()).await
         })?;

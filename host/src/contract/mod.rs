@@ -21,6 +21,10 @@ pub const CURRENT: &str = "0.3.1";
 /// definitions, which only added to theirs.
 pub const EARLIER_PATCHES: [&str; 1] = ["0.3.0"];
 
+/// The contracts whose logic knows no `sweep` message (teardown came with
+/// 0.3.1).
+pub const BEFORE_TEARDOWN: [&str; 2] = [EARLIER_PATCHES[0], previous::VERSION];
+
 /// Every contract version this host runs, newest first.
 pub const LINKED: [&str; 3] = [CURRENT, EARLIER_PATCHES[0], previous::VERSION];
 

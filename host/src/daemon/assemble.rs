@@ -133,7 +133,7 @@ pub async fn assemble(
         return Ok(None);
     };
     let mut chores = chores(settings, &platform, pinned.is_none(), &engine, rotation)?;
-    chores.extend(sweep(settings, &platform, &queues, versions.host_id()));
+    chores.extend(sweep(settings, &platform, &queues, &versions));
     let (recorder, recording) = match settings.record.enabled {
         true => {
             let (recorder, worker) = Recorder::start(
@@ -265,7 +265,7 @@ fn sweep(
     settings: &Settings,
     platform: &Platform,
     queues: &[(String, crate::config::Queue, Arc<dyn crate::queue::Queue>)],
-    host_id: &str,
+    versions: &Arc<Versions>,
 ) -> Option<crate::daemon::Chore> {
     use futures::FutureExt as _;
     let every = settings.previews.sweep_every_seconds;
@@ -275,7 +275,8 @@ fn sweep(
         logic: platform.logic_tables(),
         tables: platform.consumer_tables.clone(),
         api: api.clone(),
-        host_id: host_id.to_string(),
+        host_id: versions.host_id().to_string(),
+        versions: Some(versions.clone()),
     };
     (every > 0).then(|| -> crate::daemon::Chore { Box::new(move |stop| sweep.run(stop).boxed()) })
 }

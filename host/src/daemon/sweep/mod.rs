@@ -41,12 +41,23 @@ pub struct Sweep {
     pub tables: Arc<dyn Tables>,
     pub api: Arc<dyn Queue>,
     pub host_id: String,
+    /// What this host serves (`serve`; none for `envmgr sweep`): a logic
+    /// version from before teardown would dead-letter every `sweep`
+    /// message, so none is sent while one is active.
+    pub versions: Option<Arc<crate::logic::serving::Versions>>,
 }
 
 impl Sweep {
     /// Until `stop`; the first pass after a random part of `every`.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         crate::support::periodically(self.every, stop, || async {
+            if let Some(contract) = self.active_does_not_sweep() {
+                info!(
+                    contract,
+                    "sweep skipped: the active logic version does not sweep"
+                );
+                return;
+            }
             let now = crate::support::now_ms().max(0) as u64;
             match self.once(now).await {
                 Ok(Some(apps)) => info!(apps, "sweep sent"),
@@ -55,6 +66,14 @@ impl Sweep {
             }
         })
         .await;
+    }
+
+    /// The active version's contract, when it is one from before teardown.
+    fn active_does_not_sweep(&self) -> Option<&'static str> {
+        let contract = self.versions.as_ref()?.current().active.contract;
+        crate::contract::BEFORE_TEARDOWN
+            .contains(&contract)
+            .then_some(contract)
     }
 
     /// One pass at `now_ms`: the number of apps swept, or None when another
@@ -157,6 +176,7 @@ mod tests {
             tables: tables.clone(),
             api: api.clone(),
             host_id: host.to_string(),
+            versions: None,
         };
         let now = 1_800_000_000_000;
         assert_eq!(sweep("one").once(now).await.unwrap(), Some(2));
