@@ -51,8 +51,9 @@ impl LocalGitHub {
         Ok(())
     }
 
-    /// What a `pull_request` webhook sent to the embedded GitHub's
-    /// deployment (`envmgr send`) says of its pull request: on GitHub the
+    /// What a `pull_request` webhook (or a platform API create naming a
+    /// pull request) sent to the embedded GitHub's deployment (`envmgr
+    /// send`) says of its pull request: on GitHub the
     /// pull request is open or closed before the event is sent, so the
     /// embedded GitHub holds it as the event describes it — or the sweep
     /// would find every preview's pull request missing, and end it. Any
@@ -65,6 +66,24 @@ impl LocalGitHub {
         // docs/messages.md) or the event alone.
         let event = message.get("payload").unwrap_or(&message);
         let text = |path: &str| event.pointer(path).and_then(|v| v.as_str());
+        // A platform API create naming a pull request: open, as it says.
+        if let ("create-environment", Some(repository), Some(branch), Some(sha), Some(number)) = (
+            text("/kind").unwrap_or_default(),
+            text("/repository"),
+            text("/branch"),
+            text("/sha"),
+            event
+                .pointer("/pullRequest/number")
+                .and_then(|v| v.as_u64()),
+        ) {
+            let (owner, name) = repository.split_once('/').unwrap_or(("", repository));
+            let repo = Repository {
+                owner: owner.to_string(),
+                name: name.to_string(),
+            };
+            let head = format!("{owner}:{branch}");
+            return self.open_pull_request(&repo, number, &head, sha).await;
+        }
         let (Some(action), Some(repository), Some(number)) = (
             text("/action"),
             text("/repository/full_name"),
@@ -154,5 +173,54 @@ impl LocalGitHub {
             .map_err(unavailable)?;
         tracing::info!(repository = %full_name(repo), environment = name, deployments = gone, "github (local): environment deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opened, then closed, then reopened as the webhooks say; a platform
+    /// API create naming a pull request opens it; anything else changes
+    /// nothing.
+    async fn open(github: &LocalGitHub, repo: &Repository) -> Vec<u64> {
+        let listed = github.open_pull_requests(repo, "").await.unwrap();
+        listed.iter().map(|p| p.number).collect()
+    }
+
+    #[tokio::test]
+    async fn the_embedded_github_holds_pull_requests_as_their_events_say() {
+        let github = LocalGitHub::new(crate::local::Store::in_memory().unwrap());
+        let repo = Repository {
+            owner: "acme".into(),
+            name: "shop".into(),
+        };
+        let event = |action: &str, number: u64| {
+            serde_json::json!({ "id": "d1", "name": "pull_request", "payload": {
+                "action": action, "number": number,
+                "repository": { "full_name": "acme/shop" },
+                "pull_request": { "number": number,
+                    "head": { "label": "acme:feature", "sha": "1".repeat(40) } },
+            }})
+            .to_string()
+        };
+        github.observe(&event("opened", 7)).await.unwrap();
+        assert_eq!(open(&github, &repo).await, [7]);
+        github.observe(&event("closed", 7)).await.unwrap();
+        assert!(open(&github, &repo).await.is_empty());
+        github.observe(&event("reopened", 7)).await.unwrap();
+        let create = serde_json::json!({
+            "version": 1, "kind": "create-environment", "repository": "acme/shop",
+            "branch": "other", "sha": "2".repeat(40), "pullRequest": { "number": 9 },
+        });
+        github.observe(&create.to_string()).await.unwrap();
+        github.observe("not json").await.unwrap();
+        github.observe(r#"{"kind":"sweep"}"#).await.unwrap();
+        assert_eq!(open(&github, &repo).await, [7, 9]);
+        let by_head = github
+            .open_pull_requests(&repo, "acme:other")
+            .await
+            .unwrap();
+        assert_eq!(by_head.len(), 1);
     }
 }
