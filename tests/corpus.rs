@@ -179,8 +179,9 @@ fn the_corpus_covers_every_kind_on_both_backends_and_holds_no_secret() {
 /// `log`), made only where deliveries raced or a holder died between
 /// making a deployment and recording it (tests/flow.rs, in the mock host),
 /// or added to the contract (0.3.1: teardown) after the corpus was
-/// recorded (tests/teardown.rs covers them).
-const NEVER_MADE: [envmgr::calls::Call; 8] = [
+/// recorded (tests/teardown.rs covers them; tests/replay.rs replays a
+/// sweep's `requests.send`).
+const NEVER_MADE: [envmgr::calls::Call; 9] = [
     envmgr::calls::Call::ConfigGet,
     envmgr::calls::Call::Log,
     envmgr::calls::Call::GithubDeleteComment,
@@ -189,6 +190,7 @@ const NEVER_MADE: [envmgr::calls::Call; 8] = [
     envmgr::calls::Call::GithubListOpenPullRequests,
     envmgr::calls::Call::GithubDeleteEnvironment,
     envmgr::calls::Call::RuntimeDelete,
+    envmgr::calls::Call::RequestsSend,
 ];
 
 /// The JSON in the table, read and written back by the host, is the same

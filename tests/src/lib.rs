@@ -11,6 +11,7 @@ pub mod native;
 pub mod process;
 pub mod rng;
 pub mod stack;
+pub mod yardstick;
 
 use std::sync::{Arc, OnceLock};
 
