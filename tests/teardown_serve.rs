@@ -502,6 +502,39 @@ async fn a_delete_while_a_create_is_on_the_wire_from_another_host_wins(backend: 
     assert!(stack::terminate(&mut b).success());
 }
 
+/// The runtime's status report, signed and sent by the Runtime Service
+/// after the preview was deleted: ignored (the record holds the newer
+/// delete), the comment still says removed.
+async fn a_report_after_the_delete_is_ignored(backend: stack::Backend) {
+    let stack = stack::Stack::new(
+        "teardown-report",
+        env!("CARGO_BIN_EXE_envmgr-under-test"),
+        stack::Options {
+            backend,
+            ..stack::Options::default()
+        },
+    );
+    stack.seed_shop("postgres://shop@db/shop", "sk_test_teardown");
+    stack.runtime_reports(Duration::from_secs(3), "ready");
+    let mut daemon = stack.serve();
+    stack.send("probot", &stack::example("pull-request-opened.json"));
+    until_status(&stack, "feature/login", "runtime-requested").await;
+    stack.send("probot", &stack::example("pull-request-closed.json"));
+    until_status(&stack, "feature/login", "deleted").await;
+    stack::eventually("the late report handled", WAIT, || async {
+        stack.logs().contains("which holds newer request")
+    })
+    .await;
+    assert_eq!(
+        status_of(&stack, "feature/login").await.as_deref(),
+        Some("deleted")
+    );
+    let comment = stack.github.comments(REPO, 7);
+    assert!(comment[0].contains("🗑️ Removed"), "{}", comment[0]);
+    assert!(stack.dead_letters("api").await.is_empty());
+    assert!(stack::terminate(&mut daemon).success());
+}
+
 /// A host serving a logic version from before teardown (contract 0.3.0,
 /// which would dead-letter a `sweep` message) sends no sweep, and says so.
 async fn no_sweep_is_sent_while_the_logic_does_not_sweep(backend: stack::Backend) {
@@ -536,4 +569,5 @@ envmgr_tests::on_both_backends!(
     the_sweep_ends_idle_previews_once_across_two_serves,
     a_delete_while_a_create_is_on_the_wire_from_another_host_wins,
     no_sweep_is_sent_while_the_logic_does_not_sweep,
+    a_report_after_the_delete_is_ignored,
 );
