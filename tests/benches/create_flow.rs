@@ -6,9 +6,9 @@
 //!
 //! `cargo bench -p envmgr-tests --bench create_flow`
 //!
-//! After criterion's figures it prints medians of its own interleaved run
-//! of the native flow, the component and the floor (a component that
-//! returns at once), and the two sandbox ratios beside their targets: the
+//! After criterion's figures it prints medians of its own run of the native
+//! flow, the component and the floor (a component that returns at once), in
+//! alternating blocks, and the two sandbox ratios beside their targets: the
 //! component ÷ native, and the floor ÷ native.
 
 use std::time::Duration;
@@ -73,7 +73,7 @@ fn summary() {
         micros(medians.floor),
     );
     println!(
-        "create_flow medians over {rounds} interleaved runs: native {native:.1} µs (the \
+        "create_flow medians of {rounds} runs each, in alternating blocks: native {native:.1} µs (the \
          yardstick), component {component:.1} µs, floor (a component that returns at once) \
          {floor:.1} µs; sandbox overhead {:.1} µs per message",
         component - native

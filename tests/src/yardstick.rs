@@ -129,18 +129,21 @@ impl Yardstick {
         median((0..rounds).map(|_| timed(|| self.native_once())).collect())
     }
 
-    /// The three paths interleaved `rounds` times, so drift hits each alike.
+    /// The three paths in alternating blocks of [`BLOCK`] runs, `rounds` of
+    /// each in all: drift over the run hits each alike, while each path
+    /// runs warm. (Interleaved one run at a time, each path pays for the
+    /// others: the native flow took 2× as long right after a component's
+    /// run, the floor 2.5× after another component's — its instance takes
+    /// a pool slot another module used last, and its memory is mapped
+    /// again.)
     pub fn medians(&self, rounds: usize) -> Medians {
-        for _ in 0..WARM_UP {
-            self.native_once();
-            self.component_once().expect("component run");
-            self.floor_once();
-        }
         let (mut native, mut component, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            native.push(timed(|| self.native_once()));
-            component.push(timed(|| self.component_once().expect("component run")));
-            floor.push(timed(|| self.floor_once()));
+        for _ in 0..rounds.div_ceil(BLOCK) {
+            block(&mut native, || self.native_once());
+            block(&mut component, || {
+                self.component_once().expect("component run")
+            });
+            block(&mut floor, || self.floor_once());
         }
         Medians {
             native: median(native),
@@ -150,7 +153,20 @@ impl Yardstick {
     }
 }
 
-fn timed(once: impl FnOnce()) -> Duration {
+/// Runs of one path in a row; the first few of each block warm it.
+const BLOCK: usize = 100;
+const BLOCK_WARM_UP: usize = 10;
+
+fn block(times: &mut Vec<Duration>, mut once: impl FnMut()) {
+    for _ in 0..BLOCK_WARM_UP {
+        once();
+    }
+    for _ in 0..BLOCK {
+        times.push(timed(&mut once));
+    }
+}
+
+fn timed(mut once: impl FnMut()) -> Duration {
     let started = Instant::now();
     once();
     started.elapsed()
