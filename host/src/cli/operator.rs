@@ -94,7 +94,7 @@ impl Sweep {
         for app in &swept {
             println!("app {}: {}", app.app_id, app.outcome);
             for delete in &app.deletes {
-                println!("  would send to api: {delete}");
+                println!("  would send to api: {}", described(delete));
             }
         }
         println!("dry run: nothing was sent");
@@ -143,6 +143,19 @@ impl Sweep {
             (Some(app), 0) => anyhow::bail!("no app {app} in the apps table"),
             _ => Ok(()),
         }
+    }
+}
+
+/// A sweep's delete as a person reads it: the branch, why, and the request
+/// it must still be at; the body itself when it is not a delete.
+fn described(body: &str) -> String {
+    let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let field = |name: &str| request.get(name).and_then(|v| v.as_str());
+    match (field("branch"), field("reason"), field("ifRequestVersion")) {
+        (Some(branch), Some(reason), Some(version)) => {
+            format!("delete preview {branch} ({reason}) if it is still at {version}")
+        }
+        _ => body.to_string(),
     }
 }
 
