@@ -1,5 +1,5 @@
-//! The requests of `kms`, `keys`, `analytics` and `runtime`: one or two
-//! calls each.
+//! The requests of `kms`, `keys`, `analytics`, `runtime` and `requests`: one or
+//! two calls each.
 
 use std::collections::BTreeMap;
 
