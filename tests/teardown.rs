@@ -307,20 +307,6 @@ async fn another_open_pull_request_on_the_branch_keeps_the_preview_and_takes_the
     assert_eq!(deleted_events(&host), 0);
 }
 
-fn delete_event(branch: &str) -> String {
-    json!({
-        "id": "e1a2b3c4-0000-11ef-8e3c-000000000001",
-        "name": "delete",
-        "payload": {
-            "ref": branch, "ref_type": "branch", "pusher_type": "user",
-            "repository": { "full_name": REPO, "name": "shop", "owner": { "login": "acme" } },
-            "installation": { "id": INSTALLATION },
-            "sender": { "login": "octocat" },
-        },
-    })
-    .to_string()
-}
-
 fn push_deleted(branch: &str, before: &str) -> String {
     json!({
         "id": "e1a2b3c4-0000-11ef-8e3c-000000000002",
@@ -339,7 +325,7 @@ fn push_deleted(branch: &str, before: &str) -> String {
 async fn a_deleted_branch_removes_its_preview_once_for_both_of_githubs_events() {
     let host = host();
     open(&host).await;
-    let removed = done(&deliver(&host, "probot", &delete_event(BRANCH)).await);
+    let removed = done(&deliver(&host, "probot", &branch_deleted_event(BRANCH)).await);
     assert!(removed.contains("branch-deleted"), "{removed}");
     let version = format!("1795863600000#{SHA_1}#delete");
     assert_eq!(
@@ -357,7 +343,7 @@ async fn a_branch_deletion_never_outranks_a_request_made_after_it() {
     let host = host();
     open(&host).await;
     // Sent before the environment's request was made (it reached envmgr late).
-    let mut late = host.message("probot", &delete_event(BRANCH));
+    let mut late = host.message("probot", &branch_deleted_event(BRANCH));
     late.sent_at_ms = 1_795_863_600_000 - 60_000;
     let why = skipped(&host.deliver(&late).await);
     assert!(why.contains("made after the branch was deleted"), "{why}");
@@ -378,7 +364,7 @@ async fn production_is_deleted_only_through_the_platform_api() {
         )
         .await,
     );
-    let why = skipped(&deliver(&host, "probot", &delete_event("main")).await);
+    let why = skipped(&deliver(&host, "probot", &branch_deleted_event("main")).await);
     assert!(why.contains("production"), "{why}");
     let delete = json!({
         "version": 1, "kind": "delete-environment", "appId": APP_ID,
@@ -411,14 +397,8 @@ async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
     host.clock
         .advance(std::time::Duration::from_secs(2 * 86_400));
     // Pull request 8 is open on GitHub; 7 was never closed, only idle.
-    host.github
-        .open_pull_request(&shop(), 7, &format!("acme:{BRANCH}"), SHA_1)
-        .await
-        .unwrap();
-    host.github
-        .open_pull_request(&shop(), 8, "acme:fresh", SHA_2)
-        .await
-        .unwrap();
+    github_open(&host, 7, &format!("acme:{BRANCH}"), SHA_1).await;
+    github_open(&host, 8, "acme:fresh", SHA_2).await;
     let (swept, sent) = sweep(&host).await;
     assert!(
         swept.contains("1 delete(s) sent to api: feature/login (idle)"),
@@ -448,6 +428,14 @@ async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
     assert!(none.is_empty());
     let twice = skipped(&deliver(&host, "api", &sent[0]).await);
     assert!(twice.contains("deleted already"), "{twice}");
+}
+
+/// Pull request `number` open on GitHub with its head at `head`.
+async fn github_open(host: &MockHost, number: u64, head: &str, sha: &str) {
+    host.github
+        .open_pull_request(&shop(), number, head, sha)
+        .await
+        .unwrap();
 }
 
 /// The app's sweep, as `serve` sends it: what the logic answered, and the
@@ -491,12 +479,8 @@ async fn a_close_an_older_logic_skipped_is_caught_by_the_sweep() {
     let ignored = skipped(&deliver(&old_host, "probot", &closed).await);
     assert!(ignored.contains("does not deploy"), "{ignored}");
     assert_eq!(host.runtime.live().unwrap().len(), 1);
-    // GitHub lists no open pull request 7 (another repository's open one
-    // is not this app's).
-    host.github
-        .open_pull_request(&shop(), 9, "acme:other", SHA_2)
-        .await
-        .unwrap();
+    // GitHub lists open pull requests, 7 not among them.
+    github_open(&host, 9, "acme:other", SHA_2).await;
     let (swept, sent) = sweep(&host).await;
     assert!(
         swept.contains("feature/login (pull-request-closed)"),
@@ -512,10 +496,7 @@ async fn a_close_an_older_logic_skipped_is_caught_by_the_sweep() {
     // Open again on GitHub (a reopen the old version handled): kept.
     let reopened = pull_request_event("reopened", 7, BRANCH, SHA_1, REOPENED_AT);
     done(&deliver(&host, "probot", &reopened).await);
-    host.github
-        .open_pull_request(&shop(), 7, &format!("acme:{BRANCH}"), SHA_1)
-        .await
-        .unwrap();
+    github_open(&host, 7, &format!("acme:{BRANCH}"), SHA_1).await;
     let (kept, none) = sweep(&host).await;
     assert!(kept.contains("0 delete(s) sent"), "{kept}");
     assert!(none.is_empty());

@@ -176,21 +176,6 @@ fn event(action: &str, number: u64, branch: &str, sha: &str, at: &str, merged: b
     event.to_string()
 }
 
-/// GitHub's `delete` event for `branch`.
-fn branch_deleted(branch: &str) -> String {
-    json!({
-        "id": format!("e1a2b3c4-0000-11ef-8e3c-{:012}", branch.len()),
-        "name": "delete",
-        "payload": {
-            "ref": branch, "ref_type": "branch", "pusher_type": "user",
-            "repository": { "full_name": REPO, "name": "shop", "owner": { "login": "acme" } },
-            "installation": { "id": INSTALLATION },
-            "sender": { "login": "octocat" },
-        },
-    })
-    .to_string()
-}
-
 /// The runtimes created and deleted for the environment on `branch`.
 fn runtime_calls(stack: &stack::Stack, branch: &str) -> (usize, usize) {
     let id = envmgr_guest::environment::environment_id(APP_ID, branch);
@@ -258,7 +243,7 @@ async fn previews_end_for_every_reason_through_serve(backend: stack::Backend) {
     // The branch deleted.
     stack.send("probot", &event("opened", 23, "gone", SHA_1, t1, false));
     until_status(&stack, "gone", "runtime-requested").await;
-    stack.send("probot", &branch_deleted("gone"));
+    stack.send("probot", &branch_deleted_event("gone"));
     until_status(&stack, "gone", "deleted").await;
     assert_eq!(
         record(&stack, "gone").await.unwrap()["deleteReason"],
@@ -324,7 +309,7 @@ async fn previews_end_for_every_reason_through_serve(backend: stack::Backend) {
     });
     stack.send("api", &production.to_string());
     until_status(&stack, "main", "runtime-requested").await;
-    stack.send("probot", &branch_deleted("main"));
+    stack.send("probot", &branch_deleted_event("main"));
     stack::eventually("the branch deletion handled", WAIT, || async {
         stack
             .logs()

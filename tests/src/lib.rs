@@ -199,6 +199,22 @@ pub fn set_secret_ciphertext(
     seed::secret_item(host, app_id, scope, name, ciphertext);
 }
 
+/// GitHub's `delete` event for `branch` of [`REPO`], as the webhook service
+/// wraps it.
+pub fn branch_deleted_event(branch: &str) -> String {
+    json!({
+        "id": format!("e1a2b3c4-0000-11ef-8e3c-{:012}", branch.len()),
+        "name": "delete",
+        "payload": {
+            "ref": branch, "ref_type": "branch", "pusher_type": "user",
+            "repository": { "full_name": REPO, "name": "shop", "owner": { "login": "acme" } },
+            "installation": { "id": INSTALLATION },
+            "sender": { "login": "octocat" },
+        },
+    })
+    .to_string()
+}
+
 /// A Probot-shaped `pull_request` webhook event, payload as GitHub sends it
 /// (the fields envmgr reads plus a realistic selection of the rest).
 pub fn pull_request_event(

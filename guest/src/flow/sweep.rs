@@ -136,7 +136,9 @@ impl Preview {
     }
 }
 
-/// The app's previews, every page of its index.
+/// The app's previews, every page of its index: as many as the app has
+/// environments, live ones and tombstones until their `purgeAt` (a few
+/// hundred bytes each; one app's, for one message).
 fn previews<C: Capabilities>(caps: &mut C, app_id: &str) -> Result<Vec<Preview>, Failure> {
     let mut previews = Vec::new();
     let mut start_after = None;
@@ -159,7 +161,8 @@ fn previews<C: Capabilities>(caps: &mut C, app_id: &str) -> Result<Vec<Preview>,
 }
 
 /// Live previews (not already due) whose pull request is not open any more:
-/// one list of the repository's open pull requests. An App without Pull
+/// one list of the repository's open pull requests (as many as are open;
+/// the host reads every page). An App without Pull
 /// requests: read, or a repository GitHub no longer shows, leaves them to
 /// idle expiry (said in the log); any other failure retries the sweep.
 fn closed_unseen<C: Capabilities>(

@@ -98,9 +98,11 @@ const GITHUB: &str = "
     );
     CREATE INDEX IF NOT EXISTS github_deployment_statuses_by_deployment
         ON github_deployment_statuses (deployment);
-    -- Pull requests the embedded GitHub knows of (it sees no webhooks:
-    -- only the demo and tests open them, so they are bounded by those),
-    -- for `list-open-pull-requests`.
+    -- The open pull requests the embedded GitHub knows of (from the events
+    -- `envmgr send` puts on its queue, the demo, tests), for
+    -- `list-open-pull-requests`. A close deletes the row (`open` is 1 in
+    -- every row written since), so the table is bounded by the pull
+    -- requests open at once, not by how many there ever were.
     CREATE TABLE IF NOT EXISTS github_pull_requests (
         repository TEXT NOT NULL,
         number     INTEGER NOT NULL,

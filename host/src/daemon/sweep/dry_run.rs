@@ -22,7 +22,8 @@ pub struct AppSweep {
     pub deletes: Vec<String>,
 }
 
-/// Run the sweep of every app (or `only` that one) without sending.
+/// Run the sweep of every app (or `only` that one) without sending: one
+/// [`AppSweep`] per app, each with at most the 50 deletes one sweep sends.
 pub async fn dry_run(settings: &Settings, only: Option<&str>) -> anyhow::Result<Vec<AppSweep>> {
     let platform = Platform::connect(settings).await?;
     let credentials = Credentials::default();

@@ -37,13 +37,14 @@ impl LocalGitHub {
         Ok(())
     }
 
-    /// Close pull request `number` of `repo`.
+    /// Close pull request `number` of `repo`: forgotten (only open ones
+    /// are listed, and the table stays as small as what is open).
     pub async fn close_pull_request(&self, repo: &Repository, number: u64) -> anyhow::Result<()> {
         let repository = full_name(repo);
         self.store
             .write(Durability::SurvivesCrash, move |tx| {
                 tx.execute(
-                    "UPDATE github_pull_requests SET open = 0 WHERE repository = ?1 AND number = ?2",
+                    "DELETE FROM github_pull_requests WHERE repository = ?1 AND number = ?2",
                     params![repository, number as i64],
                 )
             })
