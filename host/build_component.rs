@@ -14,8 +14,8 @@ const PROFILE: &str = "guest";
 /// and hand the component's path to the crate as the env var `env_var`.
 /// Setting `env_var` to an existing component skips the build.
 #[allow(dead_code)] // each build script uses one of the two
-pub fn build_component(package: &str, sources: &str, env_var: &str) {
-    build_component_with_features(package, sources, env_var, &[]);
+pub fn build_component(package: &str, sources: &str, env_var: &str) -> PathBuf {
+    build_component_with_features(package, sources, env_var, &[])
 }
 
 /// Like [`build_component`], with cargo features, in a target dir of its
@@ -25,11 +25,11 @@ pub fn build_component_with_features(
     sources: &str,
     env_var: &str,
     features: &[&str],
-) {
+) -> PathBuf {
     println!("cargo:rerun-if-env-changed={env_var}");
     if let Ok(prebuilt) = env::var(env_var) {
         println!("cargo:rustc-env={env_var}={prebuilt}");
-        return;
+        return PathBuf::from(prebuilt);
     }
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = crate_dir.parent().expect("the crate sits in the workspace");
@@ -83,6 +83,7 @@ pub fn build_component_with_features(
         wasm.display()
     );
     println!("cargo:rustc-env={env_var}={}", wasm.display());
+    wasm
 }
 
 /// `rustup target add` when the target's standard library is missing. A

@@ -45,6 +45,7 @@ pub mod redact;
 pub mod rotation;
 pub mod show;
 pub mod support;
+pub mod telemetry;
 
 pub use bindings::{Failure, FailureKind, Message, Outcome};
 pub use engine::{Engine, Handled, Limits, Logic, RunError};

@@ -124,6 +124,7 @@ impl Default for Scrape {
             "Handled messages recorded, by result: stored, dropped (the queue was full) or failed",
             RECORDINGS.clone(),
         );
+        crate::telemetry::slo::register(&mut registry);
         registry.register(
             "envmgr_recorded_bytes",
             "Compressed bytes of recordings stored",

@@ -33,7 +33,11 @@
 //! binary), `ENVMGR_BENCH_BASELINE` (a second binary, e.g. an older
 //! commit's build: its runs are interleaved with these and its table
 //! printed first); `ENVMGR__...` overrides are passed on to every command
-//! (the table is for the defaults: say so when quoting another setting).
+//! (the table is for the defaults: say so when quoting another setting);
+//! `ENVMGR_BENCH_COLLECTOR=1` starts the tests' fake OTLP collector in this
+//! process and points every `serve` at it (`[telemetry] otlp_endpoint`):
+//! the drain with traces exported, to compare with one without by their
+//! ratios to the yardstick.
 //!
 //! **The yardstick**: before each binary's run, in the same process, the
 //! native create flow's median (`envmgr_tests::yardstick`); the serve CPU
@@ -74,8 +78,16 @@ const SENDS: usize = 5;
 /// The default queue `serve` consumes without a config.
 const QUEUE: &str = "envmgr-probot";
 
+/// The fake collector's URL, when `ENVMGR_BENCH_COLLECTOR` is set.
+static COLLECTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects nothing here.
+    let collector = std::env::var_os("ENVMGR_BENCH_COLLECTOR").map(|_| {
+        let (collector, url) = envmgr_tests::fakes::collector::FakeCollector::start();
+        let _ = COLLECTOR.set(url);
+        collector
+    });
     let messages = env_number("ENVMGR_BENCH_MESSAGES", DEFAULT_MESSAGES);
     let runs = env_number("ENVMGR_BENCH_RUNS", DEFAULT_RUNS);
     let under_test = PathBuf::from(
@@ -121,6 +133,13 @@ fn main() {
     );
     for ((label, binary), figures) in binaries.iter().zip(&results) {
         table(label, binary, figures, messages, fsync);
+    }
+    if let Some(collector) = collector {
+        println!(
+            "\nTraces exported to the fake collector: {} spans, {} KiB",
+            collector.spans().len(),
+            collector.raw().len() / 1024
+        );
     }
     println!(
         "\nThe sandbox rows (per-message overhead native vs component, fixed cost of a refused \
@@ -343,6 +362,11 @@ fn envmgr(binary: &Path, data: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ENVMGR_DATA_DIR", data)
         .envs(std::env::vars().filter(|(name, _)| name.starts_with("ENVMGR__")))
+        .envs(
+            COLLECTOR
+                .get()
+                .map(|url| ("ENVMGR__TELEMETRY__OTLP_ENDPOINT", url)),
+        )
         .stdin(Stdio::null());
     command
 }

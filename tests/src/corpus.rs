@@ -191,7 +191,7 @@ impl Generator {
         self.stack.runtime.report(
             Duration::ZERO,
             state,
-            Arc::new(move |body| reports.lock().unwrap().push(body)),
+            Arc::new(move |body, _traceparent| reports.lock().unwrap().push(body)),
         );
     }
 

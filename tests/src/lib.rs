@@ -9,6 +9,7 @@ pub mod fakes;
 pub mod moto;
 pub mod native;
 pub mod process;
+pub mod promtool;
 pub mod rng;
 pub mod stack;
 pub mod yardstick;

@@ -443,11 +443,13 @@ impl Stack {
         self.runtime.report(
             after,
             state,
-            std::sync::Arc::new(move |body: String| {
+            std::sync::Arc::new(move |body: String, traceparent: Option<String>| {
+                let attribute = traceparent.map(|v| format!("traceparent={v}"));
                 let sent = Command::new(&program)
                     .env_clear()
                     .envs(envs.iter().cloned())
                     .args(["send", "--queue", "api", "--body", &body])
+                    .args(attribute.iter().flat_map(|a| ["--attribute", a.as_str()]))
                     .output();
                 assert!(
                     sent.is_ok_and(|o| o.status.success()),

@@ -79,6 +79,7 @@ impl Backends {
         // argument and as what it awaits, rust-lang/rust#62958), so futures
         // passed by value would double in size with every step, and seven
         // steps overflow the guest's fiber stack.
+        let run = pin!(layers::trace::around(observer.replay.is_some(), call, run));
         let run = pin!(layers::health::around(run));
         let run = pin!(layers::scripted::around(observer, call, run));
         let run = pin!(layers::metrics::around(call, run));

@@ -149,18 +149,56 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 }
 
 pub(crate) fn init_logs(format: LogFormat) {
+    let _ = install_logs::<tracing_subscriber::layer::Identity>(format, None);
+}
+
+/// `serve`'s logs, and its traces when `[telemetry]` or the `OTEL_*`
+/// variables name a collector: the exporter, to stop at the end.
+pub(crate) fn init_logs_and_traces(
+    settings: &crate::config::Settings,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<Option<crate::telemetry::Telemetry>> {
+    let endpoint = settings.telemetry.otlp_endpoint.as_deref();
+    match crate::telemetry::Telemetry::layer(endpoint, runtime)? {
+        Some((layer, telemetry)) => {
+            install_logs(settings.log.format, Some(layer));
+            Ok(Some(telemetry))
+        }
+        None => {
+            init_logs(settings.log.format);
+            Ok(None)
+        }
+    }
+}
+
+/// Logs to stderr (`ENVMGR_LOG` filters them), beside `traces` if given.
+/// The exported spans never reach the log lines, nor log events the
+/// traces.
+fn install_logs<T>(format: LogFormat, traces: Option<T>) -> bool
+where
+    T: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("ENVMGR_LOG").unwrap_or_else(|_| "info".into());
+    let not_traces = filter_fn(|metadata| metadata.target() != crate::telemetry::spans::TARGET);
     // Colour only for a person at a terminal: a file or a pipe gets plain
     // text (and NO_COLOR is honoured, https://no-color.org).
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let fmt = match format {
+        LogFormat::Human => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
+    tracing_subscriber::registry()
+        .with(traces)
+        .with(fmt.with_filter(not_traces.and(filter)))
+        .try_init()
+        .is_ok()
 }

@@ -171,6 +171,17 @@ pub struct Send {
     /// The body, inline.
     #[arg(long)]
     body: Option<String>,
+    /// A message attribute of type String, `NAME=VALUE` (repeatable), e.g.
+    /// `traceparent=00-…` to put the message in a trace.
+    #[arg(long = "attribute", value_name = "NAME=VALUE", value_parser = attribute)]
+    attributes: Vec<(String, String)>,
+}
+
+fn attribute(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
 }
 
 impl Send {
@@ -190,7 +201,16 @@ impl Send {
             if let Some(github) = platform.embedded_github(&settings) {
                 github.observe(&body).await?;
             }
-            platform.queue(&settings, queue).await?.send(&body).await
+            let queue = platform.queue(&settings, queue).await?;
+            let attributes: Vec<(String, crate::queue::Attribute)> = self
+                .attributes
+                .iter()
+                .map(|(name, value)| (name.clone(), crate::queue::Attribute::text("String", value)))
+                .collect();
+            match attributes.is_empty() {
+                true => queue.send(&body).await,
+                false => queue.send_with_attributes(&body, &attributes).await,
+            }
         })?;
         println!("sent {id} to {queue}");
         Ok(())

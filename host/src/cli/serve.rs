@@ -25,10 +25,18 @@ impl Serve {
             StopSignal::install()?
         };
         let settings = context.settings(Uses::Everything)?;
-        init_logs(settings.log.format);
-        context
+        let traces = super::init_logs_and_traces(&settings, context.runtime.handle().clone())?;
+        let served = context
             .runtime
-            .block_on(serve(settings, self.logic.as_deref(), stop))
+            .block_on(serve(settings, self.logic.as_deref(), stop));
+        if let Some(traces) = traces {
+            // What is batched goes out before the process ends; the export
+            // runs on the runtime, so the wait does not block it.
+            let _ = context.runtime.block_on(async move {
+                tokio::task::spawn_blocking(move || traces.shutdown()).await
+            });
+        }
+        served
     }
 }
 

@@ -70,6 +70,19 @@ pub struct Settings {
     pub admin: Admin,
     #[serde(default)]
     pub record: Record,
+    #[serde(default)]
+    pub telemetry: Telemetry,
+}
+
+/// Traces over OTLP (`host/src/telemetry/`): off unless an endpoint is set
+/// here or in the standard `OTEL_EXPORTER_OTLP_*` variables.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://localhost:4318`
+    /// (`/v1/traces` is appended); wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Recording handled messages for `envmgr logic replay` and shadow runs

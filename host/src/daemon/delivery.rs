@@ -179,8 +179,15 @@ impl Delivery<'_> {
                 )
             }
             Ok(Ok(Outcome::Deferred(deferral))) => self.defer(deferral).await,
-            Ok(Ok(_)) => {
+            Ok(Ok(outcome)) => {
                 info!(target: TARGET, outcome = %summary, "handled");
+                let done = match outcome {
+                    Outcome::Done(text) => Some(text.as_str()),
+                    _ => None,
+                };
+                let now = crate::support::now_ms().max(0) as u64;
+                let sent_at = message.sent_at_ms;
+                crate::telemetry::slo::finished(self.logical, &message.body, sent_at, done, now);
                 Disposition::Deleted
             }
             Ok(Err(failure)) if failure.kind == FailureKind::Permanent => {

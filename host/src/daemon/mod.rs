@@ -302,21 +302,52 @@ impl Daemon {
         in_flight.enter(&receipt, &received.message.id);
         let in_flight = in_flight.clone();
         let deleter = deleter.clone();
+        let short = crate::logic::short(&logic.id);
+        let (traced, ids) = crate::telemetry::message::start(
+            &crate::telemetry::message::Received {
+                queue: logical,
+                id: &received.message.id,
+                receive_count: received.message.receive_count,
+                body: &received.message.body,
+                attributes: crate::queue::text_attributes_of(&received.attributes),
+                trace_header: received.trace_header.as_deref(),
+            },
+            short,
+            logic.contract,
+        );
+        // The log's span, inside the exported one: log lines name the trace.
+        let parent = match traced.is_none() {
+            true => tracing::Span::current().id(),
+            false => traced.id(),
+        };
         let span = info_span!(
+            parent: parent,
             "message",
             queue = %logical,
             message_id = %received.message.id,
             receive_count = received.message.receive_count,
-            logic = %crate::logic::short(&logic.id),
+            logic = %short,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
+        let traced_end = traced.clone();
+        if let Some((trace_id, span_id)) = ids {
+            span.record("trace_id", tracing::field::display(trace_id));
+            span.record("span_id", tracing::field::display(span_id));
+        }
         async move {
             info!(deferrals = received.message.deferrals, "received");
             let disposition = self.handle(index, &logic, &received, &deleter).await;
             info!(%disposition, "message finished");
+            let failed = matches!(disposition, Disposition::DeadLettered);
+            crate::telemetry::message::finished(&traced_end, &disposition.to_string(), failed);
             in_flight.leave(&receipt);
             drop(permit);
         }
         .instrument(span)
+        // Entered around the log's span: the current trace context while
+        // the message runs, so its calls' spans are its children.
+        .instrument(traced)
     }
 
     /// Let the messages in flight finish within the grace period; abort the

@@ -4,7 +4,9 @@
 //! preopens, environment, arguments, stdio or sockets; only a clock and a
 //! random source (both deterministic when the backends ask for it).
 
+mod codegen;
 mod limits;
+mod shipped;
 
 use std::fmt;
 use std::sync::Arc;
@@ -158,9 +160,7 @@ impl Engine {
             .table_keep_resident(64 << 10);
 
         let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        codegen::apply(&mut config).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
@@ -186,10 +186,30 @@ impl Engine {
     /// not provide. Costs tens of milliseconds; done once per version.
     pub fn load(&self, component: &[u8]) -> anyhow::Result<Logic> {
         let id = crate::support::hex_sha256(component);
+        if let Some(logic) = self.load_shipped(&id) {
+            return Ok(logic);
+        }
         let compiled = Component::new(&self.engine, component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("logic {id} is not a valid component"))?;
         self.link(id, &compiled)
+    }
+
+    /// Logic `id` from the native code shipped in the binary
+    /// ([`shipped`]), when it has some and wasmtime finds it fits this
+    /// engine; `None` means compile.
+    pub fn load_shipped(&self, id: &str) -> Option<Logic> {
+        let artifact = shipped::native_code(id)?;
+        // SAFETY: the build script made the artifact with this wasmtime
+        // and `codegen`'s settings, and it is part of the binary;
+        // `deserialize` checks the rest (settings, tunables, CPU features).
+        match unsafe { self.load_precompiled(id, artifact) } {
+            Ok(logic) => Some(logic),
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "the shipped native code of the builtin logic does not fit this engine; compiling it");
+                None
+            }
+        }
     }
 
     /// Native code for a component, to cache: [`Engine::load_precompiled`]

@@ -98,6 +98,7 @@ impl LocalQueue {
                         },
                         receipt,
                         attributes,
+                        trace_header: None,
                     });
                 }
                 Ok(received)

@@ -21,6 +21,10 @@ pub struct Received {
     /// The producer's own message attributes, of every type, as sent
     /// (envmgr's own metadata left out): what a copy of the message keeps.
     pub attributes: Vec<(String, Attribute)>,
+    /// SQS's `AWSTraceHeader` system attribute (X-Ray's trace context),
+    /// which a copy gets set explicitly: SQS does not copy system
+    /// attributes. None on the local queue.
+    pub trace_header: Option<String>,
 }
 
 /// A message attribute as SQS defines one: a data type (`String`, `Number`,
@@ -46,14 +50,22 @@ impl Attribute {
     }
 }
 
-/// The String and Number attributes, as the logic sees them.
-pub fn text_attributes(attributes: &[(String, Attribute)]) -> Vec<(String, String)> {
+/// The String and Number attributes, borrowed.
+pub fn text_attributes_of(attributes: &[(String, Attribute)]) -> Vec<(&str, &str)> {
     attributes
         .iter()
         .filter_map(|(name, attribute)| match &attribute.value {
-            AttributeData::Text(text) => Some((name.clone(), text.clone())),
+            AttributeData::Text(text) => Some((name.as_str(), text.as_str())),
             AttributeData::Binary(_) => None,
         })
+        .collect()
+}
+
+/// The String and Number attributes, as the logic sees them.
+pub fn text_attributes(attributes: &[(String, Attribute)]) -> Vec<(String, String)> {
+    text_attributes_of(attributes)
+        .into_iter()
+        .map(|(name, text)| (name.to_string(), text.to_string()))
         .collect()
 }
 
@@ -360,6 +372,7 @@ mod tests {
             },
             receipt: "r".into(),
             attributes,
+            trace_header: None,
         }
     }
 

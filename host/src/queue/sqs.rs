@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    MessageAttributeValue, MessageSystemAttributeName, MessageSystemAttributeNameForSends,
+    MessageSystemAttributeValue, QueueAttributeName,
 };
 
 use std::collections::HashMap;
@@ -225,6 +226,22 @@ impl SqsQueue {
     }
 }
 
+/// A copy of `received` keeps its X-Ray trace header: SQS sets
+/// `AWSTraceHeader` only from the sender's, never copies it.
+fn with_trace_header(
+    send: aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder,
+    received: &Received,
+) -> anyhow::Result<aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder> {
+    let Some(header) = &received.trace_header else {
+        return Ok(send);
+    };
+    let value = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()?;
+    Ok(send.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, value))
+}
+
 fn attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
@@ -277,6 +294,9 @@ impl Queue for SqsQueue {
                     },
                     receipt: m.receipt_handle?,
                     attributes,
+                    trace_header: system
+                        .get(&MessageSystemAttributeName::AwsTraceHeader)
+                        .cloned(),
                 })
             })
             .collect())
@@ -315,6 +335,7 @@ impl Queue for SqsQueue {
         for (name, value) in why.attributes(received, now) {
             send = send.message_attributes(name, sqs_attribute(&value)?);
         }
+        send = with_trace_header(send, received)?;
         send.send()
             .await
             .map(drop)
@@ -346,6 +367,7 @@ impl Queue for SqsQueue {
         for (name, value) in &received.attributes {
             send = send.message_attributes(name, sqs_attribute(value)?);
         }
+        send = with_trace_header(send, received)?;
         send.send()
             .await
             .map_err(|e| operation_failed("sqs SendMessage (deferral)", &e))?;

@@ -1,6 +1,7 @@
 //! Local HTTP servers standing in for GitHub, Segment and the Runtime
 //! Service: each records what it was sent and can be told to fail.
 
+pub mod collector;
 pub mod github;
 pub mod http;
 

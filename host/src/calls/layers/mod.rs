@@ -13,7 +13,10 @@
 //! 6. [`scripted`]: scripted interleavings, latency and faults (the mock
 //!    host), the call's span and its place among the calls in flight;
 //! 7. [`health`]: a failure the backend suspected to be the deployment's,
-//!    confirmed by a probe, becomes a retryable `unavailable`.
+//!    confirmed by a probe, becomes a retryable `unavailable`;
+//! 8. [`trace`]: the call's span in the message's trace (when traces are
+//!    exported), around the backend itself, so its HTTP and AWS spans are
+//!    the call's children and scripted latency is not counted.
 //!
 //! [`Backends::invoke`]: crate::boundary::Backends::invoke
 
@@ -23,6 +26,7 @@ pub mod redaction;
 pub mod replay;
 pub mod scripted;
 pub mod tape;
+pub mod trace;
 pub mod transcript;
 
 use crate::bindings::json::Recordable;

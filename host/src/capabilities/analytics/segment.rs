@@ -172,12 +172,11 @@ async fn send(target: &Target<'_>, events: Vec<TrackEvent>, counters: &SegmentCo
         }).collect::<Vec<_>>()
     });
     for attempt in 1..=BATCH_TRIES {
-        let result = client
+        let request = client
             .post(*endpoint)
             .basic_auth(write_key, Some(""))
-            .json(&body)
-            .send()
-            .await;
+            .json(&body);
+        let result = crate::telemetry::http::send(request, "/v1/batch").await;
         match result {
             Ok(response) if response.status().is_success() => {
                 counters

@@ -2,6 +2,7 @@
 //! expressions; logical table names become physical ones.
 
 use std::collections::HashMap;
+use tracing::Instrument as _;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -383,6 +384,7 @@ impl Tables for AwsTables {
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
+                .instrument(crate::telemetry::spans::aws("DynamoDB", "Scan"))
                 .await
                 .map_err(|e| capability_error(&operation, &e))?;
             items.extend(
@@ -408,6 +410,7 @@ impl Tables for AwsTables {
             .set_key(Some(to_aws_item(key)?))
             .consistent_read(true)
             .send()
+            .instrument(crate::telemetry::spans::aws("DynamoDB", "GetItem"))
             .await
             .map_err(|e| capability_error(&format!("dynamodb GetItem on table {physical}"), &e))?;
         Ok(output.item.map(from_aws_item))
@@ -432,6 +435,7 @@ impl Tables for AwsTables {
             .set_limit(request.limit.map(|l| l.clamp(1, i32::MAX as u32) as i32))
             .set_exclusive_start_key(request.start_after.as_ref().map(to_aws_item).transpose()?)
             .send()
+            .instrument(crate::telemetry::spans::aws("DynamoDB", "Query"))
             .await
             .map_err(|e| capability_error(&format!("dynamodb Query on table {physical}"), &e))?;
         Ok(Page {
@@ -464,6 +468,10 @@ impl Tables for AwsTables {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
+            .instrument(crate::telemetry::spans::aws(
+                "DynamoDB",
+                "TransactWriteItems",
+            ))
             .await
             .map(drop)
             .map_err(|e| transaction_error(e, &tables.join(", ")))
@@ -487,6 +495,7 @@ impl Tables for AwsTables {
             .set_expression_attribute_names(expression.names())
             .set_expression_attribute_values(expression.values())
             .send()
+            .instrument(crate::telemetry::spans::aws("DynamoDB", "UpdateItem"))
             .await
         {
             Ok(_) => Ok(()),

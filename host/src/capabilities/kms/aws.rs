@@ -1,6 +1,7 @@
 //! KMS through aws-sdk-kms.
 
 use std::collections::HashMap;
+use tracing::Instrument as _;
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
@@ -38,6 +39,7 @@ impl Kms for AwsKms {
             .plaintext(Blob::new(plaintext.as_bytes()))
             .set_encryption_context(Some(context.iter().cloned().collect::<HashMap<_, _>>()))
             .send()
+            .instrument(crate::telemetry::spans::aws("KMS", "Encrypt"))
             .await
             .map_err(|e| capability_error("kms Encrypt", &e))?;
         output
@@ -54,6 +56,7 @@ impl Kms for AwsKms {
             .ciphertext_blob(Blob::new(ciphertext))
             .set_encryption_context(Some(context.iter().cloned().collect::<HashMap<_, _>>()))
             .send()
+            .instrument(crate::telemetry::spans::aws("KMS", "Decrypt"))
             .await
             .map_err(|e| capability_error("kms Decrypt", &e))?;
         let plaintext = output

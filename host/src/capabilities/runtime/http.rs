@@ -79,13 +79,17 @@ impl HttpRuntime {
             Call::Create => &self.endpoint,
             Call::Delete => &self.deletions,
         };
-        let response = self
+        let template = match call {
+            Call::Create => "/v1/runtimes",
+            Call::Delete => "/v1/runtime-deletions",
+        };
+        let request = self
             .client
             .post(endpoint)
             .bearer_auth(self.token.get().as_str())
             .header("Idempotency-Key", key)
-            .json(body)
-            .send()
+            .json(body);
+        let response = crate::telemetry::http::send(request, template)
             .await
             .map_err(|e| {
                 error(
@@ -227,10 +231,12 @@ impl Runtime for HttpRuntime {
             if let Some(cursor) = &after {
                 request = request.query(&[("after", cursor.as_str())]);
             }
-            let response = request.send().await.map_err(|e| {
-                let why = crate::support::error_chain(&e);
-                error(ErrorCode::Unavailable, format!("listing runtimes: {why}"))
-            })?;
+            let response = crate::telemetry::http::send(request, "/v1/runtimes")
+                .await
+                .map_err(|e| {
+                    let why = crate::support::error_chain(&e);
+                    error(ErrorCode::Unavailable, format!("listing runtimes: {why}"))
+                })?;
             let status = response.status().as_u16();
             let code = match status {
                 200..=299 => None,
@@ -262,11 +268,11 @@ impl Runtime for HttpRuntime {
     /// route they lack): only a refusal of the token, another error or no
     /// answer fail.
     async fn probe(&self) -> CapResult<()> {
-        let response = self
+        let request = self
             .client
             .get(&self.health)
-            .bearer_auth(self.token.get().as_str())
-            .send()
+            .bearer_auth(self.token.get().as_str());
+        let response = crate::telemetry::http::send(request, "/v1/health")
             .await
             .map_err(|e| {
                 error(

@@ -69,6 +69,8 @@ enum Scripted {
 #[derive(Default)]
 struct Inner {
     requests: Vec<(String, Value)>,
+    /// The `traceparent` header of each create request, in order.
+    traceparents: Vec<Option<String>>,
     /// When each create request arrived, in order.
     arrivals: Vec<std::time::Instant>,
     /// Key → (fingerprint, runtime id).
@@ -112,7 +114,9 @@ struct Inner {
 }
 
 /// Puts a status report's body on the `api` queue (docs/messages.md).
-pub type ReportSender = Arc<dyn Fn(String) + Send + Sync>;
+/// Sends a report's body, with the `traceparent` the create came with (a
+/// service returns it as a message attribute, `docs/runtime-service.md`).
+pub type ReportSender = Arc<dyn Fn(String, Option<String>) + Send + Sync>;
 
 #[derive(Clone)]
 struct Reporting {
@@ -248,6 +252,11 @@ impl FakeRuntime {
     /// The most creates the service was working on at once.
     pub fn most_in_flight(&self) -> u32 {
         self.lock().most_in_flight
+    }
+
+    /// The `traceparent` header of each create request (None: none sent).
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.lock().traceparents.clone()
     }
 
     /// (idempotency key, body) of every request, failed ones included.
@@ -423,9 +432,14 @@ async fn create(
         Err(refused) => return *refused,
     };
     let refuse = |status: StatusCode, why: String| refuse(&fake, status, why);
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let delay = {
         let mut inner = fake.lock();
         inner.requests.push((key.clone(), body.clone()));
+        inner.traceparents.push(traceparent.clone());
         inner.arrivals.push(std::time::Instant::now());
         if !inner.scripted.is_empty() {
             let scripted = inner.scripted.remove(0);
@@ -537,7 +551,7 @@ async fn create(
             let id = format!("rt_{number}");
             inner.runtimes.insert(key, (print, id.clone()));
             if let Some(reporting) = inner.reporting.clone() {
-                report::send_report(reporting, &body);
+                report::send_report(reporting, &body, traceparent.clone());
             }
             (StatusCode::CREATED, id)
         }

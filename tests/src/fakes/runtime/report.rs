@@ -7,7 +7,7 @@ use super::Reporting;
 
 /// The report a runtime sends once it is up (or not): signed with the
 /// request's key, its first (`seq` 1), valid for five minutes.
-pub(super) fn send_report(reporting: Reporting, body: &Value) {
+pub(super) fn send_report(reporting: Reporting, body: &Value, traceparent: Option<String>) {
     let Some(key) = body.get("signingKey").filter(|k| k.is_object()) else {
         return;
     };
@@ -37,6 +37,6 @@ pub(super) fn send_report(reporting: Reporting, body: &Value) {
         let report = envmgr::capabilities::keys::sign_report(&key, &claims).expect("a report");
         let envelope = json!({"version": 1, "kind": "runtime-status", "report": report});
         let send = reporting.send;
-        let _ = tokio::task::spawn_blocking(move || send(envelope.to_string())).await;
+        let _ = tokio::task::spawn_blocking(move || send(envelope.to_string(), traceparent)).await;
     });
 }

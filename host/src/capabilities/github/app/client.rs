@@ -258,14 +258,36 @@ impl GitHubApp {
 
     /// Send one request and read the whole answer; `unavailable` when none
     /// came.
-    async fn execute(&self, what: &str, request: http::Request<OctoBody>) -> CapResult<Answer> {
+    async fn execute(&self, what: &str, mut request: http::Request<OctoBody>) -> CapResult<Answer> {
+        use tracing::Instrument as _;
         let no_answer = |e: octocrab::Error| {
             error(
                 ErrorCode::Unavailable,
                 format!("github {what}: {}", crate::support::error_chain(&e)),
             )
         };
-        let response = self.http.execute(request).await.map_err(no_answer)?;
+        // The request's span: its method and host, and `what` for the
+        // route (the path holds repository names).
+        let span = crate::telemetry::spans::http(
+            request.method().as_str(),
+            request.uri().host().unwrap_or(""),
+            what,
+        );
+        let _entered = span.enter();
+        if let Some(value) = crate::telemetry::context::current_traceparent()
+            .and_then(|v| http::HeaderValue::from_str(&v).ok())
+        {
+            request
+                .headers_mut()
+                .insert(crate::telemetry::context::TRACEPARENT, value);
+        }
+        drop(_entered);
+        let response = self.http.execute(request).instrument(span.clone()).await;
+        crate::telemetry::spans::http_status(
+            &span,
+            response.as_ref().ok().map(|r| r.status().as_u16()),
+        );
+        let response = response.map_err(no_answer)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = self
