@@ -8,6 +8,7 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeName, MessageSystemAttributeNameForSends,
     MessageSystemAttributeValue, QueueAttributeName,
 };
+use tracing::Instrument as _;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -190,6 +191,7 @@ impl SqsQueue {
                 .queue_url(url)
                 .set_entries(Some(entries))
                 .send()
+                .instrument(crate::telemetry::spans::aws("SQS", "DeleteMessageBatch"))
                 .await
                 .map(|output| output.failed);
             failed.extend(not_done(chunk, answer));
@@ -263,6 +265,7 @@ impl Queue for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
+            .instrument(crate::telemetry::spans::aws("SQS", "ReceiveMessage"))
             .await
             .map_err(|e| operation_failed("sqs ReceiveMessage", &e))?;
         Ok(output
@@ -309,6 +312,10 @@ impl Queue for SqsQueue {
             .receipt_handle(receipt)
             .visibility_timeout(seconds.clamp(0, 43_200))
             .send()
+            .instrument(crate::telemetry::spans::aws(
+                "SQS",
+                "ChangeMessageVisibility",
+            ))
             .await
             .map(drop)
             .map_err(|e| operation_failed("sqs ChangeMessageVisibility", &e))
@@ -337,6 +344,7 @@ impl Queue for SqsQueue {
         }
         send = with_trace_header(send, received)?;
         send.send()
+            .instrument(crate::telemetry::spans::aws("SQS", "SendMessage"))
             .await
             .map(drop)
             .map_err(|e| operation_failed("sqs SendMessage (dead letter)", &e))
@@ -369,6 +377,7 @@ impl Queue for SqsQueue {
         }
         send = with_trace_header(send, received)?;
         send.send()
+            .instrument(crate::telemetry::spans::aws("SQS", "SendMessage"))
             .await
             .map_err(|e| operation_failed("sqs SendMessage (deferral)", &e))?;
         Ok(Deferral::Copied)

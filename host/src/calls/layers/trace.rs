@@ -31,3 +31,46 @@ pub async fn around<T, E: Describe>(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::calls::layers::testing::{Answered, run};
+
+    /// Counts the spans made.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counting {
+        fn on_new_span(
+            &self,
+            _: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_replayed_call_makes_no_span_and_a_live_one_makes_one() {
+        crate::telemetry::spans::enable();
+        let made = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Counting(made.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let answered: Answered = run(around(true, Call::KmsDecrypt, async { Ok("x".into()) }));
+            assert!(answered.is_ok());
+            assert_eq!(
+                made.load(Ordering::SeqCst),
+                0,
+                "replay and shadow runs export nothing"
+            );
+            let _: Answered = run(around(false, Call::KmsDecrypt, async { Ok("x".into()) }));
+            assert_eq!(made.load(Ordering::SeqCst), 1);
+        });
+    }
+}
