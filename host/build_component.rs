@@ -33,7 +33,13 @@ pub fn build_component_with_features(
     }
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = crate_dir.parent().expect("the crate sits in the workspace");
-    for input in [sources, "wit", "Cargo.toml", "Cargo.lock"] {
+    for input in [
+        sources,
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo/config.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 

@@ -10,6 +10,10 @@
 //! flow, the component and the floor (a component that returns at once), in
 //! alternating blocks, and the two sandbox ratios beside their targets: the
 //! component ÷ native, and the floor ÷ native.
+//!
+//! `ENVMGR_BENCH_LOGIC=/path/to/component.wasm` runs another build of the
+//! logic on the component path (a guest built with other linker settings,
+//! one lever at a time), against the same native flow.
 
 use std::time::Duration;
 

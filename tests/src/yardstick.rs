@@ -33,6 +33,9 @@ pub struct Yardstick {
     pub backends: Arc<Backends>,
     pub message: Message,
     guest_message: envmgr_guest::Message,
+    /// `ENVMGR_BENCH_LOGIC`: another build of the logic (a guest variant)
+    /// for the component path, against the same native flow.
+    variant: Option<Logic>,
     floor_logic: Logic,
     floor_message: Message,
     runtime: tokio::runtime::Runtime,
@@ -68,6 +71,10 @@ impl Yardstick {
             .load(CHAOS_LOGIC)
             .expect("the chaos guest loads");
         let floor_message = host.message("api", "noop");
+        let variant = std::env::var_os("ENVMGR_BENCH_LOGIC").map(|path| {
+            let component = std::fs::read(&path).expect("ENVMGR_BENCH_LOGIC names a component");
+            host.engine().load(&component).expect("the variant loads")
+        });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -77,6 +84,7 @@ impl Yardstick {
             host,
             backends,
             message,
+            variant,
             floor_logic,
             floor_message,
             runtime,
@@ -101,7 +109,8 @@ impl Yardstick {
 
     /// The flow as the component in the engine, once.
     pub fn component_once(&self) -> Result<(), String> {
-        self.run(self.host.logic(), &self.message)
+        let logic = self.variant.as_ref().unwrap_or(self.host.logic());
+        self.run(logic, &self.message)
     }
 
     /// The component that returns at once, once.
