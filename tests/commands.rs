@@ -1,4 +1,4 @@
-//! The README's command table, through the real binary: `try`,
+//! The commands of the guides (docs/guides/), through the real binary: `try`,
 //! `check-logic`, `send --file -`, `set-secret --value-file` (one trailing
 //! newline removed, 4096 bytes at most, `environment:<id>` scopes),
 //! `logic activate/promote/rollback` with tags, `builtin` and sha256
@@ -52,6 +52,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn try_prints_every_call_outcome_record_request_event_and_comment() {
     let output = bare(&[
         "try",
+        "-v",
         "../docs/examples/pull-request-opened.json",
         "../docs/examples/api-production.json",
     ])
@@ -87,6 +88,35 @@ fn try_prints_every_call_outcome_record_request_event_and_comment() {
         );
     }
     assert_eq!(printed.matches("=> done: ").count(), 2, "{printed}");
+    for secret in TRY_SECRETS {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+}
+
+/// Without `-v`, one short line per call: a person reads the flow, not
+/// 2,000-character arguments.
+#[test]
+fn try_prints_one_short_line_per_call_without_verbose() {
+    let output = bare(&["try", "../docs/examples/pull-request-opened.json"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("github.authenticate"), "{printed}");
+    assert!(
+        printed.contains("(-v: every call's full arguments"),
+        "{printed}"
+    );
+    let calls = printed.split("== environments table ==").next().unwrap();
+    let widest = calls
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| l.chars().count())
+        .max();
+    assert!(
+        widest.is_some_and(|w| w <= 122),
+        "a line of {widest:?} characters:\n{printed}"
+    );
     for secret in TRY_SECRETS {
         assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
     }

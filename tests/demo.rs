@@ -71,12 +71,20 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
     assert_eq!(created, 2, "{output}");
     assert_eq!(output.matches("success \"Ready\"").count(), 2, "{output}");
     assert_eq!(
-        output.matches("    status report: {").count(),
+        output
+            .matches("    status report: ready for request ")
+            .count(),
         2,
         "{output}"
     );
-    // Three items per environment.
-    assert_eq!(output.matches("    {pk=").count(), 6, "{output}");
+    // A summary per environment: the items are for `show --items`, the
+    // daemon's log lines for `demo --verbose`.
+    assert_eq!(output.matches("    {pk=").count(), 0, "{output}");
+    assert!(output.contains("envmgr show --items"), "{output}");
+    assert!(
+        !output.contains(" INFO "),
+        "log lines without --verbose:\n{output}"
+    );
     for secret in [
         "hunter2",
         "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
@@ -102,5 +110,50 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
         .expect("running envmgr show");
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("== environments (2) =="), "{shown}");
+    // The stored items on demand (three per environment), and for tools.
+    let show = |extra: &str| {
+        let output = Command::new(BINARY)
+            .args(["show", extra, "--data-dir"])
+            .arg(&dir)
+            .env_clear()
+            .output()
+            .expect("running envmgr show");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let items = show("--items");
+    assert_eq!(items.matches("    {pk=").count(), 6, "{items}");
+    let json: serde_json::Value = serde_json::from_str(&show("--json")).unwrap();
+    let environments = json["environments"].as_array().unwrap();
+    assert_eq!(environments.len(), 2, "{json}");
+    assert!(
+        environments
+            .iter()
+            .all(|e| e["items"].as_array().unwrap().len() == 3),
+        "{json}"
+    );
+    // The preview ended with its pull request; production is ready.
+    let mut statuses: Vec<&str> = environments
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["deleted", "ready"], "{json}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The demo makes its own deployment: a config or data directory given to
+/// it is refused, not silently ignored.
+#[test]
+fn the_demo_refuses_a_config_it_would_not_read() {
+    for flag in ["--config", "--data-dir"] {
+        let output = Command::new(BINARY)
+            .args(["demo", flag, "somewhere"])
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} accepted");
+        assert!(stderr.contains("reads no config"), "{stderr}");
+    }
 }

@@ -1,4 +1,4 @@
-//! What envmgr makes of its dependencies' answers (README, "Backends"),
+//! What envmgr makes of its dependencies' answers (docs/reference/dependencies.md),
 //! with the real HTTP clients against the strict fakes: GitHub's
 //! 401/403/404/410/409/5xx as the contract's error codes and a 404 on a
 //! delete as done; the Runtime Service's 5xx retried within the call

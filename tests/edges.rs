@@ -183,11 +183,11 @@ fn serve_until_finished(
 #[test]
 fn a_partial_queue_section_keeps_the_defaults_and_commands_check_what_they_use() {
     let (dir, config) = config_dir("edges", "[queues.api]\nwait_seconds = 1\n");
-    let show = envmgr(&config, &[], &["show"]);
-    assert!(show.0, "{}", show.1);
     let short = [("ENVMGR__QUEUES__API__VISIBILITY_TIMEOUT_SECONDS", "10")];
     let added = envmgr(&config, &short, &envmgr_tests::ADD_SHOP_APP);
     assert!(added.0, "add-app uses no queue: {}", added.1);
+    let show = envmgr(&config, &[], &["show"]);
+    assert!(show.0, "{}", show.1);
     let served = envmgr(&config, &short, &["serve"]);
     assert!(!served.0, "serve refuses the queue setting");
     assert!(

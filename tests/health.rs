@@ -371,6 +371,8 @@ async fn commands_before_init_name_what_is_missing() {
     );
     plain(&said);
 
+    let value = std::env::temp_dir().join(format!("envmgr-before-init-{}", std::process::id()));
+    std::fs::write(&value, "x").unwrap();
     let said = run(
         &[
             "set-secret",
@@ -381,7 +383,7 @@ async fn commands_before_init_name_what_is_missing() {
             "--name",
             "X",
             "--value-file",
-            "/dev/null",
+            value.to_str().unwrap(),
         ],
         "ENVMGR__TABLES__APPS",
         &apps,

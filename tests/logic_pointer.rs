@@ -1,4 +1,4 @@
-//! The rules of logic versions that no single daemon run shows (README,
+//! The rules of logic versions that no single daemon run shows (docs/reference/contract.md,
 //! "Logic versions"): the pointer is compare-and-set under concurrent
 //! changes (on both backends), its history is capped, a host never swaps
 //! back to an older revision, cached native code is checked before it runs,

@@ -1,4 +1,4 @@
-//! Promises of the README's "Delivery semantics", "Shutdown" and "Logs"
+//! Promises of docs/reference/delivery-semantics.md, docs/operations.md ("Shutdown") and docs/reference/log-events.md
 //! that only show over time, through the real binary on both backends
 //! (`aws::` on moto, `local::` on the database file): the lease of a slow
 //! message renewed, `max_in_flight` holding receives back, a Retry-After
@@ -67,7 +67,7 @@ fn local_visible_at(stack: &Stack, queue: &str) -> BTreeMap<String, i64> {
 }
 
 /// A message whose run lasts longer than half its visibility timeout has
-/// its lease renewed while it runs (README: "renewed
+/// its lease renewed while it runs (delivery semantics: "renewed
 /// (`ChangeMessageVisibility`) every half visibility timeout").
 async fn a_slow_message_has_its_visibility_renewed(backend: Backend) {
     // Renewed every 6 s; the runtime answers after 6.5 s, so the run is
@@ -170,7 +170,7 @@ async fn max_in_flight_holds_receives_back(backend: Backend) {
 }
 
 /// A dependency's Retry-After longer than the queue's backoff is the wait
-/// (README: "or a dependency's Retry-After passed on by the logic, if
+/// (delivery semantics: "or a dependency's Retry-After passed on by the logic, if
 /// longer").
 async fn a_retry_after_longer_than_the_backoff_is_the_wait(backend: Backend) {
     let stack = shop(
@@ -243,7 +243,7 @@ async fn dead_letter_queue_refuses(stack: &Stack, refuse: bool) {
 }
 
 /// A permanent failure whose dead-letter copy cannot be sent stays on its
-/// queue and is tried again (README: "if that send fails, retried as
+/// queue and is tried again (delivery semantics: "if that send fails, retried as
 /// above"); once the dead-letter queue takes it, it carries the reason,
 /// cut to 4000 characters.
 async fn a_failed_dead_letter_send_is_retried_and_the_reason_cut(backend: Backend) {
@@ -299,7 +299,7 @@ async fn a_failed_dead_letter_send_is_retried_and_the_reason_cut(backend: Backen
 }
 
 /// Events wait for their batch; SIGTERM sends what is buffered before the
-/// process exits (README, Shutdown: "flush the Segment buffer").
+/// process exits (docs/operations.md, Shutdown: "flush the Segment buffer").
 async fn shutdown_flushes_the_segment_buffer(backend: Backend) {
     let stack = shop(
         "flush",

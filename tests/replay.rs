@@ -671,6 +671,7 @@ async fn a_full_recording_queue_drops_and_counts_and_never_waits() {
         envmgr::logic::serving::Versions::pinned(
             engine.load(envmgr::BUILTIN_LOGIC).unwrap(),
             envmgr::config::LogicSettings::default(),
+            None,
         ),
         "test-host".to_string(),
     );
@@ -789,8 +790,13 @@ async fn serve_records_and_replay_compares(backend: Backend) {
     // Stopped: what was queued for the store is stored.
     assert!(terminate(&mut daemon).success());
 
-    let listed = stack.run_ok(&["record", "list"]);
-    assert_eq!(listed.lines().count(), messages, "{listed}");
+    let listed = stack.run_ok(&["record", "list", "--json"]);
+    let recordings: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(recordings.len(), messages, "{listed}");
+    assert!(
+        recordings.iter().all(|r| r["logic"].as_str().is_some()),
+        "{listed}"
+    );
 
     // The version that handled them, against its own recording.
     let same = stack.run_ok(&["logic", "replay", "builtin", "--fail-on", "differ"]);

@@ -1,4 +1,4 @@
-//! What ends, and what must not (README, "Retention and rotation";
+//! What ends, and what must not (docs/operations.md, "Retention"; docs/guides/rotate-credentials.md;
 //! docs/performance.md, "What grows, and its bound"): `logic gc` and
 //! `serve`'s hourly pass remove versions nothing needs and nothing else
 //! (through the binary, on both backends); a removal and an activation

@@ -1,4 +1,4 @@
-//! Credentials rotate on a running `serve` (docs/security.md, "Rotating
+//! Credentials rotate on a running `serve` (docs/guides/rotate-credentials.md; docs/security.md, "Rotating
 //! credentials"): the GitHub App's private key and the Runtime Service
 //! token are re-read when their file changes, and on SIGHUP; messages
 //! before, during and after each rotation all succeed, and once the old

@@ -72,8 +72,10 @@ async fn serve_exposes_what_the_rules_read_with_trace_exemplars() {
     let event = pull_request_event("opened", 7, "feature/login", SHA_1, &now);
     stack.send("probot", &event);
     let ready = "envmgr_push_to_ready_seconds_count 1\n";
+    // The endpoint listens a moment after the process starts.
     stack::eventually("the environment ready", Duration::from_secs(60), || async {
-        http_get(port, "/metrics").contains(ready)
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http_get(port, "/metrics").contains(ready)
     })
     .await;
     let metrics = http_get(port, "/metrics");

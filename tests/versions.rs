@@ -464,6 +464,17 @@ async fn a_failing_canary_is_rolled_back_by_the_daemon(backend: Backend) {
     assert!(!metrics.contains("role=\"canary\""), "{metrics}");
     let status = http_get(port, "/status");
     assert!(status.contains("\"canary\":null"), "{status}");
+    // One naming style, camelCase; the swap figures' snake_case names of
+    // release 0.1 kept beside them for one more release.
+    for name in [
+        "\"lastSwap\":{",
+        "\"pointerToSwapMs\":",
+        "\"pausedSeconds\":",
+    ] {
+        assert!(status.contains(name), "no {name} in {status}");
+    }
+    assert!(status.contains("\"last_swap\":{"), "{status}");
+    assert!(status.contains("\"pointer_to_swap_ms\":"), "{status}");
     assert!(terminate(&mut daemon).success());
 }
 

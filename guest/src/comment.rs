@@ -14,7 +14,7 @@ use crate::trust::Withheld;
 
 /// How the heading names the branch. A build with the `reworded-comment`
 /// feature words it differently and changes nothing else: the candidate
-/// the replay tests compare (and the README's example change).
+/// the replay tests compare (and the tutorial's example change, docs/tutorial.md).
 #[cfg(not(feature = "reworded-comment"))]
 const HEADING: &str = "environment for";
 #[cfg(feature = "reworded-comment")]

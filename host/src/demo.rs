@@ -225,7 +225,7 @@ fn show_what_happened(
             end.queue, end.message_id, end.disposition, end.summary
         );
     }
-    show::everything(store, settings)
+    show::everything(store, settings, false)
 }
 
 fn print_next_steps(dir: &Path, started: Instant, store: &Store) {

@@ -1,6 +1,6 @@
 //! `envmgr`: the Environment Manager host. The commands live in
 //! [`envmgr::cli`].
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     envmgr::cli::main()
 }

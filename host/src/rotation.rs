@@ -12,7 +12,7 @@
 //! environment (`ENVMGR_GITHUB_PRIVATE_KEY`, …) are not watched: a process's
 //! environment does not change.
 //!
-//! The order for an operator (docs/security.md): add the new credential
+//! The order for an operator (docs/guides/rotate-credentials.md): add the new credential
 //! where it is checked (a second key of the App, a second token of the
 //! Runtime Service), write it to the file, wait for `credential rotated`
 //! on every host, then remove the old one.

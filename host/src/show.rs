@@ -21,9 +21,10 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Everything, section by section.
-pub fn everything(store: &Store, settings: &Settings) -> anyhow::Result<()> {
-    environments(store, settings)?;
+/// Everything, section by section; each environment's stored items too
+/// when `items`.
+pub fn everything(store: &Store, settings: &Settings, items: bool) -> anyhow::Result<()> {
+    environments(store, settings, items)?;
     comments_section(store)?;
     deployments_section(store)?;
     runtime_section(store)?;
@@ -83,33 +84,45 @@ pub fn ended(store: &Store, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The environment items, grouped by environment (three per environment),
-/// each with its lease and the newest status report of its runtime.
-pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+/// An environment's items as stored: its three items (the record and the
+/// copies the logic keeps), its lease and its runtime's newest report.
+#[derive(Default)]
+pub struct Stored {
+    pub items: Vec<Item>,
+    pub lease: Option<Item>,
+    pub report: Option<Item>,
+}
+
+/// The environments table, grouped by environment id.
+pub fn grouped(store: &Store, settings: &Settings) -> anyhow::Result<BTreeMap<String, Stored>> {
     let tables = LocalTables::new(store.clone(), settings.tables.mapping());
-    let mut grouped: BTreeMap<String, Vec<Item>> = BTreeMap::new();
-    let mut leases: BTreeMap<String, Item> = BTreeMap::new();
-    let mut reports: BTreeMap<String, Item> = BTreeMap::new();
+    let mut grouped: BTreeMap<String, Stored> = BTreeMap::new();
     for item in tables.scan("environments")? {
         // The lease and the report are the environment's, not a copy of it.
-        let kept = match text(&item, "entity") {
-            Some("lease") => &mut leases,
-            Some("report") => &mut reports,
-            _ => {
-                let id = text(&item, "environmentId").unwrap_or("?").to_string();
-                grouped.entry(id).or_default().push(item);
-                continue;
-            }
-        };
-        let id = text(&item, "pk")
+        let by_key = text(&item, "pk")
             .and_then(|pk| pk.strip_prefix("ENVIRONMENT#"))
             .unwrap_or("?")
             .to_string();
-        kept.insert(id, item);
+        match text(&item, "entity") {
+            Some("lease") => grouped.entry(by_key).or_default().lease = Some(item),
+            Some("report") => grouped.entry(by_key).or_default().report = Some(item),
+            _ => {
+                let id = text(&item, "environmentId").unwrap_or("?").to_string();
+                grouped.entry(id).or_default().items.push(item);
+            }
+        }
     }
+    grouped.retain(|_, stored| !stored.items.is_empty());
+    Ok(grouped)
+}
+
+/// One summary per environment (what, where, its status, its lease, its
+/// runtime's newest report); its stored items too when `items`.
+pub fn environments(store: &Store, settings: &Settings, items: bool) -> anyhow::Result<()> {
+    let grouped = grouped(store, settings)?;
     println!("\n== environments ({}) ==", grouped.len());
-    for (id, items) in &grouped {
-        let first = &items[0];
+    for (id, stored) in &grouped {
+        let first = &stored.items[0];
         println!(
             "  {id}: {} {} @ {} · status {}{}",
             text(first, "environmentType").unwrap_or("?"),
@@ -120,10 +133,12 @@ pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
                 .map(|u| format!(" · {u}"))
                 .unwrap_or_default(),
         );
-        for item in items {
-            println!("    {}", show_item(item));
+        if items {
+            for item in &stored.items {
+                println!("    {}", show_item(item));
+            }
         }
-        if let Some(lease) = leases.get(id) {
+        if let Some(lease) = &stored.lease {
             let holder = text(lease, "holder").filter(|h| !h.is_empty());
             let wanted = text(lease, "wanted").filter(|w| !w.is_empty());
             println!(
@@ -138,9 +153,22 @@ pub fn environments(store: &Store, settings: &Settings) -> anyhow::Result<()> {
                 text(lease, "holderVersion").unwrap_or("-"),
             );
         }
-        if let Some(report) = reports.get(id) {
-            println!("    status report: {}", show_item(report));
+        if let Some(report) = &stored.report {
+            match items {
+                true => println!("    status report: {}", show_item(report)),
+                false => println!(
+                    "    status report: {} for request {}{}",
+                    text(report, "state").unwrap_or("?"),
+                    text(report, "requestVersion").unwrap_or("?"),
+                    text(report, "reason")
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default(),
+                ),
+            }
         }
+    }
+    if !items && !grouped.is_empty() {
+        println!("  (`envmgr show --items` for the stored items)");
     }
     Ok(())
 }
@@ -265,4 +293,91 @@ fn queues(store: &Store, settings: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `show --json`: the same as [`everything`] for tools: each environment
+/// with its items (attributes as JSON values; binary ones as their length
+/// only), the comments, runtime requests (secret values masked, as
+/// stored), analytics events and queues.
+pub fn as_json(store: &Store, settings: &Settings) -> anyhow::Result<serde_json::Value> {
+    use serde_json::json;
+    let item = |item: &Item| -> serde_json::Value {
+        item.iter()
+            .map(|(name, value)| (name.clone(), value_json(value)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let environments: Vec<_> = grouped(store, settings)?
+        .iter()
+        .map(|(id, stored)| {
+            let first = &stored.items[0];
+            json!({
+                "id": id,
+                "type": text(first, "environmentType"),
+                "repository": text(first, "repository"),
+                "branch": text(first, "branch"),
+                "status": text(first, "status"),
+                "url": text(first, "url"),
+                "items": stored.items.iter().map(item).collect::<Vec<_>>(),
+                "lease": stored.lease.as_ref().map(item),
+                "report": stored.report.as_ref().map(item),
+            })
+        })
+        .collect();
+    let comments: Vec<_> = comments(store)?
+        .into_iter()
+        .map(|c| json!({"id": c.id, "repository": c.repository, "issue": c.issue, "body": c.body}))
+        .collect();
+    let runtimes: Vec<_> = runtimes(store)?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "idempotencyKey": r.idempotency_key, "runtimeId": r.runtime_id, "url": r.url,
+                "calls": r.calls, "deletedBy": r.deleted_by, "request": r.request,
+            })
+        })
+        .collect();
+    let analytics: Vec<_> = events(store)?
+        .into_iter()
+        .map(|e| {
+            let properties = serde_json::from_str::<serde_json::Value>(&e.properties_json)
+                .unwrap_or(serde_json::Value::String(e.properties_json));
+            json!({"event": e.event, "userId": e.user_id, "properties": properties})
+        })
+        .collect();
+    let mut queues = Vec::new();
+    for (logical, queue) in &settings.queues {
+        let (waiting, in_flight) = depth(store, &queue.name)?;
+        let dead = messages(store, &queue.dead_letter_name())?.len();
+        queues.push(json!({
+            "name": logical, "queue": queue.name, "waiting": waiting,
+            "inFlight": in_flight, "deadLettered": dead,
+        }));
+    }
+    Ok(json!({
+        "environments": environments,
+        "comments": comments,
+        "runtimeRequests": runtimes,
+        "analyticsEvents": analytics,
+        "queues": queues,
+    }))
+}
+
+/// An attribute as a JSON value: strings and booleans as themselves, a
+/// number as a number when it is one, a binary as `{"bytes": n}`.
+fn value_json(value: &AttributeValue) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        AttributeValue::S(s) => Value::from(s.as_str()),
+        AttributeValue::N(n) => serde_json::from_str::<serde_json::Number>(n)
+            .map_or_else(|_| Value::from(n.as_str()), Value::Number),
+        AttributeValue::B(b) => serde_json::json!({ "bytes": b.len() }),
+        AttributeValue::Bool(b) => Value::from(*b),
+        AttributeValue::Null => Value::Null,
+        AttributeValue::Ss(v) | AttributeValue::Ns(v) => Value::from(v.clone()),
+        AttributeValue::Bs(v) => serde_json::json!({ "binaries": v.len() }),
+        AttributeValue::Json(j) => {
+            serde_json::from_str(j).unwrap_or_else(|_| Value::from(j.as_str()))
+        }
+    }
 }

@@ -31,6 +31,41 @@ pub fn utc(ms: u64, to_the_ms: bool) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `2026-11-28T11:45:00Z (3 min ago)`: the exact time and how long ago,
+/// against `now_ms`.
+pub fn when(at_ms: u64, now_ms: u64) -> String {
+    format!("{} ({})", utc(at_ms, false), ago(at_ms, now_ms))
+}
+
+/// `just now`, `42 s ago`, `3 min ago`, `5 h ago`, `2 days ago`; `in 3 min`
+/// for a time still to come.
+pub fn ago(at_ms: u64, now_ms: u64) -> String {
+    let (seconds, future) = match now_ms.checked_sub(at_ms) {
+        Some(past) => (past / 1_000, false),
+        None => ((at_ms - now_ms) / 1_000, true),
+    };
+    let span = match seconds {
+        0 => return "just now".to_string(),
+        1..60 => format!("{seconds} s"),
+        60..3_600 => format!("{} min", seconds / 60),
+        3_600..86_400 => format!("{} h", seconds / 3_600),
+        _ => plural(seconds / 86_400, "day"),
+    };
+    match future {
+        true => format!("in {span}"),
+        false => format!("{span} ago"),
+    }
+}
+
+/// `1 call`, `2 calls`, `0 calls`.
+pub fn plural(count: impl Into<u64>, noun: &str) -> String {
+    let count = count.into();
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
 /// `bytes` random bytes as lowercase hex (receipts, ids, local tokens).
 pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
@@ -99,6 +134,26 @@ pub async fn periodically<F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_as_a_person_says_them() {
+        let now = 1_800_000_000_000;
+        assert_eq!(ago(now, now), "just now");
+        assert_eq!(ago(now - 42_000, now), "42 s ago");
+        assert_eq!(ago(now - 3 * 60_000 - 5_000, now), "3 min ago");
+        assert_eq!(ago(now - 5 * 3_600_000, now), "5 h ago");
+        assert_eq!(ago(now - 86_400_000, now), "1 day ago");
+        assert_eq!(ago(now - 2 * 86_400_000, now), "2 days ago");
+        assert_eq!(ago(now + 180_000, now), "in 3 min");
+        assert_eq!(when(now - 180_000, now), "2027-01-15T07:57:00Z (3 min ago)");
+    }
+
+    #[test]
+    fn plurals_follow_the_count() {
+        assert_eq!(plural(1u64, "call"), "1 call");
+        assert_eq!(plural(0u64, "call"), "0 calls");
+        assert_eq!(plural(2u64, "call"), "2 calls");
+    }
 
     #[test]
     fn seconds_read_the_same_whatever_the_size() {

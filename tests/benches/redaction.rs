@@ -11,7 +11,7 @@
 //! expired, and with 5,000 alive (a host serving 400 installations whose
 //! tokens live 90 s, at 40 messages a second), interleaved; medians. Then
 //! the cost per KiB of a long text (a 64 KiB refusal quoting a request in
-//! JSON with escapes, and one in base64), the budget README states.
+//! JSON with escapes, and one in base64), the budget docs/reference/dependencies.md states.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};

@@ -1,5 +1,5 @@
 //! The `envmgr` binary, for this package's tests (same code as host/src/main.rs).
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     envmgr::cli::main()
 }

@@ -26,6 +26,7 @@ pub async fn check_data(platform: &Platform) -> anyhow::Result<Vec<String>> {
     let records = check_app_records(&apps, &mut problems);
     check_repository_index(&apps, &records, &mut problems);
     check_secrets(&secrets, &records, &mut problems);
+    check_secret_values(platform, &secrets, &mut problems).await;
     Ok(problems)
 }
 
@@ -142,6 +143,34 @@ fn check_secrets(secrets: &[Item], records: &AppRecords, problems: &mut Vec<Stri
                 format!("{place}: a ciphertext of {size} bytes is not one KMS or set-secret makes"),
             ),
             Some(_) => {}
+        }
+    }
+}
+
+/// A secret whose value is empty (stored before `set-secret` refused one):
+/// decrypted here, in the host, and only its emptiness said. One KMS call
+/// per secret: an operator's command. A ciphertext no configured key
+/// decrypts is `secrets re-encrypt`'s to report, not this rule's.
+async fn check_secret_values(platform: &Platform, secrets: &[Item], problems: &mut Vec<String>) {
+    for item in secrets {
+        let ciphertext = item.iter().find_map(|(n, v)| match v {
+            AttributeValue::B(b) if n == "ciphertext" => Some(b),
+            _ => None,
+        });
+        let (Some(ciphertext), Some(pk)) = (ciphertext, text(item, "pk")) else {
+            continue;
+        };
+        let app = pk.strip_prefix("APP#").unwrap_or_default();
+        let name = text(item, "name").unwrap_or_default();
+        let scope = text(item, "scope").unwrap_or_default();
+        let context = catalog::secret_context(app, &scope, &name);
+        if let Ok(value) = platform.kms.decrypt(ciphertext, &context).await
+            && value.expose().is_empty()
+        {
+            problems.push(format!(
+                "{}: the value is empty; set it again with `envmgr set-secret`",
+                place("secrets", item)
+            ));
         }
     }
 }

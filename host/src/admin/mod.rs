@@ -2,6 +2,7 @@
 //! (queues, tables, key), apps and secrets in the documented format.
 
 mod check;
+pub mod listing;
 pub mod reencrypt;
 
 pub use check::check_data;
@@ -434,6 +435,9 @@ pub async fn set_secret(
     }
     if value.len() > 4096 {
         bail!("a secret value holds at most 4096 bytes (KMS Encrypt's limit)");
+    }
+    if value.is_empty() {
+        bail!("the value of secret {name} is empty: a runtime never needs an empty secret");
     }
     let ciphertext = platform
         .kms

@@ -1,6 +1,6 @@
 //! `envmgr secrets re-encrypt --to KEY`: every ciphertext envmgr keeps,
 //! moved to another KMS key with no downtime (the runbook:
-//! docs/security.md, "Moving to a new KMS key").
+//! docs/guides/rotate-credentials.md, "Moving to a new KMS key").
 //!
 //! It moves each secret item's `ciphertext` (the `secrets` table), each
 //! environment's `signingKeyCiphertext` (canonical items of the
@@ -205,7 +205,7 @@ fn show_key(key: &Item) -> String {
 pub async fn re_encrypt(platform: &Platform, settings: &Settings, to: &str) -> anyhow::Result<()> {
     if to != settings.kms.key_id {
         bail!(
-            "--to {to} is not `kms.key_id` ({}): set `kms.key_id = \"{to}\"` and `kms.previous_key_ids` to the key(s) being left, on every host first (docs/security.md)",
+            "--to {to} is not `kms.key_id` ({}): set `kms.key_id = \"{to}\"` and `kms.previous_key_ids` to the key(s) being left, on every host first (docs/guides/rotate-credentials.md)",
             settings.kms.key_id
         );
     }

@@ -16,7 +16,13 @@ use crate::record::replay::FailOn;
 pub enum LogicCommand {
     /// Validate a component (world, self-check in the mock host), cache its
     /// native code and store it; refused with the reason otherwise.
+    #[command(
+        after_help = "Examples:\n  envmgr logic install target/wasm32-wasip2/release/envmgr_guest.wasm --tag v2\n  \
+envmgr logic install my-logic.wasm --tag v2 --replay 200 --fail-on differ\n\n\
+Installing a version again keeps its tag; another tag is refused (a version has one)."
+    )]
     Install {
+        /// The component file (`cargo build-logic` makes one).
         file: PathBuf,
         /// A name for it (`v2`, `2026-11-28`), usable instead of the sha256.
         #[arg(long)]
@@ -32,6 +38,10 @@ pub enum LogicCommand {
     },
     /// Make a version active, give it a share of messages as a canary, or
     /// run it as a shadow beside the active one.
+    #[command(
+        after_help = "Examples:\n  envmgr logic activate v2\n  envmgr logic activate v2 --canary 10\n  \
+envmgr logic activate v2 --shadow\n  envmgr logic activate builtin"
+    )]
     Activate {
         /// sha256, a unique prefix of it, a tag, or `builtin`.
         version: String,
@@ -46,12 +56,16 @@ pub enum LogicCommand {
         #[arg(long)]
         shadow: bool,
     },
-    /// Stop the shadow version.
+    /// Stop the shadow version (an error when none runs).
+    #[command(after_help = "Example:\n  envmgr logic stop-shadow")]
     StopShadow,
     /// Run recorded messages through CANDIDATE and through the version that
     /// handled each (or --against), every call answered from the
     /// recording, and say per message: identical, differs (with the
     /// difference), fails or not replayable.
+    #[command(after_help = "Examples:\n  envmgr logic replay v2 --last 50\n  \
+envmgr logic replay my-logic.wasm --since 6h --fail-on differ\n  \
+envmgr logic replay v2 --from exported/ --expect expected.toml\n  envmgr logic replay --shadow-report")]
     Replay {
         /// A component file, or an installed version (sha256, prefix, tag,
         /// `builtin`).
@@ -81,16 +95,28 @@ pub enum LogicCommand {
         shadow_report: bool,
     },
     /// Make the canary the active version.
+    #[command(after_help = "Example:\n  envmgr logic promote")]
     Promote,
     /// Drop the canary; without one, return to the previous active version.
+    #[command(after_help = "Example:\n  envmgr logic rollback")]
     Rollback,
-    /// The installed versions, which is active or canary, and the pointer.
-    List,
+    /// The installed versions, which is active or canary, the serving
+    /// hosts (and what a `serve --logic FILE` host is pinned to), and the
+    /// pointer.
+    #[command(
+        after_help = "Examples:\n  envmgr logic list\n  envmgr logic list --json | jq '.versions[] | select(.roles | index(\"active\"))'"
+    )]
+    List {
+        /// One JSON object, for tools.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove versions nothing needs: not active, canary, shadow, in the
     /// rollback history, the handler of a recording still kept, or
     /// installed within `logic.keep_installed_hours`. Also removes expired
     /// host heartbeats and this machine's stale native code. `serve` does
     /// the same every `logic.gc_every_seconds`.
+    #[command(after_help = "Examples:\n  envmgr logic gc --dry-run\n  envmgr logic gc")]
     Gc {
         /// Say what would go; remove nothing.
         #[arg(long)]
@@ -101,7 +127,10 @@ pub enum LogicCommand {
 impl LogicCommand {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
         init_logs(LogFormat::Human);
-        let settings = context.settings(Uses::Logic)?;
+        let settings = match self {
+            LogicCommand::List { .. } => context.existing(Uses::Logic)?,
+            _ => context.settings(Uses::Logic)?,
+        };
         if let LogicCommand::Replay {
             candidate,
             against,
@@ -163,7 +192,7 @@ impl LogicCommand {
                 }
                 LogicCommand::Promote => commands::promote(&platform).await,
                 LogicCommand::Rollback => commands::rollback(&platform).await,
-                LogicCommand::List => commands::list(&platform, &settings).await,
+                LogicCommand::List { json } => commands::list(&platform, &settings, *json).await,
                 LogicCommand::Gc { dry_run } => commands::gc(&platform, &settings, *dry_run).await,
             }
         })

@@ -18,6 +18,11 @@ use crate::support::hex_sha256;
 /// The mock host is seeded with the app `app_shop` for the repository
 /// acme/shop (GitHub App installation 4242) and two secrets.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr try docs/examples/pull-request-opened.json\n  \
+envmgr try --queue api docs/examples/api-production.json -v\n  \
+envmgr try --logic my-logic.wasm docs/examples/pull-request-opened.json docs/examples/pull-request-closed.json"
+)]
 pub struct Try {
     /// Message bodies (JSON files), delivered in order.
     #[arg(required = true)]
@@ -28,7 +33,31 @@ pub struct Try {
     /// The queue the messages come from (`probot` or `api`).
     #[arg(long, default_value = "probot")]
     queue: String,
+    /// Every call with its full arguments, and the stored items (one
+    /// short line per call otherwise).
+    #[arg(long, short)]
+    verbose: bool,
+    #[command(flatten)]
+    no_deployment: NoDeployment,
 }
+
+/// `--config` and `--data-dir` on a command that needs no deployment:
+/// refused with the reason rather than silently ignored (hidden, so the
+/// help does not offer them).
+#[derive(clap::Args)]
+pub(super) struct NoDeployment {
+    #[arg(long, hide = true, value_parser = needs_no_deployment)]
+    config: Option<String>,
+    #[arg(long, hide = true, value_parser = needs_no_deployment)]
+    data_dir: Option<String>,
+}
+
+fn needs_no_deployment(_: &str) -> Result<String, String> {
+    Err("this command runs in the mock host and reads no config or data directory".into())
+}
+
+/// A call's line without `-v`: as wide as a terminal.
+const SHORT_LINE: usize = 120;
 
 impl Try {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
@@ -37,15 +66,21 @@ impl Try {
             &self.messages,
             self.logic.clone(),
             &self.queue,
+            self.verbose,
         ))
     }
 }
 
 /// Check that a component implements the envmgr contract and print its id.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  envmgr check-logic target/wasm32-wasip2/release/envmgr_guest.wasm"
+)]
 pub struct CheckLogic {
     /// The component file.
     file: PathBuf,
+    #[command(flatten)]
+    no_deployment: NoDeployment,
 }
 
 impl CheckLogic {
@@ -77,7 +112,12 @@ async fn try_messages(
     messages: &[PathBuf],
     logic: Option<PathBuf>,
     queue: &str,
+    verbose: bool,
 ) -> anyhow::Result<()> {
+    let line = |text: String| match verbose {
+        true => text,
+        false => crate::redact::cut(&text, SHORT_LINE),
+    };
     let component = match &logic {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => crate::BUILTIN_LOGIC.to_vec(),
@@ -100,7 +140,7 @@ async fn try_messages(
         let delivery = host.deliver(&host.message(queue, &body)).await;
         println!("\n== {} ==", path.display());
         for entry in &delivery.transcript {
-            println!("  {entry}");
+            println!("  {}", line(entry.to_string()));
         }
         println!("=> {}", crate::engine::summary(&delivery.result));
         host.clock.advance(std::time::Duration::from_secs(60));
@@ -108,7 +148,10 @@ async fn try_messages(
 
     println!("\n== environments table ==");
     for item in host.tables.scan("environments")? {
-        println!("  {}", show_item(&item));
+        println!("  {}", line(show_item(&item)));
+    }
+    if !verbose {
+        println!("  (-v: every call's full arguments and the whole items)");
     }
     for call in host.runtime.calls() {
         let secrets: Vec<String> = call

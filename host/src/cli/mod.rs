@@ -4,17 +4,24 @@
 //! | module | commands |
 //! |---|---|
 //! | [`serve`] | `serve`, `demo` |
-//! | [`operator`] | `init`, `send`, `add-app`, `set-secret`, `secrets`, `check-data`, `show` |
+//! | [`operator`] | `init`, `send`, `sweep`, `add-app`, `set-secret`, `check-data`, `show` |
+//! | [`apps`] | `apps list`, `secrets list`, `secrets re-encrypt` |
 //! | [`logic`] | `logic …` |
 //! | [`record`] | `record …` |
 //! | [`dlq`] | `dlq …` |
 //! | [`mock`] | `try`, `check-logic` |
+//! | [`reference`] | `completions`; the man pages and the command reference |
+//!
+//! [`output`] holds what they print with: times, tables, plurals, `--json`.
 
+mod apps;
 mod dlq;
 mod logic;
 mod mock;
 mod operator;
+pub(crate) mod output;
 mod record;
+mod reference;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
@@ -28,15 +35,20 @@ use crate::config::{LogFormat, Settings, Uses};
 #[command(
     name = "envmgr",
     version,
-    about = "Environment Manager: creates preview and production environments"
+    about = "Environment Manager: creates preview and production environments",
+    long_about = "Environment Manager: creates a preview environment per pull request and a \
+production environment per app, from webhooks and API requests on SQS, with its logic \
+as a swappable WebAssembly component.",
+    after_help = "Examples:\n  envmgr demo\n  envmgr --config envmgr.toml serve\n  \
+envmgr logic install my-logic.wasm --tag v2\n\nThe book: docs/SUMMARY.md"
 )]
 struct Cli {
     /// The TOML config file; `ENVMGR__SECTION__KEY` variables override it.
-    #[arg(long, global = true, env = "ENVMGR_CONFIG")]
+    #[arg(long, global = true, env = "ENVMGR_CONFIG", hide_env_values = true)]
     config: Option<PathBuf>,
     /// The data directory of the local backend (config `local.data_dir`,
     /// `.envmgr` by default).
-    #[arg(long, global = true, env = "ENVMGR_DATA_DIR")]
+    #[arg(long, global = true, env = "ENVMGR_DATA_DIR", hide_env_values = true)]
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -45,6 +57,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Demo(serve::Demo),
+    Serve(serve::Serve),
+    /// Create the queues (with dead-letter queues and redrive policy), the
+    /// tables and the KMS key if missing (the local database makes them
+    /// when opened).
+    #[command(
+        after_help = "Examples:\n  envmgr --config envmgr.toml init\n  envmgr --data-dir .envmgr init"
+    )]
+    Init,
+    AddApp(operator::AddApp),
+    /// The registered apps.
+    Apps {
+        #[command(subcommand)]
+        command: apps::AppsCommand,
+    },
+    SetSecret(operator::SetSecret),
+    /// An app's secrets (names and scopes, never values), and moving every
+    /// ciphertext to a new KMS key.
+    Secrets {
+        #[command(subcommand)]
+        command: apps::SecretsCommand,
+    },
+    Send(operator::Send),
+    Show(operator::Show),
     /// Logic versions: install (validate, cache), activate (all traffic or
     /// a canary share), promote, roll back, list, collect. Running hosts
     /// follow within `logic.poll_ms`.
@@ -52,39 +87,25 @@ enum Command {
         #[command(subcommand)]
         command: logic::LogicCommand,
     },
-    /// Show what the local database holds: environments, comments, runtime
-    /// requests, analytics events, queues and dead letters.
-    Show,
-    Serve(serve::Serve),
-    /// Create the queues (with dead-letter queues and redrive policy), the
-    /// tables and the KMS key if missing (the local database makes them
-    /// when opened).
-    Init,
-    Send(operator::Send),
-    Sweep(operator::Sweep),
-    AddApp(operator::AddApp),
-    /// List every stored app, repository index and secret item that breaks
-    /// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
-    CheckData,
-    SetSecret(operator::SetSecret),
-    /// Secrets as a whole: move every ciphertext to a new KMS key.
-    Secrets {
-        #[command(subcommand)]
-        command: operator::SecretsCommand,
-    },
-    Try(mock::Try),
-    CheckLogic(mock::CheckLogic),
     /// Recorded messages (`[record]`): list them, export them as files.
     Record {
         #[command(subcommand)]
         command: record::RecordCommand,
     },
+    Try(mock::Try),
+    CheckLogic(mock::CheckLogic),
     /// Dead letters: list, show, move back to their queue (redrive) or
     /// delete (purge), on either backend.
     Dlq {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    Sweep(operator::Sweep),
+    /// List every stored app, repository index and secret item that breaks
+    /// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
+    #[command(after_help = "Example:\n  envmgr --config envmgr.toml check-data")]
+    CheckData,
+    Completions(reference::Completions),
 }
 
 /// What every command gets: the configuration as it asks for it, and the
@@ -96,6 +117,25 @@ pub struct Context {
 }
 
 impl Context {
+    /// [`settings`](Self::settings) for a command that only reads: on the
+    /// local backend the data directory must hold a database already, so a
+    /// mistyped `--data-dir` is said rather than answered from a new, empty
+    /// one. Commands that write create it (the quickstart needs that).
+    fn existing(&self, uses: Uses) -> anyhow::Result<Settings> {
+        let settings = self.settings(uses)?;
+        let dir = &settings.local.data_dir;
+        if settings.backend == crate::config::Backend::Local
+            && !dir.join(crate::local::FILE_NAME).exists()
+        {
+            anyhow::bail!(
+                "no envmgr data in {} (no {}): check --data-dir, ENVMGR_DATA_DIR or local.data_dir; commands that write, such as `envmgr init` and `envmgr add-app`, create it",
+                dir.display(),
+                crate::local::FILE_NAME
+            );
+        }
+        Ok(settings)
+    }
+
     /// The configuration, validated for what the command `uses`.
     fn settings(&self, uses: Uses) -> anyhow::Result<Settings> {
         let data_dir = self.data_dir.as_ref().map(|dir| {
@@ -112,8 +152,20 @@ impl Context {
     }
 }
 
-pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Run the command line. A failure is one line on standard error, `error:`
+/// and the error with its causes, and exit status 1: a user's mistake is
+/// not a crash, so no backtrace whatever `RUST_BACKTRACE` says.
+pub fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let context = Context {
         config: cli.config,
         data_dir: cli.data_dir,
@@ -126,7 +178,9 @@ pub fn main() -> anyhow::Result<()> {
         Command::Record { command } => command.run(&context),
         Command::Dlq { command } => command.run(&context),
         Command::Secrets { command } => command.run(&context),
-        Command::Show => operator::show(&context),
+        Command::Apps { command } => command.run(&context),
+        Command::Completions(completions) => completions.run(),
+        Command::Show(show) => show.run(&context),
         Command::Init => operator::init(&context),
         Command::CheckData => operator::check_data(&context),
         Command::Send(send) => send.run(&context),
@@ -136,6 +190,12 @@ pub fn main() -> anyhow::Result<()> {
         Command::Try(try_them) => try_them.run(&context),
         Command::CheckLogic(check) => check.run(),
     }
+}
+
+/// The clap definition of the whole command line (for the generated
+/// reference and the completions).
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {
@@ -149,7 +209,13 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 }
 
 pub(crate) fn init_logs(format: LogFormat) {
-    let _ = install_logs::<tracing_subscriber::layer::Identity>(format, None);
+    let _ = install_logs::<tracing_subscriber::layer::Identity>(format, None, "info");
+}
+
+/// Logs at `level` and above unless `ENVMGR_LOG` says otherwise (the demo
+/// keeps its daemon's info lines for `--verbose`).
+pub(crate) fn init_logs_at(format: LogFormat, level: &str) {
+    let _ = install_logs::<tracing_subscriber::layer::Identity>(format, None, level);
 }
 
 /// `serve`'s logs, and its traces when `[telemetry]` or the `OTEL_*`
@@ -161,7 +227,7 @@ pub(crate) fn init_logs_and_traces(
     let endpoint = settings.telemetry.otlp_endpoint.as_deref();
     match crate::telemetry::Telemetry::layer(endpoint, runtime)? {
         Some((layer, telemetry)) => {
-            install_logs(settings.log.format, Some(layer));
+            install_logs(settings.log.format, Some(layer), "info");
             Ok(Some(telemetry))
         }
         None => {
@@ -174,7 +240,7 @@ pub(crate) fn init_logs_and_traces(
 /// Logs to stderr (`ENVMGR_LOG` filters them), beside `traces` if given.
 /// The exported spans never reach the log lines, nor log events the
 /// traces.
-fn install_logs<T>(format: LogFormat, traces: Option<T>) -> bool
+fn install_logs<T>(format: LogFormat, traces: Option<T>, level: &str) -> bool
 where
     T: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
 {
@@ -183,7 +249,7 @@ where
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
-        tracing_subscriber::EnvFilter::try_from_env("ENVMGR_LOG").unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_from_env("ENVMGR_LOG").unwrap_or_else(|_| level.into());
     let not_traces = filter_fn(|metadata| metadata.target() != crate::telemetry::spans::TARGET);
     // Colour only for a person at a terminal: a file or a pipe gets plain
     // text (and NO_COLOR is honoured, https://no-color.org).

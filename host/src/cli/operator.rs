@@ -1,10 +1,9 @@
-//! The operator's commands on the deployment: `init`, `send`, `add-app`,
-//! `set-secret`, `secrets re-encrypt`, `check-data`, `show`.
+//! The operator's commands on the deployment: `init`, `send`, `sweep`,
+//! `add-app`, `set-secret`, `check-data`, `show`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Subcommand;
 
 use super::{Context, init_logs, read_input};
 use crate::admin;
@@ -22,16 +21,36 @@ pub fn init(context: &Context) -> anyhow::Result<()> {
         .block_on(async { admin::init(&Platform::connect(&settings).await?, &settings).await })
 }
 
-/// Show what the local database holds.
-pub fn show(context: &Context) -> anyhow::Result<()> {
-    let settings = context.settings(Uses::Stores)?;
-    context.runtime.block_on(async {
-        let platform = Platform::connect(&settings).await?;
-        let store = platform
-            .store()
-            .context("show reads the local database; the config names the aws backend")?;
-        crate::show::everything(store, &settings)
-    })
+/// Show what the local database holds: a summary per environment, the
+/// pull-request comments, GitHub deployments, runtime requests, analytics
+/// events, queues and dead letters.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr show\n  envmgr show --items\n  envmgr show --json | jq '.environments[].status'"
+)]
+pub struct Show {
+    /// Each environment's stored items too, attribute by attribute.
+    #[arg(long)]
+    items: bool,
+    /// One JSON object, for tools (environments with their items, queues).
+    #[arg(long, conflicts_with = "items")]
+    json: bool,
+}
+
+impl Show {
+    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
+        let settings = context.existing(Uses::Stores)?;
+        context.runtime.block_on(async {
+            let platform = Platform::connect(&settings).await?;
+            let store = platform
+                .store()
+                .context("show reads the local database; the config names the aws backend")?;
+            match self.json {
+                true => super::output::print_json(&crate::show::as_json(store, &settings)?),
+                false => crate::show::everything(store, &settings, self.items),
+            }
+        })
+    }
 }
 
 /// Sweep the previews now, as `serve` does every `[previews]
@@ -40,6 +59,10 @@ pub fn show(context: &Context) -> anyhow::Result<()> {
 /// end (idle, its pull request closed unseen, a delete that stopped;
 /// docs/data-model.md, "The end of an environment").
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr sweep --dry-run\n  envmgr sweep --app app_shop\n  \
+envmgr sweep --orphans\n  envmgr sweep --orphans --yes"
+)]
 pub struct Sweep {
     /// Only this app's previews.
     #[arg(long)]
@@ -161,6 +184,11 @@ fn described(body: &str) -> String {
 
 /// Put a message on a queue.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr send --queue probot --file docs/examples/pull-request-opened.json\n  \
+envmgr send --queue api --file docs/examples/api-production.json\n  \
+echo '{...}' | envmgr send --queue api --file -"
+)]
 pub struct Send {
     /// The queue, by its name in the config (`probot`, `api`).
     #[arg(long)]
@@ -219,9 +247,15 @@ impl Send {
 
 /// Register an app (the app record and its repository index).
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr add-app --id app_shop --name Shop --repository acme/shop\n  \
+envmgr add-app --id app_shop --name Shop --repository acme/shop --trusted-author octocat"
+)]
 pub struct AddApp {
+    /// The app's id (`[A-Za-z0-9_.-]`, at most 64): in keys and API requests.
     #[arg(long)]
     id: String,
+    /// The app's name as people read it (the pull-request comment shows it).
     #[arg(long)]
     name: String,
     /// `owner/name` on GitHub.
@@ -295,12 +329,20 @@ pub fn check_data(context: &Context) -> anyhow::Result<()> {
 
 /// Encrypt a secret with the KMS key and store it for an app.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr set-secret --app app_shop --scope global --name DATABASE_URL < url.txt\n  \
+envmgr set-secret --app app_shop --scope preview --name API_KEY --value-file key.txt\n\n\
+An empty value is refused. At a terminal, the value is asked for (not echoed)."
+)]
 pub struct SetSecret {
+    /// The app the secret is for.
     #[arg(long)]
     app: String,
     /// global, preview, production or environment:<id>.
     #[arg(long)]
     scope: String,
+    /// The name the runtime sees as an environment variable
+    /// (`[A-Za-z_][A-Za-z0-9_]*`, at most 128).
     #[arg(long)]
     name: String,
     /// Read the value from this file; standard input otherwise.
@@ -311,8 +353,18 @@ pub struct SetSecret {
 impl SetSecret {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
         init_logs(LogFormat::Human);
-        let value = read_input(self.value_file.as_deref().unwrap_or(Path::new("-")))?;
+        let value = match &self.value_file {
+            Some(path) => read_input(path)?,
+            None => super::apps::secret_from_stdin(&self.name)?,
+        };
         let value = value.strip_suffix('\n').unwrap_or(&value);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        if value.is_empty() {
+            anyhow::bail!(
+                "the value of {} is empty; give it on standard input or with --value-file (an empty secret is never what a runtime needs)",
+                self.name
+            );
+        }
         let settings = context.settings(Uses::Stores)?;
         let (app, scope, name) = (&self.app, &self.scope, &self.name);
         context.runtime.block_on(async {
@@ -321,30 +373,5 @@ impl SetSecret {
         })?;
         println!("secret {name} set for app {app} ({scope})");
         Ok(())
-    }
-}
-
-#[derive(Subcommand)]
-pub enum SecretsCommand {
-    /// Move every secret, every environment's signing key and the KMS probe
-    /// to KEY (which must be `kms.key_id`; the keys moved from are in
-    /// `kms.previous_key_ids`), each written only if unchanged meanwhile.
-    /// Exits 1 if a ciphertext no configured key decrypts is left.
-    ReEncrypt {
-        /// The key to move to.
-        #[arg(long)]
-        to: String,
-    },
-}
-
-impl SecretsCommand {
-    pub fn run(&self, context: &Context) -> anyhow::Result<()> {
-        init_logs(LogFormat::Human);
-        let settings = context.settings(Uses::Stores)?;
-        let SecretsCommand::ReEncrypt { to } = self;
-        context.runtime.block_on(async {
-            let platform = Platform::connect(&settings).await?;
-            admin::reencrypt::re_encrypt(&platform, &settings, to).await
-        })
     }
 }

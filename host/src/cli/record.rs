@@ -32,13 +32,23 @@ impl Pick {
 #[derive(Subcommand)]
 pub enum RecordCommand {
     /// The recorded messages: when, which, the logic version, the outcome.
+    #[command(
+        after_help = "Examples:\n  envmgr record list\n  envmgr record list --since 2h\n  envmgr record list --last 10 --json"
+    )]
     List {
         #[command(flatten)]
         pick: Pick,
+        /// A JSON array, for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// Write recordings to DIR as JSON files, with the components of the
     /// versions that handled them, for `logic replay --from DIR`.
+    #[command(
+        after_help = "Examples:\n  envmgr record export exported/ --last 100 --scrub\n  envmgr logic replay v2 --from exported/"
+    )]
     Export {
+        /// The directory to write (made if missing).
         dir: PathBuf,
         #[command(flatten)]
         pick: Pick,
@@ -52,12 +62,16 @@ pub enum RecordCommand {
 impl RecordCommand {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
         init_logs(LogFormat::Human);
-        let settings = context.settings(Uses::Logic)?;
+        let settings = match self {
+            RecordCommand::List { .. } => context.existing(Uses::Logic)?,
+            RecordCommand::Export { .. } => context.settings(Uses::Logic)?,
+        };
         context.runtime.block_on(async {
             let platform = Platform::connect(&settings).await?;
             match self {
-                RecordCommand::List { pick } => {
-                    crate::record::commands::list(&settings, &platform, &pick.selection()?).await
+                RecordCommand::List { pick, json } => {
+                    crate::record::commands::list(&settings, &platform, &pick.selection()?, *json)
+                        .await
                 }
                 RecordCommand::Export { dir, pick, scrub } => {
                     crate::record::commands::export(

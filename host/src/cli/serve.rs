@@ -4,12 +4,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{Context, init_logs};
+use super::Context;
 use crate::config::{LogFormat, Settings, Uses};
 use crate::daemon::assemble::assemble;
 
 /// Consume the queues and create environments until SIGTERM/SIGINT.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr --config envmgr.toml serve\n  envmgr --data-dir .envmgr serve\n  \
+envmgr serve --logic target/wasm32-wasip2/release/envmgr_guest.wasm\n\n\
+A host started with --logic runs that component whatever `logic activate` says; \
+`envmgr logic list` shows it as pinned."
+)]
 pub struct Serve {
     /// A logic component to run instead of the builtin one.
     #[arg(long)]
@@ -44,15 +50,35 @@ impl Serve {
 /// secrets, enqueue a pull-request webhook and a production create request,
 /// run the daemon until both are done, and show the result.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  envmgr demo\n  envmgr demo --verbose\n  envmgr demo --dir /tmp/envmgr-demo"
+)]
 pub struct Demo {
     /// Where the demo keeps its database; emptied first.
     #[arg(long, default_value = ".envmgr-demo")]
     dir: PathBuf,
+    /// The daemon's log lines too (warnings and errors only otherwise).
+    #[arg(long, short)]
+    verbose: bool,
+    /// Not read: the demo makes its own deployment in --dir.
+    #[arg(long, hide = true, value_parser = not_for_demo)]
+    config: Option<String>,
+    /// Not read: the demo's database is in --dir.
+    #[arg(long, hide = true, value_parser = not_for_demo)]
+    data_dir: Option<String>,
+}
+
+/// `demo --config` / `--data-dir`: refused rather than ignored.
+pub(super) fn not_for_demo(_: &str) -> Result<String, String> {
+    Err(
+        "the demo makes its own deployment and reads no config; use --dir for where it keeps it"
+            .into(),
+    )
 }
 
 impl Demo {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
-        init_logs(LogFormat::Human);
+        super::init_logs_at(LogFormat::Human, if self.verbose { "info" } else { "warn" });
         context.runtime.block_on(crate::demo::run(&self.dir))
     }
 }

@@ -107,7 +107,10 @@ pub async fn assemble(
         return Ok(None);
     }
     let versions = match pinned {
-        Some(component) => Versions::pinned(engine.load(component)?, settings.logic.clone()),
+        Some(component) => {
+            let logic = engine.load(component)?;
+            Versions::pinned(logic, settings.logic.clone(), Some(platform.registry()))
+        }
         // The pointer's table may not be reachable yet either: wait.
         None => {
             let follow = || {

@@ -142,7 +142,7 @@ mod tests {
         }
     }
 
-    /// README: finished messages are deleted with `DeleteMessageBatch`, up
+    /// docs/reference/delivery-semantics.md: finished messages are deleted with `DeleteMessageBatch`, up
     /// to 10 per call. On one thread the deleter runs only once all 25 are
     /// queued, so the batches do not depend on timing.
     #[tokio::test(flavor = "current_thread")]

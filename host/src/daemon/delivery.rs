@@ -23,7 +23,7 @@ use crate::record::recorder::Handled;
 use crate::support::seconds;
 
 /// The daemon's: a delivery's events are the ones operators alert on
-/// (README, "Logs"), under the target the rest of the daemon's have.
+/// (docs/reference/log-events.md), under the target the rest of the daemon's have.
 const TARGET: &str = "envmgr::daemon";
 
 /// How long a message that met an unhealthy host waits before it is

@@ -147,7 +147,33 @@ async fn status(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
     status["healthy"] = admin.health.is_healthy().into();
     status["problems"] = problems.into();
     status["pausedSeconds"] = admin.health.paused_seconds().into();
+    // Release 0.1 named this one `last_swap`, its fields in snake_case:
+    // kept beside `lastSwap` for one more release (docs/reference/metrics.md).
+    if let Some(last) = status.get("lastSwap").cloned() {
+        status["last_swap"] = snake_case_keys(last);
+    }
     axum::Json(status)
+}
+
+/// `{"pointerToSwapMs": 1}` → `{"pointer_to_swap_ms": 1}` (one level).
+fn snake_case_keys(value: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(fields) = value else {
+        return value;
+    };
+    fields
+        .into_iter()
+        .map(|(name, value)| {
+            let snake: String = name
+                .chars()
+                .flat_map(|c| match c.is_ascii_uppercase() {
+                    true => vec!['_', c.to_ascii_lowercase()],
+                    false => vec![c],
+                })
+                .collect();
+            (snake, value)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {

@@ -32,8 +32,26 @@ pub async fn install(
     let engine = Arc::new(Engine::new(settings.limits())?);
     let cache = NativeCache::new(settings.logic_cache_dir(), engine);
     let registry = platform.registry();
+    // A version has one tag: installing it again keeps the one it has,
+    // and another is refused rather than silently replacing it.
+    let id = crate::support::hex_sha256(&component);
+    let installed_as = registry
+        .versions()
+        .await?
+        .into_iter()
+        .find(|v| v.id == id)
+        .and_then(|v| v.tag);
+    let tag = match (tag, installed_as.as_deref()) {
+        (Some(given), Some(had)) if given != had => anyhow::bail!(
+            "logic {} is installed already with the tag `{had}`; a version has one tag (install it again without --tag, or with --tag {had})",
+            short(&id)
+        ),
+        (None, Some(had)) => Some(had),
+        (given, _) => given,
+    };
     if let Some(tag) = tag
         && let Ok(existing) = registry.resolve(tag).await
+        && existing.id != id
     {
         anyhow::bail!("the tag `{tag}` already names {}", existing.id);
     }
@@ -120,6 +138,9 @@ pub async fn shadow(
         }
         None => None,
     };
+    if version.is_none() && registry.pointer().await?.and_then(|p| p.shadow).is_none() {
+        anyhow::bail!("no shadow version is running (see `envmgr logic list`)");
+    }
     if version.is_some() && !settings.record.enabled {
         println!("note: [record] enabled = false here: hosts with recording off run no shadow");
     }
@@ -156,6 +177,9 @@ async fn refuse_unless_every_host_runs(
         .await?
         .into_iter()
         .filter(|h| now.saturating_sub(h.seen_at_ms) < gone_after)
+        // A host pinned with `serve --logic FILE` never runs what the
+        // pointer names.
+        .filter(|h| h.pinned.is_none())
         .filter(|h| !h.contracts.contains(&contract))
         .map(|h| {
             format!(
@@ -210,13 +234,107 @@ pub async fn rollback(platform: &Platform) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()> {
+/// `logic list --json`: the installed versions with their roles, the
+/// serving hosts, and the pointer.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing {
+    versions: Vec<ListedVersion>,
+    hosts: Vec<ListedHost>,
+    pointer: Option<ListedPointer>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedVersion {
+    id: String,
+    tag: Option<String>,
+    size: u64,
+    contract: Option<String>,
+    /// None for the builtin version (it ships in the binary).
+    installed_at: Option<String>,
+    /// `active`, `canary 10%`, `previous`, `shadow`, `shadow runs: …`.
+    roles: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedHost {
+    host: String,
+    build: String,
+    links: Vec<String>,
+    seen_at: String,
+    #[serde(skip)]
+    seen_at_ms: u64,
+    /// The version a `serve --logic FILE` host runs whatever the pointer
+    /// says; such a host is not counted when `activate` checks contracts.
+    pinned: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedPointer {
+    revision: u64,
+    changed_at: String,
+    #[serde(skip)]
+    changed_at_ms: u64,
+    reason: String,
+}
+
+pub async fn list(platform: &Platform, settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let listing = listing(platform, settings).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listing)?);
+        return Ok(());
+    }
+    let now = now_ms();
+    println!(
+        "{:<64}  {:<12} {:>14}  {:<16} ROLES",
+        "VERSION (sha256)", "TAG", "SIZE", "CONTRACT"
+    );
+    for version in &listing.versions {
+        println!(
+            "{}  {:<12} {:>8} bytes  contract {:<7} {}",
+            version.id,
+            version.tag.as_deref().unwrap_or("-"),
+            version.size,
+            version.contract.as_deref().unwrap_or("?"),
+            version.roles.join(", ")
+        );
+    }
+    for host in &listing.hosts {
+        println!(
+            "host {} (envmgr {}) links {}, {}seen {}",
+            host.host,
+            host.build,
+            host.links.join(", "),
+            host.pinned
+                .as_deref()
+                .map(|p| format!("pinned to {} by serve --logic, ", short(p)))
+                .unwrap_or_default(),
+            crate::support::when(host.seen_at_ms, now),
+        );
+    }
+    match &listing.pointer {
+        Some(pointer) => println!(
+            "pointer revision {}, changed {}: {}",
+            pointer.revision,
+            crate::support::when(pointer.changed_at_ms, now),
+            pointer.reason
+        ),
+        None => println!("nothing activated yet: the builtin version serves"),
+    }
+    Ok(())
+}
+
+async fn listing(platform: &Platform, settings: &Settings) -> anyhow::Result<Listing> {
     let registry = platform.registry();
     let recordings = platform.recordings(settings)?;
     let pointer = registry.pointer().await?;
     let active = pointer
         .as_ref()
         .map_or(registry.builtin_id().to_string(), |p| p.active.clone());
+    let mut versions = Vec::new();
     for version in registry.versions().await? {
         let mut roles = Vec::new();
         if version.id == active {
@@ -246,35 +364,41 @@ pub async fn list(platform: &Platform, settings: &Settings) -> anyhow::Result<()
         if tally.total() > 0 {
             roles.push(format!("shadow runs: {tally}"));
         }
-        println!(
-            "{}  {:<12} {:>8} bytes  contract {:<7} {}",
-            version.id,
-            version.tag.as_deref().unwrap_or("-"),
-            version.size,
-            version.contract.as_deref().unwrap_or("?"),
-            roles.join(", ")
-        );
+        versions.push(ListedVersion {
+            installed_at: (version.installed_at_ms > 0)
+                .then(|| crate::support::utc(version.installed_at_ms, false)),
+            id: version.id,
+            tag: version.tag,
+            size: version.size,
+            contract: version.contract,
+            roles,
+        });
     }
     let now = now_ms();
-    for host in registry.hosts(now).await? {
-        let age = now.saturating_sub(host.seen_at_ms) / 1_000;
-        if age < HOST_GONE_AFTER.as_secs() {
-            println!(
-                "host {} (envmgr {}) links {}, seen {age} s ago",
-                host.host,
-                host.build,
-                host.contracts.join(", ")
-            );
-        }
-    }
-    match &pointer {
-        Some(pointer) => println!(
-            "pointer revision {}, changed {} ms after the epoch: {}",
-            pointer.revision, pointer.changed_at_ms, pointer.reason
-        ),
-        None => println!("nothing activated yet: the builtin version serves"),
-    }
-    Ok(())
+    let hosts = registry
+        .hosts(now)
+        .await?
+        .into_iter()
+        .filter(|host| now.saturating_sub(host.seen_at_ms) / 1_000 < HOST_GONE_AFTER.as_secs())
+        .map(|host| ListedHost {
+            seen_at: crate::support::utc(host.seen_at_ms, false),
+            seen_at_ms: host.seen_at_ms,
+            host: host.host,
+            build: host.build,
+            links: host.contracts,
+            pinned: host.pinned,
+        })
+        .collect();
+    Ok(Listing {
+        versions,
+        hosts,
+        pointer: pointer.map(|p| ListedPointer {
+            revision: p.revision,
+            changed_at: crate::support::utc(p.changed_at_ms, true),
+            changed_at_ms: p.changed_at_ms,
+            reason: p.reason,
+        }),
+    })
 }
 
 /// `logic gc`: one retention pass (`logic::retention`), said line by line.
@@ -300,10 +424,10 @@ pub async fn gc(platform: &Platform, settings: &Settings, dry_run: bool) -> anyh
     let verb = if dry_run { "would remove" } else { "removed" };
     for version in &collected.removed {
         println!(
-            "{verb} {}  {} bytes, installed {} ms after the epoch",
+            "{verb} {}  {} bytes, installed {}",
             short(&version.id),
             version.size,
-            version.installed_at_ms
+            crate::support::when(version.installed_at_ms, now_ms())
         );
     }
     if !dry_run {

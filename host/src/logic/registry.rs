@@ -77,6 +77,9 @@ pub struct HostBeat {
     pub seen_at_ms: u64,
     /// The envmgr build it runs.
     pub build: String,
+    /// The version it runs whatever the pointer says (`serve --logic
+    /// FILE`); none when it follows the pointer.
+    pub pinned: Option<String>,
 }
 
 #[derive(Clone)]
@@ -283,7 +286,22 @@ impl Registry {
 
     /// Say that host `host` serves now, linking `contracts`.
     pub async fn beat(&self, host: &str, contracts: &[&str], now_ms: u64) -> anyhow::Result<()> {
+        self.beat_running(host, contracts, None, now_ms).await
+    }
+
+    /// [`beat`](Self::beat), for a host that runs version `pinned` whatever
+    /// the pointer says (or follows the pointer, when none).
+    pub async fn beat_running(
+        &self,
+        host: &str,
+        contracts: &[&str],
+        pinned: Option<&str>,
+        now_ms: u64,
+    ) -> anyhow::Result<()> {
         let mut item = key("HOST", host);
+        if let Some(pinned) = pinned {
+            item.push(s("pinned", pinned));
+        }
         item.extend([
             s("contracts", contracts.join(",")),
             n("seenAt", now_ms),
@@ -325,6 +343,7 @@ impl Registry {
                         .collect(),
                     seen_at_ms: number(&item, "seenAt").unwrap_or(0),
                     build: text(&item, "build").unwrap_or_default(),
+                    pinned: text(&item, "pinned"),
                 })
             })
             .collect())

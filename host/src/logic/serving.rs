@@ -70,8 +70,9 @@ pub struct Serving {
 
 /// Where versions come from.
 enum Source {
-    /// `serve --logic FILE`: one version, no pointer.
-    Pinned,
+    /// `serve --logic FILE`: one version, no pointer; the heartbeat says
+    /// so when the registry is reachable.
+    Pinned { registry: Option<Registry> },
     Registry {
         registry: Registry,
         cache: NativeCache,
@@ -126,6 +127,7 @@ pub struct Versions {
 
 /// Measured at each swap (exposed on `/status`, logged).
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SwapFigures {
     pub revision: u64,
     /// From the pointer's change to this host serving it.
@@ -136,8 +138,10 @@ pub struct SwapFigures {
     pub pointer_to_first_message_ms: Option<u64>,
 }
 
-/// `/status`.
+/// `/status`: camelCase, as every JSON envmgr prints (the endpoint adds
+/// the snake_case `last_swap` of earlier releases for one more release).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Status {
     pub revision: Option<u64>,
     pub active: String,
@@ -157,10 +161,12 @@ fn now_ms() -> u64 {
 }
 
 impl Versions {
-    /// One version, fixed for the life of the process.
-    pub fn pinned(logic: Logic, policy: LogicSettings) -> Arc<Self> {
+    /// One version, fixed for the life of the process; its heartbeats go
+    /// to `registry`, so `logic list` shows the host and what it is pinned
+    /// to.
+    pub fn pinned(logic: Logic, policy: LogicSettings, registry: Option<Registry>) -> Arc<Self> {
         Arc::new(Self::with(
-            Source::Pinned,
+            Source::Pinned { registry },
             serving(None, logic, None, 0),
             policy,
         ))
@@ -199,6 +205,11 @@ impl Versions {
             },
             None => builtin().await?,
         };
+        // What a host loads at its start is no swap: the time since the
+        // pointer moved is its downtime, not a swap's delay.
+        current
+            .first_message_logged
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let versions = Self::with(Source::Registry { registry, cache }, current, policy);
         *versions
             .unloadable
@@ -384,8 +395,12 @@ impl Versions {
     /// [`HEARTBEAT`] which contracts this host links (so `logic activate`
     /// refuses a version some live host cannot run).
     pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let Source::Registry { registry, .. } = &self.source else {
-            return;
+        let (registry, pinned) = match &self.source {
+            Source::Registry { registry, .. } => (registry, None),
+            Source::Pinned {
+                registry: Some(registry),
+            } => (registry, Some(self.current().active.id.clone())),
+            Source::Pinned { registry: None } => return,
         };
         let every = Duration::from_millis(self.policy.poll_ms);
         let mut last_beat: Option<Instant> = None;
@@ -393,7 +408,12 @@ impl Versions {
             if last_beat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
                 last_beat = Some(Instant::now());
                 if let Err(e) = registry
-                    .beat(&self.host_id, &crate::contract::LINKED, now_ms())
+                    .beat_running(
+                        &self.host_id,
+                        &crate::contract::LINKED,
+                        pinned.as_deref(),
+                        now_ms(),
+                    )
                     .await
                 {
                     warn!(error = %format!("{e:#}"), "heartbeat not written");

@@ -339,22 +339,52 @@ pub async fn list(
     settings: &Settings,
     platform: &Platform,
     selection: &Selection,
+    json: bool,
 ) -> anyhow::Result<()> {
-    for recording in platform
+    let recordings = platform
         .recordings(settings)?
         .select(selection, now_ms())
-        .await?
-    {
+        .await?;
+    if json {
+        let listed: Vec<_> = recordings
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "handledAt": crate::support::utc(r.handled_at_ms, true),
+                    "message": r.name(),
+                    "queue": r.queue,
+                    "logic": r.logic,
+                    "calls": r.taped.calls.len(),
+                    "outcome": r.outcome,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+        return Ok(());
+    }
+    if recordings.is_empty() {
+        println!("no recordings match (is [record] enabled?)");
+        return Ok(());
+    }
+    println!(
+        "{:<24}  {:<40} {:<7} {:<12}  {:>9}  OUTCOME",
+        "HANDLED AT", "MESSAGE", "QUEUE", "LOGIC", "CALLS"
+    );
+    for recording in &recordings {
         println!(
-            "{}  {:<40} {:<7} logic {}  {} calls  {}",
+            "{:<24}  {:<40} {:<7} {:<12}  {:>9}  {}",
             shown_time(recording.handled_at_ms),
             recording.name(),
             recording.queue,
             short(&recording.logic),
-            recording.taped.calls.len(),
+            crate::support::plural(recording.taped.calls.len() as u64, "call"),
             crate::redact::cut(&recording.outcome, 100)
         );
     }
+    println!(
+        "{}",
+        crate::support::plural(recordings.len() as u64, "recording")
+    );
     Ok(())
 }
 

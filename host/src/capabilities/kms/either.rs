@@ -2,7 +2,7 @@
 //! `kms.previous_key_ids` names the keys being moved from, a host encrypts
 //! with `kms.key_id` and decrypts with whichever of them a ciphertext was
 //! made under (`envmgr secrets re-encrypt` moves every stored ciphertext;
-//! docs/security.md has the runbook).
+//! docs/guides/rotate-credentials.md has the runbook).
 //!
 //! KMS's Decrypt is given the key id it must use (a ciphertext made under
 //! any other key is refused, `IncorrectKeyException`), so the keys are

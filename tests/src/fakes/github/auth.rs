@@ -47,7 +47,7 @@ pub struct Installation {
 
 impl Installation {
     /// The App on every repository of `account` with the permissions
-    /// envmgr's README asks for: issues and pull requests write (the
+    /// docs/iam.md ("The GitHub App") asks for: issues and pull requests write (the
     /// comment), deployments write, contents read (the runtime's clone),
     /// metadata read (every App has it).
     pub fn new(id: u64, account: &str) -> Self {
