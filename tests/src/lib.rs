@@ -6,6 +6,7 @@ pub mod architecture;
 pub mod corpus;
 pub mod encoders;
 pub mod fakes;
+pub mod markdown;
 pub mod moto;
 pub mod native;
 pub mod process;
