@@ -12,8 +12,10 @@ use crate::engine::{Engine, Limits};
 use crate::mock::{MockHost, seed};
 use crate::support::hex_sha256;
 
-/// Run messages through a logic version in the mock host and show every
-/// capability call, the records, the comment and the runtime request.
+/// Run messages through a logic version in the mock host.
+///
+/// Shows every capability call, the records, the comment and the runtime
+/// request.
 ///
 /// The mock host is seeded with the app `app_shop` for the repository
 /// acme/shop (GitHub App installation 4242) and two secrets.

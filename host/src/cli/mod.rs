@@ -58,9 +58,11 @@ struct Cli {
 enum Command {
     Demo(serve::Demo),
     Serve(serve::Serve),
-    /// Create the queues (with dead-letter queues and redrive policy), the
-    /// tables and the KMS key if missing (the local database makes them
-    /// when opened).
+    /// Create the queues, tables and KMS key if missing.
+    ///
+    /// The queues come with dead-letter queues and a redrive policy; running
+    /// it again changes nothing. The local database makes its tables and key
+    /// when opened.
     #[command(
         after_help = "Examples:\n  envmgr --config envmgr.toml init\n  envmgr --data-dir .envmgr init"
     )]
@@ -80,9 +82,11 @@ enum Command {
     },
     Send(operator::Send),
     Show(operator::Show),
-    /// Logic versions: install (validate, cache), activate (all traffic or
-    /// a canary share), promote, roll back, list, collect. Running hosts
-    /// follow within `logic.poll_ms`.
+    /// Logic versions: install, activate, promote, roll back, list, collect.
+    ///
+    /// Install validates and caches a component; activate gives it all
+    /// traffic, a canary share or a shadow run. Running hosts follow within
+    /// `logic.poll_ms`.
     Logic {
         #[command(subcommand)]
         command: logic::LogicCommand,
@@ -94,14 +98,18 @@ enum Command {
     },
     Try(mock::Try),
     CheckLogic(mock::CheckLogic),
-    /// Dead letters: list, show, move back to their queue (redrive) or
-    /// delete (purge), on either backend.
+    /// Dead letters: list, show, redrive, purge.
+    ///
+    /// On either backend: redrive moves them back to their queue, purge
+    /// deletes them.
     Dlq {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
     Sweep(operator::Sweep),
-    /// List every stored app, repository index and secret item that breaks
+    /// Check the stored apps and secrets against the data model's rules.
+    ///
+    /// Lists every stored app, repository index and secret item that breaks
     /// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
     #[command(after_help = "Example:\n  envmgr --config envmgr.toml check-data")]
     CheckData,

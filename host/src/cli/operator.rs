@@ -21,9 +21,11 @@ pub fn init(context: &Context) -> anyhow::Result<()> {
         .block_on(async { admin::init(&Platform::connect(&settings).await?, &settings).await })
 }
 
-/// Show what the local database holds: a summary per environment, the
-/// pull-request comments, GitHub deployments, runtime requests, analytics
-/// events, queues and dead letters.
+/// Show what the local database holds.
+///
+/// A summary per environment, the pull-request comments, GitHub
+/// deployments, runtime requests, analytics events, queues and dead
+/// letters.
 #[derive(clap::Args)]
 #[command(
     after_help = "Examples:\n  envmgr show\n  envmgr show --items\n  envmgr show --json | jq '.environments[].status'"
@@ -53,8 +55,10 @@ impl Show {
     }
 }
 
-/// Sweep the previews now, as `serve` does every `[previews]
-/// sweep_every_seconds`: one `sweep` message per app on the `api` queue,
+/// End the previews that should end, now.
+///
+/// As `serve` does every `[previews] sweep_every_seconds`: one `sweep`
+/// message per app on the `api` queue,
 /// which the daemon's logic handles — it sends one delete per preview to
 /// end (idle, its pull request closed unseen, a delete that stopped;
 /// docs/data-model.md, "The end of an environment").
@@ -304,8 +308,8 @@ impl AddApp {
     }
 }
 
-/// List every stored app, repository index and secret item that breaks
-/// the rules of docs/data-model.md (exit 1 if any): run before upgrading.
+/// `check-data`: every stored app, repository index and secret item that
+/// breaks the rules of docs/data-model.md (exit 1 if any).
 pub fn check_data(context: &Context) -> anyhow::Result<()> {
     init_logs(LogFormat::Human);
     let settings = context.settings(Uses::Stores)?;

@@ -46,9 +46,11 @@ impl Serve {
     }
 }
 
-/// See envmgr work on this machine, nothing to set up: seed an app and its
-/// secrets, enqueue a pull-request webhook and a production create request,
-/// run the daemon until both are done, and show the result.
+/// See envmgr work on this machine, nothing to set up.
+///
+/// Seeds an app and its secrets, enqueues a pull-request webhook and a
+/// production create request, runs the daemon until both are done, shows
+/// the result, then closes the pull request.
 #[derive(clap::Args)]
 #[command(
     after_help = "Examples:\n  envmgr demo\n  envmgr demo --verbose\n  envmgr demo --dir /tmp/envmgr-demo"
