@@ -92,11 +92,18 @@ async fn close_the_pull_request(settings: &Settings, store: &Store) -> anyhow::R
 }
 
 fn remove_previous_demo(dir: &Path) -> anyhow::Result<()> {
-    for name in [FILE_NAME, "envmgr.db-wal", "envmgr.db-shm"] {
-        let file = dir.join(name);
-        if file.exists() {
-            std::fs::remove_file(&file)
-                .with_context(|| format!("removing the previous demo's {}", file.display()))?;
+    let recordings = crate::platform::RECORDINGS_FILE;
+    for file in [FILE_NAME, recordings] {
+        for name in [
+            file.to_string(),
+            format!("{file}-wal"),
+            format!("{file}-shm"),
+        ] {
+            let file = dir.join(name);
+            if file.exists() {
+                std::fs::remove_file(&file)
+                    .with_context(|| format!("removing the previous demo's {}", file.display()))?;
+            }
         }
     }
     Ok(())

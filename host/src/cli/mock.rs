@@ -55,7 +55,7 @@ pub(super) struct NoDeployment {
 }
 
 fn needs_no_deployment(_: &str) -> Result<String, String> {
-    Err("this command runs in the mock host and reads no config or data directory".into())
+    Err("this command needs no deployment: it reads no config or data directory".into())
 }
 
 /// A call's line without `-v`: as wide as a terminal.
