@@ -24,8 +24,11 @@
 //!   made again as many times; and `logic replay builtin --against builtin
 //!   --from DIR --fail-on differ` pass on each backend's recordings.
 
+#[path = "corpus/helpers.rs"]
+mod helpers;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use envmgr::calls::tape::{Effect, is_effect};
@@ -34,8 +37,7 @@ use envmgr::record::replay::{Expectations, Run, Verdict};
 use envmgr_tests::corpus::{self as generator, KINDS};
 use serde_json::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus");
-const BACKENDS: [&str; 2] = ["local", "aws"];
+use helpers::{BACKENDS, CORPUS, as_files, files, first_difference, gunzip, kind, recordings};
 
 /// What the generator seeded or the stack holds that no recording may
 /// carry: the secrets' values, the dependencies' credentials, a private
@@ -49,85 +51,6 @@ const NEVER_RECORDED: [&str; 7] = [
     "\"d\":\"",
     "\\\"d\\\":\\\"",
 ];
-
-/// Every corpus file of a backend, in name order: (name, the recording as
-/// the table stores it).
-fn files(backend: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(CORPUS).join(backend);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.to_string_lossy().ends_with(".json.gz"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// A file's kind: its name without the number in front and `.json.gz`.
-fn kind(name: &str) -> &str {
-    let stem = name.strip_suffix(".json.gz").unwrap_or(name);
-    stem.split_once('-').map_or(stem, |(_, kind)| kind)
-}
-
-fn gunzip(packed: &[u8]) -> Vec<u8> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(packed)
-        .read_to_end(&mut bytes)
-        .unwrap();
-    bytes
-}
-
-/// A backend's recordings as `record export` writes them (`N-kind.json`),
-/// in a directory of this test's own, for what reads them as files.
-fn as_files(backend: &str, test: &str) -> PathBuf {
-    let dir = envmgr_tests::scratch(&format!("corpus-{test}-{backend}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, packed) in files(backend) {
-        let json = name.strip_suffix(".gz").unwrap();
-        std::fs::write(dir.join(json), gunzip(&packed)).unwrap();
-    }
-    dir
-}
-
-/// Where two texts part, with some of each around it.
-fn first_difference(expected: &[u8], got: &[u8]) -> String {
-    let at = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    let around = |bytes: &[u8]| {
-        let from = at.saturating_sub(80);
-        String::from_utf8_lossy(&bytes[from..(at + 80).min(bytes.len())]).to_string()
-    };
-    format!(
-        "byte {at} of {} (written: {} bytes)\n  stored:  …{}…\n  written: …{}…",
-        expected.len(),
-        got.len(),
-        around(expected),
-        around(got)
-    )
-}
-
-/// Every recording of the corpus, read as `record::store` reads a stored
-/// one: (backend/name, recording).
-fn recordings() -> Vec<(String, Recording)> {
-    BACKENDS
-        .iter()
-        .flat_map(|backend| {
-            files(backend).into_iter().map(move |(name, packed)| {
-                let recording = envmgr::record::store::unpack(&packed)
-                    .unwrap_or_else(|e| panic!("{backend}/{name} does not read: {e:#}"));
-                (format!("{backend}/{name}"), recording)
-            })
-        })
-        .collect()
-}
 
 #[test]
 fn the_corpus_covers_every_kind_on_both_backends_and_holds_no_secret() {

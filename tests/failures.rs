@@ -2,63 +2,21 @@
 //! person can act on; a dependency that may recover is retryable; analytics
 //! never fails the flow, and neither does GitHub refusing a deployment.
 
+#[path = "failures/helpers.rs"]
+mod helpers;
+#[path = "failures/retries.rs"]
+mod retries;
+
 use envmgr::calls::{Call, Hit};
 use envmgr::capabilities::ErrorCode;
 use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::capabilities::github::DeploymentState;
-use envmgr::mock::{Delivery, MockHost};
 use envmgr::{FailureKind, Outcome};
 use envmgr_tests::*;
 
 use envmgr_tests::api_preview as api;
 
-fn failure(delivery: &Delivery) -> (FailureKind, String) {
-    match &delivery.result {
-        Ok(Err(failure)) => (failure.kind, failure.reason.clone()),
-        other => panic!("expected a failure, got {other:?}"),
-    }
-}
-
-fn permanent(delivery: &Delivery) -> String {
-    let (kind, reason) = failure(delivery);
-    assert_eq!(kind, FailureKind::Permanent, "{reason}");
-    reason
-}
-
-fn retryable(delivery: &Delivery) -> String {
-    let (kind, reason) = failure(delivery);
-    assert_eq!(kind, FailureKind::Retryable, "{reason}");
-    reason
-}
-
-fn assert_done(delivery: &Delivery) {
-    assert!(
-        matches!(delivery.result, Ok(Ok(Outcome::Done(_)))),
-        "{:?}",
-        delivery.result
-    );
-}
-
-/// The states of each GitHub deployment's statuses, oldest first.
-fn deployment_states(host: &MockHost) -> Vec<Vec<DeploymentState>> {
-    host.github
-        .deployments(REPO)
-        .unwrap()
-        .iter()
-        .map(|d| d.statuses.iter().map(|s| s.state).collect())
-        .collect()
-}
-
-fn opened() -> String {
-    pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z")
-}
-
-/// Nothing was written and nothing was created.
-fn untouched(host: &MockHost) {
-    assert!(records(host).is_empty());
-    assert!(host.runtime.calls().is_empty());
-    assert!(host.github.comments(REPO, 7).unwrap().is_empty());
-}
+use helpers::{assert_done, deployment_states, failure, opened, permanent, untouched};
 
 #[tokio::test]
 async fn each_class_of_bad_input_is_permanent_with_a_clear_reason() {
@@ -513,56 +471,6 @@ async fn a_comment_refused_after_the_runtime_was_requested_fails_nothing() {
 }
 
 #[tokio::test]
-async fn an_outage_retiring_the_superseded_deployment_is_retried() {
-    let host = seeded_host();
-    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
-    let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T11:00:00Z");
-    assert_done(&host.deliver(&host.message("probot", &opened)).await);
-    // The push retires the first commit's deployment (its first status call;
-    // the opened request made one).
-    host.faults.inject(
-        Call::GithubCreateDeploymentStatus,
-        Hit::Nth(2),
-        ErrorCode::Unavailable,
-        "injected",
-    );
-    let pushed = pull_request_event(
-        "synchronize",
-        7,
-        "feature/login",
-        SHA_2,
-        "2026-11-28T11:30:00Z",
-    );
-    let (kind, reason) = failure(&host.deliver(&host.message("probot", &pushed)).await);
-    assert_eq!(kind, FailureKind::Retryable, "{reason}");
-    assert!(reason.contains("superseded GitHub deployment"), "{reason}");
-    // The failed call may have reached GitHub: the retry asks before it
-    // gives the status again.
-    let retried = host.deliver(&host.message("probot", &pushed)).await;
-    assert_done(&retried);
-    assert_eq!(
-        retried
-            .transcript
-            .iter()
-            .filter(|e| e.call == Call::GithubListDeploymentStatuses)
-            .count(),
-        1
-    );
-    let deployments = host.github.deployments(REPO).unwrap();
-    let states: Vec<Vec<DeploymentState>> = deployments
-        .iter()
-        .map(|d| d.statuses.iter().map(|s| s.state).collect())
-        .collect();
-    assert_eq!(
-        states,
-        [
-            vec![DeploymentState::InProgress, DeploymentState::Inactive],
-            vec![DeploymentState::InProgress],
-        ]
-    );
-}
-
-#[tokio::test]
 async fn a_failed_analytics_call_never_fails_the_flow() {
     let host = seeded_host();
     host.faults.inject(
@@ -585,197 +493,6 @@ async fn a_failed_analytics_call_never_fails_the_flow() {
         .expect("the guest logs the lost event");
     assert!(warning.request.starts_with("warn analytics"), "{warning}");
     assert!(warning.result.contains("segment down"), "{warning}");
-}
-
-/// The `key=` of every runtime call in a transcript, the failed ones
-/// included: what the Runtime Service would have been sent.
-fn runtime_keys(transcript: &[envmgr::calls::Entry]) -> Vec<String> {
-    transcript
-        .iter()
-        .filter(|e| e.call == Call::RuntimeCreate)
-        .map(|e| {
-            e.request
-                .strip_prefix("key=")
-                .and_then(|rest| rest.split(' ').next())
-                .expect("the transcript names the key")
-                .to_string()
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn runtime_failing_twice_then_succeeding_yields_one_of_everything() {
-    let host = seeded_host();
-    host.faults.inject(
-        Call::RuntimeCreate,
-        Hit::Nth(1),
-        ErrorCode::Unavailable,
-        "503 Service Unavailable",
-    );
-    host.faults.inject(
-        Call::RuntimeCreate,
-        Hit::Nth(2),
-        ErrorCode::Unavailable,
-        "503 Service Unavailable",
-    );
-    let mut message = host.message("probot", &opened());
-    let mut transcript = Vec::new();
-    for attempt in 1..=2 {
-        message.receive_count = attempt;
-        let delivery = host.deliver(&message).await;
-        let reason = retryable(&delivery);
-        assert!(reason.contains("503"), "{reason}");
-        transcript.extend(delivery.transcript);
-        // The queue's backoff: each retry comes later.
-        host.clock.advance(std::time::Duration::from_secs(30));
-    }
-    message.receive_count = 3;
-    let delivery = host.deliver(&message).await;
-    assert_done(&delivery);
-    transcript.extend(delivery.transcript);
-
-    // Every try asked for the same runtime: a service that did create it
-    // before its answer was lost finds it by the key.
-    let keys = runtime_keys(&transcript);
-    assert_eq!(keys.len(), 3, "{keys:?}");
-    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
-    let runtimes = host.runtime.runtimes().unwrap();
-    assert_eq!(
-        runtimes
-            .iter()
-            .map(|r| &r.idempotency_key)
-            .collect::<Vec<_>>(),
-        [&keys[0]],
-        "one runtime, under that key"
-    );
-    // Retryable failures leave the record creating, never failed.
-    assert_eq!(records(&host).len(), 3);
-    let statuses: Vec<_> = records(&host)
-        .iter()
-        .map(|i| attr(i, "status").unwrap().to_string())
-        .collect();
-    assert!(statuses.iter().all(|s| s == "runtime-requested"));
-    assert_eq!(host.github.comments(REPO, 7).unwrap().len(), 1);
-    // One deployment, in progress once; one event, keyed by the request.
-    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
-    let events = host.analytics.events().unwrap();
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].message_id, format!("envmgr-{}", keys[0]));
-}
-
-/// Successful transactions that put the environment's record items.
-fn record_puts(transcript: &[envmgr::calls::Entry]) -> usize {
-    transcript
-        .iter()
-        .filter(|e| {
-            e.call == Call::DynamodbTransactWrite
-                && e.result == "ok"
-                && e.request.contains("put environments {pk=ENVIRONMENT#")
-        })
-        .count()
-}
-
-#[tokio::test]
-async fn a_transaction_conflict_then_success_writes_once() {
-    let host = seeded_host();
-    host.faults.inject(
-        Call::DynamodbTransactWrite,
-        Hit::Nth(1),
-        ErrorCode::Conflict,
-        "TransactionConflict",
-    );
-    let message = host.message("probot", &opened());
-    let first = host.deliver(&message).await;
-    retryable(&first);
-    untouched(&host);
-    assert_eq!(record_puts(&first.transcript), 0);
-    let second = host.deliver(&message).await;
-    assert_done(&second);
-    assert_eq!(record_puts(&second.transcript), 1, "written once");
-    // Delivered once more (a delete that did not reach the queue): the
-    // record holds this request already and is not written again.
-    let third = host.deliver(&message).await;
-    assert_done(&third);
-    assert_eq!(record_puts(&third.transcript), 0, "not rewritten");
-    assert_eq!(records(&host).len(), 3);
-}
-
-#[tokio::test]
-async fn a_dependencys_retry_after_reaches_the_host() {
-    let host = seeded_host();
-    host.faults.inject_error(
-        Call::GithubCreateComment,
-        Hit::Every,
-        envmgr::capabilities::Error {
-            code: ErrorCode::Throttled,
-            message: "secondary rate limit".into(),
-            retry_after_ms: Some(60_000),
-        },
-    );
-    let delivery = host.deliver(&host.message("probot", &opened())).await;
-    match delivery.result {
-        Ok(Err(failure)) => {
-            assert_eq!(failure.kind, FailureKind::Retryable);
-            assert_eq!(failure.retry_after_ms, Some(60_000));
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn a_github_outage_creating_the_deployment_is_retried_and_makes_one() {
-    let host = seeded_host();
-    host.faults.inject(
-        Call::GithubCreateDeployment,
-        Hit::Nth(1),
-        ErrorCode::Unavailable,
-        "502 Bad Gateway",
-    );
-    let mut message = host.message("probot", &opened());
-    let reason = retryable(&host.deliver(&message).await);
-    assert!(reason.contains("create the GitHub deployment"), "{reason}");
-    assert!(reason.contains("502"), "{reason}");
-    // The runtime comes first: requested and recorded; no deployment yet.
-    assert_eq!(host.runtime.calls().len(), 1);
-    assert!(host.github.deployments(REPO).unwrap().is_empty());
-
-    message.receive_count = 2;
-    assert_done(&host.deliver(&message).await);
-    assert_eq!(
-        host.runtime.calls().len(),
-        1,
-        "the runtime is not asked again"
-    );
-    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
-}
-
-#[tokio::test]
-async fn a_github_outage_setting_the_status_is_retried_and_sets_it_once() {
-    let host = seeded_host();
-    host.faults.inject(
-        Call::GithubCreateDeploymentStatus,
-        Hit::Nth(1),
-        ErrorCode::Unavailable,
-        "503 Service Unavailable",
-    );
-    let mut message = host.message("probot", &opened());
-    let reason = retryable(&host.deliver(&message).await);
-    assert!(
-        reason.contains("set the GitHub deployment status"),
-        "{reason}"
-    );
-    // The runtime was requested and recorded; the retry finds both.
-    assert_eq!(host.runtime.calls().len(), 1);
-    assert!(
-        records(&host)
-            .iter()
-            .all(|i| attr(i, "status") == Some("runtime-requested"))
-    );
-
-    message.receive_count = 2;
-    assert_done(&host.deliver(&message).await);
-    assert_eq!(host.runtime.runtimes().unwrap().len(), 1, "one runtime");
-    assert_eq!(deployment_states(&host), [[DeploymentState::InProgress]]);
 }
 
 /// GitHub refusing for good (the App lacks the Deployments permission:

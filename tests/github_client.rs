@@ -3,80 +3,21 @@
 //! Every assertion is on what the fake saw (`requests()`, `mints()`), so a
 //! client that sends more, sooner or at once fails here.
 
+#[path = "github_client/helpers.rs"]
+mod helpers;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use envmgr::capabilities::ErrorCode;
-use envmgr::capabilities::github::app::{GitHubApp, GitHubAppOptions};
-use envmgr::capabilities::github::{
-    DeploymentState, GitHub, NewDeployment, NewDeploymentStatus, Repository,
+use envmgr::capabilities::github::{DeploymentState, GitHub, NewDeployment, NewDeploymentStatus};
+use envmgr_tests::fakes::github::{Failure, Installation, Logged, Route};
+
+use helpers::{
+    INSTALLATION, MARKER, SHA, api_token_mints, assert_nothing_refused, client, comment_body, fake,
+    fake_with, github_settings, requests_of, shop, sleep_until,
 };
-use envmgr_tests::fakes::github::{
-    APP_ID, Failure, FakeGitHub, Installation, Logged, PRIVATE_KEY, Route,
-};
-
-const INSTALLATION: u64 = 4242;
-const SHA: &str = "3333333333333333333333333333333333333333";
-const MARKER: &str = "<!-- envmgr:test -->";
-
-/// The fake with the App installed on acme (every repository), pull
-/// request acme/shop#7 and one commit.
-fn fake_with(installation: Installation) -> (FakeGitHub, String) {
-    let (github, url) = FakeGitHub::start();
-    github.add_installation(installation);
-    github.add_pull_request("acme/shop", 7);
-    github.add_commit("acme/shop", SHA);
-    (github, url)
-}
-
-fn fake() -> (FakeGitHub, String) {
-    fake_with(Installation::new(INSTALLATION, "acme"))
-}
-
-fn client(url: &str, edit: impl FnOnce(&mut GitHubAppOptions)) -> GitHubApp {
-    let mut options = GitHubAppOptions::new(url);
-    edit(&mut options);
-    GitHubApp::new(APP_ID, PRIVATE_KEY, options).expect("the client")
-}
-
-fn shop() -> Repository {
-    Repository {
-        owner: "acme".into(),
-        name: "shop".into(),
-    }
-}
-
-fn comment_body(n: usize) -> String {
-    format!("{MARKER} comment {n}")
-}
-
-/// Tokens minted for the API (all repositories), not the runtime's.
-fn api_token_mints(github: &FakeGitHub) -> usize {
-    github
-        .mints()
-        .iter()
-        .filter(|m| m.installation == INSTALLATION && m.repositories.is_none())
-        .count()
-}
-
-fn requests_of(github: &FakeGitHub, route: Route) -> Vec<Logged> {
-    github
-        .requests()
-        .into_iter()
-        .filter(|r| r.route == Some(route))
-        .collect()
-}
-
-fn assert_nothing_refused(github: &FakeGitHub) {
-    assert!(github.rejected().is_empty(), "{:?}", github.rejected());
-}
-
-async fn sleep_until(at: SystemTime) {
-    if let Ok(left) = at.duration_since(SystemTime::now()) {
-        tokio::time::sleep(left).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_installation_token_is_minted_once_and_again_after_its_margin() {
@@ -559,25 +500,6 @@ async fn writes_are_spaced_by_write_spacing() {
     let list = &requests_of(&github, Route::ListComments)[0];
     let update = &requests_of(&github, Route::UpdateComment)[0];
     assert!(list.started.duration_since(update.finished) < Duration::from_millis(300));
-}
-
-/// `[github]` as the config file and the variables give it.
-fn github_settings(file: &str, env: &[(&str, &str)]) -> anyhow::Result<envmgr::config::GitHub> {
-    let dir = std::env::temp_dir().join(format!(
-        "envmgr-github-config-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("envmgr.toml");
-    std::fs::write(&path, format!("[github]\napp_id = 1\n{file}"))?;
-    let env = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<Vec<_>>();
-    let settings = envmgr::config::Settings::load(Some(&path), env);
-    std::fs::remove_dir_all(&dir)?;
-    Ok(settings?.github.expect("a [github] section"))
 }
 
 #[test]

@@ -8,20 +8,19 @@
 //! figures follow the pointer. In-process parts run on the host's own
 //! `Registry`, `Recordings`, `NativeCache` and `Versions`.
 
+#[path = "retention/helpers.rs"]
+mod helpers;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use envmgr::capabilities::CapResult;
+use envmgr::capabilities::dynamodb::AttributeValue;
 use envmgr::capabilities::dynamodb::local::LocalTables;
-use envmgr::capabilities::dynamodb::{
-    AttributeValue, Item, Page, QueryRequest, Tables, UpdateItem, Write, WriteError,
-};
 use envmgr::config::LogicSettings;
 use envmgr::logic::cache::NativeCache;
-use envmgr::logic::registry::{Conflict, Registry, Removed};
+use envmgr::logic::registry::{Conflict, Removed};
 use envmgr::logic::retention::{Kept, Rules, collect};
 use envmgr::logic::serving::{Ending, Versions};
 use envmgr::logic::{activated, rolled_back, short};
@@ -29,6 +28,8 @@ use envmgr::record::store::Recordings;
 use envmgr::support::hex_sha256;
 use envmgr_tests::stack::{Backend, Options, Stack, eventually, terminate};
 use envmgr_tests::{builtin_id as builtin, scratch, shared_logic, variant};
+
+use helpers::{chunks_stay, gc_between, installed, registry_on, stored};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(90);
@@ -109,21 +110,6 @@ async fn only_what_nothing_needs_is_removed_aws() {
     only_what_nothing_needs_is_removed(Backend::Aws).await;
 }
 
-fn registry_on(tables: Arc<dyn Tables>) -> Registry {
-    Registry::new(tables, envmgr::BUILTIN_LOGIC)
-}
-
-/// A version stored in `registry`; its id.
-async fn stored(registry: &Registry, label: &str, installed_at_ms: u64) -> String {
-    let bytes = variant(envmgr::BUILTIN_LOGIC, label);
-    let id = hex_sha256(&bytes);
-    registry
-        .store(&id, Some(label), &bytes, "0.3.0", installed_at_ms)
-        .await
-        .unwrap();
-    id
-}
-
 #[tokio::test]
 async fn a_removal_and_an_activation_never_both_land() {
     let tables = Arc::new(LocalTables::in_memory(&["logic"]).unwrap());
@@ -145,94 +131,6 @@ async fn a_removal_and_an_activation_never_both_land() {
     let activation = registry.swap(Some(&first), &next).await.unwrap_err();
     assert!(activation.is::<Removed>(), "{activation:#}");
     assert_eq!(registry.pointer().await.unwrap(), Some(first));
-}
-
-/// In-memory tables whose `transact_write` first goes past `before`: it
-/// may answer instead (a crash), or change the tables first (another
-/// writer in between).
-struct Hooked<F> {
-    tables: Arc<LocalTables>,
-    before: F,
-}
-
-#[async_trait]
-impl<F> Tables for Hooked<F>
-where
-    F: Fn(&LocalTables, &[Write]) -> Option<Result<(), WriteError>> + Send + Sync,
-{
-    async fn get(&self, table: &str, key: &Item) -> CapResult<Option<Item>> {
-        self.tables.get(table, key).await
-    }
-    async fn query(&self, request: &QueryRequest) -> CapResult<Page> {
-        self.tables.query(request).await
-    }
-    async fn transact_write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        if let Some(answer) = (self.before)(&self.tables, writes) {
-            return answer;
-        }
-        self.tables.transact_write(writes).await
-    }
-    async fn update(&self, request: &UpdateItem) -> Result<(), WriteError> {
-        self.tables.update(request).await
-    }
-    async fn scan_all(&self, table: &str) -> CapResult<Vec<Item>> {
-        self.tables.scan_all(table).await
-    }
-}
-
-/// Tables that refuse to delete component chunks: a crash between the
-/// version item and its chunks.
-fn chunks_stay(tables: Arc<LocalTables>) -> Arc<dyn Tables> {
-    Arc::new(Hooked {
-        tables,
-        before: |_: &LocalTables, writes: &[Write]| {
-            let chunk = writes.iter().any(
-                |w| matches!(w, Write::Delete(d) if format!("{:?}", d.key).contains("COMPONENT#")),
-            );
-            chunk.then(|| {
-                Err(WriteError::Failed(envmgr::capabilities::Error {
-                    code: envmgr::capabilities::ErrorCode::Unavailable,
-                    message: "the process died here".into(),
-                    retry_after_ms: None,
-                }))
-            })
-        },
-    })
-}
-
-/// Tables on which, the first time a version item is put once `armed`,
-/// every component chunk is deleted just before (a gc pass in between).
-fn gc_between(tables: Arc<LocalTables>, armed: Arc<AtomicBool>) -> Arc<dyn Tables> {
-    Arc::new(Hooked {
-        tables,
-        before: move |tables: &LocalTables, writes: &[Write]| {
-            let puts_version = writes.iter().any(
-                |w| matches!(w, Write::Put(p) if format!("{:?}", p.item).contains("\"VERSION\"")),
-            );
-            if puts_version && armed.swap(false, Ordering::SeqCst) {
-                for item in tables.scan("logic").unwrap() {
-                    if format!("{item:?}").contains("COMPONENT#") {
-                        let key: Item = item
-                            .iter()
-                            .filter(|(n, _)| n == "pk" || n == "sk")
-                            .cloned()
-                            .collect();
-                        tables.remove("logic", &key).unwrap();
-                    }
-                }
-            }
-            None
-        },
-    })
-}
-
-/// The version `id` as the registry lists it.
-async fn installed(registry: &Registry, id: &str) -> envmgr::logic::VersionInfo {
-    let versions = registry.versions().await.unwrap();
-    versions
-        .into_iter()
-        .find(|v| v.id == id)
-        .expect("installed")
 }
 
 #[tokio::test]

@@ -4,99 +4,17 @@
 //! among creates, what it leaves (a tombstone, an inactive deployment, a
 //! comment saying why), and what it never touches.
 
-use envmgr::Outcome;
-use envmgr::mock::{Delivery, MockHost};
-use envmgr_guest::environment::environment_id;
+#[path = "teardown/helpers.rs"]
+mod helpers;
+
+use envmgr::mock::MockHost;
 use envmgr_tests::*;
 use serde_json::json;
 
-const BRANCH: &str = "feature/login";
-const OPENED_AT: &str = "2026-11-28T11:00:00Z";
-const CLOSED_AT: &str = "2026-11-28T11:30:00Z";
-const REOPENED_AT: &str = "2026-11-28T11:45:00Z";
-
-fn host() -> MockHost {
-    let host = seeded_host();
-    set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
-    host
-}
-
-fn env_id(branch: &str) -> String {
-    environment_id(APP_ID, branch)
-}
-
-fn outcome(delivery: &Delivery) -> &Outcome {
-    match &delivery.result {
-        Ok(Ok(outcome)) => outcome,
-        other => panic!("expected an outcome, got {other:?}"),
-    }
-}
-
-fn done(delivery: &Delivery) -> String {
-    match outcome(delivery) {
-        Outcome::Done(text) => text.clone(),
-        other => panic!("expected done, got {other:?}"),
-    }
-}
-
-fn skipped(delivery: &Delivery) -> String {
-    match outcome(delivery) {
-        Outcome::Skipped(text) => text.clone(),
-        other => panic!("expected skipped, got {other:?}"),
-    }
-}
-
-/// Pull request 7 opened on [`BRANCH`], and its preview made.
-async fn open(host: &MockHost) {
-    let opened = pull_request_event("opened", 7, BRANCH, SHA_1, OPENED_AT);
-    done(&deliver(host, "probot", &opened).await);
-}
-
-async fn deliver(host: &MockHost, queue: &str, body: &str) -> Delivery {
-    host.deliver(&host.message(queue, body)).await
-}
-
-/// The item `sk` of the environment on `branch`'s partition.
-fn item(host: &MockHost, branch: &str, sk: &str) -> envmgr::capabilities::dynamodb::Item {
-    let pk = format!("ENVIRONMENT#{}", env_id(branch));
-    host.tables
-        .scan("environments")
-        .unwrap()
-        .into_iter()
-        .find(|item| attr(item, "pk") == Some(pk.as_str()) && attr(item, "sk") == Some(sk))
-        .unwrap_or_else(|| panic!("no item {pk} / {sk}"))
-}
-
-/// The canonical item of the environment on `branch`.
-fn canonical(host: &MockHost, branch: &str) -> envmgr::capabilities::dynamodb::Item {
-    item(host, branch, "#")
-}
-
-fn lease_item(host: &MockHost, branch: &str) -> envmgr::capabilities::dynamodb::Item {
-    item(host, branch, "LEASE")
-}
-
-fn shop() -> envmgr::capabilities::github::Repository {
-    envmgr::capabilities::github::Repository {
-        owner: "acme".into(),
-        name: "shop".into(),
-    }
-}
-
-fn has_number(item: &envmgr::capabilities::dynamodb::Item, name: &str) -> bool {
-    item.iter().any(|(n, v)| {
-        n == name && matches!(v, envmgr::capabilities::dynamodb::AttributeValue::N(_))
-    })
-}
-
-fn deleted_events(host: &MockHost) -> usize {
-    host.analytics
-        .events()
-        .unwrap()
-        .iter()
-        .filter(|e| e.event == "cloud_environment_deleted")
-        .count()
-}
+use helpers::{
+    BRANCH, CLOSED_AT, OPENED_AT, REOPENED_AT, canonical, deleted_events, deliver, done, env_id,
+    github_open, has_number, host, lease_item, open, push_deleted, shop, skipped, sweep,
+};
 
 #[tokio::test]
 async fn closing_a_pull_request_removes_the_preview_everywhere_once() {
@@ -307,20 +225,6 @@ async fn another_open_pull_request_on_the_branch_keeps_the_preview_and_takes_the
     assert_eq!(deleted_events(&host), 0);
 }
 
-fn push_deleted(branch: &str, before: &str) -> String {
-    json!({
-        "id": "e1a2b3c4-0000-11ef-8e3c-000000000002",
-        "name": "push",
-        "payload": {
-            "ref": format!("refs/heads/{branch}"), "before": before,
-            "after": "0000000000000000000000000000000000000000", "deleted": true,
-            "repository": { "full_name": REPO, "name": "shop", "owner": { "login": "acme" } },
-            "installation": { "id": INSTALLATION },
-        },
-    })
-    .to_string()
-}
-
 #[tokio::test]
 async fn a_deleted_branch_removes_its_preview_once_for_both_of_githubs_events() {
     let host = host();
@@ -428,22 +332,6 @@ async fn an_idle_preview_is_swept_and_a_fresh_one_is_left() {
     assert!(none.is_empty());
     let twice = skipped(&deliver(&host, "api", &sent[0]).await);
     assert!(twice.contains("deleted already"), "{twice}");
-}
-
-/// Pull request `number` open on GitHub with its head at `head`.
-async fn github_open(host: &MockHost, number: u64, head: &str, sha: &str) {
-    host.github
-        .open_pull_request(&shop(), number, head, sha)
-        .await
-        .unwrap();
-}
-
-/// The app's sweep, as `serve` sends it: what the logic answered, and the
-/// deletes it sent to the `api` queue.
-async fn sweep(host: &MockHost) -> (String, Vec<String>) {
-    let sweep = json!({ "version": 1, "kind": "sweep", "appId": APP_ID }).to_string();
-    let swept = done(&deliver(host, "api", &sweep).await);
-    (swept, host.requests.take())
 }
 
 /// A delete the sweep sent, then a push before it is handled: the push is

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -22,6 +21,9 @@ use crate::logic::cache::{NativeCache, Unloadable};
 pub use crate::logic::ending::Ending;
 use crate::logic::registry::{Conflict, Registry};
 use crate::logic::{Pointer, rolled_back, short};
+
+mod status;
+pub use status::{CanaryStatus, Status, SwapFigures};
 
 /// How often a host says it is alive (and which contracts it links).
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -123,37 +125,6 @@ pub struct Versions {
     /// The revision a rollback was already asked for (once per canary).
     rollback_requested: Mutex<Option<u64>>,
     last_swap: Mutex<Option<SwapFigures>>,
-}
-
-/// Measured at each swap (exposed on `/status`, logged).
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SwapFigures {
-    pub revision: u64,
-    /// From the pointer's change to this host serving it.
-    pub pointer_to_swap_ms: u64,
-    /// Loading the versions (cached native code, or a compile).
-    pub load_ms: u64,
-    /// From the pointer's change to the first message on the new versions.
-    pub pointer_to_first_message_ms: Option<u64>,
-}
-
-/// `/status`: camelCase, as every JSON envmgr prints (the endpoint adds
-/// the snake_case `last_swap` of earlier releases for one more release).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    pub revision: Option<u64>,
-    pub active: String,
-    pub canary: Option<CanaryStatus>,
-    pub versions: BTreeMap<String, BTreeMap<&'static str, u64>>,
-    pub last_swap: Option<SwapFigures>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CanaryStatus {
-    pub version: String,
-    pub percent: u8,
 }
 
 fn now_ms() -> u64 {
@@ -509,41 +480,6 @@ impl Versions {
             |short_id| serving.named().any(|id| short(id) == short_id),
             kept_for,
         );
-    }
-
-    pub fn status(&self) -> Status {
-        // Scraped regularly: where figures of versions gone for a while go.
-        self.forget_unnamed(UNNAMED_KEPT);
-        let serving = self.current();
-        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        Status {
-            revision: serving.revision,
-            active: serving.active.id.clone(),
-            canary: serving
-                .canary
-                .as_ref()
-                .map(|(logic, percent)| CanaryStatus {
-                    version: logic.id.clone(),
-                    percent: *percent,
-                }),
-            versions: stats
-                .iter()
-                .map(|(version, s)| {
-                    (
-                        version.clone(),
-                        Ending::ALL
-                            .iter()
-                            .map(|e| (e.name(), s.counts.get(e).copied().unwrap_or(0)))
-                            .collect(),
-                    )
-                })
-                .collect(),
-            last_swap: self
-                .last_swap
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        }
     }
 }
 
