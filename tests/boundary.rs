@@ -65,6 +65,84 @@ fn assert_clean(forms: &[(String, String)], place: &str, text: &str) {
 
 async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     let port = free_port();
+    let stack = echoing_stack(backend, port);
+
+    let mut daemon = stack.serve();
+    send_requests_the_dependencies_echo(&stack).await;
+    let metrics = http_get(port, "/metrics");
+    let status = http_get(port, "/status");
+    // No series per installation: a few numbers whatever their count.
+    assert!(!metrics.contains("installation="), "{metrics}");
+    assert!(
+        metrics.contains("envmgr_github_installations 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("envmgr_github_installations_low_on_requests 0"),
+        "{metrics}"
+    );
+    assert!(terminate(&mut daemon).success());
+
+    // The echoes did reach envmgr: the test can fail.
+    assert_eq!(
+        stack.runtime.requests().len(),
+        3,
+        "the 503, the 201 and the 422"
+    );
+    let forms = secret_forms(&stack);
+    assert!(
+        forms.iter().any(|(n, _)| n == "installation token"),
+        "tokens were minted"
+    );
+
+    assert_stored_and_sent_clean(&stack, &forms).await;
+    assert_clean(&forms, "/metrics", &metrics);
+    assert_clean(&forms, "/status", &status);
+    assert_reasons_redacted(&stack).await;
+    if backend == Backend::Local {
+        let show = stack.ok(&["show"]);
+        assert_clean(&forms, "`show`", &String::from_utf8_lossy(&show.stdout));
+        for file in ["envmgr.db", "envmgr.db-wal"] {
+            let bytes = std::fs::read(stack.dir.join("data").join(file)).unwrap_or_default();
+            assert_clean(&forms, file, &String::from_utf8_lossy(&bytes));
+        }
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn refused(stack: &Stack, args: &[&str], why: &str) {
+    let (ok, text) = stack.run(args);
+    assert!(!ok, "envmgr {args:?} was accepted:\n{text}");
+    assert!(
+        text.contains(why),
+        "envmgr {args:?} does not say `{why}`:\n{text}"
+    );
+}
+
+async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
+    let stack = Stack::new(
+        "admin",
+        BINARY,
+        Options {
+            backend,
+            ..Options::default()
+        },
+    );
+    stack.seed_shop("postgres://db/shop-admin-test", "sk_test_admin_commands");
+    assert_add_app_rules(&stack);
+    assert_set_secret_rules(&stack);
+    assert_oversized_body_refused(&stack).await;
+    let (ok, text) = stack.run(&["check-data"]);
+    assert!(ok, "all is well again: {text}");
+    assert_check_data_lists_foreign_writes(&stack).await;
+}
+
+/// The echo stack: canary secrets, and every dependency primed to quote a
+/// request back.
+fn echoing_stack(backend: Backend, port: u16) -> Stack {
     let stack = Stack::new(
         "echo",
         BINARY,
@@ -97,8 +175,12 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
     stack.runtime.echo_next(422, Echo::Json);
     // Segment quotes every batch (the write key in the auth header) in 400s.
     stack.segment.echo(Some(Echo::Base64));
+    stack
+}
 
-    let mut daemon = stack.serve();
+/// Two pull requests and a production request, each meeting an echo; waits
+/// until each has ended as the echo makes it end.
+async fn send_requests_the_dependencies_echo(stack: &Stack) {
     stack.send(
         "probot",
         &pull_request_event(
@@ -162,56 +244,32 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
         stack.logs().contains("400")
     })
     .await;
-    let metrics = http_get(port, "/metrics");
-    let status = http_get(port, "/status");
-    // No series per installation: a few numbers whatever their count.
-    assert!(!metrics.contains("installation="), "{metrics}");
-    assert!(
-        metrics.contains("envmgr_github_installations 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("envmgr_github_installations_low_on_requests 0"),
-        "{metrics}"
-    );
-    assert!(terminate(&mut daemon).success());
+}
 
-    // The echoes did reach envmgr: the test can fail.
-    assert_eq!(
-        stack.runtime.requests().len(),
-        3,
-        "the 503, the 201 and the 422"
-    );
-    let forms = secret_forms(&stack);
-    assert!(
-        forms.iter().any(|(n, _)| n == "installation token"),
-        "tokens were minted"
-    );
-
-    assert_clean(&forms, "the logs", &stack.logs());
+/// No form of a secret in the logs, records, dead letters, comments or
+/// deployment statuses.
+async fn assert_stored_and_sent_clean(stack: &Stack, forms: &[(String, String)]) {
+    assert_clean(forms, "the logs", &stack.logs());
     for item in stack.environment_table().await {
-        assert_clean(&forms, "a record", &format!("{item:?}"));
+        assert_clean(forms, "a record", &format!("{item:?}"));
     }
     for logical in ["probot", "api"] {
         for letter in stack.dead_letters(logical).await {
-            assert_clean(&forms, "a dead letter", &format!("{letter:?}"));
+            assert_clean(forms, "a dead letter", &format!("{letter:?}"));
         }
     }
     for pr in [7, 8] {
         for comment in stack.github.comments("acme/shop", pr) {
-            assert_clean(&forms, "a comment", &comment);
+            assert_clean(forms, "a comment", &comment);
         }
     }
     for deployment in stack.github.deployments("acme/shop") {
-        assert_clean(
-            &forms,
-            "a deployment",
-            &format!("{:?}", deployment.statuses),
-        );
+        assert_clean(forms, "a deployment", &format!("{:?}", deployment.statuses));
     }
-    assert_clean(&forms, "/metrics", &metrics);
-    assert_clean(&forms, "/status", &status);
-    // The reasons say what happened, with the secrets taken out.
+}
+
+/// The reasons say what happened, with the secrets taken out.
+async fn assert_reasons_redacted(stack: &Stack) {
     let letters = stack.dead_letters("probot").await;
     let reasons: Vec<&str> = letters
         .iter()
@@ -237,53 +295,41 @@ async fn a_dependency_echoing_the_request_leaks_nothing(backend: Backend) {
             .any(|r| r.contains("create the runtime") && r.contains("[redacted]")),
         "{reasons:?}"
     );
-    if backend == Backend::Local {
-        let show = stack.ok(&["show"]);
-        assert_clean(&forms, "`show`", &String::from_utf8_lossy(&show.stdout));
-        for file in ["envmgr.db", "envmgr.db-wal"] {
-            let bytes = std::fs::read(stack.dir.join("data").join(file)).unwrap_or_default();
-            assert_clean(&forms, file, &String::from_utf8_lossy(&bytes));
-        }
-    }
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+/// `add-app` with its id, name and repository.
+fn add(id: &str, name: &str, repository: &str) -> Vec<String> {
+    vec![
+        "add-app".to_string(),
+        "--id".into(),
+        id.into(),
+        "--name".into(),
+        name.into(),
+        "--repository".into(),
+        repository.into(),
+    ]
 }
 
-fn refused(stack: &Stack, args: &[&str], why: &str) {
-    let (ok, text) = stack.run(args);
-    assert!(!ok, "envmgr {args:?} was accepted:\n{text}");
-    assert!(
-        text.contains(why),
-        "envmgr {args:?} does not say `{why}`:\n{text}"
-    );
+/// `set-secret` for an app, scope and name, the value from the config file.
+fn secret(stack: &Stack, app: &str, scope: &str, name: &str) -> Vec<String> {
+    vec![
+        "set-secret".to_string(),
+        "--app".into(),
+        app.into(),
+        "--scope".into(),
+        scope.into(),
+        "--name".into(),
+        name.into(),
+        "--value-file".into(),
+        stack.config.display().to_string(),
+    ]
 }
 
-async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
-    let stack = Stack::new(
-        "admin",
-        BINARY,
-        Options {
-            backend,
-            ..Options::default()
-        },
-    );
-    stack.seed_shop("postgres://db/shop-admin-test", "sk_test_admin_commands");
-    let add = |id: &str, name: &str, repository: &str| {
-        vec![
-            "add-app".to_string(),
-            "--id".into(),
-            id.into(),
-            "--name".into(),
-            name.into(),
-            "--repository".into(),
-            repository.into(),
-        ]
-    };
-    // A repository another app owns is not taken over silently.
+/// `add-app` refuses a taken repository, bad ids, names and repositories;
+/// `--replace` moves a repository and says so.
+fn assert_add_app_rules(stack: &Stack) {
     refused(
-        &stack,
+        stack,
         &strs(&add("app_dup", "Dup", "ACME/Shop")),
         "belongs to app app_shop",
     );
@@ -292,10 +338,10 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
         ("x-->", "Name", "app id `x-->`"),
         ("app_ok", "   ", "app name"),
     ] {
-        refused(&stack, &strs(&add(id, name, "acme/other")), why);
+        refused(stack, &strs(&add(id, name, "acme/other")), why);
     }
     refused(
-        &stack,
+        stack,
         &strs(&add("app_ok", "Ok", "acme")),
         "not a GitHub owner/name",
     );
@@ -321,48 +367,40 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
     );
     let (ok, text) = stack.run(&strs(&add("app_dup", "Dup", "acme/dup")));
     assert!(ok, "{text}");
+}
 
-    let secret = |app: &str, scope: &str, name: &str| {
-        vec![
-            "set-secret".to_string(),
-            "--app".into(),
-            app.into(),
-            "--scope".into(),
-            scope.into(),
-            "--name".into(),
-            name.into(),
-            "--value-file".into(),
-            stack.config.display().to_string(),
-        ]
-    };
+/// `set-secret` refuses an unknown app, bad names and bad scopes.
+fn assert_set_secret_rules(stack: &Stack) {
     refused(
-        &stack,
-        &strs(&secret("app_nope", "global", "TOKEN")),
+        stack,
+        &strs(&secret(stack, "app_nope", "global", "TOKEN")),
         "no app `app_nope`",
     );
     refused(
-        &stack,
-        &strs(&secret("app_shop", "global", "A B=C")),
+        stack,
+        &strs(&secret(stack, "app_shop", "global", "A B=C")),
         "secret name `A B=C`",
     );
     refused(
-        &stack,
-        &strs(&secret("app_shop", "global", "")),
+        stack,
+        &strs(&secret(stack, "app_shop", "global", "")),
         "secret name ``",
     );
     refused(
-        &stack,
-        &strs(&secret("app_shop", "environment:xyz", "TOKEN")),
+        stack,
+        &strs(&secret(stack, "app_shop", "environment:xyz", "TOKEN")),
         "scope `environment:xyz`",
     );
+}
 
-    // A body that leaves no room for envmgr's attributes within the queue's
-    // maximum message size is refused where it enters.
+/// A body that leaves no room for envmgr's attributes within the queue's
+/// maximum message size is refused where it enters.
+async fn assert_oversized_body_refused(stack: &Stack) {
     let big = format!("{{\"x\": \"{}\"}}", "a".repeat(256 << 10));
     let file = stack.dir.join("big.json");
     std::fs::write(&file, &big).unwrap();
     refused(
-        &stack,
+        stack,
         &[
             "send",
             "--queue",
@@ -373,10 +411,10 @@ async fn admin_commands_refuse_what_breaks_the_rules(backend: Backend) {
         "the queue takes 262144",
     );
     assert_eq!(stack.messages_in(&stack.queue_name("probot")).await, 0);
+}
 
-    let (ok, text) = stack.run(&["check-data"]);
-    assert!(ok, "all is well again: {text}");
-    // What another tool wrote is listed before an upgrade.
+/// What another tool wrote is listed by `check-data` before an upgrade.
+async fn assert_check_data_lists_foreign_writes(stack: &Stack) {
     use envmgr::capabilities::dynamodb::{AttributeValue as V, Condition, PutItem, Write};
     let bad = vec![
         ("pk".to_string(), V::S("APP#app_shop".into())),

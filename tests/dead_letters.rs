@@ -44,8 +44,85 @@ fn json(output: std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(output)).expect("JSON output")
 }
 
-async fn a_dead_letter_is_listed_shown_redriven_and_purged(backend: Backend) {
+/// list: for tools, then for people (every queue); a listing leaves the
+/// dead letters visible, so the second one finds it again. Returns the
+/// dead letter's id and the logic version that failed it.
+fn assert_listed(stack: &Stack, original_id: &str) -> (String, String) {
+    let listed = json(stack.ok(&["dlq", "list", "--queue", "api", "--json"]));
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = &listed[0];
+    let id = entry["id"].as_str().expect("an id").to_string();
+    assert_eq!(entry["queue"], "api");
+    assert_eq!(entry["metadata"]["messageId"], original_id);
+    assert_eq!(entry["metadata"]["receiveCount"], 1);
+    let logic_version = entry["metadata"]["logicVersion"]
+        .as_str()
+        .expect("a logic version")
+        .to_string();
+    assert_eq!(logic_version.len(), 64, "a sha256: {logic_version}");
+    let text = stdout(stack.ok(&["dlq", "list"]));
+    let line = text
+        .lines()
+        .find(|line| line.contains(&id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{text}"));
+    assert!(line.contains("app app_shop not found"), "{line}");
+    assert!(line.contains(&logic_version[..12]) && !line.contains(&logic_version));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("probot (") && l.ends_with(": 0 dead letters")),
+        "{text}"
+    );
+    (id, logic_version)
+}
+
+/// show: every metadata field, the producer's attributes with their
+/// types, the body; by the dead letter's id or the original's.
+fn assert_shown(stack: &Stack, id: &str, original_id: &str, logic_version: &str, body: &str) {
     use base64::Engine as _;
+    let shown = json(stack.ok(&["dlq", "show", id, "--json"]));
+    let metadata = &shown["metadata"];
+    assert!(
+        metadata["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app app_shop not found"),
+        "{shown}"
+    );
+    assert_eq!(metadata["sourceQueue"], "api");
+    assert_eq!(metadata["messageId"], original_id);
+    assert_eq!(metadata["logicVersion"], logic_version);
+    assert_eq!(metadata["receiveCount"], 1);
+    assert_eq!(metadata["deferrals"], 0);
+    assert!(metadata["deadLetteredAt"].as_u64().unwrap() > 1_700_000_000_000);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(SIGNATURE);
+    assert_eq!(
+        shown["attributes"],
+        serde_json::json!({
+            "priority": { "dataType": "Number.int", "stringValue": "5" },
+            "signature": { "dataType": "Binary.sha", "binaryValue": encoded },
+            "traceparent": { "dataType": "String", "stringValue": TRACEPARENT },
+        })
+    );
+    assert_eq!(shown["body"], body);
+    let text = stdout(stack.ok(&["dlq", "show", original_id, "--queue", "api"]));
+    for expected in [
+        id,
+        "app app_shop not found",
+        logic_version,
+        original_id,
+        TRACEPARENT,
+        "Number.int",
+        "Binary.sha",
+        encoded.as_str(),
+        // The body, pretty-printed.
+        "\n    \"appId\": \"app_shop\",\n",
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+}
+
+async fn a_dead_letter_is_listed_shown_redriven_and_purged(backend: Backend) {
     let stack = Stack::new(
         "dlq-ops",
         BINARY,
@@ -76,76 +153,9 @@ async fn a_dead_letter_is_listed_shown_redriven_and_purged(backend: Backend) {
     // Nothing consumes the redriven message until it has been looked at.
     assert!(terminate(&mut daemon).success());
 
-    // list: for tools, then for people (every queue); a listing leaves the
-    // dead letters visible, so the second one finds it again.
-    let listed = json(stack.ok(&["dlq", "list", "--queue", "api", "--json"]));
-    let listed = listed.as_array().expect("an array");
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    let entry = &listed[0];
-    let id = entry["id"].as_str().expect("an id").to_string();
-    assert_eq!(entry["queue"], "api");
-    assert_eq!(entry["metadata"]["messageId"], original_id.as_str());
-    assert_eq!(entry["metadata"]["receiveCount"], 1);
-    let logic_version = entry["metadata"]["logicVersion"]
-        .as_str()
-        .expect("a logic version")
-        .to_string();
-    assert_eq!(logic_version.len(), 64, "a sha256: {logic_version}");
-    let text = stdout(stack.ok(&["dlq", "list"]));
-    let line = text
-        .lines()
-        .find(|line| line.contains(&id))
-        .unwrap_or_else(|| panic!("{id} not listed:\n{text}"));
-    assert!(line.contains("app app_shop not found"), "{line}");
-    assert!(line.contains(&logic_version[..12]) && !line.contains(&logic_version));
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("probot (") && l.ends_with(": 0 dead letters")),
-        "{text}"
-    );
+    let (id, logic_version) = assert_listed(&stack, &original_id);
 
-    // show: every metadata field, the producer's attributes with their
-    // types, the body; by the dead letter's id or the original's.
-    let shown = json(stack.ok(&["dlq", "show", &id, "--json"]));
-    let metadata = &shown["metadata"];
-    assert!(
-        metadata["reason"]
-            .as_str()
-            .unwrap()
-            .contains("app app_shop not found"),
-        "{shown}"
-    );
-    assert_eq!(metadata["sourceQueue"], "api");
-    assert_eq!(metadata["messageId"], original_id.as_str());
-    assert_eq!(metadata["logicVersion"], logic_version.as_str());
-    assert_eq!(metadata["receiveCount"], 1);
-    assert_eq!(metadata["deferrals"], 0);
-    assert!(metadata["deadLetteredAt"].as_u64().unwrap() > 1_700_000_000_000);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(SIGNATURE);
-    assert_eq!(
-        shown["attributes"],
-        serde_json::json!({
-            "priority": { "dataType": "Number.int", "stringValue": "5" },
-            "signature": { "dataType": "Binary.sha", "binaryValue": encoded },
-            "traceparent": { "dataType": "String", "stringValue": TRACEPARENT },
-        })
-    );
-    assert_eq!(shown["body"], body.as_str());
-    let text = stdout(stack.ok(&["dlq", "show", &original_id, "--queue", "api"]));
-    for expected in [
-        id.as_str(),
-        "app app_shop not found",
-        logic_version.as_str(),
-        original_id.as_str(),
-        TRACEPARENT,
-        "Number.int",
-        "Binary.sha",
-        encoded.as_str(),
-        // The body, pretty-printed.
-        "\n    \"appId\": \"app_shop\",\n",
-    ] {
-        assert!(text.contains(expected), "{expected} not in:\n{text}");
-    }
+    assert_shown(&stack, &id, &original_id, &logic_version, &body);
 
     // The cause fixed, the dead letter moves back with the producer's
     // attributes and none of envmgr's metadata (a fresh receive budget) but

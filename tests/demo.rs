@@ -33,6 +33,22 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
 
     let (ok, output) = run_demo(&dir);
     assert!(ok, "the demo failed:\n{output}");
+    assert_first_run_output(&output);
+    assert!(dir.join("envmgr.db").exists());
+
+    // Run again: it starts fresh rather than finding its old environments.
+    let (ok, again) = run_demo(&dir);
+    assert!(ok, "the second demo failed:\n{again}");
+    assert!(again.contains("== environments (2) =="), "{again}");
+    assert_eq!(again.matches("(asked 1 time)").count(), 2, "{again}");
+
+    assert_show_reads_the_same_file(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Everything the demo shows, both environments created and ready, a
+/// summary per environment, and no secret value printed.
+fn assert_first_run_output(output: &str) {
     for expected in [
         "== environments (2) ==",
         "preview acme/shop @ feature/login · status ready",
@@ -93,18 +109,14 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
     ] {
         assert!(!output.contains(secret), "`{secret}` was printed");
     }
-    assert!(dir.join("envmgr.db").exists());
+}
 
-    // Run again: it starts fresh rather than finding its old environments.
-    let (ok, again) = run_demo(&dir);
-    assert!(ok, "the second demo failed:\n{again}");
-    assert!(again.contains("== environments (2) =="), "{again}");
-    assert_eq!(again.matches("(asked 1 time)").count(), 2, "{again}");
-
-    // `show` reads the same file afterwards.
+/// `show` reads the same file afterwards, summarised, with `--items` and
+/// as `--json`: the preview ended with its pull request, production ready.
+fn assert_show_reads_the_same_file(dir: &std::path::Path) {
     let shown = Command::new(BINARY)
         .args(["show", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .env_clear()
         .output()
         .expect("running envmgr show");
@@ -114,7 +126,7 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
     let show = |extra: &str| {
         let output = Command::new(BINARY)
             .args(["show", extra, "--data-dir"])
-            .arg(&dir)
+            .arg(dir)
             .env_clear()
             .output()
             .expect("running envmgr show");
@@ -139,7 +151,6 @@ fn the_demo_creates_both_environments_from_a_fresh_directory() {
         .collect();
     statuses.sort();
     assert_eq!(statuses, ["deleted", "ready"], "{json}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The demo makes its own deployment: a config or data directory given to

@@ -289,12 +289,11 @@ async fn an_uninstalled_github_app_is_permanent() {
     untouched(&host);
 }
 
-/// Each capability failing in a way that may pass is retryable; a refusal
-/// that needs a person is permanent.
-#[tokio::test]
-async fn capability_failures_are_classified() {
+/// Per capability call and error: how the failure is classified and the
+/// step its reason names.
+fn capability_failure_cases() -> [(Call, ErrorCode, FailureKind, &'static str); 16] {
     use ErrorCode::*;
-    let cases = [
+    [
         (
             Call::DynamodbGet,
             Unavailable,
@@ -391,8 +390,15 @@ async fn capability_failures_are_classified() {
             FailureKind::Permanent,
             "create the runtime",
         ),
-    ];
-    for (call, code, kind, step) in cases {
+    ]
+}
+
+/// Each capability failing in a way that may pass is retryable; a refusal
+/// that needs a person is permanent.
+#[tokio::test]
+async fn capability_failures_are_classified() {
+    use ErrorCode::*;
+    for (call, code, kind, step) in capability_failure_cases() {
         let host = seeded_host();
         set_secret(&host, APP_ID, "global", "DATABASE_URL", "postgres://db");
         host.faults.inject(call, Hit::Every, code, "injected");

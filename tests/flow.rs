@@ -148,8 +148,17 @@ async fn pull_request_opened_creates_the_preview_environment() {
     // public half and the KMS ciphertext of the private one (canonical item).
     assert!(host.runtime.calls()[0].signing_key.is_some());
 
-    // Three items, one environment, at the head sha.
-    let items = records(&host);
+    let runtime_id = runtime_id(&host);
+    let env_id = assert_preview_items(&host, &runtime_id);
+    let comment_url = assert_preview_comment(&host, &env_id);
+    assert_preview_deployment(&host, &env_id, &runtime_id, &comment_url);
+    assert_preview_runtime_call(&host, &env_id);
+    assert_preview_analytics(&host);
+}
+
+/// Three items, one environment, at the head sha; returns its id.
+fn assert_preview_items(host: &MockHost, runtime_id: &str) -> String {
+    let items = records(host);
     assert_eq!(items.len(), 3);
     let env_id = attr(&items[0], "environmentId").unwrap().to_string();
     let keys: Vec<(String, String)> = items
@@ -159,7 +168,6 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(keys.contains(&(format!("ENVIRONMENT#{env_id}"), "#".into())));
     assert!(keys.contains(&(format!("APP#{APP_ID}"), format!("ENVIRONMENT#{env_id}"))));
     assert!(keys.contains(&(format!("APP#{APP_ID}"), "BRANCH#feature/login".into())));
-    let runtime_id = runtime_id(&host);
     for item in &items {
         let canonical = attr(item, "sk") == Some("#");
         assert_eq!(attr(item, "publicKey").is_some(), canonical);
@@ -171,12 +179,16 @@ async fn pull_request_opened_creates_the_preview_environment() {
         assert_eq!(attr(item, "sha"), Some(SHA_1));
         assert_eq!(attr(item, "environmentType"), Some("preview"));
         assert_eq!(attr(item, "status"), Some("runtime-requested"));
-        assert_eq!(attr(item, "runtimeId"), Some(runtime_id.as_str()));
+        assert_eq!(attr(item, "runtimeId"), Some(runtime_id));
         assert_eq!(attr(item, "entrypoint"), Some("src/server.ts"));
         assert_eq!(attr(item, "pullRequest"), Some("7"));
     }
+    env_id
+}
 
-    // One comment, found again by its marker, showing the environment.
+/// One comment, found again by its marker, showing the environment;
+/// returns its URL.
+fn assert_preview_comment(host: &MockHost, env_id: &str) -> String {
     let comments = host.github.comments(REPO, 7).unwrap();
     assert_eq!(comments.len(), 1);
     let comment = &comments[0].body;
@@ -191,11 +203,14 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(comment.contains("2026-11-28 11:59 UTC"), "{comment}");
     assert!(comment.contains("<sub>envmgr · logic `"), "{comment}");
     assert!(!comment.contains("Secrets withheld"), "{comment}");
-    assert_eq!(secrets_withheld(&host), None);
+    assert_eq!(secrets_withheld(host), None);
+    comments[0].html_url.clone()
+}
 
-    // One GitHub deployment of the head sha to the preview's environment,
-    // in progress at the runtime's URL, linking to the comment.
-    let deployments = deployments(&host);
+/// One GitHub deployment of the head sha to the preview's environment,
+/// in progress at the runtime's URL, linking to the comment.
+fn assert_preview_deployment(host: &MockHost, env_id: &str, runtime_id: &str, comment_url: &str) {
+    let deployments = deployments(host);
     assert_eq!(deployments.len(), 1);
     let deployment = &deployments[0];
     assert_eq!(deployment.deployment.sha, SHA_1);
@@ -205,7 +220,7 @@ async fn pull_request_opened_creates_the_preview_environment() {
     assert!(!deployment.production_environment);
     let payload: serde_json::Value =
         serde_json::from_str(&deployment.deployment.payload_json).unwrap();
-    assert_eq!(payload["environmentId"], env_id.as_str());
+    assert_eq!(payload["environmentId"], env_id);
     assert_eq!(payload["appId"], APP_ID);
     assert_eq!(states(deployment), [DeploymentState::InProgress]);
     let status = &deployment.statuses[0];
@@ -213,25 +228,24 @@ async fn pull_request_opened_creates_the_preview_environment() {
         status.environment_url.as_deref(),
         Some(format!("https://{env_id}.preview.test").as_str())
     );
-    assert_eq!(
-        status.log_url.as_deref(),
-        Some(comments[0].html_url.as_str())
-    );
+    assert_eq!(status.log_url.as_deref(), Some(comment_url));
     assert!(
-        status.description.contains(&runtime_id),
+        status.description.contains(runtime_id),
         "{}",
         status.description
     );
+}
 
-    // The runtime got the merged secrets (preview beats global, production
-    // excluded) and a token, all opened only in the host.
+/// The runtime got the merged secrets (preview beats global, production
+/// excluded) and a token, all opened only in the host.
+fn assert_preview_runtime_call(host: &MockHost, env_id: &str) {
     let call = &host.runtime.calls()[0];
     assert_eq!(call.environment_id, env_id);
     assert_eq!(call.repository, REPO);
     assert_eq!(call.branch, "feature/login");
     assert_eq!(call.sha, SHA_1);
     assert_eq!(
-        secrets_sent(&host, 0),
+        secrets_sent(host, 0),
         [
             (
                 "DATABASE_URL".to_string(),
@@ -246,8 +260,10 @@ async fn pull_request_opened_creates_the_preview_environment() {
             .map(|t| t.expose().to_string()),
         host.github.issued_tokens().first().cloned()
     );
+}
 
-    // Segment: cloud_environment_created with repo, branch, type.
+/// Segment: cloud_environment_created with repo, branch, type.
+fn assert_preview_analytics(host: &MockHost) {
     let events = host.analytics.events().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, "cloud_environment_created");

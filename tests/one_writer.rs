@@ -147,8 +147,9 @@ fn kill(host: &mut Host) {
     let _ = host.child.wait();
 }
 
-async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(backend: Backend) {
-    let seed = std::env::var("ENVMGR_TEST_SEED")
+/// `ENVMGR_TEST_SEED` if set, else one from the clock.
+fn seed() -> u64 {
+    std::env::var("ENVMGR_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
@@ -157,9 +158,12 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
                 .unwrap()
                 .as_nanos() as u64
                 | 1
-        });
-    let _guard = SeedOnFailure(seed);
-    let mut rng = Rng(seed);
+        })
+}
+
+/// The stack with the short timings, every commit and pull request
+/// of `requests` known to GitHub, and latency everywhere.
+fn chaos_stack(backend: Backend, requests: &[Request]) -> Stack {
     let stack = Stack::new(
         "onewriter",
         BINARY,
@@ -176,8 +180,7 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
         },
     );
     stack.seed_shop("postgres://db", "sk_test_chaos");
-    let requests = workload();
-    for request in &requests {
+    for request in requests {
         stack.github.add_commit(REPO, &request.sha);
         if let Some(pr) = request.pull_request {
             stack.github.add_pull_request(REPO, pr);
@@ -187,53 +190,50 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
     // the middle.
     stack.runtime.delay(Duration::from_millis(250));
     stack.github.set_latency(Duration::from_millis(25));
+    stack
+}
 
-    // Every request one to three times, all out of order.
-    let mut sends: Vec<&Request> = Vec::new();
-    for request in &requests {
-        for _ in 0..=rng.below(3) {
-            sends.push(request);
-        }
-    }
-    rng.shuffle(&mut sends);
-
-    let mut hosts: Vec<Host> = (0..HOSTS).map(|_| Host::start(&stack)).collect();
-    // The messages arrive over time, as real traffic does, while the hosts
-    // die and come back.
-    let gaps: Vec<u64> = sends.iter().map(|_| 50 + rng.below(300)).collect();
-    let arriving: Vec<(&'static str, String, u64)> = sends
-        .iter()
-        .zip(gaps)
-        .map(|(r, gap)| (r.queue, r.body.clone(), gap))
+/// Sends each message with `envmgr send` after its gap, on a thread.
+fn spawn_sender(
+    stack: &Stack,
+    arriving: Vec<(&'static str, String, u64)>,
+) -> std::thread::JoinHandle<()> {
+    let command = stack.command(&[]);
+    let program = command.get_program().to_owned();
+    let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> = command
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
         .collect();
-    let sender = {
-        let command = stack.command(&[]);
-        let program = command.get_program().to_owned();
-        let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> = command
-            .get_envs()
-            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
-            .collect();
-        std::thread::spawn(move || {
-            for (queue, body, gap) in arriving {
-                std::thread::sleep(Duration::from_millis(gap));
-                let status = std::process::Command::new(&program)
-                    .args(["send", "--queue", queue, "--body", &body])
-                    .env_clear()
-                    .envs(envs.iter().cloned())
-                    .stdout(std::process::Stdio::null())
-                    .status()
-                    .expect("envmgr send");
-                assert!(status.success(), "send failed");
-            }
-        })
-    };
+    std::thread::spawn(move || {
+        for (queue, body, gap) in arriving {
+            std::thread::sleep(Duration::from_millis(gap));
+            let status = std::process::Command::new(&program)
+                .args(["send", "--queue", queue, "--body", &body])
+                .env_clear()
+                .envs(envs.iter().cloned())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("envmgr send");
+            assert!(status.success(), "send failed");
+        }
+    })
+}
+
+/// Kills a random host every one to two seconds until the sender is done
+/// and the queues drain; returns when and which log each kill cut short.
+async fn kill_hosts_until_drained(
+    stack: &Stack,
+    hosts: &mut [Host],
+    rng: &mut Rng,
+    sender: &std::thread::JoinHandle<()>,
+    seed: u64,
+) -> Vec<(SystemTime, PathBuf)> {
     let started = Instant::now();
     let mut kills: Vec<(SystemTime, PathBuf)> = Vec::new();
-    // Kill a random host every one to two seconds until the queues drain.
     loop {
         let pause = Duration::from_millis(1_000 + rng.below(1_000));
         tokio::time::sleep(pause).await;
-        if sender.is_finished() && drained(&stack).await {
+        if sender.is_finished() && drained(stack).await {
             break;
         }
         assert!(
@@ -243,19 +243,25 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
         let victim = rng.below(HOSTS as u64) as usize;
         kill(&mut hosts[victim]);
         kills.push((SystemTime::now(), hosts[victim].log.clone()));
-        hosts[victim] = Host::start(&stack);
+        hosts[victim] = Host::start(stack);
     }
-    let drain_time = started.elapsed();
-    sender.join().expect("every message sent");
-    eventually("drained for good", Duration::from_secs(30), || {
-        drained(&stack)
-    })
-    .await;
-    for host in &mut hosts {
-        let _ = envmgr_tests::stack::terminate(&mut host.child);
-    }
+    kills
+}
 
-    // Nothing lost, nothing valid dead-lettered (say why, if it was).
+/// Per environment (branch), its newest request.
+fn newest_per_environment(requests: &[Request]) -> BTreeMap<String, &Request> {
+    let mut newest: BTreeMap<String, &Request> = BTreeMap::new();
+    for request in requests {
+        let entry = newest.entry(request.branch.clone()).or_insert(request);
+        if request.version > entry.version {
+            *entry = request;
+        }
+    }
+    newest
+}
+
+/// Nothing lost, nothing valid dead-lettered (say why, if it was).
+async fn assert_nothing_dead_lettered(stack: &Stack, seed: u64) {
     for logical in ["probot", "api"] {
         let dead = format!("{}-dlq", stack.queue_name(logical));
         let count = stack.messages_in(&dead).await;
@@ -263,22 +269,15 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
             count,
             0,
             "{dead} (seed {seed}); retries seen:\n{}",
-            retries(&stack)
+            retries(stack)
         );
     }
+}
 
-    // Per environment, the newest request.
-    let mut newest: BTreeMap<String, &Request> = BTreeMap::new();
-    for request in &requests {
-        let entry = newest.entry(request.branch.clone()).or_insert(request);
-        if request.version > entry.version {
-            *entry = request;
-        }
-    }
-
-    // The table: the three items of each environment at its newest request.
+/// The table: the three items of each environment at its newest request.
+async fn assert_table_at_newest(stack: &Stack, newest: &BTreeMap<String, &Request>, seed: u64) {
     let items = stack.environment_items().await;
-    for (branch, request) in &newest {
+    for (branch, request) in newest {
         let mine: Vec<_> = items
             .iter()
             .filter(|i| i.get("branch") == Some(branch))
@@ -289,7 +288,7 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
                 item.get("requestVersion"),
                 Some(&request.version),
                 "{branch} (seed {seed}); retries seen:\n{}",
-                retries(&stack)
+                retries(stack)
             );
             assert_eq!(
                 item.get("status").map(String::as_str),
@@ -297,13 +296,15 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
             );
         }
     }
+}
 
-    // The Runtime Service: per environment, the creates it accepted never go
-    // back in version, the last is the newest request, and every create it
-    // refused was older than one it had accepted.
+/// The Runtime Service: per environment, the creates it accepted never go
+/// back in version, the last is the newest request, and every create it
+/// refused was older than one it had accepted.
+fn assert_runtime_at_newest(stack: &Stack, newest: &BTreeMap<String, &Request>, seed: u64) {
     let accepted = stack.runtime.accepted();
     let environment_of = |branch: &str| envmgr_guest::environment::environment_id(APP_ID, branch);
-    for (branch, request) in &newest {
+    for (branch, request) in newest {
         let env = environment_of(branch);
         let versions: Vec<&String> = accepted
             .iter()
@@ -328,11 +329,11 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
         "{:?}",
         stack.runtime.refused()
     );
+}
 
-    // GitHub: one comment per pull request, showing its newest commit; at
-    // most one deployment per (environment, commit); the newest commit's in
-    // progress, every other one inactive; no status repeated.
-    for (branch, request) in &newest {
+/// GitHub: one comment per pull request, showing its newest commit.
+fn assert_comments_at_newest(stack: &Stack, newest: &BTreeMap<String, &Request>, seed: u64) {
+    for (branch, request) in newest {
         let Some(pr) = request.pull_request else {
             continue;
         };
@@ -345,6 +346,11 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
             comments[0]
         );
     }
+}
+
+/// GitHub: at most one deployment per (environment, commit); the newest
+/// commit's in progress, every other one inactive; no status repeated.
+fn assert_deployments_at_newest(stack: &Stack, newest: &BTreeMap<String, &Request>, seed: u64) {
     let deployments = stack.github.deployments(REPO);
     let mut seen = BTreeSet::new();
     for deployment in &deployments {
@@ -388,6 +394,52 @@ async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(ba
         "{:?}",
         stack.github.rejected()
     );
+}
+
+async fn many_hosts_kills_duplicates_and_disorder_leave_the_newest_everywhere(backend: Backend) {
+    let seed = seed();
+    let _guard = SeedOnFailure(seed);
+    let mut rng = Rng(seed);
+    let requests = workload();
+    let stack = chaos_stack(backend, &requests);
+
+    // Every request one to three times, all out of order.
+    let mut sends: Vec<&Request> = Vec::new();
+    for request in &requests {
+        for _ in 0..=rng.below(3) {
+            sends.push(request);
+        }
+    }
+    rng.shuffle(&mut sends);
+
+    let mut hosts: Vec<Host> = (0..HOSTS).map(|_| Host::start(&stack)).collect();
+    // The messages arrive over time, as real traffic does, while the hosts
+    // die and come back.
+    let gaps: Vec<u64> = sends.iter().map(|_| 50 + rng.below(300)).collect();
+    let arriving: Vec<(&'static str, String, u64)> = sends
+        .iter()
+        .zip(gaps)
+        .map(|(r, gap)| (r.queue, r.body.clone(), gap))
+        .collect();
+    let sender = spawn_sender(&stack, arriving);
+    let started = Instant::now();
+    let kills = kill_hosts_until_drained(&stack, &mut hosts, &mut rng, &sender, seed).await;
+    let drain_time = started.elapsed();
+    sender.join().expect("every message sent");
+    eventually("drained for good", Duration::from_secs(30), || {
+        drained(&stack)
+    })
+    .await;
+    for host in &mut hosts {
+        let _ = envmgr_tests::stack::terminate(&mut host.child);
+    }
+
+    assert_nothing_dead_lettered(&stack, seed).await;
+    let newest = newest_per_environment(&requests);
+    assert_table_at_newest(&stack, &newest, seed).await;
+    assert_runtime_at_newest(&stack, &newest, seed);
+    assert_comments_at_newest(&stack, &newest, seed);
+    assert_deployments_at_newest(&stack, &newest, seed);
 
     if backend == Backend::Local {
         let store = stack.store();

@@ -190,35 +190,8 @@ async fn a_recording_holds_no_secret_or_token_and_scrubbing_keeps_it_replayable(
 /// replays identically.
 #[tokio::test]
 async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
-    use base64::Engine as _;
     let host = seeded_host();
-    set_secret(
-        &host,
-        APP_ID,
-        "preview",
-        "API_KEY",
-        "sk_canary_preview_secret",
-    );
-    // Read with the app's secrets, never decrypted for a preview.
-    set_secret(
-        &host,
-        APP_ID,
-        "production",
-        "PROD_ONLY",
-        "sk_canary_prod_secret",
-    );
-    set_app_attributes(
-        &host,
-        vec![(
-            "trustedAuthors",
-            envmgr::capabilities::dynamodb::AttributeValue::Ss(vec![
-                "octocat".to_string(),
-                "trusted-reviewer".to_string(),
-                // A login that is also the logic's key prefix (`APP#`).
-                "app".to_string(),
-            ]),
-        )],
-    );
+    seed_canaries_and_trusted_logins(&host);
     let opened = pull_request_event("opened", 7, "feature/login", SHA_1, "2026-11-28T12:00:00Z")
         .replace("\"acme/shop\"", "\"Acme/Shop\"")
         .replace("\"acme\"", "\"Acme\"")
@@ -234,22 +207,7 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
     );
 
     let original = serde_json::to_string(&recording).unwrap();
-    let ciphertexts: Vec<String> = host
-        .tables
-        .scan("secrets")
-        .unwrap()
-        .iter()
-        .filter_map(|item| {
-            item.iter().find_map(|(name, value)| match value {
-                envmgr::capabilities::dynamodb::AttributeValue::B(bytes)
-                    if name == "ciphertext" =>
-                {
-                    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-                }
-                _ => None,
-            })
-        })
-        .collect();
+    let ciphertexts = secret_ciphertexts(&host);
     assert_eq!(ciphertexts.len(), 2);
     let decrypted: Vec<String> = recording
         .taped
@@ -289,11 +247,67 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
         "{text}"
     );
 
-    // It replays identically, and the secret is still decrypted and passed
-    // on: the stand-in is a ciphertext the logic accepts.
+    assert_scrubbed_replays_identically(&scrubbed).await;
+}
+
+/// Secrets for the preview and for production, and trusted logins (one of
+/// them the logic's key prefix), for --scrub to find.
+fn seed_canaries_and_trusted_logins(host: &MockHost) {
+    set_secret(
+        host,
+        APP_ID,
+        "preview",
+        "API_KEY",
+        "sk_canary_preview_secret",
+    );
+    // Read with the app's secrets, never decrypted for a preview.
+    set_secret(
+        host,
+        APP_ID,
+        "production",
+        "PROD_ONLY",
+        "sk_canary_prod_secret",
+    );
+    set_app_attributes(
+        host,
+        vec![(
+            "trustedAuthors",
+            envmgr::capabilities::dynamodb::AttributeValue::Ss(vec![
+                "octocat".to_string(),
+                "trusted-reviewer".to_string(),
+                // A login that is also the logic's key prefix (`APP#`).
+                "app".to_string(),
+            ]),
+        )],
+    );
+}
+
+/// The app's secrets' ciphertexts, base64 as a recording shows them.
+fn secret_ciphertexts(host: &MockHost) -> Vec<String> {
+    use base64::Engine as _;
+    host.tables
+        .scan("secrets")
+        .unwrap()
+        .iter()
+        .filter_map(|item| {
+            item.iter().find_map(|(name, value)| match value {
+                envmgr::capabilities::dynamodb::AttributeValue::B(bytes)
+                    if name == "ciphertext" =>
+                {
+                    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// It replays identically, and the secret is still decrypted and passed
+/// on: the stand-in is a ciphertext the logic accepts.
+async fn assert_scrubbed_replays_identically(scrubbed: &Recording) {
     let verdicts = replayed(
         envmgr::BUILTIN_LOGIC,
-        std::slice::from_ref(&scrubbed),
+        std::slice::from_ref(scrubbed),
         &Expectations::default(),
     )
     .await;
@@ -303,7 +317,7 @@ async fn scrubbing_takes_names_in_any_case_trusted_logins_and_ciphertexts() {
         "{verdicts:?}"
     );
     let (engine, builtin) = shared_logic();
-    let ran = envmgr::record::replay::run(&engine, &builtin, &scrubbed).await;
+    let ran = envmgr::record::replay::run(&engine, &builtin, scrubbed).await;
     assert!(ran.unanswered.is_empty(), "{:?}", ran.unanswered);
     let runtime = ran
         .effects

@@ -196,6 +196,12 @@ fn runtime_calls(stack: &stack::Stack, branch: &str) -> (usize, usize) {
     (creates, deletes)
 }
 
+/// The request times the scenarios order their events by.
+const T1: &str = "2026-11-28T11:00:00Z";
+const T2: &str = "2026-11-28T11:30:00Z";
+const T3: &str = "2026-11-28T11:45:00Z";
+const T4: &str = "2026-11-28T12:00:00Z";
+
 /// Every way a preview ends, through one `serve`: closed then reopened then
 /// closed again; merged; its branch deleted; one of two pull requests on
 /// one head branch closed (the preview stays, the comment moves); a close
@@ -216,52 +222,73 @@ async fn previews_end_for_every_reason_through_serve(backend: stack::Backend) {
         stack.github.add_pull_request(REPO, number);
     }
     let mut daemon = stack.serve();
-    let (t1, t2, t3, t4) = (
-        "2026-11-28T11:00:00Z",
-        "2026-11-28T11:30:00Z",
-        "2026-11-28T11:45:00Z",
-        "2026-11-28T12:00:00Z",
+    end_a_preview_closed_reopened_and_closed_again(&stack).await;
+    end_a_merged_preview(&stack).await;
+    end_a_preview_whose_branch_is_deleted(&stack).await;
+    keep_a_preview_two_pull_requests_share(&stack).await;
+    tombstone_a_preview_closed_before_opened(&stack).await;
+    keep_production_when_main_is_deleted(&stack).await;
+    assert!(stack.dead_letters("probot").await.is_empty());
+    assert!(stack.dead_letters("api").await.is_empty());
+    assert!(
+        stack.runtime.refused().is_empty(),
+        "{:?}",
+        stack.runtime.refused()
     );
-    // Closed, reopened, closed.
-    stack.send("probot", &event("opened", 21, "again", SHA_1, t1, false));
-    until_status(&stack, "again", "runtime-requested").await;
-    stack.send("probot", &event("closed", 21, "again", SHA_1, t2, false));
-    until_status(&stack, "again", "deleted").await;
-    stack.send("probot", &event("reopened", 21, "again", SHA_1, t3, false));
-    until_status(&stack, "again", "runtime-requested").await;
-    stack.send("probot", &event("closed", 21, "again", SHA_1, t4, false));
-    until_status(&stack, "again", "deleted").await;
-    assert_eq!(runtime_calls(&stack, "again"), (2, 2));
+    assert!(stack::terminate(&mut daemon).success());
+}
+
+/// Closed, reopened, closed: two creates, two deletes, nothing live.
+async fn end_a_preview_closed_reopened_and_closed_again(stack: &stack::Stack) {
+    stack.send("probot", &event("opened", 21, "again", SHA_1, T1, false));
+    until_status(stack, "again", "runtime-requested").await;
+    stack.send("probot", &event("closed", 21, "again", SHA_1, T2, false));
+    until_status(stack, "again", "deleted").await;
+    stack.send("probot", &event("reopened", 21, "again", SHA_1, T3, false));
+    until_status(stack, "again", "runtime-requested").await;
+    stack.send("probot", &event("closed", 21, "again", SHA_1, T4, false));
+    until_status(stack, "again", "deleted").await;
+    assert_eq!(runtime_calls(stack, "again"), (2, 2));
     assert!(stack.runtime.live().is_empty());
-    // Merged.
-    stack.send("probot", &event("opened", 22, "merged", SHA_1, t1, false));
-    until_status(&stack, "merged", "runtime-requested").await;
-    stack.send("probot", &event("closed", 22, "merged", SHA_1, t2, true));
-    until_status(&stack, "merged", "deleted").await;
-    let merged = record(&stack, "merged").await.unwrap();
+}
+
+/// Merged: deleted for that reason.
+async fn end_a_merged_preview(stack: &stack::Stack) {
+    stack.send("probot", &event("opened", 22, "merged", SHA_1, T1, false));
+    until_status(stack, "merged", "runtime-requested").await;
+    stack.send("probot", &event("closed", 22, "merged", SHA_1, T2, true));
+    until_status(stack, "merged", "deleted").await;
+    let merged = record(stack, "merged").await.unwrap();
     assert_eq!(merged["deleteReason"], "pull-request-merged");
-    // The branch deleted.
-    stack.send("probot", &event("opened", 23, "gone", SHA_1, t1, false));
-    until_status(&stack, "gone", "runtime-requested").await;
+}
+
+/// The branch deleted: the preview deleted for that reason.
+async fn end_a_preview_whose_branch_is_deleted(stack: &stack::Stack) {
+    stack.send("probot", &event("opened", 23, "gone", SHA_1, T1, false));
+    until_status(stack, "gone", "runtime-requested").await;
     stack.send("probot", &branch_deleted_event("gone"));
-    until_status(&stack, "gone", "deleted").await;
+    until_status(stack, "gone", "deleted").await;
     assert_eq!(
-        record(&stack, "gone").await.unwrap()["deleteReason"],
+        record(stack, "gone").await.unwrap()["deleteReason"],
         "branch-deleted"
     );
-    // Two pull requests on one head branch; one closes.
+}
+
+/// Two pull requests on one head branch; one closes: the preview stays,
+/// the comment moves.
+async fn keep_a_preview_two_pull_requests_share(stack: &stack::Stack) {
     for number in [24, 25] {
         stack
             .github
             .open_pull_request(REPO, number, "acme:shared", SHA_1);
         stack.send(
             "probot",
-            &event("opened", number, "shared", SHA_1, t1, false),
+            &event("opened", number, "shared", SHA_1, T1, false),
         );
     }
-    until_status(&stack, "shared", "runtime-requested").await;
+    until_status(stack, "shared", "runtime-requested").await;
     stack.github.close_pull_request(REPO, 24);
-    stack.send("probot", &event("closed", 24, "shared", SHA_1, t2, false));
+    stack.send("probot", &event("closed", 24, "shared", SHA_1, T2, false));
     stack::eventually("the comment moved to #25", WAIT, || async {
         stack
             .github
@@ -271,19 +298,23 @@ async fn previews_end_for_every_reason_through_serve(backend: stack::Backend) {
     })
     .await;
     assert_eq!(
-        status_of(&stack, "shared").await.as_deref(),
+        status_of(stack, "shared").await.as_deref(),
         Some("runtime-requested")
     );
     assert_eq!(
-        runtime_calls(&stack, "shared").1,
+        runtime_calls(stack, "shared").1,
         0,
         "the shared preview stays"
     );
-    // A close before its open, and the close again.
-    stack.send("probot", &event("closed", 26, "late", SHA_1, t2, false));
-    until_status(&stack, "late", "deleted").await;
-    stack.send("probot", &event("opened", 26, "late", SHA_1, t1, false));
-    stack.send("probot", &event("closed", 26, "late", SHA_1, t2, false));
+}
+
+/// A close before its open, and the close again: a tombstone, no
+/// runtime, nothing twice.
+async fn tombstone_a_preview_closed_before_opened(stack: &stack::Stack) {
+    stack.send("probot", &event("closed", 26, "late", SHA_1, T2, false));
+    until_status(stack, "late", "deleted").await;
+    stack.send("probot", &event("opened", 26, "late", SHA_1, T1, false));
+    stack.send("probot", &event("closed", 26, "late", SHA_1, T2, false));
     stack::eventually(
         "the late open and the second close handled",
         WAIT,
@@ -293,22 +324,25 @@ async fn previews_end_for_every_reason_through_serve(backend: stack::Backend) {
         },
     )
     .await;
-    assert_eq!(status_of(&stack, "late").await.as_deref(), Some("deleted"));
+    assert_eq!(status_of(stack, "late").await.as_deref(), Some("deleted"));
     assert_eq!(
-        runtime_calls(&stack, "late").0,
+        runtime_calls(stack, "late").0,
         0,
         "the older open never ran"
     );
-    // Production, through the platform API; a deleted `main` branch on
-    // GitHub leaves it.
+}
+
+/// Production, through the platform API; a deleted `main` branch on
+/// GitHub leaves it.
+async fn keep_production_when_main_is_deleted(stack: &stack::Stack) {
     let production = json!({
         "version": 1, "kind": "create-environment", "appId": APP_ID,
         "environmentType": "production", "repository": REPO, "branch": "main",
         "sha": SHA_2, "installationId": INSTALLATION, "requester": "user_123",
-        "requestedAt": t1,
+        "requestedAt": T1,
     });
     stack.send("api", &production.to_string());
-    until_status(&stack, "main", "runtime-requested").await;
+    until_status(stack, "main", "runtime-requested").await;
     stack.send("probot", &branch_deleted_event("main"));
     stack::eventually("the branch deletion handled", WAIT, || async {
         stack
@@ -317,18 +351,10 @@ async fn previews_end_for_every_reason_through_serve(backend: stack::Backend) {
     })
     .await;
     assert_eq!(
-        status_of(&stack, "main").await.as_deref(),
+        status_of(stack, "main").await.as_deref(),
         Some("runtime-requested")
     );
-    assert_eq!(runtime_calls(&stack, "main"), (1, 0));
-    assert!(stack.dead_letters("probot").await.is_empty());
-    assert!(stack.dead_letters("api").await.is_empty());
-    assert!(
-        stack.runtime.refused().is_empty(),
-        "{:?}",
-        stack.runtime.refused()
-    );
-    assert!(stack::terminate(&mut daemon).success());
+    assert_eq!(runtime_calls(stack, "main"), (1, 0));
 }
 
 /// The sweep, through the binary: `sweep --dry-run` names the idle previews

@@ -112,9 +112,22 @@ async fn one_webhook_makes_one_trace_and_its_report_links_back(backend: stack::B
         assert_eq!(call.parent_span_id, message.span_id, "{name}");
         assert_eq!(call.attribute("envmgr.outcome"), Some("ok"), "{name}");
     }
-    // The Runtime Service's request: a client span under its call, and the
-    // context the service received names it.
-    let request = named(&spans, "POST /v1/runtimes")[0];
+    assert_runtime_request_and_report(&stack, &spans, create);
+    // A log line finds its trace.
+    assert!(
+        stack.logs().contains(&format!("trace_id={PRODUCER_TRACE}")),
+        "{}",
+        stack.logs()
+    );
+
+    assert_nothing_secret_or_unlisted_exported(&collector, &spans);
+}
+
+/// The Runtime Service's request: a client span under its call, and the
+/// context the service received names it; the report: a trace of its own,
+/// linked to the create's request.
+fn assert_runtime_request_and_report(stack: &stack::Stack, spans: &[Span], create: &Span) {
+    let request = named(spans, "POST /v1/runtimes")[0];
     assert_eq!(
         (request.kind, request.parent_span_id.as_str()),
         (CLIENT, create.span_id.as_str())
@@ -126,22 +139,18 @@ async fn one_webhook_makes_one_trace_and_its_report_links_back(backend: stack::B
         vec![Some(format!("00-{PRODUCER_TRACE}-{}-01", request.span_id))]
     );
     // The report: a trace of its own, linked to the create's request.
-    let report = named(&spans, "api process")[0];
+    let report = named(spans, "api process")[0];
     assert_ne!(report.trace_id, PRODUCER_TRACE);
     assert!(report.parent_span_id.is_empty(), "{report:?}");
     assert_eq!(
         report.links,
         vec![(PRODUCER_TRACE.to_string(), request.span_id.clone())]
     );
-    // A log line finds its trace.
-    assert!(
-        stack.logs().contains(&format!("trace_id={PRODUCER_TRACE}")),
-        "{}",
-        stack.logs()
-    );
+}
 
-    // Nothing secret or identifying in any exported byte, and no attribute
-    // outside the allow-list.
+/// Nothing secret or identifying in any exported byte, and no attribute
+/// outside the allow-list.
+fn assert_nothing_secret_or_unlisted_exported(collector: &FakeCollector, spans: &[Span]) {
     let raw = String::from_utf8_lossy(&collector.raw()).into_owned();
     for canary in [
         DATABASE_URL,
@@ -154,7 +163,7 @@ async fn one_webhook_makes_one_trace_and_its_report_links_back(backend: stack::B
     ] {
         assert!(!raw.contains(canary), "{canary} was exported");
     }
-    for span in &spans {
+    for span in spans {
         for (name, _) in &span.attributes {
             assert!(
                 envmgr::telemetry::spans::ALLOWED.contains(&name.as_str()),

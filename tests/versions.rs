@@ -16,6 +16,11 @@ use envmgr_tests::{
     variant,
 };
 
+#[path = "versions/swap.rs"]
+mod swap;
+
+use swap::{assert_early_messages_finished_on_v1, assert_versions_by_branch, spawn_sender};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_envmgr-under-test");
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -255,38 +260,7 @@ async fn activation_under_load_loses_nothing(backend: Backend) {
     .await;
 
     // Messages keep coming while v2 is installed and activated.
-    let sender = {
-        let command = stack.command(&[]);
-        let program = command.get_program().to_owned();
-        let envs: Vec<_> = command
-            .get_envs()
-            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-            .collect();
-        std::thread::spawn(move || {
-            for i in 0..20 {
-                let mut send = std::process::Command::new(&program);
-                send.env_clear();
-                for (k, v) in &envs {
-                    if let Some(v) = v {
-                        send.env(k, v);
-                    }
-                }
-                let status = send
-                    .args([
-                        "send",
-                        "--queue",
-                        "api",
-                        "--body",
-                        &request(&format!("during/{i}")),
-                    ])
-                    .output()
-                    .expect("send")
-                    .status;
-                assert!(status.success());
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let sender = spawn_sender(&stack);
     logic_ok(&stack, &["install", &v2_file, "--tag", "v2"]);
     logic_ok(&stack, &["activate", "v2"]);
     eventually("the daemon swapped to v2", WAIT, || async {
@@ -308,48 +282,9 @@ async fn activation_under_load_loses_nothing(backend: Backend) {
     .await;
     let dead = format!("{}-dlq", stack.queue_name("api"));
     assert_eq!(stack.messages_in(&dead).await, 0, "nothing failed");
-    // The order in the daemon's log: the early messages were received
-    // before the swap and finished after it, on v1.
-    let lines: Vec<String> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    let at = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
-    let swapped = at(&|l| l.contains("logic versions swapped")).expect("the swap");
-    let early: Vec<String> = lines
-        .iter()
-        .filter(|l| l.contains(": received "))
-        .take(3)
-        .map(|l| {
-            let id = l.split("message_id=").nth(1).expect("a message id");
-            id.split(' ').next().unwrap().to_string()
-        })
-        .collect();
-    for id in &early {
-        let received = at(&|l| l.contains(id.as_str()) && l.contains(": received "));
-        let finished = at(&|l| l.contains(id.as_str()) && l.contains("message finished"))
-            .unwrap_or_else(|| panic!("{id} never finished"));
-        assert!(received < Some(swapped), "{id} received after the swap");
-        assert!(finished > swapped, "{id} finished before the swap");
-        assert!(
-            lines[finished].contains(&format!("logic={}", &v1[..12])),
-            "{}",
-            lines[finished]
-        );
-    }
+    assert_early_messages_finished_on_v1(&log, &v1);
     assert_eq!(stack.runtime.requests().len(), 27, "nothing was retried");
-    let versions = by_branch(&stack.environment_items().await);
-    assert_eq!(versions.len(), 27);
-    for (branch, version) in &versions {
-        if branch.starts_with("early/") {
-            assert_eq!(version, &v1, "{branch} started on v1 and finished on it");
-        } else if branch.starts_with("after/") || branch == "feature/login" {
-            assert_eq!(version, &v2, "{branch} came after the swap");
-        } else {
-            assert!(version == &v1 || version == &v2, "{branch}: {version}");
-        }
-    }
+    assert_versions_by_branch(&stack, &v1, &v2).await;
     let comments = stack.github.comments("acme/shop", 7);
     assert!(
         comments[0].contains(&v2[..12]),

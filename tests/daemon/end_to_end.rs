@@ -2,7 +2,8 @@
 //! request made into environments, what every fake saw, and no secret in
 //! the logs or the comment.
 
-use envmgr_tests::stack::{Backend, Options, eventually, example, terminate};
+use envmgr_tests::stack::{Backend, Options, Stack, eventually, example, terminate};
+use serde_json::Value;
 
 use crate::helpers::{DATABASE_URL, STRIPE_KEY, WAIT, s, send, shop};
 
@@ -14,37 +15,12 @@ pub(crate) async fn both_queues_create_environments_end_to_end(backend: Backend)
             ..Options::default()
         },
     );
-    // init is idempotent: a second run finds everything in place.
-    let again = String::from_utf8(stack.ok(&["init"]).stdout).unwrap();
-    match backend {
-        Backend::Aws => assert!(
-            again.contains("exists") && !again.contains("created"),
-            "{again}"
-        ),
-        Backend::Local => assert!(again.contains("ready"), "{again}"),
-    }
+    assert_init_is_idempotent(&stack, backend);
     let mut daemon = stack.serve();
     send(&stack, "probot", &example("pull-request-opened.json"));
     send(&stack, "api", &example("api-production.json"));
 
-    eventually("two runtimes", WAIT, || async {
-        stack.runtime.runtimes().len() == 2
-    })
-    .await;
-    eventually("six records marked runtime-requested", WAIT, || async {
-        let items = stack.environment_items().await;
-        items.len() == 6 && items.iter().all(|i| s(i, "status") == "runtime-requested")
-    })
-    .await;
-    eventually("the analytics batch", WAIT, || async {
-        stack.segment.events().len() >= 2
-    })
-    .await;
-    eventually("both GitHub deployments in progress", WAIT, || async {
-        let deployments = stack.github.deployments("acme/shop");
-        deployments.len() == 2 && deployments.iter().all(|d| d.state() == Some("in_progress"))
-    })
-    .await;
+    wait_for_both_environments(&stack).await;
 
     // Only the fake runtime saw plaintext: the decrypted secrets and a real
     // installation token minted by the fake GitHub after a verified JWT.
@@ -74,9 +50,70 @@ pub(crate) async fn both_queues_create_environments_end_to_end(backend: Backend)
         "{:?}",
         stack.github.rejected()
     );
-    // The installation's own token was minted once and kept; the runtime's
-    // for the one repository with contents: read only, per runtime; every
-    // request named the API version.
+    assert_tokens_minted_narrowly(&stack);
+    assert_fakes_refused_nothing(&stack);
+
+    let comments = stack.github.comments("acme/shop", 7);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].contains("<!-- envmgr:comment app=app_shop -->"));
+
+    assert_deployments_at_runtime_urls(&stack, preview, production);
+
+    assert_analytics_events(&stack);
+
+    assert_eq!(stack.messages_in(&stack.queue_name("probot")).await, 0);
+    assert_eq!(stack.messages_in(&stack.queue_name("api")).await, 0);
+
+    let status = terminate(&mut daemon);
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    let logs = stack.logs();
+    for secret in [DATABASE_URL, STRIPE_KEY, &token] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    for comment in comments {
+        assert!(!comment.contains(DATABASE_URL) && !comment.contains(&token));
+    }
+}
+
+/// `init` is idempotent: a second run finds everything in place.
+fn assert_init_is_idempotent(stack: &Stack, backend: Backend) {
+    let again = String::from_utf8(stack.ok(&["init"]).stdout).unwrap();
+    match backend {
+        Backend::Aws => assert!(
+            again.contains("exists") && !again.contains("created"),
+            "{again}"
+        ),
+        Backend::Local => assert!(again.contains("ready"), "{again}"),
+    }
+}
+
+/// Both requests made into environments: runtimes, records, analytics and
+/// GitHub deployments.
+async fn wait_for_both_environments(stack: &Stack) {
+    eventually("two runtimes", WAIT, || async {
+        stack.runtime.runtimes().len() == 2
+    })
+    .await;
+    eventually("six records marked runtime-requested", WAIT, || async {
+        let items = stack.environment_items().await;
+        items.len() == 6 && items.iter().all(|i| s(i, "status") == "runtime-requested")
+    })
+    .await;
+    eventually("the analytics batch", WAIT, || async {
+        stack.segment.events().len() >= 2
+    })
+    .await;
+    eventually("both GitHub deployments in progress", WAIT, || async {
+        let deployments = stack.github.deployments("acme/shop");
+        deployments.len() == 2 && deployments.iter().all(|d| d.state() == Some("in_progress"))
+    })
+    .await;
+}
+
+/// The installation's own token was minted once and kept; the runtime's
+/// for the one repository with contents: read only, per runtime; every
+/// request named the API version.
+fn assert_tokens_minted_narrowly(stack: &Stack) {
     let mints = stack.github.mints();
     assert_eq!(
         mints.iter().filter(|m| m.repositories.is_none()).count(),
@@ -108,7 +145,10 @@ pub(crate) async fn both_queues_create_environments_end_to_end(backend: Backend)
             .iter()
             .all(|r| r.api_version.as_deref() == Some("2022-11-28"))
     );
-    // The other fakes judged every request as their services would.
+}
+
+/// The other fakes judged every request as their services would.
+fn assert_fakes_refused_nothing(stack: &Stack) {
     assert!(
         stack.runtime.refused().is_empty(),
         "{:?}",
@@ -124,13 +164,11 @@ pub(crate) async fn both_queues_create_environments_end_to_end(backend: Backend)
         "{:?}",
         stack.segment.dropped()
     );
+}
 
-    let comments = stack.github.comments("acme/shop", 7);
-    assert_eq!(comments.len(), 1);
-    assert!(comments[0].contains("<!-- envmgr:comment app=app_shop -->"));
-
-    // One GitHub deployment per environment, at its commit, in progress at
-    // the URL the runtime answered: the pull request's "View deployment".
+/// One GitHub deployment per environment, at its commit, in progress at
+/// the URL the runtime answered: the pull request's "View deployment".
+fn assert_deployments_at_runtime_urls(stack: &Stack, preview: &Value, production: &Value) {
     let deployments = stack.github.deployments("acme/shop");
     let deployed = |environment: &str| {
         let matching: Vec<_> = deployments
@@ -175,7 +213,10 @@ pub(crate) async fn both_queues_create_environments_end_to_end(backend: Backend)
         log_url.starts_with("https://github.com/acme/shop/pull/7#issuecomment-"),
         "the comment: {log_url}"
     );
+}
 
+/// Every analytics event is a creation, one of them production's.
+fn assert_analytics_events(stack: &Stack) {
     let events = stack.segment.events();
     assert!(
         events
@@ -187,17 +228,4 @@ pub(crate) async fn both_queues_create_environments_end_to_end(backend: Backend)
             .iter()
             .any(|e| e["properties"]["type"] == "production")
     );
-
-    assert_eq!(stack.messages_in(&stack.queue_name("probot")).await, 0);
-    assert_eq!(stack.messages_in(&stack.queue_name("api")).await, 0);
-
-    let status = terminate(&mut daemon);
-    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
-    let logs = stack.logs();
-    for secret in [DATABASE_URL, STRIPE_KEY, &token] {
-        assert!(!logs.contains(secret), "a secret reached the logs");
-    }
-    for comment in comments {
-        assert!(!comment.contains(DATABASE_URL) && !comment.contains(&token));
-    }
 }

@@ -67,6 +67,46 @@ async fn traffic(stack: &Stack) -> usize {
     messages
 }
 
+/// Exported and scrubbed, it replays with no deployment at all (the faulty
+/// candidate's one failure included).
+fn assert_scrubbed_export_replays_offline(stack: &Stack, faulty: &str, messages: usize) {
+    let export = stack.dir.join("export");
+    stack.run_ok(&["record", "export", &export.display().to_string(), "--scrub"]);
+    let exported: String = std::fs::read_dir(&export)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    for private in [
+        "octocat",
+        "acme/shop",
+        "replay-canary-secret",
+        "sk_replay_canary",
+    ] {
+        assert!(!exported.contains(private), "{private} in the export");
+    }
+    let offline = std::process::Command::new(BINARY)
+        .args([
+            "logic",
+            "replay",
+            faulty,
+            "--from",
+            &export.display().to_string(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(&stack.dir)
+        .output()
+        .unwrap();
+    let offline = String::from_utf8_lossy(&offline.stdout).to_string();
+    assert!(
+        offline.contains(&format!("{messages} messages:")),
+        "{offline}"
+    );
+    assert!(offline.contains(", 1 fail,"), "{offline}");
+}
+
 pub(crate) async fn serve_records_and_replay_compares(backend: Backend) {
     let stack = shop(
         "replay",
@@ -135,42 +175,7 @@ pub(crate) async fn serve_records_and_replay_compares(backend: Backend) {
         "{accepted}"
     );
 
-    // Exported and scrubbed, it replays with no deployment at all.
-    let export = stack.dir.join("export");
-    stack.run_ok(&["record", "export", &export.display().to_string(), "--scrub"]);
-    let exported: String = std::fs::read_dir(&export)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect();
-    for private in [
-        "octocat",
-        "acme/shop",
-        "replay-canary-secret",
-        "sk_replay_canary",
-    ] {
-        assert!(!exported.contains(private), "{private} in the export");
-    }
-    let offline = std::process::Command::new(BINARY)
-        .args([
-            "logic",
-            "replay",
-            &faulty,
-            "--from",
-            &export.display().to_string(),
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(&stack.dir)
-        .output()
-        .unwrap();
-    let offline = String::from_utf8_lossy(&offline.stdout).to_string();
-    assert!(
-        offline.contains(&format!("{messages} messages:")),
-        "{offline}"
-    );
-    assert!(offline.contains(", 1 fail,"), "{offline}");
+    assert_scrubbed_export_replays_offline(&stack, &faulty, messages);
 
     // Install runs the replay: a failing version is refused, a reworded
     // one installed with its differences reported.

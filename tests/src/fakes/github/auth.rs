@@ -235,62 +235,16 @@ pub(crate) async fn access_token(
             format!("access_tokens: {why}"),
         )
     };
-    if let Some(object) = body.as_object() {
-        for key in object.keys() {
-            if !["repositories", "repository_ids", "permissions"].contains(&key.as_str()) {
-                return invalid(format!("`{key}` is not a documented parameter"));
-            }
-        }
-    } else {
-        return invalid("the body is not a JSON object".into());
+    if let Err(why) = documented_parameters(&body) {
+        return invalid(why);
     }
-    if body.get("repository_ids").is_some() {
-        return invalid("this fake knows repositories by name only".into());
-    }
-    let repositories = match body.get("repositories") {
-        None => None,
-        Some(Value::Array(names)) => {
-            let mut wanted = Vec::new();
-            for name in names {
-                let Some(name) = name.as_str() else {
-                    return invalid(format!("`repositories` must be names, got {name}"));
-                };
-                if !installation.sees(&installation.account, name) {
-                    return invalid(format!(
-                        "There is at least one repository that does not exist or is not accessible to the parent installation ({name})"
-                    ));
-                }
-                wanted.push(name.to_string());
-            }
-            if wanted.len() > 500 {
-                return invalid("at most 500 repositories".into());
-            }
-            Some(wanted)
-        }
-        Some(other) => return invalid(format!("`repositories` must be an array, got {other}")),
+    let repositories = match requested_repositories(&body, &installation) {
+        Ok(repositories) => repositories,
+        Err(why) => return invalid(why),
     };
-    let requested_permissions = match body.get("permissions") {
-        None => None,
-        Some(Value::Object(asked)) => {
-            let mut wanted = BTreeMap::new();
-            for (name, level) in asked {
-                let level = level.as_str().unwrap_or("");
-                if !PERMISSIONS.contains(&name.as_str()) || !["read", "write"].contains(&level) {
-                    return invalid(format!(
-                        "permission `{name}: {level}` is not one GitHub knows"
-                    ));
-                }
-                let granted = installation.permissions.get(name).map(String::as_str);
-                if !covers(granted, level) {
-                    return invalid(format!(
-                        "The permissions requested are not granted to this installation ({name}: {level})"
-                    ));
-                }
-                wanted.insert(name.clone(), level.to_string());
-            }
-            Some(wanted)
-        }
-        Some(other) => return invalid(format!("`permissions` must be an object, got {other}")),
+    let requested_permissions = match requested_permissions(&body, &installation) {
+        Ok(permissions) => permissions,
+        Err(why) => return invalid(why),
     };
     let permissions = requested_permissions
         .clone()
@@ -330,6 +284,85 @@ pub(crate) async fn access_token(
             .collect();
     }
     (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// Why a token request's body is refused: a parameter GitHub does not
+/// document, or one this fake does not model.
+fn documented_parameters(body: &Value) -> Result<(), String> {
+    if let Some(object) = body.as_object() {
+        for key in object.keys() {
+            if !["repositories", "repository_ids", "permissions"].contains(&key.as_str()) {
+                return Err(format!("`{key}` is not a documented parameter"));
+            }
+        }
+    } else {
+        return Err("the body is not a JSON object".into());
+    }
+    if body.get("repository_ids").is_some() {
+        return Err("this fake knows repositories by name only".into());
+    }
+    Ok(())
+}
+
+/// The repositories a token request narrows to (`None`: the
+/// installation's), or why GitHub would refuse them.
+fn requested_repositories(
+    body: &Value,
+    installation: &Installation,
+) -> Result<Option<Vec<String>>, String> {
+    match body.get("repositories") {
+        None => Ok(None),
+        Some(Value::Array(names)) => {
+            let mut wanted = Vec::new();
+            for name in names {
+                let Some(name) = name.as_str() else {
+                    return Err(format!("`repositories` must be names, got {name}"));
+                };
+                if !installation.sees(&installation.account, name) {
+                    return Err(format!(
+                        "There is at least one repository that does not exist or is not accessible to the parent installation ({name})"
+                    ));
+                }
+                wanted.push(name.to_string());
+            }
+            if wanted.len() > 500 {
+                return Err("at most 500 repositories".into());
+            }
+            Ok(Some(wanted))
+        }
+        Some(other) => Err(format!("`repositories` must be an array, got {other}")),
+    }
+}
+
+/// The permissions a token request narrows to (`None`: the
+/// installation's), or why GitHub would refuse them.
+fn requested_permissions(
+    body: &Value,
+    installation: &Installation,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    match body.get("permissions") {
+        None => Ok(None),
+        Some(Value::Object(asked)) => {
+            let mut wanted = BTreeMap::new();
+            for (name, level) in asked {
+                let level = level.as_str().unwrap_or("");
+                if !PERMISSIONS.contains(&name.as_str()) || !["read", "write"].contains(&level) {
+                    return Err(format!(
+                        "permission `{name}: {level}` is not one GitHub knows"
+                    ));
+                }
+                let granted = installation.permissions.get(name).map(String::as_str);
+                if !covers(granted, level) {
+                    return Err(format!(
+                        "The permissions requested are not granted to this installation ({name}: {level})"
+                    ));
+                }
+                wanted.insert(name.clone(), level.to_string());
+            }
+            Ok(Some(wanted))
+        }
+        Some(other) => Err(format!("`permissions` must be an object, got {other}")),
+    }
 }
 
 /// A repository as GitHub lists it in a token's answer (the fields every

@@ -364,30 +364,10 @@ pub(crate) async fn create_status(
             format!("{what}: {why}"),
         )
     };
-    let fields: &[Field] = &[
-        ("state", string, "a string"),
-        ("target_url", string, "a string"),
-        ("log_url", string, "a string"),
-        ("description", string, "a string"),
-        ("environment", string, "a string"),
-        ("environment_url", string, "a string"),
-        ("auto_inactive", boolean, "a boolean"),
-    ];
-    if let Err(why) = check_fields(&body, fields) {
-        return invalid(why);
-    }
-    let Some(status_state) = body["state"].as_str() else {
-        return invalid("`state` is required".into());
+    let (status_state, description) = match valid_status(&body) {
+        Ok(valid) => valid,
+        Err(why) => return invalid(why),
     };
-    if !STATES.contains(&status_state) {
-        return invalid(format!("`state` `{status_state}` is not one of {STATES:?}"));
-    }
-    let description = body["description"].as_str().unwrap_or("");
-    if description.chars().count() > DESCRIPTION_LIMIT {
-        return invalid(format!(
-            "the description has more than {DESCRIPTION_LIMIT} characters: {description}"
-        ));
-    }
     let auto_inactive = body["auto_inactive"].as_bool().unwrap_or(true);
     let full = format!("{owner}/{repo}").to_lowercase();
     let mut inner = fake.lock();
@@ -447,19 +427,7 @@ pub(crate) async fn create_status(
     // environment name as the created status's deployment. An inactive
     // status is only added to deployments that had a success state."
     if status_state == "success" && auto_inactive {
-        let mut retire = Vec::new();
-        for (i, other) in inner.deployments.iter().enumerate() {
-            let prior = other.id() < id;
-            let eligible = other.repository == full
-                && other.environment() == environment
-                && prior
-                && other.deployment["transient_environment"] != json!(true)
-                && other.deployment["production_environment"] != json!(true)
-                && other.state() == Some("success");
-            if eligible {
-                retire.push(i);
-            }
-        }
+        let retire = retired_by_success(&inner.deployments, &full, &environment, id);
         for i in retire {
             inner.next_id += 1;
             let retired_id = 2_000_000 + inner.next_id;
@@ -472,6 +440,59 @@ pub(crate) async fn create_status(
         }
     }
     (StatusCode::CREATED, Json(created)).into_response()
+}
+
+/// A deployment status's body checked as GitHub checks it: its state and
+/// description, or why it is refused.
+fn valid_status(body: &Value) -> Result<(&str, &str), String> {
+    let fields: &[Field] = &[
+        ("state", string, "a string"),
+        ("target_url", string, "a string"),
+        ("log_url", string, "a string"),
+        ("description", string, "a string"),
+        ("environment", string, "a string"),
+        ("environment_url", string, "a string"),
+        ("auto_inactive", boolean, "a boolean"),
+    ];
+    check_fields(body, fields)?;
+    let Some(status_state) = body["state"].as_str() else {
+        return Err("`state` is required".into());
+    };
+    if !STATES.contains(&status_state) {
+        return Err(format!("`state` `{status_state}` is not one of {STATES:?}"));
+    }
+    let description = body["description"].as_str().unwrap_or("");
+    if description.chars().count() > DESCRIPTION_LIMIT {
+        return Err(format!(
+            "the description has more than {DESCRIPTION_LIMIT} characters: {description}"
+        ));
+    }
+    Ok((status_state, description))
+}
+
+/// The deployments a success status with auto_inactive retires: prior ones
+/// to the same environment of the repository, neither transient nor
+/// production, whose state is success.
+fn retired_by_success(
+    deployments: &[FakeDeployment],
+    full: &str,
+    environment: &str,
+    id: u64,
+) -> Vec<usize> {
+    let mut retire = Vec::new();
+    for (i, other) in deployments.iter().enumerate() {
+        let prior = other.id() < id;
+        let eligible = other.repository == full
+            && other.environment() == environment
+            && prior
+            && other.deployment["transient_environment"] != json!(true)
+            && other.deployment["production_environment"] != json!(true)
+            && other.state() == Some("success");
+        if eligible {
+            retire.push(i);
+        }
+    }
+    retire
 }
 
 /// GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses (newest

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use support::{SHA, call, deployment, fake, jwt, mint, token};
+use support::{SHA, call, deployment, deployment_refusals, fake, jwt, mint, token};
 
 #[test]
 fn the_app_jwt_is_judged_as_github_judges_it() {
@@ -313,75 +313,25 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
         json!({ "permissions": { "deployments": "read" } }),
     );
     let path = "/repos/acme/shop/deployments";
+    assert_deployments_checked(&fake, &address, &full, &read_only);
+
+    let create = || call(&address, "POST", path, &full, &[], Some(deployment(|_| {}))).body;
+    let first = create();
+    let second = create();
+    assert_statuses_checked(&fake, &address, &full, &first);
+    assert_listed_newest_first(&address, &full, &read_only, &first, &second);
+    assert_only_an_inactive_deployment_deleted(&fake, &address, &full, &first, &second);
+}
+
+/// Each invalid deployment is refused with GitHub's status and reason and
+/// creates nothing; a token with deployments: read cannot create one.
+fn assert_deployments_checked(fake: &FakeGitHub, address: &str, full: &str, read_only: &str) {
+    let path = "/repos/acme/shop/deployments";
     let post = |accept: Option<&str>, body: Value| {
         let accept: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
-        call(&address, "POST", path, &full, &accept, Some(body)).status
+        call(address, "POST", path, full, &accept, Some(body)).status
     };
-
-    let refusals: Vec<(Option<&str>, Value, u16, &str)> = vec![
-        (Some("application/json"), deployment(|_| {}), 415, "Accept"),
-        (
-            None,
-            deployment(|b| b["transient_environment"] = "yes".into()),
-            422,
-            "`transient_environment` must be a boolean",
-        ),
-        (
-            None,
-            deployment(|b| b["required_contexts"] = json!([1])),
-            422,
-            "`required_contexts` must be an array of strings",
-        ),
-        (
-            None,
-            deployment(|b| b["payload"] = json!(3)),
-            422,
-            "`payload` must be an object or a string",
-        ),
-        (
-            None,
-            deployment(|b| b["transient"] = true.into()),
-            422,
-            "`transient` is not a documented parameter",
-        ),
-        (
-            None,
-            deployment(|b| {
-                b.as_object_mut().unwrap().remove("ref");
-            }),
-            422,
-            "`ref` is required",
-        ),
-        (
-            None,
-            deployment(|b| b["ref"] = "0".repeat(40).into()),
-            422,
-            "No ref found",
-        ),
-        (
-            None,
-            deployment(|b| b["environment"] = "e".repeat(256).into()),
-            422,
-            "environment name is too long",
-        ),
-        (
-            None,
-            deployment(|b| {
-                b.as_object_mut().unwrap().remove("auto_merge");
-            }),
-            409,
-            "auto_merge",
-        ),
-        (
-            None,
-            deployment(|b| {
-                b.as_object_mut().unwrap().remove("required_contexts");
-            }),
-            409,
-            "required_contexts",
-        ),
-    ];
-    for (accept, body, status, why) in refusals {
+    for (accept, body, status, why) in deployment_refusals() {
         let before = fake.rejected().len();
         assert_eq!(post(accept, body.clone()), status, "{body}");
         let rejected = fake.rejected();
@@ -391,10 +341,10 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
     assert!(fake.deployments("acme/shop").is_empty());
     assert_eq!(
         call(
-            &address,
+            address,
             "POST",
             path,
-            &read_only,
+            read_only,
             &[],
             Some(deployment(|_| {}))
         )
@@ -402,10 +352,11 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
         403,
         "deployments: read cannot create"
     );
+}
 
-    let create = || call(&address, "POST", path, &full, &[], Some(deployment(|_| {}))).body;
-    let first = create();
-    let second = create();
+/// Each invalid status is refused with its reason; a valid one is created.
+fn assert_statuses_checked(fake: &FakeGitHub, address: &str, full: &str, first: &Value) {
+    let path = "/repos/acme/shop/deployments";
     let statuses = |id: &Value| format!("{path}/{id}/statuses");
     for (body, why) in [
         (json!({ "state": "done" }), "`state` `done` is not one of"),
@@ -424,10 +375,10 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
         ),
     ] {
         let answer = call(
-            &address,
+            address,
             "POST",
             &statuses(&first["id"]),
-            &full,
+            full,
             &[],
             Some(body),
         );
@@ -441,10 +392,10 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
         "log_url": "https://github.com/acme/shop/pull/7#issuecomment-1"
     });
     let created = call(
-        &address,
+        address,
         "POST",
         &statuses(&first["id"]),
-        &full,
+        full,
         &[],
         Some(in_progress),
     );
@@ -453,11 +404,20 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
         created.body["environment_url"],
         "https://env_1.runtime.test"
     );
+}
 
-    // Listed newest first, filtered by the documented query parameters.
+/// Listed newest first, filtered by the documented query parameters.
+fn assert_listed_newest_first(
+    address: &str,
+    full: &str,
+    read_only: &str,
+    first: &Value,
+    second: &Value,
+) {
+    let path = "/repos/acme/shop/deployments";
     let query =
         format!("{path}?sha={SHA}&environment=preview%2Ffeature%2Flogin&task=deploy%3Aenvmgr");
-    let listed = call(&address, "GET", &query, &read_only, &[], None);
+    let listed = call(address, "GET", &query, read_only, &[], None);
     assert_eq!(listed.status, 200);
     let ids: Vec<&Value> = listed
         .body
@@ -468,27 +428,28 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
         .collect();
     assert_eq!(ids, [&second["id"], &first["id"]]);
     let none = call(
-        &address,
+        address,
         "GET",
         &format!("{path}?task=deploy"),
-        &full,
+        full,
         &[],
         None,
     );
     assert_eq!(none.body, json!([]));
+}
 
-    // Only an inactive deployment is deleted while there are others.
-    let delete = |id: &Value| {
-        call(
-            &address,
-            "DELETE",
-            &format!("{path}/{id}"),
-            &full,
-            &[],
-            None,
-        )
-        .status
-    };
+/// Only an inactive deployment is deleted while there are others.
+fn assert_only_an_inactive_deployment_deleted(
+    fake: &FakeGitHub,
+    address: &str,
+    full: &str,
+    first: &Value,
+    second: &Value,
+) {
+    let path = "/repos/acme/shop/deployments";
+    let statuses = |id: &Value| format!("{path}/{id}/statuses");
+    let delete =
+        |id: &Value| call(address, "DELETE", &format!("{path}/{id}"), full, &[], None).status;
     assert_eq!(delete(&first["id"]), 422);
     assert!(
         fake.rejected()
@@ -498,20 +459,20 @@ fn deployment_requests_are_checked_against_the_rest_documentation() {
     );
     let failed = json!({ "state": "failure", "description": "broken" });
     call(
-        &address,
+        address,
         "POST",
         &statuses(&second["id"]),
-        &full,
+        full,
         &[],
         Some(failed),
     );
     assert_eq!(delete(&second["id"]), 422, "failure is not inactive");
     let inactive = json!({ "state": "inactive", "description": "duplicate" });
     call(
-        &address,
+        address,
         "POST",
         &statuses(&second["id"]),
-        &full,
+        full,
         &[],
         Some(inactive),
     );

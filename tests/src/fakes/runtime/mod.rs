@@ -422,6 +422,59 @@ fn admitted(
     }
 }
 
+/// What the service answers in place of a create, as a test scripted it.
+fn scripted_answer(scripted: Scripted, headers: &HeaderMap, body: &Value) -> Response {
+    match scripted {
+        Scripted::Unavailable => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime capacity exhausted",
+        ),
+        Scripted::Reject(status, reason) => answer(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            &reason,
+        ),
+        Scripted::Echo(status, how) => {
+            let authorization = authorization(headers).unwrap_or("");
+            // The header and the body each in the service's way
+            // (a JSON layout or a Python repr needs the body alone).
+            let quoted = format!(
+                "{} {}",
+                how.encode(&format!("Authorization: {authorization}")),
+                how.encode(&body.to_string())
+            );
+            if (200..300).contains(&status) {
+                return (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+                    Json(json!({
+                        "runtimeId": format!("rt_{}", how.encode(&body.to_string())),
+                        "url": format!("https://echo.runtime.test/?request={quoted}"),
+                    })),
+                )
+                    .into_response();
+            }
+            answer(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                &format!("invalid request: {quoted}"),
+            )
+        }
+        Scripted::EchoMember(status, pointer) => {
+            let member = body.pointer(&pointer).cloned().unwrap_or_default();
+            let member = member.as_str().map_or(member.to_string(), str::to_string);
+            answer(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                &format!("{pointer}: invalid value '{member}'"),
+            )
+        }
+        Scripted::Throttle(seconds) => {
+            let mut response = answer(StatusCode::TOO_MANY_REQUESTS, "slow down");
+            response
+                .headers_mut()
+                .insert("retry-after", seconds.to_string().parse().expect("header"));
+            response
+        }
+    }
+}
+
 async fn create(
     State(fake): State<FakeRuntime>,
     headers: HeaderMap,
@@ -444,55 +497,7 @@ async fn create(
         if !inner.scripted.is_empty() {
             let scripted = inner.scripted.remove(0);
             drop(inner);
-            return match scripted {
-                Scripted::Unavailable => answer(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "runtime capacity exhausted",
-                ),
-                Scripted::Reject(status, reason) => answer(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                    &reason,
-                ),
-                Scripted::Echo(status, how) => {
-                    let authorization = authorization(&headers).unwrap_or("");
-                    // The header and the body each in the service's way
-                    // (a JSON layout or a Python repr needs the body alone).
-                    let quoted = format!(
-                        "{} {}",
-                        how.encode(&format!("Authorization: {authorization}")),
-                        how.encode(&body.to_string())
-                    );
-                    if (200..300).contains(&status) {
-                        return (
-                            StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
-                            Json(json!({
-                                "runtimeId": format!("rt_{}", how.encode(&body.to_string())),
-                                "url": format!("https://echo.runtime.test/?request={quoted}"),
-                            })),
-                        )
-                            .into_response();
-                    }
-                    answer(
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                        &format!("invalid request: {quoted}"),
-                    )
-                }
-                Scripted::EchoMember(status, pointer) => {
-                    let member = body.pointer(&pointer).cloned().unwrap_or_default();
-                    let member = member.as_str().map_or(member.to_string(), str::to_string);
-                    answer(
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                        &format!("{pointer}: invalid value '{member}'"),
-                    )
-                }
-                Scripted::Throttle(seconds) => {
-                    let mut response = answer(StatusCode::TOO_MANY_REQUESTS, "slow down");
-                    response
-                        .headers_mut()
-                        .insert("retry-after", seconds.to_string().parse().expect("header"));
-                    response
-                }
-            };
+            return scripted_answer(scripted, &headers, &body);
         }
         inner.delay
     };

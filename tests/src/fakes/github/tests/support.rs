@@ -122,3 +122,71 @@ pub(super) fn deployment(edit: impl FnOnce(&mut Value)) -> Value {
     edit(&mut body);
     body
 }
+
+/// Invalid deployment requests: the Accept header to send (the media type
+/// when `None`), the body, GitHub's status and the reason it gives.
+pub(super) fn deployment_refusals() -> Vec<(Option<&'static str>, Value, u16, &'static str)> {
+    vec![
+        (Some("application/json"), deployment(|_| {}), 415, "Accept"),
+        (
+            None,
+            deployment(|b| b["transient_environment"] = "yes".into()),
+            422,
+            "`transient_environment` must be a boolean",
+        ),
+        (
+            None,
+            deployment(|b| b["required_contexts"] = json!([1])),
+            422,
+            "`required_contexts` must be an array of strings",
+        ),
+        (
+            None,
+            deployment(|b| b["payload"] = json!(3)),
+            422,
+            "`payload` must be an object or a string",
+        ),
+        (
+            None,
+            deployment(|b| b["transient"] = true.into()),
+            422,
+            "`transient` is not a documented parameter",
+        ),
+        (
+            None,
+            deployment(|b| {
+                b.as_object_mut().unwrap().remove("ref");
+            }),
+            422,
+            "`ref` is required",
+        ),
+        (
+            None,
+            deployment(|b| b["ref"] = "0".repeat(40).into()),
+            422,
+            "No ref found",
+        ),
+        (
+            None,
+            deployment(|b| b["environment"] = "e".repeat(256).into()),
+            422,
+            "environment name is too long",
+        ),
+        (
+            None,
+            deployment(|b| {
+                b.as_object_mut().unwrap().remove("auto_merge");
+            }),
+            409,
+            "auto_merge",
+        ),
+        (
+            None,
+            deployment(|b| {
+                b.as_object_mut().unwrap().remove("required_contexts");
+            }),
+            409,
+            "required_contexts",
+        ),
+    ]
+}
