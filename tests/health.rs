@@ -388,6 +388,7 @@ async fn commands_before_init_name_what_is_missing() {
         "ENVMGR__TABLES__APPS",
         &apps,
     );
+    let _ = std::fs::remove_file(&value);
     assert!(
         said.contains(&apps) && said.contains("envmgr init"),
         "{said}"
