@@ -112,6 +112,13 @@ fn read_only_commands_refuse_a_data_directory_that_does_not_exist() {
         &["dlq", "show", "some-id"],
         &["apps", "list"],
         &["secrets", "list", "--app", "app_shop"],
+        &["check-data"],
+        &["record", "export", "exported"],
+        &["logic", "replay", "builtin"],
+        &["logic", "gc", "--dry-run"],
+        &["sweep", "--dry-run"],
+        // On an empty database every runtime would look orphaned.
+        &["sweep", "--orphans", "--yes"],
     ] {
         refused(&dir, args, "no envmgr data in");
         assert!(!dir.exists(), "envmgr {args:?} created {}", dir.display());

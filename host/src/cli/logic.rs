@@ -127,8 +127,11 @@ envmgr logic replay v2 --from exported/ --expect expected.toml\n  envmgr logic r
 impl LogicCommand {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
         init_logs(LogFormat::Human);
+        // What only reads the deployment (or removes from it, `gc`) needs
+        // one; a replay of exported files (`--from`) needs none.
         let settings = match self {
-            LogicCommand::List { .. } => context.existing(Uses::Logic)?,
+            LogicCommand::List { .. } | LogicCommand::Gc { .. } => context.existing(Uses::Logic)?,
+            LogicCommand::Replay { from: None, .. } => context.existing(Uses::Logic)?,
             _ => context.settings(Uses::Logic)?,
         };
         if let LogicCommand::Replay {

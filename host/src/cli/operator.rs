@@ -111,7 +111,7 @@ impl Sweep {
     }
 
     fn dry_run(&self, context: &Context) -> anyhow::Result<()> {
-        let settings = context.settings(Uses::Everything)?;
+        let settings = context.existing(Uses::Everything)?;
         let swept = context
             .runtime
             .block_on(crate::daemon::sweep::dry_run::dry_run(
@@ -130,7 +130,7 @@ impl Sweep {
 
     fn orphans(&self, context: &Context) -> anyhow::Result<()> {
         use crate::daemon::sweep::orphans;
-        let settings = context.settings(Uses::Everything)?;
+        let settings = context.existing(Uses::Everything)?;
         context.runtime.block_on(async {
             let platform = Platform::connect(&settings).await?;
             let services = platform.services(&settings, &Default::default())?;
@@ -312,7 +312,7 @@ impl AddApp {
 /// breaks the rules of docs/data-model.md (exit 1 if any).
 pub fn check_data(context: &Context) -> anyhow::Result<()> {
     init_logs(LogFormat::Human);
-    let settings = context.settings(Uses::Stores)?;
+    let settings = context.existing(Uses::Stores)?;
     let problems = context.runtime.block_on(async {
         let platform = Platform::connect(&settings).await?;
         admin::check_data(&platform).await

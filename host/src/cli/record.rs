@@ -62,10 +62,8 @@ pub enum RecordCommand {
 impl RecordCommand {
     pub fn run(&self, context: &Context) -> anyhow::Result<()> {
         init_logs(LogFormat::Human);
-        let settings = match self {
-            RecordCommand::List { .. } => context.existing(Uses::Logic)?,
-            RecordCommand::Export { .. } => context.settings(Uses::Logic)?,
-        };
+        // Both only read the deployment.
+        let settings = context.existing(Uses::Logic)?;
         context.runtime.block_on(async {
             let platform = Platform::connect(&settings).await?;
             match self {
