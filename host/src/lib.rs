@@ -20,6 +20,16 @@
 // A function past 100 lines hides its steps: split it into named ones.
 #![warn(clippy::too_many_lines)]
 
+/// The allocator the `envmgr` binaries declare (`#[global_allocator]` in
+/// `host/src/main.rs` and the tests' copy of it): mimalloc. A message's
+/// path makes and frees many small strings and JSON nodes, where glibc's
+/// allocator spent ~12 % of `serve`'s CPU in its own bookkeeping
+/// (`_int_free`, `malloc_consolidate`, `unlink_chunk`); measured in
+/// docs/performance.md ("The allocator"). Declared by the binaries, not
+/// here, so the test and benchmark programs keep the system's, and with
+/// it the benchmarks' yardstick stays the reference it was.
+pub use mimalloc::MiMalloc as Allocator;
+
 pub mod admin;
 pub mod aws;
 pub mod bindings;

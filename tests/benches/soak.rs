@@ -228,7 +228,9 @@ fn event(template: &serde_json::Value, n: u64, installations: u64) -> String {
     event.to_string()
 }
 
-/// Queue events `range` straight into the database file, as a producer.
+/// Queue events `range` straight into the database file, and announce the
+/// commit as `envmgr send` does (a read of the wake file's byte, which
+/// wakes `serve`'s long poll: host/src/local/changes.rs).
 fn offer(
     data: &Path,
     template: &serde_json::Value,
@@ -256,6 +258,10 @@ fn offer(
             .expect("queueing");
     }
     transaction.commit().expect("commit");
+    if let Ok(wake) = std::fs::File::open(data.join("envmgr.db-wake")) {
+        use std::io::Read as _;
+        let _ = (&wake).read(&mut [0u8; 1]);
+    }
 }
 
 /// What the run saw of the process while it ran.

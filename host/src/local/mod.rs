@@ -166,8 +166,14 @@ impl Store {
         let wanted = checkpoint::Wanted::default();
         let checkpoints = checkpoint::start(connect(path)?, policy, wanted.clone())?;
         let reader = connect(path)?;
-        let writes = writer::start(connection, "envmgr-db-writer".into(), wanted)
-            .context("starting the database writer thread")?;
+        let changes = Arc::new(changes::Changes::watch(path));
+        let writes = writer::start(
+            connection,
+            "envmgr-db-writer".into(),
+            wanted,
+            changes.clone(),
+        )
+        .context("starting the database writer thread")?;
         Ok(Self {
             backing: Backing::File(File {
                 writes,
@@ -175,7 +181,7 @@ impl Store {
                 inspector: Arc::default(),
                 _checkpoints: Arc::new(checkpoints),
             }),
-            changes: Arc::new(changes::Changes::watch(path)),
+            changes,
             sources: Sources::System,
             path: path.to_path_buf(),
         })

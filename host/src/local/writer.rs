@@ -18,16 +18,19 @@
 //!   so a writer in another process (`envmgr send`) waits a batch at most.
 //!
 //! One commit writes each page a batch changed once, instead of once per
-//! job, and the callers of a batch share one wake-up of this thread.
+//! job, and the callers of a batch share one wake-up of this thread. A
+//! commit that kept a write is announced ([`Changes::announce`]): the
+//! local queue's waiters, in this process and others, look again.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::Durability;
+use super::changes::Changes;
 
 /// The most work one batch does while holding the write lock; the jobs left
 /// over go into the next batch.
@@ -67,11 +70,12 @@ pub fn start(
     connection: Connection,
     name: String,
     checkpoints: super::checkpoint::Wanted,
+    changes: Arc<Changes>,
 ) -> std::io::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || run(connection, receiver, checkpoints))?;
+        .spawn(move || run(connection, receiver, checkpoints, &changes))?;
     Ok(sender)
 }
 
@@ -79,6 +83,7 @@ fn run(
     connection: Connection,
     receiver: mpsc::Receiver<Job>,
     checkpoints: super::checkpoint::Wanted,
+    changes: &Changes,
 ) {
     let mut pending: VecDeque<Job> = VecDeque::new();
     // What `PRAGMA synchronous` is set to now (it can only change between
@@ -116,7 +121,9 @@ fn run(
                 }
             }
         }
-        batch(&connection, &mut pending);
+        if batch(&connection, &mut pending) {
+            changes.announce();
+        }
         checkpoints.truncate_if_wanted(&connection);
     }
 }
@@ -128,20 +135,22 @@ pub fn run_alone(connection: &Connection, job: Job) {
 }
 
 /// Run jobs from the front of `pending` in one transaction until it is
-/// empty or the budget is spent, and commit them.
-fn batch(connection: &Connection, pending: &mut VecDeque<Job>) {
+/// empty or the budget is spent, and commit them; whether a write was kept
+/// (committed, and not every job undone).
+fn batch(connection: &Connection, pending: &mut VecDeque<Job>) -> bool {
     if let Err(e) = run_cached(connection, "BEGIN IMMEDIATE") {
         // Another process held the write lock past the busy timeout (or the
         // file is unusable): every waiting job hears of it.
         fail_all(pending.drain(..), &e);
-        return;
+        return false;
     }
     let started = Instant::now();
     let mut ran: Vec<Deliver> = Vec::new();
+    let mut kept = false;
     while let Some(job) = pending.pop_front() {
         if let Err(e) = run_cached(connection, "SAVEPOINT job") {
             abandon(connection, ran, Some(job), &e);
-            return;
+            return false;
         }
         let (keep, deliver) = (job.work)(Ok(connection));
         if connection.is_autocommit() {
@@ -150,8 +159,9 @@ fn batch(connection: &Connection, pending: &mut VecDeque<Job>) {
             let e = gone();
             ran.push(deliver);
             abandon(connection, ran, None, &e);
-            return;
+            return false;
         }
+        kept |= keep == Keep::Commit;
         let end = match keep {
             Keep::Commit => run_cached(connection, "RELEASE job"),
             Keep::Undo => run_cached(connection, "ROLLBACK TO job")
@@ -160,15 +170,21 @@ fn batch(connection: &Connection, pending: &mut VecDeque<Job>) {
         ran.push(deliver);
         if let Err(e) = end {
             abandon(connection, ran, None, &e);
-            return;
+            return false;
         }
         if started.elapsed() >= BATCH_BUDGET {
             break;
         }
     }
     match run_cached(connection, "COMMIT") {
-        Ok(()) => ran.into_iter().for_each(|deliver| deliver(None)),
-        Err(e) => abandon(connection, ran, None, &e),
+        Ok(()) => {
+            ran.into_iter().for_each(|deliver| deliver(None));
+            kept
+        }
+        Err(e) => {
+            abandon(connection, ran, None, &e);
+            false
+        }
     }
 }
 
