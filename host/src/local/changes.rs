@@ -32,8 +32,8 @@ const WAKE_SUFFIX: &str = "-wake";
 pub struct Changes {
     notify: Arc<Notify>,
     watched: bool,
-    /// The wake file, open for reading its byte; `None` in memory or when
-    /// it could not be made.
+    /// The wake file (one byte, whatever the traffic), open for reading it;
+    /// `None` in memory or when it could not be made.
     wake: Option<std::fs::File>,
 }
 
@@ -49,13 +49,14 @@ impl Changes {
     /// missing).
     pub fn watch(path: &Path) -> Self {
         let notify = Arc::new(Notify::new());
-        let wake = open_wake_file(&wake_file(path))
+        let wake_path = wake_file(path);
+        let wake = open_wake_file(&wake_path)
             .inspect_err(|e| {
                 tracing::debug!(error = %e, "no wake file beside the database: the local queue polls");
             })
             .ok();
         let watched = wake.is_some()
-            && watch(&wake_file(path), &notify)
+            && watch(&wake_path, &notify)
                 .inspect_err(|e| {
                     tracing::debug!(error = %e, "no file watch on the database: the local queue polls");
                 })

@@ -138,28 +138,10 @@ impl Stack {
                     .into_iter()
                     .next()
                     .map(local_dead_letter_attributes),
-                Backend::Aws => {
-                    let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
-                    let url = self.queue_url(&sqs, &queue).await;
-                    let received = sqs
-                        .receive_message()
-                        .queue_url(&url)
-                        .message_attribute_names("All")
-                        // Left visible for whoever looks next.
-                        .visibility_timeout(0)
-                        .wait_time_seconds(1)
-                        .send()
-                        .await
-                        .expect("receive from the dead-letter queue");
-                    received
-                        .messages
-                        .unwrap_or_default()
-                        .into_iter()
-                        .next()
-                        .map(|m| {
-                            sqs_dead_letter_attributes(m.message_attributes.unwrap_or_default())
-                        })
-                }
+                Backend::Aws => self
+                    .peek_sqs(&queue)
+                    .await
+                    .map(|m| sqs_dead_letter_attributes(m.message_attributes.unwrap_or_default())),
             };
             if let Some(attributes) = found {
                 return attributes;
@@ -243,48 +225,28 @@ impl Stack {
                         }
                         (m.body, attributes)
                     }),
-                Backend::Aws => {
-                    let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
-                    let url = self.queue_url(&sqs, &queue).await;
-                    let received = sqs
-                        .receive_message()
-                        .queue_url(&url)
-                        .message_attribute_names("All")
-                        .visibility_timeout(0)
-                        .wait_time_seconds(1)
-                        .send()
-                        .await
-                        .expect("receive");
-                    received
-                        .messages
+                Backend::Aws => self.peek_sqs(&queue).await.map(|m| {
+                    let attributes = m
+                        .message_attributes
                         .unwrap_or_default()
                         .into_iter()
-                        .next()
-                        .map(|m| {
-                            let attributes = m
-                                .message_attributes
-                                .unwrap_or_default()
-                                .into_iter()
-                                .filter_map(|(name, v)| {
-                                    let value = match (v.string_value, v.binary_value) {
-                                        (Some(text), _) => AttributeData::Text(text),
-                                        (None, Some(blob)) => {
-                                            AttributeData::Binary(blob.into_inner())
-                                        }
-                                        (None, None) => return None,
-                                    };
-                                    Some((
-                                        name,
-                                        Attribute {
-                                            data_type: v.data_type,
-                                            value,
-                                        },
-                                    ))
-                                })
-                                .collect();
-                            (m.body.unwrap_or_default(), attributes)
+                        .filter_map(|(name, v)| {
+                            let value = match (v.string_value, v.binary_value) {
+                                (Some(text), _) => AttributeData::Text(text),
+                                (None, Some(blob)) => AttributeData::Binary(blob.into_inner()),
+                                (None, None) => return None,
+                            };
+                            Some((
+                                name,
+                                Attribute {
+                                    data_type: v.data_type,
+                                    value,
+                                },
+                            ))
                         })
-                }
+                        .collect();
+                    (m.body.unwrap_or_default(), attributes)
+                }),
             };
             if let Some((body, mut attributes)) = found {
                 attributes.sort_by(|a, b| a.0.cmp(&b.0));
@@ -293,6 +255,23 @@ impl Stack {
             assert!(started.elapsed() < limit, "no message on {queue}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The first message of an SQS queue with all its attributes, left
+    /// visible for whoever looks next (the receive is counted).
+    async fn peek_sqs(&self, queue: &str) -> Option<aws_sdk_sqs::types::Message> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
+        let url = self.queue_url(&sqs, queue).await;
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .message_attribute_names("All")
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        received.messages.unwrap_or_default().into_iter().next()
     }
 
     async fn queue_url(&self, sqs: &aws_sdk_sqs::Client, queue: &str) -> String {
