@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Context as _;
 use rusqlite::Connection;
 
+use super::schema;
 use super::writer::{self, Job};
-use super::{STATEMENT_CACHE, schema};
 
 #[derive(Clone)]
 pub struct Memory {
@@ -32,7 +32,7 @@ impl Memory {
     /// A new, empty database with the schema.
     pub fn open() -> anyhow::Result<Self> {
         let connection = Connection::open_in_memory().context("opening a database in memory")?;
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        super::settle(&connection).context("setting up a database in memory")?;
         schema::create(&connection).context("creating the schema in memory")?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),

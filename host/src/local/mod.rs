@@ -112,8 +112,24 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     let connection = Connection::open(path)
         .with_context(|| format!("opening the database {}", path.display()))?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    settle(&connection)?;
     Ok(connection)
+}
+
+/// What every connection does, file or memory: keeps every statement it
+/// runs parsed, and parsed once. SQLite (3.4x, as bundled) plans a `LIMIT`
+/// bound to a parameter by its value, and so throws the statement away and
+/// parses it again each time the parameter is bound; the query planner
+/// stability guarantee turns that off (a plan never depends on a bound
+/// value: these tables have no statistics that could use one).
+fn settle(connection: &Connection) -> rusqlite::Result<()> {
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    connection
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map(drop)
 }
 
 /// Switch to WAL. On a file that is new, two processes opening it at once
@@ -392,6 +408,12 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// The schema on `connection` (unit tests of the backends' SQL).
+#[cfg(test)]
+pub fn schema_for_tests(connection: &Connection) {
+    schema::create(connection).expect("the schema");
 }
 
 #[cfg(test)]

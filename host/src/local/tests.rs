@@ -311,3 +311,30 @@ async fn a_long_reader_does_not_stall_every_write() {
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A cached statement whose `LIMIT` is a parameter runs again without being
+/// parsed again, on a reading connection, on the writer's and in memory.
+#[tokio::test]
+async fn a_statement_bound_to_new_values_is_not_parsed_again() {
+    for in_memory in [false, true] {
+        let (store, dir) = store(in_memory);
+        const SQL: &str = "SELECT k FROM t WHERE k >= ?1 ORDER BY k LIMIT ?2";
+        let reprepared = |c: &Connection| -> rusqlite::Result<i32> {
+            for limit in 1..=3_i64 {
+                let mut statement = c.prepare_cached(SQL)?;
+                let _: Vec<String> = statement
+                    .query_map(rusqlite::params!["a", limit], |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            Ok(c.prepare_cached(SQL)?
+                .get_status(rusqlite::StatementStatus::RePrepare))
+        };
+        let read = store.query(move |c| reprepared(c)).await.unwrap();
+        let written = store
+            .write(Durability::SurvivesCrash, move |c| reprepared(c))
+            .await
+            .unwrap();
+        assert_eq!((read, written), (0, 0), "in memory: {in_memory}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde_json::{Value, json};
 
@@ -217,24 +218,15 @@ impl Tables for LocalTables {
         let texts = self
             .store
             .query(move |connection| {
-                // Byte order (SQLite's BINARY collation), as DynamoDB sorts.
-                let mut statement = connection.prepare_cached(
-                    "SELECT item FROM items
-                     WHERE tbl = ?1 AND pk = ?2 AND substr(sk, 1, length(?3)) = ?3
-                       AND (?4 IS NULL OR sk > ?4)
-                     ORDER BY sk LIMIT ?5",
-                )?;
+                let range = SortKeyRange::new(&prefix, after.as_deref());
+                let mut statement = connection.prepare_cached(&range.sql())?;
+                let mut bound: Vec<(&str, &dyn rusqlite::ToSql)> =
+                    vec![(":tbl", &table), (":pk", &partition), (":prefix", &prefix)];
+                range.bind(&mut bound);
+                let limit = limit.min(i64::MAX as usize) as i64;
+                bound.push((":limit", &limit));
                 statement
-                    .query_map(
-                        params![
-                            table,
-                            partition,
-                            prefix,
-                            after,
-                            limit.min(i64::MAX as usize) as i64
-                        ],
-                        |row| row.get::<_, String>(0),
-                    )?
+                    .query_map(bound.as_slice(), |row| row.get::<_, String>(0))?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await
@@ -256,6 +248,80 @@ impl Tables for LocalTables {
         let request = request.clone();
         self.atomically(move |items| transaction::update(items, &request))
             .await
+    }
+}
+
+/// The sort keys a query reads, as a range of the primary key: SQLite seeks
+/// to its start and stops at its end. (A `substr` test alone read every item
+/// of the partition, and an app's partition grows with every environment it
+/// ever had.) Byte order, SQLite's BINARY collation, as DynamoDB sorts.
+struct SortKeyRange<'a> {
+    /// Above this key (the previous page's last), or from the prefix.
+    after: Option<&'a str>,
+    /// Below this: the least byte string above every key with the prefix.
+    before: Option<TextBytes>,
+}
+
+impl<'a> SortKeyRange<'a> {
+    fn new(prefix: &str, after: Option<&'a str>) -> Self {
+        Self {
+            // A page that ended before the prefix starts at the prefix.
+            after: after.filter(|after| *after >= prefix),
+            before: past_prefix(prefix),
+        }
+    }
+
+    fn sql(&self) -> String {
+        let from = match self.after {
+            Some(_) => "sk > :after",
+            None => "sk >= :prefix",
+        };
+        let to = match self.before {
+            Some(_) => " AND sk < :before",
+            None => "",
+        };
+        format!(
+            "SELECT item FROM items
+             WHERE tbl = :tbl AND pk = :pk AND {from}{to}
+               AND substr(sk, 1, length(:prefix)) = :prefix
+             ORDER BY sk LIMIT :limit"
+        )
+    }
+
+    fn bind<'b>(&'b self, bound: &mut Vec<(&'static str, &'b dyn rusqlite::ToSql)>) {
+        if let Some(after) = &self.after {
+            bound.push((":after", after));
+        }
+        if let Some(before) = &self.before {
+            bound.push((":before", before));
+        }
+    }
+}
+
+/// The least byte string above every string that starts with `prefix`
+/// (byte order): the prefix with its last byte raised by one, bytes of 0xFF
+/// dropped first; `None` when nothing is above (an empty prefix). Bound as
+/// text even where the bytes are not UTF-8 (`"a\u{7f}"` becomes `a` and
+/// 0x80): SQLite compares text byte by byte.
+fn past_prefix(prefix: &str) -> Option<TextBytes> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xFF {
+            bytes.push(last + 1);
+            return Some(TextBytes(bytes));
+        }
+    }
+    None
+}
+
+/// Bytes bound as SQLite text, UTF-8 or not.
+struct TextBytes(Vec<u8>);
+
+impl rusqlite::ToSql for TextBytes {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(
+            &self.0,
+        )))
     }
 }
 
@@ -448,5 +514,83 @@ mod tests {
             "unmapped table"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_query_reads_only_its_prefix_whatever_its_last_character() {
+        let (tables, dir) = tables();
+        // Around each prefix: the keys just below and just above it in byte
+        // order, and a prefix ending in the last one-byte character (its
+        // bound, `E` and 0x80, is not UTF-8).
+        let keys = [
+            "ENV\"",
+            "ENV#",
+            "ENV#a",
+            "ENV#\u{10FFFF}",
+            "ENV$",
+            "ENV#é",
+            "ENV#éa",
+            "ENV#ê",
+            "ENV#\u{7f}",
+            "ENV#\u{7f}z",
+            "ENV#\u{80}",
+        ];
+        for sk in keys {
+            tables
+                .transact_write(&[put(item("APP#1", sk, "1"), Condition::None)])
+                .await
+                .unwrap();
+        }
+        let read = |prefix: &str| {
+            let request = QueryRequest {
+                table: "environments".into(),
+                partition: "APP#1".into(),
+                sort_prefix: Some(prefix.into()),
+                limit: None,
+                start_after: None,
+            };
+            let tables = &tables;
+            async move {
+                let page = tables.query(&request).await.unwrap();
+                page.items
+                    .iter()
+                    .map(|i| primary_key(i).unwrap().1)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let mut expected: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("ENV#"))
+            .collect();
+        expected.sort();
+        assert_eq!(read("ENV#").await, expected);
+        assert_eq!(read("ENV#é").await, ["ENV#é", "ENV#éa"]);
+        assert_eq!(read("ENV#\u{7f}").await, ["ENV#\u{7f}", "ENV#\u{7f}z"]);
+        assert_eq!(read("").await.len(), keys.len());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_query_seeks_to_its_range_instead_of_reading_the_partition() {
+        let connection = Connection::open_in_memory().unwrap();
+        crate::local::schema_for_tests(&connection);
+        for (prefix, after) in [("ENV#", None), ("ENV#", Some("ENV#b")), ("", Some("A"))] {
+            let range = SortKeyRange::new(prefix, after);
+            let mut explain = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", range.sql()))
+                .unwrap();
+            let mut rows = explain.raw_query();
+            let mut plan = String::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push_str(&row.get::<_, String>(3).unwrap());
+            }
+            let seek = if prefix.is_empty() {
+                "sk>?)"
+            } else {
+                "sk>? AND sk<?)"
+            };
+            assert!(plan.contains(seek), "{prefix:?} {after:?}: {plan}");
+        }
     }
 }

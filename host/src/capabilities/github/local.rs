@@ -436,14 +436,16 @@ impl GitHub for LocalGitHub {
                 }
                 // As GitHub: "If the repository has more than one
                 // deployment, you can only delete inactive deployments."
-                let others: i64 = transaction.prepare_cached("SELECT COUNT(*) FROM github_deployments WHERE repository = ?1 AND id != ?2")?.query_row(params![repository, deployment_id as i64],
+                // Whether another exists, not how many: a count read every
+                // deployment the repository ever had.
+                let others: bool = transaction.prepare_cached("SELECT EXISTS (SELECT 1 FROM github_deployments WHERE repository = ?1 AND id != ?2)")?.query_row(params![repository, deployment_id as i64],
                     |row| row.get(0),
                 )?;
                 let state = statuses_of(transaction, deployment_id)?
                     .last()
                     .map(|s| s.state);
                 let retired = state == Some(DeploymentState::Inactive);
-                if others > 0 && !retired {
+                if others && !retired {
                     return Ok(true);
                 }
                 transaction.prepare_cached("DELETE FROM github_deployment_statuses WHERE deployment = ?1")?.execute(params![deployment_id as i64],
