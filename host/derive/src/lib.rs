@@ -66,7 +66,11 @@ pub fn derive_recordable(input: TokenStream) -> TokenStream {
             "a WIT type is never a union",
         )),
     };
-    let (record, replayed) = match body {
+    let Derived {
+        record,
+        replayed,
+        write,
+    } = match body {
         Ok(body) => body,
         Err(error) => return error.to_compile_error().into(),
     };
@@ -82,9 +86,36 @@ pub fn derive_recordable(input: TokenStream) -> TokenStream {
             fn replayed(value: &::serde_json::Value) -> ::core::option::Option<Self> {
                 #replayed
             }
+            fn write_json(&self, out: &mut ::std::vec::Vec<u8>) {
+                #write
+            }
         }
     }
     .into()
+}
+
+/// What the derive writes of one type: its tree, the value back from a
+/// tree, and the tree's text written without building it.
+struct Derived {
+    record: Tokens,
+    replayed: Tokens,
+    write: Tokens,
+}
+
+/// `"name":` as JSON writes an object's key. WIT names are ASCII letters,
+/// digits and `-` (GitHub's spelling `_`): nothing to escape.
+fn key(name: &LitStr) -> syn::Result<syn::LitByteStr> {
+    let text = name.value();
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(syn::Error::new_spanned(name, "not a WIT name"));
+    }
+    Ok(syn::LitByteStr::new(
+        format!("\"{text}\":").as_bytes(),
+        name.span(),
+    ))
 }
 
 /// The name bindgen wrote for a field or case: `#[component(name = "…")]`.
@@ -109,7 +140,7 @@ fn wit_name(attributes: &[Attribute], span: &dyn quote::ToTokens) -> syn::Result
     })
 }
 
-fn record(fields: &Fields) -> syn::Result<(Tokens, Tokens)> {
+fn record(fields: &Fields) -> syn::Result<Derived> {
     let Fields::Named(fields) = fields else {
         return Err(syn::Error::new_spanned(
             fields,
@@ -118,6 +149,7 @@ fn record(fields: &Fields) -> syn::Result<(Tokens, Tokens)> {
     };
     let mut inserts = Vec::new();
     let mut reads = Vec::new();
+    let mut keyed = Vec::new();
     for field in &fields.named {
         let ident = field.ident.as_ref().expect("named");
         let name = wit_name(&field.attrs, field)?;
@@ -129,17 +161,34 @@ fn record(fields: &Fields) -> syn::Result<(Tokens, Tokens)> {
                 object.get(#name).unwrap_or(&::serde_json::Value::Null),
             )?
         });
+        keyed.push((name.value(), key(&name)?, ident));
     }
-    let record = quote! {
-        let mut object = ::serde_json::Map::new();
-        #(#inserts)*
-        ::serde_json::Value::Object(object)
-    };
-    let replayed = quote! {
-        let object = value.as_object()?;
-        ::core::option::Option::Some(Self { #(#reads),* })
-    };
-    Ok((record, replayed))
+    // An object's keys in order, as the tree (a map by key) writes them.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let writes = keyed.iter().enumerate().map(|(i, (_, key, ident))| {
+        let comma = (i > 0).then(|| quote! { out.push(b','); });
+        quote! {
+            #comma
+            out.extend_from_slice(#key);
+            crate::bindings::json::Recordable::write_json(&self.#ident, out);
+        }
+    });
+    Ok(Derived {
+        record: quote! {
+            let mut object = ::serde_json::Map::new();
+            #(#inserts)*
+            ::serde_json::Value::Object(object)
+        },
+        replayed: quote! {
+            let object = value.as_object()?;
+            ::core::option::Option::Some(Self { #(#reads),* })
+        },
+        write: quote! {
+            out.push(b'{');
+            #(#writes)*
+            out.push(b'}');
+        },
+    })
 }
 
 /// An item's attribute: an item (`list<tuple<string, attribute-value>>`) is
@@ -160,6 +209,30 @@ fn item(attribute: &syn::Ident) -> Tokens {
                         .collect(),
                 )
             }
+            fn write_json(&self, out: &mut ::std::vec::Vec<u8>) {
+                Self::write_list(::std::slice::from_ref(self), out)
+            }
+            /// The object the tree makes: attributes by name, the last of
+            /// a name that comes twice.
+            fn write_list(item: &[Self], out: &mut ::std::vec::Vec<u8>) {
+                let mut named: ::std::vec::Vec<&Self> = item.iter().collect();
+                named.sort_by(|a, b| a.0.cmp(&b.0));
+                out.push(b'{');
+                let mut first = true;
+                for (i, (name, value)) in named.iter().map(|a| (&a.0, &a.1)).enumerate() {
+                    if named.get(i + 1).is_some_and(|next| next.0 == *name) {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    crate::bindings::json::write_str(name, out);
+                    out.push(b':');
+                    crate::bindings::json::Recordable::write_json(value, out);
+                }
+                out.push(b'}');
+            }
             fn replayed_list(value: &::serde_json::Value) -> ::core::option::Option<::std::vec::Vec<Self>> {
                 value
                     .as_object()?
@@ -176,8 +249,9 @@ fn item(attribute: &syn::Ident) -> Tokens {
 fn cases<'a>(
     variants: impl Iterator<Item = &'a syn::Variant>,
     spelling: Spelling,
-) -> syn::Result<(Tokens, Tokens)> {
+) -> syn::Result<Derived> {
     let mut arms = Vec::new();
+    let mut writes = Vec::new();
     let mut units = Vec::new();
     let mut payloads = Vec::new();
     for variant in variants {
@@ -188,15 +262,36 @@ fn cases<'a>(
                 arms.push(quote! {
                     Self::#ident => ::serde_json::json!({ #name: true })
                 });
+                let text = object_of(&name, "true")?;
+                writes.push(quote! { Self::#ident => out.extend_from_slice(#text) });
                 payloads.push(quote! { #name => ::core::option::Option::Some(Self::#ident) });
             }
             Fields::Unit => {
                 arms.push(quote! {
                     Self::#ident => ::serde_json::Value::String(#name.to_string())
                 });
+                key(&name)?;
+                let text =
+                    syn::LitByteStr::new(format!("\"{}\"", name.value()).as_bytes(), name.span());
+                writes.push(quote! { Self::#ident => out.extend_from_slice(#text) });
                 units.push(quote! { #name => ::core::option::Option::Some(Self::#ident) });
             }
             Fields::Unnamed(fields) if fields.unnamed.len() == 1 => {
+                let open = syn::LitByteStr::new(
+                    format!(
+                        "{{{}",
+                        String::from_utf8(key(&name)?.value()).expect("ASCII")
+                    )
+                    .as_bytes(),
+                    name.span(),
+                );
+                writes.push(quote! {
+                    Self::#ident(payload) => {
+                        out.extend_from_slice(#open);
+                        crate::bindings::json::Recordable::write_json(payload, out);
+                        out.push(b'}');
+                    }
+                });
                 arms.push(quote! {
                     Self::#ident(payload) => {
                         let mut object = ::serde_json::Map::new();
@@ -241,5 +336,20 @@ fn cases<'a>(
         }
         #with_payload
     };
-    Ok((record, replayed))
+    Ok(Derived {
+        record,
+        replayed,
+        write: quote! {
+            match self { #(#writes),* }
+        },
+    })
+}
+
+/// `{"name":value}` as JSON text, for a case whose JSON is fixed.
+fn object_of(name: &LitStr, value: &str) -> syn::Result<syn::LitByteStr> {
+    let key = String::from_utf8(key(name)?.value()).expect("ASCII");
+    Ok(syn::LitByteStr::new(
+        format!("{{{key}{value}}}").as_bytes(),
+        name.span(),
+    ))
 }

@@ -33,6 +33,39 @@ pub trait Recordable: Sized {
     fn replayed_list(value: &Value) -> Option<Vec<Self>> {
         value.as_array()?.iter().map(Self::replayed).collect()
     }
+
+    /// The JSON [`record`](Self::record) builds, byte for byte as
+    /// `serde_json` writes it (compact, an object's keys in order), written
+    /// to `out` without building it (the tape's path: `calls/tape/recorded.rs`).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_tree(&self.record(), out);
+    }
+    fn write_list(list: &[Self], out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, element) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            element.write_json(out);
+        }
+        out.push(b']');
+    }
+}
+
+/// A tree as `serde_json` writes it.
+fn write_tree(value: &Value, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("JSON to memory");
+}
+
+/// `text` as a JSON string, escaped as `serde_json` escapes it.
+pub fn write_str(text: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, text).expect("JSON to memory");
+}
+
+/// An unsigned number as JSON.
+fn write_number(n: u64, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    write!(out, "{n}").expect("JSON to memory");
 }
 
 /// `value` as the other contract version's type of the same WIT shape.
@@ -48,6 +81,9 @@ impl Recordable for () {
     fn replayed(_: &Value) -> Option<Self> {
         Some(())
     }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"null");
+    }
 }
 
 impl Recordable for String {
@@ -57,6 +93,9 @@ impl Recordable for String {
     fn replayed(value: &Value) -> Option<Self> {
         value.as_str().map(str::to_string)
     }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_str(self, out);
+    }
 }
 
 impl Recordable for bool {
@@ -65,6 +104,9 @@ impl Recordable for bool {
     }
     fn replayed(value: &Value) -> Option<Self> {
         value.as_bool()
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
     }
 }
 
@@ -76,6 +118,9 @@ macro_rules! numbers {
             }
             fn replayed(value: &Value) -> Option<Self> {
                 value.as_u64().and_then(|n| <$t>::try_from(n).ok())
+            }
+            fn write_json(&self, out: &mut Vec<u8>) {
+                write_number(u64::from(*self), out);
             }
         }
     )*};
@@ -96,6 +141,15 @@ impl Recordable for u8 {
     fn replayed_list(value: &Value) -> Option<Vec<Self>> {
         STANDARD.decode(value.as_str()?).ok()
     }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_number(u64::from(*self), out);
+    }
+    /// Base64 needs no escape: the quotes around it make the string.
+    fn write_list(list: &[Self], out: &mut Vec<u8>) {
+        out.push(b'"');
+        out.extend_from_slice(STANDARD.encode(list).as_bytes());
+        out.push(b'"');
+    }
 }
 
 impl<T: Recordable> Recordable for Vec<T> {
@@ -104,6 +158,9 @@ impl<T: Recordable> Recordable for Vec<T> {
     }
     fn replayed(value: &Value) -> Option<Self> {
         T::replayed_list(value)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        T::write_list(self, out);
     }
 }
 
@@ -115,6 +172,12 @@ impl<T: Recordable> Recordable for Option<T> {
         match value {
             Value::Null => Some(None),
             value => T::replayed(value).map(Some),
+        }
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(value) => value.write_json(out),
+            None => out.extend_from_slice(b"null"),
         }
     }
 }
@@ -130,6 +193,13 @@ impl Recordable for (String, String) {
             [name, value] => Some((String::replayed(name)?, String::replayed(value)?)),
             _ => None,
         }
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        write_str(&self.0, out);
+        out.push(b',');
+        write_str(&self.1, out);
+        out.push(b']');
     }
 }
 
@@ -169,6 +239,9 @@ impl Recordable for Ciphertext {
     }
     fn replayed(value: &Value) -> Option<Self> {
         Recordable::replayed(value).map(Ciphertext)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.0.write_json(out);
     }
 }
 

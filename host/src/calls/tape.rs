@@ -22,9 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::calls::Call;
+
+mod recorded;
+pub use recorded::{RecordedCall, answer};
 
 /// At most this many random bytes are kept per message: a guest drawing
 /// more replays the rest from a fixed sequence.
@@ -35,16 +39,6 @@ const MAX_RANDOM_BYTES: usize = 4_096;
 /// logic makes about 20 calls and a handful of clock reads a message.
 const MAX_CALLS: usize = 1_000;
 const MAX_CLOCK_READS: usize = 10_000;
-
-/// One call as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RecordedCall {
-    /// `interface.function`, as in the WIT.
-    pub call: String,
-    pub request: Value,
-    /// `{"ok": value}` or `{"err": error}`.
-    pub answer: Value,
-}
 
 /// What a tape holds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -66,7 +60,9 @@ pub struct Taped {
 pub struct Tape(Arc<Mutex<Taped>>);
 
 impl Tape {
-    pub fn call(&self, call: Call, request: Value, answer: Value) {
+    /// A call ended: its request, and its answer as [`answer`] wrote it.
+    pub fn call(&self, call: Call, request: &Value, answer: Box<RawValue>) {
+        let request = recorded::text(request);
         let mut taped = lock(&self.0);
         if taped.calls.len() >= MAX_CALLS {
             taped.overflowed = true;
@@ -77,6 +73,12 @@ impl Tape {
             request,
             answer,
         });
+    }
+
+    /// [`Tape::call`] with the answer as a tree.
+    #[cfg(test)]
+    pub fn call_json(&self, call: Call, request: Value, answer: Value) {
+        self.call(call, &request, recorded::text(&answer));
     }
 
     fn clock_read(&self, ms: u64) {
@@ -98,16 +100,6 @@ impl Tape {
     /// What was recorded so far.
     pub fn taken(&self) -> Taped {
         std::mem::take(&mut *lock(&self.0))
-    }
-}
-
-/// A result as the tape holds it.
-pub fn answer<T: crate::bindings::json::Recordable, E: crate::bindings::json::Recordable>(
-    result: &Result<T, E>,
-) -> Value {
-    match result {
-        Ok(value) => json!({ "ok": value.record() }),
-        Err(error) => json!({ "err": error.record() }),
     }
 }
 
@@ -231,9 +223,15 @@ struct Answering {
     unanswered: Vec<String>,
 }
 
+/// A recorded call as the replay compares it.
+struct Replayed {
+    request: Value,
+    answer: Value,
+}
+
 /// A recording answering a run's calls.
 pub struct Replayer {
-    calls: Vec<(Option<Call>, RecordedCall)>,
+    calls: Vec<(Option<Call>, Replayed)>,
     clock: Vec<u64>,
     random: Vec<u8>,
     state: Mutex<Answering>,
@@ -244,7 +242,13 @@ impl Replayer {
         let calls: Vec<_> = taped
             .calls
             .iter()
-            .map(|c| (Call::named(&c.call), c.clone()))
+            .map(|c| {
+                let replayed = Replayed {
+                    request: c.request(),
+                    answer: c.answer(),
+                };
+                (Call::named(&c.call), replayed)
+            })
             .collect();
         Self {
             state: Mutex::new(Answering {
@@ -272,7 +276,7 @@ impl Replayer {
                 request: request.clone(),
             });
         }
-        let same = |(c, recorded): &(Option<Call>, RecordedCall)| {
+        let same = |(c, recorded): &(Option<Call>, Replayed)| {
             *c == Some(call) && recorded.request == *request
         };
         let unused = |i: &usize| !state.used[*i];

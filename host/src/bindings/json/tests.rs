@@ -11,10 +11,12 @@ use crate::bindings::envmgr::environments::github::{Comment, DeploymentState, De
 use crate::bindings::envmgr::environments::runtime::Created;
 use crate::bindings::{Error, ErrorCode};
 
-/// `value` records as `expected` and reads back as itself.
+/// `value` records as `expected`, is written as the tree's text without
+/// building it, and reads back as itself.
 fn recorded_as<T: Recordable>(value: T, expected: Value) {
     assert_eq!(value.record(), expected);
     let text = expected.to_string();
+    assert_eq!(written(&value), text);
     let back: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         T::replayed(&back).map(|v| v.record()),
@@ -117,4 +119,57 @@ fn what_is_not_such_a_value_reads_as_none() {
     assert!(ErrorCode::replayed(&json!("teapot")).is_none());
     assert!(WriteError::replayed(&json!({"exploded": 1})).is_none());
     assert!(u8::replayed(&json!(256)).is_none());
+}
+
+fn written<T: Recordable>(value: &T) -> String {
+    let mut out = Vec::new();
+    value.write_json(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+/// The text written without a tree is the tree's text, where the tree
+/// decides something: an item's attribute named twice (the last is kept,
+/// as in a map), escapes, characters beyond ASCII, empty values.
+#[test]
+fn the_text_written_without_a_tree_is_the_trees() {
+    let item: Vec<(String, AttributeValue)> = vec![
+        ("sk".into(), AttributeValue::S("first".into())),
+        (
+            "pk".into(),
+            AttributeValue::S("\"quoted\"\\ \u{1}\u{7f} é 🦀 </script>".into()),
+        ),
+        ("sk".into(), AttributeValue::S("last".into())),
+        (
+            "sets".into(),
+            AttributeValue::Ss(vec!["b".into(), "a".into()]),
+        ),
+        ("numbers".into(), AttributeValue::Ns(Vec::new())),
+        (
+            "blobs".into(),
+            AttributeValue::Bs(vec![vec![0, 255], Vec::new()]),
+        ),
+        ("flag".into(), AttributeValue::Bool(false)),
+        ("nothing".into(), AttributeValue::Null),
+        (
+            "json".into(),
+            AttributeValue::Json("{\"b\":1,\"a\":[]}".into()),
+        ),
+        ("count".into(), AttributeValue::N("12.50".into())),
+        ("bytes".into(), AttributeValue::B(Vec::new())),
+    ];
+    let page = Page {
+        items: vec![item.clone(), Vec::new()],
+        next: Some(item.clone()),
+    };
+    for (text, tree) in [
+        (written(&item), item.record()),
+        (written(&page), page.record()),
+        (written(&Some(item.clone())), Some(item).record()),
+        (
+            written(&DeploymentState::InProgress),
+            DeploymentState::InProgress.record(),
+        ),
+    ] {
+        assert_eq!(text, tree.to_string());
+    }
 }

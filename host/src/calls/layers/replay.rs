@@ -59,11 +59,11 @@ mod tests {
 
     fn replayer() -> Replayer {
         Replayer::new(&Taped {
-            calls: vec![RecordedCall {
-                call: "kms.decrypt".into(),
-                request: json!({ "key": "k" }),
-                answer: json!({ "ok": "recorded" }),
-            }],
+            calls: vec![RecordedCall::new(
+                "kms.decrypt",
+                &json!({ "key": "k" }),
+                &json!({ "ok": "recorded" }),
+            )],
             ..Taped::default()
         })
     }

@@ -17,7 +17,7 @@ pub async fn around<T: Recordable, E: Recordable>(
 ) -> Result<T, E> {
     let result = next.await;
     if let (Some(tape), Some(request)) = (tape, request) {
-        tape.call(call, request, answer(&result));
+        tape.call(call, &request, answer(&result));
     }
     result
 }
@@ -47,9 +47,9 @@ mod tests {
         ));
         let calls = tape.taken().calls;
         assert_eq!(calls[0].call, "kms.decrypt");
-        assert_eq!(calls[0].request, json!({"key": "k"}));
-        assert_eq!(calls[0].answer, json!({"ok": "plain"}));
-        assert_eq!(calls[1].answer["err"]["code"], "conflict");
+        assert_eq!(calls[0].request(), json!({"key": "k"}));
+        assert_eq!(calls[0].answer(), json!({"ok": "plain"}));
+        assert_eq!(calls[1].answer()["err"]["code"], "conflict");
     }
 
     #[test]

@@ -4,12 +4,12 @@ use super::*;
 
 fn tape() -> Taped {
     let tape = Tape::default();
-    tape.call(
+    tape.call_json(
         Call::DynamodbGet,
         json!({"table": "apps", "key": {"pk": {"s": "APP#1"}}}),
         json!({"ok": null}),
     );
-    tape.call(
+    tape.call_json(
         Call::GithubCreateComment,
         json!({"installation-id": 1, "repo": {"owner": "a", "name": "b"}, "issue-number": 7, "body": "old"}),
         json!({"ok": {"id": 9, "body": "old", "html-url": "u"}}),
@@ -52,16 +52,16 @@ fn a_read_is_answered_as_it_was_between_the_same_effects() {
     let key = json!({"table": "envs", "key": {"pk": {"s": "ENV#1"}}});
     let write = json!({"table": "envs", "item": {"pk": {"s": "ENV#1"}}});
     let tape = Tape::default();
-    tape.call(Call::DynamodbGet, key.clone(), json!({"ok": null}));
-    tape.call(Call::DynamodbUpdate, write.clone(), json!({"ok": null}));
+    tape.call_json(Call::DynamodbGet, key.clone(), json!({"ok": null}));
+    tape.call_json(Call::DynamodbUpdate, write.clone(), json!({"ok": null}));
     // An event no read can see: a run that leaves it out still reads
     // what the write left.
-    tape.call(
+    tape.call_json(
         Call::AnalyticsTrack,
         json!({"event": "e"}),
         json!({"ok": null}),
     );
-    tape.call(
+    tape.call_json(
         Call::DynamodbGet,
         key.clone(),
         json!({"ok": {"pk": {"s": "ENV#1"}}}),
@@ -119,7 +119,7 @@ fn a_read_is_answered_as_it_was_between_the_same_effects() {
 fn a_tape_stops_at_its_bounds_and_says_so() {
     let tape = Tape::default();
     for _ in 0..MAX_CALLS {
-        tape.call(Call::DynamodbGet, json!({}), json!({"ok": null}));
+        tape.call_json(Call::DynamodbGet, json!({}), json!({"ok": null}));
     }
     for ms in 0..MAX_CLOCK_READS as u64 {
         tape.clock_read(ms);
@@ -138,7 +138,7 @@ fn a_tape_stops_at_its_bounds_and_says_so() {
 
     let tape = Tape::default();
     for _ in 0..=MAX_CALLS {
-        tape.call(Call::DynamodbGet, json!({}), json!({"ok": null}));
+        tape.call_json(Call::DynamodbGet, json!({}), json!({"ok": null}));
     }
     assert!(tape.taken().overflowed);
 }
