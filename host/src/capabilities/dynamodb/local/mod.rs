@@ -8,19 +8,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde_json::{Value, json};
+
+mod item_text;
 
 use super::transaction::{self, ItemStore, Key};
 use super::{
-    AttributeValue, Condition, Item, KeyCondition, Page, PutItem, QueryRequest, Tables, UpdateItem,
-    Write, WriteError, page, primary_key, query_limit,
+    Condition, Item, KeyCondition, Page, PutItem, QueryRequest, Tables, UpdateItem, Write,
+    WriteError, page, primary_key, query_limit,
 };
 use crate::capabilities::{CapResult, ErrorCode, error};
 use crate::local::{Durability, Store, unavailable};
+use item_text::{decode, encode};
 
 pub struct LocalTables {
     store: Store,
@@ -325,93 +325,10 @@ impl rusqlite::ToSql for TextBytes {
     }
 }
 
-/// An item as a DynamoDB JSON object (`{"pk": {"S": "..."}, ...}`).
-fn encode(item: &Item) -> CapResult<String> {
-    let mut object = serde_json::Map::new();
-    for (name, value) in item {
-        object.insert(name.clone(), encode_value(value)?);
-    }
-    Ok(Value::Object(object).to_string())
-}
-
-fn encode_value(value: &AttributeValue) -> CapResult<Value> {
-    Ok(match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": BASE64.encode(b) }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null => json!({ "NULL": true }),
-        AttributeValue::Ss(v) => json!({ "SS": v }),
-        AttributeValue::Ns(v) => json!({ "NS": v }),
-        AttributeValue::Bs(v) => {
-            json!({ "BS": v.iter().map(|b| BASE64.encode(b)).collect::<Vec<_>>() })
-        }
-        // Nested maps and lists are DynamoDB JSON already.
-        AttributeValue::Json(text) => serde_json::from_str(text).map_err(|e| {
-            error(
-                ErrorCode::Invalid,
-                format!("attribute JSON is not JSON: {e}"),
-            )
-        })?,
-    })
-}
-
-/// Keys first, then the other attributes by name (like the AWS backend).
-fn decode(text: &str) -> CapResult<Item> {
-    let corrupt = |what: &str| error(ErrorCode::Unavailable, format!("local database: {what}"));
-    let object: serde_json::Map<String, Value> =
-        serde_json::from_str(text).map_err(|_| corrupt("an item is not JSON"))?;
-    let mut item: Item = object
-        .into_iter()
-        .map(|(name, value)| {
-            Ok((
-                name,
-                decode_value(&value).ok_or_else(|| corrupt("an attribute is not DynamoDB JSON"))?,
-            ))
-        })
-        .collect::<CapResult<_>>()?;
-    item.sort_by(|(a, _), (b, _)| {
-        let rank = |n: &str| match n {
-            "pk" => 0,
-            "sk" => 1,
-            _ => 2,
-        };
-        rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
-    });
-    Ok(item)
-}
-
-fn decode_value(value: &Value) -> Option<AttributeValue> {
-    let (tag, inner) = value.as_object().filter(|o| o.len() == 1)?.iter().next()?;
-    let strings = |v: &Value| -> Option<Vec<String>> {
-        v.as_array()?
-            .iter()
-            .map(|s| s.as_str().map(str::to_string))
-            .collect()
-    };
-    Some(match tag.as_str() {
-        "S" => AttributeValue::S(inner.as_str()?.to_string()),
-        "N" => AttributeValue::N(inner.as_str()?.to_string()),
-        "B" => AttributeValue::B(BASE64.decode(inner.as_str()?).ok()?),
-        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
-        "NULL" => AttributeValue::Null,
-        "SS" => AttributeValue::Ss(strings(inner)?),
-        "NS" => AttributeValue::Ns(strings(inner)?),
-        "BS" => AttributeValue::Bs(
-            strings(inner)?
-                .iter()
-                .map(|b| BASE64.decode(b).ok())
-                .collect::<Option<_>>()?,
-        ),
-        "M" | "L" => AttributeValue::Json(value.to_string()),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::dynamodb::{AttributeCheck, Condition, PutItem};
+    use crate::capabilities::dynamodb::{AttributeCheck, AttributeValue, Condition, PutItem};
 
     fn item(pk: &str, sk: &str, version: &str) -> Item {
         vec![
