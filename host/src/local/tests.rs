@@ -253,7 +253,7 @@ async fn readers_that_always_overlap_do_not_grow_the_wal() {
     };
     let wal = path.with_extension("db-wal");
     let mut largest = 0;
-    for k in 0..2_048 {
+    for k in 0..4_096 {
         store
             .write(Durability::SurvivesCrash, move |c| {
                 c.execute("INSERT INTO t VALUES (?1, zeroblob(4096))", [k])
@@ -264,8 +264,12 @@ async fn readers_that_always_overlap_do_not_grow_the_wal() {
     }
     done.store(true, Ordering::Relaxed);
     readers.join().unwrap();
-    // 8 MiB (some 24 MiB of WAL) written; the threshold is 1 MiB.
-    assert!(largest < 6 << 20, "the WAL grew to {largest} bytes");
+    // 16 MiB (some 50 MB of WAL) written; the threshold is 1 MiB. Never
+    // truncated, the WAL ends at ~52 MB. On a loaded machine the first
+    // truncation can come late (the checkpointing thread and the readers
+    // scheduled late: up to 21 MB seen with two test runs at once), so the
+    // bound leaves room for that and none for never.
+    assert!(largest < 24 << 20, "the WAL grew to {largest} bytes");
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
