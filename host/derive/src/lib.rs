@@ -215,23 +215,12 @@ fn item(attribute: &syn::Ident) -> Tokens {
             /// The object the tree makes: attributes by name, the last of
             /// a name that comes twice.
             fn write_list(item: &[Self], out: &mut ::std::vec::Vec<u8>) {
-                let mut named: ::std::vec::Vec<&Self> = item.iter().collect();
-                named.sort_by(|a, b| a.0.cmp(&b.0));
-                out.push(b'{');
-                let mut first = true;
-                for (i, (name, value)) in named.iter().map(|a| (&a.0, &a.1)).enumerate() {
-                    if named.get(i + 1).is_some_and(|next| next.0 == *name) {
-                        continue;
-                    }
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    crate::bindings::json::write_str(name, out);
-                    out.push(b':');
-                    crate::bindings::json::Recordable::write_json(value, out);
-                }
-                out.push(b'}');
+                let written: ::core::result::Result<(), ::core::convert::Infallible> =
+                    crate::bindings::json::write_named(item, out, |value, out| {
+                        crate::bindings::json::Recordable::write_json(value, out);
+                        ::core::result::Result::Ok(())
+                    });
+                let ::core::result::Result::Ok(()) = written;
             }
             fn replayed_list(value: &::serde_json::Value) -> ::core::option::Option<::std::vec::Vec<Self>> {
                 value

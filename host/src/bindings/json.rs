@@ -62,6 +62,34 @@ pub fn write_str(text: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, text).expect("JSON to memory");
 }
 
+/// Named values as the object a map of them makes: names in order, a name
+/// given twice with its last value (an item's attributes, as the recording
+/// and the local tables write them).
+pub fn write_named<V, E>(
+    named: &[(String, V)],
+    out: &mut Vec<u8>,
+    mut write_value: impl FnMut(&V, &mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut sorted: Vec<&(String, V)> = named.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    out.push(b'{');
+    let mut first = true;
+    for (i, (name, value)) in sorted.iter().map(|a| (&a.0, &a.1)).enumerate() {
+        if sorted.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(name, out);
+        out.push(b':');
+        write_value(value, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 /// An unsigned number as JSON.
 fn write_number(n: u64, out: &mut Vec<u8>) {
     use std::io::Write as _;

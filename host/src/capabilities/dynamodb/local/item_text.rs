@@ -18,30 +18,14 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::bindings::json::write_str;
+use crate::bindings::json::{write_named, write_str};
 use crate::capabilities::dynamodb::{AttributeValue, Item};
 use crate::capabilities::{CapResult, ErrorCode, error};
 
 /// The item's text: its attributes by name, the last of a name given twice.
 pub fn encode(item: &Item) -> CapResult<String> {
-    let mut named: Vec<&(String, AttributeValue)> = item.iter().collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(256);
-    out.push(b'{');
-    let mut first = true;
-    for (i, (name, value)) in named.iter().map(|a| (&a.0, &a.1)).enumerate() {
-        if named.get(i + 1).is_some_and(|next| next.0 == *name) {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        write_str(name, &mut out);
-        out.push(b':');
-        encode_value(value, &mut out)?;
-    }
-    out.push(b'}');
+    write_named(item, &mut out, encode_value)?;
     Ok(String::from_utf8(out).expect("JSON written from text is text"))
 }
 
