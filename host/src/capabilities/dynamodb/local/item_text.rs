@@ -37,16 +37,6 @@ fn encode_value(value: &AttributeValue, out: &mut Vec<u8>) -> CapResult<()> {
         inner(out);
         out.push(b'}');
     };
-    let strings = |list: &mut dyn Iterator<Item = String>, out: &mut Vec<u8>| {
-        out.push(b'[');
-        for (i, text) in list.enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(&text, out);
-        }
-        out.push(b']');
-    };
     match value {
         AttributeValue::S(s) => tagged(b"S", out, &|out| write_str(s, out)),
         AttributeValue::N(n) => tagged(b"N", out, &|out| write_str(n, out)),
@@ -55,10 +45,10 @@ fn encode_value(value: &AttributeValue, out: &mut Vec<u8>) -> CapResult<()> {
             out.extend_from_slice(if *b { b"true" } else { b"false" })
         }),
         AttributeValue::Null => out.extend_from_slice(br#"{"NULL":true}"#),
-        AttributeValue::Ss(v) => tagged(b"SS", out, &|out| strings(&mut v.iter().cloned(), out)),
-        AttributeValue::Ns(v) => tagged(b"NS", out, &|out| strings(&mut v.iter().cloned(), out)),
+        AttributeValue::Ss(v) => tagged(b"SS", out, &|out| strings(v.iter(), out)),
+        AttributeValue::Ns(v) => tagged(b"NS", out, &|out| strings(v.iter(), out)),
         AttributeValue::Bs(v) => tagged(b"BS", out, &|out| {
-            strings(&mut v.iter().map(|b| BASE64.encode(b)), out)
+            strings(v.iter().map(|b| BASE64.encode(b)), out)
         }),
         AttributeValue::Json(text) => {
             let tree: Value = serde_json::from_str(text).map_err(|e| {
@@ -71,6 +61,19 @@ fn encode_value(value: &AttributeValue, out: &mut Vec<u8>) -> CapResult<()> {
         }
     }
     Ok(())
+}
+
+/// A list of texts as a JSON array (a string set, a number set, a binary
+/// set's base64), each borrowed where it can be.
+fn strings<S: AsRef<str>>(list: impl Iterator<Item = S>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, text) in list.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(text.as_ref(), out);
+    }
+    out.push(b']');
 }
 
 /// The item the text holds: keys first, then the other attributes by name

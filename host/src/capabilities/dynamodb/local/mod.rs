@@ -219,7 +219,7 @@ impl Tables for LocalTables {
             .store
             .query(move |connection| {
                 let range = SortKeyRange::new(&prefix, after.as_deref());
-                let mut statement = connection.prepare_cached(&range.sql())?;
+                let mut statement = connection.prepare_cached(range.sql())?;
                 let mut bound: Vec<(&str, &dyn rusqlite::ToSql)> =
                     vec![(":tbl", &table), (":pk", &partition), (":prefix", &prefix)];
                 range.bind(&mut bound);
@@ -271,21 +271,24 @@ impl<'a> SortKeyRange<'a> {
         }
     }
 
-    fn sql(&self) -> String {
-        let from = match self.after {
-            Some(_) => "sk > :after",
-            None => "sk >= :prefix",
-        };
-        let to = match self.before {
-            Some(_) => " AND sk < :before",
-            None => "",
-        };
-        format!(
-            "SELECT item FROM items
-             WHERE tbl = :tbl AND pk = :pk AND {from}{to}
-               AND substr(sk, 1, length(:prefix)) = :prefix
-             ORDER BY sk LIMIT :limit"
-        )
+    /// One of four statements, each parsed once per connection (no text
+    /// is built per query).
+    fn sql(&self) -> &'static str {
+        macro_rules! select {
+            ($range:literal) => {
+                concat!(
+                    "SELECT item FROM items WHERE tbl = :tbl AND pk = :pk AND ",
+                    $range,
+                    " AND substr(sk, 1, length(:prefix)) = :prefix ORDER BY sk LIMIT :limit"
+                )
+            };
+        }
+        match (self.after.is_some(), self.before.is_some()) {
+            (false, false) => select!("sk >= :prefix"),
+            (false, true) => select!("sk >= :prefix AND sk < :before"),
+            (true, false) => select!("sk > :after"),
+            (true, true) => select!("sk > :after AND sk < :before"),
+        }
     }
 
     fn bind<'b>(&'b self, bound: &mut Vec<(&'static str, &'b dyn rusqlite::ToSql)>) {
