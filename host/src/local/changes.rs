@@ -2,8 +2,10 @@
 //! queue's long poll), so a message sent by another process (`envmgr send`)
 //! or by this one is picked up at once rather than at the next poll.
 //!
-//! Every commit, by any process of this release, is **announced**: the
-//! writer wakes this process's waiters directly and reads the one byte of
+//! Every commit that inserted or updated a message, by any process of this
+//! release, is **announced** (other commits wake no one: nothing waits for
+//! them; [`super::writer`]): the writer wakes this process's waiters
+//! directly and reads the one byte of
 //! the wake file beside the database (`envmgr.db-wake`), which every
 //! process watches (inotify, Linux: a read is an `IN_ACCESS` event). The
 //! watch is on that one file, not on the directory: a watch on the
@@ -86,8 +88,8 @@ impl Changes {
         self.watched
     }
 
-    /// A commit happened: wake this process's waiters, and every other
-    /// process's through the wake file. A failed read only leaves the
+    /// A commit changed the messages: wake this process's waiters, and
+    /// every other process's through the wake file. A failed read only leaves the
     /// others to their poll.
     pub fn announce(&self) {
         self.notify.notify_waiters();
@@ -170,7 +172,7 @@ mod tests {
     }
 
     impl Committer<'_> {
-        /// Commit a write with `self`'s store and wait for `listener`'s
+        /// Commit a message with `self`'s store and wait for `listener`'s
         /// waiters to be woken.
         async fn wakes(self, listener: &Store) {
             let changed = listener.changes().notify().notified();
@@ -178,7 +180,11 @@ mod tests {
             changed.as_mut().enable();
             self.0
                 .write(crate::local::Durability::SurvivesCrash, |connection| {
-                    connection.execute_batch("CREATE TABLE IF NOT EXISTS touched (x)")
+                    connection.execute(
+                        "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
+                         VALUES (?1, 'q', '{}', '{}', 0, 0)",
+                        [crate::support::random_hex(8)],
+                    )
                 })
                 .await
                 .unwrap();

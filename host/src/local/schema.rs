@@ -4,6 +4,7 @@
 use rusqlite::Connection;
 
 pub fn create(connection: &Connection) -> rusqlite::Result<()> {
+    items_out_of_their_key(connection)?;
     // In this order: the indexes of `PRUNED_BY_TIME` need the tables above.
     for statements in [
         DYNAMODB,
@@ -19,16 +20,72 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The DynamoDB tables: items as DynamoDB JSON under their key.
+/// The DynamoDB tables: items as DynamoDB JSON, found by their key.
+///
+/// The item is in a table of its own and the key in an index of small
+/// cells: a leaf of the table holds an item of up to ~4 KB, and finding a
+/// key compares keys alone. (Items and keys in one `WITHOUT ROWID` tree,
+/// as before: an index tree keeps at most ~1 KB of a cell in its page, so
+/// most environments spilled to an overflow page, which SQLite reads from
+/// the file, past its page cache — and a search compares whole cells, so
+/// every lookup that passed such an item read it: ~60 reads from the file
+/// per create. [`items_out_of_their_key`] moves a file's items over.)
 const DYNAMODB: &str = "
     CREATE TABLE IF NOT EXISTS items (
         tbl  TEXT NOT NULL,
         pk   TEXT NOT NULL,
         sk   TEXT NOT NULL,
-        item TEXT NOT NULL,
-        PRIMARY KEY (tbl, pk, sk)
-    ) WITHOUT ROWID;
+        item TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (tbl, pk, sk);
 ";
+
+/// Move the items of a file made before [`DYNAMODB`]'s layout into it, in
+/// one transaction (once: another process opening the file at the same
+/// time finds it done). A process of the older release still running
+/// reads and writes the new table as it did the old one: same columns,
+/// same key, `INSERT OR REPLACE` answered by the unique index.
+fn items_out_of_their_key(connection: &Connection) -> rusqlite::Result<()> {
+    let old_layout = |connection: &Connection| -> rusqlite::Result<bool> {
+        connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema
+              WHERE type = 'table' AND name = 'items' AND sql LIKE '%WITHOUT ROWID%')",
+            [],
+            |row| row.get(0),
+        )
+    };
+    if !old_layout(connection)? {
+        return Ok(());
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let moved = old_layout(connection).and_then(|old| match old {
+        false => Ok(()),
+        true => connection.execute_batch(
+            "ALTER TABLE items RENAME TO items_in_their_key;
+             CREATE TABLE items (
+                 tbl  TEXT NOT NULL,
+                 pk   TEXT NOT NULL,
+                 sk   TEXT NOT NULL,
+                 item TEXT NOT NULL
+             );
+             INSERT INTO items (tbl, pk, sk, item)
+                 SELECT tbl, pk, sk, item FROM items_in_their_key ORDER BY tbl, pk, sk;
+             DROP TABLE items_in_their_key;
+             CREATE UNIQUE INDEX items_key ON items (tbl, pk, sk);",
+        ),
+    });
+    match moved {
+        Ok(()) => connection.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The table of the queues' messages: a commit that inserted or updated a
+/// row of it is announced to the waiting receivers ([`super::writer`]).
+pub const MESSAGES: &str = "messages";
 
 /// The queues and their dead-letter queues. A message is visible when
 /// `visible_at_ms` has passed; each receive gives it a new receipt.

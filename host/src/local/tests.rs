@@ -342,3 +342,101 @@ async fn a_statement_bound_to_new_values_is_not_parsed_again() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// Only a commit that changed a message wakes the queue's waiters (before
+/// its callers are answered): a commit of anything else (items, records)
+/// is no news to them.
+#[tokio::test]
+async fn only_a_commit_that_changed_a_message_wakes_the_waiters() {
+    use std::task::{Context, Waker};
+    let (store, dir) = store(false);
+    for (sql, wakes) in [
+        ("INSERT INTO t VALUES ('k', 1)", false),
+        ("UPDATE t SET v = 2", false),
+        (
+            "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
+             VALUES ('m', 'q', '{}', '{}', 0, 0)",
+            true,
+        ),
+        ("UPDATE messages SET visible_at_ms = 1", true),
+        ("DELETE FROM messages", false),
+    ] {
+        let mut listening = Box::pin(store.changes().notify().notified());
+        listening.as_mut().enable();
+        store
+            .write(Durability::SurvivesCrash, move |c| c.execute(sql, []))
+            .await
+            .unwrap();
+        let woken = listening
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready();
+        assert_eq!(woken, wakes, "{sql}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A file made with items in their key's tree (`WITHOUT ROWID`, the
+/// layout before) opens with the same items in a table of their own,
+/// found through the key's index; opening it again changes nothing.
+#[test]
+fn a_file_of_the_older_layout_keeps_its_items_in_the_new_one() {
+    let dir = std::env::temp_dir().join(format!("envmgr-layout-{}", random_hex(6)));
+    private_dir(&dir).unwrap();
+    let path = dir.join(FILE_NAME);
+    let large = format!(
+        r#"{{"pk":{{"S":"E#1"}},"blob":{{"S":"{}"}}}}"#,
+        "x".repeat(3_000)
+    );
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE items (tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
+                                 item TEXT NOT NULL, PRIMARY KEY (tbl, pk, sk)) WITHOUT ROWID",
+        )
+        .unwrap();
+        for (pk, item) in [("E#1", large.as_str()), ("E#2", "{}"), ("A#1", "{}")] {
+            old.execute(
+                "INSERT INTO items VALUES ('environments', ?1, 'e', ?2)",
+                [pk, item],
+            )
+            .unwrap();
+        }
+    }
+    let layout = |store: &Store| -> (String, Vec<(String, String)>, String) {
+        store
+            .read(|c| {
+                let sql: String = c.query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = 'items'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let items = c
+                    .prepare("SELECT pk, item FROM items WHERE tbl = 'environments' ORDER BY pk")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let plan: String = c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                    ["environments", "E#1", "e"],
+                    |r| r.get(3),
+                )?;
+                Ok((sql, items, plan))
+            })
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let store = Store::open(&path).unwrap();
+        let (sql, items, plan) = layout(&store);
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        assert_eq!(
+            items,
+            [
+                ("A#1".to_string(), "{}".to_string()),
+                ("E#1".to_string(), large.clone()),
+                ("E#2".to_string(), "{}".to_string())
+            ]
+        );
+        assert!(plan.contains("USING INDEX items_key"), "{plan}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -19,18 +19,29 @@
 //!
 //! One commit writes each page a batch changed once, instead of once per
 //! job, and the callers of a batch share one wake-up of this thread. A
-//! commit that kept a write is announced ([`Changes::announce`]): the
-//! local queue's waiters, in this process and others, look again.
+//! commit that inserted or updated a message ([`schema::MESSAGES`]) is
+//! announced ([`Changes::announce`]) before its callers are answered: the
+//! local queue's waiters, in this process and others, look again. Other
+//! commits wake no one — nothing waits for them, and an announcement costs
+//! a read of the wake file here and a wake-up in every watching process.
+//!
+//! (Running a write on its caller's thread when this one is idle, without
+//! the two wake-ups of a hand-off, was measured and not kept: writes that
+//! no longer waited for this thread no longer shared commits, and the
+//! pages those extra commits wrote cost what the wake-ups saved;
+//! docs/performance.md.)
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+use rusqlite::hooks::Action;
 
-use super::Durability;
 use super::changes::Changes;
+use super::{Durability, schema};
 
 /// The most work one batch does while holding the write lock; the jobs left
 /// over go into the next batch.
@@ -79,12 +90,34 @@ pub fn start(
     Ok(sender)
 }
 
+/// Watch `connection` for a change of the messages: the flag is set when a
+/// row of them is inserted or updated (a delete makes nothing receivable).
+/// Set by a job that was undone too: one wake-up too many, never one few.
+fn watch_messages(connection: &Connection) -> Arc<AtomicBool> {
+    let changed = Arc::new(AtomicBool::new(false));
+    let flag = changed.clone();
+    connection.update_hook(Some(move |action, _: &str, table: &str, _: i64| {
+        if matches!(action, Action::SQLITE_INSERT | Action::SQLITE_UPDATE)
+            && table == schema::MESSAGES
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }));
+    changed
+}
+
 fn run(
     connection: Connection,
     receiver: mpsc::Receiver<Job>,
     checkpoints: super::checkpoint::Wanted,
     changes: &Changes,
 ) {
+    let messages_changed = watch_messages(&connection);
+    let announce = |kept: bool| {
+        if messages_changed.swap(false, Ordering::Relaxed) && kept {
+            changes.announce();
+        }
+    };
     let mut pending: VecDeque<Job> = VecDeque::new();
     // What `PRAGMA synchronous` is set to now (it can only change between
     // transactions).
@@ -121,9 +154,7 @@ fn run(
                 }
             }
         }
-        if batch(&connection, &mut pending) {
-            changes.announce();
-        }
+        batch(&connection, &mut pending, &announce);
         checkpoints.truncate_if_wanted(&connection);
     }
 }
@@ -131,18 +162,19 @@ fn run(
 /// Run `job` alone, on the caller's thread: a batch of one (the database
 /// in memory, which has no writer thread; [`super::memory`]).
 pub fn run_alone(connection: &Connection, job: Job) {
-    batch(connection, &mut VecDeque::from([job]));
+    batch(connection, &mut VecDeque::from([job]), &|_| {});
 }
 
 /// Run jobs from the front of `pending` in one transaction until it is
-/// empty or the budget is spent, and commit them; whether a write was kept
-/// (committed, and not every job undone).
-fn batch(connection: &Connection, pending: &mut VecDeque<Job>) -> bool {
+/// empty or the budget is spent, and commit them. Once committed, and
+/// before any caller is answered, `committed` hears whether a write was
+/// kept (not every job undone).
+fn batch(connection: &Connection, pending: &mut VecDeque<Job>, committed: &dyn Fn(bool)) {
     if let Err(e) = run_cached(connection, "BEGIN IMMEDIATE") {
         // Another process held the write lock past the busy timeout (or the
         // file is unusable): every waiting job hears of it.
         fail_all(pending.drain(..), &e);
-        return false;
+        return;
     }
     let started = Instant::now();
     let mut ran: Vec<Deliver> = Vec::new();
@@ -150,7 +182,7 @@ fn batch(connection: &Connection, pending: &mut VecDeque<Job>) -> bool {
     while let Some(job) = pending.pop_front() {
         if let Err(e) = run_cached(connection, "SAVEPOINT job") {
             abandon(connection, ran, Some(job), &e);
-            return false;
+            return;
         }
         let (keep, deliver) = (job.work)(Ok(connection));
         if connection.is_autocommit() {
@@ -159,7 +191,7 @@ fn batch(connection: &Connection, pending: &mut VecDeque<Job>) -> bool {
             let e = gone();
             ran.push(deliver);
             abandon(connection, ran, None, &e);
-            return false;
+            return;
         }
         kept |= keep == Keep::Commit;
         let end = match keep {
@@ -170,7 +202,7 @@ fn batch(connection: &Connection, pending: &mut VecDeque<Job>) -> bool {
         ran.push(deliver);
         if let Err(e) = end {
             abandon(connection, ran, None, &e);
-            return false;
+            return;
         }
         if started.elapsed() >= BATCH_BUDGET {
             break;
@@ -178,13 +210,10 @@ fn batch(connection: &Connection, pending: &mut VecDeque<Job>) -> bool {
     }
     match run_cached(connection, "COMMIT") {
         Ok(()) => {
+            committed(kept);
             ran.into_iter().for_each(|deliver| deliver(None));
-            kept
         }
-        Err(e) => {
-            abandon(connection, ran, None, &e);
-            false
-        }
+        Err(e) => abandon(connection, ran, None, &e),
     }
 }
 

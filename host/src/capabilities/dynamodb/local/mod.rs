@@ -141,7 +141,10 @@ impl ItemStore for InTransaction<'_> {
         let (physical, text) = (physical(self.tables, table)?, encode(&item)?);
         self.tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO items (tbl, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
+                // In place: the row keeps its place, the key's index is
+                // not touched.
+                "INSERT INTO items (tbl, pk, sk, item) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tbl, pk, sk) DO UPDATE SET item = excluded.item",
             )
             .and_then(|mut statement| statement.execute(params![physical, key.0, key.1, text]))
             .map(drop)
@@ -395,6 +398,40 @@ mod tests {
         ));
         assert!(stored.iter().any(|(n, v)| n == "nested"
             && matches!(v, AttributeValue::Json(j) if j.contains("\"N\":\"1\""))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// An item written again is changed where it is: its row stays (so
+    /// the key's index is not written), and the new text is what is read.
+    #[tokio::test]
+    async fn an_item_written_again_keeps_its_row() {
+        let (tables, dir) = tables();
+        let row = |tables: &LocalTables| -> i64 {
+            tables
+                .store
+                .read(|c| c.query_row("SELECT rowid FROM items WHERE pk = 'A'", [], |r| r.get(0)))
+                .unwrap()
+        };
+        tables
+            .transact_write(&[put(item("A", "#", "1"), Condition::None)])
+            .await
+            .unwrap();
+        let first = row(&tables);
+        tables
+            .transact_write(&[put(item("A", "#", "2"), Condition::None)])
+            .await
+            .unwrap();
+        assert_eq!(row(&tables), first);
+        let stored = tables
+            .get("environments", &item("A", "#", "")[..2].to_vec())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            stored
+                .iter()
+                .any(|(n, v)| n == "v" && matches!(v, AttributeValue::S(s) if s == "2"))
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
