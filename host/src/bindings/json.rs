@@ -90,6 +90,86 @@ pub fn write_named<V, E>(
     Ok(())
 }
 
+/// A value a request's field holds, written as the recording writes it.
+pub trait Field {
+    fn write_field(&self, out: &mut Vec<u8>);
+}
+
+impl<T: Recordable> Field for T {
+    fn write_field(&self, out: &mut Vec<u8>) {
+        self.write_json(out);
+    }
+}
+
+impl<T: Recordable> Field for [T] {
+    fn write_field(&self, out: &mut Vec<u8>) {
+        T::write_list(self, out);
+    }
+}
+
+impl Field for str {
+    fn write_field(&self, out: &mut Vec<u8>) {
+        write_str(self, out);
+    }
+}
+
+impl Field for &str {
+    fn write_field(&self, out: &mut Vec<u8>) {
+        write_str(self, out);
+    }
+}
+
+/// An object of `fields` given in any order, written as [`Object`] writes
+/// it (the names sorted here).
+pub fn write_object(fields: &mut [(&'static str, &dyn Field)], out: &mut Vec<u8>) {
+    fields.sort_unstable_by_key(|(name, _)| *name);
+    let mut object = Object::new(out);
+    for (name, value) in fields.iter() {
+        object = object.field(name, *value);
+    }
+    object.end();
+}
+
+/// A JSON object written field by field, as `json!` would build it and
+/// `serde_json` write it: the caller gives the names in byte order (the
+/// order a tree keeps them in; checked in debug builds and tests).
+pub struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    last: Option<&'static str>,
+}
+
+impl<'a> Object<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, last: None }
+    }
+
+    pub fn field<V: Field + ?Sized>(self, name: &'static str, value: &V) -> Self {
+        self.with(name, |out| value.write_field(out))
+    }
+
+    /// A field whose value `write` writes.
+    pub fn with(mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        debug_assert!(
+            self.last.is_none_or(|last| last < name),
+            "`{name}` written after `{:?}`",
+            self.last
+        );
+        if self.last.is_some() {
+            self.out.push(b',');
+        }
+        write_str(name, self.out);
+        self.out.push(b':');
+        write(self.out);
+        self.last = Some(name);
+        self
+    }
+
+    pub fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
 /// An unsigned number as JSON.
 fn write_number(n: u64, out: &mut Vec<u8>) {
     use std::io::Write as _;

@@ -71,7 +71,7 @@ impl Backends {
         let observer = &self.observer;
         // A replayed call never reaches the tape: the JSON goes to one.
         let (replayed, taped) = match observer.replay {
-            Some(_) => (json, None),
+            Some(_) => (json.map(|text| crate::calls::tape::tree(&text)), None),
             None => (None, json),
         };
         // Innermost first. Each step gets the one inside it pinned here, by

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::calls::Call;
 
 mod recorded;
-pub use recorded::{RecordedCall, answer};
+pub use recorded::{RecordedCall, answer, text, tree};
 
 /// At most this many random bytes are kept per message: a guest drawing
 /// more replays the rest from a fixed sequence.
@@ -61,8 +61,7 @@ pub struct Tape(Arc<Mutex<Taped>>);
 
 impl Tape {
     /// A call ended: its request, and its answer as [`answer`] wrote it.
-    pub fn call(&self, call: Call, request: &Value, answer: Box<RawValue>) {
-        let request = recorded::text(request);
+    pub fn call(&self, call: Call, request: Box<RawValue>, answer: Box<RawValue>) {
         let mut taped = lock(&self.0);
         if taped.calls.len() >= MAX_CALLS {
             taped.overflowed = true;
@@ -78,7 +77,7 @@ impl Tape {
     /// [`Tape::call`] with the answer as a tree.
     #[cfg(test)]
     pub fn call_json(&self, call: Call, request: Value, answer: Value) {
-        self.call(call, &request, recorded::text(&answer));
+        self.call(call, recorded::text(&request), recorded::text(&answer));
     }
 
     fn clock_read(&self, ms: u64) {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::bindings::json::Recordable;
 use crate::calls::Call;
@@ -12,12 +12,12 @@ use crate::calls::tape::{Tape, answer};
 pub async fn around<T: Recordable, E: Recordable>(
     tape: Option<&Tape>,
     call: Call,
-    request: Option<Value>,
+    request: Option<Box<RawValue>>,
     next: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
     let result = next.await;
     if let (Some(tape), Some(request)) = (tape, request) {
-        tape.call(call, &request, answer(&result));
+        tape.call(call, request, answer(&result));
     }
     result
 }
@@ -36,13 +36,13 @@ mod tests {
         let _: Answered = run(around(
             Some(&tape),
             Call::KmsDecrypt,
-            Some(json!({"key": "k"})),
+            Some(crate::calls::tape::text(&json!({"key": "k"}))),
             async { Ok("plain".into()) },
         ));
         let _ = run(around(
             Some(&tape),
             Call::RuntimeCreate,
-            Some(json!({})),
+            Some(crate::calls::tape::text(&json!({}))),
             async { failed(ErrorCode::Conflict, "taken") },
         ));
         let calls = tape.taken().calls;

@@ -1,10 +1,8 @@
 //! The `dynamodb` interface's requests.
 
-use serde_json::Value;
-
 use super::Request;
 use crate::bindings::envmgr::environments::dynamodb::{Item, QueryRequest, UpdateItem, Write};
-use crate::bindings::json::Recordable;
+use crate::bindings::json::{Object, Recordable};
 use crate::calls::Call;
 use crate::capabilities::dynamodb::{show_item, show_query, show_write, show_writes};
 
@@ -18,8 +16,11 @@ impl Request for Get<'_> {
     fn text(&self) -> String {
         format!("{} {}", self.table, show_item(self.key))
     }
-    fn json(&self) -> Value {
-        serde_json::json!({ "table": self.table, "key": self.key.record() })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("key", self.key)
+            .field("table", self.table)
+            .end();
     }
 }
 
@@ -30,8 +31,8 @@ impl Request for Query<'_> {
     fn text(&self) -> String {
         show_query(self.0)
     }
-    fn json(&self) -> Value {
-        self.0.record()
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.0.write_json(out);
     }
 }
 
@@ -42,8 +43,8 @@ impl Request for TransactWrite<'_> {
     fn text(&self) -> String {
         show_writes(self.0)
     }
-    fn json(&self) -> Value {
-        serde_json::json!({ "writes": Write::record_list(self.0) })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out).field("writes", self.0).end();
     }
 }
 
@@ -54,7 +55,7 @@ impl Request for Update<'_> {
     fn text(&self) -> String {
         show_write(&Write::Update(self.0.clone()))
     }
-    fn json(&self) -> Value {
-        self.0.record()
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.0.write_json(out);
     }
 }

@@ -1,12 +1,10 @@
 //! The `github` interface's requests.
 
-use serde_json::{Value, json};
-
 use super::Request;
 use crate::bindings::envmgr::environments::github::{
     NewDeployment, NewDeploymentStatus, Repository,
 };
-use crate::bindings::json::Recordable;
+use crate::bindings::json::{Object, write_object};
 use crate::calls::Call;
 use crate::capabilities::github::{show, state_name};
 
@@ -19,8 +17,10 @@ impl Request for Authenticate {
     fn text(&self) -> String {
         format!("installation={}", self.installation_id)
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("installation-id", &self.installation_id)
+            .end();
     }
 }
 
@@ -41,8 +41,13 @@ impl Request for ListComments<'_> {
             self.marker
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "issue-number": self.issue_number, "marker": self.marker })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("installation-id", &self.installation_id)
+            .field("issue-number", &self.issue_number)
+            .field("marker", self.marker)
+            .field("repo", self.repo)
+            .end();
     }
 }
 
@@ -63,8 +68,13 @@ impl Request for CreateComment<'_> {
             self.body
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "issue-number": self.issue_number, "body": self.body })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("body", self.body)
+            .field("installation-id", &self.installation_id)
+            .field("issue-number", &self.issue_number)
+            .field("repo", self.repo)
+            .end();
     }
 }
 
@@ -85,8 +95,13 @@ impl Request for UpdateComment<'_> {
             self.body
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "comment-id": self.comment_id, "body": self.body })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("body", self.body)
+            .field("comment-id", &self.comment_id)
+            .field("installation-id", &self.installation_id)
+            .field("repo", self.repo)
+            .end();
     }
 }
 
@@ -105,8 +120,13 @@ macro_rules! by_id {
             fn text(&self) -> String {
                 format!(concat!("{} ", $shown, "={}"), show(self.repo), self.id)
             }
-            fn json(&self) -> Value {
-                json!({ "installation-id": self.installation_id, "repo": self.repo.record(), $field: self.id })
+            fn write_json(&self, out: &mut Vec<u8>) {
+                // Every id's name sorts before `installation-id`.
+                Object::new(out)
+                    .field($field, &self.id)
+                    .field("installation-id", &self.installation_id)
+                    .field("repo", self.repo)
+                    .end();
             }
         }
     };
@@ -146,8 +166,15 @@ macro_rules! by_name {
             fn text(&self) -> String {
                 format!(concat!("{} ", $shown, "={}"), show(self.repo), self.$field)
             }
-            fn json(&self) -> Value {
-                json!({ "installation-id": self.installation_id, "repo": self.repo.record(), stringify!($field): self.$field })
+            fn write_json(&self, out: &mut Vec<u8>) {
+                write_object(
+                    &mut [
+                        (stringify!($field), &self.$field),
+                        ("installation-id", &self.installation_id),
+                        ("repo", self.repo),
+                    ],
+                    out,
+                );
             }
         }
     };
@@ -180,8 +207,11 @@ impl Request for CreateInstallationToken<'_> {
             show(self.repo)
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record() })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("installation-id", &self.installation_id)
+            .field("repo", self.repo)
+            .end();
     }
 }
 
@@ -204,8 +234,14 @@ impl Request for FindDeployments<'_> {
             self.task
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "sha": self.sha, "environment": self.environment, "task": self.task })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("environment", self.environment)
+            .field("installation-id", &self.installation_id)
+            .field("repo", self.repo)
+            .field("sha", self.sha)
+            .field("task", self.task)
+            .end();
     }
 }
 
@@ -230,8 +266,12 @@ impl Request for CreateDeployment<'_> {
             d.production_environment
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "deployment": self.deployment.record() })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("deployment", self.deployment)
+            .field("installation-id", &self.installation_id)
+            .field("repo", self.repo)
+            .end();
     }
 }
 
@@ -256,7 +296,12 @@ impl Request for CreateDeploymentStatus<'_> {
             s.log_url
         )
     }
-    fn json(&self) -> Value {
-        json!({ "installation-id": self.installation_id, "repo": self.repo.record(), "deployment-id": self.deployment_id, "status": self.status.record() })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("deployment-id", &self.deployment_id)
+            .field("installation-id", &self.installation_id)
+            .field("repo", self.repo)
+            .field("status", self.status)
+            .end();
     }
 }

@@ -1,14 +1,10 @@
 //! The requests of `kms`, `keys`, `analytics`, `runtime` and `requests`: one or
 //! two calls each.
 
-use std::collections::BTreeMap;
-
-use serde_json::{Value, json};
-
 use super::Request;
 use crate::bindings::envmgr::environments::analytics::TrackEvent;
 use crate::bindings::envmgr::environments::runtime::{CreateRequest, DeleteRequest};
-use crate::bindings::json::Recordable;
+use crate::bindings::json::{Object, Recordable, write_named, write_str};
 use crate::calls::Call;
 
 pub struct Decrypt<'a> {
@@ -29,17 +25,22 @@ impl Request for Decrypt<'_> {
     }
     /// The ciphertext by its digest: the tape finds the answer by it, and
     /// needs no copy of what only KMS can read.
-    fn json(&self) -> Value {
-        let context: BTreeMap<&str, &str> = self
-            .context
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        json!({
-            "ciphertext-sha256": crate::support::hex_sha256(self.ciphertext),
-            "encryption-context": context,
-            "label": self.label,
-        })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field(
+                "ciphertext-sha256",
+                &crate::support::hex_sha256(self.ciphertext),
+            )
+            // A map of the pairs: by name, a name given twice with its last
+            // value.
+            .with("encryption-context", |out| {
+                let _ = write_named(self.context, out, |value, out| {
+                    write_str(value, out);
+                    Ok::<(), ()>(())
+                });
+            })
+            .field("label", self.label)
+            .end();
     }
 }
 
@@ -57,12 +58,12 @@ impl Request for GenerateKey<'_> {
             self.app_id, self.environment_id, self.request_version
         )
     }
-    fn json(&self) -> Value {
-        json!({
-            "app-id": self.app_id,
-            "environment-id": self.environment_id,
-            "request-version": self.request_version,
-        })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("app-id", self.app_id)
+            .field("environment-id", self.environment_id)
+            .field("request-version", self.request_version)
+            .end();
     }
 }
 
@@ -76,8 +77,11 @@ impl Request for VerifyReport<'_> {
     fn text(&self) -> String {
         format!("<{} bytes> key={}", self.jws.len(), self.public_jwk)
     }
-    fn json(&self) -> Value {
-        json!({ "jws": self.jws, "public-jwk": self.public_jwk })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out)
+            .field("jws", self.jws)
+            .field("public-jwk", self.public_jwk)
+            .end();
     }
 }
 
@@ -92,14 +96,14 @@ impl Request for Track<'_> {
             event.event, event.user_id, event.properties_json, event.message_id
         )
     }
-    fn json(&self) -> Value {
+    fn write_json(&self, out: &mut Vec<u8>) {
         let event = self.0;
-        json!({
-            "event": event.event,
-            "user-id": event.user_id,
-            "properties-json": event.properties_json,
-            "message-id": event.message_id,
-        })
+        Object::new(out)
+            .field("event", &event.event)
+            .field("message-id", &event.message_id)
+            .field("properties-json", &event.properties_json)
+            .field("user-id", &event.user_id)
+            .end();
     }
 }
 
@@ -138,27 +142,41 @@ impl Request for CreateRuntime<'_> {
             label(self.signing_key),
         )
     }
-    fn json(&self) -> Value {
-        let sealed = |label: Option<&str>| label.map(|label| json!({ "sealed": label }));
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let sealed = |label: &str, out: &mut Vec<u8>| Object::new(out).field("sealed", label).end();
+        let maybe_sealed = |label: Option<&str>, out: &mut Vec<u8>| match label {
+            Some(label) => sealed(label, out),
+            None => out.extend_from_slice(b"null"),
+        };
         let r = self.request;
-        json!({
-            "idempotency-key": r.idempotency_key,
-            "app-id": r.app_id,
-            "environment-id": r.environment_id,
-            "environment-type": r.environment_type,
-            "repository": r.repository,
-            "branch": r.branch,
-            "sha": r.sha,
-            "request-version": r.request_version,
-            "entrypoint": r.entrypoint,
-            "installation-token": sealed(self.installation_token),
-            "secrets": self
-                .secrets
-                .iter()
-                .map(|(name, label)| json!({ "name": name, "value": { "sealed": label } }))
-                .collect::<Vec<_>>(),
-            "signing-key": sealed(self.signing_key),
-        })
+        Object::new(out)
+            .field("app-id", &r.app_id)
+            .field("branch", &r.branch)
+            .field("entrypoint", &r.entrypoint)
+            .field("environment-id", &r.environment_id)
+            .field("environment-type", &r.environment_type)
+            .field("idempotency-key", &r.idempotency_key)
+            .with("installation-token", |out| {
+                maybe_sealed(self.installation_token, out)
+            })
+            .field("repository", &r.repository)
+            .field("request-version", &r.request_version)
+            .with("secrets", |out| {
+                out.push(b'[');
+                for (i, (name, label)) in self.secrets.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    Object::new(out)
+                        .field("name", *name)
+                        .with("value", |out| sealed(label, out))
+                        .end();
+                }
+                out.push(b']');
+            })
+            .field("sha", &r.sha)
+            .with("signing-key", |out| maybe_sealed(self.signing_key, out))
+            .end();
     }
 }
 
@@ -174,8 +192,8 @@ impl Request for DeleteRuntime<'_> {
             r.idempotency_key, r.environment_id, r.environment_type, r.request_version, r.reason
         )
     }
-    fn json(&self) -> Value {
-        self.0.record()
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.0.write_json(out);
     }
 }
 
@@ -187,7 +205,7 @@ impl Request for SendRequest<'_> {
     fn text(&self) -> String {
         self.0.to_string()
     }
-    fn json(&self) -> Value {
-        json!({ "body": self.0 })
+    fn write_json(&self, out: &mut Vec<u8>) {
+        Object::new(out).field("body", self.0).end();
     }
 }

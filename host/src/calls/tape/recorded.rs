@@ -9,7 +9,8 @@
 //! from its typed value ([`Recordable::write_json`], the same JSON that
 //! [`Recordable::record`] builds: format 1 does not change), checked to be
 //! JSON, and kept as that text until the recording is stored. A request
-//! keeps its tree only as long as the call path needs it.
+//! is written the same way, field by field
+//! ([`Request::write_json`](crate::calls::requests::Request::write_json)).
 //!
 //! Read back (replay, shadow runs, `record export`), the text is parsed
 //! into trees where the replay compares them.
@@ -97,7 +98,8 @@ pub fn text(value: &Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).expect("a JSON tree is JSON")
 }
 
-fn tree(text: &RawValue) -> Value {
+/// A recorded text as a tree (what a replay compares).
+pub fn tree(text: &RawValue) -> Value {
     serde_json::from_str(text.get()).expect("a recorded call's JSON")
 }
 
