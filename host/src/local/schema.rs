@@ -30,6 +30,12 @@ pub fn create(connection: &Connection) -> rusqlite::Result<()> {
 /// the file, past its page cache — and a search compares whole cells, so
 /// every lookup that passed such an item read it: ~60 reads from the file
 /// per create. [`items_out_of_their_key`] moves a file's items over.)
+///
+/// Bound: the key's index holds one entry (the key and a row id) per item,
+/// so it is bounded by what bounds the items: an environment's tombstone
+/// goes at its `purgeAt` (`local::expiry`), recordings at their retention
+/// and `max_entries` (`record::store`), the rest is one app's apps,
+/// secrets and live environments.
 const DYNAMODB: &str = "
     CREATE TABLE IF NOT EXISTS items (
         tbl  TEXT NOT NULL,
