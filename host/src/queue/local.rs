@@ -215,14 +215,15 @@ fn prune_dead_letters(connection: &rusqlite::Connection, queue: &str) -> rusqlit
 }
 
 /// A message put on `queue` inside the caller's transaction (e.g. the local
-/// Runtime Service's status report, sent with the runtime it records), its
-/// new id returned.
+/// Runtime Service's status report, sent with the runtime it records),
+/// hidden for `delay` (SQS's `DelaySeconds`), its new id returned.
 pub fn enqueue_in(
     connection: &rusqlite::Connection,
     queue: &str,
     body: &str,
+    delay: Duration,
 ) -> rusqlite::Result<String> {
-    insert(connection, queue, body, &encode_attributes(&[]))
+    insert_after(connection, queue, body, &encode_attributes(&[]), delay)
 }
 
 fn insert(
@@ -231,13 +232,33 @@ fn insert(
     body: &str,
     attributes: &str,
 ) -> rusqlite::Result<String> {
+    insert_after(connection, queue, body, attributes, Duration::ZERO)
+}
+
+/// A message hidden for `delay` from when it is sent (SQS's `DelaySeconds`).
+fn insert_after(
+    connection: &rusqlite::Connection,
+    queue: &str,
+    body: &str,
+    attributes: &str,
+    delay: Duration,
+) -> rusqlite::Result<String> {
     let id = message_id();
+    let now = now_ms();
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     connection
         .prepare_cached(
             "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![id, queue, body, attributes, now_ms()])?;
+        .execute(params![
+            id,
+            queue,
+            body,
+            attributes,
+            now,
+            now.saturating_add(delay_ms)
+        ])?;
     Ok(id)
 }
 

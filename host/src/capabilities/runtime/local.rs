@@ -7,8 +7,9 @@
 //! It also plays the Runtime Service's part in the lifecycle
 //! (docs/runtime-service.md, "Status reports"): a runtime created with a
 //! signing key reports itself `ready` on the `api` queue, signed with that
-//! key, in the same transaction that records it, so the local backend
-//! shows an environment go from deploying to ready as production would.
+//! key, sent in the same transaction that records it and visible
+//! [`REPORT_AFTER`] later, so the local backend shows an environment go
+//! from deploying to ready as production would.
 
 use std::sync::Mutex;
 
@@ -83,6 +84,14 @@ impl LocalRuntime {
         Ok(all)
     }
 }
+
+/// How long after its create a runtime's `ready` report is delivered: a
+/// real runtime reports once the app is up, never inside the create call.
+/// Delivered at once, the report met its own create still holding the
+/// environment's lease in about half the creates of a busy drain, was
+/// deferred a second and handled twice (docs/performance.md, "sixth
+/// session"); the slowest create of that drain took ~40 ms.
+pub const REPORT_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How long a report stays valid, as the fake and a real service sign it.
 const REPORT_VALID_FOR_S: i64 = 300;
@@ -282,7 +291,7 @@ impl Runtime for LocalRuntime {
                 // A runtime reports once, when it is first created; a
                 // redelivery's call only finds it.
                 if let (1, Some((queue, body))) = (found.2, &report) {
-                    crate::queue::local::enqueue_in(tx, queue, body)?;
+                    crate::queue::local::enqueue_in(tx, queue, body, REPORT_AFTER)?;
                 }
                 Ok(Ok(found))
             })
