@@ -427,4 +427,35 @@ mod tests {
         drop(runtime);
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// The `ready` report is sent with the runtime and delivered
+    /// [`REPORT_AFTER`] later, as a real runtime reports once it is up,
+    /// not while its create still holds the environment's lease; a
+    /// redelivered create sends none.
+    #[tokio::test]
+    async fn the_ready_report_is_delivered_after_the_create_not_inside_it() {
+        let dir =
+            std::env::temp_dir().join(format!("envmgr-runtime-{}", crate::support::random_hex(6)));
+        let store = Store::open_dir(&dir).unwrap();
+        let runtime = LocalRuntime::new(store.clone(), Some("api".into()), None);
+        let mut request = create("k1", 1_000);
+        let key = crate::capabilities::keys::KeyPair::generate().unwrap();
+        request.signing_key = Some(key.private_jwk);
+        runtime.create(&request).await.unwrap();
+        runtime.create(&request).await.unwrap();
+        let hidden = store
+            .read(|db| {
+                db.prepare("SELECT visible_at_ms - sent_at_ms FROM messages WHERE queue = 'api'")?
+                    .query_map([], |row| row.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap();
+        assert_eq!(
+            hidden,
+            vec![REPORT_AFTER.as_millis() as i64],
+            "one report, hidden"
+        );
+        drop(runtime);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
