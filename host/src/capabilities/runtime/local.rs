@@ -87,10 +87,10 @@ impl LocalRuntime {
 
 /// How long after its create a runtime's `ready` report is delivered: a
 /// real runtime reports once the app is up, never inside the create call.
-/// Delivered at once, the report met its own create still holding the
-/// environment's lease in about half the creates of a busy drain, was
-/// deferred a second and handled twice (docs/performance.md, "sixth
-/// session"); a create of that drain took 40 ms at its p99.
+/// Delivered at once, the report often met its own create still holding
+/// the environment's lease, was deferred a second and handled twice
+/// (docs/performance.md, "sixth session"); a quarter of a second is well
+/// past a busy drain's slowest creates.
 pub const REPORT_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How long a report stays valid, as the fake and a real service sign it.
