@@ -196,7 +196,7 @@ async fn enqueue(
     let attributes = encode_attributes(&attributes);
     Ok(store
         .write(durability, move |connection| {
-            insert(connection, &queue, &body, &attributes)
+            insert(connection, &queue, &body, &attributes, Duration::ZERO)
         })
         .await?)
 }
@@ -223,20 +223,11 @@ pub fn enqueue_in(
     body: &str,
     delay: Duration,
 ) -> rusqlite::Result<String> {
-    insert_after(connection, queue, body, &encode_attributes(&[]), delay)
-}
-
-fn insert(
-    connection: &rusqlite::Connection,
-    queue: &str,
-    body: &str,
-    attributes: &str,
-) -> rusqlite::Result<String> {
-    insert_after(connection, queue, body, attributes, Duration::ZERO)
+    insert(connection, queue, body, &encode_attributes(&[]), delay)
 }
 
 /// A message hidden for `delay` from when it is sent (SQS's `DelaySeconds`).
-fn insert_after(
+fn insert(
     connection: &rusqlite::Connection,
     queue: &str,
     body: &str,
@@ -244,21 +235,14 @@ fn insert_after(
     delay: Duration,
 ) -> rusqlite::Result<String> {
     let id = message_id();
-    let now = now_ms();
-    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    let sent = now_ms();
+    let visible = sent.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     connection
         .prepare_cached(
             "INSERT INTO messages (id, queue, body, attributes, sent_at_ms, visible_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![
-            id,
-            queue,
-            body,
-            attributes,
-            now,
-            now.saturating_add(delay_ms)
-        ])?;
+        .execute(params![id, queue, body, attributes, sent, visible])?;
     Ok(id)
 }
 
@@ -387,7 +371,7 @@ impl Queue for LocalQueue {
             .store
             .write(Durability::SurvivesCrash, move |connection| {
                 prune_dead_letters(connection, &queue)?;
-                insert(connection, &queue, &body, &attributes).map(drop)
+                insert(connection, &queue, &body, &attributes, Duration::ZERO).map(drop)
             })
             .await?)
     }
