@@ -105,9 +105,9 @@ const DEPLOYING_ACTIONS: [&str; 4] = ["opened", "reopened", "synchronize", "read
 /// from them by the same code ([`request_of`]).
 pub(super) fn at_once(body: &str) -> Option<Result<Parsed, BadInput>> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
-    let delivery: Delivery = object(&mut deserializer).ok()?;
+    let mut delivery: Delivery = object(&mut deserializer).ok()?;
     deserializer.end().ok()?;
-    let action = delivery.payload.action.clone()?;
+    let action = delivery.payload.action.take()?;
     let acts = action == "closed" || DEPLOYING_ACTIONS.contains(&action.as_str());
     (delivery.name == "pull_request" && acts)
         .then(|| request_of(&delivery.id, &action, delivery.payload))
