@@ -6,7 +6,7 @@
 //! | part | what it does |
 //! |---|---|
 //! | [`crate::calls::tape`] | one message's calls, clock reads and random bytes as they happen; the same tape answering a replay |
-//! | [`store`] | recordings on the deployment's own backend, compressed, chunked, bounded |
+//! | [`store`] | recordings on the deployment's own backend, compressed ([`packed`]), chunked, bounded |
 //! | [`handlers`] | which versions handled the recordings still kept (what `logic gc` keeps) |
 //! | [`recorder`] | after the ack: a bounded queue to the store (dropping and counting under load), and the shadow runs |
 //! | [`replay`] | a recording through two versions in the mock host; identical, differs, fails or not replayable |
@@ -20,6 +20,7 @@
 pub mod commands;
 pub mod files;
 pub mod handlers;
+pub mod packed;
 pub mod recorder;
 pub mod replay;
 pub mod store;

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | tape calls, clock, random | the message's run | — (in memory) |
 //! | hand over | after the message's disposition | queue full: dropped, counted, logged at debug |
-//! | store | the worker, up to 16 waiting recordings in one transaction | counted as failed, warned at most once a minute; the message is long done |
+//! | store | the worker, up to 32 recordings gathered over 100 ms in one transaction | counted as failed, warned at most once a minute; the message is long done |
 //! | prune (local) | the worker, every 256 stores, by key | warned |
 //! | shadow run | the worker, in the mock host against the recording | counted as its verdict; differing and failing runs kept for `--shadow-report` |
 
@@ -32,8 +32,14 @@ use crate::record::store::Recordings;
 
 /// Stores between two prunes of the local table.
 const PRUNE_EVERY: u64 = 256;
-/// Recordings stored together when several wait (one transaction).
-const BATCH: usize = 16;
+/// The most recordings stored together (one transaction, one commit).
+const BATCH: usize = 32;
+/// How long the first recording of a batch waits for more: nothing waits
+/// for a recording, and each commit of one or two recordings cost a
+/// hand-off to the database's writer, its pages written and flushed again
+/// (docs/performance.md). Bound: at most [`BATCH`] recordings held this
+/// long, besides the queue's [`Settings::queue`].
+const GATHER: Duration = Duration::from_millis(100);
 /// How often a store that keeps failing is said in the log.
 const SAY_FAILURES_EVERY: Duration = Duration::from_secs(60);
 /// How often a host writes its shadow counts to the shared store.
@@ -134,6 +140,20 @@ struct Worker {
     marked: crate::record::handlers::Marked,
 }
 
+/// `first` and what comes after it within [`GATHER`], up to [`BATCH`]; less
+/// when the queue closes (the host is stopping: nothing is held back).
+async fn gather<T>(first: T, receiver: &mut mpsc::Receiver<T>) -> Vec<T> {
+    let until = tokio::time::Instant::now() + GATHER;
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match tokio::time::timeout_at(until, receiver.recv()).await {
+            Ok(Some(next)) => batch.push(next),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    batch
+}
+
 impl Worker {
     async fn run(mut self, mut receiver: mpsc::Receiver<Handled>) {
         // From before the first recording, so every one stored is marked;
@@ -148,13 +168,7 @@ impl Worker {
             // Idle, the counts are still written: the last of a burst too.
             match tokio::time::timeout(COUNTS_EVERY, receiver.recv()).await {
                 Ok(Some(first)) => {
-                    // What waits besides goes in the same transaction.
-                    let mut batch = vec![first];
-                    while batch.len() < BATCH
-                        && let Ok(next) = receiver.try_recv()
-                    {
-                        batch.push(next);
-                    }
+                    let batch = gather(first, &mut receiver).await;
                     self.store(&batch).await;
                     for handled in &batch {
                         self.shadow(handled).await;
@@ -314,4 +328,40 @@ impl Worker {
 
 fn now_ms() -> u64 {
     crate::support::now_ms().max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_gathers_what_comes_within_its_time_and_no_more() {
+        let (sender, mut receiver) = mpsc::channel(BATCH * 2);
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(GATHER / 2).await;
+            sender.send(2).await.unwrap();
+            tokio::time::sleep(GATHER).await;
+            sender.send(3).await.unwrap();
+            sender
+        });
+        assert_eq!(gather(1, &mut receiver).await, [1, 2]);
+        let sender = late.await.unwrap();
+        assert_eq!(
+            gather(receiver.recv().await.unwrap(), &mut receiver).await,
+            [3]
+        );
+
+        // Full: stored at once; closed: nothing is held back.
+        for n in 0..BATCH + 1 {
+            sender.send(n).await.unwrap();
+        }
+        let began = tokio::time::Instant::now();
+        let first = receiver.recv().await.unwrap();
+        assert_eq!(gather(first, &mut receiver).await.len(), BATCH);
+        assert_eq!(began.elapsed(), Duration::ZERO);
+        drop(sender);
+        let last = receiver.recv().await.unwrap();
+        assert_eq!(gather(last, &mut receiver).await, [BATCH]);
+        assert_eq!(began.elapsed(), Duration::ZERO);
+    }
 }

@@ -16,7 +16,6 @@
 //! oldest first, to `max_entries`.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -29,6 +28,8 @@ use crate::capabilities::dynamodb::{
 use crate::config::Record as Settings;
 use crate::record::Recording;
 use crate::record::replay::Tally;
+
+pub use super::packed::{pack, unpack};
 
 /// The logical table.
 pub const TABLE: &str = crate::config::RECORDINGS_TABLE;
@@ -107,28 +108,6 @@ fn data(item: &Item) -> Option<&[u8]> {
 
 fn failed(what: &str) -> impl Fn(crate::capabilities::Error) -> anyhow::Error + '_ {
     move |e| anyhow::anyhow!("{what}: {}", e.describe())
-}
-
-/// Gzip'd JSON.
-pub fn pack(recording: &Recording) -> anyhow::Result<Vec<u8>> {
-    let json = serde_json::to_vec(recording)?;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(&json)?;
-    Ok(encoder.finish()?)
-}
-
-pub fn unpack(packed: &[u8]) -> anyhow::Result<Recording> {
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(packed).read_to_end(&mut json)?;
-    let recording: Recording = serde_json::from_slice(&json)?;
-    if recording.format != super::FORMAT {
-        anyhow::bail!(
-            "a recording of format {}; this host reads format {}",
-            recording.format,
-            super::FORMAT
-        );
-    }
-    Ok(recording)
 }
 
 impl Recordings {
