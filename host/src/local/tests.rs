@@ -214,7 +214,7 @@ async fn a_read_sees_the_write_answered_before_it(in_memory: bool) {
 
 /// Two readers that always overlap (one opens its snapshot before the
 /// other closes its own) never let the WAL start over by itself; with
-/// the writer's truncating checkpoint it stays near its threshold
+/// the writer's restarting checkpoint it stays near its threshold
 /// while 8 MiB are written.
 #[tokio::test(flavor = "multi_thread")]
 async fn readers_that_always_overlap_do_not_grow_the_wal() {
@@ -224,7 +224,7 @@ async fn readers_that_always_overlap_do_not_grow_the_wal() {
     let path = dir.join(FILE_NAME);
     let policy = checkpoint::Policy {
         every: Duration::from_millis(20),
-        truncate_past_frames: 256,
+        restart_past_frames: 256,
     };
     let store = Store::open_with(&path, policy).unwrap();
     store
@@ -265,8 +265,8 @@ async fn readers_that_always_overlap_do_not_grow_the_wal() {
     done.store(true, Ordering::Relaxed);
     readers.join().unwrap();
     // 16 MiB (some 50 MB of WAL) written; the threshold is 1 MiB. Never
-    // truncated, the WAL ends at ~52 MB. On a loaded machine the first
-    // truncation can come late (the checkpointing thread and the readers
+    // restarted, the WAL ends at ~52 MB. On a loaded machine the first
+    // restart can come late (the checkpointing thread and the readers
     // scheduled late: up to 21 MB seen with two test runs at once), so the
     // bound leaves room for that and none for never.
     assert!(largest < 24 << 20, "the WAL grew to {largest} bytes");
@@ -274,7 +274,7 @@ async fn readers_that_always_overlap_do_not_grow_the_wal() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A reader holding one snapshot for long keeps every truncation from
+/// A reader holding one snapshot for long keeps every restart from
 /// finishing: the writer backs off instead of waiting at every batch.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_reader_does_not_stall_every_write() {
@@ -283,7 +283,7 @@ async fn a_long_reader_does_not_stall_every_write() {
     let path = dir.join(FILE_NAME);
     let policy = checkpoint::Policy {
         every: Duration::from_millis(10),
-        truncate_past_frames: 16,
+        restart_past_frames: 16,
     };
     let store = Store::open_with(&path, policy).unwrap();
     store

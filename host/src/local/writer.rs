@@ -76,7 +76,7 @@ pub enum Keep {
 
 /// Start the thread that owns `connection`; it ends when every sender is
 /// dropped, once the jobs already sent are done.
-/// Between batches it truncates the WAL when `checkpoints` asks.
+/// Between batches it restarts the WAL when `checkpoints` asks.
 pub fn start(
     connection: Connection,
     name: String,
@@ -155,7 +155,7 @@ fn run(
             }
         }
         batch(&connection, &mut pending, &announce);
-        checkpoints.truncate_if_wanted(&connection);
+        checkpoints.restart_if_wanted(&connection);
     }
 }
 
