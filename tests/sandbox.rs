@@ -72,6 +72,25 @@ async fn a_memory_bomb_ends_at_the_memory_limit() {
 }
 
 #[tokio::test]
+async fn nothing_a_message_leaves_in_memory_reaches_the_next() {
+    // Each message gets a new instance in a pool slot an earlier one used;
+    // the pool resets what that one dirtied (only the pages the kernel
+    // reports dirty, where it can: `engine::KEEP_RESIDENT_BYTES`). The
+    // chaos guest overwrites a value of its data image and writes a page
+    // it grew: every later message must find both as new.
+    let host = chaos_host();
+    for round in 0..4 {
+        let delivery = host.deliver(&host.message("api", "remember")).await;
+        match delivery.result {
+            Ok(Ok(Outcome::Done(what))) => {
+                assert_eq!(what, "image 7, grown page 0x0", "message {round}")
+            }
+            other => panic!("message {round}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_guest_sees_no_environment_files_or_network() {
     // A port that does listen: a refused connection would look the same as
     // a sandbox that forbids sockets, an accepted one cannot.

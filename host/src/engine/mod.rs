@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+    Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -43,26 +44,14 @@ const TABLES_PER_COMPONENT: u32 = 8;
 /// is most of the fixed per-message cost: past this size the pool returns
 /// pages with `madvise`, whose page faults and TLB shootdowns (IPIs to the
 /// other cores) were half of a `perf` profile of an instance's life.
-/// Measured with the create_flow bench (interleaved medians, this machine,
-/// Linux 6.18, contract 0.3.0): 64 KiB: component 84.7 µs, floor 22.0 µs;
-/// 1 MiB: 95.4, 29.8; 4 MiB: 75.3, 19.4; 16 MiB: 74.6, 19.2.
 ///
-/// The large size pays only where the kernel tells wasmtime which pages a
-/// message dirtied (`PAGEMAP_SCAN`, Linux 6.7 and later): only those are
-/// reset, and only they stay resident. Without it the whole region would
-/// be cleared for every message, so older kernels keep the small size.
-fn keep_resident_bytes() -> usize {
-    const SMALL: usize = 64 << 10;
-    const LARGE: usize = 4 << 20;
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse::<u32>().ok());
-    match (numbers.next(), numbers.next()) {
-        (Some(major), Some(minor)) if (major, minor) >= (6, 7) => LARGE,
-        _ => SMALL,
-    }
-}
+/// Where the kernel reports which pages a message dirtied (`PAGEMAP_SCAN`,
+/// Linux 6.7 and later; wasmtime 48 asks only when told to, [`Engine::new`])
+/// only those are reset; elsewhere the memory the guest made accessible is,
+/// up to this size. Measured both ways with the create_flow bench
+/// (`docs/performance.md`, "The sandbox"). Bound: this much per pool slot
+/// (`[limits] concurrency` slots) stays resident between messages.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
 /// Compiles logic versions and runs messages through them.
 pub struct Engine {
@@ -147,6 +136,9 @@ impl Engine {
     pub fn new(limits: Limits) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         let n = limits.concurrency.max(1);
+        // Off unless asked for in wasmtime 48; `Auto` uses it where the
+        // kernel has it (`KEEP_RESIDENT_BYTES`).
+        pool.pagemap_scan(Enabled::Auto);
         pool.total_component_instances(n)
             .total_core_instances(n * CORE_INSTANCES_PER_COMPONENT)
             .total_memories(n * MEMORIES_PER_COMPONENT)
@@ -156,7 +148,7 @@ impl Engine {
             .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .max_memory_size(limits.memory_bytes)
-            .linear_memory_keep_resident(keep_resident_bytes())
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(64 << 10);
 
         let mut config = Config::new();

@@ -3,7 +3,8 @@
 //! `ambient:PORT` reports what it can reach outside the sandbox (a TCP
 //! connection to PORT on 127.0.0.1 among it), `stdio` writes marker lines to
 //! stdout and stderr and reports what it read from stdin, `entropy` reports
-//! random bytes and the clocks, anything else returns done.
+//! random bytes and the clocks, `remember` reports what an earlier message
+//! left in its memory (`remember()`), anything else returns done.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -43,6 +44,7 @@ impl bindings::Guest for Chaos {
             }
             "stdio" => Ok(Outcome::Done(stdio())),
             "entropy" => Ok(Outcome::Done(entropy())),
+            "remember" => Ok(Outcome::Done(remember())),
             other if other.starts_with("ambient:") => {
                 let port = other["ambient:".len()..].parse().unwrap_or(1);
                 Ok(Outcome::Done(ambient(port)))
@@ -54,6 +56,31 @@ impl bindings::Guest for Chaos {
             other => Ok(Outcome::Done(format!("chaos guest ignored `{other}`"))),
         }
     }
+}
+
+/// What a message before this one left in linear memory, which the pool
+/// reuses for the next instance: a value of the data image overwritten, and
+/// a page grown and written. A fresh instance reads `image 7, grown page 0`
+/// every time; anything else is one message's state reaching another.
+fn remember() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Not zero, so it sits in the data image (restored), not in the zeroed
+    // part of memory.
+    static IMAGE: AtomicU32 = AtomicU32::new(7);
+    let image = IMAGE.swap(99, Ordering::Relaxed);
+    let page = core::arch::wasm32::memory_grow::<0>(1);
+    if page == usize::MAX {
+        return "no page to grow".to_string();
+    }
+    let word = (page * 65536) as *mut u32;
+    // SAFETY: the page was just grown, so it is in bounds and nothing else
+    // of this program uses it.
+    let grown = unsafe {
+        let before = word.read_volatile();
+        word.write_volatile(0xdead_beef);
+        before
+    };
+    format!("image {image}, grown page {grown:#x}")
 }
 
 /// What the guest can see without asking the host's capabilities.
